@@ -1,0 +1,55 @@
+/*
+ * multivector.h
+ *	  The multivector type: an N x D matrix of float32, one row per token.
+ *
+ * On-disk (and in-memory) layout, version 1.  This is a forever contract:
+ * pg_upgrade copies data files byte for byte.
+ *
+ *	 offset  size  field
+ *	 0       4     varlena header (set with SET_VARSIZE, never touched directly)
+ *	 4       2     dim      D, floats per row, 1 .. MV_MAX_DIM
+ *	 6       1     format   element format: MV_FORMAT_FLOAT32 (0); 1 = half and
+ *	                        2 = binary are reserved for later releases
+ *	 7       1     flags    reserved, always 0 (recv and in reject anything else)
+ *	 8       4     nvec     N, rows, 1 .. MV_MAX_VECTORS
+ *	 12      4     reserved always 0
+ *	 16      ...   data     N*D elements, row-major
+ *
+ * The 16-byte header keeps the data 8-byte aligned within a MAXALIGNed datum.
+ */
+#ifndef MULTIVECTOR_H
+#define MULTIVECTOR_H
+
+#include "postgres.h"
+#include "fmgr.h"
+
+#define MV_MAX_DIM			4096	/* D limit (documented in README) */
+#define MV_MAX_VECTORS		16384	/* N limit (documented in README) */
+
+#define MV_FORMAT_FLOAT32	0
+#define MV_FORMAT_HALF		1	/* reserved */
+#define MV_FORMAT_BINARY	2	/* reserved */
+
+typedef struct MultiVector
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	uint16		dim;			/* D: elements per row */
+	uint8		format;			/* MV_FORMAT_* */
+	uint8		flags;			/* reserved, always zero */
+	int32		nvec;			/* N: rows */
+	int32		reserved;		/* always zero */
+	float		x[FLEXIBLE_ARRAY_MEMBER];	/* N*D floats, row-major */
+} MultiVector;
+
+#define MV_HEADER_SIZE		offsetof(MultiVector, x)
+#define MV_SIZE(nvec, dim)	(MV_HEADER_SIZE + sizeof(float) * (Size) (nvec) * (Size) (dim))
+#define MV_ROW(mv, i)		((mv)->x + (Size) (i) * (mv)->dim)
+
+#define DatumGetMultiVector(d)		((MultiVector *) PG_DETOAST_DATUM(d))
+#define PG_GETARG_MULTIVECTOR_P(n)	DatumGetMultiVector(PG_GETARG_DATUM(n))
+#define PG_RETURN_MULTIVECTOR_P(x)	PG_RETURN_POINTER(x)
+
+extern MultiVector *InitMultiVector(int nvec, int dim);
+extern double MaxSimScore(const MultiVector *doc, const MultiVector *query);
+
+#endif							/* MULTIVECTOR_H */
