@@ -1,0 +1,76 @@
+/*
+ * colpali_engine.h
+ *	  Public API of the colpali engine: a PostgreSQL-free C library that
+ *	  turns page images and query strings into ColPali multivectors.
+ *
+ * Used by the extension (src/encode.c, src/worker.c), by the CLI
+ * colpali-encode (cli.c) and by the standalone tests.  Nothing here includes
+ * postgres.h, exits, aborts or prints; every call returns a CpStatus.
+ */
+#ifndef COLPALI_ENGINE_H
+#define COLPALI_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cp_status.h"
+
+typedef struct CpEngine CpEngine;
+
+/* Polled between layers; return true to stop with CP_ERR_CANCELLED. */
+typedef bool (*CpCancelFn) (void *arg);
+
+typedef enum CpDevice
+{
+	CP_DEVICE_AUTO = 0,			/* CUDA when available, else CPU */
+	CP_DEVICE_CPU,
+	CP_DEVICE_CUDA
+} CpDevice;
+
+typedef struct CpEngineOptions
+{
+	const char *model_dir;		/* checkpoint folder (config.json, *.safetensors,
+								 * tokenizer.json, ...) or a LoRA adapter folder */
+	const char *base_model_dir; /* base checkpoint for a LoRA adapter, or NULL */
+	CpDevice	device;
+	int			threads;		/* CPU threads; 0 = library default */
+	int64_t		max_image_pixels;	/* decompression-bomb limit; 0 = none */
+	CpCancelFn	cancel;			/* may be NULL */
+	void	   *cancel_arg;
+} CpEngineOptions;
+
+/* One output multivector: nvec rows of dim floats, row-major, malloc'd. */
+typedef struct CpEmbedding
+{
+	int			nvec;
+	int			dim;
+	float	   *data;
+} CpEmbedding;
+
+extern CpStatus cp_engine_open(const CpEngineOptions *opts, CpEngine **engine,
+							   CpError *err);
+extern void cp_engine_close(CpEngine *engine);
+
+/* Change the cancel callback (e.g. per call). */
+extern void cp_engine_set_cancel(CpEngine *engine, CpCancelFn cancel, void *arg);
+
+/*
+ * Encode n page images (encoded bytes: PNG, JPEG, ...) / n query strings
+ * (UTF-8).  out[i] receives a freshly allocated embedding; on failure nothing
+ * needs freeing.  A batch is computed together (padded where needed).
+ */
+extern CpStatus cp_engine_encode_images(CpEngine *engine, int n,
+										const uint8_t *const *bytes,
+										const size_t *lengths,
+										CpEmbedding *out, CpError *err);
+extern CpStatus cp_engine_encode_queries(CpEngine *engine, int n,
+										 const char *const *texts,
+										 CpEmbedding *out, CpError *err);
+extern void cp_embedding_free(CpEmbedding *emb);
+
+/* Which device the engine actually runs on ("cpu" or "cuda"), model facts. */
+extern const char *cp_engine_device_name(const CpEngine *engine);
+extern int	cp_engine_embedding_dim(const CpEngine *engine);
+
+#endif							/* COLPALI_ENGINE_H */

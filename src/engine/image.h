@@ -1,0 +1,51 @@
+/*
+ * image.h
+ *	  Page image preprocessing, bit-compatible with transformers'
+ *	  SiglipImageProcessor (slow/PIL path): decode with stb_image, convert to
+ *	  RGB like Pillow's convert("RGB"), resize with a bit-exact
+ *	  reimplementation of Pillow's BICUBIC, rescale and normalise.
+ */
+#ifndef CP_IMAGE_H
+#define CP_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "cp_status.h"
+
+/* 8-bit interleaved RGB image (Pillow mode "RGB"), malloc'd pixels. */
+typedef struct CpImageRGB
+{
+	int			width;
+	int			height;
+	uint8_t    *pixels;			/* height * width * 3 */
+} CpImageRGB;
+
+/*
+ * Decode PNG/JPEG/BMP/GIF(first frame)/TGA/... bytes to RGB.  Images with
+ * more than max_pixels pixels (0 = no limit) are rejected with CP_ERR_LIMIT
+ * before any pixel buffer is allocated.  Corrupt/truncated/empty ->
+ * CP_ERR_FORMAT; unknown kinds -> CP_ERR_UNSUPPORTED.
+ */
+extern CpStatus cp_image_decode(const uint8_t *bytes, size_t len,
+								int64_t max_pixels, CpImageRGB *out,
+								CpError *err);
+extern void cp_image_free(CpImageRGB *img);
+
+/* Pillow Image.resize((w, h), Resampling.BICUBIC) on an RGB image, bit-exact. */
+extern CpStatus cp_image_resize_bicubic(const CpImageRGB *src, int width,
+										int height, CpImageRGB *dst,
+										CpError *err);
+
+/*
+ * Full preprocessing: decode, RGB, resize to cfg->width x cfg->height,
+ * rescale, normalise; writes planar CHW float32 into out
+ * (3 * cfg->height * cfg->width floats), i.e. pixel_values[0].
+ */
+extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,
+									const CpImageConfig *cfg,
+									int64_t max_pixels, float *out,
+									CpError *err);
+
+#endif							/* CP_IMAGE_H */
