@@ -54,12 +54,15 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+ifneq ($(wildcard src/engine/cli.c),)
 all: colpali-encode
+install: install-cli
+endif
 
 $(DATA_built): $(SQL_SECTIONS) $(EXTENSION).control
 	@mkdir -p $(dir $@)
-	( echo '/* $(EXTENSION) $(EXTVERSION) install script: generated from sql/sections/, do not edit */'; \
-	  echo '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	( printf '%s\n' '/* $(EXTENSION) $(EXTVERSION) install script: generated from sql/sections/, do not edit */'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
 	  for f in $(SQL_SECTIONS); do echo; cat $$f; done ) > $@
 
 # ---- engine (src/engine/, no PostgreSQL) ----
@@ -80,7 +83,6 @@ $(shlib): build/libcolpali_engine.a
 colpali-encode: src/engine/cli.c build/libcolpali_engine.a
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
-install: install-cli
 install-cli: colpali-encode
 	$(INSTALL_PROGRAM) colpali-encode '$(DESTDIR)$(bindir)/colpali-encode'
 
