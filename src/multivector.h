@@ -50,6 +50,14 @@ typedef struct MultiVector
 #define PG_RETURN_MULTIVECTOR_P(x)	PG_RETURN_POINTER(x)
 
 extern MultiVector *InitMultiVector(int nvec, int dim);
+
+/*
+ * MaxSim = sum over query rows of max over doc rows of <doc_row, query_row>.
+ * MaxSimKernel works on raw row-major float arrays (SIMD, runtime dispatch;
+ * src/maxsim.c); MaxSimScore checks dimensions (ERROR naming both) and calls it.
+ */
+extern double MaxSimKernel(const float *doc, int ndoc, const float *query,
+						   int nquery, int dim);
 extern double MaxSimScore(const MultiVector *doc, const MultiVector *query);
 
 #endif							/* MULTIVECTOR_H */
