@@ -65,6 +65,7 @@ typedef struct MvivfBuildState
 	uint32	   *assign;			/* per-document scratch */
 	uint8	   *docCodes;
 	int			scratchRows;
+	float	   *scores;			/* MVIVF_ASSIGN_BLOCK x nlists */
 }			MvivfBuildState;
 
 /*
@@ -217,7 +218,7 @@ TrainQuantizer(MvivfBuildState * bs)
 
 			CHECK_FOR_INTERRUPTS();
 			MvivfAssignEncode(q, bs->sample + start * dim, m, assign + start,
-							  scratch + start * q->codeSize);
+							  scratch + start * q->codeSize, bs->scores);
 		}
 		for (i = 0; i < n; i++)
 		{
@@ -249,7 +250,7 @@ TrainQuantizer(MvivfBuildState * bs)
 	/* final assignment, then quantiles of the residual coordinates */
 	for (i = 0; i < n; i += 4096)
 		MvivfAssignEncode(q, bs->sample + i * dim, Min(4096, n - i), assign + i,
-						  scratch + i * q->codeSize);
+						  scratch + i * q->codeSize, bs->scores);
 	stride = Max(1, (n * dim) / MVIVF_QUANT_VALUES);
 	vals = palloc_extended(sizeof(float) * ((n * dim) / stride + 1), MCXT_ALLOC_HUGE);
 	nvals = 0;
@@ -349,7 +350,8 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		bs->assign = palloc(sizeof(uint32) * mv->nvec);
 		bs->docCodes = palloc((Size) mv->nvec * bs->q.codeSize);
 	}
-	MvivfAssignEncode(&bs->q, mv->x, mv->nvec, bs->assign, bs->docCodes);
+	MvivfAssignEncode(&bs->q, mv->x, mv->nvec, bs->assign, bs->docCodes,
+					  bs->scores);
 
 	if (bs->ndocs >= bs->maxdocs)
 	{
@@ -556,6 +558,8 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_KMEANS);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, bs.opts->kmeansIters);
+	bs.scores = palloc_extended(sizeof(float) * MVIVF_ASSIGN_BLOCK * (Size) nlists,
+								MCXT_ALLOC_HUGE);
 	TrainQuantizer(&bs);
 	pfree(bs.sample);
 	bs.sample = NULL;

@@ -208,7 +208,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	{
 		lists = palloc(sizeof(uint32) * mv->nvec);
 		codes = palloc((Size) mv->nvec * cache->q.codeSize);
-		MvivfAssignEncode(&cache->q, mv->x, mv->nvec, lists, codes);
+		MvivfAssignEncode(&cache->q, mv->x, mv->nvec, lists, codes, NULL);
 	}
 
 	LockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);

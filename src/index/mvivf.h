@@ -81,10 +81,11 @@
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
 #define MVIVF_MAX_LISTS			65536
 #define MVIVF_DEFAULT_BITS		2
-#define MVIVF_DEFAULT_ITERS		6
+#define MVIVF_DEFAULT_ITERS		4
 #define MVIVF_MAX_ITERS			50
-#define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
+#define MVIVF_DEFAULT_SAMPLES	32	/* sampled tokens per list for k-means */
 #define MVIVF_MAX_BUCKETS		16
+#define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
 
 /* build phases for pg_stat_progress_create_index (1 = initializing) */
 #define PROGRESS_MVIVF_PHASE_SAMPLE		2
@@ -244,7 +245,8 @@ extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
 extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
-							  int nrows, uint32 *lists, uint8 *codes);
+							  int nrows, uint32 *lists, uint8 *codes,
+							  float *scratch);
 extern void MvivfAppendPostings(Relation index, MvivfPosting * postings,
 								int npostings, int codeSize,
 								MvivfListEntry * listdir);

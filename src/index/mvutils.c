@@ -175,17 +175,21 @@ MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
 /*
  * MvivfAssignEncode
  *		Assign each row to its nearest (largest dot product) centroid and
- *		encode the residual; codes has nrows * codeSize bytes.
+ *		encode the residual; codes has nrows * codeSize bytes.  scratch, when
+ *		not NULL, holds MVIVF_ASSIGN_BLOCK * nlists floats.
  */
 void
 MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
-				  uint32 *lists, uint8 *codes)
+				  uint32 *lists, uint8 *codes, float *scratch)
 {
-	const int	block = 256;
+	const int	block = MVIVF_ASSIGN_BLOCK;
 	int			nb = 1 << q->nbits;
-	float	   *scores = palloc_extended(sizeof(float) * (Size) block * q->nlists,
-										 MCXT_ALLOC_HUGE);
+	float	   *scores = scratch;
 	int			start;
+
+	if (scores == NULL)
+		scores = palloc_extended(sizeof(float) * (Size) Min(block, nrows) * q->nlists,
+								 MCXT_ALLOC_HUGE);
 
 	for (start = 0; start < nrows; start += block)
 	{
@@ -221,7 +225,8 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 			}
 		}
 	}
-	pfree(scores);
+	if (scratch == NULL)
+		pfree(scores);
 }
 
 /*
