@@ -209,7 +209,7 @@ TrainQuantizer(MvivfBuildState * bs)
 		const int64 chunk = 4096;
 		int64		start;
 
-		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, it);
+		MvivfPrepareCoarse(q);
 		memset(sums, 0, sizeof(float) * (Size) nlists * dim);
 		memset(counts, 0, sizeof(int64) * nlists);
 		for (start = 0; start < n; start += chunk)
@@ -245,9 +245,11 @@ TrainQuantizer(MvivfBuildState * bs)
 				memcpy(c, sums + i * dim, sizeof(float) * dim);
 			NormalizeRow(c, dim);
 		}
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, it + 1);
 	}
 
 	/* final assignment, then quantiles of the residual coordinates */
+	MvivfPrepareCoarse(q);
 	for (i = 0; i < n; i += 4096)
 		MvivfAssignEncode(q, bs->sample + i * dim, Min(4096, n - i), assign + i,
 						  scratch + i * q->codeSize, bs->scores);

@@ -44,7 +44,10 @@ GetInsertCache(Relation index, IndexInfo *indexInfo)
 		cache = palloc0(sizeof(MvivfInsertCache));
 		MvivfReadMeta(index, &cache->meta);
 		if (cache->meta.nlists > 0)
+		{
 			MvivfLoadQuantizer(index, &cache->meta, &cache->q);
+			MvivfPrepareCoarse(&cache->q);
+		}
 		MemoryContextSwitchTo(old);
 		indexInfo->ii_AmCache = cache;
 	}

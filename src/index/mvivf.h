@@ -81,11 +81,13 @@
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
 #define MVIVF_MAX_LISTS			65536
 #define MVIVF_DEFAULT_BITS		2
-#define MVIVF_DEFAULT_ITERS		4
+#define MVIVF_DEFAULT_ITERS		6
 #define MVIVF_MAX_ITERS			50
-#define MVIVF_DEFAULT_SAMPLES	32	/* sampled tokens per list for k-means */
+#define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
 #define MVIVF_MAX_BUCKETS		16
 #define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
+#define MVIVF_COARSE_MIN_LISTS	1024	/* two-level assignment from here on */
+#define MVIVF_COARSE_PROBES		8	/* coarse groups searched per token */
 
 /* build phases for pg_stat_progress_create_index (1 = initializing) */
 #define PROGRESS_MVIVF_PHASE_SAMPLE		2
@@ -187,6 +189,12 @@ typedef struct MvivfQuantizer
 	float	   *centroids;		/* nlists x dim */
 	float		weights[MVIVF_MAX_BUCKETS];
 	float		cutoffs[MVIVF_MAX_BUCKETS];
+	/* two-level assignment, from MvivfPrepareCoarse (ncoarse 0 = flat) */
+	int			ncoarse;
+	float	   *coarse;			/* ncoarse x dim */
+	int		   *groupStart;		/* ncoarse + 1 offsets into groupMembers */
+	int		   *groupMembers;	/* list numbers, grouped by coarse centroid */
+	float	   *groupCentroids; /* centroids in groupMembers order */
 }			MvivfQuantizer;
 
 /* a posting waiting to be appended to a list (build, merge) */
@@ -244,6 +252,8 @@ extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
 							   MvivfQuantizer * q);
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
+extern void MvivfPrepareCoarse(MvivfQuantizer * q);
+extern void MvivfFreeCoarse(MvivfQuantizer * q);
 extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
 							  int nrows, uint32 *lists, uint8 *codes,
 							  float *scratch);

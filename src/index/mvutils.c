@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include <float.h>
+#include <math.h>
 #include <cblas.h>
 
 #include "access/generic_xlog.h"
@@ -128,6 +129,7 @@ MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta, MvivfQuantizer * q)
 	int			done = 0;
 	BlockNumber blkno = meta->centroidStart;
 
+	memset(q, 0, sizeof(MvivfQuantizer));
 	q->dim = meta->dim;
 	q->nbits = meta->nbits;
 	q->nlists = meta->nlists;
@@ -167,16 +169,205 @@ void
 MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
 					float *scores)
 {
+	int			threads = openblas_get_num_threads();
+
+	/* a query-sized product is faster than waking BLAS threads for it */
+	if (nrows < 64 && threads > 1)
+		openblas_set_num_threads(1);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, q->nlists,
 				q->dim, 1.0f, rows, q->dim, q->centroids, q->dim, 0.0f,
 				scores, q->nlists);
+	if (nrows < 64 && threads > 1)
+		openblas_set_num_threads(threads);
+}
+
+/*
+ * MvivfPrepareCoarse
+ *		Group the centroids under about sqrt(nlists) coarse centroids
+ *		(spherical k-means over the centroids, deterministic), so that a
+ *		token is assigned by scoring the coarse centroids and then only the
+ *		members of its MVIVF_COARSE_PROBES best groups: about
+ *		(1 + MVIVF_COARSE_PROBES) * sqrt(nlists) dot products instead of
+ *		nlists.  Build and insert both assign this way, so they agree; the
+ *		assignment may miss the very nearest centroid, which only makes the
+ *		residual a little larger.  Flat below MVIVF_COARSE_MIN_LISTS lists.
+ */
+void
+MvivfPrepareCoarse(MvivfQuantizer * q)
+{
+	int			nc;
+	int			dim = q->dim;
+	float	   *scores;
+	int		   *assign;
+	int		   *count;
+	int			it;
+	int			l;
+	int			g;
+
+	MvivfFreeCoarse(q);
+	if (q->nlists < MVIVF_COARSE_MIN_LISTS)
+		return;
+	nc = (int) sqrt((double) q->nlists);
+	q->coarse = palloc(sizeof(float) * nc * dim);
+	for (g = 0; g < nc; g++)
+		memcpy(q->coarse + (Size) g * dim,
+			   q->centroids + (Size) ((int64) g * q->nlists / nc) * dim,
+			   sizeof(float) * dim);
+	scores = palloc_extended(sizeof(float) * (Size) q->nlists * nc, MCXT_ALLOC_HUGE);
+	assign = palloc(sizeof(int) * q->nlists);
+	count = palloc0(sizeof(int) * (nc + 1));
+	for (it = 0; it <= 5; it++)
+	{
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->nlists, nc, dim,
+					1.0f, q->centroids, dim, q->coarse, dim, 0.0f, scores, nc);
+		for (l = 0; l < q->nlists; l++)
+		{
+			const float *s = scores + (Size) l * nc;
+			int			best = 0;
+
+			for (g = 1; g < nc; g++)
+				if (s[g] > s[best])
+					best = g;
+			assign[l] = best;
+		}
+		if (it == 5)
+			break;
+		/* new coarse centroid = normalised mean of its members */
+		memset(q->coarse, 0, sizeof(float) * nc * dim);
+		memset(count, 0, sizeof(int) * nc);
+		for (l = 0; l < q->nlists; l++)
+		{
+			float	   *c = q->coarse + (Size) assign[l] * dim;
+			const float *x = q->centroids + (Size) l * dim;
+			int			d;
+
+			for (d = 0; d < dim; d++)
+				c[d] += x[d];
+			count[assign[l]]++;
+		}
+		for (g = 0; g < nc; g++)
+		{
+			float	   *c = q->coarse + (Size) g * dim;
+			double		norm = 0;
+			int			d;
+
+			if (count[g] == 0)
+			{
+				memcpy(c, q->centroids + (Size) ((int64) g * q->nlists / nc) * dim,
+					   sizeof(float) * dim);
+				continue;
+			}
+			for (d = 0; d < dim; d++)
+				norm += (double) c[d] * c[d];
+			if (norm > 0)
+				for (d = 0; d < dim; d++)
+					c[d] = (float) (c[d] / sqrt(norm));
+		}
+	}
+	/* CSR of the groups, with the member centroids copied contiguously */
+	memset(count, 0, sizeof(int) * (nc + 1));
+	for (l = 0; l < q->nlists; l++)
+		count[assign[l] + 1]++;
+	for (g = 0; g < nc; g++)
+		count[g + 1] += count[g];
+	q->groupStart = palloc(sizeof(int) * (nc + 1));
+	memcpy(q->groupStart, count, sizeof(int) * (nc + 1));
+	q->groupMembers = palloc(sizeof(int) * q->nlists);
+	q->groupCentroids = palloc_extended(sizeof(float) * (Size) q->nlists * dim,
+										MCXT_ALLOC_HUGE);
+	for (l = 0; l < q->nlists; l++)
+	{
+		int			pos = count[assign[l]]++;
+
+		q->groupMembers[pos] = l;
+		memcpy(q->groupCentroids + (Size) pos * dim, q->centroids + (Size) l * dim,
+			   sizeof(float) * dim);
+	}
+	q->ncoarse = nc;
+	pfree(scores);
+	pfree(assign);
+	pfree(count);
+}
+
+/*
+ * MvivfFreeCoarse
+ *		Forget the two-level structure (after the centroids changed).
+ */
+void
+MvivfFreeCoarse(MvivfQuantizer * q)
+{
+	if (q->ncoarse > 0)
+	{
+		pfree(q->coarse);
+		pfree(q->groupStart);
+		pfree(q->groupMembers);
+		pfree(q->groupCentroids);
+	}
+	q->ncoarse = 0;
+	q->coarse = NULL;
+	q->groupStart = NULL;
+	q->groupMembers = NULL;
+	q->groupCentroids = NULL;
+}
+
+/*
+ * NearestTwoLevel
+ *		The best centroid for row x among the members of its best coarse
+ *		groups (cs = the row's coarse scores).
+ */
+static int
+NearestTwoLevel(const MvivfQuantizer * q, const float *x, const float *cs,
+				float *memberScores)
+{
+	int			top[MVIVF_COARSE_PROBES];
+	int			ntop = 0;
+	int			g;
+	int			k;
+	int			best = 0;
+	float		bestScore = -FLT_MAX;
+
+	/* the best MVIVF_COARSE_PROBES groups, by insertion */
+	for (g = 0; g < q->ncoarse; g++)
+	{
+		int			pos;
+
+		if (ntop == MVIVF_COARSE_PROBES && cs[g] <= cs[top[ntop - 1]])
+			continue;
+		pos = ntop < MVIVF_COARSE_PROBES ? ntop++ : ntop - 1;
+		while (pos > 0 && cs[top[pos - 1]] < cs[g])
+		{
+			top[pos] = top[pos - 1];
+			pos--;
+		}
+		top[pos] = g;
+	}
+	for (k = 0; k < ntop; k++)
+	{
+		int			start = q->groupStart[top[k]];
+		int			n = q->groupStart[top[k] + 1] - start;
+		int			j;
+
+		if (n == 0)
+			continue;
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, q->dim, 1.0f,
+					q->groupCentroids + (Size) start * q->dim, q->dim, x, 1,
+					0.0f, memberScores, 1);
+		for (j = 0; j < n; j++)
+			if (memberScores[j] > bestScore)
+			{
+				bestScore = memberScores[j];
+				best = q->groupMembers[start + j];
+			}
+	}
+	return best;
 }
 
 /*
  * MvivfAssignEncode
- *		Assign each row to its nearest (largest dot product) centroid and
- *		encode the residual; codes has nrows * codeSize bytes.  scratch, when
- *		not NULL, holds MVIVF_ASSIGN_BLOCK * nlists floats.
+ *		Assign each row to its nearest (largest dot product) centroid, flat
+ *		or two-level (MvivfPrepareCoarse), and encode the residual; codes has
+ *		nrows * codeSize bytes.  scratch, when not NULL, holds
+ *		MVIVF_ASSIGN_BLOCK * nlists floats.
  */
 void
 MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
@@ -185,31 +376,46 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 	const int	block = MVIVF_ASSIGN_BLOCK;
 	int			nb = 1 << q->nbits;
 	float	   *scores = scratch;
+	float	   *memberScores = NULL;
 	int			start;
 
 	if (scores == NULL)
 		scores = palloc_extended(sizeof(float) * (Size) Min(block, nrows) * q->nlists,
 								 MCXT_ALLOC_HUGE);
+	if (q->ncoarse > 0)
+		memberScores = palloc(sizeof(float) * q->nlists);
 
 	for (start = 0; start < nrows; start += block)
 	{
 		int			n = Min(block, nrows - start);
 		int			r;
 
-		MvivfScoreCentroids(q, rows + (Size) start * q->dim, n, scores);
+		if (q->ncoarse > 0)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, q->ncoarse,
+						q->dim, 1.0f, rows + (Size) start * q->dim, q->dim,
+						q->coarse, q->dim, 0.0f, scores, q->ncoarse);
+		else
+			MvivfScoreCentroids(q, rows + (Size) start * q->dim, n, scores);
 		for (r = 0; r < n; r++)
 		{
-			const float *s = scores + (Size) r * q->nlists;
 			const float *x = rows + (Size) (start + r) * q->dim;
 			uint8	   *code = codes + (Size) (start + r) * q->codeSize;
 			const float *c;
 			int			best = 0;
-			int			l;
 			int			d;
 
-			for (l = 1; l < q->nlists; l++)
-				if (s[l] > s[best])
-					best = l;
+			if (q->ncoarse > 0)
+				best = NearestTwoLevel(q, x, scores + (Size) r * q->ncoarse,
+									   memberScores);
+			else
+			{
+				const float *s = scores + (Size) r * q->nlists;
+				int			l;
+
+				for (l = 1; l < q->nlists; l++)
+					if (s[l] > s[best])
+						best = l;
+			}
 			lists[start + r] = best;
 			c = q->centroids + (Size) best * q->dim;
 			memset(code, 0, q->codeSize);
@@ -225,6 +431,8 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 			}
 		}
 	}
+	if (memberScores)
+		pfree(memberScores);
 	if (scratch == NULL)
 		pfree(scores);
 }

@@ -104,6 +104,18 @@ SET mvivf.nosuch = 1;
 CREATE INDEX mv_idx1 ON mv USING mvivf (emb) WITH (bits = 1);
 CREATE INDEX mv_idx4 ON mv USING mvivf (emb) WITH (bits = 4, kmeans_iterations = 2, samples_per_list = 16);
 DROP INDEX mv_idx1, mv_idx4;
+-- 1024 lists or more: tokens are assigned through a two-level quantizer;
+-- probing every list the index is still exact, inserts included
+CREATE INDEX mv_idx2 ON mv USING mvivf (emb) WITH (lists = 1500, samples_per_list = 4);
+SET mvivf.probes = 1500;
+SET mvivf.candidates = 1000;
+SET mvivf.rerank = 1000;
+INSERT INTO mv SELECT i, mv_rand(12, 8, i % 4) FROM generate_series(451, 470) i;
+SELECT count(*) FILTER (WHERE mv_index(q, 10) = mv_exact(q, 10)) AS exact_queries FROM mvq;
+RESET mvivf.probes;
+RESET mvivf.candidates;
+RESET mvivf.rerank;
+DROP INDEX mv_idx2;
 -- not a multicolumn index, and only the multivector type
 CREATE INDEX ON mv USING mvivf (emb, emb);
 CREATE INDEX ON mv USING mvivf (id);
