@@ -25,12 +25,13 @@
 typedef struct MvivfInsertCache
 {
 	MvivfMetaPageData meta;
-	MvivfQuantizer q;
 }			MvivfInsertCache;
 
 /*
  * GetInsertCache
- *		The centroids of the index, read once per statement.
+ *		The metapage of the index, read once per statement (the quantizer is
+ *		cached across statements by MvivfGetQuantizer; it is looked up per
+ *		row, as another mvivf index of the table may have replaced it).
  */
 static MvivfInsertCache *
 GetInsertCache(Relation index, IndexInfo *indexInfo)
@@ -43,11 +44,6 @@ GetInsertCache(Relation index, IndexInfo *indexInfo)
 
 		cache = palloc0(sizeof(MvivfInsertCache));
 		MvivfReadMeta(index, &cache->meta);
-		if (cache->meta.nlists > 0)
-		{
-			MvivfLoadQuantizer(index, &cache->meta, &cache->q);
-			MvivfPrepareCoarse(&cache->q);
-		}
 		MemoryContextSwitchTo(old);
 		indexInfo->ii_AmCache = cache;
 	}
@@ -190,6 +186,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	MemoryContext tmpCtx;
 	MemoryContext old;
 	MvivfInsertCache *cache;
+	const MvivfQuantizer *q = NULL;
 	MultiVector *mv;
 	uint32	   *lists = NULL;
 	uint8	   *codes = NULL;
@@ -210,8 +207,9 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	if (cache->meta.nlists > 0)
 	{
 		lists = palloc(sizeof(uint32) * mv->nvec);
-		codes = palloc((Size) mv->nvec * cache->q.codeSize);
-		MvivfAssignEncode(&cache->q, mv->x, mv->nvec, lists, codes, NULL);
+		q = MvivfGetQuantizer(index, &cache->meta);
+		codes = palloc((Size) mv->nvec * q->codeSize);
+		MvivfAssignEncode(q, mv->x, mv->nvec, lists, codes, NULL);
 	}
 
 	LockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);
@@ -232,7 +230,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec);
 	if (lists != NULL)
 		AppendPending(index, metabuf, docid, mv->nvec, lists, codes,
-					  cache->q.codeSize);
+					  q->codeSize);
 
 	UnlockReleaseBuffer(metabuf);
 	UnlockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);

@@ -250,6 +250,8 @@ extern void MvivfInitPage(Page page, uint16 flags);
 extern void MvivfReadMeta(Relation index, MvivfMetaPageData * meta);
 extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
 							   MvivfQuantizer * q);
+extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
+											   MvivfMetaPageData * meta);
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
 extern void MvivfPrepareCoarse(MvivfQuantizer * q);

@@ -299,7 +299,8 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 	}
 
 	{
-		MvivfQuantizer q;
+		const MvivfQuantizer *qp = MvivfGetQuantizer(index, meta);
+		MvivfQuantizer q = *qp;
 		ApproxState st;
 		int			nq = query->nvec;
 		int			probes = Min(mvivf_probes, (int) meta->nlists);
@@ -316,7 +317,6 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		int			i;
 		uint32		l;
 
-		MvivfLoadQuantizer(index, meta, &q);
 		S = palloc_extended(sizeof(float) * (Size) nq * q.nlists, MCXT_ALLOC_HUGE);
 		MvivfScoreCentroids(&q, query->x, nq, S);
 

@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "mvivf.h"
@@ -159,6 +160,48 @@ MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta, MvivfQuantizer * q)
 		done += n;
 		blkno++;
 	}
+}
+
+/*
+ * MvivfGetQuantizer
+ *		The quantizer of a trained index, with its two-level structure, from
+ *		a one-entry backend cache (TopMemoryContext) keyed by the index's OID
+ *		and relfilenode: centroids never change until REINDEX, which gives a
+ *		new relfilenode.  Saves reading the centroid pages and grouping them
+ *		on every insert statement and scan.
+ */
+const MvivfQuantizer *
+MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
+{
+	static MvivfQuantizer *cached = NULL;
+	static MemoryContext cacheCtx = NULL;
+	static Oid	cachedRelid = InvalidOid;
+	static Oid	cachedNode = InvalidOid;
+	MemoryContext old;
+
+	if (cached != NULL && cachedRelid == RelationGetRelid(index) &&
+		cachedNode == index->rd_rel->relfilenode &&
+		cached->nlists == (int) meta->nlists && cached->dim == meta->dim)
+		return cached;
+
+	if (cacheCtx == NULL)
+		cacheCtx = AllocSetContextCreate(TopMemoryContext, "mvivf quantizer cache",
+										 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(cacheCtx);
+	cached = NULL;
+	cachedRelid = InvalidOid;
+	old = MemoryContextSwitchTo(cacheCtx);
+	{
+		MvivfQuantizer *q = palloc0(sizeof(MvivfQuantizer));
+
+		MvivfLoadQuantizer(index, meta, q);
+		MvivfPrepareCoarse(q);
+		cached = q;
+	}
+	MemoryContextSwitchTo(old);
+	cachedRelid = RelationGetRelid(index);
+	cachedNode = index->rd_rel->relfilenode;
+	return cached;
 }
 
 /*

@@ -103,6 +103,8 @@ SET mvivf.nosuch = 1;
 -- bits 1 and 4, automatic lists
 CREATE INDEX mv_idx1 ON mv USING mvivf (emb) WITH (bits = 1);
 CREATE INDEX mv_idx4 ON mv USING mvivf (emb) WITH (bits = 4, kmeans_iterations = 2, samples_per_list = 16);
+-- inserts maintain three mvivf indexes of one table
+INSERT INTO mv SELECT i, mv_rand(12, 8, i % 4) FROM generate_series(481, 490) i;
 DROP INDEX mv_idx1, mv_idx4;
 -- 1024 lists or more: tokens are assigned through a two-level quantizer;
 -- probing every list the index is still exact, inserts included
