@@ -90,7 +90,7 @@ END $$;
 SELECT tbl, round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 2) AS p50_ms,
        round(max(ms)::numeric, 2) AS max_ms, round((avg(wal) / 1024)::numeric, 1) AS wal_kb_per_row
 FROM ins GROUP BY tbl ORDER BY tbl;
-\echo (one statement per row; each row's transaction is the whole DO block, so latency excludes commit)
+\echo (latency of each INSERT statement inside one DO block: commit not included)
 \echo == after the inserts (pending area) and after VACUUM (merge)
 SELECT mvb_truth();
 SELECT 'pending' AS state, round(recall::numeric, 3) AS recall, round(p50_ms::numeric, 1) AS p50_ms FROM mvb_run();

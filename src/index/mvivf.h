@@ -250,6 +250,8 @@ extern void MvivfInitPage(Page page, uint16 flags);
 extern void MvivfReadMeta(Relation index, MvivfMetaPageData * meta);
 extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
 							   MvivfQuantizer * q);
+extern int	MvivfBlasSingleThread(void);
+extern void MvivfBlasRestore(int threads);
 extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
 											   MvivfMetaPageData * meta);
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,

@@ -163,6 +163,34 @@ MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta, MvivfQuantizer * q)
 }
 
 /*
+ * MvivfBlasSingleThread
+ *		Make OpenBLAS run in the calling thread and return the previous
+ *		thread count for MvivfBlasRestore.  Our products are small or many;
+ *		OpenBLAS worker threads spent most of a build yielding to each other
+ *		on a loaded machine, and a backend should use one core anyway.
+ */
+int
+MvivfBlasSingleThread(void)
+{
+	int			threads = openblas_get_num_threads();
+
+	if (threads > 1)
+		openblas_set_num_threads(1);
+	return threads;
+}
+
+/*
+ * MvivfBlasRestore
+ *		Undo MvivfBlasSingleThread.
+ */
+void
+MvivfBlasRestore(int threads)
+{
+	if (threads > 1)
+		openblas_set_num_threads(threads);
+}
+
+/*
  * MvivfGetQuantizer
  *		The quantizer of a trained index, with its two-level structure, from
  *		a one-entry backend cache (TopMemoryContext) keyed by the index's OID
@@ -212,16 +240,12 @@ void
 MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
 					float *scores)
 {
-	int			threads = openblas_get_num_threads();
+	int			threads = MvivfBlasSingleThread();
 
-	/* a query-sized product is faster than waking BLAS threads for it */
-	if (nrows < 64 && threads > 1)
-		openblas_set_num_threads(1);
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, q->nlists,
 				q->dim, 1.0f, rows, q->dim, q->centroids, q->dim, 0.0f,
 				scores, q->nlists);
-	if (nrows < 64 && threads > 1)
-		openblas_set_num_threads(threads);
+	MvivfBlasRestore(threads);
 }
 
 /*
@@ -246,10 +270,12 @@ MvivfPrepareCoarse(MvivfQuantizer * q)
 	int			it;
 	int			l;
 	int			g;
+	int			threads;
 
 	MvivfFreeCoarse(q);
 	if (q->nlists < MVIVF_COARSE_MIN_LISTS)
 		return;
+	threads = MvivfBlasSingleThread();
 	nc = (int) sqrt((double) q->nlists);
 	q->coarse = palloc(sizeof(float) * nc * dim);
 	for (g = 0; g < nc; g++)
@@ -330,6 +356,7 @@ MvivfPrepareCoarse(MvivfQuantizer * q)
 	pfree(scores);
 	pfree(assign);
 	pfree(count);
+	MvivfBlasRestore(threads);
 }
 
 /*
@@ -421,6 +448,7 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 	float	   *scores = scratch;
 	float	   *memberScores = NULL;
 	int			start;
+	int			threads = MvivfBlasSingleThread();
 
 	if (scores == NULL)
 		scores = palloc_extended(sizeof(float) * (Size) Min(block, nrows) * q->nlists,
@@ -478,6 +506,7 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 		pfree(memberScores);
 	if (scratch == NULL)
 		pfree(scores);
+	MvivfBlasRestore(threads);
 }
 
 /*
