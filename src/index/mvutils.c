@@ -381,55 +381,141 @@ MvivfFreeCoarse(MvivfQuantizer * q)
 }
 
 /*
- * NearestTwoLevel
- *		The best centroid for row x among the members of its best coarse
- *		groups (cs = the row's coarse scores).
+ * WorkBuffer
+ *		A grow-only scratch area for the two-level assignment, kept for the
+ *		life of the backend (a build or an insert needs it once per row
+ *		block; allocating megabytes each time costs page faults).
  */
-static int
-NearestTwoLevel(const MvivfQuantizer * q, const float *x, const float *cs,
-				float *memberScores)
+static void *
+WorkBuffer(Size size)
 {
-	int			top[MVIVF_COARSE_PROBES];
-	int			ntop = 0;
-	int			g;
-	int			k;
-	int			best = 0;
-	float		bestScore = -FLT_MAX;
+	static void *buf = NULL;
+	static Size bufSize = 0;
 
-	/* the best MVIVF_COARSE_PROBES groups, by insertion */
+	if (size > bufSize)
+	{
+		if (buf)
+			pfree(buf);
+		bufSize = Max(size, 2 * bufSize);
+		buf = MemoryContextAllocHuge(TopMemoryContext, bufSize);
+	}
+	return buf;
+}
+
+#define MVIVF_TWOLEVEL_CHUNK	(1 << 20)	/* floats of member scores per GEMM */
+
+/*
+ * AssignTwoLevel
+ *		best[r] = the best centroid of row r among the members of its
+ *		MVIVF_COARSE_PROBES best coarse groups (cs = n x ncoarse coarse
+ *		scores).  The (row, group) pairs are bucketed by group so that each
+ *		group is scored against all its rows with one GEMM.
+ */
+static void
+AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
+			   const float *cs, uint32 *best)
+{
+	const int	G = Min(MVIVF_COARSE_PROBES, q->ncoarse);
+	int			dim = q->dim;
+	int			npairs = n * G;
+	Size		off = 0;
+	char	   *work;
+	int		   *top;
+	int		   *pairRow;
+	int		   *groupCount;
+	float	   *bestScore;
+	float	   *gathered;
+	float	   *out;
+	int			r;
+	int			g;
+
+	work = WorkBuffer(sizeof(int) * (Size) npairs * 2 + sizeof(int) * (q->ncoarse + 1) +
+					  sizeof(float) * n + sizeof(float) * (Size) npairs * dim +
+					  sizeof(float) * MVIVF_TWOLEVEL_CHUNK + 64);
+	top = (int *) (work + off);
+	off += sizeof(int) * (Size) npairs;
+	pairRow = (int *) (work + off);
+	off += sizeof(int) * (Size) npairs;
+	groupCount = (int *) (work + off);
+	off += sizeof(int) * (q->ncoarse + 1);
+	bestScore = (float *) (work + off);
+	off += sizeof(float) * n;
+	gathered = (float *) (work + off);
+	off += sizeof(float) * (Size) npairs * dim;
+	out = (float *) (work + off);
+
+	/* the best G groups of every row, by insertion */
+	for (r = 0; r < n; r++)
+	{
+		const float *c = cs + (Size) r * q->ncoarse;
+		int		   *t = top + (Size) r * G;
+		int			ntop = 0;
+
+		for (g = 0; g < q->ncoarse; g++)
+		{
+			int			pos;
+
+			if (ntop == G && c[g] <= c[t[ntop - 1]])
+				continue;
+			pos = ntop < G ? ntop++ : ntop - 1;
+			while (pos > 0 && c[t[pos - 1]] < c[g])
+			{
+				t[pos] = t[pos - 1];
+				pos--;
+			}
+			t[pos] = g;
+		}
+		best[r] = 0;
+		bestScore[r] = -FLT_MAX;
+	}
+
+	/* bucket the pairs by group (counting sort) */
+	memset(groupCount, 0, sizeof(int) * (q->ncoarse + 1));
+	for (r = 0; r < npairs; r++)
+		groupCount[top[r] + 1]++;
+	for (g = 0; g < q->ncoarse; g++)
+		groupCount[g + 1] += groupCount[g];
+	for (r = 0; r < npairs; r++)
+		pairRow[groupCount[top[r]]++] = r / G;
+	/* groupCount[g] is now the end of group g's pairs */
+
 	for (g = 0; g < q->ncoarse; g++)
 	{
-		int			pos;
+		int			pstart = g == 0 ? 0 : groupCount[g - 1];
+		int			pend = groupCount[g];
+		int			mstart = q->groupStart[g];
+		int			ng = q->groupStart[g + 1] - mstart;
+		int			chunk = Max(1, MVIVF_TWOLEVEL_CHUNK / Max(ng, 1));
+		int			p;
 
-		if (ntop == MVIVF_COARSE_PROBES && cs[g] <= cs[top[ntop - 1]])
+		if (ng == 0 || pend == pstart)
 			continue;
-		pos = ntop < MVIVF_COARSE_PROBES ? ntop++ : ntop - 1;
-		while (pos > 0 && cs[top[pos - 1]] < cs[g])
+		for (p = pstart; p < pend; p += chunk)
 		{
-			top[pos] = top[pos - 1];
-			pos--;
-		}
-		top[pos] = g;
-	}
-	for (k = 0; k < ntop; k++)
-	{
-		int			start = q->groupStart[top[k]];
-		int			n = q->groupStart[top[k] + 1] - start;
-		int			j;
+			int			m = Min(chunk, pend - p);
+			int			i;
 
-		if (n == 0)
-			continue;
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, n, q->dim, 1.0f,
-					q->groupCentroids + (Size) start * q->dim, q->dim, x, 1,
-					0.0f, memberScores, 1);
-		for (j = 0; j < n; j++)
-			if (memberScores[j] > bestScore)
+			for (i = 0; i < m; i++)
+				memcpy(gathered + (Size) i * dim, rows + (Size) pairRow[p + i] * dim,
+					   sizeof(float) * dim);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ng, dim,
+						1.0f, gathered, dim, q->groupCentroids + (Size) mstart * dim,
+						dim, 0.0f, out, ng);
+			for (i = 0; i < m; i++)
 			{
-				bestScore = memberScores[j];
-				best = q->groupMembers[start + j];
+				int			row = pairRow[p + i];
+				const float *o = out + (Size) i * ng;
+				int			j;
+
+				for (j = 0; j < ng; j++)
+					if (o[j] > bestScore[row])
+					{
+						bestScore[row] = o[j];
+						best[row] = q->groupMembers[mstart + j];
+					}
 			}
+		}
 	}
-	return best;
 }
 
 /*
@@ -446,15 +532,12 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 	const int	block = MVIVF_ASSIGN_BLOCK;
 	int			nb = 1 << q->nbits;
 	float	   *scores = scratch;
-	float	   *memberScores = NULL;
 	int			start;
 	int			threads = MvivfBlasSingleThread();
 
 	if (scores == NULL)
 		scores = palloc_extended(sizeof(float) * (Size) Min(block, nrows) * q->nlists,
 								 MCXT_ALLOC_HUGE);
-	if (q->ncoarse > 0)
-		memberScores = palloc(sizeof(float) * q->nlists);
 
 	for (start = 0; start < nrows; start += block)
 	{
@@ -462,9 +545,13 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 		int			r;
 
 		if (q->ncoarse > 0)
+		{
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, q->ncoarse,
 						q->dim, 1.0f, rows + (Size) start * q->dim, q->dim,
 						q->coarse, q->dim, 0.0f, scores, q->ncoarse);
+			AssignTwoLevel(q, rows + (Size) start * q->dim, n, scores,
+						   lists + start);
+		}
 		else
 			MvivfScoreCentroids(q, rows + (Size) start * q->dim, n, scores);
 		for (r = 0; r < n; r++)
@@ -476,8 +563,7 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 			int			d;
 
 			if (q->ncoarse > 0)
-				best = NearestTwoLevel(q, x, scores + (Size) r * q->ncoarse,
-									   memberScores);
+				best = lists[start + r];
 			else
 			{
 				const float *s = scores + (Size) r * q->nlists;
@@ -502,8 +588,6 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 			}
 		}
 	}
-	if (memberScores)
-		pfree(memberScores);
 	if (scratch == NULL)
 		pfree(scores);
 	MvivfBlasRestore(threads);
