@@ -224,6 +224,7 @@ typedef struct MvivfScanOpaqueData
 	int			ncands;
 	int			nextCand;		/* next candidate to rerank */
 	int			limitCand;		/* how far the candidate list may be used */
+	int			rerank;			/* batch size, mvivf.rerank at scan start */
 	MvivfScanCandidate *batch;
 	int			nbatch;
 	int			nextBatch;
@@ -232,11 +233,9 @@ typedef struct MvivfScanOpaqueData
 	TupleTableSlot *slot;
 	EState	   *estate;
 	IndexInfo  *indexInfo;
-	/* doc directory snapshot, for iterative expansion */
+	/* doc directory snapshot */
 	MvivfDocEntry *docs;
 	uint32		ndocs;
-	float	   *approx;			/* per doc approximate distance, or NULL */
-	bool	   *queued;			/* per doc: already a candidate */
 }			MvivfScanOpaqueData;
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;

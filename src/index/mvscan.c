@@ -442,8 +442,9 @@ BeginSearch(IndexScanDesc scan)
 		so->limitCand = so->ncands; /* exhaustive */
 	else
 		so->limitCand = Min(so->ncands, mvivf_candidates);
+	so->rerank = Max(mvivf_rerank, 1);
 	so->batch = palloc_extended(sizeof(MvivfScanCandidate) *
-								Max(1, Min(so->ncands, Max(mvivf_rerank, 1))),
+								Max(1, Min(so->ncands, so->rerank)),
 								MCXT_ALLOC_HUGE);
 	so->nbatch = so->nextBatch = 0;
 	MemoryContextSwitchTo(old);
@@ -531,7 +532,7 @@ NextBatch(IndexScanDesc scan)
 		else
 			return false;
 	}
-	n = Min(Max(mvivf_rerank, 1), so->limitCand - so->nextCand);
+	n = Min(so->rerank, so->limitCand - so->nextCand);
 	if (so->nullQuery)
 	{
 		/* no order to honour: hand out the documents as they are */
