@@ -15,9 +15,9 @@
 
 PG_FUNCTION_INFO_V1(mvivfhandler);
 
-int			mvivf_probes = 16;
+int			mvivf_probes = 32;
 int			mvivf_candidates = 100;
-int			mvivf_rerank = 40;
+int			mvivf_rerank = 80;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_OFF;
 int			mvivf_max_scan_docs = 20000;
 
@@ -54,7 +54,7 @@ MvivfInit(void)
 	DefineCustomIntVariable("mvivf.probes",
 							"Lists probed per query row.",
 							"Higher finds more candidates (better recall) and reads more postings (slower).",
-							&mvivf_probes, 16, 1, MVIVF_MAX_LISTS,
+							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",
 							"Documents kept from the approximate stage for exact reranking.",
@@ -64,7 +64,7 @@ MvivfInit(void)
 	DefineCustomIntVariable("mvivf.rerank",
 							"Candidates reranked exactly before the first row is returned.",
 							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
-							&mvivf_rerank, 40, 1, 100000,
+							&mvivf_rerank, 80, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
 							 "Keep returning rows once the candidates are used up.",
