@@ -336,6 +336,7 @@ main(int argc, char **argv)
 
 	printf("RESULT dram_read_gb_per_s %.2f\n",
 		   ReadBandwidth(docs, (size_t) ndocs * DOC_FLOATS, &sink));
-	fprintf(stderr, "(sink %g)\n", sink);
+	if (sink == 12345.0f)		/* keep the results live */
+		printf("RESULT sink %g\n", sink);
 	return bad ? 1 : 0;
 }

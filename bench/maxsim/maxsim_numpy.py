@@ -14,9 +14,8 @@ NROWS, DIM = 1030, 128
 
 def main():
     d, ndocs_pool = sys.argv[1], int(sys.argv[2])
-    docs = np.fromfile(f"{d}/docs.f32", dtype=np.float32)
-    ndocs = docs.size // (NROWS * DIM)
-    docs = docs.reshape(ndocs, NROWS, DIM)[:ndocs_pool]
+    docs = np.fromfile(f"{d}/docs.f32", dtype=np.float32, count=ndocs_pool * NROWS * DIM)
+    docs = docs.reshape(ndocs_pool, NROWS, DIM)
     q = np.fromfile(f"{d}/queries.f32", dtype=np.float32).reshape(52, DIM)
     queries = {20: np.ascontiguousarray(q[:20].T), 32: np.ascontiguousarray(q[20:].T)}
     doc_bytes = NROWS * DIM * 4
