@@ -5,7 +5,7 @@ CREATE EXTENSION colpali;
 -- 200 synthetic "pages" of 64 token vectors (D = 128), L2-normalised rows.
 -- Each page mixes a few of 20 topics, like ColPali patch embeddings do.
 CREATE TABLE pages (id bigint PRIMARY KEY, title text, emb multivector(128));
-SELECT setseed(0.42);
+SELECT setseed(0.42) \g /dev/null
 CREATE TEMP TABLE topics AS
 	SELECT t, ARRAY(SELECT random() - 0.5 FROM generate_series(1, 128)) AS center
 	FROM generate_series(1, 20) t;
