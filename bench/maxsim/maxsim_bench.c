@@ -72,8 +72,23 @@ FillNormalised(float *x, size_t nrows, int dim)
 	}
 }
 
+/*
+ * Now
+ *		CPU time of this thread: the benchmark measures per-core speed, and on
+ *		a shared machine wall-clock time also counts other processes' slices.
+ */
 static double
 Now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Wall-clock time, for the comparison with the SQL query. */
+static double
+WallNow(void)
 {
 	struct timespec ts;
 
@@ -311,14 +326,21 @@ main(int argc, char **argv)
 			}
 
 			/* out of cache: every doc of the pool once */
-			t0 = Now();
-			for (d = 0; d < ndocs; d++)
-				scores[2 * d] = mvk_maxsim(kinds[ki], docs + (size_t) d * DOC_FLOATS, NROWS, q, nq, DIM, scratch);
-			t = Now() - t0;
-			printf("RESULT %s_q%d_dram_docs_per_s %.1f\n", name, nq, ndocs / t);
-			printf("RESULT %s_q%d_dram_gb_per_s %.2f\n", name, nq, ndocs * (double) DOC_BYTES / t / 1e9);
-			if (nq == 32 && kinds[ki] == (int) mvk_best())
-				printf("RESULT kernel_q32_pool_ms %.2f\n", t * 1e3);
+			{
+				double		w0 = WallNow();
+
+				t0 = Now();
+				for (d = 0; d < ndocs; d++)
+					scores[2 * d] = mvk_maxsim(kinds[ki], docs + (size_t) d * DOC_FLOATS, NROWS, q, nq, DIM, scratch);
+				t = Now() - t0;
+				printf("RESULT %s_q%d_dram_docs_per_s %.1f\n", name, nq, ndocs / t);
+				printf("RESULT %s_q%d_dram_gb_per_s %.2f\n", name, nq, ndocs * (double) DOC_BYTES / t / 1e9);
+				if (nq == 32 && kinds[ki] == (int) mvk_best())
+				{
+					printf("RESULT kernel_q32_pool_ms %.2f\n", t * 1e3);
+					printf("RESULT kernel_q32_pool_wall_ms %.2f\n", (WallNow() - w0) * 1e3);
+				}
+			}
 		}
 	}
 
