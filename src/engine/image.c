@@ -41,15 +41,14 @@
 
 #define PRECISION_BITS (32 - 8 - 2)
 
-typedef enum ImageKind
-{
-	KIND_UNKNOWN = 0,
-	KIND_PNG,
-	KIND_JPEG,
-	KIND_GIF,
-	KIND_BMP,
-	KIND_TGA
-} ImageKind;
+typedef CpImageKind ImageKind;
+
+#define KIND_UNKNOWN CP_IMAGE_UNKNOWN
+#define KIND_PNG CP_IMAGE_PNG
+#define KIND_JPEG CP_IMAGE_JPEG
+#define KIND_GIF CP_IMAGE_GIF
+#define KIND_BMP CP_IMAGE_BMP
+#define KIND_TGA CP_IMAGE_TGA
 
 static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
 
@@ -129,12 +128,167 @@ stb_failure(ImageKind kind, const char *what, CpError *err)
 		reason = "unexpected end of data";
 	if (strstr(reason, "not supported") != NULL)
 		status = CP_ERR_UNSUPPORTED;
+	else if (strstr(reason, "too large") != NULL || strstr(reason, "Very large") != NULL)
+		return cp_error(err, CP_ERR_LIMIT, "%s image is too large for the decoder: %s",
+						kind_names[kind], reason);
 	else if (strstr(reason, "Out of memory") != NULL)
 		status = CP_ERR_NOMEM;
 	if (status == CP_ERR_UNSUPPORTED)
 		return cp_error(err, status, "unsupported %s image: %s", kind_names[kind], reason);
 	return cp_error(err, status, "corrupt or truncated %s image (%s): %s",
 					kind_names[kind], what, reason);
+}
+
+static inline uint32_t
+rd_be32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+static inline uint32_t
+rd_le32(const uint8_t *p)
+{
+	return ((uint32_t) p[3] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[1] << 8) | p[0];
+}
+
+/*
+ * check_complete
+ *		stb_image reads missing bytes as zeros and so decodes many truncated
+ *		files "successfully"; Pillow refuses them ("image file is
+ *		truncated").  Check the container structure reaches its end: PNG
+ *		chunks up to IEND, a JPEG end-of-image marker after the first scan,
+ *		the first GIF frame's data blocks, uncompressed BMP/TGA pixel data.
+ */
+static CpStatus
+check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
+{
+	const char *name = kind_names[kind];
+
+	if (kind == KIND_PNG)
+	{
+		size_t		pos = 8;
+
+		for (;;)
+		{
+			uint32_t	clen;
+
+			if (len - pos < 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: no IEND chunk");
+			clen = rd_be32(b + pos);
+			if (memcmp(b + pos + 4, "IEND", 4) == 0)
+				return CP_OK;
+			if (clen > len - pos - 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: chunk at offset %zu cut short", pos);
+			pos += 12 + (size_t) clen;
+		}
+	}
+	else if (kind == KIND_JPEG)
+	{
+		size_t		pos = 2;
+		size_t		i;
+
+		/* walk marker segments up to the first start-of-scan */
+		for (;;)
+		{
+			int			m;
+
+			if (len - pos < 4)
+				return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no scan data");
+			if (b[pos] != 0xFF)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
+			m = b[pos + 1];
+			if (m == 0xFF)
+			{
+				pos++;			/* fill byte */
+				continue;
+			}
+			if (m == 0xDA)
+				break;
+			if (m == 0x01 || (m >= 0xD0 && m <= 0xD7))
+			{
+				pos += 2;
+				continue;
+			}
+			pos += 2 + (((size_t) b[pos + 2] << 8) | b[pos + 3]);
+			if (pos > len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
+		}
+		for (i = len - 1; i > pos; i--)
+			if (b[i] == 0xD9 && b[i - 1] == 0xFF)
+				return CP_OK;
+		return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
+	}
+	else if (kind == KIND_BMP && len >= 34)
+	{
+		uint32_t	off = rd_le32(b + 10);
+		uint32_t	hsize = rd_le32(b + 14);
+		int64_t		w,
+					h;
+		int			bpp;
+		uint32_t	comp;
+		int64_t		need;
+
+		if (hsize == 12)
+			return CP_OK;		/* OS/2 1.x header: rare, leave it to stb */
+		w = (int32_t) rd_le32(b + 18);
+		h = (int32_t) rd_le32(b + 22);
+		bpp = b[28] | (b[29] << 8);
+		comp = rd_le32(b + 30);
+		if (h < 0)
+			h = -h;
+		if (comp != 0 && comp != 3 && comp != 6)
+			return CP_OK;		/* compressed: size unknown here */
+		need = (int64_t) off + ((w * bpp + 31) / 32) * 4 * h;
+		if (w > 0 && (int64_t) len < need)
+			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
+							len, (long long) need);
+	}
+	else if (kind == KIND_TGA && len >= 18)
+	{
+		int			type = b[2];
+		int64_t		need;
+
+		if (type == 9 || type == 10 || type == 11)
+		{
+			/* run-length packets: walk them until every pixel is covered */
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int64_t		npix = (int64_t) (b[12] | (b[13] << 8)) * (b[14] | (b[15] << 8));
+			int			px = (b[16] + 7) / 8;
+			size_t		pos = 18 + (size_t) b[0] + (b[1] ? (size_t) cmap_len * ((cmap_bits + 7) / 8) : 0);
+
+			while (npix > 0)
+			{
+				int			hdr,
+							count;
+
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+				hdr = b[pos++];
+				count = (hdr & 0x7f) + 1;
+				pos += (size_t) px * ((hdr & 0x80) ? 1 : count);
+				npix -= count;
+			}
+			if (pos > len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+		}
+		else if (type == 1 || type == 2 || type == 3)
+		{
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int			w = b[12] | (b[13] << 8);
+			int			h = b[14] | (b[15] << 8);
+			int			bpp = b[16];
+
+			need = 18 + (int64_t) b[0] + (b[1] ? (int64_t) cmap_len * ((cmap_bits + 7) / 8) : 0) +
+				(int64_t) w * h * ((bpp + 7) / 8);
+			if ((int64_t) len < need)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: %zu bytes, pixel data needs %lld",
+								len, (long long) need);
+		}
+	}
+	(void) name;
+	return CP_OK;
 }
 
 /*
@@ -234,6 +388,20 @@ gif_prepare(const uint8_t *b, size_t len, GifFrame *f, uint8_t **patched,
 			else
 				return cp_error(err, CP_ERR_UNSUPPORTED,
 								"unsupported GIF image: the first frame has no palette");
+			if (lflags & 0x80)
+				pos += (size_t) f->pal_entries * 3;
+			/* LZW code size, then data sub-blocks up to an empty one */
+			if (pos >= len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: no frame data");
+			pos++;
+			for (;;)
+			{
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: frame data cut short");
+				if (b[pos] == 0)
+					break;
+				pos += 1 + (size_t) b[pos];
+			}
 			break;
 		}
 		else if (tag == 0x3B)
@@ -366,7 +534,11 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
 		kind = KIND_TGA;
 	}
-	else if (!stbi_info_from_memory(bytes, (int) len, &w, &h, &comp))
+	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
+			 (kind == KIND_GIF && len < 13))
+		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
+						kind_names[kind], len);
+	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
 	if (w <= 0 || h <= 0)
@@ -381,6 +553,10 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 		return cp_error(err, CP_ERR_LIMIT,
 						"%s image of %dx%d is too large to decode (over %d pixels)",
 						kind_names[kind], w, h, INT_MAX / 4);
+
+	st = check_complete(kind, bytes, len, err);
+	if (st != CP_OK)
+		return st;
 
 	if (kind == KIND_PNG && bytes[24] == 16 && bytes[25] == 0)
 		st = decode_png16_gray(bytes, len, out, err);

@@ -9,6 +9,7 @@
  * image.c includes the same header for the declarations, with the same
  * STBI_NO_STDIO setting.
  */
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "image.h"
@@ -68,4 +69,34 @@ cp_stbi_take_assert_hits(void)
 
 	cp_stbi_assert_hits = 0;
 	return n;
+}
+
+/*
+ * cp_stbi_info
+ *		Header of one given kind only (stbi_info_from_memory tries every
+ *		format and keeps the last one's failure reason, not ours).
+ */
+int
+cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
+			 int *comp)
+{
+	stbi__context s;
+
+	stbi__start_mem(&s, bytes, len);
+	switch (kind)
+	{
+		case CP_IMAGE_PNG:
+			return stbi__png_info(&s, w, h, comp);
+		case CP_IMAGE_JPEG:
+			return stbi__jpeg_info(&s, w, h, comp);
+		case CP_IMAGE_GIF:
+			return stbi__gif_info(&s, w, h, comp);
+		case CP_IMAGE_BMP:
+			return stbi__bmp_info(&s, w, h, comp);
+		case CP_IMAGE_TGA:
+			return stbi__tga_info(&s, w, h, comp);
+		default:
+			break;
+	}
+	return stbi__err("unknown kind", "Unknown image kind");
 }
