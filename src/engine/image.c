@@ -152,6 +152,89 @@ rd_le32(const uint8_t *p)
 }
 
 /*
+ * check_jpeg
+ *		Walk every JPEG marker segment and entropy-coded segment up to the
+ *		end-of-image marker.  Besides truncation this rejects Huffman tables
+ *		of more than 256 codes, which overflow a buffer in stb_image 2.27
+ *		(found by fuzz_image; fixed upstream in 2.28).
+ */
+static CpStatus
+check_jpeg(const uint8_t *b, size_t len, CpError *err)
+{
+	size_t		pos = 2;
+
+	for (;;)
+	{
+		int			m;
+		size_t		seglen;
+
+		if (len - pos < 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
+		if (b[pos] != 0xFF)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
+		m = b[pos + 1];
+		if (m == 0xFF)
+		{
+			pos++;				/* fill byte */
+			continue;
+		}
+		if (m == 0xD9)
+			return CP_OK;
+		if (m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+		{
+			pos += 2;
+			continue;
+		}
+		if (len - pos < 4)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
+		seglen = ((size_t) b[pos + 2] << 8) | b[pos + 3];
+		if (seglen < 2 || seglen > len - pos - 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated or corrupt JPEG image: segment at offset %zu", pos);
+		if (m == 0xC4)
+		{
+			size_t		p = pos + 4;
+			size_t		end = pos + 2 + seglen;
+
+			while (p < end)
+			{
+				int			n = 0,
+							i;
+
+				if (end - p < 17)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+				for (i = 1; i <= 16; i++)
+					n += b[p + i];
+				if (n > 256)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table of %d codes", n);
+				p += 17 + (size_t) n;
+			}
+			if (p != end)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+		}
+		pos += 2 + seglen;
+		if (m == 0xDA)
+		{
+			/* entropy-coded data: up to a marker other than a stuffed 00 or RSTn */
+			for (;;)
+			{
+				const uint8_t *ff = memchr(b + pos, 0xFF, len - pos);
+
+				if (ff == NULL || (size_t) (ff - b) + 1 >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: scan data cut short");
+				pos = (size_t) (ff - b);
+				if (b[pos + 1] == 0x00 || (b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7) ||
+					b[pos + 1] == 0xFF)
+				{
+					pos += (b[pos + 1] == 0xFF) ? 1 : 2;
+					continue;
+				}
+				break;
+			}
+		}
+	}
+}
+
+/*
  * check_complete
  *		stb_image reads missing bytes as zeros and so decodes many truncated
  *		files "successfully"; Pillow refuses them ("image file is
@@ -183,41 +266,7 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 		}
 	}
 	else if (kind == KIND_JPEG)
-	{
-		size_t		pos = 2;
-		size_t		i;
-
-		/* walk marker segments up to the first start-of-scan */
-		for (;;)
-		{
-			int			m;
-
-			if (len - pos < 4)
-				return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no scan data");
-			if (b[pos] != 0xFF)
-				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
-			m = b[pos + 1];
-			if (m == 0xFF)
-			{
-				pos++;			/* fill byte */
-				continue;
-			}
-			if (m == 0xDA)
-				break;
-			if (m == 0x01 || (m >= 0xD0 && m <= 0xD7))
-			{
-				pos += 2;
-				continue;
-			}
-			pos += 2 + (((size_t) b[pos + 2] << 8) | b[pos + 3]);
-			if (pos > len)
-				return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
-		}
-		for (i = len - 1; i > pos; i--)
-			if (b[i] == 0xD9 && b[i - 1] == 0xFF)
-				return CP_OK;
-		return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
-	}
+		return check_jpeg(b, len, err);
 	else if (kind == KIND_BMP && len >= 34)
 	{
 		uint32_t	off = rd_le32(b + 10);
@@ -461,13 +510,12 @@ static CpStatus
 decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *err)
 {
 	int			w,
-				h,
-				n;
+				h;
 	uint16_t   *g;
 	size_t		i,
 				npix;
 
-	g = stbi_load_16_from_memory(bytes, (int) len, &w, &h, &n, 1);
+	g = cp_stbi_load(KIND_PNG, bytes, (int) len, &w, &h, 1, 1);
 	if (g == NULL)
 		return stb_failure(KIND_PNG, "decoding", err);
 	npix = (size_t) w * h;
@@ -504,9 +552,8 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	int			w,
 				h,
 				comp,
-				w2,
-				h2,
-				n;
+				w2 = 0,
+				h2 = 0;
 	int64_t		npix;
 	CpStatus	st = CP_OK;
 	GifFrame	gif;
@@ -529,15 +576,19 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"%s images are not supported (PNG, JPEG, BMP, GIF and TGA are)", other);
 		/* TGA has no signature: accept what stb_image's TGA probe accepts */
-		if (!stbi_info_from_memory(bytes, (int) len, &w, &h, &comp))
+		if (!cp_stbi_info(KIND_TGA, bytes, (int) len, &w, &h, &comp))
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
 		kind = KIND_TGA;
+		if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+			return st;
 	}
 	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
 			 (kind == KIND_GIF && len < 13))
 		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
 						kind_names[kind], len);
+	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+		return st;
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
@@ -554,10 +605,6 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 						"%s image of %dx%d is too large to decode (over %d pixels)",
 						kind_names[kind], w, h, INT_MAX / 4);
 
-	st = check_complete(kind, bytes, len, err);
-	if (st != CP_OK)
-		return st;
-
 	if (kind == KIND_PNG && bytes[24] == 16 && bytes[25] == 0)
 		st = decode_png16_gray(bytes, len, out, err);
 	else
@@ -571,7 +618,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			src = patched;
 		}
-		out->pixels = stbi_load_from_memory(src, (int) len, &w2, &h2, &n, 3);
+		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else

@@ -68,4 +68,8 @@ extern int	cp_stbi_take_assert_hits(void);
 extern int	cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len,
 						 int *w, int *h, int *comp);
 
+/* stb_image's decoder for one kind; malloc'd samples or NULL on error. */
+extern void *cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len,
+						  int *w, int *h, int req_comp, int want16);
+
 #endif							/* CP_IMAGE_H */

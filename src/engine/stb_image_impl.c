@@ -11,6 +11,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "image.h"
 
@@ -99,4 +100,60 @@ cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
 			break;
 	}
 	return stbi__err("unknown kind", "Unknown image kind");
+}
+
+/*
+ * cp_stbi_load
+ *		Decode with the loader of one given kind only (stbi_load_from_memory
+ *		probes every format: a file that image.c checked as one kind must
+ *		not be decoded as another).  req_comp as stb_image's.  want16 (PNG
+ *		only) returns the 16-bit samples stb_image gives for a 16-bit PNG;
+ *		otherwise 16-bit samples are reduced to their high byte as
+ *		stbi_load does.  NULL + stbi_failure_reason() on error.
+ */
+void *
+cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
+			 int req_comp, int want16)
+{
+	stbi__context s;
+	stbi__result_info ri;
+	void	   *result = NULL;
+	int			comp;
+
+	stbi__start_mem(&s, bytes, len);
+	memset(&ri, 0, sizeof(ri));
+	ri.bits_per_channel = 8;
+	ri.channel_order = STBI_ORDER_RGB;
+	ri.num_channels = 0;
+	switch (kind)
+	{
+		case CP_IMAGE_PNG:
+			result = stbi__png_load(&s, w, h, &comp, req_comp, &ri);
+			break;
+		case CP_IMAGE_JPEG:
+			result = stbi__jpeg_load(&s, w, h, &comp, req_comp, &ri);
+			break;
+		case CP_IMAGE_GIF:
+			result = stbi__gif_load(&s, w, h, &comp, req_comp, &ri);
+			break;
+		case CP_IMAGE_BMP:
+			result = stbi__bmp_load(&s, w, h, &comp, req_comp, &ri);
+			break;
+		case CP_IMAGE_TGA:
+			result = stbi__tga_load(&s, w, h, &comp, req_comp, &ri);
+			break;
+		default:
+			return stbi__errpuc("unknown kind", "Unknown image kind");
+	}
+	if (result == NULL)
+		return NULL;
+	if (want16 != (ri.bits_per_channel == 16))
+	{
+		if (!want16 && ri.bits_per_channel == 16)
+			return stbi__convert_16_to_8((stbi__uint16 *) result, *w, *h,
+										 req_comp == 0 ? comp : req_comp);
+		STBI_FREE(result);
+		return stbi__errpuc("bad bits_per_channel", "Unexpected sample depth");
+	}
+	return result;
 }
