@@ -156,12 +156,16 @@ rd_le32(const uint8_t *p)
  *		Walk every JPEG marker segment and entropy-coded segment up to the
  *		end-of-image marker.  Besides truncation this rejects Huffman tables
  *		of more than 256 codes, which overflow a buffer in stb_image 2.27
- *		(found by fuzz_image; fixed upstream in 2.28).
+ *		(found by fuzz_image; fixed upstream in 2.28), and scans that use a
+ *		Huffman table never defined (stb_image would read an uninitialised
+ *		table).
  */
 static CpStatus
 check_jpeg(const uint8_t *b, size_t len, CpError *err)
 {
 	size_t		pos = 2;
+	bool		defined[2][4] = {{false}};
+	bool		progressive = false;
 
 	for (;;)
 	{
@@ -202,6 +206,9 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 
 				if (end - p < 17)
 					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+				if ((b[p] >> 4) > 1 || (b[p] & 15) > 3)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad Huffman table id 0x%02x", b[p]);
+				defined[b[p] >> 4][b[p] & 15] = true;
 				for (i = 1; i <= 16; i++)
 					n += b[p + i];
 				if (n > 256)
@@ -210,6 +217,32 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 			}
 			if (p != end)
 				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+		}
+		if (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE)
+			progressive = true;
+		if (m == 0xDA)
+		{
+			int			ns = seglen >= 3 ? b[pos + 4] : 0;
+			int			i,
+						ss,
+						ah;
+
+			if (ns < 1 || ns > 4 || seglen != (size_t) (6 + 2 * ns))
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad scan header");
+			ss = b[pos + 5 + 2 * ns];
+			ah = b[pos + 7 + 2 * ns] >> 4;
+			for (i = 0; i < ns; i++)
+			{
+				int			td = b[pos + 6 + 2 * i] >> 4;
+				int			ta = b[pos + 6 + 2 * i] & 15;
+				bool		need_dc = !progressive || (ss == 0 && ah == 0);
+				bool		need_ac = !progressive || ss != 0;
+
+				if ((need_dc && (td > 3 || !defined[0][td])) ||
+					(need_ac && (ta > 3 || !defined[1][ta])))
+					return cp_error(err, CP_ERR_FORMAT,
+									"corrupt JPEG image: a scan uses an undefined Huffman table");
+			}
 		}
 		pos += 2 + seglen;
 		if (m == 0xDA)
@@ -287,8 +320,10 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 			h = -h;
 		if (comp != 0 && comp != 3 && comp != 6)
 			return CP_OK;		/* compressed: size unknown here */
+		if (w <= 0 || w > (1 << 24) || h > (1 << 24) || bpp > 64)
+			return CP_OK;		/* stb_image rejects these itself */
 		need = (int64_t) off + ((w * bpp + 31) / 32) * 4 * h;
-		if (w > 0 && (int64_t) len < need)
+		if ((int64_t) len < need)
 			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
 							len, (long long) need);
 	}

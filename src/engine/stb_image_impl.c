@@ -28,7 +28,8 @@ static _Thread_local int cp_stbi_assert_hits = 0;
 #define STBI_NO_STDIO
 #define STBI_FAILURE_USERMSG
 #define STBI_ASSERT(x) ((x) ? (void) 0 : (void) cp_stbi_assert_hits++)
-#define STBI_MALLOC(sz) malloc(sz)
+/* zeroed: stb_image 2.27 reads some fields of corrupt files uninitialised */
+#define STBI_MALLOC(sz) calloc(1, sz)
 #define STBI_REALLOC(p, newsz) realloc(p, newsz)
 #define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
