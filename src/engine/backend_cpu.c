@@ -12,9 +12,11 @@
  * table is never converted as a whole: embedding() converts the rows it
  * reads.  Norm weights and biases are always converted (they are small).
  *
- * Threads.  OpenBLAS and OpenMP both get CpBackendOptions.threads; the two
- * never run at the same time (OpenMP loops and GEMMs alternate), so the
- * cores are not oversubscribed.
+ * Threads.  All parallelism is OpenMP with CpBackendOptions.threads
+ * threads; OpenBLAS is set to one thread and each OpenMP thread calls
+ * cblas_sgemm on its own slice of the output columns (or attention heads /
+ * rows).  Letting OpenBLAS's pthreads and OpenMP's threads alternate made
+ * each pool spin while the other worked (4x slower on 2 cores).
  */
 #include <math.h>
 #include <omp.h>
@@ -26,8 +28,14 @@
 
 #include "backend_cpu.h"
 
-/* Target size of one converted weight tile for lazy matmul. */
-#define LAZY_TILE_BYTES (4u << 20)
+/*
+ * Size of one converted weight tile per thread for lazy matmul: small
+ * (cache-resident) for few rows, large for many rows, where each tile
+ * costs one more packing of x inside the GEMM.
+ */
+#define LAZY_TILE_BYTES_SMALL_M ((size_t) 1 << 20)
+#define LAZY_TILE_BYTES_LARGE_M ((size_t) 32 << 20)
+#define LAZY_LARGE_M 64
 
 #define IMPL(be) ((CpCpuImpl *) (be)->impl)
 
@@ -53,6 +61,32 @@ cpu_scratch(CpBackend *be, size_t n, float **out)
 		impl->scratch_n = n;
 	}
 	*out = impl->scratch;
+	return CP_OK;
+}
+
+/*
+ * cpu_thread_scratch
+ *		Make every thread's scratch at least n floats.
+ */
+CpStatus
+cpu_thread_scratch(CpBackend *be, size_t n)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	int			t;
+
+	for (t = 0; t < impl->threads; t++)
+		if (impl->tscratch_n[t] < n)
+		{
+			float	   *p = NULL;
+
+			if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
+				return cp_error(&be->err, CP_ERR_NOMEM,
+								"out of memory allocating %zu bytes of scratch",
+								n * sizeof(float));
+			free(impl->tscratch[t]);
+			impl->tscratch[t] = p;
+			impl->tscratch_n[t] = n;
+		}
 	return CP_OK;
 }
 
@@ -200,7 +234,16 @@ cpu_destroy(CpBackend *be)
 	if (be == NULL)
 		return;
 	if (be->impl)
-		free(IMPL(be)->scratch);
+	{
+		CpCpuImpl  *impl = IMPL(be);
+		int			t;
+
+		free(impl->scratch);
+		for (t = 0; impl->tscratch && t < impl->threads; t++)
+			free(impl->tscratch[t]);
+		free(impl->tscratch);
+		free(impl->tscratch_n);
+	}
 	free(be->impl);
 	free(be);
 }
@@ -225,36 +268,103 @@ cpu_install_common(CpBackend *be)
  * --------------------------------------------------------------------- */
 
 /*
+ * fast_expf
+ *		exp(x) for the softmax and GELU loops, written so that "omp simd"
+ *		vectorises it: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and
+ *		a degree-7 Taylor polynomial (relative error about 2e-7, i.e. a few
+ *		ulp).  Inputs below -87.3 give 0, above 88.7 saturate.
+ */
+#pragma omp declare simd
+static inline float
+fast_expf(float x)
+{
+	float		n,
+				r,
+				p;
+	int32_t		e;
+	float		scale;
+
+	x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+	n = __builtin_roundf(x * 1.44269504088896341f);
+	r = x - n * 0.693145751953125f;
+	r = r - n * 1.42860682030941723212e-6f;
+	p = 1.0f / 5040.0f;
+	p = p * r + 1.0f / 720.0f;
+	p = p * r + 1.0f / 120.0f;
+	p = p * r + 1.0f / 24.0f;
+	p = p * r + 1.0f / 6.0f;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	e = ((int32_t) n + 127) << 23;
+	memcpy(&scale, &e, sizeof(scale));
+	return x <= -87.3f ? 0.0f : p * scale;
+}
+
+/*
+ * fast_gelu_tanh
+ *		0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + exp(-2u)),
+ *		u = sqrt(2/pi)(x + 0.044715 x^3); the last form has no cancellation.
+ */
+#pragma omp declare simd
+static inline float
+fast_gelu_tanh(float x)
+{
+	float		u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+
+	return x / (1.0f + fast_expf(-2.0f * u));
+}
+
+/*
  * convert_rows
- *		Rows [r0, r0 + nr) of a lazy weight [*, K] into dst as fp32.
+ *		Rows [r0, r0 + nr) of a lazy weight [*, K] into dst as fp32
+ *		(called by one thread).
  */
 static void
-convert_rows(const CpBuf *w, int64_t r0, int nr, int K, float *dst, int threads)
+convert_rows(const CpBuf *w, int64_t r0, int nr, int K, float *dst)
 {
 	const uint16_t *src = (const uint16_t *) w->raw + (size_t) r0 * K;
 	size_t		n = (size_t) nr * K;
-	int64_t		i;
+	size_t		i;
 
 	if (w->dtype == CP_DTYPE_BF16)
 	{
 		uint32_t   *d = (uint32_t *) dst;
 
-#pragma omp parallel for num_threads(threads) schedule(static)
-		for (i = 0; i < (int64_t) n; i++)
+#pragma omp simd
+		for (i = 0; i < n; i++)
 			d[i] = (uint32_t) src[i] << 16;
 	}
 	else
 	{
-#pragma omp parallel for num_threads(threads) schedule(static)
-		for (i = 0; i < (int64_t) n; i++)
+		for (i = 0; i < n; i++)
 			dst[i] = cp_f16_to_f32(src[i]);
 	}
 }
 
 /*
+ * split_range
+ *		Thread t's share [*lo, *hi) of n items in blocks of align.
+ */
+static void
+split_range(int n, int nthreads, int t, int align, int *lo, int *hi)
+{
+	int			blocks = (n + align - 1) / align;
+	int			per = blocks / nthreads,
+				extra = blocks % nthreads;
+	int			b0 = t * per + (t < extra ? t : extra);
+	int			b1 = b0 + per + (t < extra ? 1 : 0);
+
+	*lo = b0 * align < n ? b0 * align : n;
+	*hi = b1 * align < n ? b1 * align : n;
+}
+
+/*
  * cpu_matmul
- *		y = x . W^T + bias (+ y) through cblas_sgemm; lazy weights are
- *		converted in tiles of rows of W (columns of y).
+ *		y = x . W^T + bias (+ y): the N output columns are split across
+ *		the threads, each running a single-threaded cblas_sgemm on its
+ *		slice; lazy weights are converted tile by tile into the thread's
+ *		scratch first.
  */
 static CpStatus
 cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
@@ -264,41 +374,57 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	float	   *yp = cpu_ptr(y);
 	const float *xp = cpu_ptr(x);
 	float		beta = accumulate ? 1.0f : 0.0f;
+	int			nthreads = impl->threads;
+	int			tile = 0;
 	int			m;
 
 	if (bias != NULL && !accumulate)
 	{
 		/* preload the bias and let the GEMM add onto it */
-#pragma omp parallel for num_threads(impl->threads) schedule(static)
+#pragma omp parallel for num_threads(nthreads) schedule(static)
 		for (m = 0; m < M; m++)
 			memcpy(yp + (size_t) m * N, bias->data, sizeof(float) * N);
 		beta = 1.0f;
 	}
-
-	if (!w->lazy)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K,
-					1.0f, xp, K, w->data, K, beta, yp, N);
-	else
+	if (N < 32 * nthreads)
+		nthreads = 1;
+	if (w->lazy)
 	{
-		int			tile = (int) (LAZY_TILE_BYTES / ((size_t) K * sizeof(float)));
-		float	   *buf;
-		int			n0;
+		size_t		bytes = M >= LAZY_LARGE_M ? LAZY_TILE_BYTES_LARGE_M : LAZY_TILE_BYTES_SMALL_M;
 		CpStatus	st;
 
-		if (tile < 16)
-			tile = 16;
-		if (tile > N)
-			tile = N;
-		st = cpu_scratch(be, (size_t) tile * K, &buf);
+		tile = (int) (bytes / ((size_t) K * sizeof(float)));
+		tile = tile < 16 ? 16 : tile;
+		tile = tile > (N + nthreads - 1) / nthreads ? (N + nthreads - 1) / nthreads : tile;
+		st = cpu_thread_scratch(be, (size_t) tile * K);
 		if (st != CP_OK)
 			return st;
-		for (n0 = 0; n0 < N; n0 += tile)
-		{
-			int			nt = (N - n0 < tile) ? N - n0 : tile;
+	}
 
-			convert_rows(w, n0, nt, K, buf, impl->threads);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
-						1.0f, xp, K, buf, K, beta, yp + n0, N);
+#pragma omp parallel num_threads(nthreads)
+	{
+		int			t = omp_get_thread_num();
+		int			lo,
+					hi;
+
+		split_range(N, nthreads, t, 16, &lo, &hi);
+		if (hi > lo && !w->lazy)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K,
+						1.0f, xp, K, w->data + (size_t) lo * K, K, beta,
+						yp + lo, N);
+		else if (hi > lo)
+		{
+			float	   *buf = impl->tscratch[t];
+			int			n0;
+
+			for (n0 = lo; n0 < hi; n0 += tile)
+			{
+				int			nt = (hi - n0 < tile) ? hi - n0 : tile;
+
+				convert_rows(w, n0, nt, K, buf);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
+							1.0f, xp, K, buf, K, beta, yp + n0, N);
+			}
 		}
 	}
 
@@ -319,14 +445,14 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 
 /*
  * softmax_rows
- *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32.
+ *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32
+ *		(called by one thread).
  */
 static void
-softmax_rows(float *s, int rows, int n, int ld, int threads)
+softmax_rows(float *s, int rows, int n, int ld)
 {
 	int			r;
 
-#pragma omp parallel for num_threads(threads) schedule(static)
 	for (r = 0; r < rows; r++)
 	{
 		float	   *sr = s + (size_t) r * ld;
@@ -337,23 +463,31 @@ softmax_rows(float *s, int rows, int n, int ld, int threads)
 
 		for (j = 0; j < n; j++)
 			mx = sr[j] > mx ? sr[j] : mx;
+#pragma omp simd reduction(+:sum)
 		for (j = 0; j < n; j++)
 		{
-			sr[j] = expf(sr[j] - mx);
+			sr[j] = fast_expf(sr[j] - mx);
 			sum += sr[j];
 		}
 		inv = 1.0f / sum;
+#pragma omp simd
 		for (j = 0; j < n; j++)
 			sr[j] *= inv;
 	}
 }
 
+/* Query rows per attention work item (bounds the score scratch). */
+#define ATT_ROWS 256
+
 /*
  * cpu_attention
- *		Per sequence: S = scale * Q K^T (one GEMM), softmax, O = P V.
- *		With a single KV head (Gemma MQA) the nh query heads of a token are
- *		consecutive rows of length hd, so all heads go through one GEMM of
- *		T*nh rows; otherwise one GEMM pair per head with strided rows.
+ *		Work items of up to ATT_ROWS query rows of one (sequence, head
+ *		group) are spread over the threads; each computes S = scale Q K^T
+ *		with one GEMM, the softmax, and O = P V with a second GEMM.  The
+ *		query heads sharing a KV head are handled together: with one KV
+ *		head (Gemma MQA) the nh heads of a token are consecutive rows of hd
+ *		floats, so Q is simply a [T*nh, hd] matrix; otherwise one head at a
+ *		time with strided rows.
  */
 static CpStatus
 cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
@@ -361,49 +495,69 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			  const int *lens)
 {
 	CpCpuImpl  *impl = IMPL(be);
+	bool		mqa = (nkv == 1);
+	int			heads = mqa ? 1 : nh;	/* head streams per sequence */
+	int			rows_per_head = mqa ? T * nh : T;
+	int			chunks = (rows_per_head + ATT_ROWS - 1) / ATT_ROWS;
+	int			items = B * heads * chunks;
 	int			group = nh / nkv;
-	float	   *s;
-	int			b,
-				h;
+	int			it,
+				b;
 	CpStatus	st;
 
-	st = cpu_scratch(be, (size_t) T * T * (nkv == 1 ? nh : 1), &s);
+	st = cpu_thread_scratch(be, (size_t) ATT_ROWS * T);
 	if (st != CP_OK)
 		return st;
 
+	/* padded query rows are zero */
 	for (b = 0; b < B; b++)
 	{
 		int			L = lens ? lens[b] : T;
-		const float *qb = cpu_ptr(q) + (size_t) b * T * nh * hd;
-		const float *kb = cpu_ptr(k) + (size_t) b * T * nkv * hd;
-		const float *vb = cpu_ptr(v) + (size_t) b * T * nkv * hd;
-		float	   *ob = cpu_ptr(out) + (size_t) b * T * nh * hd;
 
 		if (L < T)
-			memset(ob + (size_t) L * nh * hd, 0, sizeof(float) * (size_t) (T - L) * nh * hd);
-		if (L <= 0)
-			continue;
-		if (nkv == 1)
-		{
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L * nh, L, hd,
-						scale, qb, hd, kb, hd, 0.0f, s, L);
-			softmax_rows(s, L * nh, L, L, impl->threads);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L * nh, hd, L,
-						1.0f, s, L, vb, hd, 0.0f, ob, hd);
-			continue;
-		}
-		for (h = 0; h < nh; h++)
-		{
-			int			kvh = h / group;
+			memset(cpu_ptr(out) + ((size_t) b * T + L) * nh * hd, 0,
+				   sizeof(float) * (size_t) (T - L) * nh * hd);
+	}
 
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd,
-						scale, qb + (size_t) h * hd, nh * hd,
-						kb + (size_t) kvh * hd, nkv * hd, 0.0f, s, L);
-			softmax_rows(s, L, L, L, impl->threads);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L,
-						1.0f, s, L, vb + (size_t) kvh * hd, nkv * hd,
-						0.0f, ob + (size_t) h * hd, nh * hd);
+#pragma omp parallel for num_threads(impl->threads) schedule(dynamic, 1)
+	for (it = 0; it < items; it++)
+	{
+		int			bb = it / (heads * chunks);
+		int			h = (it / chunks) % heads;
+		int			c = it % chunks;
+		int			L = lens ? lens[bb] : T;
+		int			nrows = mqa ? L * nh : L;
+		int			r0 = c * ATT_ROWS;
+		int			rn = nrows - r0 < ATT_ROWS ? nrows - r0 : ATT_ROWS;
+		int			kvh = h / group;
+		float	   *s = impl->tscratch[omp_get_thread_num()];
+		const float *qb,
+				   *kb,
+				   *vb;
+		float	   *ob;
+		int			ldq;
+
+		if (rn <= 0)
+			continue;
+		kb = cpu_ptr(k) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
+		vb = cpu_ptr(v) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
+		if (mqa)
+		{
+			qb = cpu_ptr(q) + ((size_t) bb * T * nh + r0) * hd;
+			ob = cpu_ptr(out) + ((size_t) bb * T * nh + r0) * hd;
+			ldq = hd;
 		}
+		else
+		{
+			qb = cpu_ptr(q) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
+			ob = cpu_ptr(out) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
+			ldq = nh * hd;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
+					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
+		softmax_rows(s, rn, L, L);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
+					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}
 	return CP_OK;
 }
@@ -562,9 +716,9 @@ cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 	float	   *p = cpu_ptr(x);
 	int64_t		i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
 	for (i = 0; i < (int64_t) n; i++)
-		p[i] = gelu_tanh_f(p[i]);
+		p[i] = fast_gelu_tanh(p[i]);
 	return CP_OK;
 }
 
@@ -580,9 +734,9 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	const float *u = cpu_ptr(up);
 	int64_t		i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
 	for (i = 0; i < (int64_t) n; i++)
-		o[i] = gelu_tanh_f(g[i]) * u[i];
+		o[i] = fast_gelu_tanh(g[i]) * u[i];
 	return CP_OK;
 }
 
@@ -744,6 +898,16 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	}
 	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
 	impl->lazy_convert = opts ? opts->lazy_convert : false;
+	impl->tscratch = calloc(impl->threads, sizeof(float *));
+	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
+	if (impl->tscratch == NULL || impl->tscratch_n == NULL)
+	{
+		free(impl->tscratch);
+		free(impl->tscratch_n);
+		free(impl);
+		free(be);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
+	}
 	be->impl = impl;
 	be->name = "cpu";
 	cpu_install_common(be);
@@ -766,7 +930,8 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 		be->scatter_rows = cpu_scatter_rows;
 		be->im2col = cpu_im2col;
 	}
-	openblas_set_num_threads(impl->threads);
+	/* OpenMP does the threading; each thread runs a one-thread GEMM */
+	openblas_set_num_threads(1);
 	*out = be;
 	return CP_OK;
 }

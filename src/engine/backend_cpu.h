@@ -26,8 +26,10 @@ typedef struct CpCpuImpl
 {
 	int			threads;		/* OpenMP threads for element-wise ops */
 	bool		lazy_convert;
-	float	   *scratch;		/* matmul tiles, attention scores */
+	float	   *scratch;		/* shared scratch (rope tables) */
 	size_t		scratch_n;
+	float	  **tscratch;		/* per-thread scratch: weight tiles, scores */
+	size_t	   *tscratch_n;
 } CpCpuImpl;
 
 /* Element pointer of a view (activations are always fp32 in memory). */
@@ -49,21 +51,12 @@ cpu_w(const CpBuf *b, size_t idx)
 }
 
 extern CpStatus cpu_scratch(CpBackend *be, size_t n, float **out);
+extern CpStatus cpu_thread_scratch(CpBackend *be, size_t n);
 
 /* Shared by both backends (buffer management is identical). */
 extern void cpu_install_common(CpBackend *be);
 
 /* Naive reference ops (backend_cpu_ref.c). */
 extern void cpu_install_reference(CpBackend *be);
-
-/* GELU, tanh approximation, exactly as PyTorch's formula (fp32). */
-static inline float
-gelu_tanh_f(float x)
-{
-	const float k0 = 0.7978845608028654f;	/* sqrt(2/pi) */
-	const float k1 = 0.044715f;
-
-	return 0.5f * x * (1.0f + tanhf(k0 * (x + k1 * x * x * x)));
-}
 
 #endif							/* CP_BACKEND_CPU_H */
