@@ -26,5 +26,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	MvivfInit();
 	MarkGUCPrefixReserved("colpali");
+	MarkGUCPrefixReserved("mvivf");
 }
