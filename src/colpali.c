@@ -26,5 +26,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	EncoderInit();
+	WorkerInit();
 	MarkGUCPrefixReserved("colpali");
 }

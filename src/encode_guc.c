@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 #include "colpali.h"
@@ -35,6 +37,31 @@ static const struct config_enum_entry device_options[] = {
 	{"cuda", CP_DEVICE_CUDA, false},
 	{NULL, 0, false}
 };
+
+/*
+ * HasParentComponent
+ *		True if any "/"-separated component of path is "..".  (Core's
+ *		path_contains_parent_reference expects an already canonicalised path,
+ *		and canonicalisation would silently resolve "/a/../b" to "/b".)
+ */
+static bool
+HasParentComponent(const char *path)
+{
+	const char *p = path;
+
+	while (*p)
+	{
+		const char *end = strchr(p, '/');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return false;
+}
 
 /*
  * CheckModelPath
@@ -59,7 +86,7 @@ CheckModelPath(char **newval, void **extra, GucSource source)
 		GUC_check_errdetail("The model path must be absolute.");
 		return false;
 	}
-	if (path_contains_parent_reference(path))
+	if (HasParentComponent(path))
 	{
 		GUC_check_errdetail("The model path must not contain \"..\" components.");
 		return false;

@@ -248,6 +248,81 @@ CopyResult(dsm_handle handle, int n, MultiVector **out)
 	dsm_detach(seg);
 }
 
+/* What became of a request. */
+typedef struct RequestOutcome
+{
+	CpStatus	status;
+	EncodePhase phase;
+	char		errmsg[CP_ERROR_MSG_LEN];
+	dsm_handle	result;
+	bool		worker_lost;
+} RequestOutcome;
+
+/*
+ * WaitForRequest
+ *		Sleep on our latch until the worker answers the request in slot idx,
+ *		or until the worker that took it is gone.  Frees the slot.
+ */
+static void
+WaitForRequest(int idx, RequestOutcome *outcome)
+{
+	WorkerSlot *slot = &ColpaliWorkerShared->slots[idx];
+	TimestampTz absent_since = 0;
+
+	for (;;)
+	{
+		bool		done = false;
+
+		LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
+		if (slot->state == SLOT_DONE)
+		{
+			outcome->status = slot->status;
+			outcome->phase = slot->phase;
+			strlcpy(outcome->errmsg, slot->errmsg, CP_ERROR_MSG_LEN);
+			outcome->result = slot->result;
+			slot->result = DSM_HANDLE_INVALID;
+			slot->state = SLOT_FREE;
+			done = true;
+		}
+		else if (slot->state == SLOT_RUNNING &&
+				 (ColpaliWorkerShared->worker_pid == 0 ||
+				  ColpaliWorkerShared->generation != slot->generation))
+		{
+			/* the worker that took our request is gone */
+			slot->state = SLOT_FREE;
+			outcome->worker_lost = true;
+			done = true;
+		}
+		else if (slot->state == SLOT_PENDING &&
+				 ColpaliWorkerShared->worker_pid == 0)
+		{
+			/* no worker at all: wait for the postmaster to restart it */
+			if (absent_since == 0)
+				absent_since = GetCurrentTimestamp();
+			else if (TimestampDifferenceExceeds(absent_since, GetCurrentTimestamp(),
+												WORKER_ABSENT_TIMEOUT_MS))
+			{
+				slot->state = SLOT_FREE;
+				LWLockRelease(ColpaliWorkerShared->lock);
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the colpali background worker is not running"),
+						 errhint("Check the server log; set colpali.use_worker = off to encode in this session.")));
+			}
+		}
+		else
+			absent_since = 0;
+		LWLockRelease(ColpaliWorkerShared->lock);
+		if (done)
+			return;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 /*
  * WorkerEncode
  *		Encode n inputs through the background worker; out[i] receives a
@@ -260,15 +335,12 @@ WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
 {
 	dsm_segment *input;
 	PendingRequest req;
-	CpStatus	status = CP_OK;
-	EncodePhase phase = PHASE_ENCODE;
-	char		errmsg_buf[CP_ERROR_MSG_LEN];
-	dsm_handle	result = DSM_HANDLE_INVALID;
-	bool		worker_lost = false;
+	RequestOutcome outcome;
 	EncoderKey	key;
-	TimestampTz absent_since = 0;
 
 	EncoderKeyFromSettings(&key);
+	memset(&outcome, 0, sizeof(outcome));
+	outcome.result = DSM_HANDLE_INVALID;
 	input = CreateInputSegment(kind, n, inputs, lengths);
 	req.slot = -1;
 	req.seq = 0;
@@ -278,79 +350,27 @@ WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
 
 	PG_ENSURE_ERROR_CLEANUP(AbandonRequest, PointerGetDatum(&req));
 	{
-		WorkerSlot *slot = &ColpaliWorkerShared->slots[req.slot];
-
-		for (;;)
-		{
-			bool		done = false;
-
-			LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
-			if (slot->state == SLOT_DONE)
-			{
-				status = slot->status;
-				phase = slot->phase;
-				strlcpy(errmsg_buf, slot->errmsg, sizeof(errmsg_buf));
-				result = slot->result;
-				slot->result = DSM_HANDLE_INVALID;
-				slot->state = SLOT_FREE;
-				done = true;
-			}
-			else if (slot->state == SLOT_RUNNING &&
-					 (ColpaliWorkerShared->worker_pid == 0 ||
-					  ColpaliWorkerShared->generation != slot->generation))
-			{
-				/* the worker that took our request is gone */
-				slot->state = SLOT_FREE;
-				worker_lost = true;
-				done = true;
-			}
-			else if (slot->state == SLOT_PENDING &&
-					 ColpaliWorkerShared->worker_pid == 0)
-			{
-				if (absent_since == 0)
-					absent_since = GetCurrentTimestamp();
-				else if (TimestampDifferenceExceeds(absent_since, GetCurrentTimestamp(),
-													WORKER_ABSENT_TIMEOUT_MS))
-				{
-					slot->state = SLOT_FREE;
-					LWLockRelease(ColpaliWorkerShared->lock);
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("the colpali background worker is not running"),
-							 errhint("Check the server log; set colpali.use_worker = off to encode in this session.")));
-				}
-			}
-			else
-				absent_since = 0;
-			LWLockRelease(ColpaliWorkerShared->lock);
-			if (done)
-				break;
-
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1000, PG_WAIT_EXTENSION);
-			ResetLatch(MyLatch);
-			CHECK_FOR_INTERRUPTS();
-		}
+		WaitForRequest(req.slot, &outcome);
 
 		/*
-		 * Copy while still protected: the slot is FREE now, but an ERROR in
-		 * here must still not leak the pinned result, so unpinning is the
-		 * first thing CopyResult does after attaching.
+		 * The slot is FREE now, so cleanup would not unpin the result: do it
+		 * here, first thing after attaching (CopyResult).
 		 */
-		if (!worker_lost && status == CP_OK)
-			CopyResult(result, n, out);
-		else if (result != DSM_HANDLE_INVALID)
-			dsm_unpin_segment(result);
+		if (!outcome.worker_lost && outcome.status == CP_OK)
+			CopyResult(outcome.result, n, out);
+		else if (outcome.result != DSM_HANDLE_INVALID)
+			dsm_unpin_segment(outcome.result);
 	}
 	PG_END_ENSURE_ERROR_CLEANUP(AbandonRequest, PointerGetDatum(&req));
 	pgstat_report_wait_end();
 	dsm_detach(input);
 
-	if (worker_lost)
+	if (outcome.worker_lost)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("the colpali background worker exited while encoding this request"),
 				 errhint("The worker is restarted automatically; retry the statement.")));
-	if (status != CP_OK)
-		ReportEncoderError(status, errmsg_buf, phase, kind, key.model_path);
+	if (outcome.status != CP_OK)
+		ReportEncoderError(outcome.status, outcome.errmsg, outcome.phase, kind,
+						   key.model_path);
 }
