@@ -116,7 +116,8 @@ WorkerInit(void)
 	shmem_startup_hook = WorkerShmemStartup;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	/* a connection to no database: just enough to show in pg_stat_activity */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "colpali", BGW_MAXLEN);
@@ -530,7 +531,12 @@ ServeBatch(Batch *b)
 {
 	CpError		err;
 	CpStatus	st;
+	char		activity[64];
 
+	snprintf(activity, sizeof(activity), "encoding %d %s from %d requests",
+			 b->nitems, b->kind == ENCODE_IMAGES ? "page images" : "queries",
+			 b->nslots);
+	pgstat_report_activity(STATE_RUNNING, activity);
 	memset(&err, 0, sizeof(err));
 	st = EnsureEngine(&b->key, &err);
 	if (st != CP_OK)
@@ -618,6 +624,8 @@ ColpaliWorkerMain(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("colpali encoder");
 
 	sh = ColpaliWorkerShared;
 	if (sh == NULL)
@@ -691,6 +699,7 @@ ColpaliWorkerMain(Datum main_arg)
 			MemoryContextSwitchTo(old);
 			ReleaseBatch(&batch);
 			MemoryContextReset(BatchContext);
+			pgstat_report_activity(STATE_IDLE, NULL);
 			continue;
 		}
 
