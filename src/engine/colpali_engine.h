@@ -28,6 +28,14 @@ typedef enum CpDevice
 	CP_DEVICE_CUDA
 } CpDevice;
 
+/* How the CPU backend holds bf16/f16 matrices (F32 ones are used in place). */
+typedef enum CpWeightMode
+{
+	CP_WEIGHTS_AUTO = 0,		/* the measured default (see backend_cpu.c) */
+	CP_WEIGHTS_FP32,			/* converted to fp32 once at load */
+	CP_WEIGHTS_LAZY				/* kept as mapped, converted tile by tile */
+} CpWeightMode;
+
 typedef struct CpEngineOptions
 {
 	const char *model_dir;		/* checkpoint folder (config.json, *.safetensors,
@@ -38,6 +46,8 @@ typedef struct CpEngineOptions
 	int64_t		max_image_pixels;	/* decompression-bomb limit; 0 = none */
 	CpCancelFn	cancel;			/* may be NULL */
 	void	   *cancel_arg;
+	CpWeightMode cpu_weights;	/* CPU weight handling; AUTO = default */
+	int			max_batch;		/* pages per forward pass; 0 = default */
 } CpEngineOptions;
 
 /* One output multivector: nvec rows of dim floats, row-major, malloc'd. */

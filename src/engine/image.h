@@ -48,4 +48,10 @@ extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,
 									int64_t max_pixels, float *out,
 									CpError *err);
 
+/*
+ * Internal, for stb_image_impl.c and image.c only: number of stb_image
+ * assertion failures on this thread since the last call (then reset).
+ */
+extern int	cp_stbi_take_assert_hits(void);
+
 #endif							/* CP_IMAGE_H */
