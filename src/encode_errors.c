@@ -62,7 +62,7 @@ EncoderHint(CpStatus status, EncodePhase phase, EncodeKind kind)
 		{
 			case CP_ERR_IO:
 			case CP_ERR_NOT_FOUND:
-				return "Check that colpali.model_path names a checkpoint folder the server can read.";
+				return "Check that colpali.model_path names a complete ColPali checkpoint folder that the server can read.";
 			case CP_ERR_FORMAT:
 			case CP_ERR_SHAPE:
 				return "The checkpoint files look damaged or incomplete; download the checkpoint again.";
