@@ -26,7 +26,7 @@ endif
 CUDA_SRCS = $(sort $(wildcard cuda/*.cu))
 CUDA_OBJS = $(patsubst cuda/%.cu,build/cuda/%.o,$(CUDA_SRCS))
 CUDA_LIB = colpali_cuda.so
-CUDA_TESTS = build/cuda/test_cuda_ops
+CUDA_TESTS = $(patsubst test/cuda/%.c,build/cuda/%,$(sort $(wildcard test/cuda/test_*.c)))
 
 ifeq ($(WERROR),1)
 NVCC_WERROR = -Werror all-warnings -Xcompiler -Werror
