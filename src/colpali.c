@@ -26,6 +26,8 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	EncoderInit();
+	WorkerInit();
 	MvivfInit();
 	MarkGUCPrefixReserved("colpali");
 	MarkGUCPrefixReserved("mvivf");
