@@ -4,7 +4,7 @@
  *	  engine from the command line.
  *
  *	  colpali-encode --model DIR [--base DIR] [--threads N] [--device D]
- *					 [--weights fp32|lazy] [--batch N]
+ *					 [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]
  *					 [--image FILE ...] [--query TEXT ...]
  *	  colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]
  *
@@ -35,7 +35,8 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: colpali-encode --model DIR [--base DIR] [--threads N] [--device auto|cpu|cuda]\n"
-			"                      [--weights fp32|lazy] [--batch N] [--image FILE ...] [--query TEXT ...]\n"
+			"                      [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]\n"
+			"                      [--image FILE ...] [--query TEXT ...]\n"
 			"       colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]\n");
 	return 2;
 }
@@ -297,6 +298,15 @@ main(int argc, char **argv)
 				opts.device = CP_DEVICE_CUDA;
 			else if (strcmp(v, "auto") == 0)
 				opts.device = CP_DEVICE_AUTO;
+			else
+				return usage();
+		}
+		else if (strcmp(a, "--attention") == 0)
+		{
+			if (strcmp(v, "causal") == 0)
+				opts.attention = CP_ATTENTION_CAUSAL;
+			else if (strcmp(v, "bidirectional") == 0)
+				opts.attention = CP_ATTENTION_BIDIRECTIONAL;
 			else
 				return usage();
 		}

@@ -29,9 +29,11 @@
 static int	failures = 0;
 
 /*
- * Attention mode of the goldens: transformers 5.x's ColPaliForRetrieval
- * runs Gemma causally (no token_type_ids reach the PaliGemma mask), 4.x
- * bidirectionally; decided from manifest.json's versions.transformers.
+ * Attention mode of the goldens: manifest.json's "gemma_attention" when
+ * present; otherwise causal for transformers >= 5, because the current
+ * generate.py builds its models with _from_config, which runs Gemma
+ * causally, while the same checkpoint loaded with from_pretrained (and the
+ * engine's default) is bidirectional, as ColPali was trained.
  */
 static CpAttentionMode golden_attention = CP_ATTENTION_BIDIRECTIONAL;
 
@@ -511,8 +513,11 @@ main(void)
 	{
 		const char *tv = json_string_value(json_object_get(json_object_get(manifest, "versions"),
 														   "transformers"));
+		const char *ga = json_string_value(json_object_get(manifest, "gemma_attention"));
 
-		if (tv != NULL && atoi(tv) >= 5)
+		if (ga != NULL)
+			golden_attention = strcmp(ga, "causal") == 0 ? CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
+		else if (tv != NULL && atoi(tv) >= 5)
 			golden_attention = CP_ATTENTION_CAUSAL;
 		printf("goldens from transformers %s: Gemma attention %s\n", tv ? tv : "?",
 			   golden_attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional");
