@@ -38,9 +38,10 @@ typedef enum CpWeightMode
 
 /*
  * Gemma attention over the prompt.  ColPali was trained with bidirectional
- * attention (transformers 4.x, encoder.md 3.5); transformers 5.x's
- * ColPaliForRetrieval runs it causally (no token_type_ids reach the mask),
- * and the fixture goldens come from transformers 5.24.
+ * attention (encoder.md 3.5), and transformers 5's ColPaliForRetrieval is
+ * bidirectional when called as documented, model(**processor(...)); called
+ * without the processor's token_type_ids it is causal (so are the current
+ * fixture goldens).
  */
 typedef enum CpAttentionMode
 {
