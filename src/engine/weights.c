@@ -575,32 +575,46 @@ strip_prefix(const char *s, const char *p)
 
 /*
  * canonical_name
- *		Tensor name without the layout prefixes of encoder.md 4.2 (malloc'd).
+ *		Tensor name without the layout prefixes of encoder.md 4.2 (malloc'd):
+ *		"base_model.model.", then "vlm." or "model.", then "model.";
+ *		"language_model.model.X" -> "language_model.X"; the vision tower
+ *		always with its "vision_model." level (transformers 5 saves
+ *		"vision_tower.X" without it); "language_model.lm_head.weight" ->
+ *		"lm_head.weight".
  */
 static char *
 canonical_name(const char *name)
 {
 	const char *s = strip_prefix(name, "base_model.model.");
 	const char *t;
+	const char *ins = NULL;		/* text to put back in front of rest */
+	const char *rest;
 	char	   *out;
+	size_t		n;
 
 	t = strip_prefix(s, "vlm.");
 	if (t == s)
 		t = strip_prefix(s, "model.");
 	s = strip_prefix(t, "model.");
+	rest = s;
 	if (strncmp(s, "language_model.model.", 21) == 0)
 	{
-		out = malloc(strlen(s) + 1);
-		if (out != NULL)
-		{
-			memcpy(out, "language_model.", 15);
-			strcpy(out + 15, s + 21);
-		}
-		return out;
+		ins = "language_model.";
+		rest = s + 21;
 	}
-	if (strcmp(s, "language_model.lm_head.weight") == 0)
-		s = "lm_head.weight";
-	return strdup(s);
+	else if (strncmp(s, "vision_tower.", 13) == 0 &&
+			 strncmp(s + 13, "vision_model.", 13) != 0)
+	{
+		ins = "vision_tower.vision_model.";
+		rest = s + 13;
+	}
+	else if (strcmp(s, "language_model.lm_head.weight") == 0)
+		rest = "lm_head.weight";
+	n = (ins ? strlen(ins) : 0) + strlen(rest) + 1;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "%s%s", ins ? ins : "", rest);
+	return out;
 }
 
 /*
@@ -1612,8 +1626,10 @@ done:
 /*
  * adapter_base_dir
  *		When no base_dir is given, base_model_name_or_path of the adapter
- *		config if it names an existing local folder (absolute, or relative to
- *		the adapter folder).  Writes into buf; false if none.
+ *		config if it names an existing local folder: absolute, relative to
+ *		the adapter folder, or a sibling of it (a hub name such as
+ *		"vidore/colpaligemma-3b-pt-448-base" downloaded next to the adapter
+ *		as its last component).  Writes into buf; false if none.
  */
 static bool
 adapter_base_dir(const char *dir, char *buf, size_t size)
@@ -1633,13 +1649,24 @@ adapter_base_dir(const char *dir, char *buf, size_t size)
 	if (json_is_string(v) && json_string_value(v)[0] != '\0')
 	{
 		const char *p = json_string_value(v);
+		const char *last = strrchr(p, '/');
 		int			n;
 
 		if (p[0] == '/')
+		{
 			n = snprintf(buf, size, "%s", p);
+			ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+		}
 		else
+		{
 			n = snprintf(buf, size, "%s/%s", dir, p);
-		ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			if (!ok)
+			{
+				n = snprintf(buf, size, "%s/../%s", dir, last ? last + 1 : p);
+				ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			}
+		}
 	}
 	json_decref(root);
 	return ok;
