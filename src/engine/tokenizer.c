@@ -381,6 +381,8 @@ struct CpTokenizer
 {
 	CpStrMap	vocab;			/* model vocab: token -> id */
 	CpStrMap	added;			/* added tokens: content -> id */
+	uint8_t    *vocab_ids;		/* bitmap of the ids used by the vocabulary */
+	int32_t		nvocab_ids;		/* bits in vocab_ids */
 	CpPairMap	merges;
 	int32_t		byte_ids[256];	/* <0xHH> ids, -1 if absent */
 	bool		byte_fallback;
@@ -634,6 +636,7 @@ cp_tokenizer_free(CpTokenizer *tok)
 		return;
 	strmap_free(&tok->vocab);
 	strmap_free(&tok->added);
+	free(tok->vocab_ids);
 	pairmap_free(&tok->merges);
 	for (i = 0; i < tok->nnorm; i++)
 	{
@@ -963,6 +966,26 @@ load_model(CpTokenizer *tok, json_t *model, CpError *err)
 		if (!strmap_put(&tok->vocab, key, strlen(key), (int32_t) id))
 			return cp_error(err, CP_ERR_NOMEM, "out of memory loading the vocabulary");
 	}
+	/* bitmap of used ids (added tokens must not reuse one) */
+	{
+		json_int_t	maxid = -1;
+
+		json_object_foreach(vocab, key, val)
+		{
+			if (json_integer_value(val) > maxid)
+				maxid = json_integer_value(val);
+		}
+		tok->nvocab_ids = (int32_t) (maxid + 1);
+		tok->vocab_ids = calloc((size_t) tok->nvocab_ids / 8 + 1, 1);
+		if (tok->vocab_ids == NULL)
+			return cp_error(err, CP_ERR_NOMEM, "out of memory loading the vocabulary");
+		json_object_foreach(vocab, key, val)
+		{
+			json_int_t	id = json_integer_value(val);
+
+			tok->vocab_ids[id / 8] |= (uint8_t) (1 << (id % 8));
+		}
+	}
 	for (i = 0; i < 256; i++)
 	{
 		char		code[8];
@@ -1081,6 +1104,10 @@ load_added_tokens(CpTokenizer *tok, json_t *arr, CpError *err)
 		if (vid >= 0 && vid != id)
 			return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: added token \"%.64s\" has id %lld but the vocabulary says %d",
 							c, (long long) id, vid);
+		/* HF would renumber such a token; a consistent file never has one */
+		if (vid < 0 && id < tok->nvocab_ids && tok->vocab_ids[id / 8] & (1 << (id % 8)))
+			return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: added token \"%.64s\" has id %lld, which the vocabulary gives to another token",
+							c, (long long) id);
 		if (!strmap_put(&tok->added, c, clen, (int32_t) id))
 			return cp_error(err, CP_ERR_NOMEM, "out of memory");
 		if (json_is_false(json_object_get(t, "normalized")))

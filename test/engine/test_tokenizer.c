@@ -152,6 +152,14 @@ test_golden(void)
 		CHECK(cp_tokenizer_token_id(tok, "no such token") == -1, "unknown token");
 		cp_tokenizer_free(tok);
 	}
+	tok = load("data/tok_features.json");
+	if (tok)
+	{
+		n = check_golden(tok, "data/tok_features_golden.tsv");
+		CHECK(n >= 20, "feature cases: %d", n);
+		printf("tok_features: %d golden cases\n", n);
+		cp_tokenizer_free(tok);
+	}
 	tok = load("data/tok_nobytes.json");
 	if (tok)
 	{
@@ -327,6 +335,8 @@ test_bad_json(void)
 					CP_ERR_FORMAT, "added token 0");
 	expect_bad_json("added id conflict", "{\"added_tokens\":[{\"id\":5,\"content\":\"a\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_FORMAT, "\"a\"");
+	expect_bad_json("added id reused", "{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "another token");
 	expect_bad_json("lstrip", "{\"added_tokens\":[{\"id\":9,\"content\":\"<m>\",\"lstrip\":true}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_UNSUPPORTED, "lstrip");
 
