@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "weights.h"
 
 /* sanity bound for every size in a config */
 #define CP_CFG_MAX_DIM (1 << 24)
@@ -701,25 +702,35 @@ read_text(const char *dir, const char *name, char **out, CpError *err)
 }
 
 /*
- * cp_config_load
+ * cp_config_load_with_base
  *		See config.h.
  */
 CpStatus
-cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+cp_config_load_with_base(const char *dir, const char *base_dir, CpModelConfig *cfg, CpError *err)
 {
 	char	   *texts[4] = {NULL, NULL, NULL, NULL};
 	static const char *names[4] = {"config.json", "preprocessor_config.json",
 	"processor_config.json", "tokenizer_config.json"};
+	char		basebuf[4096];
 	CpStatus	st = CP_OK;
 	int			i;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (dir == NULL)
 		return cp_error(err, CP_ERR_INVALID_ARG, "no checkpoint folder given");
+	if (base_dir == NULL && cp_adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+		base_dir = basebuf;
+	if (base_dir != NULL && base_dir[0] == '\0')
+		base_dir = NULL;		/* "" = no fallback (cp_config_load) */
 	for (i = 0; i < 4 && st == CP_OK; i++)
+	{
 		st = read_text(dir, names[i], &texts[i], err);
+		if (st == CP_OK && texts[i] == NULL && base_dir != NULL)
+			st = read_text(base_dir, names[i], &texts[i], err);
+	}
 	if (st == CP_OK && texts[0] == NULL)
-		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"", dir);
+		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"%s%s%s", dir,
+					  base_dir ? " or in \"" : "", base_dir ? base_dir : "", base_dir ? "\"" : "");
 	if (st == CP_OK)
 	{
 		st = cp_config_parse(texts[0], texts[1], texts[2], texts[3], cfg, err);
@@ -734,4 +745,17 @@ cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
 	for (i = 0; i < 4; i++)
 		free(texts[i]);
 	return st;
+}
+
+/*
+ * cp_config_load
+ *		See config.h: only the files of dir.
+ */
+CpStatus
+cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+{
+	static const char none[] = "";
+
+	/* an empty base_dir disables the adapter fallback */
+	return cp_config_load_with_base(dir, none, cfg, err);
 }

@@ -1624,15 +1624,15 @@ done:
 }
 
 /*
- * adapter_base_dir
+ * cp_adapter_base_dir
  *		When no base_dir is given, base_model_name_or_path of the adapter
  *		config if it names an existing local folder: absolute, relative to
  *		the adapter folder, or a sibling of it (a hub name such as
  *		"vidore/colpaligemma-3b-pt-448-base" downloaded next to the adapter
  *		as its last component).  Writes into buf; false if none.
  */
-static bool
-adapter_base_dir(const char *dir, char *buf, size_t size)
+bool
+cp_adapter_base_dir(const char *dir, char *buf, size_t size)
 {
 	char		path[4096];
 	json_t	   *root;
@@ -1694,10 +1694,18 @@ cp_weights_open(const char *dir, const char *base_dir, CpWeights **out, CpError 
 	adapter = file_exists(path);
 	if (adapter && (base_dir == NULL || base_dir[0] == '\0'))
 	{
-		if (!adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+		char		full[4096];
+		char		index[4096];
+
+		if (cp_adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+			base_dir = basebuf;
+		else if (join_path(full, sizeof(full), dir, "model.safetensors", NULL) == CP_OK &&
+				 join_path(index, sizeof(index), dir, "model.safetensors.index.json", NULL) == CP_OK &&
+				 (file_exists(full) || file_exists(index)))
+			adapter = false;	/* a full checkpoint shipped with its adapter config */
+		else
 			return cp_error(err, CP_ERR_INVALID_ARG,
 							"\"%s\" is a LoRA adapter: the base checkpoint folder must be given", dir);
-		base_dir = basebuf;
 	}
 	w = calloc(1, sizeof(CpWeights));
 	if (w == NULL)

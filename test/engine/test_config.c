@@ -297,6 +297,12 @@ test_fixtures(void)
 			  "fixture %s query prefix \"%s\"", models[i], c.prompt.query_prefix);
 	}
 	CHECK(cp_config_load("../fixtures/models/tiny-lora", &c, &err) == CP_ERR_NOT_FOUND, "adapter folder has no config.json");
+	/* adapter: config.json from the base (given, or found as a sibling) */
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", "../fixtures/models/tiny-lora-base", &c, &err) == CP_OK &&
+		  c.num_image_tokens == 16 && c.image_token_id == 2152, "adapter + base: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", NULL, &c, &err) == CP_OK && c.text.hidden_size == 32,
+		  "adapter, base from adapter_config.json: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny", NULL, &c, &err) == CP_OK, "plain folder with_base: %s", err.msg);
 	CHECK(cp_config_load("../fixtures/realshape", &c, &err) == CP_OK, "realshape: %s", err.msg);
 	CHECK(c.vision.hidden_size == 1152 && c.vision.intermediate_size == 4304 && c.vision.num_layers == 1 &&
 		  c.vision.head_dim == 72 && c.num_image_tokens == 1024 && c.text.hidden_size == 2048 &&
