@@ -99,6 +99,10 @@ hash_u64(uint64_t x)
 	return x;
 }
 
+/*
+ * strmap_free
+ *		Release a string map.
+ */
 static void
 strmap_free(CpStrMap *m)
 {
@@ -267,6 +271,10 @@ strmap_put(CpStrMap *m, const char *s, size_t n, int32_t v)
 	return true;
 }
 
+/*
+ * pairmap_free
+ *		Release a pair map.
+ */
 static void
 pairmap_free(CpPairMap *m)
 {
@@ -277,6 +285,10 @@ pairmap_free(CpPairMap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/*
+ * pairmap_init
+ *		Fixed-size table for up to n pairs (never grows: callers size it).
+ */
 static bool
 pairmap_init(CpPairMap *m, size_t n)
 {
@@ -540,6 +552,10 @@ utf8_validate(const char *s, size_t n)
  * trie
  * --------------------------------------------------------------------- */
 
+/*
+ * trie_free
+ *		Release a trie.
+ */
 static void
 trie_free(CpTrie *t)
 {
@@ -548,6 +564,10 @@ trie_free(CpTrie *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/*
+ * trie_init
+ *		Trie with room for tokens of total_bytes bytes in all.
+ */
 static bool
 trie_init(CpTrie *t, size_t total_bytes)
 {
@@ -1298,12 +1318,20 @@ typedef struct CpHeap
 	int			cap;
 } CpHeap;
 
+/*
+ * merge_less
+ *		Heap order: lowest rank first, then leftmost position.
+ */
 static inline bool
 merge_less(const CpMerge *x, const CpMerge *y)
 {
 	return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
+/*
+ * heap_push
+ *		Add a candidate merge.
+ */
 static bool
 heap_push(CpHeap *h, CpMerge m)
 {
@@ -1333,6 +1361,10 @@ heap_push(CpHeap *h, CpMerge m)
 	return true;
 }
 
+/*
+ * heap_pop
+ *		Remove and return the best candidate (h->n > 0).
+ */
 static CpMerge
 heap_pop(CpHeap *h)
 {
@@ -1375,6 +1407,10 @@ typedef struct CpWord
 	int			cap;
 } CpWord;
 
+/*
+ * word_add
+ *		Append a symbol of len bytes.
+ */
 static bool
 word_add(CpWord *w, int32_t id, int32_t len)
 {
