@@ -1114,19 +1114,18 @@ open_checkpoint(CpWeights *w, const char *dir, CpError *err)
 	int			first;
 	int			i;
 
+	/* a single file wins over an index, as in transformers */
+	st = join_path(path, sizeof(path), dir, "model.safetensors", err);
+	if (st != CP_OK)
+		return st;
+	if (file_exists(path))
+		return add_file(w, path, err);
 	st = join_path(path, sizeof(path), dir, "model.safetensors.index.json", err);
 	if (st != CP_OK)
 		return st;
 	if (!file_exists(path))
-	{
-		st = join_path(path, sizeof(path), dir, "model.safetensors", err);
-		if (st != CP_OK)
-			return st;
-		if (!file_exists(path))
-			return cp_error(err, CP_ERR_NOT_FOUND,
-							"no model.safetensors or model.safetensors.index.json in \"%s\"", dir);
-		return add_file(w, path, err);
-	}
+		return cp_error(err, CP_ERR_NOT_FOUND,
+						"no model.safetensors or model.safetensors.index.json in \"%s\"", dir);
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
