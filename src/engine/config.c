@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "json_util.h"
 #include "weights.h"
 
 /* sanity bound for every size in a config */
@@ -658,46 +659,23 @@ static CpStatus
 read_text(const char *dir, const char *name, char **out, CpError *err)
 {
 	char		path[4096];
-	FILE	   *f;
-	long		n;
-	char	   *buf;
+	size_t		n;
+	CpStatus	st;
 
 	*out = NULL;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
 		return cp_error(err, CP_ERR_LIMIT, "path of %s in \"%s\" is too long", name, dir);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return CP_OK;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+	st = cp_read_file(path, (size_t) 64 * 1024 * 1024, out, &n, err);
+	if (st == CP_ERR_NOT_FOUND)
+		return CP_OK;			/* optional file */
+	if (st != CP_OK)
+		return st;
+	if (strlen(*out) != n)
 	{
-		fclose(f);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	if (n > 64L * 1024 * 1024)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_LIMIT, "\"%s\" is larger than 64 MB", path);
-	}
-	buf = malloc((size_t) n + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		fclose(f);
-		free(buf);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	fclose(f);
-	buf[n] = '\0';
-	if (strlen(buf) != (size_t) n)
-	{
-		free(buf);
+		free(*out);
+		*out = NULL;
 		return cp_error(err, CP_ERR_FORMAT, "\"%s\" contains a NUL byte", path);
 	}
-	*out = buf;
 	return CP_OK;
 }
 

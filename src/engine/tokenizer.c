@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "json_util.h"
 #include "tokenizer.h"
 
 /* Added tokens longer than this are refused (matching cost is per byte). */
@@ -1238,39 +1239,14 @@ done:
 CpStatus
 cp_tokenizer_load(const char *path, CpTokenizer **out, CpError *err)
 {
-	FILE	   *f;
 	char	   *buf;
-	long		size;
 	size_t		got;
 	CpStatus	st;
 
 	*out = NULL;
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return cp_error(err, CP_ERR_NOT_FOUND, "could not open \"%s\"", path);
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	if (size > 1024L * 1024 * 1024)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_LIMIT, "\"%s\" is larger than 1 GB", path);
-	}
-	buf = malloc((size_t) size + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	got = fread(buf, 1, (size_t) size, f);
-	fclose(f);
-	if (got != (size_t) size)
-	{
-		free(buf);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
+	st = cp_read_file(path, (size_t) 1024 * 1024 * 1024, &buf, &got, err);
+	if (st != CP_OK)
+		return st;
 	st = cp_tokenizer_load_from_memory(buf, got, out, err);
 	free(buf);
 	if (st != CP_OK && err != NULL && strncmp(err->msg, "tokenizer.json", 14) == 0)

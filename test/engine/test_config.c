@@ -251,6 +251,15 @@ test_load_dir(void)
 	CHECK(strcmp(c.prompt.query_prefix, "Query: ") == 0, "processor query_prefix");
 	write_file(dir, "preprocessor_config.json", "{\"size\":{\"height\":447,\"width\":448}}");
 	CHECK(cp_config_load(dir, &c, &err) == CP_ERR_SHAPE && strstr(err.msg, dir), "error names dir: %s", err.msg);
+	{
+		char		sub[600];
+
+		/* a directory where config.json should be */
+		snprintf(sub, sizeof(sub), "%s/config.json", dir);
+		unlink(sub);
+		mkdir(sub, 0755);
+		CHECK(cp_config_load(dir, &c, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "config.json dir: %s", err.msg);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("note: could not remove %s\n", dir);

@@ -366,6 +366,7 @@ test_bad_json(void)
 		}
 	}
 	CHECK(cp_tokenizer_load("data/does-not-exist.json", &tok, &err) == CP_ERR_NOT_FOUND, "missing file");
+	CHECK(cp_tokenizer_load("data", &tok, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "directory: %s", err.msg);
 }
 
 /* a long text: must be fast (heap BPE), must agree with itself split at added tokens */
