@@ -93,17 +93,40 @@ static const CpDTypeInfo dtype_table[] = {
  * --------------------------------------------------------------------- */
 
 /*
- * cp_bf16_to_f32
- *		bfloat16 bits to float (exact).
+ * bf16_bits_to_f32 / f32_to_bf16_bits
+ *		Inline forms of the conversions for the bulk loops below (the
+ *		compiler vectorises them; a call per element costs several times more).
  */
-float
-cp_bf16_to_f32(uint16_t h)
+static inline float
+bf16_bits_to_f32(uint16_t h)
 {
 	uint32_t	u = (uint32_t) h << 16;
 	float		f;
 
 	memcpy(&f, &u, sizeof(f));
 	return f;
+}
+
+static inline uint16_t
+f32_to_bf16_bits(float f)
+{
+	uint32_t	u;
+
+	memcpy(&u, &f, sizeof(u));
+	if ((u & 0x7fffffff) > 0x7f800000)
+		return (uint16_t) ((u >> 16) | 0x0040);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t) (u >> 16);
+}
+
+/*
+ * cp_bf16_to_f32
+ *		bfloat16 bits to float (exact).
+ */
+float
+cp_bf16_to_f32(uint16_t h)
+{
+	return bf16_bits_to_f32(h);
 }
 
 /*
@@ -142,13 +165,7 @@ cp_f16_to_f32(uint16_t h)
 uint16_t
 cp_f32_to_bf16(float f)
 {
-	uint32_t	u;
-
-	memcpy(&u, &f, sizeof(u));
-	if ((u & 0x7fffffff) > 0x7f800000)
-		return (uint16_t) ((u >> 16) | 0x0040);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t) (u >> 16);
+	return f32_to_bf16_bits(f);
 }
 
 /*
@@ -251,7 +268,7 @@ cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count, float *dst)
 				const uint16_t *src = (const uint16_t *) t->data + offset;
 
 				for (i = 0; i < count; i++)
-					dst[i] = cp_bf16_to_f32(src[i]);
+					dst[i] = bf16_bits_to_f32(src[i]);
 			}
 			break;
 		case CP_DTYPE_F16:
@@ -1310,7 +1327,7 @@ lora_targets_module(const CpLoraConfig *lc, const char *module)
  * merge_lora
  *		base[out, in] += scale * B[out, r] @ A[r, in], into an owned copy of
  *		the base tensor in its original dtype.  The sum is computed in
- *		float32 with one SGEMM (the 3B model has ~130 such matrices), then
+ *		float32 by row blocks of SGEMM (the 3B model has ~130 such matrices), then
  *		rounded once to bf16/f16 (PEFT's merge would round the delta to the
  *		weight dtype first; the difference is below one ulp of the weight).
  */
@@ -1327,6 +1344,8 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 	float	   *wf = NULL;
 	void	   *dst = NULL;
 	CpStatus	st;
+	int64_t		rows;
+	int64_t		o;
 	int64_t		j;
 
 	if (t->ndim != 2 || A->ndim != 2 || B->ndim != 2)
@@ -1345,36 +1364,45 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 	st = cp_tensor_load_f32(A, &a, err);
 	if (st == CP_OK)
 		st = cp_tensor_load_f32(B, &b, err);
-	if (st == CP_OK)
-		st = cp_tensor_load_f32(t, &wf, err);
 	if (st != CP_OK)
 		goto done;
-	if (out_dim > 0 && in_dim > 0 && r > 0)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) out_dim, (int) in_dim, (int) r,
-					(float) scale, b, (int) r, a, (int) in_dim, 1.0f, wf, (int) in_dim);
-	if (t->dtype == CP_DTYPE_F32)
+	/* row blocks of about 8 MB in float32: W_blk += scale * B_blk @ A */
+	rows = in_dim > 0 ? (int64_t) (2 * 1024 * 1024) / in_dim : out_dim;
+	if (rows < 1)
+		rows = 1;
+	if (rows > out_dim)
+		rows = out_dim > 0 ? out_dim : 1;
+	wf = malloc((size_t) (rows * (in_dim > 0 ? in_dim : 1)) * sizeof(float));
+	dst = malloc(t->nbytes ? t->nbytes : 1);
+	if (wf == NULL || dst == NULL)
 	{
-		dst = wf;
-		wf = NULL;
+		st = cp_error(err, CP_ERR_NOMEM, "out of memory merging LoRA into \"%s\"", t->name);
+		goto done;
 	}
-	else
+	for (o = 0; o < out_dim; o += rows)
 	{
-		uint16_t   *h = malloc(t->nbytes ? t->nbytes : 1);
+		int64_t		nr = out_dim - o < rows ? out_dim - o : rows;
+		int64_t		cnt = nr * in_dim;
+		float	   *wdst = t->dtype == CP_DTYPE_F32 ? (float *) dst + o * in_dim : wf;
 
-		if (h == NULL)
-		{
-			st = cp_error(err, CP_ERR_NOMEM, "out of memory merging LoRA into \"%s\"", t->name);
-			goto done;
-		}
-		for (j = 0; j < t->numel; j++)
-			h[j] = t->dtype == CP_DTYPE_BF16 ? cp_f32_to_bf16(wf[j]) : f32_to_f16(wf[j]);
-		dst = h;
+		cp_tensor_to_f32(t, o * in_dim, cnt, wdst);
+		if (in_dim > 0 && r > 0)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int) nr, (int) in_dim, (int) r,
+						(float) scale, b + o * r, (int) r, a, (int) in_dim, 1.0f, wdst, (int) in_dim);
+		if (t->dtype == CP_DTYPE_BF16)
+			for (j = 0; j < cnt; j++)
+				((uint16_t *) dst)[o * in_dim + j] = f32_to_bf16_bits(wf[j]);
+		else if (t->dtype == CP_DTYPE_F16)
+			for (j = 0; j < cnt; j++)
+				((uint16_t *) dst)[o * in_dim + j] = f32_to_f16(wf[j]);
 	}
 	t->data = dst;
 	st = add_owned(w, dst, err);	/* frees dst on failure */
+	dst = NULL;
 	if (st != CP_OK)
 		t->data = NULL;
 done:
+	free(dst);
 	free(a);
 	free(b);
 	free(wf);
