@@ -54,7 +54,7 @@ typedef struct CpImageConfig
 	bool		do_rescale;
 	bool		do_normalize;
 	bool		do_convert_rgb;
-	float		rescale_factor; /* 1/255 */
+	double		rescale_factor; /* 1/255; double: HF rescales in float64 */
 	float		mean[3];		/* 0.5 */
 	float		std[3];			/* 0.5 */
 } CpImageConfig;

@@ -1,0 +1,1105 @@
+/*
+ * image.c
+ *	  Page image preprocessing, bit-compatible with transformers'
+ *	  SiglipImageProcessor on its Pillow path (see image.h and
+ *	  shared encoder.md section 2).
+ *
+ * Decoding is stb_image's (stb_image_impl.c); the conversion to RGB follows
+ * Pillow's Image.convert("RGB") for what Pillow would have opened:
+ *	- alpha is dropped, never composited; gray is replicated;
+ *	- palette images are expanded (stb does it), GIF transparency does not
+ *	  hide a pixel (Pillow keeps the palette index), and the first GIF frame
+ *	  is placed on a canvas filled with index 0 or the transparent index;
+ *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
+ *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
+ *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
+ * The resize is a reimplementation of Pillow's ImagingResample with the
+ * BICUBIC filter: 22-bit fixed-point coefficients, two separable passes with
+ * a uint8 image between them (pass order as Pillow 13 chooses it), each pass
+ * skipped when the size along its axis does not change.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STBI_NO_STDIO
+#include <stb/stb_image.h>
+
+#include "image.h"
+
+/*
+ * The filter weights must be computed exactly as Pillow's C code computes
+ * them in double precision: no fused multiply-add contraction.
+ */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize ("fp-contract=off")
+#endif
+
+#define PRECISION_BITS (32 - 8 - 2)
+
+typedef CpImageKind ImageKind;
+
+#define KIND_UNKNOWN CP_IMAGE_UNKNOWN
+#define KIND_PNG CP_IMAGE_PNG
+#define KIND_JPEG CP_IMAGE_JPEG
+#define KIND_GIF CP_IMAGE_GIF
+#define KIND_BMP CP_IMAGE_BMP
+#define KIND_TGA CP_IMAGE_TGA
+
+static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
+
+/* First GIF frame facts needed to reproduce Pillow's canvas. */
+typedef struct GifFrame
+{
+	int			x;
+	int			y;
+	int			w;
+	int			h;
+	int			fill_index;		/* canvas index: transparent index or 0 */
+	int			pal_entries;
+	uint8_t		pal[256][3];	/* the frame's palette (local or global) */
+} GifFrame;
+
+/* Coefficients of one resampling axis, as Pillow's precompute_coeffs. */
+typedef struct ResampleAxis
+{
+	int			ksize;
+	int		   *bounds;			/* per output index: first input, count */
+	int32_t    *kk;				/* out_size * ksize fixed-point weights */
+} ResampleAxis;
+
+/*
+ * detect_kind
+ *		Recognise the image kind from its signature.  For well-known kinds we
+ *		do not decode, set *other to their name.
+ */
+static ImageKind
+detect_kind(const uint8_t *b, size_t len, const char **other)
+{
+	*other = NULL;
+	if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
+		return KIND_PNG;
+	if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
+		return KIND_JPEG;
+	if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
+		return KIND_GIF;
+	if (len >= 2 && b[0] == 'B' && b[1] == 'M')
+		return KIND_BMP;
+
+	if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
+		*other = "WebP";
+	else if (len >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0))
+		*other = "TIFF";
+	else if (len >= 12 && memcmp(b + 4, "ftyp", 4) == 0)
+		*other = "HEIF/AVIF";
+	else if (len >= 4 && memcmp(b, "%PDF", 4) == 0)
+		*other = "PDF (render its pages to images first)";
+	else if (len >= 4 && memcmp(b, "8BPS", 4) == 0)
+		*other = "PSD";
+	else if (len >= 2 && b[0] == '#' && b[1] == '?')
+		*other = "Radiance HDR";
+	else if (len >= 4 && memcmp(b, "\0\0\1\0", 4) == 0)
+		*other = "ICO";
+	else if (len >= 12 && memcmp(b, "\0\0\0\x0cjP  ", 8) == 0)
+		*other = "JPEG 2000";
+	else if (len >= 3 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7' &&
+			 (b[2] == '\n' || b[2] == ' ' || b[2] == '\r' || b[2] == '\t'))
+		*other = "PNM";
+	else if (len >= 5 && memcmp(b, "<svg", 4) == 0)
+		*other = "SVG";
+	return KIND_UNKNOWN;
+}
+
+/*
+ * stb_failure
+ *		Map stb_image's last failure reason to a status and message.
+ */
+static CpStatus
+stb_failure(ImageKind kind, const char *what, CpError *err)
+{
+	const char *reason = stbi_failure_reason();
+	CpStatus	status = CP_ERR_FORMAT;
+
+	if (reason == NULL || reason[0] == '\0')
+		reason = "unexpected end of data";
+	if (strstr(reason, "not supported") != NULL)
+		status = CP_ERR_UNSUPPORTED;
+	else if (strstr(reason, "too large") != NULL || strstr(reason, "Very large") != NULL)
+		return cp_error(err, CP_ERR_LIMIT, "%s image is too large for the decoder: %s",
+						kind_names[kind], reason);
+	else if (strstr(reason, "Out of memory") != NULL)
+		status = CP_ERR_NOMEM;
+	if (status == CP_ERR_UNSUPPORTED)
+		return cp_error(err, status, "unsupported %s image: %s", kind_names[kind], reason);
+	return cp_error(err, status, "corrupt or truncated %s image (%s): %s",
+					kind_names[kind], what, reason);
+}
+
+static inline uint32_t
+rd_be32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+static inline uint32_t
+rd_le32(const uint8_t *p)
+{
+	return ((uint32_t) p[3] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[1] << 8) | p[0];
+}
+
+/*
+ * check_jpeg
+ *		Walk every JPEG marker segment and entropy-coded segment up to the
+ *		end-of-image marker.  Besides truncation this rejects Huffman tables
+ *		of more than 256 codes, which overflow a buffer in stb_image 2.27
+ *		(found by fuzz_image; fixed upstream in 2.28), and scans that use a
+ *		Huffman table never defined (stb_image would read an uninitialised
+ *		table).
+ */
+static CpStatus
+check_jpeg(const uint8_t *b, size_t len, CpError *err)
+{
+	size_t		pos = 2;
+	bool		defined[2][4] = {{false}};
+	bool		progressive = false;
+
+	for (;;)
+	{
+		int			m;
+		size_t		seglen;
+
+		if (len - pos < 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
+		if (b[pos] != 0xFF)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
+		m = b[pos + 1];
+		if (m == 0xFF)
+		{
+			pos++;				/* fill byte */
+			continue;
+		}
+		if (m == 0xD9)
+			return CP_OK;
+		if (m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+		{
+			pos += 2;
+			continue;
+		}
+		if (len - pos < 4)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
+		seglen = ((size_t) b[pos + 2] << 8) | b[pos + 3];
+		if (seglen < 2 || seglen > len - pos - 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated or corrupt JPEG image: segment at offset %zu", pos);
+		if (m == 0xC4)
+		{
+			size_t		p = pos + 4;
+			size_t		end = pos + 2 + seglen;
+
+			while (p < end)
+			{
+				int			n = 0,
+							i;
+
+				if (end - p < 17)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+				if ((b[p] >> 4) > 1 || (b[p] & 15) > 3)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad Huffman table id 0x%02x", b[p]);
+				defined[b[p] >> 4][b[p] & 15] = true;
+				for (i = 1; i <= 16; i++)
+					n += b[p + i];
+				if (n > 256)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table of %d codes", n);
+				p += 17 + (size_t) n;
+			}
+			if (p != end)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+		}
+		if (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE)
+			progressive = true;
+		if (m == 0xDA)
+		{
+			int			ns = seglen >= 3 ? b[pos + 4] : 0;
+			int			i,
+						ss,
+						ah;
+
+			if (ns < 1 || ns > 4 || seglen != (size_t) (6 + 2 * ns))
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad scan header");
+			ss = b[pos + 5 + 2 * ns];
+			ah = b[pos + 7 + 2 * ns] >> 4;
+			for (i = 0; i < ns; i++)
+			{
+				int			td = b[pos + 6 + 2 * i] >> 4;
+				int			ta = b[pos + 6 + 2 * i] & 15;
+				bool		need_dc = !progressive || (ss == 0 && ah == 0);
+				bool		need_ac = !progressive || ss != 0;
+
+				if ((need_dc && (td > 3 || !defined[0][td])) ||
+					(need_ac && (ta > 3 || !defined[1][ta])))
+					return cp_error(err, CP_ERR_FORMAT,
+									"corrupt JPEG image: a scan uses an undefined Huffman table");
+			}
+		}
+		pos += 2 + seglen;
+		if (m == 0xDA)
+		{
+			/* entropy-coded data: up to a marker other than a stuffed 00 or RSTn */
+			for (;;)
+			{
+				const uint8_t *ff = memchr(b + pos, 0xFF, len - pos);
+
+				if (ff == NULL || (size_t) (ff - b) + 1 >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: scan data cut short");
+				pos = (size_t) (ff - b);
+				if (b[pos + 1] == 0x00 || (b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7) ||
+					b[pos + 1] == 0xFF)
+				{
+					pos += (b[pos + 1] == 0xFF) ? 1 : 2;
+					continue;
+				}
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * check_complete
+ *		stb_image reads missing bytes as zeros and so decodes many truncated
+ *		files "successfully"; Pillow refuses them ("image file is
+ *		truncated").  Check the container structure reaches its end: PNG
+ *		chunks up to IEND, a JPEG end-of-image marker after the first scan,
+ *		the first GIF frame's data blocks, uncompressed BMP/TGA pixel data.
+ */
+static CpStatus
+check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
+{
+	const char *name = kind_names[kind];
+
+	if (kind == KIND_PNG)
+	{
+		size_t		pos = 8;
+
+		for (;;)
+		{
+			uint32_t	clen;
+
+			if (len - pos < 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: no IEND chunk");
+			clen = rd_be32(b + pos);
+			if (memcmp(b + pos + 4, "IEND", 4) == 0)
+				return CP_OK;
+			if (clen > len - pos - 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: chunk at offset %zu cut short", pos);
+			pos += 12 + (size_t) clen;
+		}
+	}
+	else if (kind == KIND_JPEG)
+		return check_jpeg(b, len, err);
+	else if (kind == KIND_BMP && len >= 34)
+	{
+		uint32_t	off = rd_le32(b + 10);
+		uint32_t	hsize = rd_le32(b + 14);
+		int64_t		w,
+					h;
+		int			bpp;
+		uint32_t	comp;
+		int64_t		need;
+
+		if (hsize == 12)
+			return CP_OK;		/* OS/2 1.x header: rare, leave it to stb */
+		w = (int32_t) rd_le32(b + 18);
+		h = (int32_t) rd_le32(b + 22);
+		bpp = b[28] | (b[29] << 8);
+		comp = rd_le32(b + 30);
+		if (h < 0)
+			h = -h;
+		if (comp != 0 && comp != 3 && comp != 6)
+			return CP_OK;		/* compressed: size unknown here */
+		if (w <= 0 || w > (1 << 24) || h > (1 << 24) || bpp > 64)
+			return CP_OK;		/* stb_image rejects these itself */
+		need = (int64_t) off + ((w * bpp + 31) / 32) * 4 * h;
+		if ((int64_t) len < need)
+			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
+							len, (long long) need);
+	}
+	else if (kind == KIND_TGA && len >= 18)
+	{
+		int			type = b[2];
+		int64_t		need;
+
+		if (type == 9 || type == 10 || type == 11)
+		{
+			/* run-length packets: walk them until every pixel is covered */
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int64_t		npix = (int64_t) (b[12] | (b[13] << 8)) * (b[14] | (b[15] << 8));
+			int			px = (b[16] + 7) / 8;
+			size_t		pos = 18 + (size_t) b[0] + (b[1] ? (size_t) cmap_len * ((cmap_bits + 7) / 8) : 0);
+
+			while (npix > 0)
+			{
+				int			hdr,
+							count;
+
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+				hdr = b[pos++];
+				count = (hdr & 0x7f) + 1;
+				pos += (size_t) px * ((hdr & 0x80) ? 1 : count);
+				npix -= count;
+			}
+			if (pos > len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+		}
+		else if (type == 1 || type == 2 || type == 3)
+		{
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int			w = b[12] | (b[13] << 8);
+			int			h = b[14] | (b[15] << 8);
+			int			bpp = b[16];
+
+			need = 18 + (int64_t) b[0] + (b[1] ? (int64_t) cmap_len * ((cmap_bits + 7) / 8) : 0) +
+				(int64_t) w * h * ((bpp + 7) / 8);
+			if ((int64_t) len < need)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: %zu bytes, pixel data needs %lld",
+								len, (long long) need);
+		}
+	}
+	(void) name;
+	return CP_OK;
+}
+
+/*
+ * gif_prepare
+ *		Walk a GIF up to its first image descriptor: record the frame's
+ *		rectangle, palette and the canvas fill index Pillow uses, and make a
+ *		copy of the bytes in which transparency flags and the background
+ *		index are cleared, so that stb_image draws every frame pixel with its
+ *		palette colour and leaves the rest of the canvas for us to fill.
+ */
+static CpStatus
+gif_prepare(const uint8_t *b, size_t len, GifFrame *f, uint8_t **patched,
+			CpError *err)
+{
+	size_t		pos;
+	int			gpal = 0;
+	size_t		gpal_pos = 0;
+	int			transparent = -1;
+	size_t		gce[64];
+	int			ngce = 0;
+	uint8_t    *copy;
+	int			i;
+
+	*patched = NULL;
+	memset(f, 0, sizeof(*f));
+	if (len < 13)
+		return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: header cut short");
+	pos = 13;
+	if (b[10] & 0x80)
+	{
+		gpal = 2 << (b[10] & 7);
+		gpal_pos = pos;
+		if (len - pos < (size_t) gpal * 3)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: global palette cut short");
+		pos += (size_t) gpal * 3;
+	}
+	for (;;)
+	{
+		int			tag;
+
+		if (pos >= len)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: no image data");
+		tag = b[pos++];
+		if (tag == 0x21)
+		{
+			int			label;
+
+			if (pos >= len)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: extension cut short");
+			label = b[pos++];
+			/* graphic control extension, in the only form stb_image accepts */
+			if (label == 0xF9 && pos < len && b[pos] == 4 && len - pos > 5)
+			{
+				if (ngce == (int) (sizeof(gce) / sizeof(gce[0])))
+					return cp_error(err, CP_ERR_UNSUPPORTED,
+									"unsupported GIF image: more than %d control blocks before the first frame", ngce);
+				gce[ngce++] = pos + 1;
+				transparent = (b[pos + 1] & 1) ? b[pos + 4] : -1;
+			}
+			/* skip the data sub-blocks */
+			for (;;)
+			{
+				size_t		sz;
+
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: extension cut short");
+				sz = b[pos++];
+				if (sz == 0)
+					break;
+				pos += sz;
+			}
+		}
+		else if (tag == 0x2C)
+		{
+			int			lflags;
+
+			if (len - pos < 9)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: frame header cut short");
+			f->x = b[pos] | (b[pos + 1] << 8);
+			f->y = b[pos + 2] | (b[pos + 3] << 8);
+			f->w = b[pos + 4] | (b[pos + 5] << 8);
+			f->h = b[pos + 6] | (b[pos + 7] << 8);
+			lflags = b[pos + 8];
+			pos += 9;
+			if (lflags & 0x80)
+			{
+				f->pal_entries = 2 << (lflags & 7);
+				if (len - pos < (size_t) f->pal_entries * 3)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt or truncated GIF image: local palette cut short");
+				memcpy(f->pal, b + pos, (size_t) f->pal_entries * 3);
+			}
+			else if (gpal > 0)
+			{
+				f->pal_entries = gpal;
+				memcpy(f->pal, b + gpal_pos, (size_t) gpal * 3);
+			}
+			else
+				return cp_error(err, CP_ERR_UNSUPPORTED,
+								"unsupported GIF image: the first frame has no palette");
+			if (lflags & 0x80)
+				pos += (size_t) f->pal_entries * 3;
+			/* LZW code size, then data sub-blocks up to an empty one */
+			if (pos >= len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: no frame data");
+			pos++;
+			for (;;)
+			{
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: frame data cut short");
+				if (b[pos] == 0)
+					break;
+				pos += 1 + (size_t) b[pos];
+			}
+			break;
+		}
+		else if (tag == 0x3B)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt GIF image: it ends before its first frame");
+		else
+			return cp_error(err, CP_ERR_FORMAT, "corrupt GIF image: unknown block type 0x%02x", tag);
+	}
+	f->fill_index = transparent >= 0 ? transparent : 0;
+
+	copy = malloc(len);
+	if (copy == NULL)
+		return cp_error(err, CP_ERR_NOMEM, "out of memory copying a GIF image of %zu bytes", len);
+	memcpy(copy, b, len);
+	copy[11] = 0;				/* background index: stb would paint it */
+	for (i = 0; i < ngce; i++)
+		copy[gce[i]] &= (uint8_t) ~1;
+	*patched = copy;
+	return CP_OK;
+}
+
+/*
+ * gif_fill_canvas
+ *		Paint the canvas outside the first frame like Pillow does.
+ */
+static void
+gif_fill_canvas(CpImageRGB *img, const GifFrame *f)
+{
+	uint8_t		c[3] = {0, 0, 0};
+	int			y;
+
+	if (f->fill_index < f->pal_entries)
+		memcpy(c, f->pal[f->fill_index], 3);
+	for (y = 0; y < img->height; y++)
+	{
+		uint8_t    *row = img->pixels + (size_t) y * img->width * 3;
+		bool		in_rows = (y >= f->y && y < f->y + f->h);
+		int			x;
+
+		for (x = 0; x < img->width; x++)
+		{
+			if (in_rows && x >= f->x && x < f->x + f->w)
+			{
+				x = f->x + f->w - 1;
+				continue;
+			}
+			memcpy(row + (size_t) x * 3, c, 3);
+		}
+	}
+}
+
+/*
+ * decode_png16_gray
+ *		16-bit grayscale PNG: Pillow mode "I;16", whose convert("RGB") clips
+ *		each 16-bit value to 0..255.
+ */
+static CpStatus
+decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *err)
+{
+	int			w,
+				h;
+	uint16_t   *g;
+	size_t		i,
+				npix;
+
+	g = cp_stbi_load(KIND_PNG, bytes, (int) len, &w, &h, 1, 1);
+	if (g == NULL)
+		return stb_failure(KIND_PNG, "decoding", err);
+	npix = (size_t) w * h;
+	out->pixels = malloc(npix * 3);
+	if (out->pixels == NULL)
+	{
+		stbi_image_free(g);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+	}
+	for (i = 0; i < npix; i++)
+	{
+		uint8_t		v = g[i] > 255 ? 255 : (uint8_t) g[i];
+
+		out->pixels[3 * i] = v;
+		out->pixels[3 * i + 1] = v;
+		out->pixels[3 * i + 2] = v;
+	}
+	stbi_image_free(g);
+	out->width = w;
+	out->height = h;
+	return CP_OK;
+}
+
+/*
+ * cp_image_decode
+ *		See image.h.
+ */
+CpStatus
+cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
+				CpImageRGB *out, CpError *err)
+{
+	const char *other;
+	ImageKind	kind;
+	int			w,
+				h,
+				comp,
+				w2 = 0,
+				h2 = 0;
+	int64_t		npix;
+	CpStatus	st = CP_OK;
+	GifFrame	gif;
+	uint8_t    *patched = NULL;
+
+	if (out == NULL || (bytes == NULL && len > 0))
+		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_decode: no buffer given");
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return cp_error(err, CP_ERR_FORMAT, "empty image (0 bytes)");
+	if (len > (size_t) INT_MAX)
+		return cp_error(err, CP_ERR_LIMIT, "image of %zu bytes is over the decoder's limit of %d bytes",
+						len, INT_MAX);
+
+	(void) cp_stbi_take_assert_hits();
+	kind = detect_kind(bytes, len, &other);
+	if (kind == KIND_UNKNOWN)
+	{
+		if (other != NULL)
+			return cp_error(err, CP_ERR_UNSUPPORTED,
+							"%s images are not supported (PNG, JPEG, BMP, GIF and TGA are)", other);
+		/* TGA has no signature: accept what stb_image's TGA probe accepts */
+		if (!cp_stbi_info(KIND_TGA, bytes, (int) len, &w, &h, &comp))
+			return cp_error(err, CP_ERR_UNSUPPORTED,
+							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
+		kind = KIND_TGA;
+		if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+			return st;
+	}
+	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
+			 (kind == KIND_GIF && len < 13))
+		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
+						kind_names[kind], len);
+	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+		return st;
+	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
+		return stb_failure(kind, "reading the header", err);
+
+	if (w <= 0 || h <= 0)
+		return cp_error(err, CP_ERR_FORMAT, "%s image has no pixels (%dx%d)", kind_names[kind], w, h);
+	npix = (int64_t) w * h;
+	if (max_pixels > 0 && npix > max_pixels)
+		return cp_error(err, CP_ERR_LIMIT,
+						"%s image of %dx%d = %lld pixels is over the limit of %lld pixels",
+						kind_names[kind], w, h, (long long) npix, (long long) max_pixels);
+	/* stb_image needs 4 bytes per pixel to fit an int */
+	if (npix > INT_MAX / 4)
+		return cp_error(err, CP_ERR_LIMIT,
+						"%s image of %dx%d is too large to decode (over %d pixels)",
+						kind_names[kind], w, h, INT_MAX / 4);
+
+	if (kind == KIND_PNG && bytes[24] == 16 && bytes[25] == 0)
+		st = decode_png16_gray(bytes, len, out, err);
+	else
+	{
+		const uint8_t *src = bytes;
+
+		if (kind == KIND_GIF)
+		{
+			st = gif_prepare(bytes, len, &gif, &patched, err);
+			if (st != CP_OK)
+				return st;
+			src = patched;
+		}
+		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
+		if (out->pixels == NULL)
+			st = stb_failure(kind, "decoding", err);
+		else
+		{
+			out->width = w2;
+			out->height = h2;
+			if (kind == KIND_GIF)
+				gif_fill_canvas(out, &gif);
+		}
+		free(patched);
+	}
+	if (st != CP_OK)
+	{
+		cp_image_free(out);
+		(void) cp_stbi_take_assert_hits();
+		return st;
+	}
+	if (cp_stbi_take_assert_hits() > 0)
+	{
+		cp_image_free(out);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt %s image (decoder consistency check failed)",
+						kind_names[kind]);
+	}
+	if (out->width != w || out->height != h)
+	{
+		cp_image_free(out);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt %s image: header says %dx%d, data %dx%d",
+						kind_names[kind], w, h, w2, h2);
+	}
+	return CP_OK;
+}
+
+/*
+ * cp_image_free
+ *		Release the pixels of an image (safe on a zeroed or freed image).
+ */
+void
+cp_image_free(CpImageRGB *img)
+{
+	if (img == NULL)
+		return;
+	free(img->pixels);
+	img->pixels = NULL;
+	img->width = 0;
+	img->height = 0;
+}
+
+/*
+ * bicubic_filter
+ *		Pillow's cubic convolution kernel, a = -0.5, same operation order.
+ */
+static inline double
+bicubic_filter(double x)
+{
+	const double a = -0.5;
+
+	if (x < 0.0)
+		x = -x;
+	if (x < 1.0)
+		return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+	if (x < 2.0)
+		return (((x - 5) * x + 8) * x - 4) * a;
+	return 0.0;
+}
+
+/*
+ * axis_free
+ *		Release the arrays of a ResampleAxis.
+ */
+static void
+axis_free(ResampleAxis *ax)
+{
+	free(ax->bounds);
+	free(ax->kk);
+	ax->bounds = NULL;
+	ax->kk = NULL;
+}
+
+/*
+ * precompute_coeffs
+ *		Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box
+ *		(0, in_size): double weights normalised to sum 1, then rounded half
+ *		away from zero to PRECISION_BITS fixed point.
+ */
+static CpStatus
+precompute_coeffs(int in_size, int out_size, ResampleAxis *ax, CpError *err)
+{
+	double		scale,
+				filterscale,
+				support,
+				ss;
+	double	   *w;
+	int			xx;
+
+	scale = (double) in_size / out_size;
+	filterscale = scale < 1.0 ? 1.0 : scale;
+	support = 2.0 * filterscale;
+	ax->ksize = (int) ceil(support) * 2 + 1;
+	ax->bounds = malloc(sizeof(int) * 2 * (size_t) out_size);
+	ax->kk = calloc((size_t) out_size * ax->ksize, sizeof(int32_t));
+	w = malloc(sizeof(double) * ax->ksize);
+	if (ax->bounds == NULL || ax->kk == NULL || w == NULL)
+	{
+		free(w);
+		axis_free(ax);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for resampling coefficients (%d -> %d)",
+						in_size, out_size);
+	}
+	ss = 1.0 / filterscale;
+	for (xx = 0; xx < out_size; xx++)
+	{
+		double		center = (xx + 0.5) * scale;
+		double		ww = 0.0;
+		int32_t    *k = ax->kk + (size_t) xx * ax->ksize;
+		int			xmin,
+					xmax,
+					x;
+
+		xmin = (int) (center - support + 0.5);
+		if (xmin < 0)
+			xmin = 0;
+		xmax = (int) (center + support + 0.5);
+		if (xmax > in_size)
+			xmax = in_size;
+		xmax -= xmin;
+		for (x = 0; x < xmax; x++)
+		{
+			w[x] = bicubic_filter((x + xmin - center + 0.5) * ss);
+			ww += w[x];
+		}
+		for (x = 0; x < xmax; x++)
+		{
+			double		v = w[x];
+
+			if (ww != 0.0)
+				v /= ww;
+			if (v < 0)
+				k[x] = (int32_t) (-0.5 + v * (1 << PRECISION_BITS));
+			else
+				k[x] = (int32_t) (0.5 + v * (1 << PRECISION_BITS));
+		}
+		ax->bounds[2 * xx] = xmin;
+		ax->bounds[2 * xx + 1] = xmax;
+	}
+	free(w);
+	return CP_OK;
+}
+
+/*
+ * clip8
+ *		Fixed-point accumulator to uint8: floor shift then clamp.
+ */
+static inline uint8_t
+clip8(int32_t acc)
+{
+	int32_t		v = acc >> PRECISION_BITS;
+
+	return v < 0 ? 0 : (v > 255 ? 255 : (uint8_t) v);
+}
+
+/*
+ * resample_horizontal
+ *		Rows [first, first + nrows) of src (src_w wide), resampled along x
+ *		into dst (out_w x nrows).
+ */
+static void
+resample_horizontal(const uint8_t *src, int src_w, int first, int nrows,
+					int out_w, const ResampleAxis *ax, uint8_t *dst)
+{
+	int			y;
+
+#pragma omp parallel for schedule(static) if ((int64_t) nrows * out_w > 200000)
+	for (y = 0; y < nrows; y++)
+	{
+		const uint8_t *in = src + (size_t) (y + first) * src_w * 3;
+		uint8_t    *o = dst + (size_t) y * out_w * 3;
+		int			xx;
+
+		for (xx = 0; xx < out_w; xx++)
+		{
+			const int32_t *k = ax->kk + (size_t) xx * ax->ksize;
+			const uint8_t *p = in + (size_t) ax->bounds[2 * xx] * 3;
+			int			n = ax->bounds[2 * xx + 1];
+			int32_t		s0 = 1 << (PRECISION_BITS - 1);
+			int32_t		s1 = s0;
+			int32_t		s2 = s0;
+			int			x;
+
+			for (x = 0; x < n; x++)
+			{
+				s0 += p[3 * x] * k[x];
+				s1 += p[3 * x + 1] * k[x];
+				s2 += p[3 * x + 2] * k[x];
+			}
+			o[3 * xx] = clip8(s0);
+			o[3 * xx + 1] = clip8(s1);
+			o[3 * xx + 2] = clip8(s2);
+		}
+	}
+}
+
+/*
+ * resample_vertical
+ *		src (width x any rows) resampled along y into dst (width x out_h);
+ *		bounds are relative to the first row of src.  Accumulates whole rows
+ *		at a time (integer sums: same result as Pillow's per-pixel order).
+ */
+static CpStatus
+resample_vertical(const uint8_t *src, int width, int out_h,
+				  const ResampleAxis *ax, uint8_t *dst, CpError *err)
+{
+	size_t		rowlen = (size_t) width * 3;
+	int			yy;
+	bool		nomem = false;
+
+#pragma omp parallel if ((int64_t) out_h * width > 200000)
+	{
+		int32_t    *acc = malloc(sizeof(int32_t) * rowlen);
+
+		if (acc == NULL)
+		{
+#pragma omp atomic write
+			nomem = true;
+		}
+#pragma omp for schedule(static)
+		for (yy = 0; yy < out_h; yy++)
+		{
+			const int32_t *k = ax->kk + (size_t) yy * ax->ksize;
+			int			ymin = ax->bounds[2 * yy];
+			int			n = ax->bounds[2 * yy + 1];
+			uint8_t    *o = dst + (size_t) yy * rowlen;
+			size_t		i;
+			int			y;
+
+			if (acc == NULL)
+				continue;
+			for (i = 0; i < rowlen; i++)
+				acc[i] = 1 << (PRECISION_BITS - 1);
+			for (y = 0; y < n; y++)
+			{
+				const uint8_t *row = src + (size_t) (ymin + y) * rowlen;
+				int32_t		ky = k[y];
+
+				for (i = 0; i < rowlen; i++)
+					acc[i] += row[i] * ky;
+			}
+			for (i = 0; i < rowlen; i++)
+				o[i] = clip8(acc[i]);
+		}
+		free(acc);
+	}
+	if (nomem)
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for a resampling row buffer");
+	return CP_OK;
+}
+
+/*
+ * horizontal_first
+ *		Pass order of Pillow >= 13.0: when the height shrinks by more than
+ *		twice as many pixels as the width, the vertical pass runs first.
+ *		(Pillow <= 12.x always ran the horizontal pass first; the uint8
+ *		intermediate makes the two orders differ by a level here and there.)
+ */
+static bool
+horizontal_first(int in_w, int in_h, int out_w, int out_h)
+{
+	return !((in_h - out_h) > 0 && (in_h - out_h) > (in_w - out_w) * 2);
+}
+
+/*
+ * cp_image_resize_bicubic
+ *		See image.h.  Mirrors Pillow 13's ImagingResampleInner: coefficients
+ *		for both axes; a pass is skipped when its size does not change; with
+ *		the horizontal pass first it covers only the source rows the vertical
+ *		pass reads; a plain copy when the size is equal.
+ */
+CpStatus
+cp_image_resize_bicubic(const CpImageRGB *src, int width, int height,
+						CpImageRGB *dst, CpError *err)
+{
+	ResampleAxis hor = {0, NULL, NULL};
+	ResampleAxis ver = {0, NULL, NULL};
+	bool		need_h,
+				need_v;
+	uint8_t    *tmp = NULL;
+	CpStatus	st;
+
+	if (dst == NULL)
+		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: no output image");
+	memset(dst, 0, sizeof(*dst));
+	if (src == NULL || src->pixels == NULL || src->width <= 0 || src->height <= 0)
+		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: empty source image");
+	if (width <= 0 || height <= 0 || width > (1 << 20) || height > (1 << 20) ||
+		(int64_t) width * height > INT_MAX / 4)
+		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: bad target size %dx%d",
+						width, height);
+
+	dst->pixels = malloc((size_t) width * height * 3);
+	if (dst->pixels == NULL)
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", width, height);
+	dst->width = width;
+	dst->height = height;
+
+	need_h = (width != src->width);
+	need_v = (height != src->height);
+	if (!need_h && !need_v)
+	{
+		memcpy(dst->pixels, src->pixels, (size_t) width * height * 3);
+		return CP_OK;
+	}
+
+	st = precompute_coeffs(src->width, width, &hor, err);
+	if (st == CP_OK)
+		st = precompute_coeffs(src->height, height, &ver, err);
+	if (st != CP_OK)
+		goto fail;
+
+	if (!need_h)
+		st = resample_vertical(src->pixels, width, height, &ver, dst->pixels, err);
+	else if (!need_v)
+		resample_horizontal(src->pixels, src->width, 0, height, width, &hor, dst->pixels);
+	else if (horizontal_first(src->width, src->height, width, height))
+	{
+		/* only the source rows the vertical pass reads */
+		int			first = ver.bounds[0];
+		int			last = ver.bounds[2 * (height - 1)] + ver.bounds[2 * (height - 1) + 1];
+		int			i;
+
+		tmp = malloc((size_t) width * (last - first) * 3);
+		if (tmp == NULL)
+			st = cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d resampling buffer",
+						  width, last - first);
+		else
+		{
+			for (i = 0; i < height; i++)
+				ver.bounds[2 * i] -= first;
+			resample_horizontal(src->pixels, src->width, first, last - first, width, &hor, tmp);
+			st = resample_vertical(tmp, width, height, &ver, dst->pixels, err);
+		}
+	}
+	else
+	{
+		tmp = malloc((size_t) src->width * height * 3);
+		if (tmp == NULL)
+			st = cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d resampling buffer",
+						  src->width, height);
+		else
+		{
+			st = resample_vertical(src->pixels, src->width, height, &ver, tmp, err);
+			if (st == CP_OK)
+				resample_horizontal(tmp, src->width, 0, height, width, &hor, dst->pixels);
+		}
+	}
+	if (st != CP_OK)
+		goto fail;
+	free(tmp);
+	axis_free(&hor);
+	axis_free(&ver);
+	return CP_OK;
+
+fail:
+	free(tmp);
+	axis_free(&hor);
+	axis_free(&ver);
+	cp_image_free(dst);
+	return st;
+}
+
+/*
+ * cp_image_preprocess
+ *		See image.h.  Rescale as transformers does it (float64 product cast
+ *		to float32), normalise in float32, planar CHW output.
+ */
+CpStatus
+cp_image_preprocess(const uint8_t *bytes, size_t len, const CpImageConfig *cfg,
+					int64_t max_pixels, float *out, CpError *err)
+{
+	CpImageRGB	img;
+	CpImageRGB	res;
+	const CpImageRGB *use = &img;
+	float		lut[3][256];
+	size_t		plane,
+				i;
+	int			c;
+	CpStatus	st;
+
+	if (cfg == NULL || out == NULL)
+		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_preprocess: no config or output buffer");
+	if (cfg->width <= 0 || cfg->height <= 0 || cfg->width > 16384 || cfg->height > 16384)
+		return cp_error(err, CP_ERR_INVALID_ARG, "image processor size %dx%d is out of range",
+						cfg->width, cfg->height);
+	if (cfg->do_resize && cfg->resample != 3)
+		return cp_error(err, CP_ERR_UNSUPPORTED,
+						"image processor resample %d is not supported (only 3 = BICUBIC)",
+						cfg->resample);
+	for (c = 0; c < 3; c++)
+		if (cfg->do_normalize && !(cfg->std[c] != 0.0f))
+			return cp_error(err, CP_ERR_INVALID_ARG, "image processor std[%d] is zero", c);
+
+	st = cp_image_decode(bytes, len, max_pixels, &img, err);
+	if (st != CP_OK)
+		return st;
+	memset(&res, 0, sizeof(res));
+	if (img.width != cfg->width || img.height != cfg->height)
+	{
+		if (!cfg->do_resize)
+		{
+			st = cp_error(err, CP_ERR_SHAPE, "image is %dx%d but the processor expects %dx%d and does not resize",
+						  img.width, img.height, cfg->width, cfg->height);
+			cp_image_free(&img);
+			return st;
+		}
+		st = cp_image_resize_bicubic(&img, cfg->width, cfg->height, &res, err);
+		cp_image_free(&img);
+		if (st != CP_OK)
+			return st;
+		use = &res;
+	}
+
+	for (c = 0; c < 3; c++)
+	{
+		int			v;
+
+		for (v = 0; v < 256; v++)
+		{
+			float		f;
+
+			if (cfg->do_rescale)
+				f = (float) ((double) v * cfg->rescale_factor);
+			else
+				f = (float) v;
+			if (cfg->do_normalize)
+				f = (f - cfg->mean[c]) / cfg->std[c];
+			lut[c][v] = f;
+		}
+	}
+	plane = (size_t) cfg->width * cfg->height;
+	for (i = 0; i < plane; i++)
+	{
+		const uint8_t *p = use->pixels + 3 * i;
+
+		out[i] = lut[0][p[0]];
+		out[plane + i] = lut[1][p[1]];
+		out[2 * plane + i] = lut[2][p[2]];
+	}
+	cp_image_free(&img);
+	cp_image_free(&res);
+	return CP_OK;
+}
