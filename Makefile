@@ -38,7 +38,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -lopenblas -ljansson -lm -fopenmp
+ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)
@@ -103,7 +103,7 @@ FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=u
 
 build/fuzz/%: test/fuzz/%.c $(ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRCS) -ljansson -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRCS) -ljansson -lopenblas -ljpeg -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \
