@@ -51,6 +51,9 @@ typedef struct MultiVector
 
 extern MultiVector *InitMultiVector(int nvec, int dim);
 
+/* ERROR (data_corrupted) unless the header is a valid version-1 float32 one. */
+extern void MultiVectorCheckFormat(const MultiVector *mv);
+
 /*
  * MaxSim = sum over query rows of max over doc rows of <doc_row, query_row>.
  * MaxSimKernel works on raw row-major float arrays (SIMD, runtime dispatch;

@@ -12,6 +12,10 @@
 
 #include "cp_status.h"
 
+/* MLP activations found in configs */
+#define CP_ACT_GELU_TANH 0		/* gelu_pytorch_tanh, gelu_new, gelu_fast; Gemma's "gelu" */
+#define CP_ACT_GELU_ERF 1		/* exact gelu ("gelu" in SigLIP) */
+
 typedef struct CpVisionConfig
 {
 	int			hidden_size;	/* 1152 */
@@ -24,6 +28,7 @@ typedef struct CpVisionConfig
 	int			num_channels;	/* 3 */
 	int			num_patches;	/* (image_size / patch_size)^2 = 1024 */
 	float		layer_norm_eps; /* 1e-6 */
+	int			hidden_act;		/* CP_ACT_GELU_TANH */
 } CpVisionConfig;
 
 typedef struct CpTextConfig
@@ -37,6 +42,7 @@ typedef struct CpTextConfig
 	int			vocab_size;		/* 257216 */
 	float		rms_norm_eps;	/* 1e-6 */
 	float		rope_theta;		/* 10000 */
+	int			hidden_act;		/* CP_ACT_GELU_TANH */
 } CpTextConfig;
 
 typedef struct CpImageConfig
@@ -55,10 +61,11 @@ typedef struct CpImageConfig
 
 typedef struct CpPromptConfig
 {
-	char		query_prefix[256];	/* "Query: " (processor default) */
+	char		query_prefix[256];	/* "Question: " (transformers' ColPaliProcessor
+									 * default), or processor_config.json */
 	char		visual_prompt_prefix[256];	/* "Describe the image." */
 	int			query_augmentation_tokens;	/* 10 pad tokens appended */
-	char		query_augmentation_token[32];	/* "<pad>" */
+	char		query_augmentation_token[32];	/* tokenizer's pad token, "<pad>" */
 } CpPromptConfig;
 
 typedef struct CpModelConfig
@@ -72,12 +79,27 @@ typedef struct CpModelConfig
 	int			pad_token_id;		/* 0 */
 	int			bos_token_id;		/* 2 */
 	int			num_image_tokens;	/* = vision.num_patches */
-	bool		bidirectional;		/* use_bidirectional_attention */
+	bool		bidirectional;		/* use_bidirectional_attention (unset = true) */
 	CpImageConfig image;
 	CpPromptConfig prompt;
 } CpModelConfig;
 
-/* Read dir/config.json (+ preprocessor/processor configs when present). */
+/*
+ * Read dir/config.json (+ preprocessor_config.json, processor_config.json,
+ * tokenizer_config.json when present).  Keys absent from the files get the
+ * values transformers would use; inconsistent values (heads that do not
+ * divide the width, a processor size other than the vision image size, an
+ * image_seq_length other than (image_size / patch_size)^2, ...) are
+ * CP_ERR_SHAPE, wrong JSON types CP_ERR_FORMAT, other model families
+ * CP_ERR_UNSUPPORTED.
+ */
 extern CpStatus cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err);
+
+/* Same from JSON texts in memory (NULL = file absent); for tests/fuzzing. */
+extern CpStatus cp_config_parse(const char *config_json,
+								const char *preprocessor_json,
+								const char *processor_json,
+								const char *tokenizer_config_json,
+								CpModelConfig *cfg, CpError *err);
 
 #endif							/* CP_CONFIG_H */

@@ -13,7 +13,7 @@
 
 #include "cp_status.h"
 
-#define CP_MAX_DIMS 4
+#define CP_MAX_DIMS 6
 
 typedef enum CpDType
 {
@@ -29,7 +29,8 @@ typedef struct CpTensor
 	int			ndim;
 	int64_t		shape[CP_MAX_DIMS];
 	int64_t		numel;
-	const void *data;			/* into the read-only mapping (or merged copy) */
+	const void *data;			/* into the read-only mapping (or merged copy);
+								 * aligned to the element size */
 	size_t		nbytes;
 } CpTensor;
 
@@ -52,12 +53,26 @@ extern const CpTensor *cp_weights_at(const CpWeights *w, int i);
 
 /*
  * Find the unique tensor whose name ends with suffix at a "." boundary (or
- * equals it).  Returns NULL if none; if several match, the shortest name
- * wins only when it is an exact match, otherwise NULL and an error message.
- * Layout differences between checkpoints (encoder.md section 4) are handled
- * by the model by trying its list of known suffixes.
+ * equals it).  Returns NULL if none; if several match, the one whose name
+ * equals suffix wins, otherwise NULL (ambiguous; cp_weights_lookup says so).
+ *
+ * Every tensor is matched under its stored name and under a canonical name
+ * that removes the layout prefixes of encoder.md section 4.2
+ * ("base_model.model.", "vlm.", "model.", "model.model.", "vlm.model.", and
+ * "language_model.model." -> "language_model."), so the canonical suffixes
+ *	 vision_tower.vision_model.encoder.layers.N.self_attn.q_proj.weight
+ *	 multi_modal_projector.linear.weight
+ *	 language_model.layers.N.mlp.up_proj.weight
+ *	 language_model.embed_tokens.weight, language_model.norm.weight
+ *	 custom_text_proj.weight | embedding_proj_layer.weight
+ * work with every supported layout.  Bare suffixes such as
+ * "layers.0.self_attn.q_proj.weight" are ambiguous (vision and text).
  */
 extern const CpTensor *cp_weights_find(const CpWeights *w, const char *suffix);
+
+/* Same as cp_weights_find, with CP_ERR_NOT_FOUND / CP_ERR_FORMAT (ambiguous). */
+extern CpStatus cp_weights_lookup(const CpWeights *w, const char *suffix,
+								  const CpTensor **out, CpError *err);
 
 /*
  * Like cp_weights_find, but the tensor must exist with exactly the given
@@ -67,9 +82,19 @@ extern CpStatus cp_weights_require(const CpWeights *w, const char *suffix,
 								   int ndim, const int64_t *shape,
 								   const CpTensor **out, CpError *err);
 
-/* Convert count elements starting at element offset of t to float32. */
+/*
+ * Convert count elements starting at element offset of t to float32.
+ * An out-of-range request (offset < 0, offset + count > numel) writes nothing.
+ */
 extern void cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count,
 							 float *dst);
+
+/* Whole tensor as a malloc'd float32 array (*out, numel floats). */
+extern CpStatus cp_tensor_load_f32(const CpTensor *t, float **out, CpError *err);
+
+/* "F32", "F16", "BF16". */
+extern const char *cp_dtype_name(CpDType dtype);
+extern size_t cp_dtype_size(CpDType dtype);
 
 /* Scalar conversions used by every backend. */
 extern float cp_bf16_to_f32(uint16_t h);
@@ -79,14 +104,17 @@ extern uint16_t cp_f32_to_bf16(float f);	/* round to nearest even */
 /*
  * Parse a safetensors header held in memory (used by cp_weights_open and by
  * the fuzz harness): validates the 8-byte length, the JSON, every dtype,
- * shape and data_offsets against file_size.  On success *count tensors are
- * described in a malloc'd array (names malloc'd too; free with
- * cp_safetensors_free_header); data pointers are relative to the data
- * section (i.e. offsets), cast to const void *.
+ * shape and data_offsets against file_size; tensors may not overlap.  On
+ * success *count tensors are described in a malloc'd array sorted by offset
+ * (names malloc'd too; free with cp_safetensors_free_header); data pointers
+ * are byte offsets relative to the data section (file + 8 + header length),
+ * cast to const void *; *data_start (may be NULL) receives that section's
+ * offset in the file.  Tensors of other valid safetensors dtypes (I64, U8,
+ * BOOL, F64, ...) are validated and left out; an unknown dtype is an error.
  */
 extern CpStatus cp_safetensors_parse_header(const uint8_t *file, size_t file_size,
 											CpTensor **tensors, int *count,
-											CpError *err);
+											size_t *data_start, CpError *err);
 extern void cp_safetensors_free_header(CpTensor *tensors, int count);
 
 #endif							/* CP_WEIGHTS_H */

@@ -1,0 +1,951 @@
+/*
+ * backend_cpu.c
+ *	  fp32 CPU backend: GEMMs through OpenBLAS (cblas_sgemm), everything
+ *	  else plain C loops parallelised with OpenMP.
+ *
+ * Weights.  An F32 tensor that is 4-byte aligned in the mapping is used in
+ * place (no copy: the page cache is shared with every other process that
+ * maps the same checkpoint).  BF16/F16 matrices are either converted to fp32
+ * once at upload, or, with lazy_convert, kept as mapped and converted tile
+ * by tile (a few MB) just before each GEMM tile, which halves resident
+ * memory at a small cost (bench/results/encoder.md).  The token embedding
+ * table is never converted as a whole: embedding() converts the rows it
+ * reads.  Norm weights and biases are always converted (they are small).
+ *
+ * Threads.  All parallelism is OpenMP with CpBackendOptions.threads
+ * threads; OpenBLAS is set to one thread and each OpenMP thread calls
+ * cblas_sgemm on its own slice of the output columns (or attention heads /
+ * rows).  Letting OpenBLAS's pthreads and OpenMP's threads alternate made
+ * each pool spin while the other worked (4x slower on 2 cores).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "backend_cpu.h"
+
+/*
+ * Size of one converted weight tile per thread for lazy matmul: small
+ * (cache-resident) for few rows, large for many rows, where each tile
+ * costs one more packing of x inside the GEMM.
+ */
+#define LAZY_TILE_BYTES_SMALL_M ((size_t) 1 << 20)
+#define LAZY_TILE_BYTES_LARGE_M ((size_t) 32 << 20)
+#define LAZY_LARGE_M 64
+
+#define IMPL(be) ((CpCpuImpl *) (be)->impl)
+
+/*
+ * cpu_scratch
+ *		Backend-owned scratch of at least n floats (grown on demand).
+ */
+CpStatus
+cpu_scratch(CpBackend *be, size_t n, float **out)
+{
+	CpCpuImpl  *impl = IMPL(be);
+
+	if (impl->scratch_n < n)
+	{
+		float	   *p = NULL;
+
+		if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
+			return cp_error(&be->err, CP_ERR_NOMEM,
+							"out of memory allocating %zu bytes of scratch",
+							n * sizeof(float));
+		free(impl->scratch);
+		impl->scratch = p;
+		impl->scratch_n = n;
+	}
+	*out = impl->scratch;
+	return CP_OK;
+}
+
+/*
+ * cpu_thread_scratch
+ *		Make every thread's scratch at least n floats.
+ */
+CpStatus
+cpu_thread_scratch(CpBackend *be, size_t n)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	int			t;
+
+	for (t = 0; t < impl->threads; t++)
+		if (impl->tscratch_n[t] < n)
+		{
+			float	   *p = NULL;
+
+			if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
+				return cp_error(&be->err, CP_ERR_NOMEM,
+								"out of memory allocating %zu bytes of scratch",
+								n * sizeof(float));
+			free(impl->tscratch[t]);
+			impl->tscratch[t] = p;
+			impl->tscratch_n[t] = n;
+		}
+	return CP_OK;
+}
+
+/* ---------------------------------------------------------------------
+ * Buffers (shared by the fast and the reference backend)
+ * --------------------------------------------------------------------- */
+
+/*
+ * cpu_alloc
+ *		64-byte aligned activation buffer of n floats.
+ */
+static CpStatus
+cpu_alloc(CpBackend *be, size_t n, CpBuf **out)
+{
+	CpBuf	   *b = calloc(1, sizeof(CpBuf));
+
+	if (b == NULL || posix_memalign((void **) &b->data, 64,
+									(n ? n : 1) * sizeof(float)) != 0)
+	{
+		free(b);
+		return cp_error(&be->err, CP_ERR_NOMEM,
+						"out of memory allocating %zu floats", n);
+	}
+	b->n = n;
+	b->rows = 1;
+	b->cols = (int64_t) n;
+	b->owned = true;
+	*out = b;
+	return CP_OK;
+}
+
+/*
+ * cpu_free
+ *		Release a buffer and, if we own it, its data.
+ */
+static void
+cpu_free(CpBackend *be, CpBuf *buf)
+{
+	if (buf == NULL)
+		return;
+	if (buf->owned)
+		free(buf->data);
+	free(buf);
+}
+
+/*
+ * cpu_upload
+ *		Host floats into a buffer range (bounds-checked).
+ */
+static CpStatus
+cpu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
+{
+	if (dst.buf->lazy || dst.off + n > dst.buf->n || !dst.buf->owned)
+		return cp_error(&be->err, CP_ERR_INVALID_ARG,
+						"upload of %zu floats at %zu outside a buffer of %zu",
+						n, dst.off, dst.buf->n);
+	memcpy(dst.buf->data + dst.off, src, n * sizeof(float));
+	return CP_OK;
+}
+
+/*
+ * cpu_download
+ *		Buffer range into host floats (bounds-checked).
+ */
+static CpStatus
+cpu_download(CpBackend *be, CpView src, float *dst, size_t n)
+{
+	size_t		i;
+
+	if (src.off + n > src.buf->n)
+		return cp_error(&be->err, CP_ERR_INVALID_ARG,
+						"download of %zu floats at %zu outside a buffer of %zu",
+						n, src.off, src.buf->n);
+	if (!src.buf->lazy)
+		memcpy(dst, src.buf->data + src.off, n * sizeof(float));
+	else
+		for (i = 0; i < n; i++)
+			dst[i] = cpu_w(src.buf, src.off + i);
+	return CP_OK;
+}
+
+/*
+ * cpu_weight_upload
+ *		Wrap a checkpoint tensor: in place (aligned F32), lazily (bf16/f16
+ *		tables, and matrices with lazy_convert), or converted to fp32.
+ */
+static CpStatus
+cpu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind,
+				  CpBuf **out)
+{
+	CpBuf	   *b = calloc(1, sizeof(CpBuf));
+	int			i;
+
+	if (b == NULL)
+		return cp_error(&be->err, CP_ERR_NOMEM, "out of memory");
+	b->n = (size_t) t->numel;
+	b->rows = t->ndim > 0 ? t->shape[0] : 1;
+	b->cols = 1;
+	for (i = 1; i < t->ndim; i++)
+		b->cols *= t->shape[i];
+	if (t->ndim <= 1)
+	{
+		b->rows = 1;
+		b->cols = t->numel;
+	}
+
+	if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)
+	{
+		/* read-only mapping used in place; we never write through it */
+		b->data = (float *) (uintptr_t) t->data;
+		b->owned = false;
+	}
+	else if (t->dtype != CP_DTYPE_F32 &&
+			 (kind == CP_WEIGHT_TABLE ||
+			  (kind == CP_WEIGHT_MATRIX && IMPL(be)->lazy_convert)))
+	{
+		b->raw = t->data;
+		b->dtype = t->dtype;
+		b->lazy = true;
+	}
+	else
+	{
+		if (posix_memalign((void **) &b->data, 64,
+						   (b->n ? b->n : 1) * sizeof(float)) != 0)
+		{
+			free(b);
+			return cp_error(&be->err, CP_ERR_NOMEM,
+							"out of memory converting tensor \"%s\" (%lld elements)",
+							t->name ? t->name : "?", (long long) t->numel);
+		}
+		b->owned = true;
+		cp_tensor_to_f32(t, 0, (int64_t) b->n, b->data);
+	}
+	*out = b;
+	return CP_OK;
+}
+
+/*
+ * cpu_destroy
+ *		Free the backend and its scratch.
+ */
+static void
+cpu_destroy(CpBackend *be)
+{
+	if (be == NULL)
+		return;
+	if (be->impl)
+	{
+		CpCpuImpl  *impl = IMPL(be);
+		int			t;
+
+		free(impl->scratch);
+		for (t = 0; impl->tscratch && t < impl->threads; t++)
+			free(impl->tscratch[t]);
+		free(impl->tscratch);
+		free(impl->tscratch_n);
+	}
+	free(be->impl);
+	free(be);
+}
+
+/*
+ * cpu_install_common
+ *		Buffer management entries, identical for fast and reference ops.
+ */
+void
+cpu_install_common(CpBackend *be)
+{
+	be->destroy = cpu_destroy;
+	be->alloc = cpu_alloc;
+	be->free = cpu_free;
+	be->upload = cpu_upload;
+	be->download = cpu_download;
+	be->weight_upload = cpu_weight_upload;
+}
+
+/* ---------------------------------------------------------------------
+ * Fast operations
+ * --------------------------------------------------------------------- */
+
+/*
+ * fast_expf
+ *		exp(x) for the softmax and GELU loops, written so that "omp simd"
+ *		vectorises it: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and
+ *		a degree-7 Taylor polynomial (relative error about 2e-7, i.e. a few
+ *		ulp).  Inputs below -87.3 give 0, above 88.7 saturate.
+ */
+#pragma omp declare simd
+static inline float
+fast_expf(float x)
+{
+	float		n,
+				r,
+				p;
+	int32_t		e;
+	float		scale;
+
+	x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+	n = __builtin_roundf(x * 1.44269504088896341f);
+	r = x - n * 0.693145751953125f;
+	r = r - n * 1.42860682030941723212e-6f;
+	p = 1.0f / 5040.0f;
+	p = p * r + 1.0f / 720.0f;
+	p = p * r + 1.0f / 120.0f;
+	p = p * r + 1.0f / 24.0f;
+	p = p * r + 1.0f / 6.0f;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	e = ((int32_t) n + 127) << 23;
+	memcpy(&scale, &e, sizeof(scale));
+	return x <= -87.3f ? 0.0f : p * scale;
+}
+
+/*
+ * fast_gelu_tanh
+ *		0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + exp(-2u)),
+ *		u = sqrt(2/pi)(x + 0.044715 x^3); the last form has no cancellation.
+ */
+#pragma omp declare simd
+static inline float
+fast_gelu_tanh(float x)
+{
+	float		u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+
+	return x / (1.0f + fast_expf(-2.0f * u));
+}
+
+/*
+ * convert_rows
+ *		Rows [r0, r0 + nr) of a lazy weight [*, K] into dst as fp32
+ *		(called by one thread).
+ */
+static void
+convert_rows(const CpBuf *w, int64_t r0, int nr, int K, float *dst)
+{
+	const uint16_t *src = (const uint16_t *) w->raw + (size_t) r0 * K;
+	size_t		n = (size_t) nr * K;
+	size_t		i;
+
+	if (w->dtype == CP_DTYPE_BF16)
+	{
+		uint32_t   *d = (uint32_t *) dst;
+
+#pragma omp simd
+		for (i = 0; i < n; i++)
+			d[i] = (uint32_t) src[i] << 16;
+	}
+	else
+	{
+		for (i = 0; i < n; i++)
+			dst[i] = cp_f16_to_f32(src[i]);
+	}
+}
+
+/*
+ * split_range
+ *		Thread t's share [*lo, *hi) of n items in blocks of align.
+ */
+static void
+split_range(int n, int nthreads, int t, int align, int *lo, int *hi)
+{
+	int			blocks = (n + align - 1) / align;
+	int			per = blocks / nthreads,
+				extra = blocks % nthreads;
+	int			b0 = t * per + (t < extra ? t : extra);
+	int			b1 = b0 + per + (t < extra ? 1 : 0);
+
+	*lo = b0 * align < n ? b0 * align : n;
+	*hi = b1 * align < n ? b1 * align : n;
+}
+
+/*
+ * cpu_matmul
+ *		y = x . W^T + bias (+ y): the N output columns are split across
+ *		the threads, each running a single-threaded cblas_sgemm on its
+ *		slice; lazy weights are converted tile by tile into the thread's
+ *		scratch first.
+ */
+static CpStatus
+cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
+		   int M, int N, int K, bool accumulate)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	float	   *yp = cpu_ptr(y);
+	const float *xp = cpu_ptr(x);
+	float		beta = accumulate ? 1.0f : 0.0f;
+	int			nthreads = impl->threads;
+	int			tile = 0;
+	int			m;
+
+	if (bias != NULL && !accumulate)
+	{
+		/* preload the bias and let the GEMM add onto it */
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+		for (m = 0; m < M; m++)
+			memcpy(yp + (size_t) m * N, bias->data, sizeof(float) * N);
+		beta = 1.0f;
+	}
+	if (N < 32 * nthreads)
+		nthreads = 1;
+	if (w->lazy)
+	{
+		size_t		bytes = M >= LAZY_LARGE_M ? LAZY_TILE_BYTES_LARGE_M : LAZY_TILE_BYTES_SMALL_M;
+		CpStatus	st;
+
+		tile = (int) (bytes / ((size_t) K * sizeof(float)));
+		tile = tile < 16 ? 16 : tile;
+		tile = tile > (N + nthreads - 1) / nthreads ? (N + nthreads - 1) / nthreads : tile;
+		st = cpu_thread_scratch(be, (size_t) tile * K);
+		if (st != CP_OK)
+			return st;
+	}
+
+#pragma omp parallel num_threads(nthreads)
+	{
+		int			t = omp_get_thread_num();
+		int			lo,
+					hi;
+
+		split_range(N, nthreads, t, 16, &lo, &hi);
+		if (hi > lo && !w->lazy)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K,
+						1.0f, xp, K, w->data + (size_t) lo * K, K, beta,
+						yp + lo, N);
+		else if (hi > lo)
+		{
+			float	   *buf = impl->tscratch[t];
+			int			n0;
+
+			for (n0 = lo; n0 < hi; n0 += tile)
+			{
+				int			nt = (hi - n0 < tile) ? hi - n0 : tile;
+
+				convert_rows(w, n0, nt, K, buf);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
+							1.0f, xp, K, buf, K, beta, yp + n0, N);
+			}
+		}
+	}
+
+	if (bias != NULL && accumulate)
+	{
+#pragma omp parallel for num_threads(impl->threads) schedule(static)
+		for (m = 0; m < M; m++)
+		{
+			float	   *yr = yp + (size_t) m * N;
+			int			n;
+
+			for (n = 0; n < N; n++)
+				yr[n] += bias->data[n];
+		}
+	}
+	return CP_OK;
+}
+
+/*
+ * softmax_rows
+ *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32
+ *		(called by one thread).  With causal, row r covers only the first
+ *		t + 1 columns, t = (row0 + r) / per_token its token, and the rest
+ *		of the row becomes 0.
+ */
+static void
+softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
+			 int per_token)
+{
+	int			r;
+
+	for (r = 0; r < rows; r++)
+	{
+		float	   *sr = s + (size_t) r * ld;
+		float		mx = -INFINITY,
+					sum = 0.0f,
+					inv;
+		int			j,
+					nfull = n;
+
+		if (causal)
+		{
+			int			t = (row0 + r) / per_token;
+
+			n = t + 1 < nfull ? t + 1 : nfull;
+			for (j = n; j < nfull; j++)
+				sr[j] = 0.0f;
+		}
+
+		for (j = 0; j < n; j++)
+			mx = sr[j] > mx ? sr[j] : mx;
+#pragma omp simd reduction(+:sum)
+		for (j = 0; j < n; j++)
+		{
+			sr[j] = fast_expf(sr[j] - mx);
+			sum += sr[j];
+		}
+		inv = 1.0f / sum;
+#pragma omp simd
+		for (j = 0; j < n; j++)
+			sr[j] *= inv;
+		n = nfull;
+	}
+}
+
+/* Query rows per attention work item (bounds the score scratch). */
+#define ATT_ROWS 256
+
+/*
+ * cpu_attention
+ *		Work items of up to ATT_ROWS query rows of one (sequence, head
+ *		group) are spread over the threads; each computes S = scale Q K^T
+ *		with one GEMM, the softmax, and O = P V with a second GEMM.  The
+ *		query heads sharing a KV head are handled together: with one KV
+ *		head (Gemma MQA) the nh heads of a token are consecutive rows of hd
+ *		floats, so Q is simply a [T*nh, hd] matrix; otherwise one head at a
+ *		time with strided rows.
+ */
+static CpStatus
+cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
+			  int B, int T, int nh, int nkv, int hd, float scale,
+			  const int *lens, bool causal)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	bool		mqa = (nkv == 1);
+	int			heads = mqa ? 1 : nh;	/* head streams per sequence */
+	int			rows_per_head = mqa ? T * nh : T;
+	int			chunks = (rows_per_head + ATT_ROWS - 1) / ATT_ROWS;
+	int			items = B * heads * chunks;
+	int			group = nh / nkv;
+	int			it,
+				b;
+	CpStatus	st;
+
+	st = cpu_thread_scratch(be, (size_t) ATT_ROWS * T);
+	if (st != CP_OK)
+		return st;
+
+	/* padded query rows are zero */
+	for (b = 0; b < B; b++)
+	{
+		int			L = lens ? lens[b] : T;
+
+		if (L < T)
+			memset(cpu_ptr(out) + ((size_t) b * T + L) * nh * hd, 0,
+				   sizeof(float) * (size_t) (T - L) * nh * hd);
+	}
+
+#pragma omp parallel for num_threads(impl->threads) schedule(dynamic, 1)
+	for (it = 0; it < items; it++)
+	{
+		int			bb = it / (heads * chunks);
+		int			h = (it / chunks) % heads;
+		int			c = it % chunks;
+		int			L = lens ? lens[bb] : T;
+		int			nrows = mqa ? L * nh : L;
+		int			r0 = c * ATT_ROWS;
+		int			rn = nrows - r0 < ATT_ROWS ? nrows - r0 : ATT_ROWS;
+		int			kvh = h / group;
+		float	   *s = impl->tscratch[omp_get_thread_num()];
+		const float *qb,
+				   *kb,
+				   *vb;
+		float	   *ob;
+		int			ldq;
+
+		if (rn <= 0)
+			continue;
+		kb = cpu_ptr(k) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
+		vb = cpu_ptr(v) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
+		if (mqa)
+		{
+			qb = cpu_ptr(q) + ((size_t) bb * T * nh + r0) * hd;
+			ob = cpu_ptr(out) + ((size_t) bb * T * nh + r0) * hd;
+			ldq = hd;
+		}
+		else
+		{
+			qb = cpu_ptr(q) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
+			ob = cpu_ptr(out) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
+			ldq = nh * hd;
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
+					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
+		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
+					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_layernorm
+ *		Two-pass mean/variance per row in fp32 (as PyTorch's CPU kernel).
+ */
+static CpStatus
+cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
+			  int rows, int dim, float eps)
+{
+	int			r;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (r = 0; r < rows; r++)
+	{
+		const float *xr = cpu_ptr(x) + (size_t) r * dim;
+		float	   *yr = cpu_ptr(y) + (size_t) r * dim;
+		float		mean = 0.0f,
+					var = 0.0f,
+					inv;
+		int			i;
+
+		for (i = 0; i < dim; i++)
+			mean += xr[i];
+		mean /= (float) dim;
+		for (i = 0; i < dim; i++)
+			var += (xr[i] - mean) * (xr[i] - mean);
+		var /= (float) dim;
+		inv = 1.0f / sqrtf(var + eps);
+		for (i = 0; i < dim; i++)
+			yr[i] = (xr[i] - mean) * inv * w->data[i] + b->data[i];
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_rmsnorm
+ *		Gemma RMSNorm, fp32, multiply by (1 + w).
+ */
+static CpStatus
+cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
+			float eps)
+{
+	int			r;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (r = 0; r < rows; r++)
+	{
+		const float *xr = cpu_ptr(x) + (size_t) r * dim;
+		float	   *yr = cpu_ptr(y) + (size_t) r * dim;
+		float		ss = 0.0f,
+					inv;
+		int			i;
+
+		for (i = 0; i < dim; i++)
+			ss += xr[i] * xr[i];
+		inv = 1.0f / sqrtf(ss / (float) dim + eps);
+		for (i = 0; i < dim; i++)
+			yr[i] = (xr[i] * inv) * (1.0f + w->data[i]);
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_l2norm
+ *		Row-wise division by the Euclidean norm.
+ */
+static CpStatus
+cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
+{
+	int			r;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (r = 0; r < rows; r++)
+	{
+		float	   *xr = cpu_ptr(x) + (size_t) r * dim;
+		float		ss = 0.0f,
+					nrm;
+		int			i;
+
+		for (i = 0; i < dim; i++)
+			ss += xr[i] * xr[i];
+		nrm = sqrtf(ss);
+		for (i = 0; i < dim; i++)
+			xr[i] /= nrm;
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_rope
+ *		Rotary embedding: cos/sin tables per position computed once per
+ *		call, then applied to every head.
+ */
+static CpStatus
+cpu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta,
+		 int pos0)
+{
+	int			half = hd / 2;
+	float	   *tab;
+	int			t,
+				bt;
+	CpStatus	st;
+
+	st = cpu_scratch(be, (size_t) T * hd, &tab);
+	if (st != CP_OK)
+		return st;
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (t = 0; t < T; t++)
+	{
+		int			i;
+
+		for (i = 0; i < half; i++)
+		{
+			float		inv_freq = 1.0f / powf(theta, (float) (2 * i) / (float) hd);
+			float		ang = (float) (t + pos0) * inv_freq;
+
+			tab[(size_t) t * hd + i] = cosf(ang);
+			tab[(size_t) t * hd + half + i] = sinf(ang);
+		}
+	}
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (bt = 0; bt < B * T; bt++)
+	{
+		const float *c = tab + (size_t) (bt % T) * hd;
+		const float *s = c + half;
+		int			h,
+					i;
+
+		for (h = 0; h < nh; h++)
+		{
+			float	   *v = cpu_ptr(x) + ((size_t) bt * nh + h) * hd;
+
+			for (i = 0; i < half; i++)
+			{
+				float		x1 = v[i],
+							x2 = v[i + half];
+
+				v[i] = x1 * c[i] - x2 * s[i];
+				v[i + half] = x2 * c[i] + x1 * s[i];
+			}
+		}
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_gelu_tanh
+ *		In-place tanh-approximated GELU.
+ */
+static CpStatus
+cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
+{
+	float	   *p = cpu_ptr(x);
+	int64_t		i;
+
+#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < (int64_t) n; i++)
+		p[i] = fast_gelu_tanh(p[i]);
+	return CP_OK;
+}
+
+/*
+ * cpu_geglu
+ *		out = gelu_tanh(gate) * up.
+ */
+static CpStatus
+cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
+{
+	float	   *o = cpu_ptr(out);
+	const float *g = cpu_ptr(gate);
+	const float *u = cpu_ptr(up);
+	int64_t		i;
+
+#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < (int64_t) n; i++)
+		o[i] = fast_gelu_tanh(g[i]) * u[i];
+	return CP_OK;
+}
+
+/*
+ * cpu_add
+ *		y += x.
+ */
+static CpStatus
+cpu_add(CpBackend *be, CpView y, CpView x, size_t n)
+{
+	float	   *yp = cpu_ptr(y);
+	const float *xp = cpu_ptr(x);
+	int64_t		i;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < (int64_t) n; i++)
+		yp[i] += xp[i];
+	return CP_OK;
+}
+
+/*
+ * cpu_add_rows
+ *		y[r] += t[r mod period] (t fp32).
+ */
+static CpStatus
+cpu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
+{
+	int			r;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (r = 0; r < rows; r++)
+	{
+		float	   *yr = cpu_ptr(y) + (size_t) r * dim;
+		const float *tr = t->data + (size_t) (r % period) * dim;
+		int			i;
+
+		for (i = 0; i < dim; i++)
+			yr[i] += tr[i];
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_scale
+ *		x *= s.
+ */
+static CpStatus
+cpu_scale(CpBackend *be, CpView x, size_t n, float s)
+{
+	float	   *p = cpu_ptr(x);
+	int64_t		i;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < (int64_t) n; i++)
+		p[i] *= s;
+	return CP_OK;
+}
+
+/*
+ * cpu_embedding
+ *		Gather rows of the (possibly bf16/f16) table, converting only those.
+ */
+static CpStatus
+cpu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids,
+			  int n, int dim)
+{
+	int			i;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < n; i++)
+	{
+		float	   *o = cpu_ptr(out) + (size_t) i * dim;
+		size_t		base = (size_t) ids[i] * dim;
+		int			d;
+
+		if (!table->lazy)
+			memcpy(o, table->data + base, sizeof(float) * dim);
+		else
+			for (d = 0; d < dim; d++)
+				o[d] = cpu_w(table, base + d);
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_scatter_rows
+ *		dst[rows[i]] = src[i] * s.
+ */
+static CpStatus
+cpu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows,
+				 int n, int dim, float s)
+{
+	int			i;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (i = 0; i < n; i++)
+	{
+		float	   *d = cpu_ptr(dst) + (size_t) rows[i] * dim;
+		const float *sr = cpu_ptr(src) + (size_t) i * dim;
+		int			j;
+
+		for (j = 0; j < dim; j++)
+			d[j] = sr[j] * s;
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_im2col
+ *		Patches of P x P pixels, one patch per row, (c, ky, kx) order; each
+ *		kernel row is a contiguous run of P pixels.
+ */
+static CpStatus
+cpu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H,
+		   int W, int P)
+{
+	int			gh = H / P,
+				gw = W / P;
+	int			np = B * gh * gw;
+	int			idx;
+
+#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+	for (idx = 0; idx < np; idx++)
+	{
+		int			b = idx / (gh * gw);
+		int			py = (idx / gw) % gh;
+		int			px = idx % gw;
+		float	   *o = cpu_ptr(cols) + (size_t) idx * C * P * P;
+		int			c,
+					ky;
+
+		for (c = 0; c < C; c++)
+			for (ky = 0; ky < P; ky++)
+			{
+				memcpy(o, cpu_ptr(pixels) + (((size_t) b * C + c) * H + py * P + ky) * W + px * P,
+					   sizeof(float) * P);
+				o += P;
+			}
+	}
+	return CP_OK;
+}
+
+/*
+ * cp_backend_cpu_create
+ *		Make a CPU backend (fast ops, or the naive reference ops).
+ */
+CpStatus
+cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
+					  CpError *err)
+{
+	CpBackend  *be = calloc(1, sizeof(CpBackend));
+	CpCpuImpl  *impl = calloc(1, sizeof(CpCpuImpl));
+
+	if (be == NULL || impl == NULL)
+	{
+		free(be);
+		free(impl);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
+	}
+	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
+	impl->lazy_convert = opts ? opts->lazy_convert : false;
+	impl->tscratch = calloc(impl->threads, sizeof(float *));
+	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
+	if (impl->tscratch == NULL || impl->tscratch_n == NULL)
+	{
+		free(impl->tscratch);
+		free(impl->tscratch_n);
+		free(impl);
+		free(be);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
+	}
+	be->impl = impl;
+	be->name = "cpu";
+	cpu_install_common(be);
+	if (opts && opts->reference)
+		cpu_install_reference(be);
+	else
+	{
+		be->matmul = cpu_matmul;
+		be->attention = cpu_attention;
+		be->layernorm = cpu_layernorm;
+		be->rmsnorm = cpu_rmsnorm;
+		be->l2norm = cpu_l2norm;
+		be->rope = cpu_rope;
+		be->gelu_tanh = cpu_gelu_tanh;
+		be->geglu = cpu_geglu;
+		be->add = cpu_add;
+		be->add_rows = cpu_add_rows;
+		be->scale = cpu_scale;
+		be->embedding = cpu_embedding;
+		be->scatter_rows = cpu_scatter_rows;
+		be->im2col = cpu_im2col;
+	}
+	/* OpenMP does the threading; each thread runs a one-thread GEMM */
+	openblas_set_num_threads(1);
+	*out = be;
+	return CP_OK;
+}

@@ -1,0 +1,465 @@
+/*
+ * test_ops.c
+ *	  Every fast CPU backend operation against its naive reference
+ *	  (backend_cpu_ref.c) on random data, with the shapes ColPali uses
+ *	  (scaled down) plus awkward ones: odd sizes, batches with padding,
+ *	  multi-head and multi-query attention, F32 / BF16 / F16 weights, used in
+ *	  place, converted at load and converted lazily.
+ *
+ * The metric is the largest absolute difference relative to the largest
+ * reference magnitude (a normalised max error), per op.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+
+static int	failures = 0;
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+/* xorshift64* uniform in [-1, 1). */
+static float
+frand(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (float) ((double) ((rng_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static void
+fill(float *p, size_t n, float amp)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		p[i] = frand() * amp;
+}
+
+static CpBackend *fast,
+		   *ref,
+		   *lazy;
+
+/* Fatal setup failure: report and count. */
+static void
+check_st(CpStatus st, CpBackend *be, const char *what)
+{
+	if (st != CP_OK)
+	{
+		printf("FAIL %s: %s\n", what, be->err.msg);
+		failures++;
+	}
+}
+
+/* Activation buffer with the given host contents. */
+static CpBuf *
+mkbuf(const float *host, size_t n)
+{
+	CpBuf	   *b;
+
+	if (fast->alloc(fast, n, &b) != CP_OK)
+	{
+		printf("FAIL alloc\n");
+		exit(1);
+	}
+	if (host)
+		fast->upload(fast, cp_view(b, 0), host, n);
+	return b;
+}
+
+static float *
+dl(CpBuf *b, size_t n)
+{
+	float	   *h = malloc(n * sizeof(float));
+
+	fast->download(fast, cp_view(b, 0), h, n);
+	return h;
+}
+
+/* Compare got vs want: normalised max error must be <= tol. */
+static void
+compare(const char *what, const float *got, const float *want, size_t n,
+		double tol)
+{
+	double		maxref = 1e-30,
+				maxd = 0.0;
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+	{
+		double		d = fabs((double) got[i] - want[i]);
+
+		if (!(d <= maxd))		/* NaN counts */
+			maxd = isnan(d) ? INFINITY : d;
+		if (fabs(want[i]) > maxref)
+			maxref = fabs(want[i]);
+	}
+	if (maxd / maxref > tol)
+	{
+		printf("FAIL %-40s max|d| %.3g (rel %.3g > %.1g)\n", what, maxd,
+			   maxd / maxref, tol);
+		failures++;
+	}
+	else
+		printf("ok   %-40s rel %.3g\n", what, maxd / maxref);
+}
+
+/* A weight tensor of the given dtype from float data. */
+static CpTensor
+mktensor(const float *src, int64_t rows, int64_t cols, CpDType dt, void **store)
+{
+	CpTensor	t;
+	int64_t		n = rows * cols,
+				i;
+
+	memset(&t, 0, sizeof(t));
+	t.name = "test";
+	t.dtype = dt;
+	t.ndim = 2;
+	t.shape[0] = rows;
+	t.shape[1] = cols;
+	t.numel = n;
+	if (dt == CP_DTYPE_F32)
+	{
+		float	   *p = malloc(n * sizeof(float));
+
+		memcpy(p, src, n * sizeof(float));
+		*store = p;
+		t.nbytes = n * 4;
+	}
+	else
+	{
+		uint16_t   *p = malloc(n * sizeof(uint16_t));
+
+		for (i = 0; i < n; i++)
+		{
+			if (dt == CP_DTYPE_BF16)
+				p[i] = cp_f32_to_bf16(src[i]);
+			else
+			{
+				/* f16 of small values: via bf16-exact values is enough */
+				float		f = src[i];
+				uint32_t	u;
+				int			e;
+				uint32_t	mant;
+
+				memcpy(&u, &f, 4);
+				e = (int) ((u >> 23) & 0xff) - 127 + 15;
+				mant = (u >> 13) & 0x3ff;
+				if (f == 0.0f || e <= 0)
+					p[i] = (uint16_t) ((u >> 16) & 0x8000);
+				else
+					p[i] = (uint16_t) (((u >> 16) & 0x8000) | (e << 10) | mant);
+			}
+		}
+		*store = p;
+		t.nbytes = n * 2;
+	}
+	t.data = *store;
+	return t;
+}
+
+/* matmul for a dtype and a backend for the weights, with/without bias/acc. */
+static void
+test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
+			bool acc)
+{
+	float	   *x = malloc(sizeof(float) * M * K),
+			   *w = malloc(sizeof(float) * N * K),
+			   *bv = malloc(sizeof(float) * N),
+			   *y0 = malloc(sizeof(float) * M * N);
+	void	   *ws,
+			   *bs;
+	CpTensor	wt,
+				bt;
+	CpBuf	   *wb,
+			   *bb = NULL,
+			   *xb,
+			   *yf,
+			   *yr;
+	CpBackend  *wbe = use_lazy ? lazy : fast;
+	float	   *gf,
+			   *gr;
+	char		name[128];
+
+	fill(x, (size_t) M * K, 1.0f);
+	fill(w, (size_t) N * K, 0.5f);
+	fill(bv, N, 1.0f);
+	fill(y0, (size_t) M * N, 1.0f);
+	wt = mktensor(w, N, K, dt, &ws);
+	bt = mktensor(bv, 1, N, CP_DTYPE_F32, &bs);
+	bt.ndim = 1;
+	bt.shape[0] = N;
+	check_st(wbe->weight_upload(wbe, &wt, CP_WEIGHT_MATRIX, &wb), wbe, "upload");
+	if (bias)
+		check_st(fast->weight_upload(fast, &bt, CP_WEIGHT_VECTOR, &bb), fast, "upload");
+	xb = mkbuf(x, (size_t) M * K);
+	yf = mkbuf(y0, (size_t) M * N);
+	yr = mkbuf(y0, (size_t) M * N);
+	check_st(wbe->matmul(wbe, cp_view(yf, 0), cp_view(xb, 0), wb, bb, M, N, K, acc), wbe, "matmul");
+	check_st(ref->matmul(ref, cp_view(yr, 0), cp_view(xb, 0), wb, bb, M, N, K, acc), ref, "matmul");
+	gf = dl(yf, (size_t) M * N);
+	gr = dl(yr, (size_t) M * N);
+	snprintf(name, sizeof(name), "matmul %dx%dx%d %s%s%s%s", M, N, K,
+			 dt == CP_DTYPE_F32 ? "f32" : dt == CP_DTYPE_BF16 ? "bf16" : "f16",
+			 use_lazy ? " lazy" : "", bias ? " bias" : "", acc ? " acc" : "");
+	compare(name, gf, gr, (size_t) M * N, 1e-5);
+	fast->free(fast, wb);
+	fast->free(fast, bb);
+	fast->free(fast, xb);
+	fast->free(fast, yf);
+	fast->free(fast, yr);
+	free(x);
+	free(w);
+	free(bv);
+	free(y0);
+	free(ws);
+	free(bs);
+	free(gf);
+	free(gr);
+}
+
+/* attention with optional padding. */
+static void
+test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
+{
+	size_t		nq = (size_t) B * T * nh * hd,
+				nk = (size_t) B * T * nkv * hd;
+	float	   *qh = malloc(nq * 4),
+			   *kh = malloc(nk * 4),
+			   *vh = malloc(nk * 4);
+	int		   *lens = malloc(sizeof(int) * B);
+	CpBuf	   *q,
+			   *k,
+			   *v,
+			   *of,
+			   *orf;
+	float	   *gf,
+			   *gr;
+	char		name[128];
+	int			b;
+
+	fill(qh, nq, 2.0f);
+	fill(kh, nk, 2.0f);
+	fill(vh, nk, 1.0f);
+	for (b = 0; b < B; b++)
+		lens[b] = pad ? 1 + (b * 7 + 3) % T : T;
+	if (pad)
+		lens[0] = T;
+	q = mkbuf(qh, nq);
+	k = mkbuf(kh, nk);
+	v = mkbuf(vh, nk);
+	of = mkbuf(NULL, nq);
+	orf = mkbuf(NULL, nq);
+	check_st(fast->attention(fast, cp_view(of, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
+							 B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), fast, "attention");
+	check_st(ref->attention(ref, cp_view(orf, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
+							B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), ref, "attention");
+	gf = dl(of, nq);
+	gr = dl(orf, nq);
+	snprintf(name, sizeof(name), "attention B%d T%d %dq/%dkv x%d%s%s", B, T, nh, nkv, hd,
+			 pad ? " padded" : "", causal ? " causal" : "");
+	compare(name, gf, gr, nq, 1e-5);
+	fast->free(fast, q);
+	fast->free(fast, k);
+	fast->free(fast, v);
+	fast->free(fast, of);
+	fast->free(fast, orf);
+	free(qh);
+	free(kh);
+	free(vh);
+	free(lens);
+	free(gf);
+	free(gr);
+}
+
+/* Norms, element-wise ops, gathers, rope, im2col. */
+static void
+test_misc(void)
+{
+	int			rows = 37,
+				dim = 300;
+	size_t		n = (size_t) rows * dim;
+	float	   *xh = malloc(n * 4),
+			   *x2 = malloc(n * 4),
+			   *wv = malloc(dim * 4),
+			   *bv = malloc(dim * 4);
+	void	   *s1,
+			   *s2,
+			   *s3;
+	CpTensor	wt,
+				bt,
+				tt;
+	CpBuf	   *w,
+			   *bb,
+			   *x,
+			   *x2b,
+			   *yf,
+			   *yr,
+			   *tab,
+			   *tabl;
+	float	   *gf,
+			   *gr;
+	int32_t		ids[9] = {0, 5, 36, 2, 2, 17, 1, 30, 36};
+	int			rowsidx[4] = {3, 0, 8, 5};
+	int			i;
+
+	fill(xh, n, 3.0f);
+	for (i = 0; i < dim; i++)
+		xh[i] += 5.0f;			/* a row with a large mean */
+	fill(x2, n, 1.0f);
+	fill(wv, dim, 1.0f);
+	fill(bv, dim, 1.0f);
+	wt = mktensor(wv, 1, dim, CP_DTYPE_BF16, &s1);
+	wt.ndim = 1;
+	wt.shape[0] = dim;
+	bt = mktensor(bv, 1, dim, CP_DTYPE_F32, &s2);
+	bt.ndim = 1;
+	bt.shape[0] = dim;
+	tt = mktensor(xh, rows, dim, CP_DTYPE_BF16, &s3);
+	check_st(fast->weight_upload(fast, &wt, CP_WEIGHT_VECTOR, &w), fast, "upload");
+	check_st(fast->weight_upload(fast, &bt, CP_WEIGHT_VECTOR, &bb), fast, "upload");
+	check_st(fast->weight_upload(fast, &tt, CP_WEIGHT_TABLE, &tabl), fast, "upload");
+	check_st(fast->weight_upload(fast, &tt, CP_WEIGHT_VECTOR, &tab), fast, "upload");
+	x = mkbuf(xh, n);
+	x2b = mkbuf(x2, n);
+	yf = mkbuf(NULL, n);
+	yr = mkbuf(NULL, n);
+
+#define RUN2(label, call_args_f, call_args_r, count, tol) do { \
+		fast->upload(fast, cp_view(yf, 0), x2, n); \
+		fast->upload(fast, cp_view(yr, 0), x2, n); \
+		check_st(fast->call_args_f, fast, label); \
+		check_st(ref->call_args_r, ref, label); \
+		gf = dl(yf, n); gr = dl(yr, n); \
+		compare(label, gf, gr, (count), tol); \
+		free(gf); free(gr); \
+	} while (0)
+
+	RUN2("layernorm", layernorm(fast, cp_view(yf, 0), cp_view(x, 0), w, bb, rows, dim, 1e-6f),
+		 layernorm(ref, cp_view(yr, 0), cp_view(x, 0), w, bb, rows, dim, 1e-6f), n, 1e-5);
+	RUN2("rmsnorm (1+w)", rmsnorm(fast, cp_view(yf, 0), cp_view(x, 0), w, rows, dim, 1e-6f),
+		 rmsnorm(ref, cp_view(yr, 0), cp_view(x, 0), w, rows, dim, 1e-6f), n, 1e-5);
+	RUN2("l2norm", l2norm(fast, cp_view(yf, 0), rows, dim),
+		 l2norm(ref, cp_view(yr, 0), rows, dim), n, 1e-6);
+	RUN2("gelu_tanh", gelu_tanh(fast, cp_view(yf, 0), n),
+		 gelu_tanh(ref, cp_view(yr, 0), n), n, 1e-6);
+	RUN2("geglu (out aliases gate)", geglu(fast, cp_view(yf, 0), cp_view(yf, 0), cp_view(x, 0), n),
+		 geglu(ref, cp_view(yr, 0), cp_view(yr, 0), cp_view(x, 0), n), n, 1e-6);
+	RUN2("add", add(fast, cp_view(yf, 0), cp_view(x, 0), n),
+		 add(ref, cp_view(yr, 0), cp_view(x, 0), n), n, 1e-7);
+	RUN2("add_rows period 5", add_rows(fast, cp_view(yf, 0), tab, rows, 5, dim),
+		 add_rows(ref, cp_view(yr, 0), tab, rows, 5, dim), n, 1e-7);
+	RUN2("scale", scale(fast, cp_view(yf, 3), n - 3, 45.254833f),
+		 scale(ref, cp_view(yr, 3), n - 3, 45.254833f), n, 1e-7);
+	RUN2("embedding (bf16 table, lazy rows)", embedding(fast, cp_view(yf, 0), tabl, ids, 9, dim),
+		 embedding(ref, cp_view(yr, 0), tabl, ids, 9, dim), n, 0);
+	RUN2("embedding (converted table)", embedding(fast, cp_view(yf, 0), tab, ids, 9, dim),
+		 embedding(ref, cp_view(yr, 0), tabl, ids, 9, dim), n, 0);
+	RUN2("scatter_rows", scatter_rows(fast, cp_view(yf, 0), cp_view(x, 7), rowsidx, 4, dim, 0.25f),
+		 scatter_rows(ref, cp_view(yr, 0), cp_view(x, 7), rowsidx, 4, dim, 0.25f), n, 0);
+	/* rope: [B=2, T=6, nh=3, hd=20] = 720 floats, position 1-based */
+	RUN2("rope (pos0 1)", rope(fast, cp_view(yf, 0), 2, 6, 3, 20, 10000.0f, 1),
+		 rope(ref, cp_view(yr, 0), 2, 6, 3, 20, 10000.0f, 1), n, 1e-6);
+	RUN2("rope (hd 256, 1030 positions)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 10000.0f, 991),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 10000.0f, 991), n, 1e-6);
+	/* im2col: B=2, C=3, 28x28, P=7 = 4704 floats <= n */
+	RUN2("im2col", im2col(fast, cp_view(yf, 0), cp_view(x, 0), 2, 3, 28, 28, 7),
+		 im2col(ref, cp_view(yr, 0), cp_view(x, 0), 2, 3, 28, 28, 7), n, 0);
+
+	fast->free(fast, w);
+	fast->free(fast, bb);
+	fast->free(fast, tab);
+	fast->free(fast, tabl);
+	fast->free(fast, x);
+	fast->free(fast, x2b);
+	fast->free(fast, yf);
+	fast->free(fast, yr);
+	free(xh);
+	free(x2);
+	free(wv);
+	free(bv);
+	free(s1);
+	free(s2);
+	free(s3);
+}
+
+/* The reference rope must follow the formula literally: check one value. */
+static void
+test_rope_formula(void)
+{
+	float		v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	CpBuf	   *b = mkbuf(v, 8);
+	float	   *g;
+	/* position 1 (first token), hd 8, theta 10000: inv_freq[1] = 0.1 */
+	double		c = cos(0.1),
+				s = sin(0.1);
+
+	ref->rope(ref, cp_view(b, 0), 1, 1, 1, 8, 10000.0f, 1);
+	g = dl(b, 8);
+	if (fabs(g[1] - (2 * c - 6 * s)) > 1e-6 || fabs(g[5] - (6 * c + 2 * s)) > 1e-6 ||
+		fabs(g[0] - (1 * cos(1.0) - 5 * sin(1.0))) > 1e-6)
+	{
+		printf("FAIL rope formula: %g %g %g\n", g[0], g[1], g[5]);
+		failures++;
+	}
+	else
+		printf("ok   rope formula (rotate_half, 1-based)\n");
+	free(g);
+	fast->free(fast, b);
+}
+
+int
+main(void)
+{
+	CpBackendOptions o;
+	CpError		err;
+
+	memset(&o, 0, sizeof(o));
+	o.threads = 2;
+	if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
+		return 1;
+	o.lazy_convert = true;
+	if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
+		return 1;
+	o.lazy_convert = false;
+	o.reference = true;
+	if (cp_backend_cpu_create(&o, &ref, &err) != CP_OK)
+		return 1;
+
+	test_matmul(1, 1, 1, CP_DTYPE_F32, false, false, false);
+	test_matmul(7, 33, 65, CP_DTYPE_F32, false, true, false);
+	test_matmul(13, 40, 64, CP_DTYPE_F32, false, true, true);
+	test_matmul(13, 40, 64, CP_DTYPE_BF16, false, true, false);
+	test_matmul(29, 300, 2048, CP_DTYPE_BF16, true, false, true);
+	test_matmul(3, 1000, 1500, CP_DTYPE_BF16, true, true, false);
+	test_matmul(5, 70, 96, CP_DTYPE_F16, false, false, false);
+	test_matmul(5, 70, 96, CP_DTYPE_F16, true, true, true);
+	test_matmul(130, 257, 588, CP_DTYPE_F32, false, true, false);
+
+	test_attention(1, 1, 1, 1, 8, false, false);
+	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
+	test_attention(3, 23, 8, 1, 32, true, false);	/* Gemma-like MQA, padded */
+	test_attention(3, 23, 8, 1, 32, true, true);	/* same, causal */
+	test_attention(2, 11, 6, 2, 16, true, false);	/* GQA */
+	test_attention(2, 11, 6, 2, 16, true, true);
+	test_attention(1, 300, 8, 1, 24, false, true);	/* several row chunks */
+	test_attention(1, 300, 3, 3, 16, false, false);
+	test_attention(1, 64, 2, 2, 72, false, false);
+
+	test_misc();
+	test_rope_formula();
+
+	fast->destroy(fast);
+	lazy->destroy(lazy);
+	ref->destroy(ref);
+	if (failures)
+	{
+		printf("%d failure(s)\n", failures);
+		return 1;
+	}
+	printf("all ops ok\n");
+	return 0;
+}

@@ -1,0 +1,440 @@
+/*
+ * test_tokenizer.c
+ *	  Tokenizer ids against HF tokenizers: data/tok_*.json with golden ids
+ *	  written by data/gen_tokenizer_golden.py (tokenizers 0.23.3), and the
+ *	  fixtures helper's Gemma tokenizer + golden prompt ids when present.
+ *	  Also malformed tokenizer.json files, invalid UTF-8, limits, prompts and
+ *	  a long text (run, not timed).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tokenizer.h"
+
+static int	failures = 0;
+
+#define CHECK(cond, ...) \
+	do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+		printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	char	   *buf;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc(n + 1);
+	if (fread(buf, 1, n, f) != (size_t) n)
+		n = 0;
+	buf[n] = '\0';
+	fclose(f);
+	if (len)
+		*len = (size_t) n;
+	return buf;
+}
+
+static int
+hexval(char c)
+{
+	return (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+/* parse "hex\tids" lines; returns number of cases checked */
+static int
+check_golden(const CpTokenizer *tok, const char *golden_path)
+{
+	size_t		len;
+	char	   *data = read_file(golden_path, &len);
+	char	   *line;
+	char	   *save = NULL;
+	int			cases = 0;
+
+	CHECK(data != NULL, "cannot read %s", golden_path);
+	if (data == NULL)
+		return 0;
+	for (line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	{
+		char	   *tab = strchr(line, '\t');
+		char	   *text;
+		size_t		tlen = 0;
+		int32_t		want[20000];
+		int			nwant = 0;
+		int32_t    *got = NULL;
+		int			ngot = 0;
+		CpError		err = {0};
+		CpStatus	st;
+		char	   *p;
+		size_t		i;
+
+		if (tab == NULL)
+			continue;
+		*tab = '\0';
+		text = malloc(strlen(line) / 2 + 1);
+		for (i = 0; line[2 * i] && line[2 * i + 1]; i++)
+			text[tlen++] = (char) (hexval(line[2 * i]) * 16 + hexval(line[2 * i + 1]));
+		text[tlen] = '\0';
+		for (p = tab + 1; *p && nwant < 20000;)
+		{
+			char	   *end;
+			long		v = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			want[nwant++] = (int32_t) v;
+			p = end;
+		}
+		st = cp_tokenizer_encode(tok, text, tlen, 0, &got, &ngot, &err);
+		CHECK(st == CP_OK, "encode case %d: %s", cases, err.msg);
+		if (st == CP_OK)
+		{
+			bool		same = (ngot == nwant);
+
+			for (i = 0; same && i < (size_t) ngot; i++)
+				same = got[i] == want[i];
+			if (!same)
+			{
+				failures++;
+				printf("FAIL %s case %d (%zu bytes \"%.40s\"): got %d ids, want %d\n",
+					   golden_path, cases, tlen, text, ngot, nwant);
+				for (i = 0; i < (size_t) (ngot < nwant ? ngot : nwant); i++)
+					if (got[i] != want[i])
+					{
+						printf("  first difference at %zu: got %d want %d\n", i, got[i], want[i]);
+						break;
+					}
+			}
+		}
+		free(got);
+		free(text);
+		cases++;
+	}
+	free(data);
+	return cases;
+}
+
+static CpTokenizer *
+load(const char *path)
+{
+	CpTokenizer *tok = NULL;
+	CpError		err = {0};
+
+	CHECK(cp_tokenizer_load(path, &tok, &err) == CP_OK, "load %s: %s", path, err.msg);
+	return tok;
+}
+
+static void
+test_golden(void)
+{
+	CpTokenizer *tok = load("data/tok_small.json");
+	int			n;
+
+	if (tok)
+	{
+		n = check_golden(tok, "data/tok_small_golden.tsv");
+		CHECK(n >= 30, "golden cases: %d", n);
+		printf("tok_small: %d golden cases\n", n);
+		CHECK(cp_tokenizer_token_id(tok, "<bos>") == 2, "bos id");
+		CHECK(cp_tokenizer_token_id(tok, "<pad>") == 0, "pad id");
+		CHECK(cp_tokenizer_token_id(tok, "<0x41>") > 0, "byte token id");
+		CHECK(cp_tokenizer_token_id(tok, "no such token") == -1, "unknown token");
+		cp_tokenizer_free(tok);
+	}
+	tok = load("data/tok_nobytes.json");
+	if (tok)
+	{
+		n = check_golden(tok, "data/tok_nobytes_golden.tsv");
+		printf("tok_nobytes: %d golden cases\n", n);
+		cp_tokenizer_free(tok);
+	}
+}
+
+static void
+fill_cfg(CpModelConfig *cfg, int nimg, int image_id, const char *prefix)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->num_image_tokens = nimg;
+	cfg->image_token_id = image_id;
+	cfg->bos_token_id = 2;
+	snprintf(cfg->prompt.query_prefix, sizeof(cfg->prompt.query_prefix), "%s", prefix);
+	snprintf(cfg->prompt.visual_prompt_prefix, sizeof(cfg->prompt.visual_prompt_prefix), "Describe the image.");
+	snprintf(cfg->prompt.query_augmentation_token, sizeof(cfg->prompt.query_augmentation_token), "<pad>");
+	cfg->prompt.query_augmentation_tokens = 10;
+}
+
+static bool
+ids_equal_text(const CpTokenizer *tok, const int32_t *ids, int n, const char *text)
+{
+	int32_t    *want = NULL;
+	int			nwant = 0;
+	CpError		err;
+	bool		same;
+	int			i;
+
+	if (cp_tokenizer_encode(tok, text, strlen(text), 0, &want, &nwant, &err) != CP_OK)
+		return false;
+	same = (n == nwant);
+	for (i = 0; same && i < n; i++)
+		same = ids[i] == want[i];
+	free(want);
+	return same;
+}
+
+static void
+test_prompts(void)
+{
+	CpTokenizer *tok = load("data/tok_small.json");
+	CpModelConfig cfg;
+	int32_t    *ids = NULL;
+	int			n = 0;
+	CpError		err = {0};
+	int32_t		img;
+
+	if (tok == NULL)
+		return;
+	img = cp_tokenizer_token_id(tok, "<image>");
+	CHECK(img > 0, "<image> id");
+
+	/* the golden file holds the HF ids of these exact prompt strings */
+	fill_cfg(&cfg, 2, img, "Question: ");
+	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_OK, "image prompt: %s", err.msg);
+	CHECK(ids && ids_equal_text(tok, ids, n, "<image><image><bos>Describe the image.\n"),
+		  "image prompt ids");
+	CHECK(n > 3 && ids[0] == img && ids[1] == img && ids[2] == 2, "image prompt layout");
+	free(ids);
+	ids = NULL;
+	CHECK(cp_build_query_prompt(tok, &cfg, "What is X?", 10, &ids, &n, &err) == CP_OK, "query: %s", err.msg);
+	CHECK(ids && ids_equal_text(tok, ids, n,
+								"<bos>Question: What is X?<pad><pad><pad><pad><pad><pad><pad><pad><pad><pad>\n"),
+		  "query prompt ids");
+	CHECK(n >= 13 && ids[0] == 2 && ids[n - 2] == 0 && ids[n - 11] == 0,
+		  "query prompt layout (bos, 10 pads, newline)");
+	free(ids);
+	ids = NULL;
+
+	/* large image prompt */
+	fill_cfg(&cfg, 1024, img, "Question: ");
+	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_OK && n > 1026 && ids[1023] == img &&
+		  ids[1024] == 2, "1024 image tokens");
+	free(ids);
+	ids = NULL;
+
+	/* inconsistent image id */
+	fill_cfg(&cfg, 4, img + 1, "Question: ");
+	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_ERR_SHAPE, "image id mismatch: %s", err.msg);
+	/* invalid UTF-8 in the query */
+	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT, "query bad utf8");
+	cp_tokenizer_free(tok);
+}
+
+static void
+test_invalid_text(void)
+{
+	CpTokenizer *tok = load("data/tok_small.json");
+	static const char *bad[] = {
+		"\xff", "a\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+		"ok \xf0\x9f\x98", "\xf8\x88\x80\x80\x80",
+	};
+	int32_t    *ids = NULL;
+	int			n = 0;
+	CpError		err = {0};
+	size_t		i;
+
+	if (tok == NULL)
+		return;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	{
+		CpStatus	st = cp_tokenizer_encode(tok, bad[i], strlen(bad[i]), 0, &ids, &n, &err);
+
+		CHECK(st == CP_ERR_FORMAT && ids == NULL && strstr(err.msg, "UTF-8"), "invalid utf8 %zu: %s", i, err.msg);
+	}
+	/* limits */
+	CHECK(cp_tokenizer_encode(tok, "a b c d e f g", 13, 3, &ids, &n, &err) == CP_ERR_LIMIT, "max tokens");
+	CHECK(cp_tokenizer_encode(tok, "", 0, 0, &ids, &n, &err) == CP_OK && n == 0, "empty text");
+	free(ids);
+	CHECK(cp_tokenizer_encode(NULL, "a", 1, 0, &ids, &n, &err) == CP_ERR_INVALID_ARG, "null tokenizer");
+	cp_tokenizer_free(tok);
+}
+
+static void
+expect_bad_json(const char *what, const char *json, CpStatus want, const char *needle)
+{
+	CpTokenizer *tok = NULL;
+	CpError		err = {0};
+	CpStatus	st = cp_tokenizer_load_from_memory(json, strlen(json), &tok, &err);
+
+	CHECK(st == want && tok == NULL, "%s: got %s, want %s (%s)", what, cp_status_name(st), cp_status_name(want), err.msg);
+	CHECK(needle == NULL || strstr(err.msg, needle), "%s: message \"%s\" lacks \"%s\"", what, err.msg, needle);
+	cp_tokenizer_free(tok);
+}
+
+#define VOC "\"vocab\":{\"a\":0,\"b\":1,\"ab\":2,\"<unk>\":3}"
+
+static void
+test_bad_json(void)
+{
+	CpTokenizer *tok = NULL;
+	CpError		err = {0};
+	const char *good = "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[\"a b\"],\"unk_token\":\"<unk>\"}}";
+	int32_t    *ids = NULL;
+	int			n = 0;
+
+	expect_bad_json("not json", "{\"model\":", CP_ERR_FORMAT, "JSON");
+	expect_bad_json("array", "[]", CP_ERR_FORMAT, "object");
+	expect_bad_json("no model", "{}", CP_ERR_FORMAT, "model");
+	expect_bad_json("unigram", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}", CP_ERR_UNSUPPORTED, "Unigram");
+	expect_bad_json("wordpiece", "{\"model\":{\"type\":\"WordPiece\"," VOC "}}", CP_ERR_UNSUPPORTED, "BPE");
+	expect_bad_json("no vocab", "{\"model\":{\"type\":\"BPE\",\"merges\":[]}}", CP_ERR_FORMAT, "vocab");
+	expect_bad_json("no merges", "{\"model\":{\"type\":\"BPE\"," VOC "}}", CP_ERR_FORMAT, "merges");
+	expect_bad_json("vocab id string", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}",
+					CP_ERR_FORMAT, "vocab");
+	expect_bad_json("vocab id negative", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-1},\"merges\":[]}}",
+					CP_ERR_FORMAT, "vocab");
+	expect_bad_json("merge three parts", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[\"a b c\"]}}",
+					CP_ERR_FORMAT, "merge 0");
+	expect_bad_json("merge number", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[3]}}", CP_ERR_FORMAT, "merge 0");
+	expect_bad_json("merge oov", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[\"a b\",[\"b\",\"c\"]]}}",
+					CP_ERR_FORMAT, "merge 1");
+	expect_bad_json("merge result oov", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[\"b a\"]}}",
+					CP_ERR_FORMAT, "merge 0");
+	expect_bad_json("dropout", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[],\"dropout\":0.1}}",
+					CP_ERR_UNSUPPORTED, "dropout");
+	expect_bad_json("subword prefix", "{\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[],\"continuing_subword_prefix\":\"##\"}}",
+					CP_ERR_UNSUPPORTED, "continuing_subword_prefix");
+	expect_bad_json("nfkc", "{\"normalizer\":{\"type\":\"NFKC\"},\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_UNSUPPORTED, "NFKC");
+	expect_bad_json("regex replace", "{\"normalizer\":{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\"x\"},"
+					"\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}", CP_ERR_UNSUPPORTED, "regex");
+	expect_bad_json("bytelevel", "{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_UNSUPPORTED, "ByteLevel");
+	expect_bad_json("normalizer no type", "{\"normalizer\":{},\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "type");
+	expect_bad_json("added not array", "{\"added_tokens\":{},\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "added_tokens");
+	expect_bad_json("added no id", "{\"added_tokens\":[{\"content\":\"x\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "added token 0");
+	expect_bad_json("added id conflict", "{\"added_tokens\":[{\"id\":5,\"content\":\"a\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "\"a\"");
+	expect_bad_json("lstrip", "{\"added_tokens\":[{\"id\":9,\"content\":\"<m>\",\"lstrip\":true}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_UNSUPPORTED, "lstrip");
+
+	/* a minimal good one, with unk fusing off, and unk token missing */
+	CHECK(cp_tokenizer_load_from_memory(good, strlen(good), &tok, &err) == CP_OK, "minimal: %s", err.msg);
+	if (tok)
+	{
+		CHECK(cp_tokenizer_encode(tok, "abxxa", 5, 0, &ids, &n, &err) == CP_OK, "minimal encode");
+		/* ab, <unk>, <unk> (fuse_unk false), a */
+		CHECK(n == 4 && ids[0] == 2 && ids[1] == 3 && ids[2] == 3 && ids[3] == 0, "minimal ids n=%d", n);
+		free(ids);
+		cp_tokenizer_free(tok);
+		tok = NULL;
+	}
+	{
+		const char *nounk = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[],\"unk_token\":\"<unk>\"}}";
+
+		CHECK(cp_tokenizer_load_from_memory(nounk, strlen(nounk), &tok, &err) == CP_OK, "no unk in vocab loads");
+		if (tok)
+		{
+			CHECK(cp_tokenizer_encode(tok, "a", 1, 0, &ids, &n, &err) == CP_OK && n == 1, "known char ok");
+			free(ids);
+			CHECK(cp_tokenizer_encode(tok, "z", 1, 0, &ids, &n, &err) == CP_ERR_FORMAT && strstr(err.msg, "unk"),
+				  "unk missing at encode: %s", err.msg);
+			cp_tokenizer_free(tok);
+			tok = NULL;
+		}
+	}
+	CHECK(cp_tokenizer_load("data/does-not-exist.json", &tok, &err) == CP_ERR_NOT_FOUND, "missing file");
+}
+
+/* a long text: must be fast (heap BPE), must agree with itself split at added tokens */
+static void
+test_long_text(void)
+{
+	CpTokenizer *tok = load("data/tok_small.json");
+	size_t		n = 4 * 1024 * 1024;
+	char	   *text;
+	int32_t    *ids = NULL;
+	int			nids = 0;
+	CpError		err = {0};
+	clock_t		t0;
+	size_t		i;
+	static const char *words[] = {"the ", "image ", "revenue ", "table ", "  ", "\u00e9t\u00e9 ", "x", "\U0001F600", "chart "};
+
+	if (tok == NULL)
+		return;
+	text = malloc(n + 16);
+	for (i = 0; i < n;)
+	{
+		const char *w = words[(i * 7919 / 13) % 9];
+		size_t		l = strlen(w);
+
+		memcpy(text + i, w, l);
+		i += l;
+	}
+	n = i;
+	t0 = clock();
+	CHECK(cp_tokenizer_encode(tok, text, n, 0, &ids, &nids, &err) == CP_OK, "long text: %s", err.msg);
+	printf("long text: %zu bytes -> %d tokens in %.2f s CPU\n", n, nids,
+		   (double) (clock() - t0) / CLOCKS_PER_SEC);
+	free(ids);
+	/* one long run of a single repeated character (worst case for naive BPE) */
+	memset(text, 'a', 1 << 20);
+	t0 = clock();
+	CHECK(cp_tokenizer_encode(tok, text, 1 << 20, 0, &ids, &nids, &err) == CP_OK, "run of a");
+	printf("1 MB of 'a' -> %d tokens in %.2f s CPU\n", nids, (double) (clock() - t0) / CLOCKS_PER_SEC);
+	free(ids);
+	free(text);
+	cp_tokenizer_free(tok);
+}
+
+/*
+ * Fixture tokenizer (Gemma-style, from transformers) with golden prompt ids
+ * written by the fixtures helper, when present.
+ */
+static void
+test_fixture_tokenizer(void)
+{
+	size_t		len;
+	char	   *s = read_file("../fixtures/tokenizer_golden.tsv", &len);
+	CpTokenizer *tok;
+
+	if (s == NULL)
+	{
+		printf("note: ../fixtures/tokenizer_golden.tsv not present, fixture tokenizer skipped\n");
+		return;
+	}
+	free(s);
+	tok = load("../fixtures/tokenizer/tokenizer.json");
+	if (tok)
+	{
+		printf("fixture tokenizer: %d golden cases\n", check_golden(tok, "../fixtures/tokenizer_golden.tsv"));
+		cp_tokenizer_free(tok);
+	}
+}
+
+int
+main(void)
+{
+	test_golden();
+	test_prompts();
+	test_invalid_text();
+	test_bad_json();
+	test_long_text();
+	test_fixture_tokenizer();
+	if (failures)
+	{
+		printf("test_tokenizer: %d failure(s)\n", failures);
+		return 1;
+	}
+	printf("test_tokenizer: ok\n");
+	return 0;
+}
