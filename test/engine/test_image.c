@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "image.h"
 
 #define FIX "../fixtures/image/"
@@ -552,6 +554,200 @@ test_errors(void)
 }
 
 /*
+ * decode_path
+ *		Decode a file into img; false (and a failed check) on any error.
+ */
+static bool
+decode_path(const char *path, CpImageRGB *img)
+{
+	size_t		len;
+	uint8_t    *bytes = read_file(path, &len);
+	CpError		err;
+	CpStatus	st;
+
+	CHECK(bytes != NULL, "cannot read %s", path);
+	if (bytes == NULL)
+		return false;
+	st = cp_image_decode(bytes, len, 0, img, &err);
+	free(bytes);
+	CHECK(st == CP_OK, "decode %s: %s", path, err.msg);
+	return st == CP_OK;
+}
+
+/*
+ * image_file
+ *		The file of images[] entry `name` in the fixtures manifest.
+ */
+static const char *
+image_file(json_t *manifest, const char *name)
+{
+	json_t	   *images = json_object_get(manifest, "images");
+	size_t		i;
+	json_t	   *e;
+
+	json_array_foreach(images, i, e)
+	{
+		if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+			return json_string_value(json_object_get(e, "file"));
+	}
+	return NULL;
+}
+
+/*
+ * test_fixture_goldens
+ *		The shared fixtures (test/fixtures/generate.py, transformers'
+ *		Pillow-backend processor): decoded RGB, 448x448 resize and the
+ *		processor's pixel_values, all identical.
+ */
+static void
+test_fixture_goldens(void)
+{
+	json_error_t jerr;
+	json_t	   *m = json_load_file("../fixtures/manifest.json", 0, &jerr);
+	json_t	   *arr,
+			   *e;
+	size_t		i;
+	int			ndec = 0,
+				nres = 0,
+				npix = 0;
+	char		path[512];
+
+	CHECK(m != NULL, "cannot load ../fixtures/manifest.json: %s", jerr.text);
+	if (m == NULL)
+		return;
+
+	/* decoding: Image.open(f).convert("RGB") */
+	arr = json_object_get(m, "images");
+	json_array_foreach(arr, i, e)
+	{
+		const char *file = json_string_value(json_object_get(e, "file"));
+		const char *dec = json_string_value(json_object_get(e, "decoded_rgb"));
+		CpImageRGB	a,
+					b;
+
+		if (file == NULL || dec == NULL || strcmp(file, dec) == 0)
+			continue;
+		snprintf(path, sizeof(path), "../fixtures/%s", file);
+		if (!decode_path(path, &a))
+			continue;
+		snprintf(path, sizeof(path), "../fixtures/%s", dec);
+		if (decode_path(path, &b))
+		{
+			CHECK(a.width == b.width && a.height == b.height &&
+				  memcmp(a.pixels, b.pixels, (size_t) a.width * a.height * 3) == 0,
+				  "%s decodes differently from Pillow's convert(\"RGB\")", file);
+			cp_image_free(&b);
+		}
+		cp_image_free(&a);
+		ndec++;
+	}
+
+	/* resize to 448x448 */
+	arr = json_object_get(m, "resized448");
+	arr = json_object_get(arr, "entries");
+	json_array_foreach(arr, i, e)
+	{
+		const char *file = image_file(m, json_string_value(json_object_get(e, "image")));
+		CpImageRGB	a,
+					r,
+					g;
+		CpError		err;
+
+		CHECK(file != NULL, "resized448 entry %zu: unknown image", i);
+		if (file == NULL)
+			continue;
+		snprintf(path, sizeof(path), "../fixtures/%s", file);
+		if (!decode_path(path, &a))
+			continue;
+		CHECK(cp_image_resize_bicubic(&a, 448, 448, &r, &err) == CP_OK, "resize %s: %s", file, err.msg);
+		snprintf(path, sizeof(path), "../fixtures/%s",
+				 json_string_value(json_object_get(e, "file")));
+		if (r.pixels != NULL && decode_path(path, &g))
+		{
+			size_t		k,
+						nd = 0;
+
+			for (k = 0; k < (size_t) 448 * 448 * 3; k++)
+				nd += r.pixels[k] != g.pixels[k];
+			CHECK(nd == 0, "%s resized to 448x448: %zu bytes differ from Pillow", file, nd);
+			cp_image_free(&g);
+		}
+		cp_image_free(&r);
+		cp_image_free(&a);
+		nres++;
+	}
+
+	/* processor pixel_values */
+	arr = json_object_get(m, "pixel_values");
+	{
+		CpImageConfig cfg;
+		int			c;
+
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.width = (int) json_integer_value(json_object_get(arr, "width"));
+		cfg.height = (int) json_integer_value(json_object_get(arr, "height"));
+		cfg.resample = 3;
+		cfg.do_resize = cfg.do_rescale = cfg.do_normalize = cfg.do_convert_rgb = true;
+		cfg.rescale_factor = 1.0 / 255.0;
+		for (c = 0; c < 3; c++)
+		{
+			cfg.mean[c] = 0.5f;
+			cfg.std[c] = 0.5f;
+		}
+		arr = json_object_get(arr, "entries");
+		json_array_foreach(arr, i, e)
+		{
+			const char *file = image_file(m, json_string_value(json_object_get(e, "image")));
+			size_t		n = (size_t) 3 * cfg.width * cfg.height,
+						len,
+						wlen,
+						k,
+						nd = 0;
+			uint8_t    *bytes,
+					   *want;
+			float	   *got;
+			CpError		err;
+			CpStatus	st;
+
+			if (file == NULL || cfg.width <= 0)
+				continue;
+			snprintf(path, sizeof(path), "../fixtures/%s", file);
+			bytes = read_file(path, &len);
+			snprintf(path, sizeof(path), "../fixtures/%s",
+					 json_string_value(json_object_get(e, "file")));
+			want = read_file(path, &wlen);
+			CHECK(bytes != NULL && want != NULL && wlen == n * sizeof(float),
+				  "pixel_values golden for %s missing", file);
+			if (bytes != NULL && want != NULL && wlen == n * sizeof(float))
+			{
+				got = malloc(n * sizeof(float));
+				st = cp_image_preprocess(bytes, len, &cfg, 0, got, &err);
+				CHECK(st == CP_OK, "preprocess %s: %s", file, err.msg);
+				if (st == CP_OK)
+				{
+					for (k = 0; k < n; k++)
+					{
+						float		w;
+
+						memcpy(&w, want + k * sizeof(float), sizeof(float));
+						nd += got[k] != w;
+					}
+					CHECK(nd == 0, "%s: %zu of %zu pixel values differ from the processor's",
+						  file, nd, n);
+				}
+				free(got);
+			}
+			free(bytes);
+			free(want);
+			npix++;
+		}
+	}
+	json_decref(m);
+	printf("fixtures: %d decoded, %d resized, %d pixel_values compared with transformers/Pillow\n",
+		   ndec, nres, npix);
+}
+
+/*
  * main
  */
 int
@@ -560,6 +756,7 @@ main(void)
 	test_resize_goldens();
 	test_decode_samples();
 	test_preprocess_goldens();
+	test_fixture_goldens();
 	test_errors();
 	printf("%d checks, %d failures\n", checks, failures);
 	return failures == 0 ? 0 : 1;
