@@ -12,7 +12,8 @@
  * conversion to RGB follows Pillow's Image.convert("RGB") for what Pillow
  * would have opened:
  *	- alpha is dropped, never composited; gray is replicated;
- *	- palette images are expanded (stb does it), GIF transparency does not
+ *	- palette images are expanded (stb does it; indices past the palette
+ *	  give black as in Pillow), GIF transparency does not
  *	  hide a pixel (Pillow keeps the palette index), and the first GIF frame
  *	  is placed on a canvas filled with index 0 or the transparent index;
  *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
@@ -356,6 +357,59 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 		}
 	}
 	(void) name;
+	return CP_OK;
+}
+
+/*
+ * png_pad_palette
+ *		Palette PNGs whose pixels index past the PLTE entries: stb_image
+ *		would read its uninitialised palette buffer there, Pillow gives
+ *		black.  Return a copy with PLTE padded to 256 black entries (stb
+ *		does not check chunk CRCs), or NULL with *copy_len 0 when no padding
+ *		is needed.  Chunks were already walked by check_complete.
+ */
+static CpStatus
+png_pad_palette(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
+				CpError *err)
+{
+	size_t		pos = 8;
+
+	*copy = NULL;
+	*copy_len = 0;
+	if (b[25] != 3)
+		return CP_OK;
+	while (len - pos >= 12)
+	{
+		uint32_t	clen = rd_be32(b + pos);
+
+		if (memcmp(b + pos + 4, "IEND", 4) == 0 || memcmp(b + pos + 4, "IDAT", 4) == 0 ||
+			clen > len - pos - 12)
+			break;
+		if (memcmp(b + pos + 4, "PLTE", 4) == 0)
+		{
+			size_t		pad;
+			size_t		data_end = pos + 8 + clen;
+			uint8_t    *c;
+
+			if (clen >= 768 || clen % 3 != 0)
+				return CP_OK;	/* full, or invalid: stb says so */
+			pad = 768 - clen;
+			c = malloc(len + pad);
+			if (c == NULL)
+				return cp_error(err, CP_ERR_NOMEM, "out of memory copying a PNG image of %zu bytes", len);
+			memcpy(c, b, data_end);
+			memset(c + data_end, 0, pad);
+			memcpy(c + data_end + pad, b + data_end, len - data_end);
+			c[pos] = 0;
+			c[pos + 1] = 0;
+			c[pos + 2] = 768 >> 8;
+			c[pos + 3] = 768 & 0xff;
+			*copy = c;
+			*copy_len = len + pad;
+			return CP_OK;
+		}
+		pos += 12 + (size_t) clen;
+	}
 	return CP_OK;
 }
 
@@ -782,6 +836,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	else
 	{
 		const uint8_t *src = bytes;
+		size_t		src_len = len;
 
 		if (kind == KIND_GIF)
 		{
@@ -790,7 +845,22 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			src = patched;
 		}
-		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
+		else if (kind == KIND_PNG)
+		{
+			st = png_pad_palette(bytes, len, &patched, &src_len, err);
+			if (st != CP_OK)
+				return st;
+			if (patched != NULL)
+				src = patched;
+			else
+				src_len = len;
+			if (src_len > (size_t) INT_MAX)
+			{
+				free(patched);
+				return cp_error(err, CP_ERR_LIMIT, "PNG image of %zu bytes is over the decoder's limit", len);
+			}
+		}
+		out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
