@@ -60,6 +60,11 @@ build/cuda/test_%: test/cuda/test_%.c build/libcolpali_engine.a $(CUDA_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -Icuda -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
+# bench/gpu_check.sh's helper: runs the model from prepared ids and pixels
+build/cuda/cuda_tool: test/cuda/cuda_tool.c build/libcolpali_engine.a $(CUDA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -Icuda -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
+
 cudacheck: $(CUDA_TESTS) $(CUDA_LIB)
 	@set -e; for t in $(CUDA_TESTS); do echo "== $$t"; \
 	  (cd test/cuda && COLPALI_CUDA_LIB=$(CURDIR)/$(CUDA_LIB) ../../$$t); done
