@@ -36,6 +36,19 @@ typedef enum CpWeightMode
 	CP_WEIGHTS_LAZY				/* kept as mapped, converted tile by tile */
 } CpWeightMode;
 
+/*
+ * Gemma attention over the prompt.  ColPali was trained with bidirectional
+ * attention (transformers 4.x, encoder.md 3.5); transformers 5.x's
+ * ColPaliForRetrieval runs it causally (no token_type_ids reach the mask),
+ * and the fixture goldens come from transformers 5.24.
+ */
+typedef enum CpAttentionMode
+{
+	CP_ATTENTION_AUTO = 0,		/* config's use_bidirectional_attention (unset = bidirectional) */
+	CP_ATTENTION_BIDIRECTIONAL,
+	CP_ATTENTION_CAUSAL
+} CpAttentionMode;
+
 typedef struct CpEngineOptions
 {
 	const char *model_dir;		/* checkpoint folder (config.json, *.safetensors,
@@ -48,6 +61,7 @@ typedef struct CpEngineOptions
 	void	   *cancel_arg;
 	CpWeightMode cpu_weights;	/* CPU weight handling; AUTO = default */
 	int			max_batch;		/* pages per forward pass; 0 = default */
+	CpAttentionMode attention;	/* Gemma attention mask; AUTO = config */
 } CpEngineOptions;
 
 /* One output multivector: nvec rows of dim floats, row-major, malloc'd. */
