@@ -532,7 +532,7 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 
 static CpStatus
 cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int T,
-			 int nh, int nkv, int hd, float scale, const int *lens)
+			 int nh, int nkv, int hd, float scale, const int *lens, bool causal)
 {
 	CudaImpl   *impl = IMPL(be);
 	const int  *lens_d = NULL;
@@ -580,7 +580,7 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
 		lens_d = impl->lens_d;
 	}
 	CU(cuk_attention(impl->stream, fptr(out), fptr(q), fptr(k), fptr(v), B, T, nh, nkv,
-					 hd, scale, lens_d, impl->simple_attention),
+					 hd, scale, lens_d, causal, impl->simple_attention),
 	   "launch of the attention kernel");
 	return CP_OK;
 	GUARD_END

@@ -59,12 +59,12 @@ extern cudaError_t cuk_l2norm(cudaStream_t s, float *x, int rows, int dim);
 /*
  * Attention with the semantics of CpBackend.attention: q [B,T,nh,hd],
  * k, v [B,T,nkv,hd], out [B,T,nh,hd]; lens device array of B (NULL = all
- * T).  cuk_attention picks the tensor-core flash kernel when hd <= 256 and
+ * T); causal masks keys after the query's token.  cuk_attention picks the tensor-core flash kernel when hd <= 256 and
  * simple is false, else the plain fp32 one (any hd; the test oracle).
  */
 extern cudaError_t cuk_attention(cudaStream_t s, float *out, const float *q,
 								 const float *k, const float *v, int B, int T,
 								 int nh, int nkv, int hd, float scale,
-								 const int *lens, bool simple);
+								 const int *lens, bool causal, bool simple);
 
 #endif							/* COLPALI_CUDA_KERNELS_H */

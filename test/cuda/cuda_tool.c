@@ -6,13 +6,14 @@
  *	  the model numerics alone (tokenizer and image preprocessing have their
  *	  own CPU tests), and times the forward pass.
  *
- *	  cuda_tool encode MODEL_DIR IN_DIR OUT_DIR
+ *	  cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [causal|bidirectional]
  *		IN_DIR/shapes.txt "P T Q TQ S": P pages of T tokens, Q queries
  *		padded to TQ tokens, images S x S;
  *		IN_DIR/page_pixels.f32 [P,3,S,S], page_ids.i32 [T] (same for every
  *		page), query_ids.i32 [Q,TQ], query_lens.i32 [Q].
  *		Writes OUT_DIR/pages.f32 [P,T,E] and queries.f32 [Q,TQ,E] (rows past
- *		a query's length are zero).
+ *		a query's length are zero).  The last argument sets Gemma's attention
+ *		(default: the config's use_bidirectional_attention).
  *
  *	  cuda_tool bench MODEL_DIR [RUNS]
  *		Pages/s at batch 1 and 32 (1030-token page prompts, random pixels),
@@ -141,7 +142,7 @@ write_all(const char *dir, const char *name, const void *buf, size_t n)
 #define QUERY_BATCH 16
 
 static int
-cmd_encode(const char *model, const char *in, const char *out)
+cmd_encode(const char *model, const char *in, const char *out, const char *mode)
 {
 	Tool		t;
 	int			P,
@@ -174,6 +175,8 @@ cmd_encode(const char *model, const char *in, const char *out)
 	}
 	fclose(f);
 	tool_open(&t, model);
+	if (mode != NULL)
+		cp_model_set_causal(t.m, strcmp(mode, "causal") == 0);
 	E = t.cfg.embedding_dim;
 	npix = (size_t) 3 * S * S;
 	pix = read_all(in, "page_pixels.f32", sizeof(float) * npix * P);
@@ -328,10 +331,10 @@ int
 main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "encode") == 0)
-		return cmd_encode(argv[2], argv[3], argv[4]);
+		return cmd_encode(argv[2], argv[3], argv[4], argc >= 6 ? argv[5] : NULL);
 	if (argc >= 3 && strcmp(argv[1], "bench") == 0)
 		return cmd_bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 5 : 5);
-	fprintf(stderr, "usage: cuda_tool encode MODEL_DIR IN_DIR OUT_DIR\n"
+	fprintf(stderr, "usage: cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [causal|bidirectional]\n"
 			"       cuda_tool bench MODEL_DIR [RUNS]\n");
 	return 2;
 }

@@ -248,7 +248,7 @@ test_matmul(Pair *p, int M, int N, int K, bool use_bias, bool accumulate,
 
 static void
 test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd,
-			   const int *lens, bool exact, double thr)
+			   const int *lens, bool causal, bool exact, double thr)
 {
 	char		name[160];
 	size_t		nq = (size_t) B * T * nh * hd,
@@ -263,11 +263,11 @@ test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd
 	float		scale = 1.0f / sqrtf((float) hd);
 
 	CALL(p->cpu, p->cpu->attention(p->cpu, cp_view(O.c, 0), cp_view(Q.c, 0), cp_view(K.c, 0),
-								   cp_view(V.c, 0), B, T, nh, nkv, hd, scale, lens));
+								   cp_view(V.c, 0), B, T, nh, nkv, hd, scale, lens, causal));
 	CALL(p->gpu, p->gpu->attention(p->gpu, cp_view(O.g, 0), cp_view(Q.g, 0), cp_view(K.g, 0),
-								   cp_view(V.g, 0), B, T, nh, nkv, hd, scale, lens));
-	snprintf(name, sizeof(name), "attention %s B%d T%d h%d/%d d%d%s%s", label, B, T, nh, nkv,
-			 hd, lens ? " masked" : "", exact ? " exact" : "");
+								   cp_view(V.g, 0), B, T, nh, nkv, hd, scale, lens, causal));
+	snprintf(name, sizeof(name), "attention %s B%d T%d h%d/%d d%d%s%s%s", label, B, T, nh, nkv,
+			 hd, lens ? " masked" : "", causal ? " causal" : "", exact ? " exact" : "");
 	compare(p, name, &O, 0, nq, thr);
 	free2(p, &Q);
 	free2(p, &K);
@@ -487,14 +487,19 @@ main(void)
 	test_matmul(&p, 7, 5, 3, true, true, false, 1);
 
 	/* attention: SigLIP, Gemma pages and padded queries, tiny, odd dims */
-	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, 1e-4);
-	test_attention(&p, "siglip", 2, 1024, 16, 16, 72, NULL, true, 1e-5);
-	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, false, 1e-4);
-	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, true, 1e-5);
-	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, false, 1e-4);
-	test_attention(&p, "gqa", 2, 65, 4, 2, 40, lens2, false, 1e-4);
-	test_attention(&p, "odd", 1, 3, 2, 2, 6, NULL, false, 1e-4);
-	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, false, 1e-9);
+	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, false, 1e-4);
+	test_attention(&p, "siglip", 2, 1024, 16, 16, 72, NULL, false, true, 1e-5);
+	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, false, false, 1e-4);
+	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, true, false, 1e-4);
+	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, false, true, 1e-5);
+	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, true, true, 1e-5);
+	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, false, false, 1e-4);
+	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, true, false, 1e-4);
+	test_attention(&p, "gqa", 2, 65, 4, 2, 40, lens2, false, false, 1e-4);
+	test_attention(&p, "gqa", 2, 130, 4, 2, 40, NULL, true, false, 1e-4);
+	test_attention(&p, "odd", 1, 3, 2, 2, 6, NULL, false, false, 1e-4);
+	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, false, false, 1e-9);
+	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, true, false, 1e-9);
 
 	test_norms(&p, 300, 1152);
 	test_norms(&p, 17, 2048);
@@ -516,8 +521,9 @@ main(void)
 	}
 	else
 	{
-		test_attention(&ps, "siglip/simple", 1, 1024, 16, 16, 72, NULL, false, 1e-9);
-		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, false, 1e-9);
+		test_attention(&ps, "siglip/simple", 1, 1024, 16, 16, 72, NULL, false, false, 1e-9);
+		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, false, false, 1e-9);
+		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, true, false, 1e-9);
 		ps.gpu->destroy(ps.gpu);
 		cp_backend_unload(lib2);
 	}
