@@ -67,6 +67,16 @@ typedef struct CudaImpl
 	void	   *blas_ws;
 	__nv_bfloat16 *xbf;			/* bf16 copy of a matmul input */
 	size_t		xbf_n;
+	/*
+	 * What xbf holds: the view xbf_src of xbf_len floats, still equal to
+	 * the buffer's contents while xbf_valid.  Every op except matmul
+	 * clears xbf_valid (GUARD_BEGIN); a matmul clears it when its output
+	 * overlaps the range.  So the q/k/v (and gate/up) GEMMs of one
+	 * normalised input convert it once.
+	 */
+	CpView		xbf_src;
+	size_t		xbf_len;
+	bool		xbf_valid;
 	int		   *idx_d;			/* device copy of ids / rows */
 	size_t		idx_n;
 	int		   *lens_d;			/* device copy of attention lens */
@@ -124,8 +134,13 @@ fail_cuda(CpBackend *be, cudaError_t rc, const char *what)
 			 return fail(be, CP_ERR_BACKEND, "cuBLAS %s failed: %s", (what), \
 						 cublasGetStatusString(bs_)); } while (0)
 
-/* Every vtable entry runs inside GUARD so that no exception escapes. */
-#define GUARD_BEGIN try {
+/*
+ * Every vtable entry runs inside GUARD so that no exception escapes.
+ * GUARD_BEGIN also forgets the cached bf16 matmul input (see CudaImpl);
+ * matmul uses GUARD_BEGIN_KEEP.
+ */
+#define GUARD_BEGIN_KEEP try {
+#define GUARD_BEGIN try { IMPL(be)->xbf_valid = false;
 #define GUARD_END \
 	} catch (...) { \
 		return fail(be, CP_ERR_BACKEND, "unexpected C++ exception in %s", __func__); \
@@ -376,7 +391,8 @@ cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 static void
 cu_free(CpBackend *be, CpBuf *buf)
 {
-	(void) be;
+	if (be->impl != NULL)
+		IMPL(be)->xbf_valid = false;
 	if (buf == NULL)
 		return;
 	try
@@ -497,8 +513,9 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	CudaImpl   *impl = IMPL(be);
 	float		alpha = 1.0f,
 				beta;
+	size_t		nx = (size_t) M * K;
 
-	GUARD_BEGIN
+	GUARD_BEGIN_KEEP
 	if (M <= 0 || N <= 0 || K <= 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda matmul: empty shape %d x %d x %d", M, N, K);
 	if (w == NULL || !w->weight || w->kind != CP_WEIGHT_MATRIX || w->dtype != CUK_BF16 ||
@@ -510,10 +527,23 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	if (bias != NULL)
 		TRY(check_vector(be, bias, (size_t) N, "matmul", "bias"));
 
-	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, (size_t) M * K, 2,
-			 "allocation of the bf16 matmul input"));
-	CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), (size_t) M * K),
-	   "launch of the bf16 conversion");
+	if (!(impl->xbf_valid && impl->xbf_src.buf == x.buf && impl->xbf_src.off == x.off &&
+		  nx <= impl->xbf_len))
+	{
+		impl->xbf_valid = false;
+		TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
+				 "allocation of the bf16 matmul input"));
+		CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), nx),
+		   "launch of the bf16 conversion");
+		impl->xbf_src = x;
+		impl->xbf_len = nx;
+		impl->xbf_valid = true;
+	}
+	/* the output overwrites the cached input range: forget it */
+	if (y.buf == impl->xbf_src.buf &&
+		y.off < impl->xbf_src.off + impl->xbf_len &&
+		impl->xbf_src.off < y.off + (size_t) M * N)
+		impl->xbf_valid = false;
 	beta = accumulate ? 1.0f : 0.0f;
 	if (bias != NULL)
 	{

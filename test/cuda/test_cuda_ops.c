@@ -246,6 +246,58 @@ test_matmul(Pair *p, int M, int N, int K, bool use_bias, bool accumulate,
 	free(y0);
 }
 
+/*
+ * test_matmul_reuse
+ *		The CUDA backend converts a matmul input to bf16 once and reuses it
+ *		while nothing wrote the input: q/k/v-style GEMMs from one x, then
+ *		x changed by another op (scale) and by a matmul writing into x's
+ *		own buffer, each followed by a GEMM that must see the new x.
+ */
+static void
+test_matmul_reuse(Pair *p)
+{
+	int			M = 19,
+				K = 64,
+				N = 48;
+	float	   *x = rand_array((size_t) M * K * 2, 1.0f, true);
+	float	   *w = rand_array((size_t) N * K, 0.5f, true);
+	float	   *w2 = rand_array((size_t) K * K, 0.5f, true);
+	Buf2		X = act(p, x, (size_t) M * K * 2);
+	Buf2		W = weight(p, w, N, K, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	Buf2		W2 = weight(p, w2, K, K, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	Buf2		Y = act(p, NULL, (size_t) M * N * 4);
+	CpBackend  *bes[2] = {p->cpu, p->gpu};
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		CpBackend  *be = bes[i];
+		CpBuf	   *xb = i ? X.g : X.c,
+				   *wb = i ? W.g : W.c,
+				   *w2b = i ? W2.g : W2.c,
+				   *yb = i ? Y.g : Y.c;
+
+		CALL(be, be->matmul(be, cp_view(yb, 0), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		CALL(be, be->scale(be, cp_view(xb, 0), (size_t) M * K, 0.5f));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) 2 * M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		/* x[M*K..] = x[0..] . W2^T (same buffer), then x[0..] = x[M*K..] . W2^T in place of the source */
+		CALL(be, be->matmul(be, cp_view(xb, (size_t) M * K), cp_view(xb, 0), w2b, NULL, M, K, K, false));
+		CALL(be, be->matmul(be, cp_view(xb, 0), cp_view(xb, (size_t) M * K), w2b, NULL, M, K, K, false));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) 3 * M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+	}
+	/* the chained products are no longer bf16-exact on the GPU: bf16 tolerance */
+	compare(p, "matmul input reuse (q/k/v, after scale)", &Y, 0, (size_t) 3 * M * N, 1e-9);
+	compare(p, "matmul input reuse (after writes into x)", &Y, (size_t) 3 * M * N, (size_t) M * N, 1e-4);
+	free2(p, &X);
+	free2(p, &W);
+	free2(p, &W2);
+	free2(p, &Y);
+	free(x);
+	free(w);
+	free(w2);
+}
+
 static void
 test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd,
 			   const int *lens, bool causal, bool exact, double thr)
@@ -485,6 +537,7 @@ main(void)
 	test_matmul(&p, 1, 128, 2048, true, false, true, 0);
 	test_matmul(&p, 33, 96, 32, false, false, true, 3);
 	test_matmul(&p, 7, 5, 3, true, true, false, 1);
+	test_matmul_reuse(&p);
 
 	/* attention: SigLIP, Gemma pages and padded queries, tiny, odd dims */
 	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, false, 1e-4);
