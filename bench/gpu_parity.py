@@ -32,6 +32,10 @@ OUT = os.environ.get("OUT", "/tmp/out")
 PAGES = int(os.environ.get("PARITY_PAGES", "200"))
 QUERIES = int(os.environ.get("PARITY_QUERIES", "100"))
 TOPK = 10
+# PARITY_TINY=1: a tiny config on whatever device torch has (dry run of this script on a CPU
+# machine, with CUDA_TOOL_CPU=1 so that cuda_tool uses the CPU backend)
+TINY = os.environ.get("PARITY_TINY") == "1"
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
 os.makedirs(OUT, exist_ok=True)
 for d in ("model", "in", "ours"):
     os.makedirs(os.path.join(WORK, d), exist_ok=True)
@@ -43,18 +47,25 @@ def log(*a):
 
 
 def bench(fn, warm=2, rep=5):
+    """Median ms of rep calls after warm calls (CUDA events, as hf_baseline_gpu.py)."""
     for _ in range(warm):
         fn()
-    torch.cuda.synchronize()
     ts = []
-    for _ in range(rep):
-        s = torch.cuda.Event(enable_timing=True)
-        e = torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
+    if DEV != "cuda":
+        for _ in range(rep):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1e3)
+    else:
         torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
+        for _ in range(rep):
+            s = torch.cuda.Event(enable_timing=True)
+            e = torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            torch.cuda.synchronize()
+            ts.append(s.elapsed_time(e))
     ts.sort()
     return ts[len(ts) // 2]
 
@@ -62,30 +73,39 @@ def bench(fn, warm=2, rep=5):
 from transformers import ColPaliConfig, ColPaliForRetrieval, PaliGemmaConfig
 import transformers
 
-log("torch", torch.__version__, "transformers", transformers.__version__, torch.cuda.get_device_name(0))
-RES["device"] = torch.cuda.get_device_name(0)
+RES["device"] = torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu (dry run)"
+log("torch", torch.__version__, "transformers", transformers.__version__, RES["device"])
 RES["transformers"] = transformers.__version__
 
 vision = dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
               num_hidden_layers=27, num_attention_heads=16, patch_size=14, image_size=448,
               projection_dim=2048, num_image_tokens=1024, hidden_act="gelu_pytorch_tanh",
-              layer_norm_eps=1e-6)
+              layer_norm_eps=1e-6, vision_use_head=False)  # real ColPali: no pooling head
 text = dict(model_type="gemma", hidden_size=2048, intermediate_size=16384, num_hidden_layers=18,
             num_attention_heads=8, num_key_value_heads=1, head_dim=256, vocab_size=257216,
             max_position_embeddings=8192, rope_theta=10000.0, rms_norm_eps=1e-6,
             hidden_activation="gelu_pytorch_tanh")
 vlm = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=257152,
                       vocab_size=257216, projection_dim=2048, hidden_size=2048)
+IMG_TOK, VOCAB_IDS, S, NIMG = 257152, 256000, 448, 1024
+if TINY:
+    vision.update(hidden_size=32, intermediate_size=80, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=56, projection_dim=32, num_image_tokens=16)
+    text.update(hidden_size=32, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                head_dim=16, vocab_size=2176)
+    vlm = PaliGemmaConfig(vision_config=vision, text_config=text, image_token_index=2152,
+                          vocab_size=2176, projection_dim=32, hidden_size=32)
+    IMG_TOK, VOCAB_IDS, S, NIMG = 2152, 2000, 56, 16
 cfg = ColPaliConfig(vlm_config=vlm, embedding_dim=128)
 
 torch.manual_seed(0)
 t0 = time.time()
-with torch.device("cuda"):
+with torch.device(DEV):
     try:
         model = ColPaliForRetrieval._from_config(cfg, attn_implementation="sdpa", dtype=torch.bfloat16)
     except TypeError:
         model = ColPaliForRetrieval._from_config(cfg, attn_implementation="sdpa", torch_dtype=torch.bfloat16)
-model = model.to("cuda").eval()
+model = model.to(DEV).eval()
 log(f"model init {time.time() - t0:.1f} s, {sum(p.numel() for p in model.parameters())} parameters")
 t0 = time.time()
 model.save_pretrained(os.path.join(WORK, "model"))
@@ -93,8 +113,7 @@ log(f"save_pretrained {time.time() - t0:.1f} s:", sorted(os.listdir(os.path.join
 
 # ---- inputs ----
 g = torch.Generator().manual_seed(1)
-S = 448
-page_ids = [257152] * 1024 + [2, 1000, 2000, 3000, 4000, 108]
+page_ids = [IMG_TOK] * NIMG + [2, 1000, 1500, 1200, 1800, 108]
 T = len(page_ids)
 px = (torch.rand(PAGES, 3, S, S, generator=g) * 2 - 1).to(torch.bfloat16)
 qlens = torch.randint(14, 31, (QUERIES,), generator=g).tolist()
@@ -102,7 +121,7 @@ TQ = max(qlens)
 qids = torch.zeros(QUERIES, TQ, dtype=torch.int64)
 qmask = torch.zeros(QUERIES, TQ, dtype=torch.int64)
 for i, L in enumerate(qlens):
-    body = torch.randint(3, 256000, (L - 12,), generator=g)
+    body = torch.randint(3, VOCAB_IDS, (L - 12,), generator=g)
     row = torch.cat([torch.tensor([2]), body, torch.zeros(10, dtype=torch.int64), torch.tensor([108])])
     qids[i, :L] = row
     qmask[i, :L] = 1
@@ -119,34 +138,65 @@ hf_pages = torch.empty(PAGES, T, 128)
 with torch.inference_mode():
     for i in range(0, PAGES, 16):
         b = min(16, PAGES - i)
-        ids = torch.tensor([page_ids] * b, device="cuda")
-        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=px[i:i + b].cuda())
+        ids = torch.tensor([page_ids] * b, device=DEV)
+        out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=px[i:i + b].to(DEV))
         hf_pages[i:i + b] = out.embeddings.float().cpu()
-    out = model(input_ids=qids.cuda(), attention_mask=qmask.cuda())
+    out = model(input_ids=qids.to(DEV), attention_mask=qmask.to(DEV))
     hf_queries = out.embeddings.float().cpu()
 
 # ---- transformers: speed, same inputs shape as ours ----
 with torch.inference_mode():
     for B in (1, 32):
-        ids = torch.tensor([page_ids] * B, device="cuda")
+        ids = torch.tensor([page_ids] * B, device=DEV)
         am = torch.ones_like(ids)
-        pxb = (torch.rand(B, 3, S, S, device="cuda") * 2 - 1).to(torch.bfloat16)
-        torch.cuda.reset_peak_memory_stats()
+        pxb = (torch.rand(B, 3, S, S, device=DEV) * 2 - 1).to(torch.bfloat16)
+        if DEV == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         ms = bench(lambda: model(input_ids=ids, attention_mask=am, pixel_values=pxb))
         RES[f"hf_pages_b{B}_ms"] = ms
         RES[f"hf_pages_b{B}_per_s"] = B * 1000 / ms
-        if B == 32:
+        if B == 32 and DEV == "cuda":
             RES["hf_peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 1e9
-    ids = torch.randint(3, 256000, (1, 24), device="cuda")
+    ids = torch.randint(3, VOCAB_IDS, (1, 24), device=DEV)
     ids[:, 0] = 2
     RES["hf_query_b1_ms"] = bench(lambda: model(input_ids=ids, attention_mask=torch.ones_like(ids)), warm=3, rep=10)
 log("transformers:", {k: round(v, 3) for k, v in RES.items() if k.startswith("hf_")})
+
+# Which Gemma attention does this transformers run, for these very calls?  transformers 5.24 was
+# seen running ColPaliForRetrieval causally for page batches and for padded query batches, but
+# bidirectionally for a query batch without padding (encoder.md 3.5 expects bidirectional).
+# Change one later token of sequence 0: its first row moves only under bidirectional attention;
+# the same call twice gives the noise floor.
+def detect(call, ids, pos, new_id):
+    with torch.inference_mode():
+        e1 = call(ids).embeddings[0, 0].float()
+        e1b = call(ids).embeddings[0, 0].float()
+        ids2 = ids.clone()
+        ids2[0, pos] = new_id
+        e2 = call(ids2).embeddings[0, 0].float()
+    noise = (e1 - e1b).abs().max().item()
+    moved = (e1 - e2).abs().max().item()
+    return ("causal" if moved <= 2 * noise + 1e-7 else "bidirectional"), moved, noise
+
+
+pids2 = torch.tensor([page_ids] * 2, device=DEV)
+px2 = px[:2].to(DEV)
+PAGE_MODE, mv, nz = detect(lambda ids: model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=px2),
+                           pids2, NIMG + 2, 1234)
+log(f"transformers' Gemma attention for page batches: {PAGE_MODE} (first row moved {mv:.3g}, noise {nz:.3g})")
+qm = qmask.to(DEV)
+QUERY_MODE, mv, nz = detect(lambda ids: model(input_ids=ids, attention_mask=qm), qids.to(DEV), qlens[0] - 1, 1234)
+log(f"transformers' Gemma attention for padded query batches: {QUERY_MODE} (first row moved {mv:.3g}, noise {nz:.3g})")
+RES["hf_gemma_attention_pages"] = PAGE_MODE
+RES["hf_gemma_attention_queries"] = QUERY_MODE
 del model
-torch.cuda.empty_cache()
+if DEV == "cuda":
+    torch.cuda.empty_cache()
 
 # ---- ours ----
 t0 = time.time()
-r = subprocess.run([TOOL, "encode", os.path.join(WORK, "model"), ind, os.path.join(WORK, "ours")])
+r = subprocess.run([TOOL, "encode", os.path.join(WORK, "model"), ind, os.path.join(WORK, "ours"),
+                    PAGE_MODE, QUERY_MODE])
 if r.returncode != 0:
     log("FAIL: cuda_tool encode exited with", r.returncode)
     RES["parity_error"] = f"cuda_tool encode exited with {r.returncode}"
@@ -173,9 +223,9 @@ else:
     RES["query_padding_rows_max_abs"] = pad_max
 
     def maxsim(Q, D):
-        Q = Q.cuda()
-        D = D.cuda()
-        s = torch.empty(Q.shape[0], D.shape[0], device="cuda")
+        Q = Q.to(DEV)
+        D = D.to(DEV)
+        s = torch.empty(Q.shape[0], D.shape[0], device=DEV)
         for i in range(Q.shape[0]):
             s[i] = torch.einsum("qd,ntd->nqt", Q[i], D).amax(dim=2).sum(dim=1)
         return s.cpu()
@@ -217,7 +267,8 @@ def ratio(a, b, inv=False):
 
 
 L = [""]
-L.append(f"== colpali CUDA backend vs transformers on {RES['device']} ==")
+L.append(f"== colpali CUDA backend vs transformers on {RES['device']} (Gemma attention: pages "
+         f"{RES.get('hf_gemma_attention_pages')}, queries {RES.get('hf_gemma_attention_queries')}) ==")
 L.append(f"parity: {fmt('rows', 0)} rows, cosine min {fmt('cos_min', 5)} p0.1% {fmt('cos_p001', 5)} "
     f"mean {fmt('cos_mean', 5)}, rows < 0.995: {fmt('cos_rows_below_0995', 0)}")
 L.append(f"        top-10 MaxSim positions identical {fmt('top10_positions_identical')} (set overlap "

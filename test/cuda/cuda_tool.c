@@ -6,14 +6,15 @@
  *	  the model numerics alone (tokenizer and image preprocessing have their
  *	  own CPU tests), and times the forward pass.
  *
- *	  cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [causal|bidirectional]
+ *	  cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [PAGE_MODE [QUERY_MODE]]
  *		IN_DIR/shapes.txt "P T Q TQ S": P pages of T tokens, Q queries
  *		padded to TQ tokens, images S x S;
  *		IN_DIR/page_pixels.f32 [P,3,S,S], page_ids.i32 [T] (same for every
  *		page), query_ids.i32 [Q,TQ], query_lens.i32 [Q].
  *		Writes OUT_DIR/pages.f32 [P,T,E] and queries.f32 [Q,TQ,E] (rows past
- *		a query's length are zero).  The last argument sets Gemma's attention
- *		(default: the config's use_bidirectional_attention).
+ *		a query's length are zero).  The modes (causal | bidirectional) set
+ *		Gemma's attention for pages and queries (default: the config's
+ *		use_bidirectional_attention).
  *
  *	  cuda_tool bench MODEL_DIR [RUNS]
  *		Pages/s at batch 1 and 32 (1030-token page prompts, random pixels),
@@ -21,6 +22,9 @@
  *		median of RUNS timed calls after a warm-up; the host-side clock is
  *		read after the result is downloaded, so it covers the whole
  *		forward.  Prints one JSON object with the peak device memory.
+ *
+ *	  With CUDA_TOOL_CPU=1 in the environment the CPU backend is used instead
+ *	  (a dry run of bench/gpu_parity.py on a machine without a GPU).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -89,7 +93,12 @@ tool_open(Tool *t, const char *dir)
 		die("config", &err);
 	if (cp_weights_open(dir, NULL, &t->w, &err) != CP_OK)
 		die("weights", &err);
-	if (cp_backend_load_cuda(NULL, &bo, &t->lib, &t->be, &err) != CP_OK)
+	if (getenv("CUDA_TOOL_CPU") != NULL && strcmp(getenv("CUDA_TOOL_CPU"), "1") == 0)
+	{
+		if (cp_backend_cpu_create(&bo, &t->be, &err) != CP_OK)
+			die("CPU backend", &err);
+	}
+	else if (cp_backend_load_cuda(NULL, &bo, &t->lib, &t->be, &err) != CP_OK)
 		die("CUDA backend", &err);
 	if (cp_model_load(&t->cfg, t->w, t->be, &t->m, &err) != CP_OK)
 		die("model", &err);
@@ -142,7 +151,8 @@ write_all(const char *dir, const char *name, const void *buf, size_t n)
 #define QUERY_BATCH 16
 
 static int
-cmd_encode(const char *model, const char *in, const char *out, const char *mode)
+cmd_encode(const char *model, const char *in, const char *out, const char *page_mode,
+		   const char *query_mode)
 {
 	Tool		t;
 	int			P,
@@ -175,8 +185,6 @@ cmd_encode(const char *model, const char *in, const char *out, const char *mode)
 	}
 	fclose(f);
 	tool_open(&t, model);
-	if (mode != NULL)
-		cp_model_set_causal(t.m, strcmp(mode, "causal") == 0);
 	E = t.cfg.embedding_dim;
 	npix = (size_t) 3 * S * S;
 	pix = read_all(in, "page_pixels.f32", sizeof(float) * npix * P);
@@ -189,6 +197,8 @@ cmd_encode(const char *model, const char *in, const char *out, const char *mode)
 	for (b = 0; b < PAGE_BATCH; b++)
 		memcpy(ids + (size_t) b * T, pids, sizeof(int32_t) * T);
 
+	if (page_mode != NULL)
+		cp_model_set_causal(t.m, strcmp(page_mode, "causal") == 0);
 	t0 = now_s();
 	for (i = 0; i < P; i += PAGE_BATCH)
 	{
@@ -199,6 +209,8 @@ cmd_encode(const char *model, const char *in, const char *out, const char *mode)
 			die("page forward", &err);
 	}
 	fprintf(stderr, "cuda_tool: %d pages in %.2f s\n", P, now_s() - t0);
+	if (query_mode != NULL)
+		cp_model_set_causal(t.m, strcmp(query_mode, "causal") == 0);
 	t0 = now_s();
 	for (i = 0; i < Q; i += QUERY_BATCH)
 	{
@@ -304,13 +316,13 @@ cmd_bench(const char *model, int runs)
 		qids[i] = (int32_t) (3 + (i * 7919) % (t.cfg.text.vocab_size - 3));
 	for (b = 0; b < maxb; b++)
 		qids[b * TQ] = 2;
-	out = xmalloc(sizeof(float) * (size_t) T * E * maxb);
+	out = xmalloc(sizeof(float) * (size_t) (T > TQ ? T : TQ) * E * maxb);
 
 	p1 = time_forward(&t, 1, T, ids, pix, out, runs);
 	p32 = time_forward(&t, 32, T, ids, pix, out, runs);
 	q1 = time_forward(&t, 1, TQ, qids, NULL, out, runs * 4);
 	q32 = time_forward(&t, 32, TQ, qids, NULL, out, runs * 2);
-	*(void **) (&stats) = dlsym(t.lib, CP_CUDA_MEMORY_STATS_SYMBOL);
+	*(void **) (&stats) = t.lib ? dlsym(t.lib, CP_CUDA_MEMORY_STATS_SYMBOL) : NULL;
 	if (stats)
 		stats(&cur, &peak);
 	printf("{\"pages_b1_ms\": %.3f, \"pages_b1_per_s\": %.2f, "
@@ -331,10 +343,11 @@ int
 main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "encode") == 0)
-		return cmd_encode(argv[2], argv[3], argv[4], argc >= 6 ? argv[5] : NULL);
+		return cmd_encode(argv[2], argv[3], argv[4], argc >= 6 ? argv[5] : NULL,
+						  argc >= 7 ? argv[6] : (argc >= 6 ? argv[5] : NULL));
 	if (argc >= 3 && strcmp(argv[1], "bench") == 0)
 		return cmd_bench(argv[2], argc >= 4 ? atoi(argv[3]) > 0 ? atoi(argv[3]) : 5 : 5);
-	fprintf(stderr, "usage: cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [causal|bidirectional]\n"
+	fprintf(stderr, "usage: cuda_tool encode MODEL_DIR IN_DIR OUT_DIR [PAGE_MODE [QUERY_MODE]]\n"
 			"       cuda_tool bench MODEL_DIR [RUNS]\n");
 	return 2;
 }
