@@ -87,6 +87,19 @@ fi
 
 export COLPALI_CUDA_LIB="$B/lib/colpali_cuda.so"
 export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS / cudart not in the toolkit's lib64 nor known to ld.so: use the ones pip installed for torch
+for lib in libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+	if [ ! -e "$CUDA_LIBDIR/$lib" ] && ! ldconfig -p 2>/dev/null | grep -q "$lib"; then
+		for sp in $(python3 -c "import site; print(' '.join(site.getsitepackages()))" 2>/dev/null); do
+			f=$(find "$sp" -name "$lib" 2>/dev/null | head -1)
+			if [ -n "$f" ]; then
+				export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$f")"
+				note "using $f"
+				break
+			fi
+		done
+	fi
+done
 export COLPALI_CUDA_REQUIRE=1
 
 # ---- 2. cudacheck (each bounded, so that a hung kernel cannot eat the window) ----
