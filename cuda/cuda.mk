@@ -51,7 +51,7 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	$(NVCC) -shared $(CUDA_ARCH_FLAGS) -o $@ $(CUDA_OBJS) -L$(CUDA_LIBDIR) $(CUDA_LDLIBS) \
 	  -Xlinker -rpath,$(CUDA_LIBDIR) -Xlinker --no-undefined
 
-install-cuda: $(CUDA_LIB)
+install-cuda: $(CUDA_LIB) installdirs
 	$(INSTALL_SHLIB) $(CUDA_LIB) '$(DESTDIR)$(pkglibdir)/$(CUDA_LIB)'
 
 # GPU tests: plain C programs linked with the engine (CPU reference) that
