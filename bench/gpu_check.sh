@@ -118,6 +118,11 @@ if grep -E '^FAIL +attention' "$OUT/test_cuda_ops.txt" 2>/dev/null | grep -qv si
 	export COLPALI_CUDA_ATTENTION=simple
 	note "FAIL tensor-core attention: parity and speed below use COLPALI_CUDA_ATTENTION=simple"
 fi
+# likewise for the bf16 outputs fused into GELU / GeGLU
+if grep -qE '^FAIL +geglu\+gelu -> matmul' "$OUT/test_cuda_ops.txt" 2>/dev/null; then
+	export COLPALI_CUDA_NO_FUSE=1
+	note "FAIL fused bf16 MLP outputs: parity and speed below use COLPALI_CUDA_NO_FUSE=1"
+fi
 
 if [ "${GPU_CHECK_SMOKE:-0}" != 1 ] && [ -x "$B/bin/cuda_tool" ]; then
 	# ---- 3. parity + speed against transformers ----

@@ -69,10 +69,11 @@ typedef struct CudaImpl
 	size_t		xbf_n;
 	/*
 	 * What xbf holds: the view xbf_src of xbf_len floats, still equal to
-	 * the buffer's contents while xbf_valid.  Every op except matmul
-	 * clears xbf_valid (GUARD_BEGIN); a matmul clears it when its output
-	 * overlaps the range.  So the q/k/v (and gate/up) GEMMs of one
-	 * normalised input convert it once.
+	 * the buffer's contents (rounded to bf16) while xbf_valid.  Every op
+	 * except matmul clears xbf_valid (GUARD_BEGIN); a matmul clears it
+	 * when its output overlaps the range.  So the q/k/v (and gate/up)
+	 * GEMMs of one normalised input convert it once, and GELU / GeGLU
+	 * write their result there directly for the following GEMM.
 	 */
 	CpView		xbf_src;
 	size_t		xbf_len;
@@ -84,6 +85,8 @@ typedef struct CudaImpl
 	int			lens_n;
 	size_t		lens_cap;		/* elements allocated at lens_d */
 	bool		simple_attention;	/* COLPALI_CUDA_ATTENTION=simple */
+	bool		fuse_bf16;		/* GELU/GeGLU also write the bf16 GEMM input
+								 * (off with COLPALI_CUDA_NO_FUSE=1) */
 } CudaImpl;
 
 #define IMPL(be) ((CudaImpl *) (be)->impl)
@@ -670,12 +673,48 @@ cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int 
 	GUARD_END
 }
 
+/*
+ * produce_bf16
+ *		Scratch for an op that writes its result [n] also as bf16 (the
+ *		MLP activations, whose only consumer is the next GEMM), or NULL when
+ *		fusing is off.  The caller marks it with produced_bf16 once the
+ *		kernel is enqueued, so the GEMM skips its own conversion.
+ */
+static CpStatus
+produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	*bf = NULL;
+	if (!impl->fuse_bf16)
+		return CP_OK;
+	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
+			 "allocation of the bf16 matmul input"));
+	*bf = impl->xbf;
+	return CP_OK;
+}
+
+static void
+produced_bf16(CpBackend *be, CpView v, size_t n)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	impl->xbf_src = v;
+	impl->xbf_len = n;
+	impl->xbf_valid = true;
+}
+
 static CpStatus
 cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, x, n, "gelu_tanh", "x"));
-	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n), "launch of gelu_tanh");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n, bf), "launch of gelu_tanh");
+	if (bf)
+		produced_bf16(be, x, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -683,11 +722,16 @@ cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 static CpStatus
 cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, out, n, "geglu", "out"));
 	TRY(check_view(be, gate, n, "geglu", "gate"));
 	TRY(check_view(be, up, n, "geglu", "up"));
-	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n), "launch of geglu");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n, bf), "launch of geglu");
+	if (bf)
+		produced_bf16(be, out, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -897,6 +941,8 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 		snprintf(impl->device_name, sizeof(impl->device_name), "%s", prop.name);
 	attn = getenv("COLPALI_CUDA_ATTENTION");
 	impl->simple_attention = (attn != NULL && strcmp(attn, "simple") == 0);
+	impl->fuse_bf16 = !(getenv("COLPALI_CUDA_NO_FUSE") != NULL &&
+						strcmp(getenv("COLPALI_CUDA_NO_FUSE"), "1") == 0);
 	(void) opts;
 
 	st = CP_OK;

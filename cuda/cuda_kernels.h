@@ -27,9 +27,11 @@ extern cudaError_t cuk_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *dst,
 								   const float *src, size_t n);
 extern cudaError_t cuk_to_f32(cudaStream_t s, float *dst, const void *src,
 							  int dtype, size_t n);
-extern cudaError_t cuk_gelu_tanh(cudaStream_t s, float *x, size_t n);
+/* bf (NULL = none) also receives the result rounded to bf16 */
+extern cudaError_t cuk_gelu_tanh(cudaStream_t s, float *x, size_t n,
+								 __nv_bfloat16 *bf);
 extern cudaError_t cuk_geglu(cudaStream_t s, float *out, const float *gate,
-							 const float *up, size_t n);
+							 const float *up, size_t n, __nv_bfloat16 *bf);
 extern cudaError_t cuk_add(cudaStream_t s, float *y, const float *x, size_t n);
 extern cudaError_t cuk_add_rows(cudaStream_t s, float *y, const float *t,
 								int rows, int period, int dim);

@@ -298,6 +298,56 @@ test_matmul_reuse(Pair *p)
 	free(w2);
 }
 
+/*
+ * test_mlp_chain
+ *		GeGLU then the down GEMM, and GELU then fc2, as the model runs them:
+ *		on the CUDA backend GeGLU / GELU also write the bf16 GEMM input
+ *		(fused), so this checks that the GEMM uses it correctly.  Run on
+ *		(cpu, gpu) with the bf16 threshold and on (gpu, gpu without fusing)
+ *		with an exact one.
+ */
+static void
+test_mlp_chain(Pair *p, const char *label, double thr)
+{
+	int			M = 37,
+				I = 512,
+				D = 96;
+	size_t		n = (size_t) M * I;
+	float	   *g = rand_array(n, 3.0f, false);
+	float	   *u = rand_array(n, 1.0f, false);
+	float	   *w = rand_array((size_t) D * I, 0.5f, true);
+	Buf2		G = act(p, g, n),
+				U = act(p, u, n),
+				Y = act(p, NULL, (size_t) 2 * M * D),
+				W = weight(p, w, D, I, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	CpBackend  *bes[2] = {p->cpu, p->gpu};
+	char		name[128];
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		CpBackend  *be = bes[i];
+		CpBuf	   *gb = i ? G.g : G.c,
+				   *ub = i ? U.g : U.c,
+				   *wb = i ? W.g : W.c,
+				   *yb = i ? Y.g : Y.c;
+
+		CALL(be, be->geglu(be, cp_view(gb, 0), cp_view(gb, 0), cp_view(ub, 0), n));
+		CALL(be, be->matmul(be, cp_view(yb, 0), cp_view(gb, 0), wb, NULL, M, D, I, false));
+		CALL(be, be->gelu_tanh(be, cp_view(ub, 0), n));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) M * D), cp_view(ub, 0), wb, NULL, M, D, I, false));
+	}
+	snprintf(name, sizeof(name), "geglu+gelu -> matmul %s", label);
+	compare(p, name, &Y, 0, (size_t) 2 * M * D, thr);
+	free2(p, &G);
+	free2(p, &U);
+	free2(p, &Y);
+	free2(p, &W);
+	free(g);
+	free(u);
+	free(w);
+}
+
 static void
 test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd,
 			   const int *lens, bool causal, bool exact, double thr)
@@ -538,6 +588,7 @@ main(void)
 	test_matmul(&p, 33, 96, 32, false, false, true, 3);
 	test_matmul(&p, 7, 5, 3, true, true, false, 1);
 	test_matmul_reuse(&p);
+	test_mlp_chain(&p, "(gpu vs cpu)", 1e-4);
 
 	/* attention: SigLIP, Gemma pages and padded queries, tiny, odd dims */
 	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, false, 1e-4);
@@ -564,8 +615,13 @@ main(void)
 	test_gathers(&p);
 	test_errors(&p);
 
-	/* the fp32 oracle kernel (COLPALI_CUDA_ATTENTION=simple) on the same shapes */
+	/*
+	 * A second CUDA backend with the fp32 attention kernel and without the
+	 * fused bf16 outputs: the attention oracle, and the unfused MLP chain
+	 * (must equal the fused one exactly).
+	 */
 	setenv("COLPALI_CUDA_ATTENTION", "simple", 1);
+	setenv("COLPALI_CUDA_NO_FUSE", "1", 1);
 	ps.cpu = p.cpu;
 	if (cp_backend_load_cuda(NULL, &bo, &lib2, &ps.gpu, &err) != CP_OK)
 	{
@@ -577,10 +633,18 @@ main(void)
 		test_attention(&ps, "siglip/simple", 1, 1024, 16, 16, 72, NULL, false, false, 1e-9);
 		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, false, false, 1e-9);
 		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, true, false, 1e-9);
+		{
+			Pair		gg;
+
+			gg.cpu = p.gpu;		/* reference side: fused */
+			gg.gpu = ps.gpu;
+			test_mlp_chain(&gg, "(fused vs unfused GPU)", 1e-12);
+		}
 		ps.gpu->destroy(ps.gpu);
 		cp_backend_unload(lib2);
 	}
 	unsetenv("COLPALI_CUDA_ATTENTION");
+	unsetenv("COLPALI_CUDA_NO_FUSE");
 
 	p.gpu->destroy(p.gpu);
 	cp_backend_unload(lib);
