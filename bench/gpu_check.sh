@@ -57,7 +57,7 @@ ok=1
 for p in "${pids[@]}"; do wait "$p" || ok=0; done
 CUDA_LIBDIR=$(dirname "$(dirname "$(readlink -f "$NVCC")")")/lib64
 if [ $ok = 1 ] && "$NVCC" -shared -gencode arch=compute_90,code=sm_90 -o "$B/nvcc/colpali_cuda.so" "$B"/nvcc/*.o \
-		-L"$CUDA_LIBDIR" -lcublas -lcudart -Xlinker -rpath,"$CUDA_LIBDIR" -Xlinker --no-undefined; then
+		-L"$CUDA_LIBDIR" -lcublasLt -lcublas -lcudart -Xlinker -rpath,"$CUDA_LIBDIR" -Xlinker --no-undefined; then
 	cp "$B/nvcc/colpali_cuda.so" "$B/lib/colpali_cuda.so"
 	note "colpali_cuda.so built here with nvcc ($(elapsed) s)"
 elif [ -f "$B/lib/colpali_cuda.so" ]; then
@@ -117,6 +117,11 @@ if grep -E '^FAIL +attention' "$OUT/test_cuda_ops.txt" 2>/dev/null | grep -qv si
 	! grep -E '^FAIL +attention .*/simple' "$OUT/test_cuda_ops.txt" >/dev/null; then
 	export COLPALI_CUDA_ATTENTION=simple
 	note "FAIL tensor-core attention: parity and speed below use COLPALI_CUDA_ATTENTION=simple"
+fi
+# likewise for the cuBLASLt GEMMs (matmul failures: use cublasGemmEx)
+if grep -qE '^FAIL +matmul' "$OUT/test_cuda_ops.txt" 2>/dev/null; then
+	export COLPALI_CUDA_GEMM=gemmex
+	note "FAIL matmul: parity and speed below use COLPALI_CUDA_GEMM=gemmex"
 fi
 # likewise for the bf16 outputs fused into GELU / GeGLU
 if grep -qE '^FAIL +geglu\+gelu -> matmul' "$OUT/test_cuda_ops.txt" 2>/dev/null; then

@@ -12,9 +12,10 @@
  *	  are fp32.
  *	- Activations are fp32 in device memory, as the interface says.  A
  *	  matmul converts its input x to bf16 in a scratch buffer, then runs
- *	  cublasGemmEx with bf16 operands, fp32 accumulation (CUBLAS_COMPUTE_32F)
- *	  and an fp32 output; the bias is written (or added) first and the GEMM
- *	  accumulates onto it (beta = 1).
+ *	  a cuBLASLt GEMM (matmul_lt.cu) with bf16 operands, fp32 accumulation
+ *	  (CUBLAS_COMPUTE_32F), an fp32 output and the bias as an epilogue;
+ *	  where cuBLASLt cannot run a call, cublasGemmEx does, with the bias
+ *	  written (or added) first and the GEMM accumulating onto it (beta = 1).
  *	- Norms, softmax, RoPE, GELU and residual adds are fp32, so the GPU
  *	  result is closer to an fp32 reference than transformers' bf16 run.
  *
@@ -38,6 +39,7 @@
 
 #include "colpali_cuda.h"
 #include "cuda_kernels.h"
+#include "cuda_matmul.h"
 
 #define CP_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -64,6 +66,8 @@ typedef struct CudaImpl
 	char		device_name[256];
 	cudaStream_t stream;
 	cublasHandle_t blas;
+	LtCache    *lt;				/* cuBLASLt GEMMs with bias epilogue, or NULL
+								 * (COLPALI_CUDA_GEMM=gemmex) */
 	void	   *blas_ws;
 	__nv_bfloat16 *xbf;			/* bf16 copy of a matmul input */
 	size_t		xbf_n;
@@ -548,6 +552,11 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 		impl->xbf_src.off < y.off + (size_t) M * N)
 		impl->xbf_valid = false;
 	beta = accumulate ? 1.0f : 0.0f;
+	if (lt_matmul(impl->lt, impl->stream, impl->blas_ws, fptr(y), impl->xbf,
+				  (const __nv_bfloat16 *) w->d, bias ? (const float *) bias->d : NULL,
+				  M, N, K, beta))
+		return CP_OK;
+	/* cublasGemmEx; the bias is written (or added) first, then beta = 1 */
 	if (bias != NULL)
 	{
 		CU(cuk_bias_rows(impl->stream, fptr(y), (const float *) bias->d, M, N, accumulate),
@@ -854,6 +863,7 @@ cu_destroy(CpBackend *be)
 			dev_free(impl->xbf, impl->xbf_n * 2);
 			dev_free(impl->idx_d, impl->idx_n * sizeof(int));
 			dev_free(impl->lens_d, impl->lens_cap * sizeof(int));
+			lt_destroy(impl->lt);
 			if (impl->blas)
 				cublasDestroy(impl->blas);
 			dev_free(impl->blas_ws, impl->blas_ws ? BLAS_WORKSPACE_BYTES : 0);
@@ -973,6 +983,10 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 			st = fail(be, CP_ERR_BACKEND, "cublasSetWorkspace failed: %s",
 					  cublasGetStatusString(bs));
 	}
+	if (st == CP_OK && !(getenv("COLPALI_CUDA_GEMM") != NULL &&
+						 strcmp(getenv("COLPALI_CUDA_GEMM"), "gemmex") == 0) &&
+		lt_create(&impl->lt, BLAS_WORKSPACE_BYTES) != 0)
+		impl->lt = NULL;		/* no cuBLASLt: every GEMM goes through cublasGemmEx */
 	if (st != CP_OK)
 	{
 		if (err)

@@ -35,7 +35,7 @@ endif
 NVCC_FLAGS = -std=c++17 -O3 -lineinfo $(CUDA_ARCH_FLAGS) \
 	-Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter \
 	$(NVCC_WERROR) -Isrc/engine -Icuda $(NVCC_EXTRA_FLAGS)
-CUDA_LDLIBS = -lcublas -lcudart
+CUDA_LDLIBS = -lcublasLt -lcublas -lcudart
 
 ifneq ($(NVCC),)
 CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64

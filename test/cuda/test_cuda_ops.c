@@ -616,12 +616,14 @@ main(void)
 	test_errors(&p);
 
 	/*
-	 * A second CUDA backend with the fp32 attention kernel and without the
-	 * fused bf16 outputs: the attention oracle, and the unfused MLP chain
-	 * (must equal the fused one exactly).
+	 * A second CUDA backend with the fp32 attention kernel, without the
+	 * fused bf16 outputs and with cublasGemmEx instead of cuBLASLt: the
+	 * attention oracle, and the other GEMM / MLP paths against the first
+	 * backend's (same bf16 inputs, so only the summation order differs).
 	 */
 	setenv("COLPALI_CUDA_ATTENTION", "simple", 1);
 	setenv("COLPALI_CUDA_NO_FUSE", "1", 1);
+	setenv("COLPALI_CUDA_GEMM", "gemmex", 1);
 	ps.cpu = p.cpu;
 	if (cp_backend_load_cuda(NULL, &bo, &lib2, &ps.gpu, &err) != CP_OK)
 	{
@@ -636,15 +638,19 @@ main(void)
 		{
 			Pair		gg;
 
-			gg.cpu = p.gpu;		/* reference side: fused */
+			gg.cpu = p.gpu;		/* reference side: fused, cuBLASLt */
 			gg.gpu = ps.gpu;
-			test_mlp_chain(&gg, "(fused vs unfused GPU)", 1e-12);
+			test_mlp_chain(&gg, "(fused/Lt vs unfused/GemmEx GPU)", 1e-9);
+			test_matmul(&gg, 64, 1152, 1152, true, false, true, 0);
+			test_matmul(&gg, 37, 1152, 4304, true, true, true, 0);
+			test_matmul(&gg, 24, 2048, 2048, false, true, true, 0);
 		}
 		ps.gpu->destroy(ps.gpu);
 		cp_backend_unload(lib2);
 	}
 	unsetenv("COLPALI_CUDA_ATTENTION");
 	unsetenv("COLPALI_CUDA_NO_FUSE");
+	unsetenv("COLPALI_CUDA_GEMM");
 
 	p.gpu->destroy(p.gpu);
 	cp_backend_unload(lib);
