@@ -12,9 +12,10 @@
  *	  are fp32.
  *	- Activations are fp32 in device memory, as the interface says.  A
  *	  matmul converts its input x to bf16 in a scratch buffer, then runs
- *	  cublasGemmEx with bf16 operands, fp32 accumulation (CUBLAS_COMPUTE_32F)
- *	  and an fp32 output; the bias is written (or added) first and the GEMM
- *	  accumulates onto it (beta = 1).
+ *	  a cuBLASLt GEMM (matmul_lt.cu) with bf16 operands, fp32 accumulation
+ *	  (CUBLAS_COMPUTE_32F), an fp32 output and the bias as an epilogue;
+ *	  where cuBLASLt cannot run a call, cublasGemmEx does, with the bias
+ *	  written (or added) first and the GEMM accumulating onto it (beta = 1).
  *	- Norms, softmax, RoPE, GELU and residual adds are fp32, so the GPU
  *	  result is closer to an fp32 reference than transformers' bf16 run.
  *
@@ -38,6 +39,7 @@
 
 #include "colpali_cuda.h"
 #include "cuda_kernels.h"
+#include "cuda_matmul.h"
 
 #define CP_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -64,9 +66,22 @@ typedef struct CudaImpl
 	char		device_name[256];
 	cudaStream_t stream;
 	cublasHandle_t blas;
+	LtCache    *lt;				/* cuBLASLt GEMMs with bias epilogue, or NULL
+								 * (COLPALI_CUDA_GEMM=gemmex) */
 	void	   *blas_ws;
 	__nv_bfloat16 *xbf;			/* bf16 copy of a matmul input */
 	size_t		xbf_n;
+	/*
+	 * What xbf holds: the view xbf_src of xbf_len floats, still equal to
+	 * the buffer's contents (rounded to bf16) while xbf_valid.  Every op
+	 * except matmul clears xbf_valid (GUARD_BEGIN); a matmul clears it
+	 * when its output overlaps the range.  So the q/k/v (and gate/up)
+	 * GEMMs of one normalised input convert it once, and GELU / GeGLU
+	 * write their result there directly for the following GEMM.
+	 */
+	CpView		xbf_src;
+	size_t		xbf_len;
+	bool		xbf_valid;
 	int		   *idx_d;			/* device copy of ids / rows */
 	size_t		idx_n;
 	int		   *lens_d;			/* device copy of attention lens */
@@ -74,6 +89,8 @@ typedef struct CudaImpl
 	int			lens_n;
 	size_t		lens_cap;		/* elements allocated at lens_d */
 	bool		simple_attention;	/* COLPALI_CUDA_ATTENTION=simple */
+	bool		fuse_bf16;		/* GELU/GeGLU also write the bf16 GEMM input
+								 * (off with COLPALI_CUDA_NO_FUSE=1) */
 } CudaImpl;
 
 #define IMPL(be) ((CudaImpl *) (be)->impl)
@@ -124,8 +141,13 @@ fail_cuda(CpBackend *be, cudaError_t rc, const char *what)
 			 return fail(be, CP_ERR_BACKEND, "cuBLAS %s failed: %s", (what), \
 						 cublasGetStatusString(bs_)); } while (0)
 
-/* Every vtable entry runs inside GUARD so that no exception escapes. */
-#define GUARD_BEGIN try {
+/*
+ * Every vtable entry runs inside GUARD so that no exception escapes.
+ * GUARD_BEGIN also forgets the cached bf16 matmul input (see CudaImpl);
+ * matmul uses GUARD_BEGIN_KEEP.
+ */
+#define GUARD_BEGIN_KEEP try {
+#define GUARD_BEGIN try { IMPL(be)->xbf_valid = false;
 #define GUARD_END \
 	} catch (...) { \
 		return fail(be, CP_ERR_BACKEND, "unexpected C++ exception in %s", __func__); \
@@ -376,7 +398,8 @@ cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 static void
 cu_free(CpBackend *be, CpBuf *buf)
 {
-	(void) be;
+	if (be->impl != NULL)
+		IMPL(be)->xbf_valid = false;
 	if (buf == NULL)
 		return;
 	try
@@ -497,8 +520,9 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	CudaImpl   *impl = IMPL(be);
 	float		alpha = 1.0f,
 				beta;
+	size_t		nx = (size_t) M * K;
 
-	GUARD_BEGIN
+	GUARD_BEGIN_KEEP
 	if (M <= 0 || N <= 0 || K <= 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda matmul: empty shape %d x %d x %d", M, N, K);
 	if (w == NULL || !w->weight || w->kind != CP_WEIGHT_MATRIX || w->dtype != CUK_BF16 ||
@@ -510,11 +534,29 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	if (bias != NULL)
 		TRY(check_vector(be, bias, (size_t) N, "matmul", "bias"));
 
-	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, (size_t) M * K, 2,
-			 "allocation of the bf16 matmul input"));
-	CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), (size_t) M * K),
-	   "launch of the bf16 conversion");
+	if (!(impl->xbf_valid && impl->xbf_src.buf == x.buf && impl->xbf_src.off == x.off &&
+		  nx <= impl->xbf_len))
+	{
+		impl->xbf_valid = false;
+		TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
+				 "allocation of the bf16 matmul input"));
+		CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), nx),
+		   "launch of the bf16 conversion");
+		impl->xbf_src = x;
+		impl->xbf_len = nx;
+		impl->xbf_valid = true;
+	}
+	/* the output overwrites the cached input range: forget it */
+	if (y.buf == impl->xbf_src.buf &&
+		y.off < impl->xbf_src.off + impl->xbf_len &&
+		impl->xbf_src.off < y.off + (size_t) M * N)
+		impl->xbf_valid = false;
 	beta = accumulate ? 1.0f : 0.0f;
+	if (lt_matmul(impl->lt, impl->stream, impl->blas_ws, fptr(y), impl->xbf,
+				  (const __nv_bfloat16 *) w->d, bias ? (const float *) bias->d : NULL,
+				  M, N, K, beta))
+		return CP_OK;
+	/* cublasGemmEx; the bias is written (or added) first, then beta = 1 */
 	if (bias != NULL)
 	{
 		CU(cuk_bias_rows(impl->stream, fptr(y), (const float *) bias->d, M, N, accumulate),
@@ -532,7 +574,7 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 
 static CpStatus
 cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int T,
-			 int nh, int nkv, int hd, float scale, const int *lens)
+			 int nh, int nkv, int hd, float scale, const int *lens, bool causal)
 {
 	CudaImpl   *impl = IMPL(be);
 	const int  *lens_d = NULL;
@@ -580,7 +622,7 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
 		lens_d = impl->lens_d;
 	}
 	CU(cuk_attention(impl->stream, fptr(out), fptr(q), fptr(k), fptr(v), B, T, nh, nkv,
-					 hd, scale, lens_d, impl->simple_attention),
+					 hd, scale, lens_d, causal, impl->simple_attention),
 	   "launch of the attention kernel");
 	return CP_OK;
 	GUARD_END
@@ -640,12 +682,48 @@ cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int 
 	GUARD_END
 }
 
+/*
+ * produce_bf16
+ *		Scratch for an op that writes its result [n] also as bf16 (the
+ *		MLP activations, whose only consumer is the next GEMM), or NULL when
+ *		fusing is off.  The caller marks it with produced_bf16 once the
+ *		kernel is enqueued, so the GEMM skips its own conversion.
+ */
+static CpStatus
+produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	*bf = NULL;
+	if (!impl->fuse_bf16)
+		return CP_OK;
+	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
+			 "allocation of the bf16 matmul input"));
+	*bf = impl->xbf;
+	return CP_OK;
+}
+
+static void
+produced_bf16(CpBackend *be, CpView v, size_t n)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	impl->xbf_src = v;
+	impl->xbf_len = n;
+	impl->xbf_valid = true;
+}
+
 static CpStatus
 cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, x, n, "gelu_tanh", "x"));
-	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n), "launch of gelu_tanh");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n, bf), "launch of gelu_tanh");
+	if (bf)
+		produced_bf16(be, x, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -653,11 +731,16 @@ cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 static CpStatus
 cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, out, n, "geglu", "out"));
 	TRY(check_view(be, gate, n, "geglu", "gate"));
 	TRY(check_view(be, up, n, "geglu", "up"));
-	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n), "launch of geglu");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n, bf), "launch of geglu");
+	if (bf)
+		produced_bf16(be, out, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -780,6 +863,7 @@ cu_destroy(CpBackend *be)
 			dev_free(impl->xbf, impl->xbf_n * 2);
 			dev_free(impl->idx_d, impl->idx_n * sizeof(int));
 			dev_free(impl->lens_d, impl->lens_cap * sizeof(int));
+			lt_destroy(impl->lt);
 			if (impl->blas)
 				cublasDestroy(impl->blas);
 			dev_free(impl->blas_ws, impl->blas_ws ? BLAS_WORKSPACE_BYTES : 0);
@@ -867,6 +951,8 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 		snprintf(impl->device_name, sizeof(impl->device_name), "%s", prop.name);
 	attn = getenv("COLPALI_CUDA_ATTENTION");
 	impl->simple_attention = (attn != NULL && strcmp(attn, "simple") == 0);
+	impl->fuse_bf16 = !(getenv("COLPALI_CUDA_NO_FUSE") != NULL &&
+						strcmp(getenv("COLPALI_CUDA_NO_FUSE"), "1") == 0);
 	(void) opts;
 
 	st = CP_OK;
@@ -897,6 +983,10 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 			st = fail(be, CP_ERR_BACKEND, "cublasSetWorkspace failed: %s",
 					  cublasGetStatusString(bs));
 	}
+	if (st == CP_OK && !(getenv("COLPALI_CUDA_GEMM") != NULL &&
+						 strcmp(getenv("COLPALI_CUDA_GEMM"), "gemmex") == 0) &&
+		lt_create(&impl->lt, BLAS_WORKSPACE_BYTES) != 0)
+		impl->lt = NULL;		/* no cuBLASLt: every GEMM goes through cublasGemmEx */
 	if (st != CP_OK)
 	{
 		if (err)

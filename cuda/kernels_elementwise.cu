@@ -67,18 +67,31 @@ k_to_f32(float *dst, const void *src, int dtype, size_t n)
 	}
 }
 
+/* bf (may be NULL) receives the result rounded to bf16: the next GEMM's input */
 __global__ void
-k_gelu_tanh(float *x, size_t n)
+k_gelu_tanh(float *x, size_t n, __nv_bfloat16 *bf)
 {
 	GRID_STRIDE(i, n)
-		x[i] = gelu_tanh_f(x[i]);
+	{
+		float		y = gelu_tanh_f(x[i]);
+
+		x[i] = y;
+		if (bf)
+			bf[i] = __float2bfloat16_rn(y);
+	}
 }
 
 __global__ void
-k_geglu(float *out, const float *gate, const float *up, size_t n)
+k_geglu(float *out, const float *gate, const float *up, size_t n, __nv_bfloat16 *bf)
 {
 	GRID_STRIDE(i, n)
-		out[i] = gelu_tanh_f(gate[i]) * up[i];
+	{
+		float		y = gelu_tanh_f(gate[i]) * up[i];
+
+		out[i] = y;
+		if (bf)
+			bf[i] = __float2bfloat16_rn(y);
+	}
 }
 
 __global__ void
@@ -221,16 +234,17 @@ cuk_to_f32(cudaStream_t s, float *dst, const void *src, int dtype, size_t n)
 }
 
 cudaError_t
-cuk_gelu_tanh(cudaStream_t s, float *x, size_t n)
+cuk_gelu_tanh(cudaStream_t s, float *x, size_t n, __nv_bfloat16 *bf)
 {
-	k_gelu_tanh<<<grid_for(n), EW_THREADS, 0, s>>>(x, n);
+	k_gelu_tanh<<<grid_for(n), EW_THREADS, 0, s>>>(x, n, bf);
 	return cudaGetLastError();
 }
 
 cudaError_t
-cuk_geglu(cudaStream_t s, float *out, const float *gate, const float *up, size_t n)
+cuk_geglu(cudaStream_t s, float *out, const float *gate, const float *up, size_t n,
+		  __nv_bfloat16 *bf)
 {
-	k_geglu<<<grid_for(n), EW_THREADS, 0, s>>>(out, gate, up, n);
+	k_geglu<<<grid_for(n), EW_THREADS, 0, s>>>(out, gate, up, n, bf);
 	return cudaGetLastError();
 }
 

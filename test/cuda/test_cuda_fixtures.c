@@ -23,6 +23,13 @@
 static int	failures = 0;
 
 /*
+ * Gemma attention of the goldens, as test/engine/test_model.c decides it:
+ * manifest "gemma_attention" when present, else causal for goldens made by
+ * transformers >= 5 (generate.py builds the models with _from_config).
+ */
+static CpAttentionMode golden_attention = CP_ATTENTION_BIDIRECTIONAL;
+
+/*
  * read_file
  *		Whole file into a malloc'd buffer.
  */
@@ -148,6 +155,7 @@ run_model(json_t *manifest, json_t *model)
 		opts.base_model_dir = base;
 	}
 	opts.device = CP_DEVICE_CUDA;
+	opts.attention = golden_attention;
 	opts.max_batch = 3;			/* several batches, one of them partial */
 	if (cp_engine_open(&opts, &eng, &err) != CP_OK)
 	{
@@ -267,6 +275,18 @@ main(void)
 	be->destroy(be);
 	cp_backend_unload(lib);
 
+	{
+		const char *tv = json_string_value(json_object_get(json_object_get(manifest, "versions"),
+														   "transformers"));
+		const char *ga = json_string_value(json_object_get(manifest, "gemma_attention"));
+
+		if (ga != NULL)
+			golden_attention = strcmp(ga, "causal") == 0 ? CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
+		else if (tv != NULL && atoi(tv) >= 5)
+			golden_attention = CP_ATTENTION_CAUSAL;
+		printf("goldens from transformers %s: Gemma attention %s\n", tv ? tv : "?",
+			   golden_attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional");
+	}
 	models = json_object_get(manifest, "models");
 	for (i = 0; i < json_array_size(models); i++)
 		run_model(manifest, json_array_get(models, i));
