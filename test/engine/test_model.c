@@ -449,6 +449,39 @@ test_model(json_t *manifest, const char *name, const char *mdir,
 		   attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional",
 		   np, nq, worst_d, worst_cos, worst_s);
 
+	/* bad input: clean errors, outputs left empty, the engine stays usable */
+	if (strcmp(name, "tiny") == 0)
+	{
+		static const uint8_t junk[] = "\x89PNG\r\n\x1a\nnot really a png";
+		const uint8_t *two[2];
+		size_t		twolen[2];
+		CpEmbedding o2[2];
+		char	   *longq = malloc(40001);
+		const char *lq = longq;
+		CpStatus	st;
+
+		two[0] = bytes[0];
+		twolen[0] = lens[0];
+		two[1] = junk;
+		twolen[1] = sizeof(junk) - 1;
+		memset(o2, 0, sizeof(o2));
+		st = cp_engine_encode_images(eng, 2, two, twolen, o2, &err);
+		if (st == CP_OK || o2[0].data != NULL || o2[1].data != NULL)
+			fail("%s: a corrupt image in a batch was not a clean error%s", name, "");
+		else
+			printf("ok   %s corrupt image in a batch: %s (%s)\n", name, cp_status_name(st), err.msg);
+		memset(longq, 'a', 40000);
+		for (i = 0; i < 40000; i += 2)
+			longq[i] = ' ';
+		longq[40000] = '\0';
+		st = cp_engine_encode_queries(eng, 1, &lq, o2, &err);
+		if (st != CP_ERR_LIMIT)
+			fail("%s: a 20000-word query was not CP_ERR_LIMIT%s", name, "");
+		else
+			printf("ok   %s very long query: %s\n", name, err.msg);
+		free(longq);
+	}
+
 	/* cancellation: stops with CP_ERR_CANCELLED, the engine stays usable */
 	if (strcmp(name, "tiny") == 0)
 	{
