@@ -192,7 +192,6 @@ trace_cb(void *arg, const char *stage, int layer, CpBackend *be, CpView v,
 	TraceCtx   *tc = arg;
 	char		key[64];
 	json_t	   *e;
-	const float *dummy = NULL;
 	float	   *got,
 			   *want;
 	int			grows;
@@ -201,7 +200,6 @@ trace_cb(void *arg, const char *stage, int layer, CpBackend *be, CpView v,
 	size_t		i,
 				n;
 
-	(void) dummy;
 	if (layer >= 0)
 		snprintf(key, sizeof(key), "%s%d", stage, layer);
 	else
