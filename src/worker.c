@@ -321,10 +321,12 @@ PublishResult(int idx, int n, const CpEmbedding *embs)
 	dsm_detach(seg);
 
 	LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
-	if (slot->state == SLOT_ABANDONED)
+	if (slot->state != SLOT_RUNNING)
 	{
+		/* abandoned meanwhile: nobody will read the result */
 		dsm_unpin_segment(handle);
-		slot->state = SLOT_FREE;
+		if (slot->state == SLOT_ABANDONED)
+			slot->state = SLOT_FREE;
 	}
 	else
 	{
@@ -585,8 +587,9 @@ ReleaseBatch(Batch *b)
 
 /*
  * WorkerExit
- *		before_shmem_exit callback: say we are gone and wake the requesters
- *		whose requests we held, so they report an ERROR now.
+ *		before_shmem_exit callback: say we are gone and answer every waiting
+ *		request (taken or not) with "worker lost", so its requester reports
+ *		an ERROR now instead of waiting for the next worker.
  */
 static void
 WorkerExit(int code, Datum arg)
@@ -601,12 +604,16 @@ WorkerExit(int code, Datum arg)
 	{
 		WorkerSlot *s = &sh->slots[i];
 
-		if (s->generation != MyGeneration)
-			continue;
-		if (s->state == SLOT_ABANDONED)
+		if (s->state == SLOT_ABANDONED && s->generation == MyGeneration)
 			s->state = SLOT_FREE;
-		else if (s->state == SLOT_RUNNING)
+		else if (s->state == SLOT_PENDING ||
+				 (s->state == SLOT_RUNNING && s->generation == MyGeneration))
+		{
+			s->lost = true;
+			s->result = DSM_HANDLE_INVALID;
+			s->state = SLOT_DONE;
 			SetLatch(&GetPGProcByNumber(s->procno)->procLatch);
+		}
 	}
 	LWLockRelease(sh->lock);
 }
@@ -642,6 +649,10 @@ ColpaliWorkerMain(Datum main_arg)
 	sh->worker_procno = MyProc->pgprocno;
 	sh->worker_started = GetCurrentTimestamp();
 	sh->starts++;
+	/* requests abandoned while a previous worker held them have no owner left */
+	for (int i = 0; i < WORKER_SLOTS; i++)
+		if (sh->slots[i].state == SLOT_ABANDONED)
+			sh->slots[i].state = SLOT_FREE;
 	LWLockRelease(sh->lock);
 	before_shmem_exit(WorkerExit, (Datum) 0);
 	on_proc_exit(CloseWorkerEngine, (Datum) 0);

@@ -34,7 +34,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'colpali'
 colpali.model_path = '$model'
-colpali.max_batch = 8
+colpali.max_batch = 64
 colpali.max_wait_ms = 100
 colpali.threads = 1
 max_worker_processes = 16
@@ -52,10 +52,11 @@ sub worker_pid
 # Start psql in the background; returns a hash with the harness and output.
 sub start_psql
 {
-	my ($sql) = @_;
+	my ($sql, $appname) = @_;
 	my %r = (out => '', err => '');
+	my $conn = $node->connstr('postgres') . ' application_name=' . ($appname // 'bg');
 	$r{h} = IPC::Run::start(
-		[ 'psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+		[ 'psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-d', $conn, '-c', $sql ],
 		'>', \$r{out}, '2>', \$r{err});
 	return \%r;
 }
@@ -67,11 +68,11 @@ sub finish_psql
 	return $r;
 }
 
-# Wait until some backend waits on the worker (wait_event_type Extension).
+# Wait until the session named 'long' waits on the worker.
 sub wait_for_waiter
 {
 	return $node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND application_name = 'long'");
 }
 
 # --- the worker runs and serves requests ---------------------------------
@@ -113,25 +114,28 @@ my ($b1, $i1, $maxb) = split / /, $after;
 is($i1 - $i0, 16, '16 items encoded');
 cmp_ok($b1 - $b0, '<', 16, "fewer batches than items (" . ($b1 - $b0) . " batches)");
 cmp_ok($maxb, '>', 1, "a batch held several requests (max $maxb)");
-cmp_ok($maxb, '<=', 8, 'batches respect colpali.max_batch');
+cmp_ok($maxb, '<=', 16, 'a batch holds at most the 16 requests');
 
 # a request long enough to be interrupted: encode many images at once
-my $t0 = time;
-$node->safe_psql('postgres', "SELECT colpali_images(array_fill($img, ARRAY[8]))");
-my $per8 = time - $t0;
-my $n = int(3.0 / ($per8 > 0.001 ? $per8 : 0.001) * 8) + 8;
-$n = 4000 if $n > 4000;
+my $per64 = $node->safe_psql('postgres', qq{
+	CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t0;
+	SELECT count(*) FROM unnest(colpali_images(array_fill($img, ARRAY[64])));
+	SELECT extract(epoch FROM clock_timestamp() - t0) FROM t0;
+});
+$per64 = (split /\n/, $per64)[-1];
+my $n = int(5.0 / ($per64 > 0.0001 ? $per64 : 0.0001) * 64) + 64;
+$n = 50000 if $n > 50000;
 my $long = "SELECT cardinality(colpali_images(array_fill($img, ARRAY[$n])))";
-note "8 images took ${per8}s, long request encodes $n images";
+note "64 images took ${per64}s, long request encodes $n images";
 
 # --- statement_timeout and cancel while the worker computes ---------------
 my ($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long");
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout interrupts a request');
 
-my $r = start_psql($long);
+my $r = start_psql($long, 'long');
 wait_for_waiter();
 $node->safe_psql('postgres',
-	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
+	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'long'");
 finish_psql($r);
 like($r->{err}, qr/canceling statement due to user request/, 'pg_cancel_backend interrupts a request');
 is(worker_pid(), $pid1, 'the worker survived the cancellations');
@@ -141,7 +145,7 @@ ok($node->poll_query_until('postgres', "SELECT queue_depth = 0 FROM colpali_stat
 
 # --- the worker exits (SIGTERM): requester gets an ERROR, others unaffected
 my $bystander = start_psql("SELECT pg_sleep(4); SELECT 'bystander ok'");
-$r = start_psql($long);
+$r = start_psql($long, 'long');
 wait_for_waiter();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
 finish_psql($r);
@@ -159,7 +163,7 @@ like($bystander->{out}, qr/bystander ok/, 'a concurrent session was not disturbe
 # Any process attached to shared memory that dies abnormally makes the
 # postmaster reinitialise shared memory; the requester loses its connection
 # and the whole cluster (worker included) comes back.
-$r = start_psql($long);
+$r = start_psql($long, 'long');
 wait_for_waiter();
 kill 'KILL', $pid2;
 finish_psql($r);
