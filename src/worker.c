@@ -10,12 +10,15 @@
  * device of its own colpali.device setting, and keeps it open.
  *
  * Batching: the oldest PENDING request decides the batch kind (pages or
- * queries) and model.  The worker waits until requests of that kind and
- * model hold colpali.max_batch items, or until the oldest has waited
- * colpali.max_wait_ms, then takes whole requests in arrival order up to
- * max_batch items (a larger request goes alone and is encoded in chunks).
- * While the engine runs, new requests pile up, so under load batches fill
- * without waiting.  If a batch fails because of one bad input (format,
+ * queries) and model; the worker takes whole requests of that kind and model
+ * in arrival order up to colpali.max_batch items (a larger request goes alone
+ * and is encoded in chunks).  While the engine runs, new requests pile up,
+ * so right after a batch the next one is formed at once from whatever
+ * waits (continuous batching).  Only when the worker was idle and the last
+ * batch (or the queue now) shows concurrent requesters does it wait, up to
+ * colpali.max_wait_ms after the oldest request arrived, for the batch to
+ * fill: a burst of sessions then shares the first batch, and a lone
+ * sequential client never pays the wait.  If a batch fails because of one bad input (format,
  * limit, ...), each request of the batch is retried alone so only the
  * faulty one gets the error.
  *
@@ -70,6 +73,8 @@ static int	WorkerThreads = -1;
 static bool LoggedCpuFallback = false;
 static uint64 MyGeneration = 0;
 static MemoryContext BatchContext = NULL;
+static bool JustServed = false;	/* the previous loop iteration ran a batch */
+static int	LastBatchRequests = 0;	/* requests in the last batch */
 
 /*
  * WorkerShmemRequest
@@ -395,8 +400,15 @@ CollectBatch(Batch *b, long *timeout_ms)
 			pending_items += s->nitems;
 		}
 	}
+	/*
+	 * Wait for the batch to fill only after an idle spell and when the last
+	 * batch showed concurrent requesters: right after a batch, whatever
+	 * queued up meanwhile goes at once, and a lone sequential client never
+	 * pays colpali.max_wait_ms.
+	 */
 	waited = TimestampDifferenceMilliseconds(ref->submitted, GetCurrentTimestamp());
-	if (pending_items < limit && waited < colpali_max_wait_ms)
+	if (pending_items < limit && waited < colpali_max_wait_ms &&
+		!JustServed && (LastBatchRequests > 1 || ncand > 1))
 	{
 		*timeout_ms = Max(colpali_max_wait_ms - waited, 1);
 		LWLockRelease(sh->lock);
@@ -686,6 +698,9 @@ ColpaliWorkerMain(Datum main_arg)
 		{
 			MemoryContext old = MemoryContextSwitchTo(BatchContext);
 
+			JustServed = true;
+			LastBatchRequests = batch.nslots;
+
 			PG_TRY();
 			{
 				ServeBatch(&batch);
@@ -714,6 +729,7 @@ ColpaliWorkerMain(Datum main_arg)
 			continue;
 		}
 
+		JustServed = false;
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
 						 (timeout_ms >= 0 ? WL_TIMEOUT : 0),

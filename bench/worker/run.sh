@@ -53,7 +53,7 @@ run() {
 }
 
 echo "# colpali worker overhead, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model: $model; colpali.threads = 1"
+echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model: $model; colpali.threads = 1 (every backend and the worker use one thread)"
 printf '%-8s %-8s %-11s %10s %12s\n' call clients path calls/s latency_ms
 for call in query image; do
 	for clients in 1 16; do
