@@ -105,7 +105,17 @@ is($diff, "t\nt", 'worker and in-process encodings agree');
 
 # --- batching: 16 sessions at once ---------------------------------------
 my $before = $node->safe_psql('postgres', "SELECT batches || ' ' || items FROM colpali_stats()");
-my @runs = map { start_psql("SELECT num_vectors(colpali_image($img)) > 0") } 1 .. 16;
+# all 16 wait behind an advisory lock, then start at the same moment
+my $gate = start_psql("SELECT pg_advisory_lock(4242); SELECT pg_sleep(60)", 'gate');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted");
+my @runs = map {
+	start_psql("SELECT pg_advisory_lock_shared(4242); SELECT num_vectors(colpali_image($img)) > 0")
+} 1 .. 16;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 16 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted");
+$node->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate'");
+finish_psql($gate);
 finish_psql($_) for @runs;
 is(scalar(grep { $_->{out} =~ /^t$/m } @runs), 16, '16 concurrent sessions got embeddings');
 my $after = $node->safe_psql('postgres', "SELECT batches || ' ' || items || ' ' || max_batch_items FROM colpali_stats()");
