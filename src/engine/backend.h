@@ -92,14 +92,15 @@ struct CpBackend
 						   CpBuf *bias, int M, int N, int K, bool accumulate);
 
 	/*
-	 * Scaled dot-product attention, softmax in fp32, no causal mask.
+	 * Scaled dot-product attention, softmax in fp32.
 	 * q [B,T,nh,hd], k and v [B,T,nkv,hd], out [B,T,nh,hd]; query head h
 	 * uses kv head h / (nh / nkv).  Keys at t >= lens[b] are masked
 	 * (lens NULL = none); output rows at t >= lens[b] are set to zero.
+	 * With causal, query t also ignores keys after t.
 	 */
 	CpStatus	(*attention) (CpBackend *be, CpView out, CpView q, CpView k,
 							  CpView v, int B, int T, int nh, int nkv, int hd,
-							  float scale, const int *lens);
+							  float scale, const int *lens, bool causal);
 
 	/* ---- normalisation ---- */
 	/* LayerNorm over dim (biased variance): y = (x-mu)/sqrt(var+eps)*w + b. */

@@ -446,10 +446,13 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 /*
  * softmax_rows
  *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32
- *		(called by one thread).
+ *		(called by one thread).  With causal, row r covers only the first
+ *		t + 1 columns, t = (row0 + r) / per_token its token, and the rest
+ *		of the row becomes 0.
  */
 static void
-softmax_rows(float *s, int rows, int n, int ld)
+softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
+			 int per_token)
 {
 	int			r;
 
@@ -459,7 +462,17 @@ softmax_rows(float *s, int rows, int n, int ld)
 		float		mx = -INFINITY,
 					sum = 0.0f,
 					inv;
-		int			j;
+		int			j,
+					nfull = n;
+
+		if (causal)
+		{
+			int			t = (row0 + r) / per_token;
+
+			n = t + 1 < nfull ? t + 1 : nfull;
+			for (j = n; j < nfull; j++)
+				sr[j] = 0.0f;
+		}
 
 		for (j = 0; j < n; j++)
 			mx = sr[j] > mx ? sr[j] : mx;
@@ -473,6 +486,7 @@ softmax_rows(float *s, int rows, int n, int ld)
 #pragma omp simd
 		for (j = 0; j < n; j++)
 			sr[j] *= inv;
+		n = nfull;
 	}
 }
 
@@ -492,7 +506,7 @@ softmax_rows(float *s, int rows, int n, int ld)
 static CpStatus
 cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			  int B, int T, int nh, int nkv, int hd, float scale,
-			  const int *lens)
+			  const int *lens, bool causal)
 {
 	CpCpuImpl  *impl = IMPL(be);
 	bool		mqa = (nkv == 1);
@@ -555,7 +569,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
-		softmax_rows(s, rn, L, L);
+		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
 					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}

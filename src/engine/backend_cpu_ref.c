@@ -44,12 +44,14 @@ ref_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 
 /*
  * ref_attention
- *		softmax(q.k^T * scale + key mask) . v, one query row at a time.
+ *		softmax(q.k^T * scale + key mask) . v, one query row at a time;
+ *		keys past the sequence length (and, if causal, past the query) are
+ *		left out.
  */
 static CpStatus
 ref_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			  int B, int T, int nh, int nkv, int hd, float scale,
-			  const int *lens)
+			  const int *lens, bool causal)
 {
 	float	   *op = cpu_ptr(out);
 	const float *qp = cpu_ptr(q);
@@ -77,13 +79,14 @@ ref_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				float	   *oi = op + (((size_t) b * T + i) * nh + h) * hd;
 				double		mx = -INFINITY,
 							sum = 0.0;
+				int			nk = causal && i + 1 < L ? i + 1 : L;
 
 				if (i >= L)
 				{
 					memset(oi, 0, sizeof(float) * hd);
 					continue;
 				}
-				for (j = 0; j < L; j++)
+				for (j = 0; j < nk; j++)
 				{
 					const float *kj = kp + (((size_t) b * T + j) * nkv + kvh) * hd;
 					double		s = 0.0;
@@ -94,7 +97,7 @@ ref_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 					if (p[j] > mx)
 						mx = p[j];
 				}
-				for (j = 0; j < L; j++)
+				for (j = 0; j < nk; j++)
 				{
 					p[j] = exp(p[j] - mx);
 					sum += p[j];
@@ -103,7 +106,7 @@ ref_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				{
 					double		acc = 0.0;
 
-					for (j = 0; j < L; j++)
+					for (j = 0; j < nk; j++)
 						acc += p[j] * vp[(((size_t) b * T + j) * nkv + kvh) * hd + d];
 					oi[d] = (float) (acc / sum);
 				}

@@ -36,6 +36,20 @@ typedef enum CpWeightMode
 	CP_WEIGHTS_LAZY				/* kept as mapped, converted tile by tile */
 } CpWeightMode;
 
+/*
+ * Gemma attention over the prompt.  ColPali was trained with bidirectional
+ * attention (encoder.md 3.5), and transformers 5's ColPaliForRetrieval is
+ * bidirectional when called as documented, model(**processor(...)); called
+ * without the processor's token_type_ids it is causal (so are the current
+ * fixture goldens).
+ */
+typedef enum CpAttentionMode
+{
+	CP_ATTENTION_AUTO = 0,		/* config's use_bidirectional_attention (unset = bidirectional) */
+	CP_ATTENTION_BIDIRECTIONAL,
+	CP_ATTENTION_CAUSAL
+} CpAttentionMode;
+
 typedef struct CpEngineOptions
 {
 	const char *model_dir;		/* checkpoint folder (config.json, *.safetensors,
@@ -48,6 +62,7 @@ typedef struct CpEngineOptions
 	void	   *cancel_arg;
 	CpWeightMode cpu_weights;	/* CPU weight handling; AUTO = default */
 	int			max_batch;		/* pages per forward pass; 0 = default */
+	CpAttentionMode attention;	/* Gemma attention mask; AUTO = config */
 } CpEngineOptions;
 
 /* One output multivector: nvec rows of dim floats, row-major, malloc'd. */

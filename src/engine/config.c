@@ -68,6 +68,23 @@ get_float(json_t *obj, const char *file, const char *key, float *out, CpError *e
 }
 
 /*
+ * get_double
+ *		obj[key] as a finite number when present, full precision.
+ */
+static CpStatus
+get_double(json_t *obj, const char *file, const char *key, double *out, CpError *err)
+{
+	json_t	   *v = json_object_get(obj, key);
+
+	if (v == NULL || json_is_null(v))
+		return CP_OK;
+	if (!json_is_number(v) || !isfinite(json_number_value(v)))
+		return cp_error(err, CP_ERR_FORMAT, "%s: \"%s\" must be a number", file, key);
+	*out = json_number_value(v);
+	return CP_OK;
+}
+
+/*
  * get_bool
  *		obj[key] as a boolean when present.
  */
@@ -334,7 +351,7 @@ parse_image_processor(json_t *o, const char *f, CpImageConfig *c, int num_image_
 	if (st == CP_OK)
 		st = get_bool(o, f, "do_convert_rgb", &c->do_convert_rgb, err);
 	if (st == CP_OK)
-		st = get_float(o, f, "rescale_factor", &c->rescale_factor, err);
+		st = get_double(o, f, "rescale_factor", &c->rescale_factor, err);
 	if (st == CP_OK)
 		st = get_int(o, f, "image_seq_length", &seq, err);
 	if (st != CP_OK)
@@ -382,6 +399,9 @@ load_json(const char *text, const char *file, json_t **out, CpError *err)
 	if (text == NULL)
 		return CP_OK;
 	*out = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	/* tokenizer_config.json's model_max_length can exceed 64 bits */
+	if (*out == NULL && strcmp(file, "tokenizer_config.json") == 0)
+		*out = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (*out == NULL)
 		return cp_error(err, CP_ERR_FORMAT, "%s is not valid JSON: %s (line %d)", file, jerr.text, jerr.line);
 	if (!json_is_object(*out))
@@ -565,7 +585,7 @@ cp_config_parse(const char *config_json, const char *preprocessor_json,
 	cfg->image.do_rescale = true;
 	cfg->image.do_normalize = true;
 	cfg->image.do_convert_rgb = true;
-	cfg->image.rescale_factor = (float) (1.0 / 255.0);
+	cfg->image.rescale_factor = 1.0 / 255.0;
 	cfg->image.mean[0] = cfg->image.mean[1] = cfg->image.mean[2] = 0.5f;
 	cfg->image.std[0] = cfg->image.std[1] = cfg->image.std[2] = 0.5f;
 	if (pre != NULL)

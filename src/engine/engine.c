@@ -184,6 +184,8 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_model_load(&e->cfg, e->weights, e->be, &e->model, err);
 	if (st != CP_OK)
 		goto fail;
+	if (opts->attention != CP_ATTENTION_AUTO)
+		cp_model_set_causal(e->model, opts->attention == CP_ATTENTION_CAUSAL);
 	*engine = e;
 	return CP_OK;
 
@@ -443,6 +445,16 @@ cp_embedding_free(CpEmbedding *emb)
 	free(emb->data);
 	emb->data = NULL;
 	emb->nvec = 0;
+}
+
+/*
+ * cp_engine_model
+ *		The engine's model (model.h; tests use it for tracing).
+ */
+CpModel *
+cp_engine_model(CpEngine *e)
+{
+	return e->model;
 }
 
 /*

@@ -5,16 +5,16 @@
  *
  *	  pixels -> im2col -> patch GEMM (+bias) -> + position embeddings
  *	  -> SigLIP pre-LN layers (MHA, no mask; GELU-tanh MLP) -> post-LN
- *	  -> projector (+bias) -> / sqrt(hidden) -> scattered into the rows of
- *	  the <image> tokens of embed_tokens[ids] -> * sqrt(hidden) (all rows)
- *	  -> Gemma layers (RMSNorm(1+w), MQA with RoPE at positions 1..T,
+ *	  -> projector (+bias) -> scattered into the rows of the <image> tokens
+ *	  of embed_tokens[ids] * sqrt(hidden) -> Gemma layers (RMSNorm(1+w), MQA with RoPE at positions 1..T,
  *	  bidirectional, padding keys masked; GeGLU MLP) -> final RMSNorm
  *	  -> Linear(hidden, 128) + bias -> L2 normalisation.
  *
  * Tensors are found by suffix so that every checkpoint layout of
- * encoder.md section 4.2 works: the vision suffixes are common to all
- * layouts, the Gemma ones come in two forms ("language_model.model.X" in
- * checkpoints saved before transformers 4.52, "language_model.X" after).
+ * encoder.md section 4.2 works; each comes in two forms: vision
+ * "vision_tower.vision_model.X" (transformers 4) or "vision_tower.X"
+ * (transformers 5 save_pretrained), Gemma "language_model.model.X"
+ * (before transformers 4.52) or "language_model.X" (after).
  */
 #include <math.h>
 #include <stdio.h>
@@ -103,6 +103,9 @@ struct CpModel
 	/* workspace */
 	CpBuf	   *ws[WS_COUNT];
 	size_t		ws_n[WS_COUNT];
+	bool		causal;			/* Gemma attention causal (see cp_model_load) */
+	CpTraceFn	trace;
+	void	   *trace_arg;
 	/* host scratch for row indices */
 	int		   *rows;
 	int			rows_n;
@@ -177,6 +180,7 @@ load_tensor(CpModel *m, const CpWeights *w, const char *const *cands,
 
 #define ONE(s) ((const char *const[]) {s}), 1
 #define LM(s) ((const char *const[]) {"language_model.model." s, "language_model." s}), 2
+#define VIS(s) ((const char *const[]) {"vision_tower.vision_model." s, "vision_tower." s}), 2
 
 /* Helpers declaring shapes inline. */
 #define SHAPE1(a) 1, ((const int64_t[]) {(a)})
@@ -218,6 +222,9 @@ check_config(const CpModelConfig *c, CpError *err)
 	if (c->embedding_dim <= 0)
 		return cp_error(err, CP_ERR_SHAPE, "embedding_dim %d is not positive",
 						c->embedding_dim);
+	if (v->hidden_act != CP_ACT_GELU_TANH || t->hidden_act != CP_ACT_GELU_TANH)
+		return cp_error(err, CP_ERR_UNSUPPORTED,
+						"only the tanh-approximated GELU activation is supported");
 	if (c->image_token_id < 0 || c->image_token_id >= t->vocab_size)
 		return cp_error(err, CP_ERR_SHAPE, "image_token_index %d outside the vocabulary of %d",
 						c->image_token_id, t->vocab_size);
@@ -256,6 +263,7 @@ cp_model_load(const CpModelConfig *cfg, const CpWeights *w, CpBackend *be,
 		return cp_error(err, CP_ERR_NOMEM, "out of memory");
 	m->cfg = *cfg;
 	m->be = be;
+	m->causal = !cfg->bidirectional;
 	m->vl = calloc(vc->num_layers > 0 ? vc->num_layers : 1, sizeof(CpVisionLayer));
 	m->tl = calloc(tc->num_layers > 0 ? tc->num_layers : 1, sizeof(CpTextLayer));
 	if (m->vl == NULL || m->tl == NULL)
@@ -265,18 +273,18 @@ cp_model_load(const CpModelConfig *cfg, const CpWeights *w, CpBackend *be,
 	}
 
 	/* vision tower */
-	TRY(load_tensor(m, w, ONE("vision_model.embeddings.patch_embedding.weight"), 0,
+	TRY(load_tensor(m, w, VIS("embeddings.patch_embedding.weight"), 0,
 					SHAPE4(Dv, C, P, P), CP_WEIGHT_MATRIX, &m->patch_w, err));
-	TRY(load_tensor(m, w, ONE("vision_model.embeddings.patch_embedding.bias"), 0,
+	TRY(load_tensor(m, w, VIS("embeddings.patch_embedding.bias"), 0,
 					SHAPE1(Dv), CP_WEIGHT_VECTOR, &m->patch_b, err));
-	TRY(load_tensor(m, w, ONE("vision_model.embeddings.position_embedding.weight"), 0,
+	TRY(load_tensor(m, w, VIS("embeddings.position_embedding.weight"), 0,
 					SHAPE2(vc->num_patches, Dv), CP_WEIGHT_VECTOR, &m->pos_emb, err));
 	for (l = 0; l < vc->num_layers; l++)
 	{
 		CpVisionLayer *L = &m->vl[l];
 
 #define VL(field, suffix, kind, ...) \
-		TRY(load_tensor(m, w, ONE("vision_model.encoder.layers.%d." suffix), l, \
+		TRY(load_tensor(m, w, VIS("encoder.layers.%d." suffix), l, \
 						__VA_ARGS__, kind, &L->field, err))
 		VL(ln1_w, "layer_norm1.weight", CP_WEIGHT_VECTOR, SHAPE1(Dv));
 		VL(ln1_b, "layer_norm1.bias", CP_WEIGHT_VECTOR, SHAPE1(Dv));
@@ -296,9 +304,9 @@ cp_model_load(const CpModelConfig *cfg, const CpWeights *w, CpBackend *be,
 		VL(fc2_b, "mlp.fc2.bias", CP_WEIGHT_VECTOR, SHAPE1(Dv));
 #undef VL
 	}
-	TRY(load_tensor(m, w, ONE("vision_model.post_layernorm.weight"), 0,
+	TRY(load_tensor(m, w, VIS("post_layernorm.weight"), 0,
 					SHAPE1(Dv), CP_WEIGHT_VECTOR, &m->post_ln_w, err));
-	TRY(load_tensor(m, w, ONE("vision_model.post_layernorm.bias"), 0,
+	TRY(load_tensor(m, w, VIS("post_layernorm.bias"), 0,
 					SHAPE1(Dv), CP_WEIGHT_VECTOR, &m->post_ln_b, err));
 
 	/* projector */
@@ -392,9 +400,33 @@ cp_model_free(CpModel *m)
 	free(m);
 }
 
+/*
+ * cp_model_set_causal
+ *		Choose the Gemma attention mask (colpali_engine.h CpAttentionMode).
+ */
+void
+cp_model_set_causal(CpModel *m, bool causal)
+{
+	m->causal = causal;
+}
+
+/*
+ * cp_model_set_trace
+ *		Install (or remove, fn NULL) the per-stage trace callback.
+ */
+void
+cp_model_set_trace(CpModel *m, CpTraceFn fn, void *arg)
+{
+	m->trace = fn;
+	m->trace_arg = arg;
+}
+
 /* ---------------------------------------------------------------------
  * Forward pass
  * --------------------------------------------------------------------- */
+
+#define TRACE(stage, layer, v, rows, cols) \
+	do { if (m->trace) m->trace(m->trace_arg, stage, layer, be, v, rows, cols); } while (0)
 
 /* Run a backend op; on failure copy its message and leave. */
 #define OP(call) do { if ((call) != CP_OK) { *err = be->err; return err->status; } } while (0)
@@ -481,6 +513,7 @@ vision_forward(CpModel *m, int B, const float *pixels, CpView *img,
 	OP(be->im2col(be, cols, pix, B, C, H, H, P));
 	OP(be->matmul(be, x, cols, m->patch_w, m->patch_b, R, Dv, C * P * P, false));
 	OP(be->add_rows(be, x, m->pos_emb, R, N, Dv));
+	TRACE("vision_embeddings", -1, x, R, Dv);
 
 	for (l = 0; l < vc->num_layers; l++)
 	{
@@ -493,16 +526,19 @@ vision_forward(CpModel *m, int B, const float *pixels, CpView *img,
 		OP(be->matmul(be, k, h, L->k_w, L->k_b, R, Dv, Dv, false));
 		OP(be->matmul(be, v, h, L->v_w, L->v_b, R, Dv, Dv, false));
 		OP(be->attention(be, a, q, k, v, B, N, vc->num_heads, vc->num_heads,
-						 vc->head_dim, scale, NULL));
+						 vc->head_dim, scale, NULL, false));
 		OP(be->matmul(be, x, a, L->o_w, L->o_b, R, Dv, Dv, true));
 		OP(be->layernorm(be, h, x, L->ln2_w, L->ln2_b, R, Dv, vc->layer_norm_eps));
 		OP(be->matmul(be, f, h, L->fc1_w, L->fc1_b, R, Iv, Dv, false));
 		OP(be->gelu_tanh(be, f, (size_t) R * Iv));
 		OP(be->matmul(be, x, f, L->fc2_w, L->fc2_b, R, Dv, Iv, true));
+		TRACE("vision_layer", l, x, R, Dv);
 	}
 	OP(be->layernorm(be, h, x, m->post_ln_w, m->post_ln_b, R, Dv, vc->layer_norm_eps));
+	TRACE("vision_post_layernorm", -1, h, R, Dv);
 	OP(be->matmul(be, *img, h, m->proj_w, m->proj_b, R, m->cfg.text.hidden_size,
 				  Dv, false));
+	TRACE("projector", -1, *img, R, m->cfg.text.hidden_size);
 	return CP_OK;
 }
 
@@ -606,13 +642,17 @@ cp_model_forward(CpModel *m, int B, int T, const int32_t *ids,
 	WS(WS_E, (size_t) R * E, e);
 
 	/*
-	 * Embeddings: table rows, image features / sqrt(D) merged in, then all
-	 * rows * sqrt(D) (Gemma's normalizer; fp32 here, see encoder.md 3.3).
+	 * Embeddings: table rows * sqrt(D) (Gemma's normalizer, fp32), then the
+	 * image features as they are.  Older transformers divided the features
+	 * by sqrt(D) and multiplied every row by sqrt(D) afterwards, the same
+	 * up to rounding in fp32 (encoder.md 3.2-3.3); transformers 5 scales
+	 * inside the embedding, as here.
 	 */
 	OP(be->embedding(be, x, m->embed, ids, R, D));
-	if (pixels != NULL)
-		OP(be->scatter_rows(be, x, img, m->rows, nimg, D, 1.0f / normalizer));
 	OP(be->scale(be, x, (size_t) R * D, normalizer));
+	if (pixels != NULL)
+		OP(be->scatter_rows(be, x, img, m->rows, nimg, D, 1.0f));
+	TRACE("text_inputs_embeds", -1, x, R, D);
 
 	for (l = 0; l < tc->num_layers; l++)
 	{
@@ -628,7 +668,7 @@ cp_model_forward(CpModel *m, int B, int T, const int32_t *ids,
 		OP(be->rope(be, q, B, T, nh, hd, tc->rope_theta, 1));
 		OP(be->rope(be, k, B, T, nkv, hd, tc->rope_theta, 1));
 		OP(be->attention(be, a, q, k, v, B, T, nh, nkv, hd,
-						 1.0f / sqrtf((float) hd), lens));
+						 1.0f / sqrtf((float) hd), lens, m->causal));
 		OP(be->matmul(be, x, a, L->o_w, NULL, R, D, nh * hd, true));
 		OP(be->rmsnorm(be, h, x, L->post_norm, R, D, tc->rms_norm_eps));
 		for (r0 = 0; r0 < R; r0 += chunk)
@@ -642,10 +682,12 @@ cp_model_forward(CpModel *m, int B, int T, const int32_t *ids,
 			OP(be->geglu(be, gate, gate, up, (size_t) rn * I));
 			OP(be->matmul(be, xr, gate, L->down_w, NULL, rn, D, I, true));
 		}
+		TRACE("text_layer", l, x, R, D);
 	}
 	if (cancelled(cancel, cancel_arg))
 		return cp_error(err, CP_ERR_CANCELLED, "encoding cancelled");
 	OP(be->rmsnorm(be, h, x, m->final_norm, R, D, tc->rms_norm_eps));
+	TRACE("text_final_norm", -1, h, R, D);
 	OP(be->matmul(be, e, h, m->head_w, m->head_b, R, E, D, false));
 	OP(be->l2norm(be, e, R, E));
 

@@ -26,6 +26,9 @@ extern CpStatus cp_model_load(const CpModelConfig *cfg, const CpWeights *w,
 							  CpBackend *be, CpModel **out, CpError *err);
 extern void cp_model_free(CpModel *m);
 
+/* Gemma attention causal (true) or bidirectional (false, the default). */
+extern void cp_model_set_causal(CpModel *m, bool causal);
+
 /*
  * Run B sequences of padded length T through the model.
  *	ids		[B*T] token ids (padding positions hold any valid id)
@@ -41,5 +44,19 @@ extern CpStatus cp_model_forward(CpModel *m, int B, int T, const int32_t *ids,
 								 const int *lens, const float *pixels,
 								 float *out, CpCancelFn cancel,
 								 void *cancel_arg, CpError *err);
+
+/*
+ * Optional per-stage tracing (tests compare each stage with the PyTorch
+ * goldens): called after each stage with the activation view, rows x cols.
+ * Stages: "vision_embeddings", "vision_layer" (layer = N),
+ * "vision_post_layernorm", "projector", "text_inputs_embeds", "text_layer"
+ * (layer = N), "text_final_norm".
+ */
+typedef void (*CpTraceFn) (void *arg, const char *stage, int layer,
+						   CpBackend *be, CpView v, int rows, int cols);
+extern void cp_model_set_trace(CpModel *m, CpTraceFn fn, void *arg);
+
+/* The model of an open engine (engine.c; for tests and tracing). */
+extern CpModel *cp_engine_model(CpEngine *engine);
 
 #endif							/* CP_MODEL_H */

@@ -223,7 +223,7 @@ test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
 
 /* attention with optional padding. */
 static void
-test_attention(int B, int T, int nh, int nkv, int hd, bool pad)
+test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
 {
 	size_t		nq = (size_t) B * T * nh * hd,
 				nk = (size_t) B * T * nkv * hd;
@@ -254,13 +254,13 @@ test_attention(int B, int T, int nh, int nkv, int hd, bool pad)
 	of = mkbuf(NULL, nq);
 	orf = mkbuf(NULL, nq);
 	check_st(fast->attention(fast, cp_view(of, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
-							 B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL), fast, "attention");
+							 B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), fast, "attention");
 	check_st(ref->attention(ref, cp_view(orf, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
-							B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL), ref, "attention");
+							B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), ref, "attention");
 	gf = dl(of, nq);
 	gr = dl(orf, nq);
-	snprintf(name, sizeof(name), "attention B%d T%d %dq/%dkv x%d%s", B, T, nh, nkv, hd,
-			 pad ? " padded" : "");
+	snprintf(name, sizeof(name), "attention B%d T%d %dq/%dkv x%d%s%s", B, T, nh, nkv, hd,
+			 pad ? " padded" : "", causal ? " causal" : "");
 	compare(name, gf, gr, nq, 1e-5);
 	fast->free(fast, q);
 	fast->free(fast, k);
@@ -439,11 +439,15 @@ main(void)
 	test_matmul(5, 70, 96, CP_DTYPE_F16, true, true, true);
 	test_matmul(130, 257, 588, CP_DTYPE_F32, false, true, false);
 
-	test_attention(1, 1, 1, 1, 8, false);
-	test_attention(2, 17, 4, 4, 12, false);	/* SigLIP-like MHA */
-	test_attention(3, 23, 8, 1, 32, true);	/* Gemma-like MQA, padded */
-	test_attention(2, 11, 6, 2, 16, true);	/* GQA */
-	test_attention(1, 64, 2, 2, 72, false);
+	test_attention(1, 1, 1, 1, 8, false, false);
+	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
+	test_attention(3, 23, 8, 1, 32, true, false);	/* Gemma-like MQA, padded */
+	test_attention(3, 23, 8, 1, 32, true, true);	/* same, causal */
+	test_attention(2, 11, 6, 2, 16, true, false);	/* GQA */
+	test_attention(2, 11, 6, 2, 16, true, true);
+	test_attention(1, 300, 8, 1, 24, false, true);	/* several row chunks */
+	test_attention(1, 300, 3, 3, 16, false, false);
+	test_attention(1, 64, 2, 2, 72, false, false);
 
 	test_misc();
 	test_rope_formula();
