@@ -28,5 +28,7 @@ _PG_init(void)
 {
 	EncoderInit();
 	WorkerInit();
+	MvivfInit();
 	MarkGUCPrefixReserved("colpali");
+	MarkGUCPrefixReserved("mvivf");
 }

@@ -37,7 +37,7 @@ typedef enum MvkKind
 {
 	MVK_SCALAR = 0,
 	MVK_AVX2 = 1,				/* AVX2 + FMA, 8 lanes */
-	MVK_AVX512 = 2				/* AVX-512F, 16 lanes */
+	MVK_AVX512 = 2				/* AVX-512F+VL, 16 (+8) lanes */
 } MvkKind;
 
 /* Query rows handled per pass over the document (doc streamed once if nquery <= this). */

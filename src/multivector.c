@@ -237,7 +237,7 @@ multivector_in(PG_FUNCTION_ARGS)
 			if (nvec == 0)
 				CheckDimLimit(count);
 			else if (count > dim)
-				SyntaxError(lit, psprintf("Row %d has more than %d elements, the length of row 1.",
+				SyntaxError(lit, psprintf("Row %d is longer than row 1, which has %d elements.",
 										  nvec + 1, dim));
 			if (n == cap)
 			{
@@ -260,8 +260,8 @@ multivector_in(PG_FUNCTION_ARGS)
 		if (nvec == 0)
 			dim = count;
 		else if (count != dim)
-			SyntaxError(lit, psprintf("Row %d has %d elements but row 1 has %d.",
-									  nvec + 1, count, dim));
+			SyntaxError(lit, psprintf("Row %d is shorter than row 1, which has %d elements.",
+									  nvec + 1, dim));
 		nvec++;
 
 		p = SkipSpace(p + 1);

@@ -103,25 +103,28 @@ CREATE FUNCTION num_vectors(multivector) RETURNS integer
 COMMENT ON FUNCTION num_vectors(multivector) IS
 	'N, the number of rows (reads only the header)';
 
+-- l2_normalize detoasts, reads and writes the whole value (see maxsim below).
 CREATE FUNCTION l2_normalize(multivector) RETURNS multivector
 	AS 'MODULE_PATHNAME', 'multivector_l2_normalize' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-	COST 50;
+	COST 5000;
 COMMENT ON FUNCTION l2_normalize(multivector) IS
 	'every row scaled to unit L2 norm; all-zero rows stay zero';
 
--- MaxSim costs N_doc x N_query x D multiply-adds: about 100 microseconds for
--- a ColPali page (1030 x 128) against a 32-token query, including detoasting
--- the 527 kB document, i.e. a few thousand times a simple operator
--- (cpu_operator_cost); see bench/results/maxsim.md.
+-- COST, in units of cpu_operator_cost (nominally 1/400 of a sequential page
+-- read): MaxSim does N_doc x N_query x D multiply-adds, about 80 microseconds
+-- for a ColPali page (1030 x 128) and a 32-token query on one core, and the
+-- call first detoasts the 527 kB page (65 pages of TOAST, 150-350
+-- microseconds measured), so a call costs about as much as reading 25 pages;
+-- see bench/results/maxsim.md.
 CREATE FUNCTION maxsim(multivector, multivector) RETURNS double precision
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-	COST 4000;
+	COST 10000;
 COMMENT ON FUNCTION maxsim(multivector, multivector) IS
 	'MaxSim(doc, query): sum over query rows of the maximum dot product with any document row';
 
 CREATE FUNCTION maxsim_scalar(multivector, multivector) RETURNS double precision
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-	COST 100000;
+	COST 1000000;
 COMMENT ON FUNCTION maxsim_scalar(multivector, multivector) IS
 	'maxsim() computed by the scalar reference kernel (for tests; returns the same bits as maxsim, much slower)';
 
@@ -132,7 +135,7 @@ COMMENT ON FUNCTION maxsim_kernel() IS
 
 CREATE FUNCTION multivector_negative_maxsim(multivector, multivector) RETURNS double precision
 	AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
-	COST 4000;
+	COST 10000;
 COMMENT ON FUNCTION multivector_negative_maxsim(multivector, multivector) IS
 	'-maxsim(doc, query): the function behind the <#> operator';
 

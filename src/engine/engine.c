@@ -5,12 +5,11 @@
  *	  queries in batches.
  *
  * Devices.  CP_DEVICE_CPU uses backend_cpu.c.  CP_DEVICE_CUDA loads the
- * CUDA backend from a separate shared library (colpali_cuda.so, or the
- * path in the environment variable COLPALI_CUDA_LIBRARY) with dlopen and
- * calls its CP_CUDA_BACKEND_SYMBOL; when that library is absent, CUDA
- * gives CP_ERR_UNSUPPORTED and AUTO falls back to the CPU.
+ * CUDA backend from a separate shared library (colpali_cuda.so, found by
+ * backend_loader.c) with dlopen and calls its CP_CUDA_BACKEND_SYMBOL; when
+ * that library or a GPU is absent, CUDA gives CP_ERR_UNSUPPORTED and AUTO
+ * falls back to the CPU.
  */
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "backend.h"
+#include "backend_loader.h"
 #include "colpali_engine.h"
 #include "config.h"
 #include "image.h"
@@ -31,7 +31,8 @@
 #define CP_QUERY_BATCH 16
 /* Default pages per forward pass on the CPU (bounds activation memory). */
 #define CP_CPU_PAGE_BATCH 4
-#define CP_CUDA_LIBRARY "colpali_cuda.so"
+/* Default pages per forward pass on a GPU (activations ~0.3 GB per page). */
+#define CP_CUDA_PAGE_BATCH 16
 
 struct CpEngine
 {
@@ -66,29 +67,12 @@ file_exists(const char *dir, const char *name)
 
 /*
  * open_cuda_backend
- *		dlopen the CUDA backend library and create its backend.
+ *		Load colpali_cuda.so and create its backend (backend_loader.c).
  */
 static CpStatus
 open_cuda_backend(CpEngine *e, const CpBackendOptions *bo, CpError *err)
 {
-	const char *lib = getenv("COLPALI_CUDA_LIBRARY");
-	CpBackendCreateFn create;
-
-	if (lib == NULL || lib[0] == '\0')
-		lib = CP_CUDA_LIBRARY;
-	e->cuda_lib = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
-	if (e->cuda_lib == NULL)
-	{
-		const char *why = dlerror();
-
-		return cp_error(err, CP_ERR_UNSUPPORTED,
-						"CUDA backend not available: %s", why ? why : lib);
-	}
-	create = (CpBackendCreateFn) dlsym(e->cuda_lib, CP_CUDA_BACKEND_SYMBOL);
-	if (create == NULL)
-		return cp_error(err, CP_ERR_UNSUPPORTED,
-						"%s does not export %s", lib, CP_CUDA_BACKEND_SYMBOL);
-	return create(bo, &e->be, err);
+	return cp_backend_load_cuda(NULL, bo, &e->cuda_lib, &e->be, err);
 }
 
 /*
@@ -160,11 +144,7 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 		st = open_cuda_backend(e, &bo, &cuda_err);
 		if (st != CP_OK)
 		{
-			if (e->cuda_lib)
-			{
-				dlclose(e->cuda_lib);
-				e->cuda_lib = NULL;
-			}
+			e->cuda_lib = NULL;
 			e->be = NULL;
 			if (opts->device == CP_DEVICE_CUDA)
 			{
@@ -179,7 +159,8 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 		if (st != CP_OK)
 			goto fail;
 	}
-	e->max_batch = opts->max_batch > 0 ? opts->max_batch : CP_CPU_PAGE_BATCH;
+	e->max_batch = opts->max_batch > 0 ? opts->max_batch :
+		(e->cuda_lib != NULL ? CP_CUDA_PAGE_BATCH : CP_CPU_PAGE_BATCH);
 
 	st = cp_model_load(&e->cfg, e->weights, e->be, &e->model, err);
 	if (st != CP_OK)
@@ -206,8 +187,7 @@ cp_engine_close(CpEngine *e)
 	cp_model_free(e->model);
 	if (e->be)
 		e->be->destroy(e->be);
-	if (e->cuda_lib)
-		dlclose(e->cuda_lib);
+	cp_backend_unload(e->cuda_lib);
 	cp_weights_close(e->weights);
 	cp_tokenizer_free(e->tok);
 	free(e->page_ids);

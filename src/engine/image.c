@@ -41,15 +41,14 @@
 
 #define PRECISION_BITS (32 - 8 - 2)
 
-typedef enum ImageKind
-{
-	KIND_UNKNOWN = 0,
-	KIND_PNG,
-	KIND_JPEG,
-	KIND_GIF,
-	KIND_BMP,
-	KIND_TGA
-} ImageKind;
+typedef CpImageKind ImageKind;
+
+#define KIND_UNKNOWN CP_IMAGE_UNKNOWN
+#define KIND_PNG CP_IMAGE_PNG
+#define KIND_JPEG CP_IMAGE_JPEG
+#define KIND_GIF CP_IMAGE_GIF
+#define KIND_BMP CP_IMAGE_BMP
+#define KIND_TGA CP_IMAGE_TGA
 
 static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
 
@@ -129,12 +128,251 @@ stb_failure(ImageKind kind, const char *what, CpError *err)
 		reason = "unexpected end of data";
 	if (strstr(reason, "not supported") != NULL)
 		status = CP_ERR_UNSUPPORTED;
+	else if (strstr(reason, "too large") != NULL || strstr(reason, "Very large") != NULL)
+		return cp_error(err, CP_ERR_LIMIT, "%s image is too large for the decoder: %s",
+						kind_names[kind], reason);
 	else if (strstr(reason, "Out of memory") != NULL)
 		status = CP_ERR_NOMEM;
 	if (status == CP_ERR_UNSUPPORTED)
 		return cp_error(err, status, "unsupported %s image: %s", kind_names[kind], reason);
 	return cp_error(err, status, "corrupt or truncated %s image (%s): %s",
 					kind_names[kind], what, reason);
+}
+
+static inline uint32_t
+rd_be32(const uint8_t *p)
+{
+	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+static inline uint32_t
+rd_le32(const uint8_t *p)
+{
+	return ((uint32_t) p[3] << 24) | ((uint32_t) p[2] << 16) | ((uint32_t) p[1] << 8) | p[0];
+}
+
+/*
+ * check_jpeg
+ *		Walk every JPEG marker segment and entropy-coded segment up to the
+ *		end-of-image marker.  Besides truncation this rejects Huffman tables
+ *		of more than 256 codes, which overflow a buffer in stb_image 2.27
+ *		(found by fuzz_image; fixed upstream in 2.28), and scans that use a
+ *		Huffman table never defined (stb_image would read an uninitialised
+ *		table).
+ */
+static CpStatus
+check_jpeg(const uint8_t *b, size_t len, CpError *err)
+{
+	size_t		pos = 2;
+	bool		defined[2][4] = {{false}};
+	bool		progressive = false;
+
+	for (;;)
+	{
+		int			m;
+		size_t		seglen;
+
+		if (len - pos < 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
+		if (b[pos] != 0xFF)
+			return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
+		m = b[pos + 1];
+		if (m == 0xFF)
+		{
+			pos++;				/* fill byte */
+			continue;
+		}
+		if (m == 0xD9)
+			return CP_OK;
+		if (m == 0x01 || (m >= 0xD0 && m <= 0xD8))
+		{
+			pos += 2;
+			continue;
+		}
+		if (len - pos < 4)
+			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
+		seglen = ((size_t) b[pos + 2] << 8) | b[pos + 3];
+		if (seglen < 2 || seglen > len - pos - 2)
+			return cp_error(err, CP_ERR_FORMAT, "truncated or corrupt JPEG image: segment at offset %zu", pos);
+		if (m == 0xC4)
+		{
+			size_t		p = pos + 4;
+			size_t		end = pos + 2 + seglen;
+
+			while (p < end)
+			{
+				int			n = 0,
+							i;
+
+				if (end - p < 17)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+				if ((b[p] >> 4) > 1 || (b[p] & 15) > 3)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad Huffman table id 0x%02x", b[p]);
+				defined[b[p] >> 4][b[p] & 15] = true;
+				for (i = 1; i <= 16; i++)
+					n += b[p + i];
+				if (n > 256)
+					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table of %d codes", n);
+				p += 17 + (size_t) n;
+			}
+			if (p != end)
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
+		}
+		if (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE)
+			progressive = true;
+		if (m == 0xDA)
+		{
+			int			ns = seglen >= 3 ? b[pos + 4] : 0;
+			int			i,
+						ss,
+						ah;
+
+			if (ns < 1 || ns > 4 || seglen != (size_t) (6 + 2 * ns))
+				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad scan header");
+			ss = b[pos + 5 + 2 * ns];
+			ah = b[pos + 7 + 2 * ns] >> 4;
+			for (i = 0; i < ns; i++)
+			{
+				int			td = b[pos + 6 + 2 * i] >> 4;
+				int			ta = b[pos + 6 + 2 * i] & 15;
+				bool		need_dc = !progressive || (ss == 0 && ah == 0);
+				bool		need_ac = !progressive || ss != 0;
+
+				if ((need_dc && (td > 3 || !defined[0][td])) ||
+					(need_ac && (ta > 3 || !defined[1][ta])))
+					return cp_error(err, CP_ERR_FORMAT,
+									"corrupt JPEG image: a scan uses an undefined Huffman table");
+			}
+		}
+		pos += 2 + seglen;
+		if (m == 0xDA)
+		{
+			/* entropy-coded data: up to a marker other than a stuffed 00 or RSTn */
+			for (;;)
+			{
+				const uint8_t *ff = memchr(b + pos, 0xFF, len - pos);
+
+				if (ff == NULL || (size_t) (ff - b) + 1 >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: scan data cut short");
+				pos = (size_t) (ff - b);
+				if (b[pos + 1] == 0x00 || (b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7) ||
+					b[pos + 1] == 0xFF)
+				{
+					pos += (b[pos + 1] == 0xFF) ? 1 : 2;
+					continue;
+				}
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * check_complete
+ *		stb_image reads missing bytes as zeros and so decodes many truncated
+ *		files "successfully"; Pillow refuses them ("image file is
+ *		truncated").  Check the container structure reaches its end: PNG
+ *		chunks up to IEND, a JPEG end-of-image marker after the first scan,
+ *		the first GIF frame's data blocks, uncompressed BMP/TGA pixel data.
+ */
+static CpStatus
+check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
+{
+	const char *name = kind_names[kind];
+
+	if (kind == KIND_PNG)
+	{
+		size_t		pos = 8;
+
+		for (;;)
+		{
+			uint32_t	clen;
+
+			if (len - pos < 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: no IEND chunk");
+			clen = rd_be32(b + pos);
+			if (memcmp(b + pos + 4, "IEND", 4) == 0)
+				return CP_OK;
+			if (clen > len - pos - 12)
+				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: chunk at offset %zu cut short", pos);
+			pos += 12 + (size_t) clen;
+		}
+	}
+	else if (kind == KIND_JPEG)
+		return check_jpeg(b, len, err);
+	else if (kind == KIND_BMP && len >= 34)
+	{
+		uint32_t	off = rd_le32(b + 10);
+		uint32_t	hsize = rd_le32(b + 14);
+		int64_t		w,
+					h;
+		int			bpp;
+		uint32_t	comp;
+		int64_t		need;
+
+		if (hsize == 12)
+			return CP_OK;		/* OS/2 1.x header: rare, leave it to stb */
+		w = (int32_t) rd_le32(b + 18);
+		h = (int32_t) rd_le32(b + 22);
+		bpp = b[28] | (b[29] << 8);
+		comp = rd_le32(b + 30);
+		if (h < 0)
+			h = -h;
+		if (comp != 0 && comp != 3 && comp != 6)
+			return CP_OK;		/* compressed: size unknown here */
+		if (w <= 0 || w > (1 << 24) || h > (1 << 24) || bpp > 64)
+			return CP_OK;		/* stb_image rejects these itself */
+		need = (int64_t) off + ((w * bpp + 31) / 32) * 4 * h;
+		if ((int64_t) len < need)
+			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
+							len, (long long) need);
+	}
+	else if (kind == KIND_TGA && len >= 18)
+	{
+		int			type = b[2];
+		int64_t		need;
+
+		if (type == 9 || type == 10 || type == 11)
+		{
+			/* run-length packets: walk them until every pixel is covered */
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int64_t		npix = (int64_t) (b[12] | (b[13] << 8)) * (b[14] | (b[15] << 8));
+			int			px = (b[16] + 7) / 8;
+			size_t		pos = 18 + (size_t) b[0] + (b[1] ? (size_t) cmap_len * ((cmap_bits + 7) / 8) : 0);
+
+			while (npix > 0)
+			{
+				int			hdr,
+							count;
+
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+				hdr = b[pos++];
+				count = (hdr & 0x7f) + 1;
+				pos += (size_t) px * ((hdr & 0x80) ? 1 : count);
+				npix -= count;
+			}
+			if (pos > len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: run-length data cut short");
+		}
+		else if (type == 1 || type == 2 || type == 3)
+		{
+			int			cmap_len = b[5] | (b[6] << 8);
+			int			cmap_bits = b[7];
+			int			w = b[12] | (b[13] << 8);
+			int			h = b[14] | (b[15] << 8);
+			int			bpp = b[16];
+
+			need = 18 + (int64_t) b[0] + (b[1] ? (int64_t) cmap_len * ((cmap_bits + 7) / 8) : 0) +
+				(int64_t) w * h * ((bpp + 7) / 8);
+			if ((int64_t) len < need)
+				return cp_error(err, CP_ERR_FORMAT, "truncated TGA image: %zu bytes, pixel data needs %lld",
+								len, (long long) need);
+		}
+	}
+	(void) name;
+	return CP_OK;
 }
 
 /*
@@ -234,6 +472,20 @@ gif_prepare(const uint8_t *b, size_t len, GifFrame *f, uint8_t **patched,
 			else
 				return cp_error(err, CP_ERR_UNSUPPORTED,
 								"unsupported GIF image: the first frame has no palette");
+			if (lflags & 0x80)
+				pos += (size_t) f->pal_entries * 3;
+			/* LZW code size, then data sub-blocks up to an empty one */
+			if (pos >= len)
+				return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: no frame data");
+			pos++;
+			for (;;)
+			{
+				if (pos >= len)
+					return cp_error(err, CP_ERR_FORMAT, "truncated GIF image: frame data cut short");
+				if (b[pos] == 0)
+					break;
+				pos += 1 + (size_t) b[pos];
+			}
 			break;
 		}
 		else if (tag == 0x3B)
@@ -293,13 +545,12 @@ static CpStatus
 decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *err)
 {
 	int			w,
-				h,
-				n;
+				h;
 	uint16_t   *g;
 	size_t		i,
 				npix;
 
-	g = stbi_load_16_from_memory(bytes, (int) len, &w, &h, &n, 1);
+	g = cp_stbi_load(KIND_PNG, bytes, (int) len, &w, &h, 1, 1);
 	if (g == NULL)
 		return stb_failure(KIND_PNG, "decoding", err);
 	npix = (size_t) w * h;
@@ -336,9 +587,8 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	int			w,
 				h,
 				comp,
-				w2,
-				h2,
-				n;
+				w2 = 0,
+				h2 = 0;
 	int64_t		npix;
 	CpStatus	st = CP_OK;
 	GifFrame	gif;
@@ -361,12 +611,20 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"%s images are not supported (PNG, JPEG, BMP, GIF and TGA are)", other);
 		/* TGA has no signature: accept what stb_image's TGA probe accepts */
-		if (!stbi_info_from_memory(bytes, (int) len, &w, &h, &comp))
+		if (!cp_stbi_info(KIND_TGA, bytes, (int) len, &w, &h, &comp))
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
 		kind = KIND_TGA;
+		if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+			return st;
 	}
-	else if (!stbi_info_from_memory(bytes, (int) len, &w, &h, &comp))
+	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
+			 (kind == KIND_GIF && len < 13))
+		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
+						kind_names[kind], len);
+	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
+		return st;
+	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
 	if (w <= 0 || h <= 0)
@@ -395,7 +653,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			src = patched;
 		}
-		out->pixels = stbi_load_from_memory(src, (int) len, &w2, &h2, &n, 3);
+		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
