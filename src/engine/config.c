@@ -35,18 +35,23 @@
 /*
  * get_int
  *		obj[key] as a positive-or-zero int when present (else *out unchanged).
- *		null counts as absent, as it does for Python defaults.
+ *		null counts as absent, as it does for Python defaults.  The files are
+ *		parsed with integers as doubles (tokenizer_config.json holds
+ *		model_max_length = 1e30, beyond any C integer), so an integral
+ *		number is what is accepted here.
  */
 static CpStatus
 get_int(json_t *obj, const char *file, const char *key, int *out, CpError *err)
 {
 	json_t	   *v = json_object_get(obj, key);
+	double		d;
 
 	if (v == NULL || json_is_null(v))
 		return CP_OK;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > CP_CFG_MAX_DIM)
+	d = json_number_value(v);
+	if (!json_is_number(v) || d != floor(d) || d < 0 || d > CP_CFG_MAX_DIM)
 		return cp_error(err, CP_ERR_FORMAT, "%s: \"%s\" must be an integer between 0 and %d", file, key, CP_CFG_MAX_DIM);
-	*out = (int) json_integer_value(v);
+	*out = (int) d;
 	return CP_OK;
 }
 
@@ -296,13 +301,20 @@ parse_vision(json_t *v, CpVisionConfig *c, CpError *err)
 		json_t	   *h = json_array_get(is, 0);
 		json_t	   *w = json_array_get(is, 1);
 
-		if (json_array_size(is) != 2 || !json_is_integer(h) || !json_is_integer(w))
+		int			hv = 0;
+		int			wv = 0;
+
+		if (json_array_size(is) != 2)
 			return cp_error(err, CP_ERR_FORMAT, "%s: \"image_size\" must be an integer or [height, width]", f);
-		if (json_integer_value(h) != json_integer_value(w))
-			return cp_error(err, CP_ERR_UNSUPPORTED, "%s: non-square image_size is not supported", f);
-		if (json_integer_value(h) <= 0 || json_integer_value(h) > CP_CFG_MAX_DIM)
+		if (!json_is_number(h) || !json_is_number(w) ||
+			json_number_value(h) != floor(json_number_value(h)) ||
+			json_number_value(h) <= 0 || json_number_value(h) > CP_CFG_MAX_DIM)
 			return cp_error(err, CP_ERR_FORMAT, "%s: invalid \"image_size\"", f);
-		c->image_size = (int) json_integer_value(h);
+		hv = (int) json_number_value(h);
+		wv = json_number_value(w) == hv ? hv : -1;
+		if (wv != hv)
+			return cp_error(err, CP_ERR_UNSUPPORTED, "%s: non-square image_size is not supported", f);
+		c->image_size = hv;
 	}
 	else
 		st = get_int(v, f, "image_size", &c->image_size, err);
@@ -336,7 +348,7 @@ parse_image_processor(json_t *o, const char *f, CpImageConfig *c, int num_image_
 		if (st == CP_OK)
 			st = get_int(size, f, "width", &c->width, err);
 	}
-	else if (json_is_integer(size))
+	else if (json_is_number(size))
 		st = get_int(o, f, "size", &c->width, err), c->height = c->width;
 	else if (size != NULL && !json_is_null(size))
 		return cp_error(err, CP_ERR_FORMAT, "%s: \"size\" must be an object or an integer", f);
