@@ -6,7 +6,7 @@ PGVER=${PGVER:-15}
 pkgs=(
 	make gcc clang libclang-rt-14-dev
 	"postgresql-$PGVER" "postgresql-server-dev-$PGVER" postgresql-contrib
-	libopenblas-dev libstb-dev libjansson-dev
+	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
 	libipc-run-perl
 )
 if [ "$(id -u)" -ne 0 ]; then

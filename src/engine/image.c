@@ -4,12 +4,19 @@
  *	  SiglipImageProcessor on its Pillow path (see image.h and
  *	  shared encoder.md section 2).
  *
- * Decoding is stb_image's (stb_image_impl.c); the conversion to RGB follows
- * Pillow's Image.convert("RGB") for what Pillow would have opened:
+ * PNG, GIF, BMP and TGA are decoded by stb_image (stb_image_impl.c).  JPEG
+ * is decoded by libjpeg(-turbo), the library Pillow uses, with Pillow's
+ * settings (default islow IDCT and fancy upsampling, output RGB / gray /
+ * Adobe CMYK), so that decoded pixels are identical: stb_image's own JPEG
+ * decoder rounds differently (up to 8 levels off on 4:2:2 samples).  The
+ * conversion to RGB follows Pillow's Image.convert("RGB") for what Pillow
+ * would have opened:
  *	- alpha is dropped, never composited; gray is replicated;
- *	- palette images are expanded (stb does it), GIF transparency does not
+ *	- palette images are expanded (stb does it; indices past the palette
+ *	  give black as in Pillow), GIF transparency does not
  *	  hide a pixel (Pillow keeps the palette index), and the first GIF frame
  *	  is placed on a canvas filled with index 0 or the transparent index;
+ *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
@@ -20,9 +27,13 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jpeglib.h>
 
 #define STBI_NO_STDIO
 #include <stb/stb_image.h>
@@ -40,6 +51,9 @@
 #endif
 
 #define PRECISION_BITS (32 - 8 - 2)
+
+/* Progressive JPEGs need ~10 scans; thousands only burn CPU time. */
+#define JPEG_MAX_SCANS 1000
 
 typedef CpImageKind ImageKind;
 
@@ -155,17 +169,15 @@ rd_le32(const uint8_t *p)
  * check_jpeg
  *		Walk every JPEG marker segment and entropy-coded segment up to the
  *		end-of-image marker.  Besides truncation this rejects Huffman tables
- *		of more than 256 codes, which overflow a buffer in stb_image 2.27
- *		(found by fuzz_image; fixed upstream in 2.28), and scans that use a
- *		Huffman table never defined (stb_image would read an uninitialised
- *		table).
+ *		of more than 256 codes (they overflowed a buffer in stb_image 2.27's
+ *		decoder, found by fuzz_image when JPEG still went through stb) and
+ *		files of absurdly many progressive scans (CPU-time bombs).
  */
 static CpStatus
 check_jpeg(const uint8_t *b, size_t len, CpError *err)
 {
 	size_t		pos = 2;
-	bool		defined[2][4] = {{false}};
-	bool		progressive = false;
+	int			nscans = 0;
 
 	for (;;)
 	{
@@ -206,9 +218,6 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 
 				if (end - p < 17)
 					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
-				if ((b[p] >> 4) > 1 || (b[p] & 15) > 3)
-					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad Huffman table id 0x%02x", b[p]);
-				defined[b[p] >> 4][b[p] & 15] = true;
 				for (i = 1; i <= 16; i++)
 					n += b[p + i];
 				if (n > 256)
@@ -218,32 +227,8 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 			if (p != end)
 				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
 		}
-		if (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE)
-			progressive = true;
-		if (m == 0xDA)
-		{
-			int			ns = seglen >= 3 ? b[pos + 4] : 0;
-			int			i,
-						ss,
-						ah;
-
-			if (ns < 1 || ns > 4 || seglen != (size_t) (6 + 2 * ns))
-				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad scan header");
-			ss = b[pos + 5 + 2 * ns];
-			ah = b[pos + 7 + 2 * ns] >> 4;
-			for (i = 0; i < ns; i++)
-			{
-				int			td = b[pos + 6 + 2 * i] >> 4;
-				int			ta = b[pos + 6 + 2 * i] & 15;
-				bool		need_dc = !progressive || (ss == 0 && ah == 0);
-				bool		need_ac = !progressive || ss != 0;
-
-				if ((need_dc && (td > 3 || !defined[0][td])) ||
-					(need_ac && (ta > 3 || !defined[1][ta])))
-					return cp_error(err, CP_ERR_FORMAT,
-									"corrupt JPEG image: a scan uses an undefined Huffman table");
-			}
-		}
+		if (m == 0xDA && ++nscans > JPEG_MAX_SCANS)
+			return cp_error(err, CP_ERR_LIMIT, "JPEG image has more than %d scans", JPEG_MAX_SCANS);
 		pos += 2 + seglen;
 		if (m == 0xDA)
 		{
@@ -372,6 +357,59 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 		}
 	}
 	(void) name;
+	return CP_OK;
+}
+
+/*
+ * png_pad_palette
+ *		Palette PNGs whose pixels index past the PLTE entries: stb_image
+ *		would read its uninitialised palette buffer there, Pillow gives
+ *		black.  Return a copy with PLTE padded to 256 black entries (stb
+ *		does not check chunk CRCs), or NULL with *copy_len 0 when no padding
+ *		is needed.  Chunks were already walked by check_complete.
+ */
+static CpStatus
+png_pad_palette(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
+				CpError *err)
+{
+	size_t		pos = 8;
+
+	*copy = NULL;
+	*copy_len = 0;
+	if (b[25] != 3)
+		return CP_OK;
+	while (len - pos >= 12)
+	{
+		uint32_t	clen = rd_be32(b + pos);
+
+		if (memcmp(b + pos + 4, "IEND", 4) == 0 || memcmp(b + pos + 4, "IDAT", 4) == 0 ||
+			clen > len - pos - 12)
+			break;
+		if (memcmp(b + pos + 4, "PLTE", 4) == 0)
+		{
+			size_t		pad;
+			size_t		data_end = pos + 8 + clen;
+			uint8_t    *c;
+
+			if (clen >= 768 || clen % 3 != 0)
+				return CP_OK;	/* full, or invalid: stb says so */
+			pad = 768 - clen;
+			c = malloc(len + pad);
+			if (c == NULL)
+				return cp_error(err, CP_ERR_NOMEM, "out of memory copying a PNG image of %zu bytes", len);
+			memcpy(c, b, data_end);
+			memset(c + data_end, 0, pad);
+			memcpy(c + data_end + pad, b + data_end, len - data_end);
+			c[pos] = 0;
+			c[pos + 1] = 0;
+			c[pos + 2] = 768 >> 8;
+			c[pos + 3] = 768 & 0xff;
+			*copy = c;
+			*copy_len = len + pad;
+			return CP_OK;
+		}
+		pos += 12 + (size_t) clen;
+	}
 	return CP_OK;
 }
 
@@ -574,6 +612,157 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	return CP_OK;
 }
 
+/* libjpeg error manager: longjmp out instead of exit(), never print. */
+typedef struct JpegError
+{
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+	char		msg[JMSG_LENGTH_MAX];
+} JpegError;
+
+/*
+ * jpeg_error_exit
+ *		libjpeg fatal error: keep its message, return to decode_jpeg.
+ */
+static void
+jpeg_error_exit(j_common_ptr cinfo)
+{
+	JpegError  *je = (JpegError *) cinfo->err;
+
+	(*cinfo->err->format_message) (cinfo, je->msg);
+	longjmp(je->jump, 1);
+}
+
+/*
+ * jpeg_output_message
+ *		libjpeg warnings ("corrupt data", ...): ignored, as Pillow does.
+ */
+static void
+jpeg_output_message(j_common_ptr cinfo)
+{
+	(void) cinfo;
+}
+
+/*
+ * decode_jpeg
+ *		Decode a JPEG with libjpeg exactly as Pillow's JpegDecode does (no
+ *		scaling, no draft mode; out_color_space RGB, GRAYSCALE or CMYK by
+ *		the number of components) and convert to RGB as convert("RGB").
+ */
+static CpStatus
+decode_jpeg(const uint8_t *bytes, size_t len, int64_t max_pixels, CpImageRGB *out,
+			CpError *err)
+{
+	struct jpeg_decompress_struct cinfo;
+	JpegError	je;
+	uint8_t    *volatile pixels = NULL;
+	uint8_t    *volatile row = NULL;
+	CpStatus	st = CP_OK;
+	int			w,
+				h,
+				nc;
+	int64_t		npix;
+
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&je.pub);
+	je.pub.error_exit = jpeg_error_exit;
+	je.pub.output_message = jpeg_output_message;
+	je.msg[0] = '\0';
+	if (setjmp(je.jump))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: %s", je.msg);
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, bytes, (unsigned long) len);
+	(void) jpeg_read_header(&cinfo, TRUE);
+	w = (int) cinfo.image_width;
+	h = (int) cinfo.image_height;
+	nc = cinfo.num_components;
+	npix = (int64_t) w * h;
+	if (w <= 0 || h <= 0)
+		st = cp_error(err, CP_ERR_FORMAT, "JPEG image has no pixels (%dx%d)", w, h);
+	else if (max_pixels > 0 && npix > max_pixels)
+		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d = %lld pixels is over the limit of %lld pixels",
+					  w, h, (long long) npix, (long long) max_pixels);
+	else if (npix > INT_MAX / 4)
+		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d is too large to decode (over %d pixels)",
+					  w, h, INT_MAX / 4);
+	else if (nc != 1 && nc != 3 && nc != 4)
+		st = cp_error(err, CP_ERR_UNSUPPORTED, "unsupported JPEG image: %d colour components", nc);
+	if (st != CP_OK)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return st;
+	}
+	cinfo.out_color_space = nc == 1 ? JCS_GRAYSCALE : (nc == 3 ? JCS_RGB : JCS_CMYK);
+	(void) jpeg_start_decompress(&cinfo);
+	if ((int) cinfo.output_width != w || (int) cinfo.output_height != h ||
+		cinfo.output_components != (nc == 3 ? 3 : nc))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: unexpected output geometry");
+	}
+	pixels = malloc((size_t) npix * 3);
+	if (nc != 3)
+		row = malloc((size_t) w * nc);
+	if (pixels == NULL || (nc != 3 && row == NULL))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+	}
+	while (cinfo.output_scanline < cinfo.output_height)
+	{
+		uint8_t    *dst = pixels + (size_t) cinfo.output_scanline * w * 3;
+		JSAMPROW	r = (nc == 3) ? dst : row;
+		int			x;
+
+		if (jpeg_read_scanlines(&cinfo, &r, 1) != 1)
+			break;
+		if (nc == 1)
+		{
+			for (x = 0; x < w; x++)
+				dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
+		}
+		else if (nc == 4)
+		{
+			/* Pillow: rawmode "CMYK;I" (Adobe inverted), then cmyk2rgb */
+			for (x = 0; x < w; x++)
+			{
+				int			nk = row[4 * x + 3];	/* 255 - (255 - K) */
+				int			c;
+
+				for (c = 0; c < 3; c++)
+				{
+					int			t = (255 - row[4 * x + c]) * nk + 128;
+					int			v = nk - (((t >> 8) + t) >> 8);
+
+					dst[3 * x + c] = (uint8_t) (v < 0 ? 0 : v);
+				}
+			}
+		}
+	}
+	if (cinfo.output_scanline < cinfo.output_height)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: decoder stopped at row %u of %d",
+						cinfo.output_scanline, h);
+	}
+	(void) jpeg_finish_decompress(&cinfo);
+	jpeg_destroy_decompress(&cinfo);
+	free(row);
+	out->pixels = pixels;
+	out->width = w;
+	out->height = h;
+	return CP_OK;
+}
+
 /*
  * cp_image_decode
  *		See image.h.
@@ -624,6 +813,8 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 						kind_names[kind], len);
 	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 		return st;
+	else if (kind == KIND_JPEG)
+		return decode_jpeg(bytes, len, max_pixels, out, err);
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
@@ -645,6 +836,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	else
 	{
 		const uint8_t *src = bytes;
+		size_t		src_len = len;
 
 		if (kind == KIND_GIF)
 		{
@@ -653,7 +845,22 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			src = patched;
 		}
-		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
+		else if (kind == KIND_PNG)
+		{
+			st = png_pad_palette(bytes, len, &patched, &src_len, err);
+			if (st != CP_OK)
+				return st;
+			if (patched != NULL)
+				src = patched;
+			else
+				src_len = len;
+			if (src_len > (size_t) INT_MAX)
+			{
+				free(patched);
+				return cp_error(err, CP_ERR_LIMIT, "PNG image of %zu bytes is over the decoder's limit", len);
+			}
+		}
+		out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
