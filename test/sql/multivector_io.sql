@@ -9,6 +9,8 @@ SELECT '[[1e3,-2.5E-2,+7,.5,5.,1E+2]]'::multivector;
 SELECT '[[-0,0,-0.0]]'::multivector;
 SELECT '[[3.4028235e38,-3.4028235e38,1.1754944e-38,1e-45,-1e-45]]'::multivector;
 SELECT '[[0.1,0.2,0.3,1.0000001,16777217]]'::multivector;
+-- hexadecimal floats, as real input accepts them
+SELECT '[[0x1p-2,-0x10]]'::multivector;
 
 -- errors, with their SQLSTATE
 CREATE FUNCTION mv_try(t text) RETURNS text LANGUAGE plpgsql AS $$
