@@ -70,6 +70,7 @@ static CpEngine *WorkerEngine = NULL;
 static EncoderKey WorkerKey;
 static int	WorkerDevice = -1;
 static int	WorkerThreads = -1;
+static int	WorkerMaxBatch = -1;
 static bool LoggedCpuFallback = false;
 static uint64 MyGeneration = 0;
 static MemoryContext BatchContext = NULL;
@@ -181,7 +182,8 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 
 	if (WorkerEngine != NULL &&
 		(memcmp(key, &WorkerKey, sizeof(EncoderKey)) != 0 ||
-		 WorkerDevice != colpali_device || WorkerThreads != colpali_threads))
+		 WorkerDevice != colpali_device || WorkerThreads != colpali_threads ||
+		 WorkerMaxBatch != colpali_max_batch))
 		CloseWorkerEngine(0, (Datum) 0);
 	if (WorkerEngine != NULL)
 		return CP_OK;
@@ -196,6 +198,9 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	opts.max_image_pixels = key->max_image_pixels;
 	opts.cancel = WorkerCancelRequested;
 	opts.cancel_arg = NULL;
+	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts.max_batch = colpali_max_batch;
+	opts.attention = (CpAttentionMode) key->attention;
 	st = cp_engine_open(&opts, &engine, err);
 	if (st != CP_OK)
 	{
@@ -209,6 +214,7 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	memcpy(&WorkerKey, key, sizeof(EncoderKey));
 	WorkerDevice = colpali_device;
 	WorkerThreads = colpali_threads;
+	WorkerMaxBatch = colpali_max_batch;
 	device = cp_engine_device_name(engine);
 
 	if (colpali_device == CP_DEVICE_AUTO && strcmp(device, "cpu") == 0 &&
@@ -561,6 +567,13 @@ ServeBatch(Batch *b)
 			FinishSlot(b->slots[s], st, PHASE_LOAD, err.msg);
 		return;
 	}
+
+	/* developer option: keep the batch in flight (tests) */
+	for (int waited = 0; waited < colpali_debug_batch_delay_ms &&
+		 !WorkerCancelRequested(b); waited += 5)
+		pg_usleep(5000L);
+	if (ProcDiePending)
+		CHECK_FOR_INTERRUPTS();
 
 	st = EncodeSlots(b, 0, b->nslots, &err);
 	if (st == CP_ERR_CANCELLED)

@@ -126,8 +126,10 @@ cmp_ok($b1 - $b0, '<', 16, "fewer batches than items (" . ($b1 - $b0) . " batche
 cmp_ok($maxb, '>', 1, "a batch held several requests (max $maxb)");
 cmp_ok($maxb, '<=', 16, 'a batch holds at most the 16 requests');
 
-# a request long enough to be interrupted: encode many images at once
+# An in-process request long enough to be interrupted: many images at once
+# (calibrated on this machine).
 my $per64 = $node->safe_psql('postgres', qq{
+	SET colpali.use_worker = off;
 	CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t0;
 	SELECT count(*) FROM unnest(colpali_images(array_fill($img, ARRAY[64])));
 	SELECT extract(epoch FROM clock_timestamp() - t0) FROM t0;
@@ -135,8 +137,20 @@ my $per64 = $node->safe_psql('postgres', qq{
 $per64 = (split /\n/, $per64)[-1];
 my $n = int(5.0 / ($per64 > 0.0001 ? $per64 : 0.0001) * 64) + 64;
 $n = 50000 if $n > 50000;
-my $long = "SELECT cardinality(colpali_images(array_fill($img, ARRAY[$n])))";
-note "64 images took ${per64}s, long request encodes $n images";
+my $long_inproc = "SELECT cardinality(colpali_images(array_fill($img, ARRAY[$n])))";
+note "64 images took ${per64}s in process, the long in-process request encodes $n images";
+
+# Through the worker, one request kept in flight by the developer option
+# colpali.debug_batch_delay_ms (the worker sleeps before each batch, and
+# stops sleeping when every requester of the batch has gone).
+my $long = "SELECT num_vectors(colpali_image($img))";
+sub set_delay
+{
+	my ($ms) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET colpali.debug_batch_delay_ms = $ms; SELECT pg_reload_conf()");
+	sleep 1;	# the worker rereads its configuration between batches
+}
+set_delay(20000);
 
 # --- statement_timeout and cancel while the worker computes ---------------
 my ($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long");
@@ -149,12 +163,14 @@ $node->safe_psql('postgres',
 finish_psql($r);
 like($r->{err}, qr/canceling statement due to user request/, 'pg_cancel_backend interrupts a request');
 is(worker_pid(), $pid1, 'the worker survived the cancellations');
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'encoding works after cancel');
 ok($node->poll_query_until('postgres', "SELECT queue_depth = 0 FROM colpali_stats()"),
 	'abandoned requests leave the queue');
 
 # --- the worker exits (SIGTERM): requester gets an ERROR, others unaffected
-my $bystander = start_psql("SELECT pg_sleep(4); SELECT 'bystander ok'");
+set_delay(20000);
+my $bystander = start_psql("SELECT pg_sleep(6); SELECT 'bystander ok'");
 $r = start_psql($long, 'long');
 wait_for_waiter();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
@@ -164,6 +180,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'colpali encoder' AND pid <> $pid1"),
 	'postmaster restarted the worker');
 my $pid2 = worker_pid();
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'the new worker serves requests');
 is($node->safe_psql('postgres', "SELECT worker_starts FROM colpali_stats()"), '2', 'stats count two worker starts');
 finish_psql($bystander);
@@ -173,6 +190,7 @@ like($bystander->{out}, qr/bystander ok/, 'a concurrent session was not disturbe
 # Any process attached to shared memory that dies abnormally makes the
 # postmaster reinitialise shared memory; the requester loses its connection
 # and the whole cluster (worker included) comes back.
+set_delay(20000);
 $r = start_psql($long, 'long');
 wait_for_waiter();
 kill 'KILL', $pid2;
@@ -182,6 +200,7 @@ like($r->{err}, qr/terminat|server closed the connection|connection to server wa
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'colpali encoder' AND pid <> $pid2"),
 	'worker is back after crash recovery');
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'encoding works after the crash');
 
 # --- use_worker = off, then no preload at all: in-process path ------------
@@ -196,7 +215,7 @@ is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0, di
 	't|128', 'in-process encoding without preload');
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0; SELECT mode || ' ' || items FROM colpali_stats()"),
 	"t\nin-process 1", 'in-process stats count this session\'s calls');
-($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long");
+($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long_inproc");
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout interrupts in-process encoding');
 
 $node->stop;
