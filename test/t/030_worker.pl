@@ -87,9 +87,9 @@ is($node->safe_psql('postgres', "SELECT dims(colpali_image($img)) || ' ' || (num
 is($node->safe_psql('postgres', "SELECT dims(colpali_query('what is on the page?'))"),
 	'128', 'colpali_query through the worker');
 is($node->safe_psql('postgres', "SELECT device FROM colpali_stats()"), 'cpu', 'worker runs on the CPU');
-ok($node->log_contains('colpali worker found no usable GPU, encoding on the CPU')
-	  || $node->log_contains('loaded model .* on cpu'),
-	'CPU use is logged');
+my $log = slurp_file($node->logfile);
+is(scalar(() = $log =~ /colpali worker found no usable GPU, encoding on the CPU/g), 1,
+	'colpali.device = auto without a GPU says once that it uses the CPU');
 
 # worker and in-process results agree
 my $diff = $node->safe_psql('postgres', qq{
@@ -215,6 +215,11 @@ is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0, di
 	't|128', 'in-process encoding without preload');
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0; SELECT mode || ' ' || items FROM colpali_stats()"),
 	"t\nin-process 1", 'in-process stats count this session\'s calls');
+$node->safe_psql('postgres', "LOAD 'colpali'; ALTER SYSTEM SET colpali.device = 'cuda'; SELECT pg_reload_conf()");
+($ret, $stdout, $stderr) = $node->psql('postgres', "SELECT colpali_query('x')");
+like($stderr, qr/colpali.device = cuda needs the colpali background worker.*HINT:  Add colpali to shared_preload_libraries/s,
+	'colpali.device = cuda without the worker is a clear error');
+$node->safe_psql('postgres', "LOAD 'colpali'; ALTER SYSTEM RESET colpali.device; SELECT pg_reload_conf()");
 ($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long_inproc");
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout interrupts in-process encoding');
 
