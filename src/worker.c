@@ -462,13 +462,13 @@ CollectBatch(Batch *b, long *timeout_ms)
 static CpStatus
 EncodeSlots(Batch *b, int from, int to, CpError *err)
 {
-	int			n = 0;
+	volatile int n = 0;
 	int			pos = 0;
 	int			chunk = Max(colpali_max_batch, 1);
 	const uint8 **inputs;
 	size_t	   *lengths;
 	CpEmbedding *embs;
-	CpStatus	st = CP_OK;
+	volatile CpStatus st = CP_OK;
 
 	for (int s = from; s < to; s++)
 		n += ColpaliWorkerShared->slots[b->slots[s]].nitems;
@@ -507,25 +507,34 @@ EncodeSlots(Batch *b, int from, int to, CpError *err)
 	}
 	cp_engine_set_cancel(WorkerEngine, WorkerCancelRequested, NULL);
 
-	if (st == CP_OK)
+	/* the embeddings are malloc'd: free them even if publishing fails */
+	PG_TRY();
 	{
-		pos = 0;
-		LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
-		ColpaliWorkerShared->batches++;
-		ColpaliWorkerShared->items += n;
-		if ((uint64) n > ColpaliWorkerShared->max_batch_items)
-			ColpaliWorkerShared->max_batch_items = n;
-		LWLockRelease(ColpaliWorkerShared->lock);
-		for (int s = from; s < to; s++)
+		if (st == CP_OK)
 		{
-			int			k = ColpaliWorkerShared->slots[b->slots[s]].nitems;
+			int			at = 0;
 
-			PublishResult(b->slots[s], k, embs + pos);
-			pos += k;
+			LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
+			ColpaliWorkerShared->batches++;
+			ColpaliWorkerShared->items += n;
+			if ((uint64) n > ColpaliWorkerShared->max_batch_items)
+				ColpaliWorkerShared->max_batch_items = n;
+			LWLockRelease(ColpaliWorkerShared->lock);
+			for (int s = from; s < to; s++)
+			{
+				int			k = ColpaliWorkerShared->slots[b->slots[s]].nitems;
+
+				PublishResult(b->slots[s], k, embs + at);
+				at += k;
+			}
 		}
 	}
-	for (int i = 0; i < n; i++)
-		cp_embedding_free(&embs[i]);
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+			cp_embedding_free(&embs[i]);
+	}
+	PG_END_TRY();
 	return st;
 }
 
