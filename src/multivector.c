@@ -399,6 +399,11 @@ multivector_recv(PG_FUNCTION_ARGS)
 	Size		i;
 	Size		n;
 
+	if (buf->len - buf->cursor < 12)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("multivector binary data has %d bytes, fewer than its 12-byte header",
+						buf->len - buf->cursor)));
 	dim = (int) pq_getmsgint(buf, 2);
 	format = pq_getmsgbyte(buf);
 	flags = pq_getmsgbyte(buf);

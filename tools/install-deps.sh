@@ -8,6 +8,7 @@ pkgs=(
 	"postgresql-$PGVER" "postgresql-server-dev-$PGVER" postgresql-contrib
 	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
 	libipc-run-perl
+	python3-numpy python3-threadpoolctl
 )
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo

@@ -142,3 +142,24 @@ SELECT NULL::multivector IS NULL, dims(NULL), num_vectors(NULL), l2_normalize(NU
 	(NULL::real[])::multivector IS NULL, (NULL::multivector)::real[] IS NULL;
 INSERT INTO tm VALUES (8, NULL);
 SELECT id, v IS NULL FROM tm WHERE id = 8;
+
+-- random garbage and random one- or two-character mutations of valid text
+-- never crash: every input either parses (and then round-trips) or fails
+-- with one of the documented SQLSTATEs
+SELECT setseed(0.75);
+CREATE TEMP TABLE fuzz AS
+SELECT g, (SELECT string_agg(substr('[[],,].0123456789e-+ nNaIf', (random() * 26)::int + 1, 1), '')
+		   FROM generate_series(1, 1 + (random() * 40)::int) WHERE g > 0) AS t
+FROM generate_series(1, 1000) g;
+CREATE TEMP TABLE mutated AS
+SELECT g, overlay(b.t PLACING substr('[],.0123456789e-+ nx', (random() * 20)::int + 1, (random() * 2)::int)
+		FROM 1 + (random() * (length(b.t) - 1))::int FOR (random() * 2)::int) AS t
+FROM generate_series(1, 2000) g,
+	LATERAL (SELECT (ARRAY['[[1.5,-2e3],[0,4]]', '[[ 1 , 2 ], [ 3e-40 , -0 ] ]',
+					'[[3.4028235e38],[1e-45]]', '[[0.25,1,2,3,4,5,6,7,8,9]]'])[1 + g % 4] AS t) b;
+SELECT count(*) AS inputs,
+	bool_and(left(mv_try(t), 5) IN ('ok', '22P02', '22023', '22003', '54000')) AS clean_errors,
+	count(*) FILTER (WHERE mv_try(t) = 'ok') > 100 AS many_parsed,
+	count(*) FILTER (WHERE mv_try(t) <> 'ok') > 100 AS many_rejected,
+	bool_and(mv_try(t) <> 'ok' OR t::multivector::text::multivector::text = t::multivector::text) AS round_trip
+FROM (SELECT t FROM fuzz UNION ALL SELECT t FROM mutated) s;
