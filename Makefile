@@ -59,6 +59,10 @@ all: colpali-encode
 install: install-cli
 endif
 
+# PGXS has no header dependencies unless the server was configured with
+# --enable-depend: rebuild the glue when any of our headers changes.
+$(OBJS): $(wildcard src/*.h src/index/*.h src/engine/*.h)
+
 $(DATA_built): $(SQL_SECTIONS) $(EXTENSION).control
 	@mkdir -p $(dir $@)
 	( printf '%s\n' '/* $(EXTENSION) $(EXTVERSION) install script: generated from sql/sections/, do not edit */'; \
@@ -106,7 +110,7 @@ FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model.c src/engin
 
 build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \
