@@ -88,6 +88,7 @@ colpali-encode: src/engine/cli.c build/libcolpali_engine.a
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
 install-cli: colpali-encode
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) colpali-encode '$(DESTDIR)$(bindir)/colpali-encode'
 
 # ---- standalone engine tests: test/engine/test_*.c, one program each ----
