@@ -28,6 +28,8 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "json_util.h"
+#include "weights.h"
 
 /* sanity bound for every size in a config */
 #define CP_CFG_MAX_DIM (1 << 24)
@@ -410,10 +412,7 @@ load_json(const char *text, const char *file, json_t **out, CpError *err)
 	*out = NULL;
 	if (text == NULL)
 		return CP_OK;
-	*out = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	/* tokenizer_config.json's model_max_length can exceed 64 bits */
-	if (*out == NULL && strcmp(file, "tokenizer_config.json") == 0)
-		*out = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+	*out = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (*out == NULL)
 		return cp_error(err, CP_ERR_FORMAT, "%s is not valid JSON: %s (line %d)", file, jerr.text, jerr.line);
 	if (!json_is_object(*out))
@@ -677,69 +676,56 @@ static CpStatus
 read_text(const char *dir, const char *name, char **out, CpError *err)
 {
 	char		path[4096];
-	FILE	   *f;
-	long		n;
-	char	   *buf;
+	size_t		n;
+	CpStatus	st;
 
 	*out = NULL;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
 		return cp_error(err, CP_ERR_LIMIT, "path of %s in \"%s\" is too long", name, dir);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return CP_OK;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+	st = cp_read_file(path, (size_t) 64 * 1024 * 1024, out, &n, err);
+	if (st == CP_ERR_NOT_FOUND)
+		return CP_OK;			/* optional file */
+	if (st != CP_OK)
+		return st;
+	if (strlen(*out) != n)
 	{
-		fclose(f);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	if (n > 64L * 1024 * 1024)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_LIMIT, "\"%s\" is larger than 64 MB", path);
-	}
-	buf = malloc((size_t) n + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		fclose(f);
-		free(buf);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	fclose(f);
-	buf[n] = '\0';
-	if (strlen(buf) != (size_t) n)
-	{
-		free(buf);
+		free(*out);
+		*out = NULL;
 		return cp_error(err, CP_ERR_FORMAT, "\"%s\" contains a NUL byte", path);
 	}
-	*out = buf;
 	return CP_OK;
 }
 
 /*
- * cp_config_load
+ * cp_config_load_with_base
  *		See config.h.
  */
 CpStatus
-cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+cp_config_load_with_base(const char *dir, const char *base_dir, CpModelConfig *cfg, CpError *err)
 {
 	char	   *texts[4] = {NULL, NULL, NULL, NULL};
 	static const char *names[4] = {"config.json", "preprocessor_config.json",
 	"processor_config.json", "tokenizer_config.json"};
+	char		basebuf[4096];
 	CpStatus	st = CP_OK;
 	int			i;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (dir == NULL)
 		return cp_error(err, CP_ERR_INVALID_ARG, "no checkpoint folder given");
+	if (base_dir == NULL && cp_adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+		base_dir = basebuf;
+	if (base_dir != NULL && base_dir[0] == '\0')
+		base_dir = NULL;		/* "" = no fallback (cp_config_load) */
 	for (i = 0; i < 4 && st == CP_OK; i++)
+	{
 		st = read_text(dir, names[i], &texts[i], err);
+		if (st == CP_OK && texts[i] == NULL && base_dir != NULL)
+			st = read_text(base_dir, names[i], &texts[i], err);
+	}
 	if (st == CP_OK && texts[0] == NULL)
-		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"", dir);
+		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"%s%s%s", dir,
+					  base_dir ? " or in \"" : "", base_dir ? base_dir : "", base_dir ? "\"" : "");
 	if (st == CP_OK)
 	{
 		st = cp_config_parse(texts[0], texts[1], texts[2], texts[3], cfg, err);
@@ -754,4 +740,17 @@ cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
 	for (i = 0; i < 4; i++)
 		free(texts[i]);
 	return st;
+}
+
+/*
+ * cp_config_load
+ *		See config.h: only the files of dir.
+ */
+CpStatus
+cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+{
+	static const char none[] = "";
+
+	/* an empty base_dir disables the adapter fallback */
+	return cp_config_load_with_base(dir, none, cfg, err);
 }

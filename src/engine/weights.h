@@ -8,6 +8,7 @@
 #ifndef CP_WEIGHTS_H
 #define CP_WEIGHTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,13 @@ typedef struct CpWeights CpWeights;
 extern CpStatus cp_weights_open(const char *dir, const char *base_dir,
 								CpWeights **out, CpError *err);
 extern void cp_weights_close(CpWeights *w);
+
+/*
+ * The local base checkpoint folder named by dir/adapter_config.json's
+ * base_model_name_or_path (absolute, inside dir, or a sibling of dir), into
+ * buf; false if there is none.
+ */
+extern bool cp_adapter_base_dir(const char *dir, char *buf, size_t size);
 
 extern int	cp_weights_count(const CpWeights *w);
 extern const CpTensor *cp_weights_at(const CpWeights *w, int i);

@@ -91,7 +91,7 @@ test_layouts(void)
 	CHECK(strcmp(c.model_type, "colpali") == 0, "model_type");
 	CHECK(c.image.width == 448 && c.image.height == 448 && c.image.resample == 3 && c.image.do_rescale &&
 		  c.image.do_normalize && c.image.do_convert_rgb, "image processor");
-	CHECK(fabsf(c.image.rescale_factor - 1.0f / 255.0f) < 1e-9f && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
+	CHECK(c.image.rescale_factor == 1.0 / 255.0 && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
 		  "rescale/mean/std");
 	CHECK(strcmp(c.prompt.query_prefix, "Question: ") == 0 &&
 		  strcmp(c.prompt.visual_prompt_prefix, "Describe the image.") == 0 &&
@@ -251,6 +251,15 @@ test_load_dir(void)
 	CHECK(strcmp(c.prompt.query_prefix, "Query: ") == 0, "processor query_prefix");
 	write_file(dir, "preprocessor_config.json", "{\"size\":{\"height\":447,\"width\":448}}");
 	CHECK(cp_config_load(dir, &c, &err) == CP_ERR_SHAPE && strstr(err.msg, dir), "error names dir: %s", err.msg);
+	{
+		char		sub[600];
+
+		/* a directory where config.json should be */
+		snprintf(sub, sizeof(sub), "%s/config.json", dir);
+		unlink(sub);
+		mkdir(sub, 0755);
+		CHECK(cp_config_load(dir, &c, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "config.json dir: %s", err.msg);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("note: could not remove %s\n", dir);
@@ -297,6 +306,12 @@ test_fixtures(void)
 			  "fixture %s query prefix \"%s\"", models[i], c.prompt.query_prefix);
 	}
 	CHECK(cp_config_load("../fixtures/models/tiny-lora", &c, &err) == CP_ERR_NOT_FOUND, "adapter folder has no config.json");
+	/* adapter: config.json from the base (given, or found as a sibling) */
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", "../fixtures/models/tiny-lora-base", &c, &err) == CP_OK &&
+		  c.num_image_tokens == 16 && c.image_token_id == 2152, "adapter + base: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", NULL, &c, &err) == CP_OK && c.text.hidden_size == 32,
+		  "adapter, base from adapter_config.json: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny", NULL, &c, &err) == CP_OK, "plain folder with_base: %s", err.msg);
 	CHECK(cp_config_load("../fixtures/realshape", &c, &err) == CP_OK, "realshape: %s", err.msg);
 	CHECK(c.vision.hidden_size == 1152 && c.vision.intermediate_size == 4304 && c.vision.num_layers == 1 &&
 		  c.vision.head_dim == 72 && c.num_image_tokens == 1024 && c.text.hidden_size == 2048 &&

@@ -152,6 +152,14 @@ test_golden(void)
 		CHECK(cp_tokenizer_token_id(tok, "no such token") == -1, "unknown token");
 		cp_tokenizer_free(tok);
 	}
+	tok = load("data/tok_features.json");
+	if (tok)
+	{
+		n = check_golden(tok, "data/tok_features_golden.tsv");
+		CHECK(n >= 20, "feature cases: %d", n);
+		printf("tok_features: %d golden cases\n", n);
+		cp_tokenizer_free(tok);
+	}
 	tok = load("data/tok_nobytes.json");
 	if (tok)
 	{
@@ -235,7 +243,8 @@ test_prompts(void)
 	fill_cfg(&cfg, 4, img + 1, "Question: ");
 	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_ERR_SHAPE, "image id mismatch: %s", err.msg);
 	/* invalid UTF-8 in the query */
-	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT, "query bad utf8");
+	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT &&
+		  strstr(err.msg, "byte 4"), "query bad utf8: %s", err.msg);
 	cp_tokenizer_free(tok);
 }
 
@@ -327,6 +336,8 @@ test_bad_json(void)
 					CP_ERR_FORMAT, "added token 0");
 	expect_bad_json("added id conflict", "{\"added_tokens\":[{\"id\":5,\"content\":\"a\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_FORMAT, "\"a\"");
+	expect_bad_json("added id reused", "{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "another token");
 	expect_bad_json("lstrip", "{\"added_tokens\":[{\"id\":9,\"content\":\"<m>\",\"lstrip\":true}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_UNSUPPORTED, "lstrip");
 
@@ -356,6 +367,7 @@ test_bad_json(void)
 		}
 	}
 	CHECK(cp_tokenizer_load("data/does-not-exist.json", &tok, &err) == CP_ERR_NOT_FOUND, "missing file");
+	CHECK(cp_tokenizer_load("data", &tok, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "directory: %s", err.msg);
 }
 
 /* a long text: must be fast (heap BPE), must agree with itself split at added tokens */

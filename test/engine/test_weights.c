@@ -680,6 +680,18 @@ test_lora(void)
 	/* no base and none in the config */
 	CHECK(cp_weights_open(ad, NULL, &w, &err) == CP_ERR_INVALID_ARG && strstr(err.msg, "base"),
 		  "lora no base: %s", err.msg);
+	/* ... unless the folder also holds a full checkpoint */
+	{
+		float		d[2] = {1, 2};
+
+		snprintf(path, sizeof(path), "%s/model.safetensors", ad);
+		write_st(path, "{\"custom_text_proj.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", d, 8);
+		CHECK(cp_weights_open(ad, NULL, &w, &err) == CP_OK && cp_weights_count(w) == 1,
+			  "full checkpoint beside adapter config: %s", err.msg);
+		cp_weights_close(w);
+		w = NULL;
+		unlink(path);
+	}
 
 	/* rank disagrees with the config */
 	write_lora_case(base, ad, "{\"r\":4,\"lora_alpha\":4}", "model.language_model.model.");
