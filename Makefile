@@ -38,7 +38,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -lopenblas -ljansson -lm -fopenmp
+ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)
@@ -101,9 +101,12 @@ FUZZ_SECONDS ?= 20
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(sort $(wildcard test/fuzz/fuzz_*.c)))
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/engine
 
-build/fuzz/%: test/fuzz/%.c $(ENGINE_SRCS) $(wildcard src/engine/*.h)
+# The fuzzers exercise the input parsers only, not the compute backends.
+FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model.c src/engine/engine.c,$(ENGINE_SRCS))
+
+build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRCS) -ljansson -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \

@@ -26,5 +26,9 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	EncoderInit();
+	WorkerInit();
+	MvivfInit();
 	MarkGUCPrefixReserved("colpali");
+	MarkGUCPrefixReserved("mvivf");
 }

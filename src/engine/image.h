@@ -49,9 +49,27 @@ extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,
 									CpError *err);
 
 /*
- * Internal, for stb_image_impl.c and image.c only: number of stb_image
- * assertion failures on this thread since the last call (then reset).
+ * Internal, for stb_image_impl.c and image.c only.
  */
+typedef enum CpImageKind
+{
+	CP_IMAGE_UNKNOWN = 0,
+	CP_IMAGE_PNG,
+	CP_IMAGE_JPEG,
+	CP_IMAGE_GIF,
+	CP_IMAGE_BMP,
+	CP_IMAGE_TGA
+} CpImageKind;
+
+/* stb_image assertion failures on this thread since the last call (reset). */
 extern int	cp_stbi_take_assert_hits(void);
+
+/* stb_image's header parser for one kind; 0 + stbi_failure_reason() on error. */
+extern int	cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len,
+						 int *w, int *h, int *comp);
+
+/* stb_image's decoder for one kind; malloc'd samples or NULL on error. */
+extern void *cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len,
+						  int *w, int *h, int req_comp, int want16);
 
 #endif							/* CP_IMAGE_H */

@@ -1,0 +1,33 @@
+-- Measure recall@10 and latency of the mvivf index against the exact scan.
+-- Requires tables docs(id, emb) with an mvivf index and queries(qid, target, q).
+-- Ground truth: exact scan (index scans disabled), computed once into truth.
+CREATE OR REPLACE FUNCTION mvb_truth() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE r record; t0 timestamptz; ids int[];
+BEGIN
+	SET LOCAL enable_indexscan = off;
+	DROP TABLE IF EXISTS truth;
+	CREATE TABLE truth (qid int, ids int[], ms float8);
+	FOR r IN SELECT qid, q FROM queries ORDER BY qid LOOP
+		t0 := clock_timestamp();
+		ids := array(SELECT id FROM docs ORDER BY emb <#> r.q LIMIT 10);
+		INSERT INTO truth VALUES (r.qid, ids, extract(epoch FROM clock_timestamp() - t0) * 1000);
+	END LOOP;
+END $$;
+
+-- recall@10 and latency percentiles of the index at the current settings
+CREATE OR REPLACE FUNCTION mvb_run(OUT recall float8, OUT p50_ms float8, OUT p95_ms float8)
+LANGUAGE plpgsql AS $$
+DECLARE r record; t0 timestamptz; ids int[]; hits int := 0; n int := 0; lat float8[] := '{}';
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	FOR r IN SELECT t.qid, q.q, t.ids FROM truth t JOIN queries q USING (qid) ORDER BY qid LOOP
+		t0 := clock_timestamp();
+		ids := array(SELECT id FROM docs ORDER BY emb <#> r.q LIMIT 10);
+		lat := lat || extract(epoch FROM clock_timestamp() - t0) * 1000;
+		hits := hits + (SELECT count(*) FROM unnest(ids) i WHERE i = ANY (r.ids));
+		n := n + 10;
+	END LOOP;
+	recall := hits::float8 / n;
+	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.95) WITHIN GROUP (ORDER BY x)
+		INTO p50_ms, p95_ms FROM unnest(lat) x;
+END $$;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# colpali end to end on a fresh machine: install dependencies, build,
+# install, start a throwaway cluster, create the extension, load sample
+# data, rank it with <#> and print the result.
+#
+#   ./demo.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+PGVER=${PGVER:-15}
+export PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+
+tools/install-deps.sh
+make -j2 PG_CONFIG="$PG_CONFIG" >/dev/null
+$SUDO make install PG_CONFIG="$PG_CONFIG" >/dev/null
+
+work=$(mktemp -d /tmp/colpali-demo.XXXXXX)
+chmod 755 "$work"
+eval "$(tools/throwaway-cluster.sh start "$work/cluster" 5479)"
+trap 'tools/throwaway-cluster.sh stop "$work/cluster"; rm -rf "$work"' EXIT
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+[ "$(id -u)" -eq 0 ] && PSQL=(runuser -u "${CLUSTER_USER:-colpali}" -- "${PSQL[@]}")
+"${PSQL[@]}" -f test/demo/demo.sql

@@ -1,0 +1,76 @@
+/*
+ * encode.h
+ *	  Declarations shared by the encoder glue: settings (encode_guc.c),
+ *	  the in-process engine (encode.c), status-to-SQLSTATE mapping
+ *	  (encode_errors.c), the background worker client (worker.c) and the
+ *	  statistics function (stats.c).
+ */
+#ifndef COLPALI_ENCODE_H
+#define COLPALI_ENCODE_H
+
+#include "postgres.h"
+
+#include "colpali_engine.h"
+#include "multivector.h"
+
+/* What an encoding request carries: page images or query strings. */
+typedef enum EncodeKind
+{
+	ENCODE_IMAGES = 0,
+	ENCODE_QUERIES = 1
+} EncodeKind;
+
+/* In which step an engine error happened (selects SQLSTATE and hint). */
+typedef enum EncodePhase
+{
+	PHASE_LOAD = 0,				/* cp_engine_open: checkpoint files */
+	PHASE_ENCODE = 1			/* cp_engine_encode_*: the input */
+} EncodePhase;
+
+/* Settings (encode_guc.c). */
+extern char *colpali_model_path;
+extern char *colpali_base_model_path;
+extern int	colpali_device;
+extern int	colpali_threads;
+extern int	colpali_max_image_pixels;
+extern bool colpali_use_worker;
+extern int	colpali_max_batch;
+extern int	colpali_max_wait_ms;
+
+/* Longest query text accepted, in bytes (a query is a sentence, not a book). */
+#define COLPALI_MAX_QUERY_BYTES		(64 * 1024)
+/* Largest image accepted, in bytes (before the pixel limit is checked). */
+#define COLPALI_MAX_IMAGE_BYTES		((Size) 256 * 1024 * 1024)
+
+/* Engine identity: what must match for a loaded engine to be reused. */
+typedef struct EncoderKey
+{
+	char		model_path[MAXPGPATH];
+	char		base_model_path[MAXPGPATH];
+	int64		max_image_pixels;
+} EncoderKey;
+
+extern void EncoderKeyFromSettings(EncoderKey *key);
+extern CpDevice EncoderDeviceSetting(void);
+extern const char *EncoderDeviceName(CpDevice device);
+
+/* encode_errors.c */
+extern int	EncoderSqlState(CpStatus status, EncodePhase phase);
+extern void ReportEncoderError(CpStatus status, const char *msg,
+							   EncodePhase phase, EncodeKind kind,
+							   const char *model_path) pg_attribute_noreturn();
+
+/* encode.c: the in-process engine */
+extern MultiVector *EmbeddingToMultiVector(const CpEmbedding *emb);
+extern void EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,
+							const size_t *lengths, MultiVector **out);
+
+/* worker.c: the background worker client */
+extern bool WorkerAvailable(void);
+extern void WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
+						 const size_t *lengths, MultiVector **out);
+
+/* stats.c: in-process counters (worker counters live in shared memory) */
+extern void LocalStatsRecord(int nitems, double elapsed_ms);
+
+#endif							/* COLPALI_ENCODE_H */

@@ -1,0 +1,228 @@
+/*
+ * encode_guc.c
+ *	  Settings of the encoder and of its background worker.
+ *
+ * Model paths are superuser-only (PGC_SUSET + GUC_SUPERUSER_ONLY) and go
+ * through a check hook: absolute, no ".." component, canonicalised.  Paths
+ * never come from SQL function arguments, so an ordinary user cannot make
+ * the server open a file of their choosing.
+ *
+ * Which process reads which setting: the process that runs the engine.  In
+ * process (no preload, or colpali.use_worker = off) that is the calling
+ * backend; through the worker, the model paths and pixel limit travel with
+ * each request (see EncoderKey), while device, threads, max_batch and
+ * max_wait_ms are the worker's own, i.e. the server configuration.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "colpali.h"
+#include "encode.h"
+
+char	   *colpali_model_path = NULL;
+char	   *colpali_base_model_path = NULL;
+int			colpali_device = CP_DEVICE_AUTO;
+int			colpali_threads = 0;
+int			colpali_max_image_pixels = 89478485;
+bool		colpali_use_worker = true;
+int			colpali_max_batch = 16;
+int			colpali_max_wait_ms = 5;
+
+static const struct config_enum_entry device_options[] = {
+	{"auto", CP_DEVICE_AUTO, false},
+	{"cpu", CP_DEVICE_CPU, false},
+	{"cuda", CP_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+/*
+ * HasParentComponent
+ *		True if any "/"-separated component of path is "..".  (Core's
+ *		path_contains_parent_reference expects an already canonicalised path,
+ *		and canonicalisation would silently resolve "/a/../b" to "/b".)
+ */
+static bool
+HasParentComponent(const char *path)
+{
+	const char *p = path;
+
+	while (*p)
+	{
+		const char *end = strchr(p, '/');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (len == 2 && p[0] == '.' && p[1] == '.')
+			return true;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return false;
+}
+
+/*
+ * CheckModelPath
+ *		Check hook of colpali.model_path and colpali.base_model_path: empty
+ *		(not configured) or an absolute path without ".." components, which
+ *		is canonicalised in place (canonicalize_path only shortens).
+ */
+static bool
+CheckModelPath(char **newval, void **extra, GucSource source)
+{
+	char	   *path = *newval;
+
+	if (path == NULL || path[0] == '\0')
+		return true;
+	if (strlen(path) >= MAXPGPATH)
+	{
+		GUC_check_errdetail("The path is longer than %d bytes.", MAXPGPATH - 1);
+		return false;
+	}
+	if (!is_absolute_path(path))
+	{
+		GUC_check_errdetail("The model path must be absolute.");
+		return false;
+	}
+	if (HasParentComponent(path))
+	{
+		GUC_check_errdetail("The model path must not contain \"..\" components.");
+		return false;
+	}
+	canonicalize_path(path);
+	return true;
+}
+
+/*
+ * EncoderInit
+ *		Define the colpali.* settings of the encoder and the worker.  Called
+ *		from _PG_init before the prefix is reserved.
+ */
+void
+EncoderInit(void)
+{
+	DefineCustomStringVariable("colpali.model_path",
+							   "Checkpoint folder of the ColPali model.",
+							   "A Hugging Face checkpoint folder (config.json, "
+							   "*.safetensors, tokenizer.json, ...) or a LoRA "
+							   "adapter folder; absolute path. Empty means no "
+							   "model is configured.",
+							   &colpali_model_path,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   CheckModelPath, NULL, NULL);
+
+	DefineCustomStringVariable("colpali.base_model_path",
+							   "Base checkpoint folder for a LoRA adapter in colpali.model_path.",
+							   "Absolute path; empty when colpali.model_path is a full checkpoint.",
+							   &colpali_base_model_path,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   CheckModelPath, NULL, NULL);
+
+	DefineCustomEnumVariable("colpali.device",
+							 "Device the background worker encodes on.",
+							 "auto uses CUDA when available, else the CPU. "
+							 "Encoding inside a backend (no worker) always uses the CPU.",
+							 &colpali_device,
+							 CP_DEVICE_AUTO,
+							 device_options,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("colpali.threads",
+							"CPU threads used by one encoding call.",
+							"0 lets the engine choose (all cores).",
+							&colpali_threads,
+							0, 0, 1024,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("colpali.max_image_pixels",
+							"Largest image, in pixels, that the encoder decodes.",
+							"Protects against decompression bombs; larger images "
+							"are rejected before any pixel buffer is allocated. "
+							"0 disables the limit.",
+							&colpali_max_image_pixels,
+							89478485, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("colpali.use_worker",
+							 "Send encoding requests to the background worker when it runs.",
+							 "Off encodes inside the calling backend on the CPU.",
+							 &colpali_use_worker,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("colpali.max_batch",
+							"Most page images the worker encodes in one batch.",
+							NULL,
+							&colpali_max_batch,
+							16, 1, 256,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("colpali.max_wait_ms",
+							"Longest time the worker waits to fill a batch.",
+							"Counted from the arrival of the oldest waiting request.",
+							&colpali_max_wait_ms,
+							5, 0, 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/*
+ * EncoderKeyFromSettings
+ *		Fill *key from this session's settings.
+ */
+void
+EncoderKeyFromSettings(EncoderKey *key)
+{
+	memset(key, 0, sizeof(EncoderKey));
+	strlcpy(key->model_path, colpali_model_path ? colpali_model_path : "",
+			MAXPGPATH);
+	strlcpy(key->base_model_path,
+			colpali_base_model_path ? colpali_base_model_path : "", MAXPGPATH);
+	key->max_image_pixels = colpali_max_image_pixels;
+}
+
+/*
+ * EncoderDeviceSetting
+ *		colpali.device as the engine's enum.
+ */
+CpDevice
+EncoderDeviceSetting(void)
+{
+	return (CpDevice) colpali_device;
+}
+
+/*
+ * EncoderDeviceName
+ *		Setting name of a device value.
+ */
+const char *
+EncoderDeviceName(CpDevice device)
+{
+	switch (device)
+	{
+		case CP_DEVICE_AUTO:
+			return "auto";
+		case CP_DEVICE_CPU:
+			return "cpu";
+		case CP_DEVICE_CUDA:
+			return "cuda";
+	}
+	return "unknown";
+}

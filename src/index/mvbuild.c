@@ -1,0 +1,649 @@
+/*
+ * mvbuild.c
+ *	  Build an mvivf index.
+ *
+ * The build makes two passes over the table:
+ *	1. "sampling tokens": count documents and tokens and keep a reservoir
+ *	   sample of token rows, capped by maintenance_work_mem / 2;
+ *	2. "performing k-means": spherical k-means over the sample gives the
+ *	   centroids (lists = 4 * sqrt(tokens) unless the lists option is set);
+ *	   the residuals of the sample give the bucket cutoffs and weights
+ *	   (quantiles of the residual coordinates);
+ *	3. "assigning tokens": assign every token to its centroid and encode its
+ *	   residual; postings are buffered per list (maintenance_work_mem / 2)
+ *	   and flushed to the list tails ("writing lists"), so each list is
+ *	   sorted by document id;
+ *	4. the document directory, list directory and metapage are written.
+ * Every page goes through generic WAL, so the index is crash safe and
+ * replicated as it is built.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/generic_xlog.h"
+#include "access/tableam.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "pgstat.h"
+
+#include "mvivf.h"
+
+#define MVIVF_MAX_SAMPLE	(1 << 20)	/* token rows, whatever the memory */
+#define MVIVF_QUANT_VALUES	(1 << 20)	/* residual coordinates for cutoffs */
+
+typedef struct MvivfBuildState
+{
+	Relation	index;
+	MvivfOptions *opts;
+	int			dim;
+	double		indtuples;		/* documents indexed */
+	uint64		ntokens;
+	uint64		seen;			/* tokens offered to the reservoir */
+	float	   *sample;
+	int64		sampleCap;
+	int64		nsample;
+	pg_prng_state prng;
+	MemoryContext tmpCtx;
+	MemoryContext buildCtx;
+
+	/* pass 2 */
+	MvivfQuantizer q;
+	MvivfListEntry *listdir;
+	MvivfDocEntry *docs;
+	uint32		ndocs;
+	uint32		maxdocs;
+	MvivfPosting *postings;
+	int64		npostings;
+	int64		maxpostings;
+	uint8	   *codes;			/* arena for the buffered codes */
+	uint32	   *assign;			/* per-document scratch */
+	uint8	   *docCodes;
+	int			scratchRows;
+}			MvivfBuildState;
+
+/*
+ * SampleCallback
+ *		Pass 1: count and reservoir-sample the token rows of one document.
+ */
+static void
+SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tupleIsAlive, void *state)
+{
+	MvivfBuildState *bs = (MvivfBuildState *) state;
+	MemoryContext old;
+	MultiVector *mv;
+	int			i;
+
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	mv = MvivfDatumGetValue(values[0]);
+	if (bs->dim == 0)
+	{
+		Size		budget = (Size) maintenance_work_mem * 1024 / 2;
+
+		bs->dim = mv->dim;
+		bs->sampleCap = Min(MVIVF_MAX_SAMPLE, budget / (sizeof(float) * bs->dim));
+		bs->sampleCap = Max(bs->sampleCap, 1);
+		bs->sample = MemoryContextAllocHuge(bs->buildCtx,
+											sizeof(float) * bs->sampleCap * bs->dim);
+	}
+	MvivfCheckDim(index, bs->dim, mv->dim);
+	for (i = 0; i < mv->nvec; i++)
+	{
+		int64		slot = -1;
+
+		if (bs->nsample < bs->sampleCap)
+			slot = bs->nsample++;
+		else
+		{
+			uint64		r = pg_prng_uint64_range(&bs->prng, 0, bs->seen);
+
+			if (r < (uint64) bs->sampleCap)
+				slot = r;
+		}
+		if (slot >= 0)
+			memcpy(bs->sample + slot * bs->dim, MV_ROW(mv, i), sizeof(float) * bs->dim);
+		bs->seen++;
+	}
+	bs->ntokens += mv->nvec;
+	bs->indtuples++;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/*
+ * NormalizeRow
+ *		Scale a row to unit length (left alone when it is zero).
+ */
+static void
+NormalizeRow(float *x, int dim)
+{
+	double		norm = 0;
+	int			d;
+
+	for (d = 0; d < dim; d++)
+		norm += (double) x[d] * x[d];
+	if (norm > 0)
+	{
+		float		inv = (float) (1.0 / sqrt(norm));
+
+		for (d = 0; d < dim; d++)
+			x[d] *= inv;
+	}
+}
+
+/*
+ * FloatCmp
+ *		qsort comparator for floats.
+ */
+static int
+FloatCmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * TrainQuantizer
+ *		Spherical k-means over the sample, then bucket cutoffs and weights
+ *		from the sample residuals.
+ */
+static void
+TrainQuantizer(MvivfBuildState * bs)
+{
+	MvivfQuantizer *q = &bs->q;
+	int			dim = bs->dim;
+	int			nlists = q->nlists;
+	int64		n = bs->nsample;
+	int			nb = 1 << q->nbits;
+	float	   *sums;
+	int64	   *counts;
+	uint32	   *assign;
+	uint8	   *scratch;
+	float	   *vals;
+	int64		nvals;
+	int64		stride;
+	int64		i;
+	int			it;
+	int			b;
+
+	/* shuffle the sample so that its first nlists rows are a random seed */
+	for (i = n - 1; i > 0; i--)
+	{
+		int64		j = pg_prng_uint64_range(&bs->prng, 0, i);
+		int			d;
+
+		for (d = 0; d < dim; d++)
+		{
+			float		t = bs->sample[i * dim + d];
+
+			bs->sample[i * dim + d] = bs->sample[j * dim + d];
+			bs->sample[j * dim + d] = t;
+		}
+	}
+	q->centroids = palloc_extended(sizeof(float) * (Size) nlists * dim, MCXT_ALLOC_HUGE);
+	memcpy(q->centroids, bs->sample, sizeof(float) * (Size) nlists * dim);
+	for (i = 0; i < nlists; i++)
+		NormalizeRow(q->centroids + i * dim, dim);
+
+	sums = palloc_extended(sizeof(float) * (Size) nlists * dim, MCXT_ALLOC_HUGE);
+	counts = palloc(sizeof(int64) * nlists);
+	assign = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
+	scratch = palloc_extended((Size) n * q->codeSize, MCXT_ALLOC_HUGE);
+	/* cutoffs are irrelevant while training: codes are discarded */
+	for (b = 0; b < MVIVF_MAX_BUCKETS; b++)
+		q->cutoffs[b] = 0;
+
+	for (it = 0; it < bs->opts->kmeansIters; it++)
+	{
+		const int64 chunk = 4096;
+		int64		start;
+
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, it);
+		memset(sums, 0, sizeof(float) * (Size) nlists * dim);
+		memset(counts, 0, sizeof(int64) * nlists);
+		for (start = 0; start < n; start += chunk)
+		{
+			int64		m = Min(chunk, n - start);
+
+			CHECK_FOR_INTERRUPTS();
+			MvivfAssignEncode(q, bs->sample + start * dim, m, assign + start,
+							  scratch + start * q->codeSize);
+		}
+		for (i = 0; i < n; i++)
+		{
+			float	   *s = sums + (Size) assign[i] * dim;
+			const float *x = bs->sample + i * dim;
+			int			d;
+
+			for (d = 0; d < dim; d++)
+				s[d] += x[d];
+			counts[assign[i]]++;
+		}
+		for (i = 0; i < nlists; i++)
+		{
+			float	   *c = q->centroids + i * dim;
+
+			if (counts[i] == 0)
+			{
+				/* re-seed an empty list with a random sample row */
+				int64		r = pg_prng_uint64_range(&bs->prng, 0, n - 1);
+
+				memcpy(c, bs->sample + r * dim, sizeof(float) * dim);
+			}
+			else
+				memcpy(c, sums + i * dim, sizeof(float) * dim);
+			NormalizeRow(c, dim);
+		}
+	}
+
+	/* final assignment, then quantiles of the residual coordinates */
+	for (i = 0; i < n; i += 4096)
+		MvivfAssignEncode(q, bs->sample + i * dim, Min(4096, n - i), assign + i,
+						  scratch + i * q->codeSize);
+	stride = Max(1, (n * dim) / MVIVF_QUANT_VALUES);
+	vals = palloc_extended(sizeof(float) * ((n * dim) / stride + 1), MCXT_ALLOC_HUGE);
+	nvals = 0;
+	for (i = 0; i < n * dim; i += stride)
+	{
+		int64		row = i / dim;
+		int			d = i % dim;
+
+		vals[nvals++] = bs->sample[i] - q->centroids[(Size) assign[row] * dim + d];
+	}
+	qsort(vals, nvals, sizeof(float), FloatCmp);
+	for (b = 0; b < nb; b++)
+	{
+		int64		lo = nvals * b / nb;
+		int64		hi = nvals * (b + 1) / nb;
+		double		sum = 0;
+		int64		j;
+
+		for (j = lo; j < hi; j++)
+			sum += vals[j];
+		q->weights[b] = hi > lo ? (float) (sum / (hi - lo)) : 0;
+		if (b < nb - 1)
+			q->cutoffs[b] = vals[Min(hi, nvals - 1)];
+	}
+	pfree(vals);
+	pfree(sums);
+	pfree(counts);
+	pfree(assign);
+	pfree(scratch);
+}
+
+/*
+ * PostingCmp
+ *		Order postings by list, then document id.
+ */
+static int
+PostingCmp(const void *a, const void *b)
+{
+	const MvivfPosting *x = a;
+	const MvivfPosting *y = b;
+
+	if (x->list != y->list)
+		return x->list < y->list ? -1 : 1;
+	if (x->docid != y->docid)
+		return x->docid < y->docid ? -1 : 1;
+	return 0;
+}
+
+/*
+ * FlushPostings
+ *		Append the buffered postings to their lists.
+ */
+static void
+FlushPostings(MvivfBuildState * bs)
+{
+	if (bs->npostings == 0)
+		return;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);
+	qsort(bs->postings, bs->npostings, sizeof(MvivfPosting), PostingCmp);
+	MvivfAppendPostings(bs->index, bs->postings, bs->npostings, bs->q.codeSize,
+						bs->listdir);
+	bs->npostings = 0;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_ASSIGN);
+}
+
+/*
+ * AssignCallback
+ *		Pass 2: assign and encode the tokens of one document.
+ */
+static void
+AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tupleIsAlive, void *state)
+{
+	MvivfBuildState *bs = (MvivfBuildState *) state;
+	MemoryContext old;
+	MultiVector *mv;
+	MvivfDocEntry *doc;
+	int			i;
+
+	if (isnull[0])
+		return;
+	old = MemoryContextSwitchTo(bs->tmpCtx);
+	mv = MvivfDatumGetValue(values[0]);
+	MvivfCheckDim(index, bs->dim, mv->dim);
+	MemoryContextSwitchTo(old);
+
+	if (bs->npostings + mv->nvec > bs->maxpostings)
+		FlushPostings(bs);
+	if (mv->nvec > bs->scratchRows)
+	{
+		if (bs->assign)
+		{
+			pfree(bs->assign);
+			pfree(bs->docCodes);
+		}
+		bs->scratchRows = mv->nvec;
+		bs->assign = palloc(sizeof(uint32) * mv->nvec);
+		bs->docCodes = palloc((Size) mv->nvec * bs->q.codeSize);
+	}
+	MvivfAssignEncode(&bs->q, mv->x, mv->nvec, bs->assign, bs->docCodes);
+
+	if (bs->ndocs >= bs->maxdocs)
+	{
+		bs->maxdocs *= 2;
+		bs->docs = repalloc_huge(bs->docs, sizeof(MvivfDocEntry) * bs->maxdocs);
+	}
+	doc = &bs->docs[bs->ndocs];
+	doc->tid = *tid;
+	doc->ntokens = Min(mv->nvec, PG_UINT16_MAX);
+	doc->flags = 0;
+	for (i = 0; i < mv->nvec; i++)
+	{
+		MvivfPosting *p = &bs->postings[bs->npostings];
+
+		p->list = bs->assign[i];
+		p->docid = bs->ndocs;
+		p->code = bs->codes + bs->npostings * bs->q.codeSize;
+		memcpy(p->code, bs->docCodes + (Size) i * bs->q.codeSize, bs->q.codeSize);
+		bs->npostings++;
+	}
+	bs->ndocs++;
+	bs->ntokens += mv->nvec;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->ndocs);
+	MemoryContextReset(bs->tmpCtx);
+}
+
+/*
+ * StartNewPage
+ *		Start a generic WAL record on a new, initialised page.
+ */
+static Buffer
+StartNewPage(Relation index, ForkNumber fork, GenericXLogState **state,
+			 Page *page, uint16 flags)
+{
+	Buffer		buf = MvivfNewBuffer(index, fork);
+
+	*state = GenericXLogStart(index);
+	*page = GenericXLogRegisterBuffer(*state, buf, GENERIC_XLOG_FULL_IMAGE);
+	MvivfInitPage(*page, flags);
+	return buf;
+}
+
+/*
+ * WriteArrayPages
+ *		Write nitems items of itemsz bytes on consecutive new pages of a kind;
+ *		with chain, pages are linked.  Returns the first block (Invalid when
+ *		there are no items) and sets *last.
+ */
+static BlockNumber
+WriteArrayPages(Relation index, const char *items, int64 nitems, Size itemsz,
+				uint16 flags, bool chain, BlockNumber *last)
+{
+	int			perPage = MvivfItemsPerPage(itemsz);
+	BlockNumber first = InvalidBlockNumber;
+	Buffer		prevbuf = InvalidBuffer;
+	GenericXLogState *prevstate = NULL;
+	Page		prevpage = NULL;
+	int64		done = 0;
+
+	*last = InvalidBlockNumber;
+	while (done < nitems)
+	{
+		int			n = Min(perPage, nitems - done);
+		GenericXLogState *state;
+		Page		page;
+		Buffer		buf = StartNewPage(index, MAIN_FORKNUM, &state, &page, flags);
+
+		memcpy(MvivfPageItems(page), items + done * itemsz, n * itemsz);
+		MvivfPageGetOpaque(page)->nitems = n;
+		((PageHeader) page)->pd_lower += n * itemsz;
+		if (first == InvalidBlockNumber)
+			first = BufferGetBlockNumber(buf);
+		if (prevbuf != InvalidBuffer)
+		{
+			if (chain)
+				MvivfPageGetOpaque(prevpage)->next = BufferGetBlockNumber(buf);
+			GenericXLogFinish(prevstate);
+			UnlockReleaseBuffer(prevbuf);
+		}
+		prevbuf = buf;
+		prevstate = state;
+		prevpage = page;
+		*last = BufferGetBlockNumber(buf);
+		done += n;
+	}
+	if (prevbuf != InvalidBuffer)
+	{
+		GenericXLogFinish(prevstate);
+		UnlockReleaseBuffer(prevbuf);
+	}
+	return first;
+}
+
+/*
+ * WriteMeta
+ *		Write the metapage (block 0, which must exist).
+ */
+static void
+WriteMeta(Relation index, MvivfMetaPageData * meta)
+{
+	Buffer		buf = ReadBuffer(index, MVIVF_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	MvivfInitPage(page, MVIVF_META);
+	memcpy(MvivfPageGetMeta(page), meta, sizeof(MvivfMetaPageData));
+	((PageHeader) page)->pd_lower += sizeof(MvivfMetaPageData);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * InitMeta
+ *		A metapage describing an empty, untrained index.
+ */
+static void
+InitMeta(MvivfMetaPageData * meta, int nbits)
+{
+	memset(meta, 0, sizeof(MvivfMetaPageData));
+	meta->magic = MVIVF_MAGIC;
+	meta->version = MVIVF_VERSION;
+	meta->nbits = nbits;
+	meta->centroidStart = InvalidBlockNumber;
+	meta->listDirStart = InvalidBlockNumber;
+	meta->docDirHead = InvalidBlockNumber;
+	meta->docDirTail = InvalidBlockNumber;
+	meta->pendingHead = InvalidBlockNumber;
+	meta->pendingTail = InvalidBlockNumber;
+}
+
+/*
+ * mvivfbuild
+ *		Build the index (ambuild).
+ */
+IndexBuildResult *
+mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	MvivfBuildState bs;
+	MvivfMetaPageData meta;
+	Buffer		metabuf;
+	double		reltuples;
+	int			nlists;
+	int			i;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data",
+			 RelationGetRelationName(index));
+
+	memset(&bs, 0, sizeof(bs));
+	bs.index = index;
+	bs.opts = MvivfGetOptions(index);
+	pg_prng_seed(&bs.prng, 0x5eed);
+	bs.buildCtx = CurrentMemoryContext;
+	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf build tuple",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	/* block 0 first, so that it is the metapage */
+	InitMeta(&meta, bs.opts->bits);
+	metabuf = MvivfNewBuffer(index, MAIN_FORKNUM);
+	Assert(BufferGetBlockNumber(metabuf) == MVIVF_METAPAGE_BLKNO);
+	UnlockReleaseBuffer(metabuf);
+	WriteMeta(index, &meta);
+
+	/* pass 1 */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_SAMPLE);
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+									   SampleCallback, &bs, NULL);
+	if (bs.ntokens == 0)
+	{
+		/* nothing to train on: an untrained index, searched exhaustively */
+		meta.dim = bs.dim;
+		WriteMeta(index, &meta);
+		result = palloc0(sizeof(IndexBuildResult));
+		result->heap_tuples = reltuples;
+		result->index_tuples = 0;
+		MemoryContextDelete(bs.tmpCtx);
+		return result;
+	}
+
+	nlists = bs.opts->lists;
+	if (nlists == 0)
+		nlists = (int) (4 * sqrt((double) bs.ntokens));
+	nlists = Max(1, Min(nlists, MVIVF_MAX_LISTS));
+	if (nlists > bs.nsample)
+		nlists = bs.nsample;
+	if ((int64) nlists * bs.opts->samplesPerList > bs.nsample &&
+		bs.nsample == bs.sampleCap && bs.sampleCap < MVIVF_MAX_SAMPLE)
+		ereport(NOTICE,
+				(errmsg("mvivf trains %d lists on %lld sampled tokens, fewer than the %d per list asked for",
+						nlists, (long long) bs.nsample, bs.opts->samplesPerList),
+				 errhint("Increase maintenance_work_mem to train on a larger sample.")));
+	/* keep at most samplesPerList rows per list (the reservoir is random) */
+	if (bs.nsample > (int64) nlists * bs.opts->samplesPerList)
+		bs.nsample = (int64) nlists * bs.opts->samplesPerList;
+
+	bs.q.dim = bs.dim;
+	bs.q.nbits = bs.opts->bits;
+	bs.q.nlists = nlists;
+	bs.q.codeSize = (bs.dim * bs.opts->bits + 7) / 8;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_KMEANS);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, bs.opts->kmeansIters);
+	TrainQuantizer(&bs);
+	pfree(bs.sample);
+	bs.sample = NULL;
+
+	/* centroid pages and an empty list directory, right after the metapage */
+	meta.dim = bs.dim;
+	meta.nlists = nlists;
+	meta.codeSize = bs.q.codeSize;
+	meta.centroidsPerPage = MvivfItemsPerPage(sizeof(float) * bs.dim);
+	if (meta.centroidsPerPage < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("mvivf does not support dimension %d", bs.dim),
+				 errdetail("A centroid must fit on one index page.")));
+	memcpy(meta.weights, bs.q.weights, sizeof(meta.weights));
+	memcpy(meta.cutoffs, bs.q.cutoffs, sizeof(meta.cutoffs));
+	{
+		BlockNumber last;
+
+		meta.centroidStart = WriteArrayPages(index, (char *) bs.q.centroids,
+											 nlists, sizeof(float) * bs.dim,
+											 MVIVF_CENTROID, false, &last);
+		bs.listdir = palloc_extended(sizeof(MvivfListEntry) * nlists, MCXT_ALLOC_HUGE);
+		for (i = 0; i < nlists; i++)
+		{
+			bs.listdir[i].head = InvalidBlockNumber;
+			bs.listdir[i].tail = InvalidBlockNumber;
+			bs.listdir[i].ntokens = 0;
+		}
+		meta.listDirStart = WriteArrayPages(index, (char *) bs.listdir, nlists,
+											sizeof(MvivfListEntry),
+											MVIVF_LISTDIR, false, &last);
+	}
+
+	/* pass 2 */
+	{
+		Size		budget = (Size) maintenance_work_mem * 1024 / 2;
+		Size		per = sizeof(MvivfPosting) + bs.q.codeSize;
+
+		bs.maxpostings = Max(budget / per, MV_MAX_VECTORS);
+		bs.postings = palloc_extended(sizeof(MvivfPosting) * bs.maxpostings, MCXT_ALLOC_HUGE);
+		bs.codes = palloc_extended((Size) bs.q.codeSize * bs.maxpostings, MCXT_ALLOC_HUGE);
+		bs.maxdocs = Max(1024, (uint32) bs.indtuples + 1);
+		bs.docs = palloc_extended(sizeof(MvivfDocEntry) * bs.maxdocs, MCXT_ALLOC_HUGE);
+	}
+	bs.ntokens = 0;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_ASSIGN);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.indtuples);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+									   AssignCallback, &bs, NULL);
+	FlushPostings(&bs);
+
+	/* directories and metapage */
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);
+	MvivfWriteListDir(index, &meta, bs.listdir);
+	meta.docDirHead = WriteArrayPages(index, (char *) bs.docs, bs.ndocs,
+									  sizeof(MvivfDocEntry), MVIVF_DOCDIR,
+									  true, &meta.docDirTail);
+	meta.ndocs = bs.ndocs;
+	meta.ntokens = bs.ntokens;
+	WriteMeta(index, &meta);
+
+	result = palloc0(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = bs.ndocs;
+	MemoryContextDelete(bs.tmpCtx);
+	return result;
+}
+
+/*
+ * mvivfbuildempty
+ *		Write the metapage of an empty index into the init fork (unlogged
+ *		tables).
+ */
+void
+mvivfbuildempty(Relation index)
+{
+	MvivfMetaPageData meta;
+	MvivfOptions *opts = MvivfGetOptions(index);
+	GenericXLogState *state;
+	Page		page;
+	Buffer		buf;
+
+	InitMeta(&meta, opts->bits);
+	buf = StartNewPage(index, INIT_FORKNUM, &state, &page, MVIVF_META);
+	memcpy(MvivfPageGetMeta(page), &meta, sizeof(MvivfMetaPageData));
+	((PageHeader) page)->pd_lower += sizeof(MvivfMetaPageData);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}

@@ -1,0 +1,219 @@
+/*
+ * mvivf.c
+ *	  The mvivf access method handler, its reloptions and its settings.
+ */
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/reloptions.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "utils/guc.h"
+
+#include "colpali.h"
+#include "mvivf.h"
+
+PG_FUNCTION_INFO_V1(mvivfhandler);
+
+int			mvivf_probes = 32;
+int			mvivf_candidates = 100;
+int			mvivf_rerank = 40;
+int			mvivf_iterative_scan = MVIVF_ITERATIVE_OFF;
+int			mvivf_max_scan_docs = 20000;
+
+static relopt_kind mvivf_relopt_kind;
+
+static const struct config_enum_entry mvivf_iterative_scan_options[] = {
+	{"off", MVIVF_ITERATIVE_OFF, false},
+	{"relaxed_order", MVIVF_ITERATIVE_RELAXED, false},
+	{NULL, 0, false}
+};
+
+/*
+ * MvivfInit
+ *		Register the reloptions and define the mvivf.* settings; called from
+ *		_PG_init.
+ */
+void
+MvivfInit(void)
+{
+	mvivf_relopt_kind = add_reloption_kind();
+	add_int_reloption(mvivf_relopt_kind, "lists",
+					  "Number of inverted lists (0 chooses 4 * sqrt(tokens))",
+					  MVIVF_DEFAULT_LISTS, 0, MVIVF_MAX_LISTS, AccessExclusiveLock);
+	add_int_reloption(mvivf_relopt_kind, "bits",
+					  "Bits per dimension of the residual codes (1, 2 or 4)",
+					  MVIVF_DEFAULT_BITS, 1, 4, AccessExclusiveLock);
+	add_int_reloption(mvivf_relopt_kind, "kmeans_iterations",
+					  "Iterations of k-means when training the centroids",
+					  MVIVF_DEFAULT_ITERS, 1, MVIVF_MAX_ITERS, AccessExclusiveLock);
+	add_int_reloption(mvivf_relopt_kind, "samples_per_list",
+					  "Sampled token vectors per list used to train the centroids",
+					  MVIVF_DEFAULT_SAMPLES, 4, 1024, AccessExclusiveLock);
+
+	DefineCustomIntVariable("mvivf.probes",
+							"Lists probed per query row.",
+							"Higher finds more candidates (better recall) and reads more postings (slower).",
+							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.candidates",
+							"Documents kept from the approximate stage for exact reranking.",
+							"Rows beyond the first mvivf.rerank candidates are reranked in further batches when the query asks for more rows.",
+							&mvivf_candidates, 100, 1, 100000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.rerank",
+							"Candidates reranked exactly before the first row is returned.",
+							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
+							&mvivf_rerank, 40, 1, 100000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("mvivf.iterative_scan",
+							 "Keep returning rows once the candidates are used up.",
+							 "relaxed_order reranks the remaining documents in further batches, so that a filtered query still finds its rows; order is exact within a batch.",
+							 &mvivf_iterative_scan, MVIVF_ITERATIVE_OFF,
+							 mvivf_iterative_scan_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.max_scan_docs",
+							"Most documents one iterative scan reranks.",
+							NULL,
+							&mvivf_max_scan_docs, 20000, 1, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
+/*
+ * mvivfoptions
+ *		Parse and check the reloptions.
+ */
+static bytea *
+mvivfoptions(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"lists", RELOPT_TYPE_INT, offsetof(MvivfOptions, lists)},
+		{"bits", RELOPT_TYPE_INT, offsetof(MvivfOptions, bits)},
+		{"kmeans_iterations", RELOPT_TYPE_INT, offsetof(MvivfOptions, kmeansIters)},
+		{"samples_per_list", RELOPT_TYPE_INT, offsetof(MvivfOptions, samplesPerList)},
+	};
+	MvivfOptions *opts;
+
+	opts = (MvivfOptions *) build_reloptions(reloptions, validate,
+											 mvivf_relopt_kind,
+											 sizeof(MvivfOptions),
+											 tab, lengthof(tab));
+	if (opts && validate && opts->bits == 3)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for mvivf option \"bits\": %d", opts->bits),
+				 errdetail("Valid values are 1, 2 and 4.")));
+	return (bytea *) opts;
+}
+
+/*
+ * MvivfGetOptions
+ *		The index's options, with defaults when none were given.
+ */
+MvivfOptions *
+MvivfGetOptions(Relation index)
+{
+	static MvivfOptions defaults = {0, MVIVF_DEFAULT_LISTS, MVIVF_DEFAULT_BITS,
+	MVIVF_DEFAULT_ITERS, MVIVF_DEFAULT_SAMPLES};
+
+	if (index->rd_options)
+		return (MvivfOptions *) index->rd_options;
+	return &defaults;
+}
+
+/*
+ * mvivfbuildphasename
+ *		Names of the build phases shown by pg_stat_progress_create_index.
+ */
+static char *
+mvivfbuildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case PROGRESS_MVIVF_PHASE_SAMPLE:
+			return "sampling tokens";
+		case PROGRESS_MVIVF_PHASE_KMEANS:
+			return "performing k-means";
+		case PROGRESS_MVIVF_PHASE_ASSIGN:
+			return "assigning tokens";
+		case PROGRESS_MVIVF_PHASE_WRITE:
+			return "writing lists";
+		default:
+			return NULL;
+	}
+}
+
+/*
+ * mvivfhandler
+ *		The IndexAmRoutine of mvivf.
+ */
+Datum
+mvivfhandler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = 0;
+	amroutine->amsupport = 0;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = false;
+	amroutine->amcanorderbyop = true;
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = false;
+	amroutine->amoptionalkey = true;
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = false;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+#if PG_VERSION_NUM >= 170000
+	amroutine->amcanbuildparallel = false;
+#endif
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;
+#if PG_VERSION_NUM >= 160000
+	amroutine->amsummarizing = false;
+#endif
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_NO_PARALLEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = mvivfbuild;
+	amroutine->ambuildempty = mvivfbuildempty;
+	amroutine->aminsert = mvivfinsert;
+#if PG_VERSION_NUM >= 170000
+	amroutine->aminsertcleanup = NULL;
+#endif
+	amroutine->ambulkdelete = mvivfbulkdelete;
+	amroutine->amvacuumcleanup = mvivfvacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = mvivfcostestimate;
+#if PG_VERSION_NUM >= 180000
+	amroutine->amgettreeheight = NULL;
+#endif
+	amroutine->amoptions = mvivfoptions;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = mvivfbuildphasename;
+	amroutine->amvalidate = mvivfvalidate;
+#if PG_VERSION_NUM >= 160000
+	amroutine->amadjustmembers = NULL;
+#endif
+	amroutine->ambeginscan = mvivfbeginscan;
+	amroutine->amrescan = mvivfrescan;
+	amroutine->amgettuple = mvivfgettuple;
+	amroutine->amgetbitmap = NULL;
+	amroutine->amendscan = mvivfendscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+#if PG_VERSION_NUM >= 180000
+	amroutine->amtranslatestrategy = NULL;
+	amroutine->amtranslatecmptype = NULL;
+#endif
+
+	PG_RETURN_POINTER(amroutine);
+}

@@ -1,0 +1,291 @@
+/*
+ * mvivf.h
+ *	  The mvivf index access method: a token-level IVF index over multivector
+ *	  columns answering ORDER BY emb <#> query LIMIT k (see docs/mvivf.md).
+ *
+ * Search: every query row probes its `mvivf.probes` nearest lists; each
+ * posting there is scored approximately (centroid score + residual code
+ * lookup); a (query row, document) pair that was not seen is imputed with the
+ * score of the last probed centroid, which is also a floor for seen pairs.
+ * The best `mvivf.candidates` documents are then reranked exactly by reading
+ * the indexed value from the heap under the scan snapshot, and rows come back
+ * in exact MaxSim order (xs_recheckorderby = false).
+ *
+ * ON-DISK FORMAT, version 1 (8 KB pages; all pages use the standard page
+ * header, pd_lower marks the end of the packed items, and an
+ * MvivfPageOpaqueData sits in the special space):
+ *
+ *	block 0          metapage: MvivfMetaPageData (magic, version, options,
+ *	                 counts, block numbers of every area, quantizer tables)
+ *	centroid pages   nlists x dim float32, row-major, packed
+ *	                 centroidsPerPage rows per page, contiguous from
+ *	                 centroidStart
+ *	list directory   nlists x MvivfListEntry {head, tail, ntokens}, contiguous
+ *	                 from listDirStart
+ *	posting pages    one linked chain per list (opaque.next); items are
+ *	                 {uint32 docid; uint8 code[codeSize]}
+ *	doc directory    a chain from docDirHead; item i of the chain is document
+ *	                 id i: MvivfDocEntry {heap tid, ntokens, flags (dead)}
+ *	pending pages    a chain from pendingHead; items are
+ *	                 {uint32 docid; uint32 list; uint8 code[codeSize]}, written
+ *	                 by inserts and moved into the lists by VACUUM
+ *	free pages       pages emptied by VACUUM, marked MVIVF_DELETED and
+ *	                 recorded in the free space map
+ *
+ * A residual code stores, per dimension, nbits (1, 2 or 4) selecting one of
+ * 2^nbits bucket weights (meta.weights); an approximate dot product with a
+ * query row q is dot(q, centroid) + sum_d q[d] * weights[code_d].
+ * Dimension d of a code lives in byte d * nbits / 8, at bit offset
+ * (d * nbits) % 8 (least significant bits first).
+ *
+ * Locking: page-level buffer locks only; writers that add documents or move
+ * postings (insert, merge) also hold a heavyweight lock on the page lock tag
+ * of block 0 (MVIVF_WRITE_LOCK).  Readers never hold a pin across calls.
+ * Every change goes through generic WAL.
+ */
+#ifndef MVIVF_H
+#define MVIVF_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "access/relscan.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
+#include "utils/relcache.h"
+
+#include "multivector.h"
+
+#define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
+#define MVIVF_VERSION			1
+#define MVIVF_METAPAGE_BLKNO	0
+#define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
+#define MVIVF_PAGE_ID			0xFF8C
+
+/* page kinds (opaque.flags) */
+#define MVIVF_META				(1 << 0)
+#define MVIVF_CENTROID			(1 << 1)
+#define MVIVF_LISTDIR			(1 << 2)
+#define MVIVF_POSTING			(1 << 3)
+#define MVIVF_DOCDIR			(1 << 4)
+#define MVIVF_PENDING			(1 << 5)
+#define MVIVF_DELETED			(1 << 6)
+
+/* document flags */
+#define MVIVF_DOC_DEAD			(1 << 0)
+
+/* reloption defaults and limits */
+#define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
+#define MVIVF_MAX_LISTS			65536
+#define MVIVF_DEFAULT_BITS		2
+#define MVIVF_DEFAULT_ITERS		6
+#define MVIVF_MAX_ITERS			50
+#define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
+#define MVIVF_MAX_BUCKETS		16
+
+/* build phases for pg_stat_progress_create_index (1 = initializing) */
+#define PROGRESS_MVIVF_PHASE_SAMPLE		2
+#define PROGRESS_MVIVF_PHASE_KMEANS		3
+#define PROGRESS_MVIVF_PHASE_ASSIGN		4
+#define PROGRESS_MVIVF_PHASE_WRITE		5
+
+/* iterative scan modes */
+typedef enum MvivfIterativeScan
+{
+	MVIVF_ITERATIVE_OFF,
+	MVIVF_ITERATIVE_RELAXED
+}			MvivfIterativeScan;
+
+/* GUCs (mvivf.c) */
+extern int	mvivf_probes;
+extern int	mvivf_candidates;
+extern int	mvivf_rerank;
+extern int	mvivf_iterative_scan;
+extern int	mvivf_max_scan_docs;
+
+/* reloptions, as stored in rd_options */
+typedef struct MvivfOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			lists;			/* 0 = automatic */
+	int			bits;			/* bits per residual dimension: 1, 2 or 4 */
+	int			kmeansIters;	/* k-means iterations */
+	int			samplesPerList; /* k-means training sample per list */
+}			MvivfOptions;
+
+typedef struct MvivfPageOpaqueData
+{
+	BlockNumber next;			/* next page of the chain, or Invalid */
+	uint32		list;			/* posting pages: list number */
+	uint16		nitems;			/* packed items on the page */
+	uint16		flags;			/* MVIVF_* page kind */
+	uint16		unused;
+	uint16		page_id;		/* MVIVF_PAGE_ID, for tools */
+}			MvivfPageOpaqueData;
+
+typedef MvivfPageOpaqueData * MvivfPageOpaque;
+
+typedef struct MvivfMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint16		dim;			/* 0 until the first row is known */
+	uint16		nbits;
+	uint32		nlists;			/* 0 = untrained: scans rerank all docs */
+	uint32		codeSize;		/* bytes per residual code */
+	uint32		centroidsPerPage;
+	BlockNumber centroidStart;
+	BlockNumber listDirStart;
+	BlockNumber docDirHead;
+	BlockNumber docDirTail;
+	uint32		ndocs;			/* documents ever added (= next docid) */
+	uint32		ndead;			/* documents marked dead */
+	BlockNumber pendingHead;
+	BlockNumber pendingTail;
+	uint32		npending;		/* postings in the pending area */
+	uint64		ntokens;		/* postings in lists + pending */
+	float		weights[MVIVF_MAX_BUCKETS]; /* bucket reconstruction values */
+	float		cutoffs[MVIVF_MAX_BUCKETS]; /* bucket upper bounds (n - 1) */
+}			MvivfMetaPageData;
+
+typedef MvivfMetaPageData * MvivfMetaPage;
+
+typedef struct MvivfListEntry
+{
+	BlockNumber head;
+	BlockNumber tail;
+	uint32		ntokens;
+}			MvivfListEntry;
+
+typedef struct MvivfDocEntry
+{
+	ItemPointerData tid;
+	uint16		ntokens;		/* saturates at PG_UINT16_MAX */
+	uint16		flags;			/* MVIVF_DOC_* */
+}			MvivfDocEntry;
+
+#define MvivfPageGetOpaque(page) ((MvivfPageOpaque) PageGetSpecialPointer(page))
+#define MvivfPageGetMeta(page)	((MvivfMetaPage) PageGetContents(page))
+#define MvivfPageItems(page)	((char *) PageGetContents(page))
+#define MVIVF_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(MvivfPageOpaqueData)))
+#define MvivfPostingSize(codeSize)	(sizeof(uint32) + (codeSize))
+#define MvivfPendingSize(codeSize)	(2 * sizeof(uint32) + (codeSize))
+#define MvivfItemsPerPage(itemsz)	((int) (MVIVF_PAGE_CAPACITY / (itemsz)))
+
+/* quantizer and meta snapshot used by build, insert and scan */
+typedef struct MvivfQuantizer
+{
+	int			dim;
+	int			nbits;
+	int			nlists;
+	int			codeSize;
+	float	   *centroids;		/* nlists x dim */
+	float		weights[MVIVF_MAX_BUCKETS];
+	float		cutoffs[MVIVF_MAX_BUCKETS];
+}			MvivfQuantizer;
+
+/* a posting waiting to be appended to a list (build, merge) */
+typedef struct MvivfPosting
+{
+	uint32		list;
+	uint32		docid;
+	uint8	   *code;
+}			MvivfPosting;
+
+/* scan state */
+typedef struct MvivfScanCandidate
+{
+	uint32		docid;
+	float		score;			/* approximate, then exact distance */
+	ItemPointerData tid;
+}			MvivfScanCandidate;
+
+typedef struct MvivfScanOpaqueData
+{
+	MemoryContext scanCtx;		/* everything of one ORDER BY evaluation */
+	bool		started;
+	bool		nullQuery;
+	MultiVector *query;
+	/* candidates in approximate order, and the reranked batch */
+	MvivfScanCandidate *cands;
+	int			ncands;
+	int			nextCand;		/* next candidate to rerank */
+	int			limitCand;		/* how far the candidate list may be used */
+	MvivfScanCandidate *batch;
+	int			nbatch;
+	int			nextBatch;
+	/* heap access for the exact rerank */
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+	EState	   *estate;
+	IndexInfo  *indexInfo;
+	/* doc directory snapshot, for iterative expansion */
+	MvivfDocEntry *docs;
+	uint32		ndocs;
+	float	   *approx;			/* per doc approximate distance, or NULL */
+	bool	   *queued;			/* per doc: already a candidate */
+}			MvivfScanOpaqueData;
+
+typedef MvivfScanOpaqueData * MvivfScanOpaque;
+
+/* mvivf.c */
+extern MvivfOptions * MvivfGetOptions(Relation index);
+
+/* mvutils.c */
+extern Buffer MvivfNewBuffer(Relation index, ForkNumber forkNum);
+extern void MvivfInitPage(Page page, uint16 flags);
+extern void MvivfReadMeta(Relation index, MvivfMetaPageData * meta);
+extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
+							   MvivfQuantizer * q);
+extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
+								int nrows, float *scores);
+extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
+							  int nrows, uint32 *lists, uint8 *codes);
+extern void MvivfAppendPostings(Relation index, MvivfPosting * postings,
+								int npostings, int codeSize,
+								MvivfListEntry * listdir);
+extern void MvivfWriteListDir(Relation index, MvivfMetaPageData * meta,
+							  MvivfListEntry * listdir);
+extern MvivfListEntry *MvivfReadListDir(Relation index, MvivfMetaPageData * meta);
+extern MvivfDocEntry *MvivfReadDocDir(Relation index, MvivfMetaPageData * meta,
+									  uint32 *ndocs);
+extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
+extern MultiVector *MvivfDatumGetValue(Datum value);
+
+/* access method callbacks */
+extern IndexBuildResult *mvivfbuild(Relation heap, Relation index,
+									IndexInfo *indexInfo);
+extern void mvivfbuildempty(Relation index);
+extern bool mvivfinsert(Relation index, Datum *values, bool *isnull,
+						ItemPointer heap_tid, Relation heap,
+						IndexUniqueCheck checkUnique,
+#if PG_VERSION_NUM >= 140000
+						bool indexUnchanged,
+#endif
+						IndexInfo *indexInfo);
+extern IndexBulkDeleteResult *mvivfbulkdelete(IndexVacuumInfo *info,
+											  IndexBulkDeleteResult *stats,
+											  IndexBulkDeleteCallback callback,
+											  void *callback_state);
+extern IndexBulkDeleteResult *mvivfvacuumcleanup(IndexVacuumInfo *info,
+												 IndexBulkDeleteResult *stats);
+extern IndexScanDesc mvivfbeginscan(Relation index, int nkeys, int norderbys);
+extern void mvivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+						ScanKey orderbys, int norderbys);
+extern bool mvivfgettuple(IndexScanDesc scan, ScanDirection dir);
+extern void mvivfendscan(IndexScanDesc scan);
+extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
+							  double loop_count, Cost *indexStartupCost,
+							  Cost *indexTotalCost,
+							  Selectivity *indexSelectivity,
+							  double *indexCorrelation, double *indexPages);
+extern bool mvivfvalidate(Oid opclassoid);
+
+/* merge of the pending area into the lists (mvvacuum.c) */
+extern void MvivfMergePending(Relation index);
+
+#endif							/* MVIVF_H */

@@ -1,0 +1,442 @@
+/*
+ * mvutils.c
+ *	  Page helpers, metapage and directory access, and the quantizer (centroid
+ *	  assignment and residual encoding) shared by build, insert, scan and
+ *	  vacuum of the mvivf access method.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <cblas.h>
+
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+#include "miscadmin.h"
+#include "storage/indexfsm.h"
+#include "storage/lmgr.h"
+#include "utils/rel.h"
+
+#include "mvivf.h"
+
+/*
+ * MvivfNewBuffer
+ *		An exclusively locked buffer for a new page: a page freed by VACUUM
+ *		when the free space map has one, else a new block at the end.
+ */
+Buffer
+MvivfNewBuffer(Relation index, ForkNumber forkNum)
+{
+	Buffer		buf;
+
+	if (forkNum == MAIN_FORKNUM)
+	{
+		for (;;)
+		{
+			BlockNumber blkno = GetFreeIndexPage(index);
+
+			if (blkno == InvalidBlockNumber)
+				break;
+			buf = ReadBuffer(index, blkno);
+			if (ConditionalLockBuffer(buf))
+			{
+				Page		page = BufferGetPage(buf);
+
+				if (PageIsNew(page) ||
+					(MvivfPageGetOpaque(page)->flags & MVIVF_DELETED))
+					return buf;
+				LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+			}
+			ReleaseBuffer(buf);
+		}
+	}
+
+#if PG_VERSION_NUM >= 160000
+	buf = ExtendBufferedRel(BMR_REL(index), forkNum, NULL, EB_LOCK_FIRST);
+#else
+	{
+		bool		needLock = !RELATION_IS_LOCAL(index);
+
+		if (needLock)
+			LockRelationForExtension(index, ExclusiveLock);
+		buf = ReadBufferExtended(index, forkNum, P_NEW, RBM_NORMAL, NULL);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		if (needLock)
+			UnlockRelationForExtension(index, ExclusiveLock);
+	}
+#endif
+	return buf;
+}
+
+/*
+ * MvivfInitPage
+ *		Initialise an empty page of the given kind.
+ */
+void
+MvivfInitPage(Page page, uint16 flags)
+{
+	MvivfPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, sizeof(MvivfPageOpaqueData));
+	opaque = MvivfPageGetOpaque(page);
+	opaque->next = InvalidBlockNumber;
+	opaque->list = 0;
+	opaque->nitems = 0;
+	opaque->flags = flags;
+	opaque->unused = 0;
+	opaque->page_id = MVIVF_PAGE_ID;
+	/* items are packed from the start of the contents area */
+	((PageHeader) page)->pd_lower = MAXALIGN(SizeOfPageHeaderData);
+}
+
+/*
+ * MvivfReadMeta
+ *		Copy the metapage, checking magic and version.
+ */
+void
+MvivfReadMeta(Relation index, MvivfMetaPageData * meta)
+{
+	Buffer		buf;
+	Page		page;
+
+	buf = ReadBuffer(index, MVIVF_METAPAGE_BLKNO);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	memcpy(meta, MvivfPageGetMeta(page), sizeof(MvivfMetaPageData));
+	UnlockReleaseBuffer(buf);
+
+	if (meta->magic != MVIVF_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an mvivf index",
+						RelationGetRelationName(index))));
+	if (meta->version != MVIVF_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has mvivf format version %u, expected %d",
+						RelationGetRelationName(index), meta->version,
+						MVIVF_VERSION),
+				 errhint("REINDEX the index.")));
+}
+
+/*
+ * MvivfLoadQuantizer
+ *		Read the centroids and bucket tables of a trained index.
+ */
+void
+MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta, MvivfQuantizer * q)
+{
+	int			done = 0;
+	BlockNumber blkno = meta->centroidStart;
+
+	q->dim = meta->dim;
+	q->nbits = meta->nbits;
+	q->nlists = meta->nlists;
+	q->codeSize = meta->codeSize;
+	memcpy(q->weights, meta->weights, sizeof(q->weights));
+	memcpy(q->cutoffs, meta->cutoffs, sizeof(q->cutoffs));
+	q->centroids = palloc_extended(sizeof(float) * (Size) meta->nlists * meta->dim,
+								   MCXT_ALLOC_HUGE);
+	while (done < (int) meta->nlists)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		int			n;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		n = MvivfPageGetOpaque(page)->nitems;
+		if (!(MvivfPageGetOpaque(page)->flags & MVIVF_CENTROID) || n <= 0 ||
+			done + n > (int) meta->nlists)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a malformed centroid page %u",
+							RelationGetRelationName(index), blkno)));
+		memcpy(q->centroids + (Size) done * q->dim, MvivfPageItems(page),
+			   sizeof(float) * (Size) n * q->dim);
+		UnlockReleaseBuffer(buf);
+		done += n;
+		blkno++;
+	}
+}
+
+/*
+ * MvivfScoreCentroids
+ *		scores[r * nlists + l] = dot(rows[r], centroid l).
+ */
+void
+MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
+					float *scores)
+{
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, q->nlists,
+				q->dim, 1.0f, rows, q->dim, q->centroids, q->dim, 0.0f,
+				scores, q->nlists);
+}
+
+/*
+ * MvivfAssignEncode
+ *		Assign each row to its nearest (largest dot product) centroid and
+ *		encode the residual; codes has nrows * codeSize bytes.
+ */
+void
+MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
+				  uint32 *lists, uint8 *codes)
+{
+	const int	block = 256;
+	int			nb = 1 << q->nbits;
+	float	   *scores = palloc_extended(sizeof(float) * (Size) block * q->nlists,
+										 MCXT_ALLOC_HUGE);
+	int			start;
+
+	for (start = 0; start < nrows; start += block)
+	{
+		int			n = Min(block, nrows - start);
+		int			r;
+
+		MvivfScoreCentroids(q, rows + (Size) start * q->dim, n, scores);
+		for (r = 0; r < n; r++)
+		{
+			const float *s = scores + (Size) r * q->nlists;
+			const float *x = rows + (Size) (start + r) * q->dim;
+			uint8	   *code = codes + (Size) (start + r) * q->codeSize;
+			const float *c;
+			int			best = 0;
+			int			l;
+			int			d;
+
+			for (l = 1; l < q->nlists; l++)
+				if (s[l] > s[best])
+					best = l;
+			lists[start + r] = best;
+			c = q->centroids + (Size) best * q->dim;
+			memset(code, 0, q->codeSize);
+			for (d = 0; d < q->dim; d++)
+			{
+				float		res = x[d] - c[d];
+				int			b = 0;
+				int			bit = d * q->nbits;
+
+				while (b < nb - 1 && res > q->cutoffs[b])
+					b++;
+				code[bit / 8] |= (uint8) (b << (bit % 8));
+			}
+		}
+	}
+	pfree(scores);
+}
+
+/*
+ * MvivfOpenTail
+ *		Lock the last page of a list for appending, creating the list's first
+ *		page when it has none; entry->tail may lag behind after a crash, so
+ *		follow the chain to its real end.
+ */
+static Buffer
+MvivfOpenTail(Relation index, MvivfListEntry * entry, uint32 list)
+{
+	Buffer		buf;
+
+	if (entry->tail == InvalidBlockNumber)
+	{
+		GenericXLogState *state;
+		Page		page;
+
+		buf = MvivfNewBuffer(index, MAIN_FORKNUM);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		MvivfInitPage(page, MVIVF_POSTING);
+		MvivfPageGetOpaque(page)->list = list;
+		GenericXLogFinish(state);
+		entry->head = entry->tail = BufferGetBlockNumber(buf);
+		return buf;
+	}
+	for (;;)
+	{
+		BlockNumber next;
+
+		buf = ReadBuffer(index, entry->tail);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		next = MvivfPageGetOpaque(BufferGetPage(buf))->next;
+		if (next == InvalidBlockNumber)
+			return buf;
+		UnlockReleaseBuffer(buf);
+		entry->tail = next;
+	}
+}
+
+/*
+ * MvivfAppendPostings
+ *		Append postings (sorted by list, then document id) to the tails of
+ *		their lists, one generic WAL record per page touched; updates the
+ *		in-memory list directory, which the caller writes afterwards.
+ */
+void
+MvivfAppendPostings(Relation index, MvivfPosting * postings, int npostings,
+					int codeSize, MvivfListEntry * listdir)
+{
+	Size		itemsz = MvivfPostingSize(codeSize);
+	int			perPage = MvivfItemsPerPage(itemsz);
+	int			i = 0;
+
+	while (i < npostings)
+	{
+		uint32		list = postings[i].list;
+		MvivfListEntry *entry = &listdir[list];
+		Buffer		buf = MvivfOpenTail(index, entry, list);
+		GenericXLogState *state = GenericXLogStart(index);
+		Page		page = GenericXLogRegisterBuffer(state, buf, 0);
+
+		for (; i < npostings && postings[i].list == list; i++)
+		{
+			MvivfPageOpaque opaque = MvivfPageGetOpaque(page);
+			char	   *item;
+
+			if (opaque->nitems >= perPage)
+			{
+				Buffer		nbuf = MvivfNewBuffer(index, MAIN_FORKNUM);
+				Page		npage = GenericXLogRegisterBuffer(state, nbuf,
+															  GENERIC_XLOG_FULL_IMAGE);
+
+				MvivfInitPage(npage, MVIVF_POSTING);
+				MvivfPageGetOpaque(npage)->list = list;
+				opaque->next = BufferGetBlockNumber(nbuf);
+				GenericXLogFinish(state);
+				UnlockReleaseBuffer(buf);
+				buf = nbuf;
+				entry->tail = BufferGetBlockNumber(buf);
+				state = GenericXLogStart(index);
+				page = GenericXLogRegisterBuffer(state, buf, 0);
+				opaque = MvivfPageGetOpaque(page);
+			}
+			item = MvivfPageItems(page) + (Size) opaque->nitems * itemsz;
+			memcpy(item, &postings[i].docid, sizeof(uint32));
+			memcpy(item + sizeof(uint32), postings[i].code, codeSize);
+			opaque->nitems++;
+			((PageHeader) page)->pd_lower += itemsz;
+			entry->ntokens++;
+		}
+		GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * MvivfWriteListDir
+ *		Write the in-memory list directory back to its pages.
+ */
+void
+MvivfWriteListDir(Relation index, MvivfMetaPageData * meta, MvivfListEntry * listdir)
+{
+	int			perPage = MvivfItemsPerPage(sizeof(MvivfListEntry));
+	int			done = 0;
+	BlockNumber blkno = meta->listDirStart;
+
+	while (done < (int) meta->nlists)
+	{
+		int			n = Min(perPage, (int) meta->nlists - done);
+		Buffer		buf = ReadBuffer(index, blkno);
+		GenericXLogState *state;
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (memcmp(MvivfPageItems(page), listdir + done,
+				   n * sizeof(MvivfListEntry)) != 0)
+		{
+			state = GenericXLogStart(index);
+			page = GenericXLogRegisterBuffer(state, buf, 0);
+			memcpy(MvivfPageItems(page), listdir + done, n * sizeof(MvivfListEntry));
+			GenericXLogFinish(state);
+		}
+		UnlockReleaseBuffer(buf);
+		done += n;
+		blkno++;
+	}
+}
+
+/*
+ * MvivfReadListDir
+ *		Read the whole list directory.
+ */
+MvivfListEntry *
+MvivfReadListDir(Relation index, MvivfMetaPageData * meta)
+{
+	int			perPage = MvivfItemsPerPage(sizeof(MvivfListEntry));
+	MvivfListEntry *listdir = palloc(sizeof(MvivfListEntry) * Max(meta->nlists, 1));
+	int			done = 0;
+	BlockNumber blkno = meta->listDirStart;
+
+	while (done < (int) meta->nlists)
+	{
+		int			n = Min(perPage, (int) meta->nlists - done);
+		Buffer		buf = ReadBuffer(index, blkno);
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		memcpy(listdir + done, MvivfPageItems(BufferGetPage(buf)),
+			   n * sizeof(MvivfListEntry));
+		UnlockReleaseBuffer(buf);
+		done += n;
+		blkno++;
+	}
+	return listdir;
+}
+
+/*
+ * MvivfReadDocDir
+ *		Read the document directory (at most meta->ndocs entries).
+ */
+MvivfDocEntry *
+MvivfReadDocDir(Relation index, MvivfMetaPageData * meta, uint32 *ndocs)
+{
+	MvivfDocEntry *docs = palloc_extended(sizeof(MvivfDocEntry) * Max(meta->ndocs, 1),
+										  MCXT_ALLOC_HUGE);
+	uint32		done = 0;
+	BlockNumber blkno = meta->docDirHead;
+
+	while (blkno != InvalidBlockNumber && done < meta->ndocs)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+		uint32		n;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		n = Min(MvivfPageGetOpaque(page)->nitems, meta->ndocs - done);
+		memcpy(docs + done, MvivfPageItems(page), n * sizeof(MvivfDocEntry));
+		done += n;
+		blkno = MvivfPageGetOpaque(page)->next;
+		UnlockReleaseBuffer(buf);
+	}
+	*ndocs = done;
+	return docs;
+}
+
+/*
+ * MvivfCheckDim
+ *		Error out when a value's dimension differs from the index's.
+ */
+void
+MvivfCheckDim(Relation index, int indexDim, int valueDim)
+{
+	if (indexDim != valueDim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("multivector dimension %d does not match index \"%s\" dimension %d",
+						valueDim, RelationGetRelationName(index), indexDim)));
+}
+
+/*
+ * MvivfDatumGetValue
+ *		Detoast an indexed or query value and check it is float32.
+ */
+MultiVector *
+MvivfDatumGetValue(Datum value)
+{
+	MultiVector *mv = DatumGetMultiVector(value);
+
+	if (mv->format != MV_FORMAT_FLOAT32)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mvivf supports only float32 multivectors")));
+	return mv;
+}

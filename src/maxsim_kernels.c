@@ -1,0 +1,517 @@
+/*
+ * maxsim_kernels.c
+ *	  MaxSim kernels: scalar oracle, AVX2+FMA and AVX-512, runtime dispatch.
+ *
+ * No PostgreSQL headers here: the benchmark (bench/maxsim) and the kernel
+ * self-test compile this file on its own.
+ *
+ * Design.  The SIMD kernels vectorise over query rows, not over the inner
+ * dimension, so that no horizontal reduction is ever needed:
+ *
+ *	 1. A block of up to MVK_QUERY_BLOCK query rows is transposed into the
+ *		scratch buffer, qt[k][j] (lanes padded with zeros to the vector width).
+ *	 2. For R document rows at a time (register blocking), each lane j of the
+ *		accumulators acc[r][v] holds <doc_{i+r}, query_j>, built by one FMA
+ *		per k with doc_{i+r}[k] broadcast: the R x NQV accumulators and the
+ *		NQV query vectors for this k stay in registers.
+ *	 3. After the k loop the accumulators are folded into running maxima M[v]
+ *		(vertical MAXPS, rows in order), and the next R rows follow (they
+ *		were prefetched during the k loop, see MVK_PF_BLOCKS).  Each
+ *		document row is read from memory once per query block, so once in
+ *		total for queries of up to MVK_QUERY_BLOCK rows (ColPali: 20-32).
+ *	 4. The maxima are stored and summed in double in query row order, one
+ *		partial sum per block; the block sums are added in order.
+ *
+ * Because each lane is an in-order FMA chain and the maxima are taken in row
+ * order, the results are bit-identical to the scalar kernel (see the header
+ * for the exact operations and the error bound).
+ */
+#include "maxsim_kernels.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MVK_HAVE_X86 1
+#include <immintrin.h>
+#endif
+
+/*
+ * Software prefetch: during the k loop over one block of R document rows,
+ * the block MVK_PF_BLOCKS blocks ahead is prefetched in address order (one
+ * prefetch per k covers R floats, so the whole block by the end of the
+ * loop).  The kernel reads a block column by column, a strided pattern
+ * that restarts in every 4 kB page, which hardware prefetchers follow badly:
+ * on AMD Zen 4 this took out-of-cache throughput with 4-row queries from 28%
+ * to over 50% of the single-core read bandwidth, and 20-32-row queries
+ * (compute-bound) to about 97% of their in-cache speed.
+ */
+#ifndef MVK_PF_BLOCKS
+#define MVK_PF_BLOCKS 1
+#endif
+#ifndef MVK_PF_LOCALITY
+#define MVK_PF_LOCALITY 3
+#endif
+
+/* Prefetch base + off bytes (may lie past the document: prefetches never fault). */
+#define MVK_PREFETCH(base, off) \
+	__builtin_prefetch((const void *) ((uintptr_t) (base) + (off)), 0, MVK_PF_LOCALITY)
+
+/* Align a scratch pointer up to 64 bytes. */
+#define MVK_ALIGN64(p)	((float *) (((uintptr_t) (p) + 63) & ~(uintptr_t) 63))
+
+/*
+ * mvk_scratch_floats
+ *		Floats of scratch the SIMD kernels need: one transposed query block
+ *		plus slack for alignment.
+ */
+size_t
+mvk_scratch_floats(int dim)
+{
+	return (size_t) dim * MVK_QUERY_BLOCK + 16;
+}
+
+/*
+ * MaxSimScalar
+ *		The reference kernel: the definition, written out plainly.
+ */
+static double
+MaxSimScalar(const float *doc, int ndoc, const float *query, int nquery,
+			 int dim)
+{
+	double		total = 0.0;
+	double		part = 0.0;
+	int			j;
+
+	for (j = 0; j < nquery; j++)
+	{
+		const float *q = query + (size_t) j * dim;
+		float		m = -INFINITY;
+		int			i;
+
+		if (j > 0 && j % MVK_QUERY_BLOCK == 0)
+		{
+			total += part;
+			part = 0.0;
+		}
+
+		for (i = 0; i < ndoc; i++)
+		{
+			const float *d = doc + (size_t) i * dim;
+			float		s = 0.0f;
+			int			k;
+
+			for (k = 0; k < dim; k++)
+				s = fmaf(d[k], q[k], s);
+			m = (m > s) ? m : s;
+		}
+		part += m;
+	}
+	return total + part;
+}
+
+/*
+ * TransposeQueryBlock
+ *		qt[k * pad + j] = query[(q0 + j) * dim + k] for j < nq, zero for
+ *		nq <= j < pad.
+ */
+static void
+TransposeQueryBlock(const float *query, int q0, int nq, int dim, int pad,
+					float *qt)
+{
+	int			k;
+	int			j;
+
+	for (k = 0; k < dim; k++)
+	{
+		float	   *row = qt + (size_t) k * pad;
+
+		for (j = 0; j < nq; j++)
+			row[j] = query[(size_t) (q0 + j) * dim + k];
+		for (; j < pad; j++)
+			row[j] = 0.0f;
+	}
+}
+
+#ifdef MVK_HAVE_X86
+
+/* ---------------------------------------------------------------------------
+ * AVX-512 (F + VL): 16-lane zmm vectors plus, when the query rows of a block
+ * are not a multiple of 16, one 8-lane ymm vector (on CPUs that split zmm
+ * operations into two 256-bit halves, such as AMD Zen 4, this wastes fewer
+ * lanes; e.g. 20 query rows use 24 lanes instead of 32).  Up to 64 query
+ * rows per pass.
+ * ---------------------------------------------------------------------------
+ */
+
+/*
+ * Avx512Rows
+ *		Fold R document rows starting at doc into the maxima M[0..nz-1] (zmm
+ *		lanes) and Mh (nh = 1: one ymm of 8 more lanes), for query lanes
+ *		qt[k * pad + l].  Inlined with constant nz, nh and R so that the
+ *		accumulators live in registers.  Prefetches a block ahead.
+ *		pad (the row stride of qt) is a multiple of 16, so all loads are
+ *		aligned.
+ */
+static inline __attribute__((always_inline, target("avx512f,avx512vl,avx2,fma"))) void
+Avx512Rows(const float *doc, int dim, const float *qt, int pad, int nz, int nh,
+		   int R, __m512 *M, __m256 *Mh)
+{
+	__m512		acc[8][4];
+	__m256		acch[8];
+	int			r;
+	int			v;
+	int			k;
+
+#pragma GCC unroll 8
+	for (r = 0; r < R; r++)
+	{
+#pragma GCC unroll 4
+		for (v = 0; v < nz; v++)
+			acc[r][v] = _mm512_setzero_ps();
+		if (nh)
+			acch[r] = _mm256_setzero_ps();
+	}
+
+	for (k = 0; k < dim; k++)
+	{
+		const float *qk = qt + (size_t) k * pad;
+		__m512		qv[4];
+		__m256		qh = _mm256_setzero_ps();
+
+		MVK_PREFETCH(doc, ((size_t) MVK_PF_BLOCKS * R * dim + (size_t) k * R) * sizeof(float));
+#pragma GCC unroll 4
+		for (v = 0; v < nz; v++)
+			qv[v] = _mm512_load_ps(qk + 16 * v);
+		if (nh)
+			qh = _mm256_load_ps(qk + 16 * nz);
+#pragma GCC unroll 8
+		for (r = 0; r < R; r++)
+		{
+			float		x = doc[(size_t) r * dim + k];
+			__m512		b = _mm512_set1_ps(x);
+
+#pragma GCC unroll 4
+			for (v = 0; v < nz; v++)
+				acc[r][v] = _mm512_fmadd_ps(b, qv[v], acc[r][v]);
+			if (nh)
+				acch[r] = _mm256_fmadd_ps(_mm256_set1_ps(x), qh, acch[r]);
+		}
+	}
+
+#pragma GCC unroll 8
+	for (r = 0; r < R; r++)
+	{
+#pragma GCC unroll 4
+		for (v = 0; v < nz; v++)
+			M[v] = _mm512_max_ps(M[v], acc[r][v]);
+		if (nh)
+			*Mh = _mm256_max_ps(*Mh, acch[r]);
+	}
+}
+
+/* One pass over the document for nz zmm + nh ymm query vectors, block R. */
+#define AVX512_PASS(NZ, NH, R) \
+static __attribute__((target("avx512f,avx512vl,avx2,fma"))) void \
+Avx512Pass##NZ##_##NH(const float *doc, int ndoc, int dim, const float *qt, \
+					  float *out) \
+{ \
+	__m512		M[4]; \
+	__m256		Mh = _mm256_set1_ps(-INFINITY); \
+	int			i; \
+	int			v; \
+	for (v = 0; v < 4; v++) \
+		M[v] = _mm512_set1_ps(-INFINITY); \
+	for (i = 0; i + (R) <= ndoc; i += (R)) \
+		Avx512Rows(doc + (size_t) i * dim, dim, qt, 16 * ((NZ) + (NH)), \
+				   (NZ), (NH), (R), M, &Mh); \
+	for (; i < ndoc; i++) \
+		Avx512Rows(doc + (size_t) i * dim, dim, qt, 16 * ((NZ) + (NH)), \
+				   (NZ), (NH), 1, M, &Mh); \
+	for (v = 0; v < (NZ); v++) \
+		_mm512_storeu_ps(out + 16 * v, M[v]); \
+	if (NH) \
+		_mm256_storeu_ps(out + 16 * (NZ), Mh); \
+}
+
+/*
+ * Register blocks of 6 rows (5 at 64 lanes): blocks of 8 rows, which at
+ * D = 128 span one 4 kB page, measured up to 40% slower out of cache.
+ */
+AVX512_PASS(0, 1, 6)
+AVX512_PASS(1, 0, 6)
+AVX512_PASS(1, 1, 6)
+AVX512_PASS(2, 0, 6)
+AVX512_PASS(2, 1, 6)
+AVX512_PASS(3, 0, 6)
+AVX512_PASS(3, 1, 6)
+AVX512_PASS(4, 0, 5)
+
+/*
+ * MaxSimAvx512
+ *		MaxSim with AVX-512F/VL; see the file header for the scheme.
+ */
+static __attribute__((target("avx512f,avx512vl,avx2,fma"))) double
+MaxSimAvx512(const float *doc, int ndoc, const float *query, int nquery,
+			 int dim, float *scratch)
+{
+	float	   *qt = MVK_ALIGN64(scratch);
+	float		m[MVK_QUERY_BLOCK];
+	double		total = 0.0;
+	int			q0;
+
+	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = nquery - q0 < MVK_QUERY_BLOCK ? nquery - q0 : MVK_QUERY_BLOCK;
+		int			n8 = (nb + 7) / 8;	/* 8-lane groups */
+		double		part = 0.0;
+		int			j;
+
+		TransposeQueryBlock(query, q0, nb, dim, 16 * ((n8 + 1) / 2), qt);
+		switch (n8)
+		{
+			case 1:
+				Avx512Pass0_1(doc, ndoc, dim, qt, m);
+				break;
+			case 2:
+				Avx512Pass1_0(doc, ndoc, dim, qt, m);
+				break;
+			case 3:
+				Avx512Pass1_1(doc, ndoc, dim, qt, m);
+				break;
+			case 4:
+				Avx512Pass2_0(doc, ndoc, dim, qt, m);
+				break;
+			case 5:
+				Avx512Pass2_1(doc, ndoc, dim, qt, m);
+				break;
+			case 6:
+				Avx512Pass3_0(doc, ndoc, dim, qt, m);
+				break;
+			case 7:
+				Avx512Pass3_1(doc, ndoc, dim, qt, m);
+				break;
+			default:
+				Avx512Pass4_0(doc, ndoc, dim, qt, m);
+				break;
+		}
+		for (j = 0; j < nb; j++)
+			part += m[j];
+		total += part;
+	}
+	return total;
+}
+
+/* ---------------------------------------------------------------------------
+ * AVX2 + FMA: 8 lanes, 16 registers: up to 4 query vectors (32 rows) per
+ * pass; a 64-row block takes two passes.
+ * ---------------------------------------------------------------------------
+ */
+
+/*
+ * Avx2Rows
+ *		As Avx512Rows, with 8-lane vectors; qt points at the pass's first
+ *		lane and pad is the row stride of the transposed block.
+ */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+Avx2Rows(const float *doc, int dim, const float *qt, int pad, int nqv,
+		 int R, __m256 *M)
+{
+	__m256		acc[6][4];
+	int			r;
+	int			v;
+	int			k;
+
+#pragma GCC unroll 6
+	for (r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (v = 0; v < nqv; v++)
+			acc[r][v] = _mm256_setzero_ps();
+
+	for (k = 0; k < dim; k++)
+	{
+		const float *qk = qt + (size_t) k * pad;
+		__m256		qv[4];
+
+		MVK_PREFETCH(doc, ((size_t) MVK_PF_BLOCKS * R * dim + (size_t) k * R) * sizeof(float));
+#pragma GCC unroll 4
+		for (v = 0; v < nqv; v++)
+			qv[v] = _mm256_load_ps(qk + 8 * v);
+#pragma GCC unroll 6
+		for (r = 0; r < R; r++)
+		{
+			__m256		b = _mm256_broadcast_ss(doc + (size_t) r * dim + k);
+
+#pragma GCC unroll 4
+			for (v = 0; v < nqv; v++)
+				acc[r][v] = _mm256_fmadd_ps(b, qv[v], acc[r][v]);
+		}
+	}
+
+#pragma GCC unroll 6
+	for (r = 0; r < R; r++)
+#pragma GCC unroll 4
+		for (v = 0; v < nqv; v++)
+			M[v] = _mm256_max_ps(M[v], acc[r][v]);
+}
+
+#define AVX2_PASS(NQV, R) \
+static __attribute__((target("avx2,fma"))) void \
+Avx2Pass##NQV(const float *doc, int ndoc, int dim, const float *qt, int pad, \
+			  float *out) \
+{ \
+	__m256		M[4]; \
+	int			i; \
+	int			v; \
+	for (v = 0; v < (NQV); v++) \
+		M[v] = _mm256_set1_ps(-INFINITY); \
+	for (i = 0; i + (R) <= ndoc; i += (R)) \
+		Avx2Rows(doc + (size_t) i * dim, dim, qt, pad, (NQV), (R), M); \
+	for (; i < ndoc; i++) \
+		Avx2Rows(doc + (size_t) i * dim, dim, qt, pad, (NQV), 1, M); \
+	for (v = 0; v < (NQV); v++) \
+		_mm256_storeu_ps(out + 8 * v, M[v]); \
+}
+
+AVX2_PASS(1, 6)
+AVX2_PASS(2, 5)
+AVX2_PASS(3, 3)
+AVX2_PASS(4, 2)
+
+/*
+ * MaxSimAvx2
+ *		MaxSim with AVX2 and FMA.
+ */
+static __attribute__((target("avx2,fma"))) double
+MaxSimAvx2(const float *doc, int ndoc, const float *query, int nquery,
+		   int dim, float *scratch)
+{
+	float	   *qt = MVK_ALIGN64(scratch);
+	float		m[MVK_QUERY_BLOCK];
+	double		total = 0.0;
+	int			q0;
+
+	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = nquery - q0 < MVK_QUERY_BLOCK ? nquery - q0 : MVK_QUERY_BLOCK;
+		int			nv = (nb + 7) / 8;
+		int			pad = 8 * nv;
+		int			v0;
+		double		part = 0.0;
+		int			j;
+
+		TransposeQueryBlock(query, q0, nb, dim, pad, qt);
+		for (v0 = 0; v0 < nv; v0 += 4)
+		{
+			int			nqv = nv - v0 < 4 ? nv - v0 : 4;
+			const float *qp = qt + 8 * v0;
+			float	   *mp = m + 8 * v0;
+
+			switch (nqv)
+			{
+				case 1:
+					Avx2Pass1(doc, ndoc, dim, qp, pad, mp);
+					break;
+				case 2:
+					Avx2Pass2(doc, ndoc, dim, qp, pad, mp);
+					break;
+				case 3:
+					Avx2Pass3(doc, ndoc, dim, qp, pad, mp);
+					break;
+				default:
+					Avx2Pass4(doc, ndoc, dim, qp, pad, mp);
+					break;
+			}
+		}
+		for (j = 0; j < nb; j++)
+			part += m[j];
+		total += part;
+	}
+	return total;
+}
+
+#endif							/* MVK_HAVE_X86 */
+
+/*
+ * mvk_available
+ *		Is the kernel compiled in and supported by this CPU (and its OS)?
+ */
+int
+mvk_available(MvkKind kind)
+{
+	switch (kind)
+	{
+		case MVK_SCALAR:
+			return 1;
+#ifdef MVK_HAVE_X86
+		case MVK_AVX2:
+			__builtin_cpu_init();
+			return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+		case MVK_AVX512:
+			__builtin_cpu_init();
+			return __builtin_cpu_supports("avx512f") &&
+				__builtin_cpu_supports("avx512vl") &&
+				__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+		default:
+			return 0;
+	}
+}
+
+/*
+ * mvk_best
+ *		The fastest available kernel; probed once.
+ */
+MvkKind
+mvk_best(void)
+{
+	static int	best = -1;
+
+	if (best < 0)
+	{
+		if (mvk_available(MVK_AVX512))
+			best = MVK_AVX512;
+		else if (mvk_available(MVK_AVX2))
+			best = MVK_AVX2;
+		else
+			best = MVK_SCALAR;
+	}
+	return (MvkKind) best;
+}
+
+/*
+ * mvk_name
+ *		Printable kernel name.
+ */
+const char *
+mvk_name(MvkKind kind)
+{
+	switch (kind)
+	{
+		case MVK_SCALAR:
+			return "scalar";
+		case MVK_AVX2:
+			return "avx2";
+		case MVK_AVX512:
+			return "avx512";
+	}
+	return "unknown";
+}
+
+/*
+ * mvk_maxsim
+ *		Run the given kernel; an unavailable one falls back to the scalar
+ *		kernel (same result, by construction).
+ */
+double
+mvk_maxsim(MvkKind kind, const float *doc, int ndoc, const float *query,
+		   int nquery, int dim, float *scratch)
+{
+#ifdef MVK_HAVE_X86
+	if (kind == MVK_AVX512 && mvk_available(MVK_AVX512))
+		return MaxSimAvx512(doc, ndoc, query, nquery, dim, scratch);
+	if (kind == MVK_AVX2 && mvk_available(MVK_AVX2))
+		return MaxSimAvx2(doc, ndoc, query, nquery, dim, scratch);
+#endif
+	return MaxSimScalar(doc, ndoc, query, nquery, dim);
+}

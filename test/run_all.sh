@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Run every colpali test suite from scratch: install Debian dependencies,
+# build with warnings as errors, install, start a throwaway cluster as an
+# ordinary user, then run pg_regress, the TAP suite, the engine tests and a
+# short fuzzing pass.  Exits non-zero if anything fails.
+#
+#   test/run_all.sh            (root, or a user with sudo)
+#   FUZZ_SECONDS=0 test/run_all.sh    skips fuzzing
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+PGVER=${PGVER:-15}
+export PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+JOBS=${JOBS:-2}
+SUDO=
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+passed=0
+failed=0
+failures=()
+
+step() {
+	local name=$1
+	shift
+	echo
+	echo "=== $name"
+	if "$@"; then
+		passed=$((passed + 1))
+		echo "=== $name: ok"
+		return 0
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "=== $name: FAILED"
+		return 1
+	fi
+}
+
+tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+
+# Build and install from a copy that the unprivileged cluster user can read
+# and write (pg_regress writes results/, TAP writes tmp_check/).
+work=$(mktemp -d /tmp/colpali-test.XXXXXX)
+chmod 755 "$work"
+export CLUSTER_USER=${CLUSTER_USER:-colpali}
+if [ "$(id -u)" -eq 0 ]; then
+	id "$CLUSTER_USER" >/dev/null 2>&1 || useradd -m "$CLUSTER_USER"
+	RUNAS=(runuser -u "$CLUSTER_USER" --)
+else
+	CLUSTER_USER=$(id -un)
+	RUNAS=()
+fi
+tar -C "$top" --exclude=./build --exclude=./results --exclude=./tmp_check -cf - . | tar -C "$work" -xf -
+mkdir -p "$work/tree"
+[ "$(id -u)" -eq 0 ] && chown -R "$CLUSTER_USER" "$work"
+cd "$work"
+
+build() {
+	make clean >/dev/null 2>&1
+	"${RUNAS[@]}" make -j"$JOBS" WERROR=1 PG_CONFIG="$PG_CONFIG" && $SUDO make install PG_CONFIG="$PG_CONFIG" >/dev/null
+}
+if ! step build build; then
+	echo "build failed; nothing else can run"
+	echo "$passed passed, $failed failed"
+	exit 1
+fi
+
+step "version metadata agrees" tools/check-version.sh || true
+
+port=$((5430 + RANDOM % 200))
+eval "$(tools/throwaway-cluster.sh start "$work/cluster" "$port")"
+trap 'tools/throwaway-cluster.sh stop "$work/cluster"' EXIT
+
+regress() {
+	if ! "${RUNAS[@]}" env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" \
+		make installcheck PG_CONFIG="$PG_CONFIG"; then
+		[ -f regression.diffs ] && head -n 300 regression.diffs
+		return 1
+	fi
+}
+step "pg_regress" regress || true
+
+tap() {
+	"${RUNAS[@]}" env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
+		make prove_installcheck PG_CONFIG="$PG_CONFIG" PROVE_FLAGS="--timer"
+}
+step "TAP" tap || true
+
+step "engine tests" "${RUNAS[@]}" make enginecheck WERROR=1 PG_CONFIG="$PG_CONFIG" || true
+
+if [ "$FUZZ_SECONDS" != 0 ]; then
+	step "fuzzing (${FUZZ_SECONDS}s per target)" "${RUNAS[@]}" make fuzzcheck FUZZ_SECONDS="$FUZZ_SECONDS" PG_CONFIG="$PG_CONFIG" || true
+fi
+
+echo
+if [ $failed -ne 0 ]; then
+	echo "failed suites: ${failures[*]}"
+fi
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]

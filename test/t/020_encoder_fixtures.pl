@@ -1,0 +1,171 @@
+# colpali_image / colpali_query in SQL against the transformers goldens of the
+# tiny fixture checkpoints (test/fixtures, written by generate.py): every
+# sample image and query, several checkpoint layouts and dtypes, a LoRA
+# adapter over its base; embeddings within max |delta| <= 1e-4 and per-row
+# cosine >= 0.99999, MaxSim scores (computed by the <#> machinery's maxsim())
+# within 1e-3.  In-process path (no preload); the worker has 030_worker.pl.
+use strict;
+use warnings;
+
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $fx = "$ENV{TESTDIR}/test/fixtures";
+plan skip_all => 'fixtures not found' unless -f "$fx/manifest.json";
+
+sub slurp
+{
+	my ($path) = @_;
+	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
+	local $/;
+	my $data = <$fh>;
+	close $fh;
+	return $data;
+}
+
+my $manifest = decode_json(slurp("$fx/manifest.json"));
+my %images = map { $_->{name} => $_ } @{ $manifest->{images} };
+my %models = map { $_->{name} => $_ } @{ $manifest->{models} };
+
+# floats of a golden file, checked against its shape
+sub golden
+{
+	my ($entry) = @_;
+	my @v = unpack('f<*', slurp("$fx/$entry->{file}"));
+	my ($rows, $cols) = @{ $entry->{shape} };
+	die "bad golden $entry->{file}" unless @v == $rows * ($cols // 1);
+	return \@v;
+}
+
+# compare a real[] text ('{{..},{..}}') with a golden entry
+sub compare
+{
+	my ($label, $text, $entry) = @_;
+	my ($rows, $dim) = @{ $entry->{shape} };
+	my $g = golden($entry);
+	(my $flat = $text) =~ tr/{}//d;
+	my @v = split /,/, $flat;
+	if (@v != @$g)
+	{
+		fail("$label: shape");
+		diag("got " . scalar(@v) . " floats, golden has " . scalar(@$g) . " ($rows x $dim)");
+		return;
+	}
+	my ($maxd, $mincos) = (0, 1);
+	for my $r (0 .. $rows - 1)
+	{
+		my ($dot, $na, $nb) = (0, 0, 0);
+		for my $c (0 .. $dim - 1)
+		{
+			my ($a, $b) = ($v[$r * $dim + $c], $g->[$r * $dim + $c]);
+			my $d = abs($a - $b);
+			$maxd = $d if $d > $maxd;
+			$dot += $a * $b;
+			$na += $a * $a;
+			$nb += $b * $b;
+		}
+		my $cos = ($na > 0 && $nb > 0) ? $dot / sqrt($na * $nb) : ($na == $nb ? 1 : 0);
+		$mincos = $cos if $cos < $mincos;
+	}
+	ok($maxd <= 1e-4 && $mincos >= 0.99999,
+		sprintf("%s: %dx%d, max |delta| %.2e, min cosine %.7f", $label, $rows, $dim, $maxd, $mincos));
+}
+
+my $node = PostgreSQL::Test::Cluster->new('encoder');
+$node->init;
+$node->append_conf('postgresql.conf', "colpali.threads = 1\n");
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION colpali');
+
+# the sample images, as bytea, once
+my $ins = "CREATE TABLE img (name text PRIMARY KEY, data bytea NOT NULL);\n";
+for my $im (@{ $manifest->{images} })
+{
+	my $hex = unpack('H*', slurp("$fx/$im->{file}"));
+	$ins .= "INSERT INTO img VALUES ('$im->{name}', '\\x$hex');\n";
+}
+$node->safe_psql('postgres', $ins);
+
+# encode every golden page and query of model $name, compare, check scores
+sub check_model
+{
+	my ($name, %opt) = @_;
+	my $m = $models{$name};
+	my $gold = $manifest->{goldens}{ $m->{golden} };
+	my $set = "SET colpali.model_path = '$fx/$m->{dir}';";
+	$set .= $m->{base_dir} ? " SET colpali.base_model_path = '$fx/$m->{base_dir}';"
+	  : " SET colpali.base_model_path = '';";
+
+	my @pages = @{ $gold->{pages} };
+	my @queries = @{ $gold->{queries} };
+	@pages = @pages[ 0 .. $opt{pages} - 1 ] if $opt{pages} && $opt{pages} < @pages;
+	@queries = @queries[ 0 .. $opt{queries} - 1 ] if $opt{queries} && $opt{queries} < @queries;
+
+	my $sql = "$set\nDROP TABLE IF EXISTS pe, qe;\n";
+	$sql .= "CREATE TABLE pe (k int, mv multivector);\nCREATE TABLE qe (k int, mv multivector);\n";
+	for my $i (0 .. $#pages)
+	{
+		$sql .= "INSERT INTO pe SELECT $i, colpali_image(data) FROM img WHERE name = '$pages[$i]{image}';\n";
+	}
+	for my $i (0 .. $#queries)
+	{
+		my $t = $queries[$i]{text};
+		$t =~ s/'/''/g;
+		$sql .= "INSERT INTO qe VALUES ($i, colpali_query(E'" . escape_e($t) . "'));\n";
+	}
+	$node->safe_psql('postgres', $sql);
+
+	for my $i (0 .. $#pages)
+	{
+		my $txt = $node->safe_psql('postgres', "SELECT mv::real[] FROM pe WHERE k = $i");
+		compare("$name page $pages[$i]{image}", $txt, $pages[$i]);
+	}
+	for my $i (0 .. $#queries)
+	{
+		my $txt = $node->safe_psql('postgres', "SELECT mv::real[] FROM qe WHERE k = $i");
+		compare("$name query $i", $txt, $queries[$i]);
+	}
+
+	# MaxSim: scores[q][p], rows = queries, cols = pages (full manifest order)
+	my $scores = golden($gold->{scores});
+	my $npages = $gold->{scores}{shape}[1];
+	my $out = $node->safe_psql('postgres',
+		"SELECT q.k, p.k, maxsim(p.mv, q.mv) FROM pe p, qe q ORDER BY 1, 2");
+	my $maxd = 0;
+	for my $line (split /\n/, $out)
+	{
+		my ($q, $p, $s) = split /\|/, $line;
+		my $d = abs($s - $scores->[ $q * $npages + $p ]);
+		$maxd = $d if $d > $maxd;
+	}
+	ok($maxd <= 1e-3, sprintf("%s: MaxSim scores within 1e-3 (max |delta| %.2e)", $name, $maxd));
+}
+
+# E'' escaping for texts with control characters
+sub escape_e
+{
+	my ($s) = @_;
+	$s =~ s/\\/\\\\/g;
+	$s =~ s/([\x00-\x1f])/sprintf('\\x%02x', ord($1))/ge;
+	return $s;
+}
+
+check_model('tiny');
+check_model('tiny-bf16', pages => 3, queries => 3);
+check_model('tiny-f16', pages => 3, queries => 3);
+check_model('tiny-merged', pages => 2, queries => 2);
+check_model('tiny-lora', pages => 2, queries => 2) if $models{'tiny-lora'};
+
+# the engine is reused, and reloaded when the model changes
+is($node->safe_psql('postgres', qq{
+	SET colpali.model_path = '$fx/models/tiny';
+	SELECT maxsim(colpali_image(data), colpali_query('x')) IS NOT NULL FROM img WHERE name = 'page_text_png';
+	SET colpali.model_path = '$fx/models/tiny-bf16';
+	SELECT maxsim(colpali_image(data), colpali_query('x')) IS NOT NULL FROM img WHERE name = 'page_text_png';
+	SELECT requests FROM colpali_stats();
+}), "t\nt\n4", 'switching models in one session');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,124 @@
+# Bad input never crashes a backend: truncated, corrupt, empty and unknown
+# image bytes, images over colpali.max_image_pixels, very long text; each
+# gives an ERROR with an SQLSTATE and the session goes on.  Run in process
+# and through the worker, where one bad page must not fail the other
+# requests batched with it.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $fx = "$ENV{TESTDIR}/test/fixtures";
+plan skip_all => 'fixtures not found' unless -d "$fx/models/tiny";
+
+sub slurp
+{
+	my ($path) = @_;
+	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
+	local $/;
+	my $data = <$fh>;
+	close $fh;
+	return $data;
+}
+
+my $page = slurp("$fx/images/page_text.png");
+my $jpeg = slurp("$fx/images/photo_baseline.jpg");
+my %bad = (
+	'truncated png' => substr($page, 0, 200),
+	'png header only' => substr($page, 0, 33),
+	'truncated jpeg' => substr($jpeg, 0, int(length($jpeg) / 3)),
+	'garbage' => join('', map { chr(($_ * 7919) % 256) } 1 .. 5000),
+	'png signature, garbage after' => "\x89PNG\r\n\x1a\n" . ("\xff" x 100),
+	'text' => "this is not an image\n",
+);
+my %expect = (
+	'truncated png' => qr/^(22P03)$/,
+	'png header only' => qr/^(22P03)$/,
+	'truncated jpeg' => qr/^(22P03|ok)$/,	# stb pads truncated JPEG scans, like Pillow's LOAD_TRUNCATED_IMAGES
+	'garbage' => qr/^(22P03|0A000)$/,
+	'png signature, garbage after' => qr/^(22P03)$/,
+	'text' => qr/^(22P03|0A000)$/,
+);
+
+my $node = PostgreSQL::Test::Cluster->new('inputs');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'colpali'
+colpali.model_path = '$fx/models/tiny'
+colpali.threads = 1
+colpali.max_wait_ms = 300
+});
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION colpali;
+	CREATE FUNCTION sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+	BEGIN
+		EXECUTE q;
+		RETURN 'ok';
+	EXCEPTION WHEN OTHERS THEN
+		RETURN SQLSTATE;
+	END $$;
+	CREATE TABLE bad (name text, data bytea);
+});
+for my $k (sort keys %bad)
+{
+	$node->safe_psql('postgres',
+		"INSERT INTO bad VALUES ('$k', '\\x" . unpack('H*', $bad{$k}) . "')");
+}
+$node->safe_psql('postgres',
+	"INSERT INTO bad VALUES ('page', '\\x" . unpack('H*', $page) . "')");
+
+for my $mode ('worker', 'in-process')
+{
+	my $set = $mode eq 'worker' ? '' : 'SET colpali.use_worker = off;';
+	for my $k (sort keys %bad)
+	{
+		my $state = $node->safe_psql('postgres',
+			"$set SELECT sqlstate_of(format('SELECT colpali_image(%L::bytea)', data)) FROM bad WHERE name = '$k'");
+		like($state, $expect{$k}, "$mode: $k -> $state");
+	}
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"$set SELECT colpali_image(data) FROM bad WHERE name = 'truncated png'");
+	like($err, qr/ERROR:  could not encode image: .*\nDETAIL:  .+/s, "$mode: error message has a detail");
+
+	is($node->safe_psql('postgres',
+			"$set SET colpali.max_image_pixels = 10000; SELECT sqlstate_of(format('SELECT colpali_image(%L::bytea)', data)) FROM bad WHERE name = 'page'"),
+		'54000', "$mode: image over colpali.max_image_pixels");
+	is($node->safe_psql('postgres',
+			"$set SET colpali.max_image_pixels = 0; SELECT num_vectors(colpali_image(data)) > 0 FROM bad WHERE name = 'page'"),
+		't', "$mode: max_image_pixels = 0 disables the limit");
+
+	my $long = $node->safe_psql('postgres',
+		"$set SELECT sqlstate_of(\$\$SELECT colpali_query(repeat('revenue growth by quarter ', 2500))\$\$)");
+	like($long, qr/^(ok|54000)$/, "$mode: 65 kB of query text -> $long");
+	is($node->safe_psql('postgres', "$set SELECT sqlstate_of(\$\$SELECT colpali_query(repeat('x', 70000))\$\$)"),
+		'54000', "$mode: over the query text limit");
+	is($node->safe_psql('postgres',
+			"$set SELECT dims(colpali_query(E'tabs\\tnewlines\\n\\n<image><bos> \x{e9}\x{1F600}'))"),
+		'128', "$mode: special tokens and non-ASCII text in a query");
+	is($node->safe_psql('postgres', "$set SELECT dims(colpali_query(''))"), '128', "$mode: empty query");
+}
+
+# one bad page batched with good ones: only its requester gets the error
+my @runs;
+for my $name ('page', 'truncated png', 'page')
+{
+	my %r = (out => '', err => '');
+	$r{h} = IPC::Run::start(
+		[ 'psql', '-X', '-qAt', '-d', $node->connstr('postgres'), '-c',
+		  "SELECT num_vectors(colpali_image(data)) > 0 FROM bad WHERE name = '$name'" ],
+		'>', \$r{out}, '2>', \$r{err});
+	push @runs, \%r;
+}
+$_->{h}->finish for @runs;
+is($runs[0]{out} . $runs[2]{out}, "t\nt\n", 'good pages in a batch with a bad one are encoded');
+like($runs[1]{err}, qr/could not encode image/, 'the bad page alone gets the error');
+
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'colpali encoder'"),
+	'1', 'the worker is still there');
+ok(!$node->log_contains('terminated by signal'), 'no process crashed');
+$node->stop;
+done_testing();
