@@ -31,12 +31,10 @@
 static int	failures = 0;
 
 /*
- * Attention mode of the goldens: manifest.json's "gemma_attention" when
- * present; otherwise causal for transformers >= 5: generate.py calls the
- * model without the processor's token_type_ids, and without them
- * transformers 5's PaliGemma mask is causal.  model(**processor_output),
- * the documented usage, is bidirectional like the engine's default and
- * like ColPali's training (see /work/notes/model-attention-finding.md).
+ * Attention mode of the goldens: each golden set's "attention" field
+ * ("bidirectional": model(**processor_output) as documented; "causal":
+ * transformers 5 without token_type_ids); for older manifests without it,
+ * the top-level "gemma_attention", else causal for transformers >= 5.
  */
 static CpAttentionMode golden_attention = CP_ATTENTION_BIDIRECTIONAL;
 
@@ -312,6 +310,10 @@ test_model(json_t *manifest, const char *name, const char *mdir,
 				j,
 				bad = 0;
 
+	/* each golden set says how it was computed (fixtures README) */
+	if (json_string_value(json_object_get(g, "attention")) != NULL)
+		attention = strcmp(json_string_value(json_object_get(g, "attention")), "causal") == 0 ?
+			CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
 	memset(&o, 0, sizeof(o));
 	o.model_dir = mdir;
 	o.base_model_dir = bdir;
@@ -442,8 +444,10 @@ test_model(json_t *manifest, const char *name, const char *mdir,
 		}
 		free(gs);
 	}
-	printf("%s %-15s %d pages, %d queries: max|d| %.3g, min cosine %.7f, MaxSim max|d| %.3g\n",
-		   bad ? "FAIL" : "ok  ", name, np, nq, worst_d, worst_cos, worst_s);
+	printf("%s %-15s %s, %d pages, %d queries: max|d| %.3g, min cosine %.7f, MaxSim max|d| %.3g\n",
+		   bad ? "FAIL" : "ok  ", name,
+		   attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional",
+		   np, nq, worst_d, worst_cos, worst_s);
 
 	/* cancellation: stops with CP_ERR_CANCELLED, the engine stays usable */
 	if (strcmp(name, "tiny") == 0)
@@ -513,8 +517,7 @@ main(void)
 			golden_attention = strcmp(ga, "causal") == 0 ? CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
 		else if (tv != NULL && atoi(tv) >= 5)
 			golden_attention = CP_ATTENTION_CAUSAL;
-		printf("goldens from transformers %s: Gemma attention %s\n", tv ? tv : "?",
-			   golden_attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional");
+		printf("goldens from transformers %s\n", tv ? tv : "?");
 	}
 	models = json_object_get(manifest, "models");
 	for (i = 0; i < json_array_size(models); i++)
