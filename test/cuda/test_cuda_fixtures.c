@@ -24,8 +24,8 @@ static int	failures = 0;
 
 /*
  * Gemma attention of the goldens, as test/engine/test_model.c decides it:
- * manifest "gemma_attention" when present, else causal for goldens made by
- * transformers >= 5 (generate.py builds the models with _from_config).
+ * each golden set's "attention" field; for older manifests the top-level
+ * "gemma_attention", else causal for goldens made by transformers >= 5.
  */
 static CpAttentionMode golden_attention = CP_ATTENTION_BIDIRECTIONAL;
 
@@ -156,6 +156,10 @@ run_model(json_t *manifest, json_t *model)
 	}
 	opts.device = CP_DEVICE_CUDA;
 	opts.attention = golden_attention;
+	/* each golden set says how it was computed (fixtures README) */
+	if (json_string_value(json_object_get(gold, "attention")) != NULL)
+		opts.attention = strcmp(json_string_value(json_object_get(gold, "attention")), "causal") == 0 ?
+			CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
 	opts.max_batch = 3;			/* several batches, one of them partial */
 	if (cp_engine_open(&opts, &eng, &err) != CP_OK)
 	{
