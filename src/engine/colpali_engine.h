@@ -31,7 +31,7 @@ typedef enum CpDevice
 /* How the CPU backend holds bf16/f16 matrices (F32 ones are used in place). */
 typedef enum CpWeightMode
 {
-	CP_WEIGHTS_AUTO = 0,		/* the measured default (see backend_cpu.c) */
+	CP_WEIGHTS_AUTO = 0,		/* the measured default: LAZY (engine.c) */
 	CP_WEIGHTS_FP32,			/* converted to fp32 once at load */
 	CP_WEIGHTS_LAZY				/* kept as mapped, converted tile by tile */
 } CpWeightMode;

@@ -55,15 +55,6 @@
 /* Progressive JPEGs need ~10 scans; thousands only burn CPU time. */
 #define JPEG_MAX_SCANS 1000
 
-typedef CpImageKind ImageKind;
-
-#define KIND_UNKNOWN CP_IMAGE_UNKNOWN
-#define KIND_PNG CP_IMAGE_PNG
-#define KIND_JPEG CP_IMAGE_JPEG
-#define KIND_GIF CP_IMAGE_GIF
-#define KIND_BMP CP_IMAGE_BMP
-#define KIND_TGA CP_IMAGE_TGA
-
 static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
 
 /* First GIF frame facts needed to reproduce Pillow's canvas. */
@@ -91,18 +82,18 @@ typedef struct ResampleAxis
  *		Recognise the image kind from its signature.  For well-known kinds we
  *		do not decode, set *other to their name.
  */
-static ImageKind
+static CpImageKind
 detect_kind(const uint8_t *b, size_t len, const char **other)
 {
 	*other = NULL;
 	if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-		return KIND_PNG;
+		return CP_IMAGE_PNG;
 	if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-		return KIND_JPEG;
+		return CP_IMAGE_JPEG;
 	if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
-		return KIND_GIF;
+		return CP_IMAGE_GIF;
 	if (len >= 2 && b[0] == 'B' && b[1] == 'M')
-		return KIND_BMP;
+		return CP_IMAGE_BMP;
 
 	if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
 		*other = "WebP";
@@ -125,7 +116,7 @@ detect_kind(const uint8_t *b, size_t len, const char **other)
 		*other = "PNM";
 	else if (len >= 5 && memcmp(b, "<svg", 4) == 0)
 		*other = "SVG";
-	return KIND_UNKNOWN;
+	return CP_IMAGE_UNKNOWN;
 }
 
 /*
@@ -133,7 +124,7 @@ detect_kind(const uint8_t *b, size_t len, const char **other)
  *		Map stb_image's last failure reason to a status and message.
  */
 static CpStatus
-stb_failure(ImageKind kind, const char *what, CpError *err)
+stb_failure(CpImageKind kind, const char *what, CpError *err)
 {
 	const char *reason = stbi_failure_reason();
 	CpStatus	status = CP_ERR_FORMAT;
@@ -256,36 +247,16 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
  * check_complete
  *		stb_image reads missing bytes as zeros and so decodes many truncated
  *		files "successfully"; Pillow refuses them ("image file is
- *		truncated").  Check the container structure reaches its end: PNG
- *		chunks up to IEND, a JPEG end-of-image marker after the first scan,
+ *		truncated").  Check the container structure reaches its end: JPEG
+ *		segments and scans up to end-of-image (PNG: see png_prepare),
  *		the first GIF frame's data blocks, uncompressed BMP/TGA pixel data.
  */
 static CpStatus
-check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
+check_complete(CpImageKind kind, const uint8_t *b, size_t len, CpError *err)
 {
-	const char *name = kind_names[kind];
-
-	if (kind == KIND_PNG)
-	{
-		size_t		pos = 8;
-
-		for (;;)
-		{
-			uint32_t	clen;
-
-			if (len - pos < 12)
-				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: no IEND chunk");
-			clen = rd_be32(b + pos);
-			if (memcmp(b + pos + 4, "IEND", 4) == 0)
-				return CP_OK;
-			if (clen > len - pos - 12)
-				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: chunk at offset %zu cut short", pos);
-			pos += 12 + (size_t) clen;
-		}
-	}
-	else if (kind == KIND_JPEG)
+	if (kind == CP_IMAGE_JPEG)
 		return check_jpeg(b, len, err);
-	else if (kind == KIND_BMP && len >= 34)
+	else if (kind == CP_IMAGE_BMP && len >= 34)
 	{
 		uint32_t	off = rd_le32(b + 10);
 		uint32_t	hsize = rd_le32(b + 14);
@@ -312,7 +283,7 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
 							len, (long long) need);
 	}
-	else if (kind == KIND_TGA && len >= 18)
+	else if (kind == CP_IMAGE_TGA && len >= 18)
 	{
 		int			type = b[2];
 		int64_t		need;
@@ -356,60 +327,114 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 								len, (long long) need);
 		}
 	}
-	(void) name;
 	return CP_OK;
 }
 
 /*
- * png_pad_palette
- *		Palette PNGs whose pixels index past the PLTE entries: stb_image
- *		would read its uninitialised palette buffer there, Pillow gives
- *		black.  Return a copy with PLTE padded to 256 black entries (stb
- *		does not check chunk CRCs), or NULL with *copy_len 0 when no padding
- *		is needed.  Chunks were already walked by check_complete.
+ * png_prepare
+ *		Make stb_image see what Pillow sees, in a copy when needed:
+ *		- palette indices past the PLTE entries: stb_image would read its
+ *		  uninitialised palette buffer there, Pillow gives black: pad PLTE
+ *		  to 256 black entries (stb does not check chunk CRCs);
+ *		- a file that stops after complete image data but before IEND (or
+ *		  inside a trailing chunk): Pillow accepts it, stb_image needs IEND:
+ *		  shorten the cut chunk and append IEND.  Truncated image data still
+ *		  fails, in stb's inflate, as it does in Pillow.
+ *		*copy is NULL when the original bytes can be used as they are.
  */
 static CpStatus
-png_pad_palette(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
-				CpError *err)
+png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
+			CpError *err)
 {
+	static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
 	size_t		pos = 8;
+	size_t		plte_pos = 0;
+	uint32_t	plte_len = 0;
+	size_t		keep;			/* bytes of the original kept as they are */
+	size_t		cut_data = 0;	/* data bytes of a cut last chunk, if any */
+	bool		cut = false;
+	bool		has_iend = false;
+	size_t		pad,
+				n;
+	uint8_t    *c;
 
 	*copy = NULL;
-	*copy_len = 0;
-	if (b[25] != 3)
-		return CP_OK;
-	while (len - pos >= 12)
+	*copy_len = len;
+	for (;;)
 	{
-		uint32_t	clen = rd_be32(b + pos);
+		uint32_t	clen;
 
-		if (memcmp(b + pos + 4, "IEND", 4) == 0 || memcmp(b + pos + 4, "IDAT", 4) == 0 ||
-			clen > len - pos - 12)
-			break;
-		if (memcmp(b + pos + 4, "PLTE", 4) == 0)
+		if (len - pos < 12)
 		{
-			size_t		pad;
-			size_t		data_end = pos + 8 + clen;
-			uint8_t    *c;
-
-			if (clen >= 768 || clen % 3 != 0)
-				return CP_OK;	/* full, or invalid: stb says so */
-			pad = 768 - clen;
-			c = malloc(len + pad);
-			if (c == NULL)
-				return cp_error(err, CP_ERR_NOMEM, "out of memory copying a PNG image of %zu bytes", len);
-			memcpy(c, b, data_end);
-			memset(c + data_end, 0, pad);
-			memcpy(c + data_end + pad, b + data_end, len - data_end);
-			c[pos] = 0;
-			c[pos + 1] = 0;
-			c[pos + 2] = 768 >> 8;
-			c[pos + 3] = 768 & 0xff;
-			*copy = c;
-			*copy_len = len + pad;
-			return CP_OK;
+			if (len - pos >= 8)
+			{
+				cut = true;
+				cut_data = len - pos - 8;
+			}
+			break;
+		}
+		clen = rd_be32(b + pos);
+		if (memcmp(b + pos + 4, "IEND", 4) == 0)
+		{
+			has_iend = true;
+			break;
+		}
+		if (clen > len - pos - 12)
+		{
+			cut = true;
+			cut_data = clen < len - pos - 8 ? clen : len - pos - 8;
+			break;
+		}
+		if (memcmp(b + pos + 4, "PLTE", 4) == 0 && plte_pos == 0)
+		{
+			plte_pos = pos;
+			plte_len = clen;
 		}
 		pos += 12 + (size_t) clen;
 	}
+	keep = pos;
+	pad = (b[25] == 3 && plte_pos != 0 && plte_len < 768 && plte_len % 3 == 0) ? 768 - plte_len : 0;
+	if (has_iend && pad == 0)
+		return CP_OK;
+
+	n = (has_iend ? len : keep + (cut ? 12 + cut_data : 0) + sizeof(iend)) + pad;
+	if (n > (size_t) INT_MAX)
+		return cp_error(err, CP_ERR_LIMIT, "PNG image of %zu bytes is over the decoder's limit", len);
+	c = malloc(n);
+	if (c == NULL)
+		return cp_error(err, CP_ERR_NOMEM, "out of memory copying a PNG image of %zu bytes", len);
+	if (pad > 0)
+	{
+		size_t		data_end = plte_pos + 8 + plte_len;
+
+		memcpy(c, b, data_end);
+		memset(c + data_end, 0, pad);
+		c[plte_pos] = 0;
+		c[plte_pos + 1] = 0;
+		c[plte_pos + 2] = 768 >> 8;
+		c[plte_pos + 3] = 768 & 0xff;
+		memcpy(c + data_end + pad, b + data_end, (has_iend ? len : keep) - data_end);
+	}
+	else
+		memcpy(c, b, keep);
+	if (!has_iend)
+	{
+		uint8_t    *t = c + keep + pad;
+
+		if (cut)
+		{
+			t[0] = (uint8_t) (cut_data >> 24);
+			t[1] = (uint8_t) (cut_data >> 16);
+			t[2] = (uint8_t) (cut_data >> 8);
+			t[3] = (uint8_t) cut_data;
+			memcpy(t + 4, b + keep + 4, 4 + cut_data);
+			memset(t + 8 + cut_data, 0, 4);
+			t += 12 + cut_data;
+		}
+		memcpy(t, iend, sizeof(iend));
+	}
+	*copy = c;
+	*copy_len = n;
 	return CP_OK;
 }
 
@@ -588,9 +613,9 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	size_t		i,
 				npix;
 
-	g = cp_stbi_load(KIND_PNG, bytes, (int) len, &w, &h, 1, 1);
+	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1);
 	if (g == NULL)
-		return stb_failure(KIND_PNG, "decoding", err);
+		return stb_failure(CP_IMAGE_PNG, "decoding", err);
 	npix = (size_t) w * h;
 	out->pixels = malloc(npix * 3);
 	if (out->pixels == NULL)
@@ -772,7 +797,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				CpImageRGB *out, CpError *err)
 {
 	const char *other;
-	ImageKind	kind;
+	CpImageKind	kind;
 	int			w,
 				h,
 				comp,
@@ -794,26 +819,26 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 
 	(void) cp_stbi_take_assert_hits();
 	kind = detect_kind(bytes, len, &other);
-	if (kind == KIND_UNKNOWN)
+	if (kind == CP_IMAGE_UNKNOWN)
 	{
 		if (other != NULL)
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"%s images are not supported (PNG, JPEG, BMP, GIF and TGA are)", other);
 		/* TGA has no signature: accept what stb_image's TGA probe accepts */
-		if (!cp_stbi_info(KIND_TGA, bytes, (int) len, &w, &h, &comp))
+		if (!cp_stbi_info(CP_IMAGE_TGA, bytes, (int) len, &w, &h, &comp))
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
-		kind = KIND_TGA;
+		kind = CP_IMAGE_TGA;
 		if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 			return st;
 	}
-	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
-			 (kind == KIND_GIF && len < 13))
+	else if ((kind == CP_IMAGE_PNG && len < 33) || (kind == CP_IMAGE_BMP && len < 26) ||
+			 (kind == CP_IMAGE_GIF && len < 13))
 		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
 						kind_names[kind], len);
 	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 		return st;
-	else if (kind == KIND_JPEG)
+	else if (kind == CP_IMAGE_JPEG)
 		return decode_jpeg(bytes, len, max_pixels, out, err);
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
@@ -831,34 +856,27 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 						"%s image of %dx%d is too large to decode (over %d pixels)",
 						kind_names[kind], w, h, INT_MAX / 4);
 
-	if (kind == KIND_PNG && bytes[24] == 16 && bytes[25] == 0)
+	if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
 		st = decode_png16_gray(bytes, len, out, err);
 	else
 	{
 		const uint8_t *src = bytes;
 		size_t		src_len = len;
 
-		if (kind == KIND_GIF)
+		if (kind == CP_IMAGE_GIF)
 		{
 			st = gif_prepare(bytes, len, &gif, &patched, err);
 			if (st != CP_OK)
 				return st;
 			src = patched;
 		}
-		else if (kind == KIND_PNG)
+		else if (kind == CP_IMAGE_PNG)
 		{
-			st = png_pad_palette(bytes, len, &patched, &src_len, err);
+			st = png_prepare(bytes, len, &patched, &src_len, err);
 			if (st != CP_OK)
 				return st;
 			if (patched != NULL)
 				src = patched;
-			else
-				src_len = len;
-			if (src_len > (size_t) INT_MAX)
-			{
-				free(patched);
-				return cp_error(err, CP_ERR_LIMIT, "PNG image of %zu bytes is over the decoder's limit", len);
-			}
 		}
 		out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
@@ -867,7 +885,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 		{
 			out->width = w2;
 			out->height = h2;
-			if (kind == KIND_GIF)
+			if (kind == CP_IMAGE_GIF)
 				gif_fill_canvas(out, &gif);
 		}
 		free(patched);

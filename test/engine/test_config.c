@@ -91,7 +91,7 @@ test_layouts(void)
 	CHECK(strcmp(c.model_type, "colpali") == 0, "model_type");
 	CHECK(c.image.width == 448 && c.image.height == 448 && c.image.resample == 3 && c.image.do_rescale &&
 		  c.image.do_normalize && c.image.do_convert_rgb, "image processor");
-	CHECK(c.image.rescale_factor == 1.0 / 255.0 && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
+	CHECK(fabs(c.image.rescale_factor - 1.0 / 255.0) < 1e-12 && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
 		  "rescale/mean/std");
 	CHECK(strcmp(c.prompt.query_prefix, "Question: ") == 0 &&
 		  strcmp(c.prompt.visual_prompt_prefix, "Describe the image.") == 0 &&

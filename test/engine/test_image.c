@@ -445,6 +445,27 @@ test_errors(void)
 		expect_status("37x23 PNG, limit 851", bytes, len, 851, CP_OK);
 		free(bytes);
 	}
+	/* Pillow opens a PNG that stops after complete image data (no IEND,
+	 * even a cut CRC): so do we, with the same pixels */
+	bytes = read_file(FIX "decode/palette_short.png", &len);
+	CHECK(bytes != NULL, "palette_short.png missing");
+	if (bytes != NULL)
+	{
+		CpImageRGB	full,
+					cut;
+		size_t		k;
+
+		CHECK(cp_image_decode(bytes, len, 0, &full, &err) == CP_OK, "palette_short.png: %s", err.msg);
+		for (k = 12; k <= 16 && full.pixels != NULL; k += 4)
+		{
+			st = cp_image_decode(bytes, len - k, 0, &cut, &err);
+			CHECK(st == CP_OK && memcmp(cut.pixels, full.pixels, (size_t) full.width * full.height * 3) == 0,
+				  "PNG without its last %zu bytes: %s", k, st == CP_OK ? "pixels differ" : err.msg);
+			cp_image_free(&cut);
+		}
+		cp_image_free(&full);
+		free(bytes);
+	}
 	bytes = read_file(FIX "decode/progressive.jpg", &len);
 	CHECK(bytes != NULL, "progressive.jpg missing");
 	if (bytes != NULL)
