@@ -168,10 +168,6 @@ for my $c (@check)
 {
 	next if %only && !$only{ $c->[0] };
 	next unless $models{ $c->[0] };
-	# Known engine discrepancy (2026-11-27): the LoRA merge differs from the
-	# PEFT goldens by up to 4e-3 (bf16 base + fp32 adapter); tracked by the
-	# engine, reported here without failing the suite.
-	local $TODO = $c->[0] eq 'tiny-lora' ? 'engine LoRA merge vs PEFT goldens: max |delta| ~4e-3' : undef;
 	check_model(@$c);
 }
 
