@@ -99,7 +99,9 @@ build/test/%: test/engine/%.c build/libcolpali_engine.a $(wildcard test/engine/*
 	$(CC) $(ENGINE_CFLAGS) -Itest/engine -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
 enginecheck: $(ENGINE_TESTS)
-	@set -e; for t in $(ENGINE_TESTS); do echo "== $$t"; (cd test/engine && ../../$$t); done
+	@pass=0; fail=0; for t in $(ENGINE_TESTS); do echo "== $$t"; \
+	  if (cd test/engine && ../../$$t); then pass=$$((pass + 1)); else fail=$$((fail + 1)); echo "FAILED: $$t"; fi; \
+	done; echo "engine test programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 # ---- fuzzing: test/fuzz/fuzz_*.c, libFuzzer + ASan/UBSan ----
 FUZZ_SECONDS ?= 20
