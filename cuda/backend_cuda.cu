@@ -99,14 +99,14 @@ typedef struct CudaImpl
 static size_t mem_current;
 static size_t mem_peak;
 
-/*
- * fail
- *		Record an error in be->err and return status.
- */
 static CpStatus
 fail(CpBackend *be, CpStatus status, const char *fmt,...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * fail
+ *		Record an error in be->err and return status.
+ */
 static CpStatus
 fail(CpBackend *be, CpStatus status, const char *fmt,...)
 {
@@ -177,6 +177,10 @@ dev_alloc(void **p, size_t bytes)
 	return rc;
 }
 
+/*
+ * dev_free
+ *		cudaFree with the library's memory accounting (NULL is a no-op).
+ */
 static void
 dev_free(void *p, size_t bytes)
 {
@@ -236,6 +240,10 @@ check_vector(CpBackend *be, const CpBuf *w, size_t n, const char *op, const char
 
 #define TRY(expr) do { CpStatus st_ = (expr); if (st_ != CP_OK) return st_; } while (0)
 
+/*
+ * fptr
+ *		Device address of an fp32 activation view.
+ */
 static inline float *
 fptr(CpView v)
 {
@@ -264,6 +272,10 @@ upload_index(CpBackend *be, const int *h, int n, int **out)
  * Host dtype conversion (weights only, once at load)
  * --------------------------------------------------------------------- */
 
+/*
+ * h_f16_to_f32
+ *		IEEE half to float on the host.
+ */
 static float
 h_f16_to_f32(uint16_t h)
 {
@@ -287,6 +299,10 @@ h_f16_to_f32(uint16_t h)
 	return f;
 }
 
+/*
+ * h_bf16_to_f32
+ *		bf16 to float on the host.
+ */
 static float
 h_bf16_to_f32(uint16_t h)
 {
@@ -310,6 +326,10 @@ h_f32_to_bf16(float f)
 	return (uint16_t) (bits >> 16);
 }
 
+/*
+ * h_to_f32
+ *		Element i of a host array of dtype as float.
+ */
 static float
 h_to_f32(const void *src, int dtype, size_t i)
 {
@@ -368,6 +388,10 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
  * Memory
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_alloc
+ *		vtable alloc: an fp32 activation buffer of n elements.
+ */
 static CpStatus
 cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 {
@@ -395,6 +419,10 @@ cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 	GUARD_END
 }
 
+/*
+ * cu_free
+ *		vtable free: any buffer (NULL is a no-op).
+ */
 static void
 cu_free(CpBackend *be, CpBuf *buf)
 {
@@ -412,6 +440,10 @@ cu_free(CpBackend *be, CpBuf *buf)
 	free(buf);
 }
 
+/*
+ * cu_upload
+ *		vtable upload: host floats into a view (pageable copy, staged before return).
+ */
 static CpStatus
 cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 {
@@ -424,6 +456,10 @@ cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_download
+ *		vtable download: a view into host floats; synchronises the stream.
+ */
 static CpStatus
 cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 {
@@ -438,6 +474,10 @@ cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_weight_upload
+ *		vtable weight_upload: a checkpoint tensor as bf16 (matrix), fp32 (vector) or as stored (table).
+ */
 static CpStatus
 cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **out)
 {
@@ -513,6 +553,10 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
  * Linear algebra
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_matmul
+ *		vtable matmul: y = x . W^T (+ bias) (+ y); see the dtype flow at the top.
+ */
 static CpStatus
 cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N,
 		  int K, bool accumulate)
@@ -572,6 +616,10 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	GUARD_END
 }
 
+/*
+ * cu_attention
+ *		vtable attention: fused attention kernel (kernels_attention.cu).
+ */
 static CpStatus
 cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int T,
 			 int nh, int nkv, int hd, float scale, const int *lens, bool causal)
@@ -632,6 +680,10 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
  * Normalisation, position, element-wise, gathers
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_layernorm
+ *		vtable layernorm.
+ */
 static CpStatus
 cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
 			 int dim, float eps)
@@ -647,6 +699,10 @@ cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
 	GUARD_END
 }
 
+/*
+ * cu_rmsnorm
+ *		vtable rmsnorm (Gemma, scale 1 + w).
+ */
 static CpStatus
 cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float eps)
 {
@@ -660,6 +716,10 @@ cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float
 	GUARD_END
 }
 
+/*
+ * cu_l2norm
+ *		vtable l2norm (no epsilon).
+ */
 static CpStatus
 cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 {
@@ -670,6 +730,10 @@ cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 	GUARD_END
 }
 
+/*
+ * cu_rope
+ *		vtable rope (rotate_half form).
+ */
 static CpStatus
 cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int pos0)
 {
@@ -703,6 +767,10 @@ produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
 	return CP_OK;
 }
 
+/*
+ * produced_bf16
+ *		Mark the bf16 scratch as holding view v of n elements.
+ */
 static void
 produced_bf16(CpBackend *be, CpView v, size_t n)
 {
@@ -713,6 +781,10 @@ produced_bf16(CpBackend *be, CpView v, size_t n)
 	impl->xbf_valid = true;
 }
 
+/*
+ * cu_gelu_tanh
+ *		vtable gelu_tanh; also writes the bf16 input of the next GEMM.
+ */
 static CpStatus
 cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
@@ -728,6 +800,10 @@ cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_geglu
+ *		vtable geglu; also writes the bf16 input of the next GEMM.
+ */
 static CpStatus
 cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 {
@@ -745,6 +821,10 @@ cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_add
+ *		vtable add.
+ */
 static CpStatus
 cu_add(CpBackend *be, CpView y, CpView x, size_t n)
 {
@@ -756,6 +836,10 @@ cu_add(CpBackend *be, CpView y, CpView x, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_add_rows
+ *		vtable add_rows (position embeddings).
+ */
 static CpStatus
 cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 {
@@ -770,6 +854,10 @@ cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 	GUARD_END
 }
 
+/*
+ * cu_scale
+ *		vtable scale.
+ */
 static CpStatus
 cu_scale(CpBackend *be, CpView x, size_t n, float s)
 {
@@ -780,6 +868,10 @@ cu_scale(CpBackend *be, CpView x, size_t n, float s)
 	GUARD_END
 }
 
+/*
+ * cu_embedding
+ *		vtable embedding: gather table rows by host ids.
+ */
 static CpStatus
 cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n, int dim)
 {
@@ -803,6 +895,10 @@ cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n,
 	GUARD_END
 }
 
+/*
+ * cu_scatter_rows
+ *		vtable scatter_rows (image features into the text rows).
+ */
 static CpStatus
 cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, int dim,
 				float s)
@@ -828,6 +924,10 @@ cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, i
 	GUARD_END
 }
 
+/*
+ * cu_im2col
+ *		vtable im2col (patch extraction).
+ */
 static CpStatus
 cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W, int P)
 {
@@ -846,6 +946,10 @@ cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W,
  * Lifecycle
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_destroy
+ *		vtable destroy: free scratch, handles, stream and the backend.
+ */
 static void
 cu_destroy(CpBackend *be)
 {
@@ -1023,6 +1127,10 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
  * Exported API (colpali_cuda.h)
  * --------------------------------------------------------------------- */
 
+/*
+ * cp_cuda_abi_check
+ *		See colpali_cuda.h.
+ */
 CP_CUDA_EXPORT bool
 cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 {
@@ -1031,6 +1139,10 @@ cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 		sizeof_options == sizeof(CpBackendOptions);
 }
 
+/*
+ * cp_cuda_backend_create
+ *		See colpali_cuda.h; catch-all at the C boundary.
+ */
 CP_CUDA_EXPORT CpStatus
 cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out,
 					   CpError *err)
@@ -1050,12 +1162,20 @@ cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out
 	}
 }
 
+/*
+ * cp_backend_cuda_create
+ *		CP_CUDA_BACKEND_SYMBOL: a backend on device 0.
+ */
 CP_CUDA_EXPORT CpStatus
 cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
 {
 	return cp_cuda_backend_create(0, opts, out, err);
 }
 
+/*
+ * cp_cuda_memory_stats
+ *		See colpali_cuda.h.
+ */
 CP_CUDA_EXPORT void
 cp_cuda_memory_stats(size_t *current, size_t *peak)
 {

@@ -44,6 +44,10 @@
 #define FA_SMEM(HDP) \
 	((size_t) (FA_BQ + FA_BK) * ((HDP) + FA_PAD) * 2 + (size_t) (HDP) * (FA_BK + FA_PAD) * 2)
 
+/*
+ * mma_bf16_16816
+ *		D += A . B with one mma.sync.m16n8k16 (bf16 in, fp32 accumulate).
+ */
 __device__ __forceinline__ void
 mma_bf16_16816(float *d, const uint32_t *a, const uint32_t *b)
 {
@@ -84,7 +88,7 @@ q_row_offset(int i, int b, int kvh, int g, int T, int nh, int hd)
 }
 
 /*
- * load_rows_bf16
+ * stage_tile
  *		Stage nrow rows of hd fp32 (row r at src + off(r)) into shared bf16
  *		dst[r][0..HDP) (row stride ld), zero-padding columns >= hd and rows
  *		the caller marks invalid (off < 0).  transpose stores dst[c][r].
@@ -142,6 +146,10 @@ stage_tile(__nv_bfloat16 *dst, int ld, bool transpose, const float *src,
 	}
 }
 
+/*
+ * attn_flash
+ *		Tensor-core flash attention; one block = 64 query rows of one (batch, KV head) group.
+ */
 template <int HDP>
 __global__ void __launch_bounds__(FA_WARPS * 32)
 attn_flash(float *out, const float *q, const float *k, const float *v, int T,
@@ -465,6 +473,10 @@ launch_flash(cudaStream_t s, float *out, const float *q, const float *k,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_attention
+ *		Launcher: flash kernel for head dims <= 256 unless simple, else attn_simple.
+ */
 cudaError_t
 cuk_attention(cudaStream_t s, float *out, const float *q, const float *k,
 			  const float *v, int B, int T, int nh, int nkv, int hd,

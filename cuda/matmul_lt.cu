@@ -47,6 +47,10 @@ struct LtCache
 	long		fallbacks;
 };
 
+/*
+ * entry_release
+ *		Destroy an entry's descriptors and clear it.
+ */
 static void
 entry_release(LtEntry *e)
 {
@@ -117,6 +121,10 @@ entry_build(LtCache *c, LtEntry *e, int M, int N, int K, bool bias)
 	return ok;
 }
 
+/*
+ * lt_create
+ *		See cuda_matmul.h.
+ */
 int
 lt_create(LtCache **out, size_t ws_bytes)
 {
@@ -137,6 +145,10 @@ lt_create(LtCache **out, size_t ws_bytes)
 	return 0;
 }
 
+/*
+ * lt_destroy
+ *		See cuda_matmul.h.
+ */
 void
 lt_destroy(LtCache *c)
 {
@@ -150,6 +162,10 @@ lt_destroy(LtCache *c)
 	free(c);
 }
 
+/*
+ * lt_stats
+ *		See cuda_matmul.h.
+ */
 void
 lt_stats(const LtCache *c, long *calls, long *fallbacks)
 {
@@ -157,6 +173,10 @@ lt_stats(const LtCache *c, long *calls, long *fallbacks)
 	*fallbacks = c ? c->fallbacks : 0;
 }
 
+/*
+ * lt_matmul
+ *		See cuda_matmul.h.
+ */
 bool
 lt_matmul(LtCache *c, cudaStream_t s, void *ws, float *y, const __nv_bfloat16 *x,
 		  const __nv_bfloat16 *w, const float *bias, int M, int N, int K, float beta)

@@ -15,7 +15,8 @@
  *	- palette images are expanded (stb does it; indices past the palette
  *	  give black as in Pillow), GIF transparency does not
  *	  hide a pixel (Pillow keeps the palette index), and the first GIF frame
- *	  is placed on a canvas filled with index 0 or the transparent index;
+ *	  is placed on a canvas filled with index 0 or the transparent index
+ *	  (grown to hold the frame if it sticks out, as Pillow does);
  *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
@@ -64,6 +65,8 @@ typedef struct GifFrame
 	int			y;
 	int			w;
 	int			h;
+	int			canvas_w;		/* logical screen, grown to hold the frame */
+	int			canvas_h;
 	int			fill_index;		/* canvas index: transparent index or 0 */
 	int			pal_entries;
 	uint8_t		pal[256][3];	/* the frame's palette (local or global) */
@@ -557,11 +560,25 @@ gif_prepare(const uint8_t *b, size_t len, GifFrame *f, uint8_t **patched,
 			return cp_error(err, CP_ERR_FORMAT, "corrupt GIF image: unknown block type 0x%02x", tag);
 	}
 	f->fill_index = transparent >= 0 ? transparent : 0;
+	/* Pillow grows the canvas to hold a frame that sticks out of it */
+	f->canvas_w = b[6] | (b[7] << 8);
+	f->canvas_h = b[8] | (b[9] << 8);
+	if (f->x + f->w > f->canvas_w)
+		f->canvas_w = f->x + f->w;
+	if (f->y + f->h > f->canvas_h)
+		f->canvas_h = f->y + f->h;
+
+	if (f->canvas_w > 0xffff || f->canvas_h > 0xffff)
+		return cp_error(err, CP_ERR_UNSUPPORTED, "unsupported GIF image: frame reaches past 65535 pixels");
 
 	copy = malloc(len);
 	if (copy == NULL)
 		return cp_error(err, CP_ERR_NOMEM, "out of memory copying a GIF image of %zu bytes", len);
 	memcpy(copy, b, len);
+	copy[6] = (uint8_t) (f->canvas_w & 0xff);
+	copy[7] = (uint8_t) (f->canvas_w >> 8);
+	copy[8] = (uint8_t) (f->canvas_h & 0xff);
+	copy[9] = (uint8_t) (f->canvas_h >> 8);
 	copy[11] = 0;				/* background index: stb would paint it */
 	for (i = 0; i < ngce; i++)
 		copy[gce[i]] &= (uint8_t) ~1;
@@ -869,6 +886,20 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			if (st != CP_OK)
 				return st;
 			src = patched;
+			if (gif.canvas_w != w || gif.canvas_h != h)
+			{
+				w = gif.canvas_w;
+				h = gif.canvas_h;
+				npix = (int64_t) w * h;
+				if ((max_pixels > 0 && npix > max_pixels) || npix > INT_MAX / 4)
+				{
+					free(patched);
+					return cp_error(err, CP_ERR_LIMIT,
+									"GIF image of %dx%d = %lld pixels is over the limit of %lld pixels",
+									w, h, (long long) npix,
+									(long long) (max_pixels > 0 ? max_pixels : INT_MAX / 4));
+				}
+			}
 		}
 		else if (kind == CP_IMAGE_PNG)
 		{

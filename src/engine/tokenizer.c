@@ -1853,6 +1853,13 @@ cp_build_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 		return cp_error(err, CP_ERR_INVALID_ARG, "no tokenizer, configuration or text given");
 	if (cp_tokenizer_token_id(tok, "<bos>") < 0)
 		return cp_error(err, CP_ERR_FORMAT, "tokenizer has no <bos> token");
+	/* report bad bytes at their offset in the caller's text */
+	{
+		long		bad = utf8_validate(text ? text : "", len);
+
+		if (bad >= 0)
+			return cp_error(err, CP_ERR_FORMAT, "query text is not valid UTF-8 (byte %ld)", bad);
+	}
 	if (cfg->prompt.query_augmentation_tokens < 0 || cfg->prompt.query_augmentation_tokens > 4096)
 		return cp_error(err, CP_ERR_INVALID_ARG, "invalid number of query augmentation tokens");
 	ok = str_append(&s, "<bos>", 5) &&

@@ -168,55 +168,6 @@ cp_f32_to_bf16(float f)
 }
 
 /*
- * f32_to_f16
- *		float to IEEE half bits, round to nearest even (LoRA merge into F16).
- */
-static uint16_t
-f32_to_f16(float f)
-{
-	uint32_t	u;
-	uint32_t	sign;
-	int32_t		exp;
-	uint32_t	man;
-
-	memcpy(&u, &f, sizeof(u));
-	sign = (u >> 16) & 0x8000;
-	exp = (int32_t) ((u >> 23) & 0xff);
-	man = u & 0x7fffff;
-	if (exp == 0xff)
-		return (uint16_t) (sign | 0x7c00 | (man ? 0x200 : 0));
-	exp = exp - 127 + 15;
-	if (exp >= 0x1f)
-		return (uint16_t) (sign | 0x7c00);
-	if (exp <= 0)
-	{
-		uint32_t	shift;
-		uint32_t	half;
-		uint32_t	r;
-
-		if (exp < -10)
-			return (uint16_t) sign;
-		man |= 0x800000;
-		shift = (uint32_t) (14 - exp);
-		half = 1u << (shift - 1);
-		r = man >> shift;
-		if ((man & ((1u << shift) - 1)) > half ||
-			((man & ((1u << shift) - 1)) == half && (r & 1)))
-			r++;
-		return (uint16_t) (sign | r);
-	}
-	else
-	{
-		uint32_t	r = ((uint32_t) exp << 10) | (man >> 13);
-		uint32_t	rest = man & 0x1fff;
-
-		if (rest > 0x1000 || (rest == 0x1000 && (r & 1)))
-			r++;				/* may carry into the exponent: correct */
-		return (uint16_t) (sign | r);
-	}
-}
-
-/*
  * cp_dtype_name
  *		Safetensors spelling of a dtype.
  */
@@ -1371,11 +1322,11 @@ lora_rank_update(float *w, int64_t nr, int64_t in, const float *b, const float *
 
 /*
  * merge_lora
- *		base[out, in] += scale * B[out, r] @ A[r, in], into an owned copy of
- *		the base tensor in its original dtype.  The sum is computed in
- *		float32 by row blocks (the 3B model has ~130 such matrices), then
- *		rounded once to bf16/f16 (PEFT's merge would round the delta to the
- *		weight dtype first; the difference is below one ulp of the weight).
+ *		base[out, in] += scale * B[out, r] @ A[r, in], into an owned float32
+ *		copy of the base tensor.  The merged tensor stays float32: rounding it
+ *		back to a bf16 base's dtype would lose the low-rank delta, which is
+ *		often below one bf16 ulp of the weight (transformers applies an
+ *		unmerged adapter in float32, and so do our goldens).
  */
 static CpStatus
 merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
@@ -1387,12 +1338,8 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 	int64_t		r;
 	float	   *a = NULL;
 	float	   *b = NULL;
-	float	   *wf = NULL;
-	void	   *dst = NULL;
+	float	   *dst = NULL;
 	CpStatus	st;
-	int64_t		rows;
-	int64_t		o;
-	int64_t		j;
 
 	if (t->ndim != 2 || A->ndim != 2 || B->ndim != 2)
 		return cp_error(err, CP_ERR_SHAPE, "LoRA for \"%s\": base and lora_A/lora_B must be matrices", t->name);
@@ -1412,35 +1359,17 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 		st = cp_tensor_load_f32(B, &b, err);
 	if (st != CP_OK)
 		goto done;
-	/* row blocks of about 8 MB in float32: W_blk += scale * B_blk @ A */
-	rows = in_dim > 0 ? (int64_t) (2 * 1024 * 1024) / in_dim : out_dim;
-	if (rows < 1)
-		rows = 1;
-	if (rows > out_dim)
-		rows = out_dim > 0 ? out_dim : 1;
-	wf = malloc((size_t) (rows * (in_dim > 0 ? in_dim : 1)) * sizeof(float));
-	dst = malloc(t->nbytes ? t->nbytes : 1);
-	if (wf == NULL || dst == NULL)
+	dst = malloc((size_t) (out_dim * in_dim) * sizeof(float) + 1);
+	if (dst == NULL)
 	{
 		st = cp_error(err, CP_ERR_NOMEM, "out of memory merging LoRA into \"%s\"", t->name);
 		goto done;
 	}
-	for (o = 0; o < out_dim; o += rows)
-	{
-		int64_t		nr = out_dim - o < rows ? out_dim - o : rows;
-		int64_t		cnt = nr * in_dim;
-		float	   *wdst = t->dtype == CP_DTYPE_F32 ? (float *) dst + o * in_dim : wf;
-
-		cp_tensor_to_f32(t, o * in_dim, cnt, wdst);
-		lora_rank_update(wdst, nr, in_dim, b + o * r, a, r, (float) scale);
-		if (t->dtype == CP_DTYPE_BF16)
-			for (j = 0; j < cnt; j++)
-				((uint16_t *) dst)[o * in_dim + j] = f32_to_bf16_bits(wf[j]);
-		else if (t->dtype == CP_DTYPE_F16)
-			for (j = 0; j < cnt; j++)
-				((uint16_t *) dst)[o * in_dim + j] = f32_to_f16(wf[j]);
-	}
+	cp_tensor_to_f32(t, 0, out_dim * in_dim, dst);
+	lora_rank_update(dst, out_dim, in_dim, b, a, r, (float) scale);
 	t->data = dst;
+	t->dtype = CP_DTYPE_F32;
+	t->nbytes = (size_t) (out_dim * in_dim) * sizeof(float);
 	st = add_owned(w, dst, err);	/* frees dst on failure */
 	dst = NULL;
 	if (st != CP_OK)
@@ -1449,7 +1378,6 @@ done:
 	free(dst);
 	free(a);
 	free(b);
-	free(wf);
 	return st;
 }
 

@@ -50,6 +50,10 @@ typedef struct Tool
 	CpModel    *m;
 } Tool;
 
+/*
+ * die
+ *		Print a message and exit (a test tool, not the engine).
+ */
 static void
 die(const char *what, const CpError *err)
 {
@@ -57,6 +61,10 @@ die(const char *what, const CpError *err)
 	exit(1);
 }
 
+/*
+ * xmalloc
+ *		malloc or die.
+ */
 static void *
 xmalloc(size_t n)
 {
@@ -67,6 +75,10 @@ xmalloc(size_t n)
 	return p;
 }
 
+/*
+ * now_s
+ *		Monotonic clock in seconds.
+ */
 static double
 now_s(void)
 {
@@ -105,6 +117,10 @@ tool_open(Tool *t, const char *dir)
 	fprintf(stderr, "cuda_tool: model loaded in %.1f s\n", now_s() - t0);
 }
 
+/*
+ * tool_close
+ *		Free what tool_open made.
+ */
 static void
 tool_close(Tool *t)
 {
@@ -114,6 +130,10 @@ tool_close(Tool *t)
 	cp_weights_close(t->w);
 }
 
+/*
+ * read_all
+ *		Exactly expect bytes of dir/name, or die.
+ */
 static void *
 read_all(const char *dir, const char *name, size_t expect)
 {
@@ -132,6 +152,10 @@ read_all(const char *dir, const char *name, size_t expect)
 	return buf;
 }
 
+/*
+ * write_all
+ *		Write n bytes to dir/name, or die.
+ */
 static void
 write_all(const char *dir, const char *name, const void *buf, size_t n)
 {
@@ -150,6 +174,10 @@ write_all(const char *dir, const char *name, const void *buf, size_t n)
 #define PAGE_BATCH 16
 #define QUERY_BATCH 16
 
+/*
+ * cmd_encode
+ *		cuda_tool encode (see the file header).
+ */
 static int
 cmd_encode(const char *model, const char *in, const char *out, const char *page_mode,
 		   const char *query_mode)
@@ -234,6 +262,10 @@ cmd_encode(const char *model, const char *in, const char *out, const char *page_
 	return 0;
 }
 
+/*
+ * cmp_double
+ *		qsort comparator.
+ */
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -271,6 +303,10 @@ time_forward(Tool *t, int B, int T, const int32_t *ids, const float *pix, float 
 	return med;
 }
 
+/*
+ * cmd_bench
+ *		cuda_tool bench (see the file header).
+ */
 static int
 cmd_bench(const char *model, int runs)
 {
@@ -339,6 +375,10 @@ cmd_bench(const char *model, int runs)
 	return 0;
 }
 
+/*
+ * main
+ *		Entry point.
+ */
 int
 main(int argc, char **argv)
 {

@@ -15,6 +15,8 @@
  * GPU outputs are poisoned with NaN before each op, so an element the GPU
  * does not write fails the test.  Without a GPU (or colpali_cuda.so) the
  * test prints SKIP and succeeds, unless COLPALI_CUDA_REQUIRE=1.
+ * CUDA_TEST_CPU=1 runs the same checks with the fast CPU backend in place
+ * of the GPU and the naive reference ops as the oracle (tests the test).
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +27,23 @@
 #include "backend_loader.h"
 
 static int	failures = 0;
+static bool on_cpu = false;
+
+/*
+ * open_device
+ *		The backend under test: CUDA, or with CUDA_TEST_CPU=1 the fast CPU
+ *		backend.
+ */
+static CpStatus
+open_device(const CpBackendOptions *bo, void **lib, CpBackend **out, CpError *err)
+{
+	if (on_cpu)
+	{
+		*lib = NULL;
+		return cp_backend_cpu_create(bo, out, err);
+	}
+	return cp_backend_load_cuda(NULL, bo, lib, out, err);
+}
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
 /* xorshift64*: uniform in [-1, 1) */
@@ -541,6 +560,8 @@ test_errors(Pair *p)
 	CpBuf	   *small;
 	bool		ok;
 
+	if (on_cpu)
+		return;					/* the CPU backend does not check views */
 	CALL(g, g->alloc(g, 16, &small));
 	ok = g->scale(g, cp_view(small, 8), 9, 2.0f) == CP_ERR_INVALID_ARG &&
 		strstr(g->err.msg, "outside") != NULL;
@@ -566,12 +587,15 @@ main(void)
 
 	memset(&bo, 0, sizeof(bo));
 	memset(&err, 0, sizeof(err));
+	on_cpu = getenv("CUDA_TEST_CPU") != NULL && strcmp(getenv("CUDA_TEST_CPU"), "1") == 0;
+	bo.reference = on_cpu;		/* the oracle: naive ops when the CPU is under test */
 	if (cp_backend_cpu_create(&bo, &p.cpu, &err) != CP_OK)
 	{
 		fprintf(stderr, "CPU backend: %s\n", err.msg);
 		return 1;
 	}
-	if (cp_backend_load_cuda(NULL, &bo, &lib, &p.gpu, &err) != CP_OK)
+	bo.reference = false;
+	if (open_device(&bo, &lib, &p.gpu, &err) != CP_OK)
 	{
 		printf("SKIP: %s\n", err.msg);
 		return (req && strcmp(req, "1") == 0) ? 1 : 0;
@@ -625,7 +649,7 @@ main(void)
 	setenv("COLPALI_CUDA_NO_FUSE", "1", 1);
 	setenv("COLPALI_CUDA_GEMM", "gemmex", 1);
 	ps.cpu = p.cpu;
-	if (cp_backend_load_cuda(NULL, &bo, &lib2, &ps.gpu, &err) != CP_OK)
+	if (open_device(&bo, &lib2, &ps.gpu, &err) != CP_OK)
 	{
 		printf("FAIL second CUDA backend: %s\n", err.msg);
 		failures++;

@@ -243,7 +243,8 @@ test_prompts(void)
 	fill_cfg(&cfg, 4, img + 1, "Question: ");
 	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_ERR_SHAPE, "image id mismatch: %s", err.msg);
 	/* invalid UTF-8 in the query */
-	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT, "query bad utf8");
+	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT &&
+		  strstr(err.msg, "byte 4"), "query bad utf8: %s", err.msg);
 	cp_tokenizer_free(tok);
 }
 
