@@ -38,7 +38,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -lopenblas -ljansson -lm -fopenmp
+ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)
@@ -58,6 +58,10 @@ ifneq ($(wildcard src/engine/cli.c),)
 all: colpali-encode
 install: install-cli
 endif
+
+# PGXS has no header dependencies unless the server was configured with
+# --enable-depend: rebuild the glue when any of our headers changes.
+$(OBJS): $(wildcard src/*.h src/index/*.h src/engine/*.h)
 
 $(DATA_built): $(SQL_SECTIONS) $(EXTENSION).control
 	@mkdir -p $(dir $@)
@@ -84,6 +88,7 @@ colpali-encode: src/engine/cli.c build/libcolpali_engine.a
 	$(CC) $(ENGINE_CFLAGS) -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
 install-cli: colpali-encode
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) colpali-encode '$(DESTDIR)$(bindir)/colpali-encode'
 
 # ---- standalone engine tests: test/engine/test_*.c, one program each ----
@@ -94,16 +99,21 @@ build/test/%: test/engine/%.c build/libcolpali_engine.a $(wildcard test/engine/*
 	$(CC) $(ENGINE_CFLAGS) -Itest/engine -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 
 enginecheck: $(ENGINE_TESTS)
-	@set -e; for t in $(ENGINE_TESTS); do echo "== $$t"; (cd test/engine && ../../$$t); done
+	@pass=0; fail=0; for t in $(ENGINE_TESTS); do echo "== $$t"; \
+	  if (cd test/engine && ../../$$t); then pass=$$((pass + 1)); else fail=$$((fail + 1)); echo "FAILED: $$t"; fi; \
+	done; echo "engine test programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 # ---- fuzzing: test/fuzz/fuzz_*.c, libFuzzer + ASan/UBSan ----
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(sort $(wildcard test/fuzz/fuzz_*.c)))
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/engine
 
-build/fuzz/%: test/fuzz/%.c $(ENGINE_SRCS) $(wildcard src/engine/*.h)
+# The fuzzers exercise the input parsers only, not the compute backends.
+FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model.c src/engine/engine.c,$(ENGINE_SRCS))
+
+build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(ENGINE_SRCS) -ljansson -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \

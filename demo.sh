@@ -20,6 +20,14 @@ chmod 755 "$work"
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" 5479)"
 trap 'tools/throwaway-cluster.sh stop "$work/cluster"; rm -rf "$work"' EXIT
 
-PSQL=(psql -X -q -v ON_ERROR_STOP=1)
+# The encoder part uses the tiny random-weight checkpoint and sample pages
+# from test/fixtures, copied where the cluster's user can read them.
+mkdir -p "$work/data"
+cp -r test/fixtures/models/tiny "$work/data/model"
+cp test/fixtures/images/page_text.png test/fixtures/images/page_table.png \
+	test/fixtures/images/page_chart.png test/fixtures/images/photo_baseline.jpg "$work/data/"
+chmod -R a+rX "$work/data"
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -v "data=$work/data" -v "model=$work/data/model")
 [ "$(id -u)" -eq 0 ] && PSQL=(runuser -u "${CLUSTER_USER:-colpali}" -- "${PSQL[@]}")
 "${PSQL[@]}" -f test/demo/demo.sql

@@ -12,9 +12,10 @@
  *	  are fp32.
  *	- Activations are fp32 in device memory, as the interface says.  A
  *	  matmul converts its input x to bf16 in a scratch buffer, then runs
- *	  cublasGemmEx with bf16 operands, fp32 accumulation (CUBLAS_COMPUTE_32F)
- *	  and an fp32 output; the bias is written (or added) first and the GEMM
- *	  accumulates onto it (beta = 1).
+ *	  a cuBLASLt GEMM (matmul_lt.cu) with bf16 operands, fp32 accumulation
+ *	  (CUBLAS_COMPUTE_32F), an fp32 output and the bias as an epilogue;
+ *	  where cuBLASLt cannot run a call, cublasGemmEx does, with the bias
+ *	  written (or added) first and the GEMM accumulating onto it (beta = 1).
  *	- Norms, softmax, RoPE, GELU and residual adds are fp32, so the GPU
  *	  result is closer to an fp32 reference than transformers' bf16 run.
  *
@@ -38,6 +39,7 @@
 
 #include "colpali_cuda.h"
 #include "cuda_kernels.h"
+#include "cuda_matmul.h"
 
 #define CP_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -64,9 +66,22 @@ typedef struct CudaImpl
 	char		device_name[256];
 	cudaStream_t stream;
 	cublasHandle_t blas;
+	LtCache    *lt;				/* cuBLASLt GEMMs with bias epilogue, or NULL
+								 * (COLPALI_CUDA_GEMM=gemmex) */
 	void	   *blas_ws;
 	__nv_bfloat16 *xbf;			/* bf16 copy of a matmul input */
 	size_t		xbf_n;
+	/*
+	 * What xbf holds: the view xbf_src of xbf_len floats, still equal to
+	 * the buffer's contents (rounded to bf16) while xbf_valid.  Every op
+	 * except matmul clears xbf_valid (GUARD_BEGIN); a matmul clears it
+	 * when its output overlaps the range.  So the q/k/v (and gate/up)
+	 * GEMMs of one normalised input convert it once, and GELU / GeGLU
+	 * write their result there directly for the following GEMM.
+	 */
+	CpView		xbf_src;
+	size_t		xbf_len;
+	bool		xbf_valid;
 	int		   *idx_d;			/* device copy of ids / rows */
 	size_t		idx_n;
 	int		   *lens_d;			/* device copy of attention lens */
@@ -74,6 +89,8 @@ typedef struct CudaImpl
 	int			lens_n;
 	size_t		lens_cap;		/* elements allocated at lens_d */
 	bool		simple_attention;	/* COLPALI_CUDA_ATTENTION=simple */
+	bool		fuse_bf16;		/* GELU/GeGLU also write the bf16 GEMM input
+								 * (off with COLPALI_CUDA_NO_FUSE=1) */
 } CudaImpl;
 
 #define IMPL(be) ((CudaImpl *) (be)->impl)
@@ -82,14 +99,14 @@ typedef struct CudaImpl
 static size_t mem_current;
 static size_t mem_peak;
 
-/*
- * fail
- *		Record an error in be->err and return status.
- */
 static CpStatus
 fail(CpBackend *be, CpStatus status, const char *fmt,...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * fail
+ *		Record an error in be->err and return status.
+ */
 static CpStatus
 fail(CpBackend *be, CpStatus status, const char *fmt,...)
 {
@@ -124,8 +141,13 @@ fail_cuda(CpBackend *be, cudaError_t rc, const char *what)
 			 return fail(be, CP_ERR_BACKEND, "cuBLAS %s failed: %s", (what), \
 						 cublasGetStatusString(bs_)); } while (0)
 
-/* Every vtable entry runs inside GUARD so that no exception escapes. */
-#define GUARD_BEGIN try {
+/*
+ * Every vtable entry runs inside GUARD so that no exception escapes.
+ * GUARD_BEGIN also forgets the cached bf16 matmul input (see CudaImpl);
+ * matmul uses GUARD_BEGIN_KEEP.
+ */
+#define GUARD_BEGIN_KEEP try {
+#define GUARD_BEGIN try { IMPL(be)->xbf_valid = false;
 #define GUARD_END \
 	} catch (...) { \
 		return fail(be, CP_ERR_BACKEND, "unexpected C++ exception in %s", __func__); \
@@ -155,6 +177,10 @@ dev_alloc(void **p, size_t bytes)
 	return rc;
 }
 
+/*
+ * dev_free
+ *		cudaFree with the library's memory accounting (NULL is a no-op).
+ */
 static void
 dev_free(void *p, size_t bytes)
 {
@@ -214,6 +240,10 @@ check_vector(CpBackend *be, const CpBuf *w, size_t n, const char *op, const char
 
 #define TRY(expr) do { CpStatus st_ = (expr); if (st_ != CP_OK) return st_; } while (0)
 
+/*
+ * fptr
+ *		Device address of an fp32 activation view.
+ */
 static inline float *
 fptr(CpView v)
 {
@@ -242,6 +272,10 @@ upload_index(CpBackend *be, const int *h, int n, int **out)
  * Host dtype conversion (weights only, once at load)
  * --------------------------------------------------------------------- */
 
+/*
+ * h_f16_to_f32
+ *		IEEE half to float on the host.
+ */
 static float
 h_f16_to_f32(uint16_t h)
 {
@@ -265,6 +299,10 @@ h_f16_to_f32(uint16_t h)
 	return f;
 }
 
+/*
+ * h_bf16_to_f32
+ *		bf16 to float on the host.
+ */
 static float
 h_bf16_to_f32(uint16_t h)
 {
@@ -288,6 +326,10 @@ h_f32_to_bf16(float f)
 	return (uint16_t) (bits >> 16);
 }
 
+/*
+ * h_to_f32
+ *		Element i of a host array of dtype as float.
+ */
 static float
 h_to_f32(const void *src, int dtype, size_t i)
 {
@@ -346,6 +388,10 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
  * Memory
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_alloc
+ *		vtable alloc: an fp32 activation buffer of n elements.
+ */
 static CpStatus
 cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 {
@@ -373,10 +419,15 @@ cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 	GUARD_END
 }
 
+/*
+ * cu_free
+ *		vtable free: any buffer (NULL is a no-op).
+ */
 static void
 cu_free(CpBackend *be, CpBuf *buf)
 {
-	(void) be;
+	if (be->impl != NULL)
+		IMPL(be)->xbf_valid = false;
 	if (buf == NULL)
 		return;
 	try
@@ -389,6 +440,10 @@ cu_free(CpBackend *be, CpBuf *buf)
 	free(buf);
 }
 
+/*
+ * cu_upload
+ *		vtable upload: host floats into a view (pageable copy, staged before return).
+ */
 static CpStatus
 cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 {
@@ -401,6 +456,10 @@ cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_download
+ *		vtable download: a view into host floats; synchronises the stream.
+ */
 static CpStatus
 cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 {
@@ -415,6 +474,10 @@ cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_weight_upload
+ *		vtable weight_upload: a checkpoint tensor as bf16 (matrix), fp32 (vector) or as stored (table).
+ */
 static CpStatus
 cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **out)
 {
@@ -490,6 +553,10 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
  * Linear algebra
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_matmul
+ *		vtable matmul: y = x . W^T (+ bias) (+ y); see the dtype flow at the top.
+ */
 static CpStatus
 cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N,
 		  int K, bool accumulate)
@@ -497,8 +564,9 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	CudaImpl   *impl = IMPL(be);
 	float		alpha = 1.0f,
 				beta;
+	size_t		nx = (size_t) M * K;
 
-	GUARD_BEGIN
+	GUARD_BEGIN_KEEP
 	if (M <= 0 || N <= 0 || K <= 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda matmul: empty shape %d x %d x %d", M, N, K);
 	if (w == NULL || !w->weight || w->kind != CP_WEIGHT_MATRIX || w->dtype != CUK_BF16 ||
@@ -510,11 +578,29 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	if (bias != NULL)
 		TRY(check_vector(be, bias, (size_t) N, "matmul", "bias"));
 
-	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, (size_t) M * K, 2,
-			 "allocation of the bf16 matmul input"));
-	CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), (size_t) M * K),
-	   "launch of the bf16 conversion");
+	if (!(impl->xbf_valid && impl->xbf_src.buf == x.buf && impl->xbf_src.off == x.off &&
+		  nx <= impl->xbf_len))
+	{
+		impl->xbf_valid = false;
+		TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
+				 "allocation of the bf16 matmul input"));
+		CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), nx),
+		   "launch of the bf16 conversion");
+		impl->xbf_src = x;
+		impl->xbf_len = nx;
+		impl->xbf_valid = true;
+	}
+	/* the output overwrites the cached input range: forget it */
+	if (y.buf == impl->xbf_src.buf &&
+		y.off < impl->xbf_src.off + impl->xbf_len &&
+		impl->xbf_src.off < y.off + (size_t) M * N)
+		impl->xbf_valid = false;
 	beta = accumulate ? 1.0f : 0.0f;
+	if (lt_matmul(impl->lt, impl->stream, impl->blas_ws, fptr(y), impl->xbf,
+				  (const __nv_bfloat16 *) w->d, bias ? (const float *) bias->d : NULL,
+				  M, N, K, beta))
+		return CP_OK;
+	/* cublasGemmEx; the bias is written (or added) first, then beta = 1 */
 	if (bias != NULL)
 	{
 		CU(cuk_bias_rows(impl->stream, fptr(y), (const float *) bias->d, M, N, accumulate),
@@ -530,9 +616,13 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 	GUARD_END
 }
 
+/*
+ * cu_attention
+ *		vtable attention: fused attention kernel (kernels_attention.cu).
+ */
 static CpStatus
 cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int T,
-			 int nh, int nkv, int hd, float scale, const int *lens)
+			 int nh, int nkv, int hd, float scale, const int *lens, bool causal)
 {
 	CudaImpl   *impl = IMPL(be);
 	const int  *lens_d = NULL;
@@ -580,7 +670,7 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
 		lens_d = impl->lens_d;
 	}
 	CU(cuk_attention(impl->stream, fptr(out), fptr(q), fptr(k), fptr(v), B, T, nh, nkv,
-					 hd, scale, lens_d, impl->simple_attention),
+					 hd, scale, lens_d, causal, impl->simple_attention),
 	   "launch of the attention kernel");
 	return CP_OK;
 	GUARD_END
@@ -590,6 +680,10 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
  * Normalisation, position, element-wise, gathers
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_layernorm
+ *		vtable layernorm.
+ */
 static CpStatus
 cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
 			 int dim, float eps)
@@ -605,6 +699,10 @@ cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
 	GUARD_END
 }
 
+/*
+ * cu_rmsnorm
+ *		vtable rmsnorm (Gemma, scale 1 + w).
+ */
 static CpStatus
 cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float eps)
 {
@@ -618,6 +716,10 @@ cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float
 	GUARD_END
 }
 
+/*
+ * cu_l2norm
+ *		vtable l2norm (no epsilon).
+ */
 static CpStatus
 cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 {
@@ -628,6 +730,10 @@ cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 	GUARD_END
 }
 
+/*
+ * cu_rope
+ *		vtable rope (rotate_half form).
+ */
 static CpStatus
 cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int pos0)
 {
@@ -640,28 +746,85 @@ cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int 
 	GUARD_END
 }
 
+/*
+ * produce_bf16
+ *		Scratch for an op that writes its result [n] also as bf16 (the
+ *		MLP activations, whose only consumer is the next GEMM), or NULL when
+ *		fusing is off.  The caller marks it with produced_bf16 once the
+ *		kernel is enqueued, so the GEMM skips its own conversion.
+ */
+static CpStatus
+produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	*bf = NULL;
+	if (!impl->fuse_bf16)
+		return CP_OK;
+	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
+			 "allocation of the bf16 matmul input"));
+	*bf = impl->xbf;
+	return CP_OK;
+}
+
+/*
+ * produced_bf16
+ *		Mark the bf16 scratch as holding view v of n elements.
+ */
+static void
+produced_bf16(CpBackend *be, CpView v, size_t n)
+{
+	CudaImpl   *impl = IMPL(be);
+
+	impl->xbf_src = v;
+	impl->xbf_len = n;
+	impl->xbf_valid = true;
+}
+
+/*
+ * cu_gelu_tanh
+ *		vtable gelu_tanh; also writes the bf16 input of the next GEMM.
+ */
 static CpStatus
 cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, x, n, "gelu_tanh", "x"));
-	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n), "launch of gelu_tanh");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n, bf), "launch of gelu_tanh");
+	if (bf)
+		produced_bf16(be, x, n);
 	return CP_OK;
 	GUARD_END
 }
 
+/*
+ * cu_geglu
+ *		vtable geglu; also writes the bf16 input of the next GEMM.
+ */
 static CpStatus
 cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 {
+	__nv_bfloat16 *bf;
+
 	GUARD_BEGIN
 	TRY(check_view(be, out, n, "geglu", "out"));
 	TRY(check_view(be, gate, n, "geglu", "gate"));
 	TRY(check_view(be, up, n, "geglu", "up"));
-	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n), "launch of geglu");
+	TRY(produce_bf16(be, n, &bf));
+	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n, bf), "launch of geglu");
+	if (bf)
+		produced_bf16(be, out, n);
 	return CP_OK;
 	GUARD_END
 }
 
+/*
+ * cu_add
+ *		vtable add.
+ */
 static CpStatus
 cu_add(CpBackend *be, CpView y, CpView x, size_t n)
 {
@@ -673,6 +836,10 @@ cu_add(CpBackend *be, CpView y, CpView x, size_t n)
 	GUARD_END
 }
 
+/*
+ * cu_add_rows
+ *		vtable add_rows (position embeddings).
+ */
 static CpStatus
 cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 {
@@ -687,6 +854,10 @@ cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 	GUARD_END
 }
 
+/*
+ * cu_scale
+ *		vtable scale.
+ */
 static CpStatus
 cu_scale(CpBackend *be, CpView x, size_t n, float s)
 {
@@ -697,6 +868,10 @@ cu_scale(CpBackend *be, CpView x, size_t n, float s)
 	GUARD_END
 }
 
+/*
+ * cu_embedding
+ *		vtable embedding: gather table rows by host ids.
+ */
 static CpStatus
 cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n, int dim)
 {
@@ -720,6 +895,10 @@ cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n,
 	GUARD_END
 }
 
+/*
+ * cu_scatter_rows
+ *		vtable scatter_rows (image features into the text rows).
+ */
 static CpStatus
 cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, int dim,
 				float s)
@@ -745,6 +924,10 @@ cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, i
 	GUARD_END
 }
 
+/*
+ * cu_im2col
+ *		vtable im2col (patch extraction).
+ */
 static CpStatus
 cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W, int P)
 {
@@ -763,6 +946,10 @@ cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W,
  * Lifecycle
  * --------------------------------------------------------------------- */
 
+/*
+ * cu_destroy
+ *		vtable destroy: free scratch, handles, stream and the backend.
+ */
 static void
 cu_destroy(CpBackend *be)
 {
@@ -780,6 +967,7 @@ cu_destroy(CpBackend *be)
 			dev_free(impl->xbf, impl->xbf_n * 2);
 			dev_free(impl->idx_d, impl->idx_n * sizeof(int));
 			dev_free(impl->lens_d, impl->lens_cap * sizeof(int));
+			lt_destroy(impl->lt);
 			if (impl->blas)
 				cublasDestroy(impl->blas);
 			dev_free(impl->blas_ws, impl->blas_ws ? BLAS_WORKSPACE_BYTES : 0);
@@ -867,6 +1055,8 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 		snprintf(impl->device_name, sizeof(impl->device_name), "%s", prop.name);
 	attn = getenv("COLPALI_CUDA_ATTENTION");
 	impl->simple_attention = (attn != NULL && strcmp(attn, "simple") == 0);
+	impl->fuse_bf16 = !(getenv("COLPALI_CUDA_NO_FUSE") != NULL &&
+						strcmp(getenv("COLPALI_CUDA_NO_FUSE"), "1") == 0);
 	(void) opts;
 
 	st = CP_OK;
@@ -897,6 +1087,10 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 			st = fail(be, CP_ERR_BACKEND, "cublasSetWorkspace failed: %s",
 					  cublasGetStatusString(bs));
 	}
+	if (st == CP_OK && !(getenv("COLPALI_CUDA_GEMM") != NULL &&
+						 strcmp(getenv("COLPALI_CUDA_GEMM"), "gemmex") == 0) &&
+		lt_create(&impl->lt, BLAS_WORKSPACE_BYTES) != 0)
+		impl->lt = NULL;		/* no cuBLASLt: every GEMM goes through cublasGemmEx */
 	if (st != CP_OK)
 	{
 		if (err)
@@ -933,6 +1127,10 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
  * Exported API (colpali_cuda.h)
  * --------------------------------------------------------------------- */
 
+/*
+ * cp_cuda_abi_check
+ *		See colpali_cuda.h.
+ */
 CP_CUDA_EXPORT bool
 cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 {
@@ -941,6 +1139,10 @@ cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 		sizeof_options == sizeof(CpBackendOptions);
 }
 
+/*
+ * cp_cuda_backend_create
+ *		See colpali_cuda.h; catch-all at the C boundary.
+ */
 CP_CUDA_EXPORT CpStatus
 cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out,
 					   CpError *err)
@@ -960,12 +1162,20 @@ cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out
 	}
 }
 
+/*
+ * cp_backend_cuda_create
+ *		CP_CUDA_BACKEND_SYMBOL: a backend on device 0.
+ */
 CP_CUDA_EXPORT CpStatus
 cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
 {
 	return cp_cuda_backend_create(0, opts, out, err);
 }
 
+/*
+ * cp_cuda_memory_stats
+ *		See colpali_cuda.h.
+ */
 CP_CUDA_EXPORT void
 cp_cuda_memory_stats(size_t *current, size_t *peak)
 {

@@ -35,7 +35,7 @@ endif
 NVCC_FLAGS = -std=c++17 -O3 -lineinfo $(CUDA_ARCH_FLAGS) \
 	-Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Wno-unused-parameter \
 	$(NVCC_WERROR) -Isrc/engine -Icuda $(NVCC_EXTRA_FLAGS)
-CUDA_LDLIBS = -lcublas -lcudart
+CUDA_LDLIBS = -lcublasLt -lcublas -lcudart
 
 ifneq ($(NVCC),)
 CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
@@ -51,12 +51,17 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	$(NVCC) -shared $(CUDA_ARCH_FLAGS) -o $@ $(CUDA_OBJS) -L$(CUDA_LIBDIR) $(CUDA_LDLIBS) \
 	  -Xlinker -rpath,$(CUDA_LIBDIR) -Xlinker --no-undefined
 
-install-cuda: $(CUDA_LIB)
+install-cuda: $(CUDA_LIB) installdirs
 	$(INSTALL_SHLIB) $(CUDA_LIB) '$(DESTDIR)$(pkglibdir)/$(CUDA_LIB)'
 
 # GPU tests: plain C programs linked with the engine (CPU reference) that
 # load colpali_cuda.so through the engine's loader, like production.
 build/cuda/test_%: test/cuda/test_%.c build/libcolpali_engine.a $(CUDA_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ENGINE_CFLAGS) -Icuda -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
+
+# bench/gpu_check.sh's helper: runs the model from prepared ids and pixels
+build/cuda/cuda_tool: test/cuda/cuda_tool.c build/libcolpali_engine.a $(CUDA_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -Icuda -o $@ $< build/libcolpali_engine.a $(ENGINE_LIBS) -ldl
 

@@ -27,9 +27,11 @@ extern cudaError_t cuk_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *dst,
 								   const float *src, size_t n);
 extern cudaError_t cuk_to_f32(cudaStream_t s, float *dst, const void *src,
 							  int dtype, size_t n);
-extern cudaError_t cuk_gelu_tanh(cudaStream_t s, float *x, size_t n);
+/* bf (NULL = none) also receives the result rounded to bf16 */
+extern cudaError_t cuk_gelu_tanh(cudaStream_t s, float *x, size_t n,
+								 __nv_bfloat16 *bf);
 extern cudaError_t cuk_geglu(cudaStream_t s, float *out, const float *gate,
-							 const float *up, size_t n);
+							 const float *up, size_t n, __nv_bfloat16 *bf);
 extern cudaError_t cuk_add(cudaStream_t s, float *y, const float *x, size_t n);
 extern cudaError_t cuk_add_rows(cudaStream_t s, float *y, const float *t,
 								int rows, int period, int dim);
@@ -59,12 +61,12 @@ extern cudaError_t cuk_l2norm(cudaStream_t s, float *x, int rows, int dim);
 /*
  * Attention with the semantics of CpBackend.attention: q [B,T,nh,hd],
  * k, v [B,T,nkv,hd], out [B,T,nh,hd]; lens device array of B (NULL = all
- * T).  cuk_attention picks the tensor-core flash kernel when hd <= 256 and
+ * T); causal masks keys after the query's token.  cuk_attention picks the tensor-core flash kernel when hd <= 256 and
  * simple is false, else the plain fp32 one (any hd; the test oracle).
  */
 extern cudaError_t cuk_attention(cudaStream_t s, float *out, const float *q,
 								 const float *k, const float *v, int B, int T,
 								 int nh, int nkv, int hd, float scale,
-								 const int *lens, bool simple);
+								 const int *lens, bool causal, bool simple);
 
 #endif							/* COLPALI_CUDA_KERNELS_H */

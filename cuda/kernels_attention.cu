@@ -6,6 +6,10 @@
  *	  of CpBackend.attention (backend.h).
  *
  * Two kernels:
+ * Keys at t >= lens[b] are masked; with causal, query t also ignores keys
+ * after t (transformers 5 runs ColPali's Gemma causally when the model was
+ * built with _from_config; see colpali_engine.h CpAttentionMode).
+ *
  *	- attn_flash: flash-attention style, bf16 tensor cores
  *	  (mma.sync.m16n8k16, fp32 accumulation), online softmax in fp32 in
  *	  registers.  A block of 4 warps owns 64 query rows of one (batch, KV
@@ -40,6 +44,10 @@
 #define FA_SMEM(HDP) \
 	((size_t) (FA_BQ + FA_BK) * ((HDP) + FA_PAD) * 2 + (size_t) (HDP) * (FA_BK + FA_PAD) * 2)
 
+/*
+ * mma_bf16_16816
+ *		D += A . B with one mma.sync.m16n8k16 (bf16 in, fp32 accumulate).
+ */
 __device__ __forceinline__ void
 mma_bf16_16816(float *d, const uint32_t *a, const uint32_t *b)
 {
@@ -80,7 +88,7 @@ q_row_offset(int i, int b, int kvh, int g, int T, int nh, int hd)
 }
 
 /*
- * load_rows_bf16
+ * stage_tile
  *		Stage nrow rows of hd fp32 (row r at src + off(r)) into shared bf16
  *		dst[r][0..HDP) (row stride ld), zero-padding columns >= hd and rows
  *		the caller marks invalid (off < 0).  transpose stores dst[c][r].
@@ -138,11 +146,15 @@ stage_tile(__nv_bfloat16 *dst, int ld, bool transpose, const float *src,
 	}
 }
 
+/*
+ * attn_flash
+ *		Tensor-core flash attention; one block = 64 query rows of one (batch, KV head) group.
+ */
 template <int HDP>
 __global__ void __launch_bounds__(FA_WARPS * 32)
 attn_flash(float *out, const float *q, const float *k, const float *v, int T,
 		   int nh, int nkv, int hd, float scale_log2, const int *lens,
-		   bool vec4)
+		   bool causal, bool vec4)
 {
 	extern __shared__ __align__(16) unsigned char fa_smem[];
 	__nv_bfloat16 *Qs = reinterpret_cast<__nv_bfloat16 *>(fa_smem);
@@ -162,6 +174,11 @@ attn_flash(float *out, const float *q, const float *k, const float *v, int T,
 	const int	lane = threadIdx.x & 31;
 	const int	gr = lane >> 2;		/* fragment row group */
 	const int	gc = lane & 3;		/* thread in group */
+	/* causal: tokens of this thread's two rows, and the keys the block needs */
+	const int	t_lo = (row0 + warp * 16 + gr) / g;
+	const int	t_hi = (row0 + warp * 16 + gr + 8) / g;
+	const int	t_last = ((row0 + FA_BQ < nrows ? row0 + FA_BQ : nrows) - 1) / g;
+	const int	kend = causal ? (t_last + 1 < L ? t_last + 1 : L) : L;
 
 	float		o[HDP / 8][4];
 	float		m_lo = -INFINITY,
@@ -180,7 +197,7 @@ attn_flash(float *out, const float *q, const float *k, const float *v, int T,
 	__syncthreads();
 	stage_tile<HDP>(Qs, ldq, false, q, row_off, FA_BQ, hd, vec4);
 
-	for (int k0 = 0; k0 < L; k0 += FA_BK)
+	for (int k0 = 0; k0 < kend; k0 += FA_BK)
 	{
 		float		s[FA_BK / 8][4];
 		float		mx_lo = -INFINITY,
@@ -234,7 +251,8 @@ attn_flash(float *out, const float *q, const float *k, const float *v, int T,
 #pragma unroll
 			for (int e = 0; e < 4; e++)
 			{
-				bool		ok = (key + (e & 1)) < L;
+				int			kj = key + (e & 1);
+				bool		ok = kj < L && (!causal || kj <= (e < 2 ? t_lo : t_hi));
 
 				s[nt][e] = ok ? s[nt][e] * scale_log2 : -INFINITY;
 			}
@@ -338,7 +356,8 @@ attn_flash(float *out, const float *q, const float *k, const float *v, int T,
  */
 __global__ void
 attn_simple(float *out, const float *q, const float *k, const float *v, int B,
-			int T, int nh, int nkv, int hd, float scale, const int *lens)
+			int T, int nh, int nkv, int hd, float scale, const int *lens,
+			bool causal)
 {
 	size_t		row = (size_t) blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
 	int			lane = threadIdx.x & 31;
@@ -375,6 +394,8 @@ attn_simple(float *out, const float *q, const float *k, const float *v, int B,
 		qv[j] = (d < hd) ? q[row * hd + d] : 0.0f;
 		acc[j] = 0.0f;
 	}
+	if (causal && t + 1 < L)
+		L = t + 1;				/* keys after t are masked (output rows use the real length above) */
 	for (int key = 0; key < L; key++)
 	{
 		const float *kr = k + (((size_t) b * T + key) * nkv + kvh) * hd;
@@ -428,7 +449,7 @@ template <int HDP>
 static cudaError_t
 launch_flash(cudaStream_t s, float *out, const float *q, const float *k,
 			 const float *v, int B, int T, int nh, int nkv, int hd,
-			 float scale, const int *lens)
+			 float scale, const int *lens, bool causal)
 {
 	size_t		smem = FA_SMEM(HDP);
 	int			nrows = T * (nh / nkv);
@@ -448,30 +469,34 @@ launch_flash(cudaStream_t s, float *out, const float *q, const float *k,
 	}
 	attn_flash<HDP><<<grid, FA_WARPS * 32, smem, s>>>(out, q, k, v, T, nh, nkv, hd,
 													  scale * 1.4426950408889634f,
-													  lens, vec4);
+													  lens, causal, vec4);
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_attention
+ *		Launcher: flash kernel for head dims <= 256 unless simple, else attn_simple.
+ */
 cudaError_t
 cuk_attention(cudaStream_t s, float *out, const float *q, const float *k,
 			  const float *v, int B, int T, int nh, int nkv, int hd,
-			  float scale, const int *lens, bool simple)
+			  float scale, const int *lens, bool causal, bool simple)
 {
 	if (B <= 0 || T <= 0)
 		return cudaSuccess;
 	if (!simple && hd <= 256)
 	{
 		if (hd <= 16)
-			return launch_flash<16>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			return launch_flash<16>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 		if (hd <= 32)
-			return launch_flash<32>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			return launch_flash<32>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 		if (hd <= 64)
-			return launch_flash<64>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			return launch_flash<64>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 		if (hd <= 80)
-			return launch_flash<80>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			return launch_flash<80>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 		if (hd <= 128)
-			return launch_flash<128>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
-		return launch_flash<256>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			return launch_flash<128>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
+		return launch_flash<256>(s, out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 	}
 	if (hd > 32 * SIMPLE_MAX_PER_LANE)
 		return cudaErrorInvalidValue;
@@ -480,7 +505,7 @@ cuk_attention(cudaStream_t s, float *out, const float *q, const float *k,
 		int			warps = 4;
 
 		attn_simple<<<(unsigned int) ((rows + warps - 1) / warps), warps * 32, 0, s>>>(
-			out, q, k, v, B, T, nh, nkv, hd, scale, lens);
+			out, q, k, v, B, T, nh, nkv, hd, scale, lens, causal);
 	}
 	return cudaGetLastError();
 }

@@ -43,6 +43,10 @@ gelu_tanh_f(float x)
 	return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
 }
 
+/*
+ * k_f32_to_bf16
+ *		dst = bf16(src), round to nearest even.
+ */
 __global__ void
 k_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
 {
@@ -50,6 +54,10 @@ k_f32_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
 		dst[i] = __float2bfloat16_rn(src[i]);
 }
 
+/*
+ * k_to_f32
+ *		dst = float(src) for an fp32/f16/bf16 source.
+ */
 __global__ void
 k_to_f32(float *dst, const void *src, int dtype, size_t n)
 {
@@ -67,20 +75,41 @@ k_to_f32(float *dst, const void *src, int dtype, size_t n)
 	}
 }
 
+/* bf (may be NULL) receives the result rounded to bf16: the next GEMM's input */
 __global__ void
-k_gelu_tanh(float *x, size_t n)
+k_gelu_tanh(float *x, size_t n, __nv_bfloat16 *bf)
 {
 	GRID_STRIDE(i, n)
-		x[i] = gelu_tanh_f(x[i]);
+	{
+		float		y = gelu_tanh_f(x[i]);
+
+		x[i] = y;
+		if (bf)
+			bf[i] = __float2bfloat16_rn(y);
+	}
 }
 
+/*
+ * k_geglu
+ *		out = gelu_tanh(gate) * up.
+ */
 __global__ void
-k_geglu(float *out, const float *gate, const float *up, size_t n)
+k_geglu(float *out, const float *gate, const float *up, size_t n, __nv_bfloat16 *bf)
 {
 	GRID_STRIDE(i, n)
-		out[i] = gelu_tanh_f(gate[i]) * up[i];
+	{
+		float		y = gelu_tanh_f(gate[i]) * up[i];
+
+		out[i] = y;
+		if (bf)
+			bf[i] = __float2bfloat16_rn(y);
+	}
 }
 
+/*
+ * k_add
+ *		y += x.
+ */
 __global__ void
 k_add(float *y, const float *x, size_t n)
 {
@@ -88,6 +117,10 @@ k_add(float *y, const float *x, size_t n)
 		y[i] += x[i];
 }
 
+/*
+ * k_add_rows
+ *		y[r, :] += t[r mod period, :].
+ */
 __global__ void
 k_add_rows(float *y, const float *t, size_t n, int period, int dim)
 {
@@ -100,6 +133,10 @@ k_add_rows(float *y, const float *t, size_t n, int period, int dim)
 	}
 }
 
+/*
+ * k_bias_rows
+ *		y[r, :] = bias (or += bias with accumulate).
+ */
 __global__ void
 k_bias_rows(float *y, const float *bias, size_t n, int N, bool accumulate)
 {
@@ -111,6 +148,10 @@ k_bias_rows(float *y, const float *bias, size_t n, int N, bool accumulate)
 	}
 }
 
+/*
+ * k_scale
+ *		x *= k.
+ */
 __global__ void
 k_scale(float *x, size_t n, float k)
 {
@@ -118,6 +159,10 @@ k_scale(float *x, size_t n, float k)
 		x[i] *= k;
 }
 
+/*
+ * k_embedding
+ *		out[i, :] = table[ids[i], :] converted to float.
+ */
 __global__ void
 k_embedding(float *out, const void *table, int dtype, const int32_t *ids,
 			size_t n, int dim)
@@ -139,6 +184,10 @@ k_embedding(float *out, const void *table, int dtype, const int32_t *ids,
 	}
 }
 
+/*
+ * k_scatter_rows
+ *		dst[rows[i], :] = src[i, :] * k.
+ */
 __global__ void
 k_scatter_rows(float *dst, const float *src, const int *rows, size_t n,
 			   int dim, float k)
@@ -206,6 +255,10 @@ k_rope(float *x, size_t npairs, int T, int nh, int hd, float theta, int pos0)
 
 /* ---- launchers ---- */
 
+/*
+ * cuk_f32_to_bf16
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *dst, const float *src, size_t n)
 {
@@ -213,6 +266,10 @@ cuk_f32_to_bf16(cudaStream_t s, __nv_bfloat16 *dst, const float *src, size_t n)
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_to_f32
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_to_f32(cudaStream_t s, float *dst, const void *src, int dtype, size_t n)
 {
@@ -220,20 +277,33 @@ cuk_to_f32(cudaStream_t s, float *dst, const void *src, int dtype, size_t n)
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_gelu_tanh
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
-cuk_gelu_tanh(cudaStream_t s, float *x, size_t n)
+cuk_gelu_tanh(cudaStream_t s, float *x, size_t n, __nv_bfloat16 *bf)
 {
-	k_gelu_tanh<<<grid_for(n), EW_THREADS, 0, s>>>(x, n);
+	k_gelu_tanh<<<grid_for(n), EW_THREADS, 0, s>>>(x, n, bf);
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_geglu
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
-cuk_geglu(cudaStream_t s, float *out, const float *gate, const float *up, size_t n)
+cuk_geglu(cudaStream_t s, float *out, const float *gate, const float *up, size_t n,
+		  __nv_bfloat16 *bf)
 {
-	k_geglu<<<grid_for(n), EW_THREADS, 0, s>>>(out, gate, up, n);
+	k_geglu<<<grid_for(n), EW_THREADS, 0, s>>>(out, gate, up, n, bf);
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_add
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_add(cudaStream_t s, float *y, const float *x, size_t n)
 {
@@ -241,6 +311,10 @@ cuk_add(cudaStream_t s, float *y, const float *x, size_t n)
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_add_rows
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_add_rows(cudaStream_t s, float *y, const float *t, int rows, int period, int dim)
 {
@@ -250,6 +324,10 @@ cuk_add_rows(cudaStream_t s, float *y, const float *t, int rows, int period, int
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_bias_rows
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_bias_rows(cudaStream_t s, float *y, const float *bias, int M, int N, bool accumulate)
 {
@@ -259,6 +337,10 @@ cuk_bias_rows(cudaStream_t s, float *y, const float *bias, int M, int N, bool ac
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_scale
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_scale(cudaStream_t s, float *x, size_t n, float k)
 {
@@ -266,6 +348,10 @@ cuk_scale(cudaStream_t s, float *x, size_t n, float k)
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_embedding
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_embedding(cudaStream_t s, float *out, const void *table, int dtype,
 			  const int32_t *ids, int n, int dim)
@@ -276,6 +362,10 @@ cuk_embedding(cudaStream_t s, float *out, const void *table, int dtype,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_scatter_rows
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_scatter_rows(cudaStream_t s, float *dst, const float *src, const int *rows,
 				 int n, int dim, float k)
@@ -286,6 +376,10 @@ cuk_scatter_rows(cudaStream_t s, float *dst, const float *src, const int *rows,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_im2col
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_im2col(cudaStream_t s, float *cols, const float *pix, int B, int C, int H,
 		   int W, int P)
@@ -296,6 +390,10 @@ cuk_im2col(cudaStream_t s, float *cols, const float *pix, int B, int C, int H,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_rope
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_rope(cudaStream_t s, float *x, int B, int T, int nh, int hd, float theta,
 		 int pos0)

@@ -38,6 +38,10 @@ block_sum(float v, float *red)
 	return v;
 }
 
+/*
+ * k_layernorm
+ *		LayerNorm of one row per block (two-pass variance).
+ */
 __global__ void
 k_layernorm(float *y, const float *x, const float *w, const float *b, int dim,
 			float eps)
@@ -66,6 +70,10 @@ k_layernorm(float *y, const float *x, const float *w, const float *b, int dim,
 		yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
 }
 
+/*
+ * k_rmsnorm
+ *		Gemma RMSNorm of one row per block.
+ */
 __global__ void
 k_rmsnorm(float *y, const float *x, const float *w, int dim, float eps)
 {
@@ -83,6 +91,10 @@ k_rmsnorm(float *y, const float *x, const float *w, int dim, float eps)
 		yr[i] = (xr[i] * r) * (1.0f + w[i]);
 }
 
+/*
+ * k_l2norm
+ *		L2 normalisation of one row per block, in place.
+ */
 __global__ void
 k_l2norm(float *x, int dim)
 {
@@ -111,6 +123,10 @@ norm_threads(int dim)
 	return t < NORM_THREADS ? t : NORM_THREADS;
 }
 
+/*
+ * cuk_layernorm
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_layernorm(cudaStream_t s, float *y, const float *x, const float *w,
 			  const float *b, int rows, int dim, float eps)
@@ -121,6 +137,10 @@ cuk_layernorm(cudaStream_t s, float *y, const float *x, const float *w,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_rmsnorm
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_rmsnorm(cudaStream_t s, float *y, const float *x, const float *w, int rows,
 			int dim, float eps)
@@ -131,6 +151,10 @@ cuk_rmsnorm(cudaStream_t s, float *y, const float *x, const float *w, int rows,
 	return cudaGetLastError();
 }
 
+/*
+ * cuk_l2norm
+ *		Launcher of the kernel of the same name (see cuda_kernels.h).
+ */
 cudaError_t
 cuk_l2norm(cudaStream_t s, float *x, int rows, int dim)
 {

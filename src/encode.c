@@ -42,6 +42,7 @@ PG_FUNCTION_INFO_V1(colpali_images);
 static CpEngine *LocalEngine = NULL;
 static EncoderKey LocalKey;
 static int	LocalThreads = 0;
+static int	LocalMaxBatch = 0;
 static bool LocalExitRegistered = false;
 
 /*
@@ -104,7 +105,7 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 
 	if (LocalEngine != NULL &&
 		(memcmp(key, &LocalKey, sizeof(EncoderKey)) != 0 ||
-		 LocalThreads != colpali_threads))
+		 LocalThreads != colpali_threads || LocalMaxBatch != colpali_max_batch))
 	{
 		cp_engine_close(LocalEngine);
 		LocalEngine = NULL;
@@ -127,6 +128,9 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	opts.max_image_pixels = key->max_image_pixels;
 	opts.cancel = EncodeCancelRequested;
 	opts.cancel_arg = NULL;
+	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts.max_batch = colpali_max_batch;
+	opts.attention = (CpAttentionMode) key->attention;
 
 	st = cp_engine_open(&opts, &engine, &err);
 	if (st == CP_ERR_CANCELLED)
@@ -137,6 +141,7 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	LocalEngine = engine;
 	memcpy(&LocalKey, key, sizeof(EncoderKey));
 	LocalThreads = colpali_threads;
+	LocalMaxBatch = colpali_max_batch;
 	elog(DEBUG1, "colpali: loaded model \"%s\" in process on %s",
 		 key->model_path, cp_engine_device_name(engine));
 	return engine;

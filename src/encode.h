@@ -36,6 +36,9 @@ extern int	colpali_max_image_pixels;
 extern bool colpali_use_worker;
 extern int	colpali_max_batch;
 extern int	colpali_max_wait_ms;
+extern int	colpali_attention;
+extern int	colpali_cpu_weights;
+extern int	colpali_debug_batch_delay_ms;
 
 /* Longest query text accepted, in bytes (a query is a sentence, not a book). */
 #define COLPALI_MAX_QUERY_BYTES		(64 * 1024)
@@ -48,6 +51,8 @@ typedef struct EncoderKey
 	char		model_path[MAXPGPATH];
 	char		base_model_path[MAXPGPATH];
 	int64		max_image_pixels;
+	int32		attention;		/* CpAttentionMode */
+	int32		cpu_weights;	/* CpWeightMode */
 } EncoderKey;
 
 extern void EncoderKeyFromSettings(EncoderKey *key);

@@ -30,11 +30,28 @@ int			colpali_max_image_pixels = 89478485;
 bool		colpali_use_worker = true;
 int			colpali_max_batch = 16;
 int			colpali_max_wait_ms = 5;
+int			colpali_attention = CP_ATTENTION_AUTO;
+int			colpali_cpu_weights = CP_WEIGHTS_AUTO;
+int			colpali_debug_batch_delay_ms = 0;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", CP_DEVICE_AUTO, false},
 	{"cpu", CP_DEVICE_CPU, false},
 	{"cuda", CP_DEVICE_CUDA, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry attention_options[] = {
+	{"auto", CP_ATTENTION_AUTO, false},
+	{"bidirectional", CP_ATTENTION_BIDIRECTIONAL, false},
+	{"causal", CP_ATTENTION_CAUSAL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry cpu_weights_options[] = {
+	{"auto", CP_WEIGHTS_AUTO, false},
+	{"fp32", CP_WEIGHTS_FP32, false},
+	{"lazy", CP_WEIGHTS_LAZY, false},
 	{NULL, 0, false}
 };
 
@@ -164,6 +181,40 @@ EncoderInit(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("colpali.attention",
+							 "Attention mask of the language model over the prompt.",
+							 "auto follows the checkpoint's config.json (bidirectional "
+							 "when unset, as ColPali was trained); causal reproduces "
+							 "transformers called without token_type_ids.",
+							 &colpali_attention,
+							 CP_ATTENTION_AUTO,
+							 attention_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("colpali.cpu_weights",
+							 "How the CPU engine holds bf16/f16 weights.",
+							 "fp32 converts them once at load (more memory, faster); "
+							 "lazy keeps them mapped and converts tile by tile; auto "
+							 "lets the engine choose.",
+							 &colpali_cpu_weights,
+							 CP_WEIGHTS_AUTO,
+							 cpu_weights_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("colpali.debug_batch_delay_ms",
+							"Developer option: the worker sleeps this long before each batch.",
+							"Makes requests stay in flight long enough for tests of "
+							"cancellation and worker exit. Leave at 0.",
+							&colpali_debug_batch_delay_ms,
+							0, 0, 60000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("colpali.max_batch",
 							"Most page images the worker encodes in one batch.",
 							NULL,
@@ -196,6 +247,8 @@ EncoderKeyFromSettings(EncoderKey *key)
 	strlcpy(key->base_model_path,
 			colpali_base_model_path ? colpali_base_model_path : "", MAXPGPATH);
 	key->max_image_pixels = colpali_max_image_pixels;
+	key->attention = colpali_attention;
+	key->cpu_weights = colpali_cpu_weights;
 }
 
 /*

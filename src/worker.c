@@ -10,12 +10,15 @@
  * device of its own colpali.device setting, and keeps it open.
  *
  * Batching: the oldest PENDING request decides the batch kind (pages or
- * queries) and model.  The worker waits until requests of that kind and
- * model hold colpali.max_batch items, or until the oldest has waited
- * colpali.max_wait_ms, then takes whole requests in arrival order up to
- * max_batch items (a larger request goes alone and is encoded in chunks).
- * While the engine runs, new requests pile up, so under load batches fill
- * without waiting.  If a batch fails because of one bad input (format,
+ * queries) and model; the worker takes whole requests of that kind and model
+ * in arrival order up to colpali.max_batch items (a larger request goes alone
+ * and is encoded in chunks).  While the engine runs, new requests pile up,
+ * so right after a batch the next one is formed at once from whatever
+ * waits (continuous batching).  Only when the worker was idle and the last
+ * batch (or the queue now) shows concurrent requesters does it wait, up to
+ * colpali.max_wait_ms after the oldest request arrived, for the batch to
+ * fill: a burst of sessions then shares the first batch, and a lone
+ * sequential client never pays the wait.  If a batch fails because of one bad input (format,
  * limit, ...), each request of the batch is retried alone so only the
  * faulty one gets the error.
  *
@@ -67,9 +70,12 @@ static CpEngine *WorkerEngine = NULL;
 static EncoderKey WorkerKey;
 static int	WorkerDevice = -1;
 static int	WorkerThreads = -1;
+static int	WorkerMaxBatch = -1;
 static bool LoggedCpuFallback = false;
 static uint64 MyGeneration = 0;
 static MemoryContext BatchContext = NULL;
+static bool JustServed = false;	/* the previous loop iteration ran a batch */
+static int	LastBatchRequests = 0;	/* requests in the last batch */
 
 /*
  * WorkerShmemRequest
@@ -176,7 +182,8 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 
 	if (WorkerEngine != NULL &&
 		(memcmp(key, &WorkerKey, sizeof(EncoderKey)) != 0 ||
-		 WorkerDevice != colpali_device || WorkerThreads != colpali_threads))
+		 WorkerDevice != colpali_device || WorkerThreads != colpali_threads ||
+		 WorkerMaxBatch != colpali_max_batch))
 		CloseWorkerEngine(0, (Datum) 0);
 	if (WorkerEngine != NULL)
 		return CP_OK;
@@ -191,6 +198,9 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	opts.max_image_pixels = key->max_image_pixels;
 	opts.cancel = WorkerCancelRequested;
 	opts.cancel_arg = NULL;
+	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts.max_batch = colpali_max_batch;
+	opts.attention = (CpAttentionMode) key->attention;
 	st = cp_engine_open(&opts, &engine, err);
 	if (st != CP_OK)
 	{
@@ -204,6 +214,7 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	memcpy(&WorkerKey, key, sizeof(EncoderKey));
 	WorkerDevice = colpali_device;
 	WorkerThreads = colpali_threads;
+	WorkerMaxBatch = colpali_max_batch;
 	device = cp_engine_device_name(engine);
 
 	if (colpali_device == CP_DEVICE_AUTO && strcmp(device, "cpu") == 0 &&
@@ -321,10 +332,12 @@ PublishResult(int idx, int n, const CpEmbedding *embs)
 	dsm_detach(seg);
 
 	LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
-	if (slot->state == SLOT_ABANDONED)
+	if (slot->state != SLOT_RUNNING)
 	{
+		/* abandoned meanwhile: nobody will read the result */
 		dsm_unpin_segment(handle);
-		slot->state = SLOT_FREE;
+		if (slot->state == SLOT_ABANDONED)
+			slot->state = SLOT_FREE;
 	}
 	else
 	{
@@ -393,8 +406,15 @@ CollectBatch(Batch *b, long *timeout_ms)
 			pending_items += s->nitems;
 		}
 	}
+	/*
+	 * Wait for the batch to fill only after an idle spell and when the last
+	 * batch showed concurrent requesters: right after a batch, whatever
+	 * queued up meanwhile goes at once, and a lone sequential client never
+	 * pays colpali.max_wait_ms.
+	 */
 	waited = TimestampDifferenceMilliseconds(ref->submitted, GetCurrentTimestamp());
-	if (pending_items < limit && waited < colpali_max_wait_ms)
+	if (pending_items < limit && waited < colpali_max_wait_ms &&
+		!JustServed && (LastBatchRequests > 1 || ncand > 1))
 	{
 		*timeout_ms = Max(colpali_max_wait_ms - waited, 1);
 		LWLockRelease(sh->lock);
@@ -442,13 +462,13 @@ CollectBatch(Batch *b, long *timeout_ms)
 static CpStatus
 EncodeSlots(Batch *b, int from, int to, CpError *err)
 {
-	int			n = 0;
+	volatile int n = 0;
 	int			pos = 0;
 	int			chunk = Max(colpali_max_batch, 1);
 	const uint8 **inputs;
 	size_t	   *lengths;
 	CpEmbedding *embs;
-	CpStatus	st = CP_OK;
+	volatile CpStatus st = CP_OK;
 
 	for (int s = from; s < to; s++)
 		n += ColpaliWorkerShared->slots[b->slots[s]].nitems;
@@ -487,25 +507,34 @@ EncodeSlots(Batch *b, int from, int to, CpError *err)
 	}
 	cp_engine_set_cancel(WorkerEngine, WorkerCancelRequested, NULL);
 
-	if (st == CP_OK)
+	/* the embeddings are malloc'd: free them even if publishing fails */
+	PG_TRY();
 	{
-		pos = 0;
-		LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
-		ColpaliWorkerShared->batches++;
-		ColpaliWorkerShared->items += n;
-		if ((uint64) n > ColpaliWorkerShared->max_batch_items)
-			ColpaliWorkerShared->max_batch_items = n;
-		LWLockRelease(ColpaliWorkerShared->lock);
-		for (int s = from; s < to; s++)
+		if (st == CP_OK)
 		{
-			int			k = ColpaliWorkerShared->slots[b->slots[s]].nitems;
+			int			at = 0;
 
-			PublishResult(b->slots[s], k, embs + pos);
-			pos += k;
+			LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
+			ColpaliWorkerShared->batches++;
+			ColpaliWorkerShared->items += n;
+			if ((uint64) n > ColpaliWorkerShared->max_batch_items)
+				ColpaliWorkerShared->max_batch_items = n;
+			LWLockRelease(ColpaliWorkerShared->lock);
+			for (int s = from; s < to; s++)
+			{
+				int			k = ColpaliWorkerShared->slots[b->slots[s]].nitems;
+
+				PublishResult(b->slots[s], k, embs + at);
+				at += k;
+			}
 		}
 	}
-	for (int i = 0; i < n; i++)
-		cp_embedding_free(&embs[i]);
+	PG_FINALLY();
+	{
+		for (int i = 0; i < n; i++)
+			cp_embedding_free(&embs[i]);
+	}
+	PG_END_TRY();
 	return st;
 }
 
@@ -548,6 +577,13 @@ ServeBatch(Batch *b)
 		return;
 	}
 
+	/* developer option: keep the batch in flight (tests) */
+	for (int waited = 0; waited < colpali_debug_batch_delay_ms &&
+		 !WorkerCancelRequested(b); waited += 5)
+		pg_usleep(5000L);
+	if (ProcDiePending)
+		CHECK_FOR_INTERRUPTS();
+
 	st = EncodeSlots(b, 0, b->nslots, &err);
 	if (st == CP_ERR_CANCELLED)
 		CHECK_FOR_INTERRUPTS();	/* exits if we were told to */
@@ -585,8 +621,9 @@ ReleaseBatch(Batch *b)
 
 /*
  * WorkerExit
- *		before_shmem_exit callback: say we are gone and wake the requesters
- *		whose requests we held, so they report an ERROR now.
+ *		before_shmem_exit callback: say we are gone and answer every waiting
+ *		request (taken or not) with "worker lost", so its requester reports
+ *		an ERROR now instead of waiting for the next worker.
  */
 static void
 WorkerExit(int code, Datum arg)
@@ -601,12 +638,16 @@ WorkerExit(int code, Datum arg)
 	{
 		WorkerSlot *s = &sh->slots[i];
 
-		if (s->generation != MyGeneration)
-			continue;
-		if (s->state == SLOT_ABANDONED)
+		if (s->state == SLOT_ABANDONED && s->generation == MyGeneration)
 			s->state = SLOT_FREE;
-		else if (s->state == SLOT_RUNNING)
+		else if (s->state == SLOT_PENDING ||
+				 (s->state == SLOT_RUNNING && s->generation == MyGeneration))
+		{
+			s->lost = true;
+			s->result = DSM_HANDLE_INVALID;
+			s->state = SLOT_DONE;
 			SetLatch(&GetPGProcByNumber(s->procno)->procLatch);
+		}
 	}
 	LWLockRelease(sh->lock);
 }
@@ -642,6 +683,10 @@ ColpaliWorkerMain(Datum main_arg)
 	sh->worker_procno = MyProc->pgprocno;
 	sh->worker_started = GetCurrentTimestamp();
 	sh->starts++;
+	/* requests abandoned while a previous worker held them have no owner left */
+	for (int i = 0; i < WORKER_SLOTS; i++)
+		if (sh->slots[i].state == SLOT_ABANDONED)
+			sh->slots[i].state = SLOT_FREE;
 	LWLockRelease(sh->lock);
 	before_shmem_exit(WorkerExit, (Datum) 0);
 	on_proc_exit(CloseWorkerEngine, (Datum) 0);
@@ -675,6 +720,9 @@ ColpaliWorkerMain(Datum main_arg)
 		{
 			MemoryContext old = MemoryContextSwitchTo(BatchContext);
 
+			JustServed = true;
+			LastBatchRequests = batch.nslots;
+
 			PG_TRY();
 			{
 				ServeBatch(&batch);
@@ -703,6 +751,7 @@ ColpaliWorkerMain(Datum main_arg)
 			continue;
 		}
 
+		JustServed = false;
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
 						 (timeout_ms >= 0 ? WL_TIMEOUT : 0),

@@ -11,6 +11,7 @@
  *	PENDING -> FREE       requester gave up before the worker saw the slot
  *	RUNNING -> ABANDONED  requester gave up while the worker computes;
  *	ABANDONED -> FREE     worker: drops the result instead of publishing it
+ *	PENDING/RUNNING -> DONE with lost set: the worker is exiting
  * All transitions happen under WorkerShared->lock.
  */
 #ifndef COLPALI_WORKER_H
@@ -47,6 +48,7 @@ typedef struct WorkerSlot
 	TimestampTz submitted;
 	dsm_handle	input;			/* requester's segment with the inputs */
 	dsm_handle	result;			/* worker's pinned segment, or 0 */
+	bool		lost;			/* DONE because the worker exited */
 	CpStatus	status;			/* CP_OK or the error */
 	EncodePhase phase;
 	char		errmsg[CP_ERROR_MSG_LEN];

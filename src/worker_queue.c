@@ -19,10 +19,11 @@
  * mapping of the input, finishes or cancels the batch and then frees the
  * slot without publishing anything; a DONE slot has its result unpinned.
  *
- * If the worker exits while it holds a request, its exit callback turns
- * every RUNNING slot of its generation into DONE with an error; a requester
- * also notices a changed generation on its own (the crash case).  PENDING
- * slots survive a worker restart and are served by the next worker.
+ * If the worker exits, its exit callback answers every PENDING slot and
+ * every RUNNING slot of its generation with "worker lost" (DONE, lost), so
+ * the requesters report an ERROR at once; a requester also notices a changed
+ * generation on its own (the crash case).  Requests submitted while no
+ * worker runs wait for the restarted one (up to WORKER_ABSENT_TIMEOUT_MS).
  */
 #include "postgres.h"
 
@@ -196,6 +197,7 @@ ClaimSlot(EncodeKind kind, int n, dsm_segment *input, uint64 *seq)
 			slot->submitted = GetCurrentTimestamp();
 			slot->input = dsm_segment_handle(input);
 			slot->result = DSM_HANDLE_INVALID;
+			slot->lost = false;
 			slot->status = CP_OK;
 			slot->phase = PHASE_ENCODE;
 			slot->errmsg[0] = '\0';
@@ -276,6 +278,7 @@ WaitForRequest(int idx, RequestOutcome *outcome)
 		LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
 		if (slot->state == SLOT_DONE)
 		{
+			outcome->worker_lost = slot->lost;
 			outcome->status = slot->status;
 			outcome->phase = slot->phase;
 			strlcpy(outcome->errmsg, slot->errmsg, CP_ERROR_MSG_LEN);

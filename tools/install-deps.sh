@@ -6,8 +6,9 @@ PGVER=${PGVER:-15}
 pkgs=(
 	make gcc clang libclang-rt-14-dev
 	"postgresql-$PGVER" "postgresql-server-dev-$PGVER" postgresql-contrib
-	libopenblas-dev libstb-dev libjansson-dev
+	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
 	libipc-run-perl
+	python3-numpy python3-threadpoolctl
 )
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo

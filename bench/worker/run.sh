@@ -3,7 +3,7 @@
 # calls in process (colpali.use_worker = off) and through the worker, side by
 # side in one throwaway cluster, with pgbench.
 #
-#   bench/worker/run.sh [MODEL_DIR] [SECONDS]
+#   [BENCH_THREADS=N] [OMP_WAIT_POLICY=passive] bench/worker/run.sh [MODEL_DIR] [SECONDS]
 #
 # Needs the PostgreSQL binaries (initdb, pg_ctl, psql, pgbench) of the
 # installation colpali is installed into first in PATH, and must run as an
@@ -27,7 +27,7 @@ listen_addresses = ''
 unix_socket_directories = '$tmp'
 shared_preload_libraries = 'colpali'
 colpali.model_path = '$model'
-colpali.threads = 1
+colpali.threads = ${BENCH_THREADS:-1}
 colpali.max_batch = 16
 colpali.max_wait_ms = 2
 max_connections = 40
@@ -53,7 +53,7 @@ run() {
 }
 
 echo "# colpali worker overhead, $(date -u '+%Y-%m-%d %H:%M UTC')"
-echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model: $model; colpali.threads = 1"
+echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; model: $model; colpali.threads = ${BENCH_THREADS:-1}, OMP_WAIT_POLICY = ${OMP_WAIT_POLICY:-unset}"
 printf '%-8s %-8s %-11s %10s %12s\n' call clients path calls/s latency_ms
 for call in query image; do
 	for clients in 1 16; do

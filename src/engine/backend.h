@@ -170,6 +170,8 @@ typedef struct CpBackendOptions
 	bool		lazy_convert;
 	/* CPU: use the naive reference ops (test oracle, slow). */
 	bool		reference;
+	/* CPU: no hand-written SIMD kernels (tests compare both paths). */
+	bool		no_simd;
 } CpBackendOptions;
 
 extern CpStatus cp_backend_cpu_create(const CpBackendOptions *opts,

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <immintrin.h>
 
 #include "backend_cpu.h"
 
@@ -359,6 +360,85 @@ split_range(int n, int nthreads, int t, int align, int *lo, int *hi)
 	*hi = b1 * align < n ? b1 * align : n;
 }
 
+/* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
+#define SMALL_M 64
+/* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
+#define SMALL_M_KC 1024
+
+/*
+ * bf16_gemm_small_m
+ *		y[m, n] (+)= sum_k x[m, k] * W[n, k] for n in [n0, n1), with W in
+ *		bf16 as mapped (K a multiple of 16), for few rows of x: the weights
+ *		are read once per block of 4 rows of x, widened to fp32 in registers
+ *		(no converted copy, no GEMM packing); 4 x 4 fp32 accumulators, fp32
+ *		FMAs.  Out-of-range rows and columns of a block reuse the last valid
+ *		one and their results are dropped, so the inner loop has no branch.
+ */
+__attribute__((target("avx512f")))
+static void
+bf16_gemm_small_m(const float *x, int M, int K, const uint16_t *w, int n0,
+				  int n1, float *y, int N, bool add)
+{
+	int			k0;
+
+	for (k0 = 0; k0 < K; k0 += SMALL_M_KC)
+	{
+		int			k1 = (K - k0 < SMALL_M_KC) ? K : k0 + SMALL_M_KC;
+		bool		first = (k0 == 0 && !add);
+		int			n;
+
+		for (n = n0; n < n1; n += 4)
+		{
+			const uint16_t *wr[4];
+			int			m,
+						j;
+
+			for (j = 0; j < 4; j++)
+				wr[j] = w + (size_t) (n + j < n1 ? n + j : n1 - 1) * K;
+			for (m = 0; m < M; m += 4)
+			{
+				const float *xr[4];
+				__m512		acc[4][4];
+				int			i,
+							k;
+
+				for (i = 0; i < 4; i++)
+				{
+					xr[i] = x + (size_t) (m + i < M ? m + i : M - 1) * K;
+					for (j = 0; j < 4; j++)
+						acc[i][j] = _mm512_setzero_ps();
+				}
+				for (k = k0; k < k1; k += 16)
+				{
+					__m512		xv[4];
+
+#pragma GCC unroll 4
+					for (i = 0; i < 4; i++)
+						xv[i] = _mm512_loadu_ps(xr[i] + k);
+#pragma GCC unroll 4
+					for (j = 0; j < 4; j++)
+					{
+						__m256i		h = _mm256_loadu_si256((const __m256i *) (wr[j] + k));
+						__m512		wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+
+#pragma GCC unroll 4
+						for (i = 0; i < 4; i++)
+							acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+					}
+				}
+				for (i = 0; i < 4 && m + i < M; i++)
+					for (j = 0; j < 4 && n + j < n1; j++)
+					{
+						float		sum = _mm512_reduce_add_ps(acc[i][j]);
+						float	   *yp = y + (size_t) (m + i) * N + n + j;
+
+						*yp = first ? sum : *yp + sum;
+					}
+			}
+		}
+	}
+}
+
 /*
  * cpu_matmul
  *		y = x . W^T + bias (+ y): the N output columns are split across
@@ -388,6 +468,23 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	}
 	if (N < 32 * nthreads)
 		nthreads = 1;
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && M <= SMALL_M && K % 16 == 0 &&
+		impl->avx512)
+	{
+		const uint16_t *wb = (const uint16_t *) w->raw;
+		bool		add = (beta != 0.0f);
+
+#pragma omp parallel num_threads(nthreads)
+		{
+			int			lo,
+						hi;
+
+			split_range(N, nthreads, omp_get_thread_num(), 16, &lo, &hi);
+			if (hi > lo)
+				bf16_gemm_small_m(xp, M, K, wb, lo, hi, yp, N, add);
+		}
+		goto bias_after;
+	}
 	if (w->lazy)
 	{
 		size_t		bytes = M >= LAZY_LARGE_M ? LAZY_TILE_BYTES_LARGE_M : LAZY_TILE_BYTES_SMALL_M;
@@ -428,6 +525,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 		}
 	}
 
+bias_after:
 	if (bias != NULL && accumulate)
 	{
 #pragma omp parallel for num_threads(impl->threads) schedule(static)
@@ -912,6 +1010,7 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	}
 	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
 	impl->lazy_convert = opts ? opts->lazy_convert : false;
+	impl->avx512 = __builtin_cpu_supports("avx512f") && !(opts && opts->no_simd);
 	impl->tscratch = calloc(impl->threads, sizeof(float *));
 	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
 	if (impl->tscratch == NULL || impl->tscratch_n == NULL)

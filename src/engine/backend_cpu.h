@@ -26,6 +26,7 @@ typedef struct CpCpuImpl
 {
 	int			threads;		/* OpenMP threads for element-wise ops */
 	bool		lazy_convert;
+	bool		avx512;			/* AVX-512 small-M bf16 kernel usable */
 	float	   *scratch;		/* shared scratch (rope tables) */
 	size_t		scratch_n;
 	float	  **tscratch;		/* per-thread scratch: weight tiles, scores */

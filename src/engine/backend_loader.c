@@ -61,7 +61,7 @@ try_open(const char *path, bool must_exist, char *why, size_t whylen)
 	if (must_exist && !is_file(path))
 		return NULL;
 	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (h == NULL && why[0] == '\0' && (must_exist || is_file(path)))
+	if (h == NULL && why[0] == '\0' && must_exist)
 	{
 		const char *e = dlerror();
 

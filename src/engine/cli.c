@@ -4,7 +4,7 @@
  *	  engine from the command line.
  *
  *	  colpali-encode --model DIR [--base DIR] [--threads N] [--device D]
- *					 [--weights fp32|lazy] [--batch N]
+ *					 [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]
  *					 [--image FILE ...] [--query TEXT ...]
  *	  colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]
  *
@@ -15,7 +15,8 @@
  *
  * --bench times pages/s (all --image files encoded in one call, after a
  * warm-up call; median of --runs runs) and single-query latency (median of
- * --runs runs after a warm-up), then prints peak RSS.
+ * --runs runs after a warm-up), each also in CPU seconds (user + system;
+ * meaningful on a shared, loaded machine), then prints peak RSS.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,7 +36,8 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: colpali-encode --model DIR [--base DIR] [--threads N] [--device auto|cpu|cuda]\n"
-			"                      [--weights fp32|lazy] [--batch N] [--image FILE ...] [--query TEXT ...]\n"
+			"                      [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]\n"
+			"                      [--image FILE ...] [--query TEXT ...]\n"
 			"       colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]\n");
 	return 2;
 }
@@ -146,6 +148,24 @@ now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/*
+ * cpu_s
+ *		User + system CPU seconds of this process so far.
+ */
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
+/*
+ * cmp_double
+ *		qsort comparator of doubles.
+ */
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -188,15 +208,19 @@ run_bench(CpEngine *eng, int nimg, const uint8_t **imgs, const size_t *lens,
 {
 	CpEmbedding *out = calloc(nimg > 0 ? nimg : 1, sizeof(CpEmbedding));
 	double	   *t = calloc(runs, sizeof(double));
+	double	   *c = calloc(runs, sizeof(double));
 	double		pages_med = 0,
 				query_med = 0,
-				t0;
+				pages_cpu = 0,
+				query_cpu = 0,
+				t0,
+				c0;
 	CpError		err;
 	struct rusage ru;
 	int			r,
 				i;
 
-	if (out == NULL || t == NULL)
+	if (out == NULL || t == NULL || c == NULL)
 		return 1;
 	if (nimg > 0)
 	{
@@ -207,13 +231,16 @@ run_bench(CpEngine *eng, int nimg, const uint8_t **imgs, const size_t *lens,
 		for (r = 0; r < runs; r++)
 		{
 			t0 = now_s();
+			c0 = cpu_s();
 			if (cp_engine_encode_images(eng, nimg, imgs, lens, out, &err) != CP_OK)
 				return fail("encoding images", &err);
 			t[r] = now_s() - t0;
+			c[r] = cpu_s() - c0;
 			for (i = 0; i < nimg; i++)
 				cp_embedding_free(&out[i]);
 		}
 		pages_med = median(t, runs);
+		pages_cpu = median(c, runs);
 	}
 	if (cp_engine_encode_queries(eng, 1, &query, out, &err) != CP_OK)
 		return fail("encoding a query", &err);
@@ -221,21 +248,25 @@ run_bench(CpEngine *eng, int nimg, const uint8_t **imgs, const size_t *lens,
 	for (r = 0; r < runs; r++)
 	{
 		t0 = now_s();
+		c0 = cpu_s();
 		if (cp_engine_encode_queries(eng, 1, &query, out, &err) != CP_OK)
 			return fail("encoding a query", &err);
 		t[r] = now_s() - t0;
+		c[r] = cpu_s() - c0;
 		cp_embedding_free(&out[0]);
 	}
 	query_med = median(t, runs);
+	query_cpu = median(c, runs);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("device=%s load_s=%.3f", cp_engine_device_name(eng), load_s);
 	if (nimg > 0)
-		printf(" pages=%d pages_per_s=%.4f s_per_page=%.3f", nimg,
-			   nimg / pages_med, pages_med / nimg);
-	printf(" query_ms=%.2f peak_rss_mb=%.0f runs=%d\n", query_med * 1000.0,
-		   ru.ru_maxrss / 1024.0, runs);
+		printf(" pages=%d pages_per_s=%.4f s_per_page=%.3f cpu_s_per_page=%.3f", nimg,
+			   nimg / pages_med, pages_med / nimg, pages_cpu / nimg);
+	printf(" query_ms=%.2f query_cpu_ms=%.2f peak_rss_mb=%.0f runs=%d\n",
+		   query_med * 1000.0, query_cpu * 1000.0, ru.ru_maxrss / 1024.0, runs);
 	free(out);
 	free(t);
+	free(c);
 	return 0;
 }
 
@@ -297,6 +328,15 @@ main(int argc, char **argv)
 				opts.device = CP_DEVICE_CUDA;
 			else if (strcmp(v, "auto") == 0)
 				opts.device = CP_DEVICE_AUTO;
+			else
+				return usage();
+		}
+		else if (strcmp(a, "--attention") == 0)
+		{
+			if (strcmp(v, "causal") == 0)
+				opts.attention = CP_ATTENTION_CAUSAL;
+			else if (strcmp(v, "bidirectional") == 0)
+				opts.attention = CP_ATTENTION_BIDIRECTIONAL;
 			else
 				return usage();
 		}

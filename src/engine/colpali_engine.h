@@ -31,16 +31,17 @@ typedef enum CpDevice
 /* How the CPU backend holds bf16/f16 matrices (F32 ones are used in place). */
 typedef enum CpWeightMode
 {
-	CP_WEIGHTS_AUTO = 0,		/* the measured default (see backend_cpu.c) */
+	CP_WEIGHTS_AUTO = 0,		/* the measured default: LAZY (engine.c) */
 	CP_WEIGHTS_FP32,			/* converted to fp32 once at load */
 	CP_WEIGHTS_LAZY				/* kept as mapped, converted tile by tile */
 } CpWeightMode;
 
 /*
  * Gemma attention over the prompt.  ColPali was trained with bidirectional
- * attention (transformers 4.x, encoder.md 3.5); transformers 5.x's
- * ColPaliForRetrieval runs it causally (no token_type_ids reach the mask),
- * and the fixture goldens come from transformers 5.24.
+ * attention (encoder.md 3.5), and transformers 5's ColPaliForRetrieval is
+ * bidirectional when called as documented, model(**processor(...)); called
+ * without the processor's token_type_ids it is causal (so are the current
+ * fixture goldens).
  */
 typedef enum CpAttentionMode
 {

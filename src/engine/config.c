@@ -28,6 +28,8 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "json_util.h"
+#include "weights.h"
 
 /* sanity bound for every size in a config */
 #define CP_CFG_MAX_DIM (1 << 24)
@@ -35,18 +37,23 @@
 /*
  * get_int
  *		obj[key] as a positive-or-zero int when present (else *out unchanged).
- *		null counts as absent, as it does for Python defaults.
+ *		null counts as absent, as it does for Python defaults.  The files are
+ *		parsed with integers as doubles (tokenizer_config.json holds
+ *		model_max_length = 1e30, beyond any C integer), so an integral
+ *		number is what is accepted here.
  */
 static CpStatus
 get_int(json_t *obj, const char *file, const char *key, int *out, CpError *err)
 {
 	json_t	   *v = json_object_get(obj, key);
+	double		d;
 
 	if (v == NULL || json_is_null(v))
 		return CP_OK;
-	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > CP_CFG_MAX_DIM)
+	d = json_number_value(v);
+	if (!json_is_number(v) || d != floor(d) || d < 0 || d > CP_CFG_MAX_DIM)
 		return cp_error(err, CP_ERR_FORMAT, "%s: \"%s\" must be an integer between 0 and %d", file, key, CP_CFG_MAX_DIM);
-	*out = (int) json_integer_value(v);
+	*out = (int) d;
 	return CP_OK;
 }
 
@@ -296,13 +303,20 @@ parse_vision(json_t *v, CpVisionConfig *c, CpError *err)
 		json_t	   *h = json_array_get(is, 0);
 		json_t	   *w = json_array_get(is, 1);
 
-		if (json_array_size(is) != 2 || !json_is_integer(h) || !json_is_integer(w))
+		int			hv = 0;
+		int			wv = 0;
+
+		if (json_array_size(is) != 2)
 			return cp_error(err, CP_ERR_FORMAT, "%s: \"image_size\" must be an integer or [height, width]", f);
-		if (json_integer_value(h) != json_integer_value(w))
-			return cp_error(err, CP_ERR_UNSUPPORTED, "%s: non-square image_size is not supported", f);
-		if (json_integer_value(h) <= 0 || json_integer_value(h) > CP_CFG_MAX_DIM)
+		if (!json_is_number(h) || !json_is_number(w) ||
+			json_number_value(h) != floor(json_number_value(h)) ||
+			json_number_value(h) <= 0 || json_number_value(h) > CP_CFG_MAX_DIM)
 			return cp_error(err, CP_ERR_FORMAT, "%s: invalid \"image_size\"", f);
-		c->image_size = (int) json_integer_value(h);
+		hv = (int) json_number_value(h);
+		wv = json_number_value(w) == hv ? hv : -1;
+		if (wv != hv)
+			return cp_error(err, CP_ERR_UNSUPPORTED, "%s: non-square image_size is not supported", f);
+		c->image_size = hv;
 	}
 	else
 		st = get_int(v, f, "image_size", &c->image_size, err);
@@ -336,7 +350,7 @@ parse_image_processor(json_t *o, const char *f, CpImageConfig *c, int num_image_
 		if (st == CP_OK)
 			st = get_int(size, f, "width", &c->width, err);
 	}
-	else if (json_is_integer(size))
+	else if (json_is_number(size))
 		st = get_int(o, f, "size", &c->width, err), c->height = c->width;
 	else if (size != NULL && !json_is_null(size))
 		return cp_error(err, CP_ERR_FORMAT, "%s: \"size\" must be an object or an integer", f);
@@ -398,10 +412,7 @@ load_json(const char *text, const char *file, json_t **out, CpError *err)
 	*out = NULL;
 	if (text == NULL)
 		return CP_OK;
-	*out = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-	/* tokenizer_config.json's model_max_length can exceed 64 bits */
-	if (*out == NULL && strcmp(file, "tokenizer_config.json") == 0)
-		*out = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+	*out = json_loads(text, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (*out == NULL)
 		return cp_error(err, CP_ERR_FORMAT, "%s is not valid JSON: %s (line %d)", file, jerr.text, jerr.line);
 	if (!json_is_object(*out))
@@ -665,69 +676,56 @@ static CpStatus
 read_text(const char *dir, const char *name, char **out, CpError *err)
 {
 	char		path[4096];
-	FILE	   *f;
-	long		n;
-	char	   *buf;
+	size_t		n;
+	CpStatus	st;
 
 	*out = NULL;
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int) sizeof(path))
 		return cp_error(err, CP_ERR_LIMIT, "path of %s in \"%s\" is too long", name, dir);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return CP_OK;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+	st = cp_read_file(path, (size_t) 64 * 1024 * 1024, out, &n, err);
+	if (st == CP_ERR_NOT_FOUND)
+		return CP_OK;			/* optional file */
+	if (st != CP_OK)
+		return st;
+	if (strlen(*out) != n)
 	{
-		fclose(f);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	if (n > 64L * 1024 * 1024)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_LIMIT, "\"%s\" is larger than 64 MB", path);
-	}
-	buf = malloc((size_t) n + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	if (fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		fclose(f);
-		free(buf);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	fclose(f);
-	buf[n] = '\0';
-	if (strlen(buf) != (size_t) n)
-	{
-		free(buf);
+		free(*out);
+		*out = NULL;
 		return cp_error(err, CP_ERR_FORMAT, "\"%s\" contains a NUL byte", path);
 	}
-	*out = buf;
 	return CP_OK;
 }
 
 /*
- * cp_config_load
+ * cp_config_load_with_base
  *		See config.h.
  */
 CpStatus
-cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+cp_config_load_with_base(const char *dir, const char *base_dir, CpModelConfig *cfg, CpError *err)
 {
 	char	   *texts[4] = {NULL, NULL, NULL, NULL};
 	static const char *names[4] = {"config.json", "preprocessor_config.json",
 	"processor_config.json", "tokenizer_config.json"};
+	char		basebuf[4096];
 	CpStatus	st = CP_OK;
 	int			i;
 
 	memset(cfg, 0, sizeof(*cfg));
 	if (dir == NULL)
 		return cp_error(err, CP_ERR_INVALID_ARG, "no checkpoint folder given");
+	if (base_dir == NULL && cp_adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+		base_dir = basebuf;
+	if (base_dir != NULL && base_dir[0] == '\0')
+		base_dir = NULL;		/* "" = no fallback (cp_config_load) */
 	for (i = 0; i < 4 && st == CP_OK; i++)
+	{
 		st = read_text(dir, names[i], &texts[i], err);
+		if (st == CP_OK && texts[i] == NULL && base_dir != NULL)
+			st = read_text(base_dir, names[i], &texts[i], err);
+	}
 	if (st == CP_OK && texts[0] == NULL)
-		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"", dir);
+		st = cp_error(err, CP_ERR_NOT_FOUND, "no config.json in \"%s\"%s%s%s", dir,
+					  base_dir ? " or in \"" : "", base_dir ? base_dir : "", base_dir ? "\"" : "");
 	if (st == CP_OK)
 	{
 		st = cp_config_parse(texts[0], texts[1], texts[2], texts[3], cfg, err);
@@ -742,4 +740,17 @@ cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
 	for (i = 0; i < 4; i++)
 		free(texts[i]);
 	return st;
+}
+
+/*
+ * cp_config_load
+ *		See config.h: only the files of dir.
+ */
+CpStatus
+cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err)
+{
+	static const char none[] = "";
+
+	/* an empty base_dir disables the adapter fallback */
+	return cp_config_load_with_base(dir, none, cfg, err);
 }

@@ -95,6 +95,16 @@ typedef struct CpModelConfig
  */
 extern CpStatus cp_config_load(const char *dir, CpModelConfig *cfg, CpError *err);
 
+/*
+ * For a LoRA adapter folder (or any folder lacking some files): each file is
+ * read from dir when present there, else from base_dir (NULL: the adapter's
+ * base_model_name_or_path when it is a local folder).  Processor settings
+ * and prompts thus come from the adapter repository, as ColPaliProcessor.
+ * from_pretrained(adapter) would read them, and config.json from the base.
+ */
+extern CpStatus cp_config_load_with_base(const char *dir, const char *base_dir,
+										 CpModelConfig *cfg, CpError *err);
+
 /* Same from JSON texts in memory (NULL = file absent); for tests/fuzzing. */
 extern CpStatus cp_config_parse(const char *config_json,
 								const char *preprocessor_json,

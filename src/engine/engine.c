@@ -136,7 +136,13 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 
 	memset(&bo, 0, sizeof(bo));
 	bo.threads = opts->threads;
-	bo.lazy_convert = (opts->cpu_weights == CP_WEIGHTS_LAZY);
+	/*
+	 * bf16/f16 matrices stay mapped and are converted tile by tile: half
+	 * the resident memory of fp32 copies, shared through the page cache
+	 * between backends, for ~5-10% more CPU time
+	 * (bench/results/encoder.md).
+	 */
+	bo.lazy_convert = (opts->cpu_weights != CP_WEIGHTS_FP32);
 	if (opts->device == CP_DEVICE_CUDA || opts->device == CP_DEVICE_AUTO)
 	{
 		CpError		cuda_err;

@@ -4,12 +4,20 @@
  *	  SiglipImageProcessor on its Pillow path (see image.h and
  *	  shared encoder.md section 2).
  *
- * Decoding is stb_image's (stb_image_impl.c); the conversion to RGB follows
- * Pillow's Image.convert("RGB") for what Pillow would have opened:
+ * PNG, GIF, BMP and TGA are decoded by stb_image (stb_image_impl.c).  JPEG
+ * is decoded by libjpeg(-turbo), the library Pillow uses, with Pillow's
+ * settings (default islow IDCT and fancy upsampling, output RGB / gray /
+ * Adobe CMYK), so that decoded pixels are identical: stb_image's own JPEG
+ * decoder rounds differently (up to 8 levels off on 4:2:2 samples).  The
+ * conversion to RGB follows Pillow's Image.convert("RGB") for what Pillow
+ * would have opened:
  *	- alpha is dropped, never composited; gray is replicated;
- *	- palette images are expanded (stb does it), GIF transparency does not
+ *	- palette images are expanded (stb does it; indices past the palette
+ *	  give black as in Pillow), GIF transparency does not
  *	  hide a pixel (Pillow keeps the palette index), and the first GIF frame
- *	  is placed on a canvas filled with index 0 or the transparent index;
+ *	  is placed on a canvas filled with index 0 or the transparent index
+ *	  (grown to hold the frame if it sticks out, as Pillow does);
+ *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
@@ -20,9 +28,13 @@
  */
 #include <limits.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jpeglib.h>
 
 #define STBI_NO_STDIO
 #include <stb/stb_image.h>
@@ -41,14 +53,8 @@
 
 #define PRECISION_BITS (32 - 8 - 2)
 
-typedef CpImageKind ImageKind;
-
-#define KIND_UNKNOWN CP_IMAGE_UNKNOWN
-#define KIND_PNG CP_IMAGE_PNG
-#define KIND_JPEG CP_IMAGE_JPEG
-#define KIND_GIF CP_IMAGE_GIF
-#define KIND_BMP CP_IMAGE_BMP
-#define KIND_TGA CP_IMAGE_TGA
+/* Progressive JPEGs need ~10 scans; thousands only burn CPU time. */
+#define JPEG_MAX_SCANS 1000
 
 static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
 
@@ -59,6 +65,8 @@ typedef struct GifFrame
 	int			y;
 	int			w;
 	int			h;
+	int			canvas_w;		/* logical screen, grown to hold the frame */
+	int			canvas_h;
 	int			fill_index;		/* canvas index: transparent index or 0 */
 	int			pal_entries;
 	uint8_t		pal[256][3];	/* the frame's palette (local or global) */
@@ -77,18 +85,18 @@ typedef struct ResampleAxis
  *		Recognise the image kind from its signature.  For well-known kinds we
  *		do not decode, set *other to their name.
  */
-static ImageKind
+static CpImageKind
 detect_kind(const uint8_t *b, size_t len, const char **other)
 {
 	*other = NULL;
 	if (len >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0)
-		return KIND_PNG;
+		return CP_IMAGE_PNG;
 	if (len >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF)
-		return KIND_JPEG;
+		return CP_IMAGE_JPEG;
 	if (len >= 6 && (memcmp(b, "GIF87a", 6) == 0 || memcmp(b, "GIF89a", 6) == 0))
-		return KIND_GIF;
+		return CP_IMAGE_GIF;
 	if (len >= 2 && b[0] == 'B' && b[1] == 'M')
-		return KIND_BMP;
+		return CP_IMAGE_BMP;
 
 	if (len >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0)
 		*other = "WebP";
@@ -111,7 +119,7 @@ detect_kind(const uint8_t *b, size_t len, const char **other)
 		*other = "PNM";
 	else if (len >= 5 && memcmp(b, "<svg", 4) == 0)
 		*other = "SVG";
-	return KIND_UNKNOWN;
+	return CP_IMAGE_UNKNOWN;
 }
 
 /*
@@ -119,7 +127,7 @@ detect_kind(const uint8_t *b, size_t len, const char **other)
  *		Map stb_image's last failure reason to a status and message.
  */
 static CpStatus
-stb_failure(ImageKind kind, const char *what, CpError *err)
+stb_failure(CpImageKind kind, const char *what, CpError *err)
 {
 	const char *reason = stbi_failure_reason();
 	CpStatus	status = CP_ERR_FORMAT;
@@ -155,17 +163,15 @@ rd_le32(const uint8_t *p)
  * check_jpeg
  *		Walk every JPEG marker segment and entropy-coded segment up to the
  *		end-of-image marker.  Besides truncation this rejects Huffman tables
- *		of more than 256 codes, which overflow a buffer in stb_image 2.27
- *		(found by fuzz_image; fixed upstream in 2.28), and scans that use a
- *		Huffman table never defined (stb_image would read an uninitialised
- *		table).
+ *		of more than 256 codes (they overflowed a buffer in stb_image 2.27's
+ *		decoder, found by fuzz_image when JPEG still went through stb) and
+ *		files of absurdly many progressive scans (CPU-time bombs).
  */
 static CpStatus
 check_jpeg(const uint8_t *b, size_t len, CpError *err)
 {
 	size_t		pos = 2;
-	bool		defined[2][4] = {{false}};
-	bool		progressive = false;
+	int			nscans = 0;
 
 	for (;;)
 	{
@@ -206,9 +212,6 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 
 				if (end - p < 17)
 					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
-				if ((b[p] >> 4) > 1 || (b[p] & 15) > 3)
-					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad Huffman table id 0x%02x", b[p]);
-				defined[b[p] >> 4][b[p] & 15] = true;
 				for (i = 1; i <= 16; i++)
 					n += b[p + i];
 				if (n > 256)
@@ -218,32 +221,8 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
 			if (p != end)
 				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
 		}
-		if (m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE)
-			progressive = true;
-		if (m == 0xDA)
-		{
-			int			ns = seglen >= 3 ? b[pos + 4] : 0;
-			int			i,
-						ss,
-						ah;
-
-			if (ns < 1 || ns > 4 || seglen != (size_t) (6 + 2 * ns))
-				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: bad scan header");
-			ss = b[pos + 5 + 2 * ns];
-			ah = b[pos + 7 + 2 * ns] >> 4;
-			for (i = 0; i < ns; i++)
-			{
-				int			td = b[pos + 6 + 2 * i] >> 4;
-				int			ta = b[pos + 6 + 2 * i] & 15;
-				bool		need_dc = !progressive || (ss == 0 && ah == 0);
-				bool		need_ac = !progressive || ss != 0;
-
-				if ((need_dc && (td > 3 || !defined[0][td])) ||
-					(need_ac && (ta > 3 || !defined[1][ta])))
-					return cp_error(err, CP_ERR_FORMAT,
-									"corrupt JPEG image: a scan uses an undefined Huffman table");
-			}
-		}
+		if (m == 0xDA && ++nscans > JPEG_MAX_SCANS)
+			return cp_error(err, CP_ERR_LIMIT, "JPEG image has more than %d scans", JPEG_MAX_SCANS);
 		pos += 2 + seglen;
 		if (m == 0xDA)
 		{
@@ -271,36 +250,16 @@ check_jpeg(const uint8_t *b, size_t len, CpError *err)
  * check_complete
  *		stb_image reads missing bytes as zeros and so decodes many truncated
  *		files "successfully"; Pillow refuses them ("image file is
- *		truncated").  Check the container structure reaches its end: PNG
- *		chunks up to IEND, a JPEG end-of-image marker after the first scan,
+ *		truncated").  Check the container structure reaches its end: JPEG
+ *		segments and scans up to end-of-image (PNG: see png_prepare),
  *		the first GIF frame's data blocks, uncompressed BMP/TGA pixel data.
  */
 static CpStatus
-check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
+check_complete(CpImageKind kind, const uint8_t *b, size_t len, CpError *err)
 {
-	const char *name = kind_names[kind];
-
-	if (kind == KIND_PNG)
-	{
-		size_t		pos = 8;
-
-		for (;;)
-		{
-			uint32_t	clen;
-
-			if (len - pos < 12)
-				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: no IEND chunk");
-			clen = rd_be32(b + pos);
-			if (memcmp(b + pos + 4, "IEND", 4) == 0)
-				return CP_OK;
-			if (clen > len - pos - 12)
-				return cp_error(err, CP_ERR_FORMAT, "truncated PNG image: chunk at offset %zu cut short", pos);
-			pos += 12 + (size_t) clen;
-		}
-	}
-	else if (kind == KIND_JPEG)
+	if (kind == CP_IMAGE_JPEG)
 		return check_jpeg(b, len, err);
-	else if (kind == KIND_BMP && len >= 34)
+	else if (kind == CP_IMAGE_BMP && len >= 34)
 	{
 		uint32_t	off = rd_le32(b + 10);
 		uint32_t	hsize = rd_le32(b + 14);
@@ -327,7 +286,7 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: %zu bytes, pixel data needs %lld",
 							len, (long long) need);
 	}
-	else if (kind == KIND_TGA && len >= 18)
+	else if (kind == CP_IMAGE_TGA && len >= 18)
 	{
 		int			type = b[2];
 		int64_t		need;
@@ -371,7 +330,114 @@ check_complete(ImageKind kind, const uint8_t *b, size_t len, CpError *err)
 								len, (long long) need);
 		}
 	}
-	(void) name;
+	return CP_OK;
+}
+
+/*
+ * png_prepare
+ *		Make stb_image see what Pillow sees, in a copy when needed:
+ *		- palette indices past the PLTE entries: stb_image would read its
+ *		  uninitialised palette buffer there, Pillow gives black: pad PLTE
+ *		  to 256 black entries (stb does not check chunk CRCs);
+ *		- a file that stops after complete image data but before IEND (or
+ *		  inside a trailing chunk): Pillow accepts it, stb_image needs IEND:
+ *		  shorten the cut chunk and append IEND.  Truncated image data still
+ *		  fails, in stb's inflate, as it does in Pillow.
+ *		*copy is NULL when the original bytes can be used as they are.
+ */
+static CpStatus
+png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
+			CpError *err)
+{
+	static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+	size_t		pos = 8;
+	size_t		plte_pos = 0;
+	uint32_t	plte_len = 0;
+	size_t		keep;			/* bytes of the original kept as they are */
+	size_t		cut_data = 0;	/* data bytes of a cut last chunk, if any */
+	bool		cut = false;
+	bool		has_iend = false;
+	size_t		pad,
+				n;
+	uint8_t    *c;
+
+	*copy = NULL;
+	*copy_len = len;
+	for (;;)
+	{
+		uint32_t	clen;
+
+		if (len - pos < 12)
+		{
+			if (len - pos >= 8)
+			{
+				cut = true;
+				cut_data = len - pos - 8;
+			}
+			break;
+		}
+		clen = rd_be32(b + pos);
+		if (memcmp(b + pos + 4, "IEND", 4) == 0)
+		{
+			has_iend = true;
+			break;
+		}
+		if (clen > len - pos - 12)
+		{
+			cut = true;
+			cut_data = clen < len - pos - 8 ? clen : len - pos - 8;
+			break;
+		}
+		if (memcmp(b + pos + 4, "PLTE", 4) == 0 && plte_pos == 0)
+		{
+			plte_pos = pos;
+			plte_len = clen;
+		}
+		pos += 12 + (size_t) clen;
+	}
+	keep = pos;
+	pad = (b[25] == 3 && plte_pos != 0 && plte_len < 768 && plte_len % 3 == 0) ? 768 - plte_len : 0;
+	if (has_iend && pad == 0)
+		return CP_OK;
+
+	n = (has_iend ? len : keep + (cut ? 12 + cut_data : 0) + sizeof(iend)) + pad;
+	if (n > (size_t) INT_MAX)
+		return cp_error(err, CP_ERR_LIMIT, "PNG image of %zu bytes is over the decoder's limit", len);
+	c = malloc(n);
+	if (c == NULL)
+		return cp_error(err, CP_ERR_NOMEM, "out of memory copying a PNG image of %zu bytes", len);
+	if (pad > 0)
+	{
+		size_t		data_end = plte_pos + 8 + plte_len;
+
+		memcpy(c, b, data_end);
+		memset(c + data_end, 0, pad);
+		c[plte_pos] = 0;
+		c[plte_pos + 1] = 0;
+		c[plte_pos + 2] = 768 >> 8;
+		c[plte_pos + 3] = 768 & 0xff;
+		memcpy(c + data_end + pad, b + data_end, (has_iend ? len : keep) - data_end);
+	}
+	else
+		memcpy(c, b, keep);
+	if (!has_iend)
+	{
+		uint8_t    *t = c + keep + pad;
+
+		if (cut)
+		{
+			t[0] = (uint8_t) (cut_data >> 24);
+			t[1] = (uint8_t) (cut_data >> 16);
+			t[2] = (uint8_t) (cut_data >> 8);
+			t[3] = (uint8_t) cut_data;
+			memcpy(t + 4, b + keep + 4, 4 + cut_data);
+			memset(t + 8 + cut_data, 0, 4);
+			t += 12 + cut_data;
+		}
+		memcpy(t, iend, sizeof(iend));
+	}
+	*copy = c;
+	*copy_len = n;
 	return CP_OK;
 }
 
@@ -494,11 +560,25 @@ gif_prepare(const uint8_t *b, size_t len, GifFrame *f, uint8_t **patched,
 			return cp_error(err, CP_ERR_FORMAT, "corrupt GIF image: unknown block type 0x%02x", tag);
 	}
 	f->fill_index = transparent >= 0 ? transparent : 0;
+	/* Pillow grows the canvas to hold a frame that sticks out of it */
+	f->canvas_w = b[6] | (b[7] << 8);
+	f->canvas_h = b[8] | (b[9] << 8);
+	if (f->x + f->w > f->canvas_w)
+		f->canvas_w = f->x + f->w;
+	if (f->y + f->h > f->canvas_h)
+		f->canvas_h = f->y + f->h;
+
+	if (f->canvas_w > 0xffff || f->canvas_h > 0xffff)
+		return cp_error(err, CP_ERR_UNSUPPORTED, "unsupported GIF image: frame reaches past 65535 pixels");
 
 	copy = malloc(len);
 	if (copy == NULL)
 		return cp_error(err, CP_ERR_NOMEM, "out of memory copying a GIF image of %zu bytes", len);
 	memcpy(copy, b, len);
+	copy[6] = (uint8_t) (f->canvas_w & 0xff);
+	copy[7] = (uint8_t) (f->canvas_w >> 8);
+	copy[8] = (uint8_t) (f->canvas_h & 0xff);
+	copy[9] = (uint8_t) (f->canvas_h >> 8);
 	copy[11] = 0;				/* background index: stb would paint it */
 	for (i = 0; i < ngce; i++)
 		copy[gce[i]] &= (uint8_t) ~1;
@@ -550,9 +630,9 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	size_t		i,
 				npix;
 
-	g = cp_stbi_load(KIND_PNG, bytes, (int) len, &w, &h, 1, 1);
+	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1);
 	if (g == NULL)
-		return stb_failure(KIND_PNG, "decoding", err);
+		return stb_failure(CP_IMAGE_PNG, "decoding", err);
 	npix = (size_t) w * h;
 	out->pixels = malloc(npix * 3);
 	if (out->pixels == NULL)
@@ -574,6 +654,157 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	return CP_OK;
 }
 
+/* libjpeg error manager: longjmp out instead of exit(), never print. */
+typedef struct JpegError
+{
+	struct jpeg_error_mgr pub;
+	jmp_buf		jump;
+	char		msg[JMSG_LENGTH_MAX];
+} JpegError;
+
+/*
+ * jpeg_error_exit
+ *		libjpeg fatal error: keep its message, return to decode_jpeg.
+ */
+static void
+jpeg_error_exit(j_common_ptr cinfo)
+{
+	JpegError  *je = (JpegError *) cinfo->err;
+
+	(*cinfo->err->format_message) (cinfo, je->msg);
+	longjmp(je->jump, 1);
+}
+
+/*
+ * jpeg_output_message
+ *		libjpeg warnings ("corrupt data", ...): ignored, as Pillow does.
+ */
+static void
+jpeg_output_message(j_common_ptr cinfo)
+{
+	(void) cinfo;
+}
+
+/*
+ * decode_jpeg
+ *		Decode a JPEG with libjpeg exactly as Pillow's JpegDecode does (no
+ *		scaling, no draft mode; out_color_space RGB, GRAYSCALE or CMYK by
+ *		the number of components) and convert to RGB as convert("RGB").
+ */
+static CpStatus
+decode_jpeg(const uint8_t *bytes, size_t len, int64_t max_pixels, CpImageRGB *out,
+			CpError *err)
+{
+	struct jpeg_decompress_struct cinfo;
+	JpegError	je;
+	uint8_t    *volatile pixels = NULL;
+	uint8_t    *volatile row = NULL;
+	CpStatus	st = CP_OK;
+	int			w,
+				h,
+				nc;
+	int64_t		npix;
+
+	memset(&cinfo, 0, sizeof(cinfo));
+	cinfo.err = jpeg_std_error(&je.pub);
+	je.pub.error_exit = jpeg_error_exit;
+	je.pub.output_message = jpeg_output_message;
+	je.msg[0] = '\0';
+	if (setjmp(je.jump))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: %s", je.msg);
+	}
+	jpeg_create_decompress(&cinfo);
+	jpeg_mem_src(&cinfo, bytes, (unsigned long) len);
+	(void) jpeg_read_header(&cinfo, TRUE);
+	w = (int) cinfo.image_width;
+	h = (int) cinfo.image_height;
+	nc = cinfo.num_components;
+	npix = (int64_t) w * h;
+	if (w <= 0 || h <= 0)
+		st = cp_error(err, CP_ERR_FORMAT, "JPEG image has no pixels (%dx%d)", w, h);
+	else if (max_pixels > 0 && npix > max_pixels)
+		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d = %lld pixels is over the limit of %lld pixels",
+					  w, h, (long long) npix, (long long) max_pixels);
+	else if (npix > INT_MAX / 4)
+		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d is too large to decode (over %d pixels)",
+					  w, h, INT_MAX / 4);
+	else if (nc != 1 && nc != 3 && nc != 4)
+		st = cp_error(err, CP_ERR_UNSUPPORTED, "unsupported JPEG image: %d colour components", nc);
+	if (st != CP_OK)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return st;
+	}
+	cinfo.out_color_space = nc == 1 ? JCS_GRAYSCALE : (nc == 3 ? JCS_RGB : JCS_CMYK);
+	(void) jpeg_start_decompress(&cinfo);
+	if ((int) cinfo.output_width != w || (int) cinfo.output_height != h ||
+		cinfo.output_components != (nc == 3 ? 3 : nc))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: unexpected output geometry");
+	}
+	pixels = malloc((size_t) npix * 3);
+	if (nc != 3)
+		row = malloc((size_t) w * nc);
+	if (pixels == NULL || (nc != 3 && row == NULL))
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
+	}
+	while (cinfo.output_scanline < cinfo.output_height)
+	{
+		uint8_t    *dst = pixels + (size_t) cinfo.output_scanline * w * 3;
+		JSAMPROW	r = (nc == 3) ? dst : row;
+		int			x;
+
+		if (jpeg_read_scanlines(&cinfo, &r, 1) != 1)
+			break;
+		if (nc == 1)
+		{
+			for (x = 0; x < w; x++)
+				dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
+		}
+		else if (nc == 4)
+		{
+			/* Pillow: rawmode "CMYK;I" (Adobe inverted), then cmyk2rgb */
+			for (x = 0; x < w; x++)
+			{
+				int			nk = row[4 * x + 3];	/* 255 - (255 - K) */
+				int			c;
+
+				for (c = 0; c < 3; c++)
+				{
+					int			t = (255 - row[4 * x + c]) * nk + 128;
+					int			v = nk - (((t >> 8) + t) >> 8);
+
+					dst[3 * x + c] = (uint8_t) (v < 0 ? 0 : v);
+				}
+			}
+		}
+	}
+	if (cinfo.output_scanline < cinfo.output_height)
+	{
+		jpeg_destroy_decompress(&cinfo);
+		free(pixels);
+		free(row);
+		return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: decoder stopped at row %u of %d",
+						cinfo.output_scanline, h);
+	}
+	(void) jpeg_finish_decompress(&cinfo);
+	jpeg_destroy_decompress(&cinfo);
+	free(row);
+	out->pixels = pixels;
+	out->width = w;
+	out->height = h;
+	return CP_OK;
+}
+
 /*
  * cp_image_decode
  *		See image.h.
@@ -583,7 +814,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				CpImageRGB *out, CpError *err)
 {
 	const char *other;
-	ImageKind	kind;
+	CpImageKind	kind;
 	int			w,
 				h,
 				comp,
@@ -605,25 +836,27 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 
 	(void) cp_stbi_take_assert_hits();
 	kind = detect_kind(bytes, len, &other);
-	if (kind == KIND_UNKNOWN)
+	if (kind == CP_IMAGE_UNKNOWN)
 	{
 		if (other != NULL)
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"%s images are not supported (PNG, JPEG, BMP, GIF and TGA are)", other);
 		/* TGA has no signature: accept what stb_image's TGA probe accepts */
-		if (!cp_stbi_info(KIND_TGA, bytes, (int) len, &w, &h, &comp))
+		if (!cp_stbi_info(CP_IMAGE_TGA, bytes, (int) len, &w, &h, &comp))
 			return cp_error(err, CP_ERR_UNSUPPORTED,
 							"unrecognised image format (not PNG, JPEG, BMP, GIF or TGA)");
-		kind = KIND_TGA;
+		kind = CP_IMAGE_TGA;
 		if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 			return st;
 	}
-	else if ((kind == KIND_PNG && len < 33) || (kind == KIND_BMP && len < 26) ||
-			 (kind == KIND_GIF && len < 13))
+	else if ((kind == CP_IMAGE_PNG && len < 33) || (kind == CP_IMAGE_BMP && len < 26) ||
+			 (kind == CP_IMAGE_GIF && len < 13))
 		return cp_error(err, CP_ERR_FORMAT, "truncated %s image: header cut short (%zu bytes)",
 						kind_names[kind], len);
 	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 		return st;
+	else if (kind == CP_IMAGE_JPEG)
+		return decode_jpeg(bytes, len, max_pixels, out, err);
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
@@ -640,27 +873,50 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 						"%s image of %dx%d is too large to decode (over %d pixels)",
 						kind_names[kind], w, h, INT_MAX / 4);
 
-	if (kind == KIND_PNG && bytes[24] == 16 && bytes[25] == 0)
+	if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
 		st = decode_png16_gray(bytes, len, out, err);
 	else
 	{
 		const uint8_t *src = bytes;
+		size_t		src_len = len;
 
-		if (kind == KIND_GIF)
+		if (kind == CP_IMAGE_GIF)
 		{
 			st = gif_prepare(bytes, len, &gif, &patched, err);
 			if (st != CP_OK)
 				return st;
 			src = patched;
+			if (gif.canvas_w != w || gif.canvas_h != h)
+			{
+				w = gif.canvas_w;
+				h = gif.canvas_h;
+				npix = (int64_t) w * h;
+				if ((max_pixels > 0 && npix > max_pixels) || npix > INT_MAX / 4)
+				{
+					free(patched);
+					return cp_error(err, CP_ERR_LIMIT,
+									"GIF image of %dx%d = %lld pixels is over the limit of %lld pixels",
+									w, h, (long long) npix,
+									(long long) (max_pixels > 0 ? max_pixels : INT_MAX / 4));
+				}
+			}
 		}
-		out->pixels = cp_stbi_load(kind, src, (int) len, &w2, &h2, 3, 0);
+		else if (kind == CP_IMAGE_PNG)
+		{
+			st = png_prepare(bytes, len, &patched, &src_len, err);
+			if (st != CP_OK)
+				return st;
+			if (patched != NULL)
+				src = patched;
+		}
+		out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0);
 		if (out->pixels == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
 		{
 			out->width = w2;
 			out->height = h2;
-			if (kind == KIND_GIF)
+			if (kind == CP_IMAGE_GIF)
 				gif_fill_canvas(out, &gif);
 		}
 		free(patched);

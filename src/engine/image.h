@@ -1,8 +1,9 @@
 /*
  * image.h
  *	  Page image preprocessing, bit-compatible with transformers'
- *	  SiglipImageProcessor (slow/PIL path): decode with stb_image, convert to
- *	  RGB like Pillow's convert("RGB"), resize with a bit-exact
+ *	  SiglipImageProcessor (slow/PIL path) running on Pillow 13: decode
+ *	  (stb_image for PNG/GIF/BMP/TGA, libjpeg-turbo for JPEG as in Pillow),
+ *	  convert to RGB like Pillow's convert("RGB"), resize with a bit-exact
  *	  reimplementation of Pillow's BICUBIC, rescale and normalise.
  */
 #ifndef CP_IMAGE_H
@@ -23,24 +24,33 @@ typedef struct CpImageRGB
 } CpImageRGB;
 
 /*
- * Decode PNG/JPEG/BMP/GIF(first frame)/TGA/... bytes to RGB.  Images with
- * more than max_pixels pixels (0 = no limit) are rejected with CP_ERR_LIMIT
- * before any pixel buffer is allocated.  Corrupt/truncated/empty ->
- * CP_ERR_FORMAT; unknown kinds -> CP_ERR_UNSUPPORTED.
+ * Decode PNG/JPEG/BMP/GIF(first frame)/TGA bytes to RGB, with the pixels
+ * Image.open(bytes).convert("RGB") gives in Pillow 13.  Images with more
+ * than max_pixels pixels (0 = no limit) are rejected with CP_ERR_LIMIT from
+ * their header, before any pixel buffer is allocated (images over the
+ * decoder's own limit of INT_MAX/4 pixels too).  Corrupt/truncated/empty ->
+ * CP_ERR_FORMAT; other kinds (WebP, TIFF, PDF, ...) and unsupported variants
+ * -> CP_ERR_UNSUPPORTED.  Always a message in err; out->pixels NULL on error.
  */
 extern CpStatus cp_image_decode(const uint8_t *bytes, size_t len,
 								int64_t max_pixels, CpImageRGB *out,
 								CpError *err);
 extern void cp_image_free(CpImageRGB *img);
 
-/* Pillow Image.resize((w, h), Resampling.BICUBIC) on an RGB image, bit-exact. */
+/*
+ * Pillow (>= 13) Image.resize((w, h), Resampling.BICUBIC) on an RGB image,
+ * bit-exact.  OpenMP-parallel over rows.
+ */
 extern CpStatus cp_image_resize_bicubic(const CpImageRGB *src, int width,
 										int height, CpImageRGB *dst,
 										CpError *err);
 
 /*
- * Full preprocessing: decode, RGB, resize to cfg->width x cfg->height,
- * rescale, normalise; writes planar CHW float32 into out
+ * Full preprocessing: decode, RGB, resize to cfg->width x cfg->height
+ * (cfg->resample must be 3 = BICUBIC; no resize when the size is already
+ * right, CP_ERR_SHAPE when it is not and do_resize is off), rescale as
+ * float32(u8 * (double) rescale_factor), normalise in float32
+ * (x - mean) / std; writes planar CHW float32 into out
  * (3 * cfg->height * cfg->width floats), i.e. pixel_values[0].
  */
 extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,

@@ -17,9 +17,8 @@
 
 static _Thread_local int cp_stbi_assert_hits = 0;
 
-/* Formats: those of the spec; HDR/PSD/PIC/PNM are rejected before stb. */
+/* Formats: JPEG goes through libjpeg (image.c); HDR/PSD/PIC/PNM are refused. */
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 #define STBI_ONLY_TGA
@@ -89,8 +88,6 @@ cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
 	{
 		case CP_IMAGE_PNG:
 			return stbi__png_info(&s, w, h, comp);
-		case CP_IMAGE_JPEG:
-			return stbi__jpeg_info(&s, w, h, comp);
 		case CP_IMAGE_GIF:
 			return stbi__gif_info(&s, w, h, comp);
 		case CP_IMAGE_BMP:
@@ -130,9 +127,6 @@ cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
 	{
 		case CP_IMAGE_PNG:
 			result = stbi__png_load(&s, w, h, &comp, req_comp, &ri);
-			break;
-		case CP_IMAGE_JPEG:
-			result = stbi__jpeg_load(&s, w, h, &comp, req_comp, &ri);
 			break;
 		case CP_IMAGE_GIF:
 			result = stbi__gif_load(&s, w, h, &comp, req_comp, &ri);

@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "json_util.h"
 #include "tokenizer.h"
 
 /* Added tokens longer than this are refused (matching cost is per byte). */
@@ -99,6 +100,10 @@ hash_u64(uint64_t x)
 	return x;
 }
 
+/*
+ * strmap_free
+ *		Release a string map.
+ */
 static void
 strmap_free(CpStrMap *m)
 {
@@ -267,6 +272,10 @@ strmap_put(CpStrMap *m, const char *s, size_t n, int32_t v)
 	return true;
 }
 
+/*
+ * pairmap_free
+ *		Release a pair map.
+ */
 static void
 pairmap_free(CpPairMap *m)
 {
@@ -277,6 +286,10 @@ pairmap_free(CpPairMap *m)
 	memset(m, 0, sizeof(*m));
 }
 
+/*
+ * pairmap_init
+ *		Fixed-size table for up to n pairs (never grows: callers size it).
+ */
 static bool
 pairmap_init(CpPairMap *m, size_t n)
 {
@@ -381,6 +394,8 @@ struct CpTokenizer
 {
 	CpStrMap	vocab;			/* model vocab: token -> id */
 	CpStrMap	added;			/* added tokens: content -> id */
+	uint8_t    *vocab_ids;		/* bitmap of the ids used by the vocabulary */
+	int32_t		nvocab_ids;		/* bits in vocab_ids */
 	CpPairMap	merges;
 	int32_t		byte_ids[256];	/* <0xHH> ids, -1 if absent */
 	bool		byte_fallback;
@@ -538,6 +553,10 @@ utf8_validate(const char *s, size_t n)
  * trie
  * --------------------------------------------------------------------- */
 
+/*
+ * trie_free
+ *		Release a trie.
+ */
 static void
 trie_free(CpTrie *t)
 {
@@ -546,6 +565,10 @@ trie_free(CpTrie *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/*
+ * trie_init
+ *		Trie with room for tokens of total_bytes bytes in all.
+ */
 static bool
 trie_init(CpTrie *t, size_t total_bytes)
 {
@@ -634,6 +657,7 @@ cp_tokenizer_free(CpTokenizer *tok)
 		return;
 	strmap_free(&tok->vocab);
 	strmap_free(&tok->added);
+	free(tok->vocab_ids);
 	pairmap_free(&tok->merges);
 	for (i = 0; i < tok->nnorm; i++)
 	{
@@ -963,6 +987,26 @@ load_model(CpTokenizer *tok, json_t *model, CpError *err)
 		if (!strmap_put(&tok->vocab, key, strlen(key), (int32_t) id))
 			return cp_error(err, CP_ERR_NOMEM, "out of memory loading the vocabulary");
 	}
+	/* bitmap of used ids (added tokens must not reuse one) */
+	{
+		json_int_t	maxid = -1;
+
+		json_object_foreach(vocab, key, val)
+		{
+			if (json_integer_value(val) > maxid)
+				maxid = json_integer_value(val);
+		}
+		tok->nvocab_ids = (int32_t) (maxid + 1);
+		tok->vocab_ids = calloc((size_t) tok->nvocab_ids / 8 + 1, 1);
+		if (tok->vocab_ids == NULL)
+			return cp_error(err, CP_ERR_NOMEM, "out of memory loading the vocabulary");
+		json_object_foreach(vocab, key, val)
+		{
+			json_int_t	id = json_integer_value(val);
+
+			tok->vocab_ids[id / 8] |= (uint8_t) (1 << (id % 8));
+		}
+	}
 	for (i = 0; i < 256; i++)
 	{
 		char		code[8];
@@ -1081,6 +1125,10 @@ load_added_tokens(CpTokenizer *tok, json_t *arr, CpError *err)
 		if (vid >= 0 && vid != id)
 			return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: added token \"%.64s\" has id %lld but the vocabulary says %d",
 							c, (long long) id, vid);
+		/* HF would renumber such a token; a consistent file never has one */
+		if (vid < 0 && id < tok->nvocab_ids && tok->vocab_ids[id / 8] & (1 << (id % 8)))
+			return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: added token \"%.64s\" has id %lld, which the vocabulary gives to another token",
+							c, (long long) id);
 		if (!strmap_put(&tok->added, c, clen, (int32_t) id))
 			return cp_error(err, CP_ERR_NOMEM, "out of memory");
 		if (json_is_false(json_object_get(t, "normalized")))
@@ -1191,39 +1239,14 @@ done:
 CpStatus
 cp_tokenizer_load(const char *path, CpTokenizer **out, CpError *err)
 {
-	FILE	   *f;
 	char	   *buf;
-	long		size;
 	size_t		got;
 	CpStatus	st;
 
 	*out = NULL;
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return cp_error(err, CP_ERR_NOT_FOUND, "could not open \"%s\"", path);
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
-	if (size > 1024L * 1024 * 1024)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_LIMIT, "\"%s\" is larger than 1 GB", path);
-	}
-	buf = malloc((size_t) size + 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	got = fread(buf, 1, (size_t) size, f);
-	fclose(f);
-	if (got != (size_t) size)
-	{
-		free(buf);
-		return cp_error(err, CP_ERR_IO, "could not read \"%s\"", path);
-	}
+	st = cp_read_file(path, (size_t) 1024 * 1024 * 1024, &buf, &got, err);
+	if (st != CP_OK)
+		return st;
 	st = cp_tokenizer_load_from_memory(buf, got, out, err);
 	free(buf);
 	if (st != CP_OK && err != NULL && strncmp(err->msg, "tokenizer.json", 14) == 0)
@@ -1271,12 +1294,20 @@ typedef struct CpHeap
 	int			cap;
 } CpHeap;
 
+/*
+ * merge_less
+ *		Heap order: lowest rank first, then leftmost position.
+ */
 static inline bool
 merge_less(const CpMerge *x, const CpMerge *y)
 {
 	return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos);
 }
 
+/*
+ * heap_push
+ *		Add a candidate merge.
+ */
 static bool
 heap_push(CpHeap *h, CpMerge m)
 {
@@ -1306,6 +1337,10 @@ heap_push(CpHeap *h, CpMerge m)
 	return true;
 }
 
+/*
+ * heap_pop
+ *		Remove and return the best candidate (h->n > 0).
+ */
 static CpMerge
 heap_pop(CpHeap *h)
 {
@@ -1348,6 +1383,10 @@ typedef struct CpWord
 	int			cap;
 } CpWord;
 
+/*
+ * word_add
+ *		Append a symbol of len bytes.
+ */
 static bool
 word_add(CpWord *w, int32_t id, int32_t len)
 {
@@ -1814,6 +1853,13 @@ cp_build_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 		return cp_error(err, CP_ERR_INVALID_ARG, "no tokenizer, configuration or text given");
 	if (cp_tokenizer_token_id(tok, "<bos>") < 0)
 		return cp_error(err, CP_ERR_FORMAT, "tokenizer has no <bos> token");
+	/* report bad bytes at their offset in the caller's text */
+	{
+		long		bad = utf8_validate(text ? text : "", len);
+
+		if (bad >= 0)
+			return cp_error(err, CP_ERR_FORMAT, "query text is not valid UTF-8 (byte %ld)", bad);
+	}
 	if (cfg->prompt.query_augmentation_tokens < 0 || cfg->prompt.query_augmentation_tokens > 4096)
 		return cp_error(err, CP_ERR_INVALID_ARG, "invalid number of query augmentation tokens");
 	ok = str_append(&s, "<bos>", 5) &&

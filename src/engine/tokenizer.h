@@ -16,6 +16,13 @@
 
 typedef struct CpTokenizer CpTokenizer;
 
+/*
+ * Load tokenizer.json.  Supported: model BPE (vocab, merges as "a b" or
+ * ["a", "b"], byte_fallback, fuse_unk, unk_token, ignore_merges), normalizer
+ * null / Replace(literal) / Prepend / Sequence, pre_tokenizer null /
+ * Split(literal) / Sequence, added_tokens (normalized or not).  Anything else
+ * -> CP_ERR_UNSUPPORTED; malformed -> CP_ERR_FORMAT; the message names it.
+ */
 extern CpStatus cp_tokenizer_load(const char *tokenizer_json_path,
 								  CpTokenizer **out, CpError *err);
 /* Same, from a JSON document in memory (fuzz harness, tests). */
@@ -25,8 +32,10 @@ extern void cp_tokenizer_free(CpTokenizer *tok);
 
 /*
  * Encode UTF-8 text without adding special tokens (like
- * tokenizer(text, add_special_tokens=False)).  *ids is malloc'd.
- * Invalid UTF-8 -> CP_ERR_FORMAT; more than max_tokens -> CP_ERR_LIMIT.
+ * tokenizer(text, add_special_tokens=False)).  *ids is malloc'd (also for
+ * zero ids).  Invalid UTF-8 -> CP_ERR_FORMAT; more than max_tokens (> 0)
+ * -> CP_ERR_LIMIT.  O(n log n) in the text length; thread-safe (the
+ * tokenizer is read-only after loading).
  */
 extern CpStatus cp_tokenizer_encode(const CpTokenizer *tok, const char *text,
 									size_t len, int max_tokens,
@@ -38,8 +47,16 @@ extern int32_t cp_tokenizer_token_id(const CpTokenizer *tok, const char *token);
 /*
  * ColPali prompts (encoder.md 1.2 and 1.3), as transformers'
  * ColPaliProcessor builds them.  *ids malloc'd.
- *	page:  num_image_tokens x <image>, <bos>, "Describe the image." , "\n"
- *	query: <bos>, prefix + text, augmentation pads, "\n"
+ *	page:  num_image_tokens x image_token_id, then the tokens of
+ *		   "<bos>" + visual_prompt_prefix + "\n"
+ *	query: tokens of "<bos>" + query_prefix + text +
+ *		   query_augmentation_tokens x query_augmentation_token + "\n"
+ * (prefixes and the augmentation token from CpModelConfig.prompt).  The
+ * tokenizer must know "<bos>" (else CP_ERR_FORMAT); if it knows "<image>",
+ * its id must equal cfg->image_token_id (else CP_ERR_SHAPE).  Invalid UTF-8
+ * in text -> CP_ERR_FORMAT.  Like HF, special-token strings inside the query
+ * text ("<pad>", "<image>", ...) become those tokens; no length limit is
+ * applied here (the caller checks n_ids).
  */
 extern CpStatus cp_build_image_prompt(const CpTokenizer *tok,
 									  const CpModelConfig *cfg,

@@ -92,17 +92,40 @@ static const CpDTypeInfo dtype_table[] = {
  * --------------------------------------------------------------------- */
 
 /*
- * cp_bf16_to_f32
- *		bfloat16 bits to float (exact).
+ * bf16_bits_to_f32 / f32_to_bf16_bits
+ *		Inline forms of the conversions for the bulk loops below (the
+ *		compiler vectorises them; a call per element costs several times more).
  */
-float
-cp_bf16_to_f32(uint16_t h)
+static inline float
+bf16_bits_to_f32(uint16_t h)
 {
 	uint32_t	u = (uint32_t) h << 16;
 	float		f;
 
 	memcpy(&f, &u, sizeof(f));
 	return f;
+}
+
+static inline uint16_t
+f32_to_bf16_bits(float f)
+{
+	uint32_t	u;
+
+	memcpy(&u, &f, sizeof(u));
+	if ((u & 0x7fffffff) > 0x7f800000)
+		return (uint16_t) ((u >> 16) | 0x0040);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t) (u >> 16);
+}
+
+/*
+ * cp_bf16_to_f32
+ *		bfloat16 bits to float (exact).
+ */
+float
+cp_bf16_to_f32(uint16_t h)
+{
+	return bf16_bits_to_f32(h);
 }
 
 /*
@@ -141,62 +164,7 @@ cp_f16_to_f32(uint16_t h)
 uint16_t
 cp_f32_to_bf16(float f)
 {
-	uint32_t	u;
-
-	memcpy(&u, &f, sizeof(u));
-	if ((u & 0x7fffffff) > 0x7f800000)
-		return (uint16_t) ((u >> 16) | 0x0040);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t) (u >> 16);
-}
-
-/*
- * f32_to_f16
- *		float to IEEE half bits, round to nearest even (LoRA merge into F16).
- */
-static uint16_t
-f32_to_f16(float f)
-{
-	uint32_t	u;
-	uint32_t	sign;
-	int32_t		exp;
-	uint32_t	man;
-
-	memcpy(&u, &f, sizeof(u));
-	sign = (u >> 16) & 0x8000;
-	exp = (int32_t) ((u >> 23) & 0xff);
-	man = u & 0x7fffff;
-	if (exp == 0xff)
-		return (uint16_t) (sign | 0x7c00 | (man ? 0x200 : 0));
-	exp = exp - 127 + 15;
-	if (exp >= 0x1f)
-		return (uint16_t) (sign | 0x7c00);
-	if (exp <= 0)
-	{
-		uint32_t	shift;
-		uint32_t	half;
-		uint32_t	r;
-
-		if (exp < -10)
-			return (uint16_t) sign;
-		man |= 0x800000;
-		shift = (uint32_t) (14 - exp);
-		half = 1u << (shift - 1);
-		r = man >> shift;
-		if ((man & ((1u << shift) - 1)) > half ||
-			((man & ((1u << shift) - 1)) == half && (r & 1)))
-			r++;
-		return (uint16_t) (sign | r);
-	}
-	else
-	{
-		uint32_t	r = ((uint32_t) exp << 10) | (man >> 13);
-		uint32_t	rest = man & 0x1fff;
-
-		if (rest > 0x1000 || (rest == 0x1000 && (r & 1)))
-			r++;				/* may carry into the exponent: correct */
-		return (uint16_t) (sign | r);
-	}
+	return f32_to_bf16_bits(f);
 }
 
 /*
@@ -250,7 +218,7 @@ cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count, float *dst)
 				const uint16_t *src = (const uint16_t *) t->data + offset;
 
 				for (i = 0; i < count; i++)
-					dst[i] = cp_bf16_to_f32(src[i]);
+					dst[i] = bf16_bits_to_f32(src[i]);
 			}
 			break;
 		case CP_DTYPE_F16:
@@ -574,32 +542,46 @@ strip_prefix(const char *s, const char *p)
 
 /*
  * canonical_name
- *		Tensor name without the layout prefixes of encoder.md 4.2 (malloc'd).
+ *		Tensor name without the layout prefixes of encoder.md 4.2 (malloc'd):
+ *		"base_model.model.", then "vlm." or "model.", then "model.";
+ *		"language_model.model.X" -> "language_model.X"; the vision tower
+ *		always with its "vision_model." level (transformers 5 saves
+ *		"vision_tower.X" without it); "language_model.lm_head.weight" ->
+ *		"lm_head.weight".
  */
 static char *
 canonical_name(const char *name)
 {
 	const char *s = strip_prefix(name, "base_model.model.");
 	const char *t;
+	const char *ins = NULL;		/* text to put back in front of rest */
+	const char *rest;
 	char	   *out;
+	size_t		n;
 
 	t = strip_prefix(s, "vlm.");
 	if (t == s)
 		t = strip_prefix(s, "model.");
 	s = strip_prefix(t, "model.");
+	rest = s;
 	if (strncmp(s, "language_model.model.", 21) == 0)
 	{
-		out = malloc(strlen(s) + 1);
-		if (out != NULL)
-		{
-			memcpy(out, "language_model.", 15);
-			strcpy(out + 15, s + 21);
-		}
-		return out;
+		ins = "language_model.";
+		rest = s + 21;
 	}
-	if (strcmp(s, "language_model.lm_head.weight") == 0)
-		s = "lm_head.weight";
-	return strdup(s);
+	else if (strncmp(s, "vision_tower.", 13) == 0 &&
+			 strncmp(s + 13, "vision_model.", 13) != 0)
+	{
+		ins = "vision_tower.vision_model.";
+		rest = s + 13;
+	}
+	else if (strcmp(s, "language_model.lm_head.weight") == 0)
+		rest = "lm_head.weight";
+	n = (ins ? strlen(ins) : 0) + strlen(rest) + 1;
+	out = malloc(n);
+	if (out != NULL)
+		snprintf(out, n, "%s%s", ins ? ins : "", rest);
+	return out;
 }
 
 /*
@@ -1099,19 +1081,18 @@ open_checkpoint(CpWeights *w, const char *dir, CpError *err)
 	int			first;
 	int			i;
 
+	/* a single file wins over an index, as in transformers */
+	st = join_path(path, sizeof(path), dir, "model.safetensors", err);
+	if (st != CP_OK)
+		return st;
+	if (file_exists(path))
+		return add_file(w, path, err);
 	st = join_path(path, sizeof(path), dir, "model.safetensors.index.json", err);
 	if (st != CP_OK)
 		return st;
 	if (!file_exists(path))
-	{
-		st = join_path(path, sizeof(path), dir, "model.safetensors", err);
-		if (st != CP_OK)
-			return st;
-		if (!file_exists(path))
-			return cp_error(err, CP_ERR_NOT_FOUND,
-							"no model.safetensors or model.safetensors.index.json in \"%s\"", dir);
-		return add_file(w, path, err);
-	}
+		return cp_error(err, CP_ERR_NOT_FOUND,
+						"no model.safetensors or model.safetensors.index.json in \"%s\"", dir);
 
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
@@ -1293,9 +1274,59 @@ lora_targets_module(const CpLoraConfig *lc, const char *module)
 }
 
 /*
+ * lora_rank_update
+ *		w[nr, in] += scale * b[nr, r] @ a[r, in], row by row, four ranks per
+ *		pass: the rank r is small (4..64), a stays in cache, and the inner
+ *		loop vectorises.  No BLAS here, so the safetensors reader links alone
+ *		(fuzz harness).
+ */
+static void
+lora_rank_update(float *w, int64_t nr, int64_t in, const float *b, const float *a,
+				 int64_t r, float scale)
+{
+	int64_t		o;
+	int64_t		k;
+	int64_t		j;
+
+	for (o = 0; o < nr; o++)
+	{
+		float	   *row = w + o * in;
+
+		/* four ranks per pass: a quarter of the row traffic */
+		for (k = 0; k + 4 <= r; k += 4)
+		{
+			float		b0 = scale * b[o * r + k];
+			float		b1 = scale * b[o * r + k + 1];
+			float		b2 = scale * b[o * r + k + 2];
+			float		b3 = scale * b[o * r + k + 3];
+			const float *a0 = a + k * in;
+			const float *a1 = a0 + in;
+			const float *a2 = a1 + in;
+			const float *a3 = a2 + in;
+
+#pragma omp simd
+			for (j = 0; j < in; j++)
+				row[j] += b0 * a0[j] + b1 * a1[j] + b2 * a2[j] + b3 * a3[j];
+		}
+		for (; k < r; k++)
+		{
+			float		bk = scale * b[o * r + k];
+			const float *ak = a + k * in;
+
+#pragma omp simd
+			for (j = 0; j < in; j++)
+				row[j] += bk * ak[j];
+		}
+	}
+}
+
+/*
  * merge_lora
- *		base[out, in] += scale * B[out, r] @ A[r, in], into an owned copy of
- *		the base tensor in its original dtype (computed in float32).
+ *		base[out, in] += scale * B[out, r] @ A[r, in], into an owned float32
+ *		copy of the base tensor.  The merged tensor stays float32: rounding it
+ *		back to a bf16 base's dtype would lose the low-rank delta, which is
+ *		often below one bf16 ulp of the weight (transformers applies an
+ *		unmerged adapter in float32, and so do our goldens).
  */
 static CpStatus
 merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
@@ -1307,12 +1338,8 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 	int64_t		r;
 	float	   *a = NULL;
 	float	   *b = NULL;
-	float	   *row = NULL;
-	void	   *dst = NULL;
+	float	   *dst = NULL;
 	CpStatus	st;
-	int64_t		o;
-	int64_t		k;
-	int64_t		j;
 
 	if (t->ndim != 2 || A->ndim != 2 || B->ndim != 2)
 		return cp_error(err, CP_ERR_SHAPE, "LoRA for \"%s\": base and lora_A/lora_B must be matrices", t->name);
@@ -1325,55 +1352,32 @@ merge_lora(CpWeights *w, int bi, const CpTensor *A, const CpTensor *B,
 						t->name, (long long) out_dim, (long long) in_dim,
 						(long long) A->shape[0], (long long) A->shape[1],
 						(long long) B->shape[0], (long long) B->shape[1]);
+	if (out_dim > INT_MAX || in_dim > INT_MAX || r > INT_MAX)
+		return cp_error(err, CP_ERR_LIMIT, "LoRA for \"%s\": matrix too large", t->name);
 	st = cp_tensor_load_f32(A, &a, err);
 	if (st == CP_OK)
 		st = cp_tensor_load_f32(B, &b, err);
 	if (st != CP_OK)
 		goto done;
-	row = malloc((in_dim > 0 ? in_dim : 1) * sizeof(float));
-	dst = malloc(t->nbytes ? t->nbytes : 1);
-	if (row == NULL || dst == NULL)
+	dst = malloc((size_t) (out_dim * in_dim) * sizeof(float) + 1);
+	if (dst == NULL)
 	{
 		st = cp_error(err, CP_ERR_NOMEM, "out of memory merging LoRA into \"%s\"", t->name);
 		goto done;
 	}
-	for (o = 0; o < out_dim; o++)
-	{
-		cp_tensor_to_f32(t, o * in_dim, in_dim, row);
-		for (k = 0; k < r; k++)
-		{
-			float		bk = (float) (scale * b[o * r + k]);
-			const float *ak = a + k * in_dim;
-
-			if (bk == 0.0f)
-				continue;
-			for (j = 0; j < in_dim; j++)
-				row[j] += bk * ak[j];
-		}
-		switch (t->dtype)
-		{
-			case CP_DTYPE_F32:
-				memcpy((float *) dst + o * in_dim, row, in_dim * sizeof(float));
-				break;
-			case CP_DTYPE_BF16:
-				for (j = 0; j < in_dim; j++)
-					((uint16_t *) dst)[o * in_dim + j] = cp_f32_to_bf16(row[j]);
-				break;
-			case CP_DTYPE_F16:
-				for (j = 0; j < in_dim; j++)
-					((uint16_t *) dst)[o * in_dim + j] = f32_to_f16(row[j]);
-				break;
-		}
-	}
-	st = add_owned(w, dst, err);
-	if (st == CP_OK)
-		t->data = dst;
+	cp_tensor_to_f32(t, 0, out_dim * in_dim, dst);
+	lora_rank_update(dst, out_dim, in_dim, b, a, r, (float) scale);
+	t->data = dst;
+	t->dtype = CP_DTYPE_F32;
+	t->nbytes = (size_t) (out_dim * in_dim) * sizeof(float);
+	st = add_owned(w, dst, err);	/* frees dst on failure */
 	dst = NULL;
+	if (st != CP_OK)
+		t->data = NULL;
 done:
+	free(dst);
 	free(a);
 	free(b);
-	free(row);
-	free(dst);
 	return st;
 }
 
@@ -1619,13 +1623,15 @@ done:
 }
 
 /*
- * adapter_base_dir
+ * cp_adapter_base_dir
  *		When no base_dir is given, base_model_name_or_path of the adapter
- *		config if it names an existing local folder (absolute, or relative to
- *		the adapter folder).  Writes into buf; false if none.
+ *		config if it names an existing local folder: absolute, relative to
+ *		the adapter folder, or a sibling of it (a hub name such as
+ *		"vidore/colpaligemma-3b-pt-448-base" downloaded next to the adapter
+ *		as its last component).  Writes into buf; false if none.
  */
-static bool
-adapter_base_dir(const char *dir, char *buf, size_t size)
+bool
+cp_adapter_base_dir(const char *dir, char *buf, size_t size)
 {
 	char		path[4096];
 	json_t	   *root;
@@ -1642,13 +1648,24 @@ adapter_base_dir(const char *dir, char *buf, size_t size)
 	if (json_is_string(v) && json_string_value(v)[0] != '\0')
 	{
 		const char *p = json_string_value(v);
+		const char *last = strrchr(p, '/');
 		int			n;
 
 		if (p[0] == '/')
+		{
 			n = snprintf(buf, size, "%s", p);
+			ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+		}
 		else
+		{
 			n = snprintf(buf, size, "%s/%s", dir, p);
-		ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			if (!ok)
+			{
+				n = snprintf(buf, size, "%s/../%s", dir, last ? last + 1 : p);
+				ok = n > 0 && (size_t) n < size && stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode);
+			}
+		}
 	}
 	json_decref(root);
 	return ok;
@@ -1676,10 +1693,18 @@ cp_weights_open(const char *dir, const char *base_dir, CpWeights **out, CpError 
 	adapter = file_exists(path);
 	if (adapter && (base_dir == NULL || base_dir[0] == '\0'))
 	{
-		if (!adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+		char		full[4096];
+		char		index[4096];
+
+		if (cp_adapter_base_dir(dir, basebuf, sizeof(basebuf)))
+			base_dir = basebuf;
+		else if (join_path(full, sizeof(full), dir, "model.safetensors", NULL) == CP_OK &&
+				 join_path(index, sizeof(index), dir, "model.safetensors.index.json", NULL) == CP_OK &&
+				 (file_exists(full) || file_exists(index)))
+			adapter = false;	/* a full checkpoint shipped with its adapter config */
+		else
 			return cp_error(err, CP_ERR_INVALID_ARG,
 							"\"%s\" is a LoRA adapter: the base checkpoint folder must be given", dir);
-		base_dir = basebuf;
 	}
 	w = calloc(1, sizeof(CpWeights));
 	if (w == NULL)

@@ -8,6 +8,7 @@
 #ifndef CP_WEIGHTS_H
 #define CP_WEIGHTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,11 +43,20 @@ typedef struct CpWeights CpWeights;
  * adapter_model.safetensors, base_dir must name the base checkpoint; the
  * adapter's LoRA deltas (scale lora_alpha / r) are merged into copies of the
  * affected base tensors and adapter-only tensors (e.g. the 128-d projection)
- * are added.
+ * are added.  With base_dir NULL, the adapter's base_model_name_or_path is
+ * used when it names a local folder (absolute, inside dir, or a sibling of
+ * dir named like its last path component).
  */
 extern CpStatus cp_weights_open(const char *dir, const char *base_dir,
 								CpWeights **out, CpError *err);
 extern void cp_weights_close(CpWeights *w);
+
+/*
+ * The local base checkpoint folder named by dir/adapter_config.json's
+ * base_model_name_or_path (absolute, inside dir, or a sibling of dir), into
+ * buf; false if there is none.
+ */
+extern bool cp_adapter_base_dir(const char *dir, char *buf, size_t size);
 
 extern int	cp_weights_count(const CpWeights *w);
 extern const CpTensor *cp_weights_at(const CpWeights *w, int i);
@@ -58,8 +68,9 @@ extern const CpTensor *cp_weights_at(const CpWeights *w, int i);
  *
  * Every tensor is matched under its stored name and under a canonical name
  * that removes the layout prefixes of encoder.md section 4.2
- * ("base_model.model.", "vlm.", "model.", "model.model.", "vlm.model.", and
- * "language_model.model." -> "language_model."), so the canonical suffixes
+ * ("base_model.model.", "vlm.", "model.", "model.model.", "vlm.model.",
+ * "language_model.model." -> "language_model.", and "vision_tower.X" ->
+ * "vision_tower.vision_model.X" for transformers 5), so the canonical suffixes
  *	 vision_tower.vision_model.encoder.layers.N.self_attn.q_proj.weight
  *	 multi_modal_projector.linear.weight
  *	 language_model.layers.N.mlp.up_proj.weight

@@ -23,6 +23,16 @@
 static int	failures = 0;
 
 /*
+ * Gemma attention of the goldens, as test/engine/test_model.c decides it:
+ * each golden set's "attention" field; for older manifests the top-level
+ * "gemma_attention", else causal for goldens made by transformers >= 5.
+ */
+static CpAttentionMode golden_attention = CP_ATTENTION_BIDIRECTIONAL;
+
+/* CUDA_TEST_CPU=1: run the same checks on the CPU backend (tests the test) */
+static bool on_cpu = false;
+
+/*
  * read_file
  *		Whole file into a malloc'd buffer.
  */
@@ -147,7 +157,12 @@ run_model(json_t *manifest, json_t *model)
 				 json_string_value(json_object_get(model, "base_dir")));
 		opts.base_model_dir = base;
 	}
-	opts.device = CP_DEVICE_CUDA;
+	opts.device = on_cpu ? CP_DEVICE_CPU : CP_DEVICE_CUDA;
+	opts.attention = golden_attention;
+	/* each golden set says how it was computed (fixtures README) */
+	if (json_string_value(json_object_get(gold, "attention")) != NULL)
+		opts.attention = strcmp(json_string_value(json_object_get(gold, "attention")), "causal") == 0 ?
+			CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
 	opts.max_batch = 3;			/* several batches, one of them partial */
 	if (cp_engine_open(&opts, &eng, &err) != CP_OK)
 	{
@@ -155,7 +170,7 @@ run_model(json_t *manifest, json_t *model)
 		failures++;
 		goto done;
 	}
-	if (strcmp(cp_engine_device_name(eng), "cuda") != 0)
+	if (strcmp(cp_engine_device_name(eng), on_cpu ? "cpu" : "cuda") != 0)
 	{
 		printf("FAIL %s: engine runs on %s\n", name, cp_engine_device_name(eng));
 		failures++;
@@ -258,15 +273,33 @@ main(void)
 	}
 	/* is there a GPU at all?  (other errors are failures, below) */
 	memset(&bo, 0, sizeof(bo));
-	if (cp_backend_load_cuda(NULL, &bo, &lib, &be, &err) != CP_OK)
+	on_cpu = getenv("CUDA_TEST_CPU") != NULL && strcmp(getenv("CUDA_TEST_CPU"), "1") == 0;
+	if (on_cpu)
+		printf("CUDA_TEST_CPU=1: checking on the CPU backend\n");
+	else if (cp_backend_load_cuda(NULL, &bo, &lib, &be, &err) != CP_OK)
 	{
 		printf("SKIP: %s\n", err.msg);
 		json_decref(manifest);
 		return (req && strcmp(req, "1") == 0) ? 1 : 0;
 	}
-	be->destroy(be);
-	cp_backend_unload(lib);
+	else
+	{
+		be->destroy(be);
+		cp_backend_unload(lib);
+	}
 
+	{
+		const char *tv = json_string_value(json_object_get(json_object_get(manifest, "versions"),
+														   "transformers"));
+		const char *ga = json_string_value(json_object_get(manifest, "gemma_attention"));
+
+		if (ga != NULL)
+			golden_attention = strcmp(ga, "causal") == 0 ? CP_ATTENTION_CAUSAL : CP_ATTENTION_BIDIRECTIONAL;
+		else if (tv != NULL && atoi(tv) >= 5)
+			golden_attention = CP_ATTENTION_CAUSAL;
+		printf("goldens from transformers %s: Gemma attention %s\n", tv ? tv : "?",
+			   golden_attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional");
+	}
 	models = json_object_get(manifest, "models");
 	for (i = 0; i < json_array_size(models); i++)
 		run_model(manifest, json_array_get(models, i));
@@ -276,6 +309,6 @@ main(void)
 		printf("%d fixture check(s) FAILED on CUDA\n", failures);
 		return 1;
 	}
-	printf("all fixture checks passed on CUDA\n");
+	printf("all fixture checks passed on %s\n", on_cpu ? "the CPU (CUDA_TEST_CPU=1)" : "CUDA");
 	return 0;
 }

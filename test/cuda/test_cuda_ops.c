@@ -15,6 +15,8 @@
  * GPU outputs are poisoned with NaN before each op, so an element the GPU
  * does not write fails the test.  Without a GPU (or colpali_cuda.so) the
  * test prints SKIP and succeeds, unless COLPALI_CUDA_REQUIRE=1.
+ * CUDA_TEST_CPU=1 runs the same checks with the fast CPU backend in place
+ * of the GPU and the naive reference ops as the oracle (tests the test).
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +27,23 @@
 #include "backend_loader.h"
 
 static int	failures = 0;
+static bool on_cpu = false;
+
+/*
+ * open_device
+ *		The backend under test: CUDA, or with CUDA_TEST_CPU=1 the fast CPU
+ *		backend.
+ */
+static CpStatus
+open_device(const CpBackendOptions *bo, void **lib, CpBackend **out, CpError *err)
+{
+	if (on_cpu)
+	{
+		*lib = NULL;
+		return cp_backend_cpu_create(bo, out, err);
+	}
+	return cp_backend_load_cuda(NULL, bo, lib, out, err);
+}
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 
 /* xorshift64*: uniform in [-1, 1) */
@@ -246,9 +265,111 @@ test_matmul(Pair *p, int M, int N, int K, bool use_bias, bool accumulate,
 	free(y0);
 }
 
+/*
+ * test_matmul_reuse
+ *		The CUDA backend converts a matmul input to bf16 once and reuses it
+ *		while nothing wrote the input: q/k/v-style GEMMs from one x, then
+ *		x changed by another op (scale) and by a matmul writing into x's
+ *		own buffer, each followed by a GEMM that must see the new x.
+ */
+static void
+test_matmul_reuse(Pair *p)
+{
+	int			M = 19,
+				K = 64,
+				N = 48;
+	float	   *x = rand_array((size_t) M * K * 2, 1.0f, true);
+	float	   *w = rand_array((size_t) N * K, 0.5f, true);
+	float	   *w2 = rand_array((size_t) K * K, 0.5f, true);
+	Buf2		X = act(p, x, (size_t) M * K * 2);
+	Buf2		W = weight(p, w, N, K, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	Buf2		W2 = weight(p, w2, K, K, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	Buf2		Y = act(p, NULL, (size_t) M * N * 4);
+	CpBackend  *bes[2] = {p->cpu, p->gpu};
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		CpBackend  *be = bes[i];
+		CpBuf	   *xb = i ? X.g : X.c,
+				   *wb = i ? W.g : W.c,
+				   *w2b = i ? W2.g : W2.c,
+				   *yb = i ? Y.g : Y.c;
+
+		CALL(be, be->matmul(be, cp_view(yb, 0), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		CALL(be, be->scale(be, cp_view(xb, 0), (size_t) M * K, 0.5f));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) 2 * M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+		/* x[M*K..] = x[0..] . W2^T (same buffer), then x[0..] = x[M*K..] . W2^T in place of the source */
+		CALL(be, be->matmul(be, cp_view(xb, (size_t) M * K), cp_view(xb, 0), w2b, NULL, M, K, K, false));
+		CALL(be, be->matmul(be, cp_view(xb, 0), cp_view(xb, (size_t) M * K), w2b, NULL, M, K, K, false));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) 3 * M * N), cp_view(xb, 0), wb, NULL, M, N, K, false));
+	}
+	/* the chained products are no longer bf16-exact on the GPU: bf16 tolerance */
+	compare(p, "matmul input reuse (q/k/v, after scale)", &Y, 0, (size_t) 3 * M * N, 1e-9);
+	compare(p, "matmul input reuse (after writes into x)", &Y, (size_t) 3 * M * N, (size_t) M * N, 1e-4);
+	free2(p, &X);
+	free2(p, &W);
+	free2(p, &W2);
+	free2(p, &Y);
+	free(x);
+	free(w);
+	free(w2);
+}
+
+/*
+ * test_mlp_chain
+ *		GeGLU then the down GEMM, and GELU then fc2, as the model runs them:
+ *		on the CUDA backend GeGLU / GELU also write the bf16 GEMM input
+ *		(fused), so this checks that the GEMM uses it correctly.  Run on
+ *		(cpu, gpu) with the bf16 threshold and on (gpu, gpu without fusing)
+ *		with an exact one.
+ */
+static void
+test_mlp_chain(Pair *p, const char *label, double thr)
+{
+	int			M = 37,
+				I = 512,
+				D = 96;
+	size_t		n = (size_t) M * I;
+	float	   *g = rand_array(n, 3.0f, false);
+	float	   *u = rand_array(n, 1.0f, false);
+	float	   *w = rand_array((size_t) D * I, 0.5f, true);
+	Buf2		G = act(p, g, n),
+				U = act(p, u, n),
+				Y = act(p, NULL, (size_t) 2 * M * D),
+				W = weight(p, w, D, I, CP_DTYPE_BF16, CP_WEIGHT_MATRIX);
+	CpBackend  *bes[2] = {p->cpu, p->gpu};
+	char		name[128];
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		CpBackend  *be = bes[i];
+		CpBuf	   *gb = i ? G.g : G.c,
+				   *ub = i ? U.g : U.c,
+				   *wb = i ? W.g : W.c,
+				   *yb = i ? Y.g : Y.c;
+
+		CALL(be, be->geglu(be, cp_view(gb, 0), cp_view(gb, 0), cp_view(ub, 0), n));
+		CALL(be, be->matmul(be, cp_view(yb, 0), cp_view(gb, 0), wb, NULL, M, D, I, false));
+		CALL(be, be->gelu_tanh(be, cp_view(ub, 0), n));
+		CALL(be, be->matmul(be, cp_view(yb, (size_t) M * D), cp_view(ub, 0), wb, NULL, M, D, I, false));
+	}
+	snprintf(name, sizeof(name), "geglu+gelu -> matmul %s", label);
+	compare(p, name, &Y, 0, (size_t) 2 * M * D, thr);
+	free2(p, &G);
+	free2(p, &U);
+	free2(p, &Y);
+	free2(p, &W);
+	free(g);
+	free(u);
+	free(w);
+}
+
 static void
 test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd,
-			   const int *lens, bool exact, double thr)
+			   const int *lens, bool causal, bool exact, double thr)
 {
 	char		name[160];
 	size_t		nq = (size_t) B * T * nh * hd,
@@ -263,11 +384,11 @@ test_attention(Pair *p, const char *label, int B, int T, int nh, int nkv, int hd
 	float		scale = 1.0f / sqrtf((float) hd);
 
 	CALL(p->cpu, p->cpu->attention(p->cpu, cp_view(O.c, 0), cp_view(Q.c, 0), cp_view(K.c, 0),
-								   cp_view(V.c, 0), B, T, nh, nkv, hd, scale, lens));
+								   cp_view(V.c, 0), B, T, nh, nkv, hd, scale, lens, causal));
 	CALL(p->gpu, p->gpu->attention(p->gpu, cp_view(O.g, 0), cp_view(Q.g, 0), cp_view(K.g, 0),
-								   cp_view(V.g, 0), B, T, nh, nkv, hd, scale, lens));
-	snprintf(name, sizeof(name), "attention %s B%d T%d h%d/%d d%d%s%s", label, B, T, nh, nkv,
-			 hd, lens ? " masked" : "", exact ? " exact" : "");
+								   cp_view(V.g, 0), B, T, nh, nkv, hd, scale, lens, causal));
+	snprintf(name, sizeof(name), "attention %s B%d T%d h%d/%d d%d%s%s%s", label, B, T, nh, nkv,
+			 hd, lens ? " masked" : "", causal ? " causal" : "", exact ? " exact" : "");
 	compare(p, name, &O, 0, nq, thr);
 	free2(p, &Q);
 	free2(p, &K);
@@ -439,6 +560,8 @@ test_errors(Pair *p)
 	CpBuf	   *small;
 	bool		ok;
 
+	if (on_cpu)
+		return;					/* the CPU backend does not check views */
 	CALL(g, g->alloc(g, 16, &small));
 	ok = g->scale(g, cp_view(small, 8), 9, 2.0f) == CP_ERR_INVALID_ARG &&
 		strstr(g->err.msg, "outside") != NULL;
@@ -464,12 +587,15 @@ main(void)
 
 	memset(&bo, 0, sizeof(bo));
 	memset(&err, 0, sizeof(err));
+	on_cpu = getenv("CUDA_TEST_CPU") != NULL && strcmp(getenv("CUDA_TEST_CPU"), "1") == 0;
+	bo.reference = on_cpu;		/* the oracle: naive ops when the CPU is under test */
 	if (cp_backend_cpu_create(&bo, &p.cpu, &err) != CP_OK)
 	{
 		fprintf(stderr, "CPU backend: %s\n", err.msg);
 		return 1;
 	}
-	if (cp_backend_load_cuda(NULL, &bo, &lib, &p.gpu, &err) != CP_OK)
+	bo.reference = false;
+	if (open_device(&bo, &lib, &p.gpu, &err) != CP_OK)
 	{
 		printf("SKIP: %s\n", err.msg);
 		return (req && strcmp(req, "1") == 0) ? 1 : 0;
@@ -485,16 +611,23 @@ main(void)
 	test_matmul(&p, 1, 128, 2048, true, false, true, 0);
 	test_matmul(&p, 33, 96, 32, false, false, true, 3);
 	test_matmul(&p, 7, 5, 3, true, true, false, 1);
+	test_matmul_reuse(&p);
+	test_mlp_chain(&p, "(gpu vs cpu)", 1e-4);
 
 	/* attention: SigLIP, Gemma pages and padded queries, tiny, odd dims */
-	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, 1e-4);
-	test_attention(&p, "siglip", 2, 1024, 16, 16, 72, NULL, true, 1e-5);
-	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, false, 1e-4);
-	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, true, 1e-5);
-	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, false, 1e-4);
-	test_attention(&p, "gqa", 2, 65, 4, 2, 40, lens2, false, 1e-4);
-	test_attention(&p, "odd", 1, 3, 2, 2, 6, NULL, false, 1e-4);
-	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, false, 1e-9);
+	test_attention(&p, "siglip", 1, 1024, 16, 16, 72, NULL, false, false, 1e-4);
+	test_attention(&p, "siglip", 2, 1024, 16, 16, 72, NULL, false, true, 1e-5);
+	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, false, false, 1e-4);
+	test_attention(&p, "gemma", 2, 1030, 8, 1, 256, lens1030, true, false, 1e-4);
+	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, false, true, 1e-5);
+	test_attention(&p, "gemma-q", 3, 100, 8, 1, 256, lens3, true, true, 1e-5);
+	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, false, false, 1e-4);
+	test_attention(&p, "tiny", 2, 30, 4, 1, 16, lens2, true, false, 1e-4);
+	test_attention(&p, "gqa", 2, 65, 4, 2, 40, lens2, false, false, 1e-4);
+	test_attention(&p, "gqa", 2, 130, 4, 2, 40, NULL, true, false, 1e-4);
+	test_attention(&p, "odd", 1, 3, 2, 2, 6, NULL, false, false, 1e-4);
+	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, false, false, 1e-9);
+	test_attention(&p, "simple", 1, 40, 2, 1, 300, NULL, true, false, 1e-9);
 
 	test_norms(&p, 300, 1152);
 	test_norms(&p, 17, 2048);
@@ -506,22 +639,42 @@ main(void)
 	test_gathers(&p);
 	test_errors(&p);
 
-	/* the fp32 oracle kernel (COLPALI_CUDA_ATTENTION=simple) on the same shapes */
+	/*
+	 * A second CUDA backend with the fp32 attention kernel, without the
+	 * fused bf16 outputs and with cublasGemmEx instead of cuBLASLt: the
+	 * attention oracle, and the other GEMM / MLP paths against the first
+	 * backend's (same bf16 inputs, so only the summation order differs).
+	 */
 	setenv("COLPALI_CUDA_ATTENTION", "simple", 1);
+	setenv("COLPALI_CUDA_NO_FUSE", "1", 1);
+	setenv("COLPALI_CUDA_GEMM", "gemmex", 1);
 	ps.cpu = p.cpu;
-	if (cp_backend_load_cuda(NULL, &bo, &lib2, &ps.gpu, &err) != CP_OK)
+	if (open_device(&bo, &lib2, &ps.gpu, &err) != CP_OK)
 	{
 		printf("FAIL second CUDA backend: %s\n", err.msg);
 		failures++;
 	}
 	else
 	{
-		test_attention(&ps, "siglip/simple", 1, 1024, 16, 16, 72, NULL, false, 1e-9);
-		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, false, 1e-9);
+		test_attention(&ps, "siglip/simple", 1, 1024, 16, 16, 72, NULL, false, false, 1e-9);
+		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, false, false, 1e-9);
+		test_attention(&ps, "gemma/simple", 3, 100, 8, 1, 256, lens3, true, false, 1e-9);
+		{
+			Pair		gg;
+
+			gg.cpu = p.gpu;		/* reference side: fused, cuBLASLt */
+			gg.gpu = ps.gpu;
+			test_mlp_chain(&gg, "(fused/Lt vs unfused/GemmEx GPU)", 1e-9);
+			test_matmul(&gg, 64, 1152, 1152, true, false, true, 0);
+			test_matmul(&gg, 37, 1152, 4304, true, true, true, 0);
+			test_matmul(&gg, 24, 2048, 2048, false, true, true, 0);
+		}
 		ps.gpu->destroy(ps.gpu);
 		cp_backend_unload(lib2);
 	}
 	unsetenv("COLPALI_CUDA_ATTENTION");
+	unsetenv("COLPALI_CUDA_NO_FUSE");
+	unsetenv("COLPALI_CUDA_GEMM");
 
 	p.gpu->destroy(p.gpu);
 	cp_backend_unload(lib);

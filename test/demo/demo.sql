@@ -39,3 +39,35 @@ SELECT id, title, round((emb <#> query)::numeric, 4) AS distance,
 FROM pages, q
 ORDER BY emb <#> query
 LIMIT 5;
+
+-- The same with the mvivf index: the planner uses it for ORDER BY ... LIMIT.
+CREATE INDEX ON pages USING mvivf (emb);
+\echo '== with CREATE INDEX ... USING mvivf (emb)'
+EXPLAIN (COSTS OFF) SELECT id FROM pages ORDER BY emb <#> (SELECT query FROM q) LIMIT 5;
+SELECT id, title, round((emb <#> (SELECT query FROM q))::numeric, 4) AS distance
+FROM pages
+ORDER BY emb <#> (SELECT query FROM q)
+LIMIT 5;
+
+-- The native encoder.  The demo points colpali.model_path at a TINY model
+-- with RANDOM weights (test/fixtures/models/tiny): the embeddings have the
+-- right shapes and come from the real ColPali computation, but carry no
+-- meaning, so the ranking below is arbitrary.  For real retrieval, download
+-- a checkpoint such as vidore/colpali-v1.3-hf and, as a superuser:
+--   ALTER SYSTEM SET colpali.model_path = '/srv/models/colpali-v1.3-hf';
+--   SELECT pg_reload_conf();
+\echo '== native encoder (tiny model with random weights: shapes are real, meaning is not)'
+SET colpali.model_path = :'model';
+CREATE TABLE docs (name text PRIMARY KEY, img bytea, emb multivector);
+INSERT INTO docs (name, img)
+SELECT f, pg_read_binary_file(:'data' || '/' || f)
+FROM unnest(ARRAY['page_text.png', 'page_table.png', 'page_chart.png', 'photo_baseline.jpg']) f;
+UPDATE docs SET emb = colpali_image(img);
+SELECT name, length(img) AS bytes, num_vectors(emb) AS rows, dims(emb) AS dim FROM docs ORDER BY name;
+
+\echo '== pages ranked for a query'
+SELECT q.text, d.name, round((d.emb <#> q.emb)::numeric, 4) AS distance
+FROM (SELECT t AS text, colpali_query(t) AS emb
+	  FROM unnest(ARRAY['revenue by region in 2023', 'a table of numbers']) t) q,
+	 LATERAL (SELECT name, emb FROM docs ORDER BY emb <#> q.emb LIMIT 2) d
+ORDER BY q.text, distance;

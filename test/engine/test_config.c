@@ -5,7 +5,6 @@
  *	  transformers' GemmaConfig / SiglipVisionConfig / PaliGemmaConfig
  *	  defaults (read from transformers 5.24 source).
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,7 +91,7 @@ test_layouts(void)
 	CHECK(strcmp(c.model_type, "colpali") == 0, "model_type");
 	CHECK(c.image.width == 448 && c.image.height == 448 && c.image.resample == 3 && c.image.do_rescale &&
 		  c.image.do_normalize && c.image.do_convert_rgb, "image processor");
-	CHECK(fabsf(c.image.rescale_factor - 1.0f / 255.0f) < 1e-9f && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
+	CHECK(fabs(c.image.rescale_factor - 1.0 / 255.0) < 1e-12 && c.image.mean[1] == 0.5f && c.image.std[2] == 0.5f,
 		  "rescale/mean/std");
 	CHECK(strcmp(c.prompt.query_prefix, "Question: ") == 0 &&
 		  strcmp(c.prompt.visual_prompt_prefix, "Describe the image.") == 0 &&
@@ -252,43 +251,73 @@ test_load_dir(void)
 	CHECK(strcmp(c.prompt.query_prefix, "Query: ") == 0, "processor query_prefix");
 	write_file(dir, "preprocessor_config.json", "{\"size\":{\"height\":447,\"width\":448}}");
 	CHECK(cp_config_load(dir, &c, &err) == CP_ERR_SHAPE && strstr(err.msg, dir), "error names dir: %s", err.msg);
+	{
+		char		sub[600];
+
+		/* a directory where config.json should be */
+		snprintf(sub, sizeof(sub), "%s/config.json", dir);
+		unlink(sub);
+		mkdir(sub, 0755);
+		CHECK(cp_config_load(dir, &c, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "config.json dir: %s", err.msg);
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		printf("note: could not remove %s\n", dir);
 }
 
-/* fixture checkpoints written by transformers, when present */
+/*
+ * Fixture checkpoints written by transformers (test/fixtures), when present:
+ * the tiny models (README: SigLIP 32/80/2 layers/2 heads/56 px/patch 14;
+ * Gemma 32/96/2 layers/4 heads of 16/1 KV head/vocab 2176; image token
+ * 2152) and the real-shape model (ColPali widths, 1 layer per tower).
+ */
 static void
 test_fixtures(void)
 {
-	const char *root = "../fixtures/checkpoints";
-	DIR		   *d = opendir(root);
-	struct dirent *de;
-	int			n = 0;
+	static const char *models[] = {"tiny", "tiny-bf16", "tiny-f16", "tiny-hf-old", "tiny-sharded", "tiny-merged", "tiny-lora-base"};
+	size_t		i;
+	CpModelConfig c;
+	CpError		err = {0};
 
-	if (d == NULL)
+	if (access("../fixtures/models/tiny/config.json", F_OK) != 0)
 	{
-		printf("note: %s not present, fixture configs skipped\n", root);
+		printf("note: ../fixtures/models not present, fixture configs skipped\n");
 		return;
 	}
-	while ((de = readdir(d)) != NULL)
+	for (i = 0; i < sizeof(models) / sizeof(models[0]); i++)
 	{
-		char		dir[1024];
-		char		probe[1100];
-		CpModelConfig c;
-		CpError		err = {0};
+		char		dir[256];
 
-		if (de->d_name[0] == '.')
+		snprintf(dir, sizeof(dir), "../fixtures/models/%s", models[i]);
+		if (cp_config_load(dir, &c, &err) != CP_OK)
+		{
+			CHECK(0, "fixture %s: %s", dir, err.msg);
 			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
-		snprintf(probe, sizeof(probe), "%s/config.json", dir);
-		if (access(probe, F_OK) != 0)
-			continue;
-		CHECK(cp_config_load(dir, &c, &err) == CP_OK, "fixture %s: %s", dir, err.msg);
-		n++;
+		}
+		CHECK(c.vision.hidden_size == 32 && c.vision.intermediate_size == 80 && c.vision.num_layers == 2 &&
+			  c.vision.num_heads == 2 && c.vision.head_dim == 16 && c.vision.image_size == 56 &&
+			  c.vision.patch_size == 14 && c.num_image_tokens == 16, "fixture %s vision", models[i]);
+		CHECK(c.text.hidden_size == 32 && c.text.intermediate_size == 96 && c.text.num_layers == 2 &&
+			  c.text.num_heads == 4 && c.text.head_dim == 16 && c.text.num_kv_heads == 1 &&
+			  c.text.vocab_size == 2176, "fixture %s text", models[i]);
+		CHECK(c.image_token_id == 2152 && c.embedding_dim == 128 && c.image.width == 56 && c.image.height == 56,
+			  "fixture %s ids/processor", models[i]);
+		CHECK(strcmp(c.prompt.query_prefix, strcmp(models[i], "tiny-f16") == 0 ? "Query: " : "Question: ") == 0,
+			  "fixture %s query prefix \"%s\"", models[i], c.prompt.query_prefix);
 	}
-	closedir(d);
-	printf("fixture configs loaded: %d\n", n);
+	CHECK(cp_config_load("../fixtures/models/tiny-lora", &c, &err) == CP_ERR_NOT_FOUND, "adapter folder has no config.json");
+	/* adapter: config.json from the base (given, or found as a sibling) */
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", "../fixtures/models/tiny-lora-base", &c, &err) == CP_OK &&
+		  c.num_image_tokens == 16 && c.image_token_id == 2152, "adapter + base: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny-lora", NULL, &c, &err) == CP_OK && c.text.hidden_size == 32,
+		  "adapter, base from adapter_config.json: %s", err.msg);
+	CHECK(cp_config_load_with_base("../fixtures/models/tiny", NULL, &c, &err) == CP_OK, "plain folder with_base: %s", err.msg);
+	CHECK(cp_config_load("../fixtures/realshape", &c, &err) == CP_OK, "realshape: %s", err.msg);
+	CHECK(c.vision.hidden_size == 1152 && c.vision.intermediate_size == 4304 && c.vision.num_layers == 1 &&
+		  c.vision.head_dim == 72 && c.num_image_tokens == 1024 && c.text.hidden_size == 2048 &&
+		  c.text.intermediate_size == 16384 && c.text.num_layers == 1 && c.text.vocab_size == 257216 &&
+		  c.image_token_id == 2152 && c.image.width == 448, "realshape values");
+	printf("fixture configs checked: %zu + realshape\n", sizeof(models) / sizeof(models[0]));
 }
 
 int

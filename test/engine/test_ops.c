@@ -435,6 +435,12 @@ main(void)
 	test_matmul(13, 40, 64, CP_DTYPE_BF16, false, true, false);
 	test_matmul(29, 300, 2048, CP_DTYPE_BF16, true, false, true);
 	test_matmul(3, 1000, 1500, CP_DTYPE_BF16, true, true, false);
+	/* few rows + lazy bf16 + K % 16 == 0: the AVX-512 kernel (when present) */
+	test_matmul(33, 130, 4304, CP_DTYPE_BF16, true, false, false);
+	test_matmul(6, 45, 2064, CP_DTYPE_BF16, true, true, true);	/* 3 k-chunks */
+	test_matmul(1, 7, 16, CP_DTYPE_BF16, true, true, false);
+	test_matmul(64, 68, 1040, CP_DTYPE_BF16, true, false, true);
+	test_matmul(65, 68, 1040, CP_DTYPE_BF16, true, true, false);	/* tiles + SGEMM */
 	test_matmul(5, 70, 96, CP_DTYPE_F16, false, false, false);
 	test_matmul(5, 70, 96, CP_DTYPE_F16, true, true, true);
 	test_matmul(130, 257, 588, CP_DTYPE_F32, false, true, false);

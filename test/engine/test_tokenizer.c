@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "tokenizer.h"
 
@@ -149,6 +152,14 @@ test_golden(void)
 		CHECK(cp_tokenizer_token_id(tok, "no such token") == -1, "unknown token");
 		cp_tokenizer_free(tok);
 	}
+	tok = load("data/tok_features.json");
+	if (tok)
+	{
+		n = check_golden(tok, "data/tok_features_golden.tsv");
+		CHECK(n >= 20, "feature cases: %d", n);
+		printf("tok_features: %d golden cases\n", n);
+		cp_tokenizer_free(tok);
+	}
 	tok = load("data/tok_nobytes.json");
 	if (tok)
 	{
@@ -232,7 +243,8 @@ test_prompts(void)
 	fill_cfg(&cfg, 4, img + 1, "Question: ");
 	CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_ERR_SHAPE, "image id mismatch: %s", err.msg);
 	/* invalid UTF-8 in the query */
-	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT, "query bad utf8");
+	CHECK(cp_build_query_prompt(tok, &cfg, "bad \xff", 5, &ids, &n, &err) == CP_ERR_FORMAT &&
+		  strstr(err.msg, "byte 4"), "query bad utf8: %s", err.msg);
 	cp_tokenizer_free(tok);
 }
 
@@ -324,6 +336,8 @@ test_bad_json(void)
 					CP_ERR_FORMAT, "added token 0");
 	expect_bad_json("added id conflict", "{\"added_tokens\":[{\"id\":5,\"content\":\"a\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_FORMAT, "\"a\"");
+	expect_bad_json("added id reused", "{\"added_tokens\":[{\"id\":2,\"content\":\"<x>\"}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
+					CP_ERR_FORMAT, "another token");
 	expect_bad_json("lstrip", "{\"added_tokens\":[{\"id\":9,\"content\":\"<m>\",\"lstrip\":true}],\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}",
 					CP_ERR_UNSUPPORTED, "lstrip");
 
@@ -353,6 +367,7 @@ test_bad_json(void)
 		}
 	}
 	CHECK(cp_tokenizer_load("data/does-not-exist.json", &tok, &err) == CP_ERR_NOT_FOUND, "missing file");
+	CHECK(cp_tokenizer_load("data", &tok, &err) == CP_ERR_IO && strstr(err.msg, "regular file"), "directory: %s", err.msg);
 }
 
 /* a long text: must be fast (heap BPE), must agree with itself split at added tokens */
@@ -397,27 +412,119 @@ test_long_text(void)
 }
 
 /*
- * Fixture tokenizer (Gemma-style, from transformers) with golden prompt ids
- * written by the fixtures helper, when present.
+ * Fixtures (test/fixtures, written by transformers + tokenizers): the
+ * Gemma-style tokenizer in both tokenizer.json forms against
+ * tokenizer_golden.tsv, and the full processor prompts (page_ids, query ids
+ * of manifest.json) built from each model folder's own config + tokenizer.
  */
+static void
+check_fixture_prompts(json_t *manifest)
+{
+	json_t	   *models = json_object_get(manifest, "models");
+	json_t	   *goldens = json_object_get(manifest, "goldens");
+	size_t		i;
+	int			checked = 0;
+
+	for (i = 0; i < json_array_size(models); i++)
+	{
+		json_t	   *m = json_array_get(models, i);
+		const char *name = json_string_value(json_object_get(m, "name"));
+		json_t	   *g = json_object_get(goldens, json_string_value(json_object_get(m, "golden")));
+		json_t	   *base = json_object_get(m, "base_dir");
+		char		dir[512];
+		char		cfgdir[512];
+		char		path[600];
+		CpModelConfig cfg;
+		CpTokenizer *tok = NULL;
+		CpError		err = {0};
+		int32_t    *ids = NULL;
+		int			n = 0;
+		json_t	   *want;
+		json_t	   *queries;
+		size_t		q;
+		size_t		k;
+		bool		same;
+
+		snprintf(dir, sizeof(dir), "../fixtures/%s", json_string_value(json_object_get(m, "dir")));
+		/* an adapter folder has no config.json: the base's */
+		snprintf(cfgdir, sizeof(cfgdir), "../fixtures/%s", json_is_string(base) ? json_string_value(base) :
+				 json_string_value(json_object_get(m, "dir")));
+		if (cp_config_load(cfgdir, &cfg, &err) != CP_OK)
+		{
+			CHECK(0, "%s config: %s", name, err.msg);
+			continue;
+		}
+		/* the tokenizer comes from the folder the user points at */
+		snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+		CHECK(cp_tokenizer_load(path, &tok, &err) == CP_OK, "%s tokenizer: %s", name, err.msg);
+		if (tok == NULL || g == NULL)
+			continue;
+		CHECK(strcmp(cfg.prompt.query_prefix, json_string_value(json_object_get(g, "query_prefix"))) == 0 &&
+			  strcmp(cfg.prompt.visual_prompt_prefix, json_string_value(json_object_get(g, "visual_prompt_prefix"))) == 0,
+			  "%s prefixes \"%s\" / \"%s\"", name, cfg.prompt.query_prefix, cfg.prompt.visual_prompt_prefix);
+		want = json_object_get(g, "page_ids");
+		CHECK(cp_build_image_prompt(tok, &cfg, &ids, &n, &err) == CP_OK, "%s page prompt: %s", name, err.msg);
+		same = ids != NULL && (size_t) n == json_array_size(want);
+		for (k = 0; same && k < (size_t) n; k++)
+			same = ids[k] == json_integer_value(json_array_get(want, k));
+		CHECK(same, "%s page_ids (%d ids)", name, n);
+		free(ids);
+		ids = NULL;
+		queries = json_object_get(g, "queries");
+		for (q = 0; q < json_array_size(queries); q++)
+		{
+			json_t	   *qq = json_array_get(queries, q);
+			const char *text = json_string_value(json_object_get(qq, "text"));
+
+			want = json_object_get(qq, "ids");
+			CHECK(cp_build_query_prompt(tok, &cfg, text, json_string_length(json_object_get(qq, "text")), &ids, &n,
+										&err) == CP_OK, "%s query %zu: %s", name, q, err.msg);
+			same = ids != NULL && (size_t) n == json_array_size(want);
+			for (k = 0; same && k < (size_t) n; k++)
+				same = ids[k] == json_integer_value(json_array_get(want, k));
+			CHECK(same, "%s query %zu ids (\"%.40s\", %d ids, want %zu)", name, q, text, n, json_array_size(want));
+			free(ids);
+			ids = NULL;
+			checked++;
+		}
+		cp_tokenizer_free(tok);
+	}
+	printf("fixture prompts: %d queries + pages of %zu models checked\n", checked, json_array_size(models));
+}
+
 static void
 test_fixture_tokenizer(void)
 {
-	size_t		len;
-	char	   *s = read_file("../fixtures/tokenizer_golden.tsv", &len);
-	CpTokenizer *tok;
+	static const char *files[] = {"../fixtures/tokenizer/tokenizer.json", "../fixtures/models/tiny/tokenizer.json",
+	"../fixtures/models/tiny-hf-old/tokenizer.json"};
+	json_error_t jerr;
+	json_t	   *manifest;
+	size_t		i;
 
-	if (s == NULL)
+	if (access("../fixtures/tokenizer_golden.tsv", F_OK) != 0)
 	{
 		printf("note: ../fixtures/tokenizer_golden.tsv not present, fixture tokenizer skipped\n");
 		return;
 	}
-	free(s);
-	tok = load("../fixtures/tokenizer/tokenizer.json");
-	if (tok)
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 	{
-		printf("fixture tokenizer: %d golden cases\n", check_golden(tok, "../fixtures/tokenizer_golden.tsv"));
-		cp_tokenizer_free(tok);
+		CpTokenizer *tok = load(files[i]);
+
+		if (tok)
+		{
+			int			n = check_golden(tok, "../fixtures/tokenizer_golden.tsv");
+
+			CHECK(n >= 50, "fixture golden cases %d", n);
+			printf("%s: %d golden cases\n", files[i], n);
+			cp_tokenizer_free(tok);
+		}
+	}
+	manifest = json_load_file("../fixtures/manifest.json", 0, &jerr);
+	CHECK(manifest != NULL, "manifest: %s", jerr.text);
+	if (manifest)
+	{
+		check_fixture_prompts(manifest);
+		json_decref(manifest);
 	}
 }
 

@@ -5,7 +5,6 @@
  *	  checkpoints written by transformers (test/fixtures/) are opened too
  *	  when present.
  */
-#include <dirent.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -591,7 +590,7 @@ check_merged(CpWeights *w, double scale)
 	int			r;
 
 	t = cp_weights_find(w, "language_model.layers.0.self_attn.q_proj.weight");
-	CHECK(t != NULL && t->dtype == CP_DTYPE_BF16, "merged q keeps BF16");
+	CHECK(t != NULL && t->dtype == CP_DTYPE_F32, "merged q is float32");
 	if (t)
 	{
 		cp_tensor_to_f32(t, 0, 12, got);
@@ -602,8 +601,8 @@ check_merged(CpWeights *w, double scale)
 
 				for (r = 0; r < 2; r++)
 					want += scale * qb[o * 2 + r] * qa[r * 4 + j];
-				/* stored as bf16: within half a bf16 ulp */
-				CHECK(fabs(got[o * 4 + j] - want) <= fabs(want) * (1.0 / 256) + 1e-6,
+				/* merged in float32: float rounding only */
+				CHECK(fabs(got[o * 4 + j] - want) <= fabs(want) * 1e-6 + 1e-6,
 					  "q[%d][%d] = %g, want %g", o, j, got[o * 4 + j], want);
 			}
 	}
@@ -681,6 +680,18 @@ test_lora(void)
 	/* no base and none in the config */
 	CHECK(cp_weights_open(ad, NULL, &w, &err) == CP_ERR_INVALID_ARG && strstr(err.msg, "base"),
 		  "lora no base: %s", err.msg);
+	/* ... unless the folder also holds a full checkpoint */
+	{
+		float		d[2] = {1, 2};
+
+		snprintf(path, sizeof(path), "%s/model.safetensors", ad);
+		write_st(path, "{\"custom_text_proj.bias\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", d, 8);
+		CHECK(cp_weights_open(ad, NULL, &w, &err) == CP_OK && cp_weights_count(w) == 1,
+			  "full checkpoint beside adapter config: %s", err.msg);
+		cp_weights_close(w);
+		w = NULL;
+		unlink(path);
+	}
 
 	/* rank disagrees with the config */
 	write_lora_case(base, ad, "{\"r\":4,\"lora_alpha\":4}", "model.language_model.model.");
@@ -755,56 +766,253 @@ test_lora(void)
 }
 
 /*
- * Checkpoints written by transformers/peft (the fixtures helper), when
- * present: every layout opens and the LoRA merge equals the golden merged
- * checkpoint.
+ * Checkpoints written by transformers/peft (test/fixtures/models, from the
+ * fixtures helper's generate.py), when present: every layout opens, every
+ * tensor the model needs is found under its canonical name, the layouts
+ * that hold the tiny-bf16 weights under other names give identical bytes,
+ * and the LoRA merge equals W + (alpha / r) B A recomputed here in double
+ * from the raw adapter file.
  */
+static const char *fixture_suffixes[] = {
+	"vision_tower.vision_model.embeddings.patch_embedding.weight",
+	"vision_tower.vision_model.embeddings.patch_embedding.bias",
+	"vision_tower.vision_model.embeddings.position_embedding.weight",
+	"vision_tower.vision_model.encoder.layers.%d.layer_norm1.weight",
+	"vision_tower.vision_model.encoder.layers.%d.layer_norm2.bias",
+	"vision_tower.vision_model.encoder.layers.%d.self_attn.q_proj.weight",
+	"vision_tower.vision_model.encoder.layers.%d.self_attn.out_proj.bias",
+	"vision_tower.vision_model.encoder.layers.%d.mlp.fc1.weight",
+	"vision_tower.vision_model.encoder.layers.%d.mlp.fc2.bias",
+	"vision_tower.vision_model.post_layernorm.weight",
+	"multi_modal_projector.linear.weight",
+	"multi_modal_projector.linear.bias",
+	"language_model.embed_tokens.weight",
+	"language_model.layers.%d.input_layernorm.weight",
+	"language_model.layers.%d.self_attn.q_proj.weight",
+	"language_model.layers.%d.self_attn.k_proj.weight",
+	"language_model.layers.%d.self_attn.v_proj.weight",
+	"language_model.layers.%d.self_attn.o_proj.weight",
+	"language_model.layers.%d.post_attention_layernorm.weight",
+	"language_model.layers.%d.mlp.gate_proj.weight",
+	"language_model.layers.%d.mlp.up_proj.weight",
+	"language_model.layers.%d.mlp.down_proj.weight",
+	"language_model.norm.weight",
+};
+
+static const CpTensor *
+find_head(const CpWeights *w, const char *what)
+{
+	char		name[64];
+	const CpTensor *t;
+
+	snprintf(name, sizeof(name), "custom_text_proj.%s", what);
+	t = cp_weights_find(w, name);
+	if (t == NULL)
+	{
+		snprintf(name, sizeof(name), "embedding_proj_layer.%s", what);
+		t = cp_weights_find(w, name);
+	}
+	return t;
+}
+
+/* every needed tensor exists; with ref, identical bytes to ref's */
+static void
+check_fixture_tensors(const char *model, const CpWeights *w, const CpWeights *ref)
+{
+	size_t		k;
+	int			layer;
+
+	for (k = 0; k < sizeof(fixture_suffixes) / sizeof(fixture_suffixes[0]); k++)
+		for (layer = 0; layer < 2; layer++)
+		{
+			char		name[256];
+			const CpTensor *t;
+
+			if (layer > 0 && strstr(fixture_suffixes[k], "%d") == NULL)
+				continue;
+			snprintf(name, sizeof(name), fixture_suffixes[k], layer);
+			t = cp_weights_find(w, name);
+			CHECK(t != NULL, "fixture %s lacks %s", model, name);
+			if (t != NULL && ref != NULL)
+			{
+				const CpTensor *r = cp_weights_find(ref, name);
+
+				CHECK(r != NULL && r->dtype == t->dtype && r->nbytes == t->nbytes &&
+					  memcmp(r->data, t->data, t->nbytes) == 0, "fixture %s: %s differs from tiny-bf16", model, name);
+			}
+		}
+	CHECK(find_head(w, "weight") != NULL && find_head(w, "bias") != NULL, "fixture %s head", model);
+	if (ref != NULL && find_head(w, "weight") && find_head(ref, "weight"))
+		CHECK(memcmp(find_head(w, "weight")->data, find_head(ref, "weight")->data,
+					 find_head(ref, "weight")->nbytes) == 0, "fixture %s head weight", model);
+}
+
+/* the merged tensors of tiny-lora against W + 2 B A from the raw files */
+static void
+check_fixture_lora(void)
+{
+	const char *ad_path = "../fixtures/models/tiny-lora/adapter_model.safetensors";
+	CpWeights  *merged = NULL;
+	CpWeights  *base = NULL;
+	CpWeights  *viaconfig = NULL;
+	CpError		err = {0};
+	size_t		len = 0;
+	uint8_t    *file = NULL;
+	FILE	   *f;
+	CpTensor   *ts = NULL;
+	int			n = 0;
+	size_t		start = 0;
+	int			i;
+	int			pairs = 0;
+
+	CHECK(cp_weights_open("../fixtures/models/tiny-lora", "../fixtures/models/tiny-lora-base", &merged, &err) == CP_OK,
+		  "tiny-lora: %s", err.msg);
+	CHECK(cp_weights_open("../fixtures/models/tiny-lora-base", NULL, &base, &err) == CP_OK, "tiny-lora-base: %s", err.msg);
+	/* base found through base_model_name_or_path ("tiny-lora-base", a sibling) */
+	CHECK(cp_weights_open("../fixtures/models/tiny-lora", NULL, &viaconfig, &err) == CP_OK,
+		  "tiny-lora without base_dir: %s", err.msg);
+	cp_weights_close(viaconfig);
+	f = fopen(ad_path, "rb");
+	if (f != NULL)
+	{
+		fseek(f, 0, SEEK_END);
+		len = (size_t) ftell(f);
+		fseek(f, 0, SEEK_SET);
+		file = malloc(len);
+		if (fread(file, 1, len, f) != len)
+			len = 0;
+		fclose(f);
+	}
+	if (merged == NULL || base == NULL || file == NULL ||
+		cp_safetensors_parse_header(file, len, &ts, &n, &start, &err) != CP_OK)
+	{
+		CHECK(0, "tiny-lora inputs: %s", err.msg);
+		goto done;
+	}
+	check_fixture_tensors("tiny-lora", merged, NULL);
+	for (i = 0; i < n; i++)
+	{
+		const char *an = ts[i].name;
+		char		module[512];
+		char		bname[600];
+		const CpTensor *A = &ts[i];
+		const CpTensor *B = NULL;
+		const CpTensor *W0;
+		const CpTensor *W1;
+		float	   *a;
+		float	   *b;
+		float	   *w0;
+		float	   *w1;
+		int64_t		r;
+		int64_t		o;
+		int64_t		j;
+		int			k;
+		int			bad = 0;
+
+		if (strstr(an, ".lora_A.weight") == NULL)
+			continue;
+		snprintf(module, sizeof(module), "%.*s", (int) (strstr(an, ".lora_A.weight") - an), an);
+		snprintf(bname, sizeof(bname), "%s.lora_B.weight", module);
+		for (k = 0; k < n; k++)
+			if (strcmp(ts[k].name, bname) == 0)
+				B = &ts[k];
+		CHECK(B != NULL, "%s has lora_B", module);
+		/* module path after base_model.model. in engine layout = base name */
+		snprintf(bname, sizeof(bname), "%s.weight", module + strlen("base_model.model."));
+		W0 = cp_weights_find(base, bname);
+		W1 = cp_weights_find(merged, bname);
+		CHECK(W0 != NULL && W1 != NULL, "base/merged %s", bname);
+		if (B == NULL || W0 == NULL || W1 == NULL)
+			continue;
+		r = A->shape[0];
+		CHECK(r == 4 && B->shape[1] == 4, "rank 4");
+		a = malloc(A->nbytes);
+		b = malloc(B->nbytes);
+		memcpy(a, file + start + (uintptr_t) A->data, A->nbytes);	/* F32 in this fixture */
+		memcpy(b, file + start + (uintptr_t) B->data, B->nbytes);
+		CHECK(A->dtype == CP_DTYPE_F32 && B->dtype == CP_DTYPE_F32, "adapter f32");
+		cp_tensor_load_f32(W0, &w0, &err);
+		cp_tensor_load_f32(W1, &w1, &err);
+		CHECK(W1->dtype == CP_DTYPE_F32, "merged weights are float32");
+		for (o = 0; o < W0->shape[0]; o++)
+			for (j = 0; j < W0->shape[1]; j++)
+			{
+				double		want = w0[o * W0->shape[1] + j];
+				double		got = w1[o * W0->shape[1] + j];
+
+				for (k = 0; k < r; k++)
+					want += 2.0 * (double) b[o * r + k] * (double) a[k * W0->shape[1] + j];
+				/* merged in float32: float rounding only */
+				if (fabs(got - want) > fabs(want) * 1e-5 + 1e-7)
+					bad++;
+			}
+		CHECK(bad == 0, "%s: %d merged values differ from W + 2BA", bname, bad);
+		free(a);
+		free(b);
+		free(w0);
+		free(w1);
+		pairs++;
+	}
+	CHECK(pairs == 2 * 7 + 1, "LoRA pairs checked: %d", pairs);
+	printf("fixture LoRA: %d merged matrices checked\n", pairs);
+done:
+	cp_safetensors_free_header(ts, n);
+	free(file);
+	cp_weights_close(merged);
+	cp_weights_close(base);
+}
+
 static void
 test_fixtures(void)
 {
-	const char *root = "../fixtures/checkpoints";
-	DIR		   *d = opendir(root);
-	struct dirent *de;
-	int			opened = 0;
+	static const char *models[] = {"tiny", "tiny-bf16", "tiny-f16", "tiny-hf-old", "tiny-sharded", "tiny-merged", "tiny-lora-base"};
+	CpWeights  *ref = NULL;
+	CpError		err = {0};
+	size_t		i;
 
-	if (d == NULL)
+	if (access("../fixtures/models/tiny-bf16/model.safetensors", F_OK) != 0)
 	{
-		printf("note: %s not present, fixture layouts skipped\n", root);
+		printf("note: ../fixtures/models not present, fixture layouts skipped\n");
 		return;
 	}
-	while ((de = readdir(d)) != NULL)
+	CHECK(cp_weights_open("../fixtures/models/tiny-bf16", NULL, &ref, &err) == CP_OK, "tiny-bf16: %s", err.msg);
+	for (i = 0; i < sizeof(models) / sizeof(models[0]); i++)
 	{
-		char		dir[1024];
-		char		probe[1100];
+		char		dir[256];
 		CpWeights  *w = NULL;
-		CpError		err = {0};
+		bool		same_weights;
 
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(dir, sizeof(dir), "%s/%s", root, de->d_name);
-		snprintf(probe, sizeof(probe), "%s/adapter_config.json", dir);
-		if (access(probe, F_OK) == 0)
-			continue;			/* adapters are opened below with their base */
-		snprintf(probe, sizeof(probe), "%s/config.json", dir);
-		if (access(probe, F_OK) != 0)
-			continue;
+		snprintf(dir, sizeof(dir), "../fixtures/models/%s", models[i]);
 		CHECK(cp_weights_open(dir, NULL, &w, &err) == CP_OK, "fixture %s: %s", dir, err.msg);
-		if (w)
-		{
-			CHECK(cp_weights_find(w, "language_model.embed_tokens.weight") != NULL,
-				  "fixture %s has the embedding table", dir);
-			CHECK(cp_weights_find(w, "language_model.layers.0.self_attn.q_proj.weight") != NULL,
-				  "fixture %s text q_proj 0", dir);
-			CHECK(cp_weights_find(w, "vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.weight") != NULL,
-				  "fixture %s vision q_proj 0", dir);
-			CHECK(cp_weights_find(w, "custom_text_proj.weight") != NULL ||
-				  cp_weights_find(w, "embedding_proj_layer.weight") != NULL, "fixture %s head", dir);
-			cp_weights_close(w);
-			opened++;
-		}
+		if (w == NULL)
+			continue;
+		same_weights = strcmp(models[i], "tiny-hf-old") == 0 || strcmp(models[i], "tiny-sharded") == 0 ||
+			strcmp(models[i], "tiny-merged") == 0;
+		check_fixture_tensors(models[i], w, same_weights ? ref : NULL);
+		cp_weights_close(w);
 	}
-	closedir(d);
-	printf("fixture checkpoints opened: %d\n", opened);
+	cp_weights_close(ref);
+	check_fixture_lora();
+
+	/* real shapes (written by test_realshape_gen, which runs before us) */
+	if (access("../../build/realshape/model.safetensors", F_OK) == 0)
+	{
+		CpWeights  *w = NULL;
+		const CpTensor *t;
+		int64_t		emb[2] = {257216, 2048};
+		int64_t		fc1[2] = {4304, 1152};
+		int64_t		patch[4] = {1152, 3, 14, 14};
+
+		CHECK(cp_weights_open("../../build/realshape", NULL, &w, &err) == CP_OK, "realshape: %s", err.msg);
+		CHECK(cp_weights_require(w, "language_model.embed_tokens.weight", 2, emb, &t, &err) == CP_OK, "%s", err.msg);
+		CHECK(cp_weights_require(w, "vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight", 2, fc1, &t, &err) == CP_OK,
+			  "%s", err.msg);
+		CHECK(cp_weights_require(w, "vision_tower.vision_model.embeddings.patch_embedding.weight", 4, patch, &t, &err) == CP_OK,
+			  "%s", err.msg);
+		cp_weights_close(w);
+		printf("realshape checkpoint opened\n");
+	}
+	printf("fixture checkpoints: %zu layouts checked\n", sizeof(models) / sizeof(models[0]));
 }
 
 static void

@@ -36,6 +36,19 @@ SELECT colpali_images(ARRAY[NULL, NULL]::bytea[]);
 SELECT colpali_images(ARRAY[''::bytea]);
 SELECT colpali_images(ARRAY[['\x01'::bytea], ['\x02'::bytea]]);
 
+-- bulk procedure: argument checks, nothing to do, no model
+\set SHOW_CONTEXT never
+CREATE TABLE encoder_docs (png bytea, emb multivector);
+CALL colpali_embed_images('encoder_docs', 'png', 'emb', 0);
+CALL colpali_embed_images('encoder_docs', 'png', 'emb');
+INSERT INTO encoder_docs VALUES (NULL, NULL);
+CALL colpali_embed_images('encoder_docs', 'png', 'emb');
+INSERT INTO encoder_docs VALUES ('\x89504e470d0a1a0a', NULL);
+CALL colpali_embed_images('encoder_docs', 'png', 'emb');
+CALL colpali_embed_images('encoder_docs', 'no_such_column', 'emb');
+DROP TABLE encoder_docs;
+\set SHOW_CONTEXT errors
+
 -- model paths: absolute, no "..", canonicalised
 SET colpali.model_path = 'models/colpali';
 SET colpali.model_path = '/srv/models/../../etc';

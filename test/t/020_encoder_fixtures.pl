@@ -152,18 +152,32 @@ sub escape_e
 	return $s;
 }
 
-check_model('tiny');
-check_model('tiny-bf16', pages => 3, queries => 3);
-check_model('tiny-f16', pages => 3, queries => 3);
-check_model('tiny-merged', pages => 2, queries => 2);
-check_model('tiny-lora', pages => 2, queries => 2) if $models{'tiny-lora'};
+# every page and query with 'tiny', a few with each other layout / dtype
+# (COLPALI_TEST_MODELS=name,name,... narrows the list)
+my @check = (
+	[ 'tiny' ],
+	[ 'tiny-bf16', pages => 3, queries => 3 ],
+	[ 'tiny-f16', pages => 3, queries => 3 ],
+	[ 'tiny-hf-old', pages => 2, queries => 2 ],
+	[ 'tiny-sharded', pages => 2, queries => 2 ],
+	[ 'tiny-merged', pages => 2, queries => 2 ],
+	[ 'tiny-lora', pages => 2, queries => 2 ],
+);
+my %only = map { $_ => 1 } split /,/, ($ENV{COLPALI_TEST_MODELS} // '');
+for my $c (@check)
+{
+	next if %only && !$only{ $c->[0] };
+	next unless $models{ $c->[0] };
+	check_model(@$c);
+}
 
 # the engine is reused, and reloaded when the model changes
 is($node->safe_psql('postgres', qq{
-	SET colpali.model_path = '$fx/models/tiny';
+	SET colpali.model_path = '$fx/models/tiny-merged';
 	SELECT maxsim(colpali_image(data), colpali_query('x')) IS NOT NULL FROM img WHERE name = 'page_text_png';
-	SET colpali.model_path = '$fx/models/tiny-bf16';
+	SET colpali.model_path = '$fx/models/tiny-hf-old';
 	SELECT maxsim(colpali_image(data), colpali_query('x')) IS NOT NULL FROM img WHERE name = 'page_text_png';
+	SET colpali.use_worker = off;
 	SELECT requests FROM colpali_stats();
 }), "t\nt\n4", 'switching models in one session');
 

@@ -34,7 +34,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'colpali'
 colpali.model_path = '$model'
-colpali.max_batch = 8
+colpali.max_batch = 64
 colpali.max_wait_ms = 100
 colpali.threads = 1
 max_worker_processes = 16
@@ -52,10 +52,11 @@ sub worker_pid
 # Start psql in the background; returns a hash with the harness and output.
 sub start_psql
 {
-	my ($sql) = @_;
+	my ($sql, $appname) = @_;
 	my %r = (out => '', err => '');
+	my $conn = $node->connstr('postgres') . ' application_name=' . ($appname // 'bg');
 	$r{h} = IPC::Run::start(
-		[ 'psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+		[ 'psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-d', $conn, '-c', $sql ],
 		'>', \$r{out}, '2>', \$r{err});
 	return \%r;
 }
@@ -67,11 +68,11 @@ sub finish_psql
 	return $r;
 }
 
-# Wait until some backend waits on the worker (wait_event_type Extension).
+# Wait until the session named 'long' waits on the worker.
 sub wait_for_waiter
 {
 	return $node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND application_name = 'long'");
 }
 
 # --- the worker runs and serves requests ---------------------------------
@@ -86,9 +87,9 @@ is($node->safe_psql('postgres', "SELECT dims(colpali_image($img)) || ' ' || (num
 is($node->safe_psql('postgres', "SELECT dims(colpali_query('what is on the page?'))"),
 	'128', 'colpali_query through the worker');
 is($node->safe_psql('postgres', "SELECT device FROM colpali_stats()"), 'cpu', 'worker runs on the CPU');
-ok($node->log_contains('colpali worker found no usable GPU, encoding on the CPU')
-	  || $node->log_contains('loaded model .* on cpu'),
-	'CPU use is logged');
+my $log = slurp_file($node->logfile);
+is(scalar(() = $log =~ /colpali worker found no usable GPU, encoding on the CPU/g), 1,
+	'colpali.device = auto without a GPU says once that it uses the CPU');
 
 # worker and in-process results agree
 my $diff = $node->safe_psql('postgres', qq{
@@ -104,7 +105,17 @@ is($diff, "t\nt", 'worker and in-process encodings agree');
 
 # --- batching: 16 sessions at once ---------------------------------------
 my $before = $node->safe_psql('postgres', "SELECT batches || ' ' || items FROM colpali_stats()");
-my @runs = map { start_psql("SELECT num_vectors(colpali_image($img)) > 0") } 1 .. 16;
+# all 16 wait behind an advisory lock, then start at the same moment
+my $gate = start_psql("SELECT pg_advisory_lock(4242); SELECT pg_sleep(60)", 'gate');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND granted");
+my @runs = map {
+	start_psql("SELECT pg_advisory_lock_shared(4242); SELECT num_vectors(colpali_image($img)) > 0")
+} 1 .. 16;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 16 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted");
+$node->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'gate'");
+finish_psql($gate);
 finish_psql($_) for @runs;
 is(scalar(grep { $_->{out} =~ /^t$/m } @runs), 16, '16 concurrent sessions got embeddings');
 my $after = $node->safe_psql('postgres', "SELECT batches || ' ' || items || ' ' || max_batch_items FROM colpali_stats()");
@@ -113,35 +124,54 @@ my ($b1, $i1, $maxb) = split / /, $after;
 is($i1 - $i0, 16, '16 items encoded');
 cmp_ok($b1 - $b0, '<', 16, "fewer batches than items (" . ($b1 - $b0) . " batches)");
 cmp_ok($maxb, '>', 1, "a batch held several requests (max $maxb)");
-cmp_ok($maxb, '<=', 8, 'batches respect colpali.max_batch');
+cmp_ok($maxb, '<=', 16, 'a batch holds at most the 16 requests');
 
-# a request long enough to be interrupted: encode many images at once
-my $t0 = time;
-$node->safe_psql('postgres', "SELECT colpali_images(array_fill($img, ARRAY[8]))");
-my $per8 = time - $t0;
-my $n = int(3.0 / ($per8 > 0.001 ? $per8 : 0.001) * 8) + 8;
-$n = 4000 if $n > 4000;
-my $long = "SELECT cardinality(colpali_images(array_fill($img, ARRAY[$n])))";
-note "8 images took ${per8}s, long request encodes $n images";
+# An in-process request long enough to be interrupted: many images at once
+# (calibrated on this machine).
+my $per64 = $node->safe_psql('postgres', qq{
+	SET colpali.use_worker = off;
+	CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t0;
+	SELECT count(*) FROM unnest(colpali_images(array_fill($img, ARRAY[64])));
+	SELECT extract(epoch FROM clock_timestamp() - t0) FROM t0;
+});
+$per64 = (split /\n/, $per64)[-1];
+my $n = int(5.0 / ($per64 > 0.0001 ? $per64 : 0.0001) * 64) + 64;
+$n = 50000 if $n > 50000;
+my $long_inproc = "SELECT cardinality(colpali_images(array_fill($img, ARRAY[$n])))";
+note "64 images took ${per64}s in process, the long in-process request encodes $n images";
+
+# Through the worker, one request kept in flight by the developer option
+# colpali.debug_batch_delay_ms (the worker sleeps before each batch, and
+# stops sleeping when every requester of the batch has gone).
+my $long = "SELECT num_vectors(colpali_image($img))";
+sub set_delay
+{
+	my ($ms) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET colpali.debug_batch_delay_ms = $ms; SELECT pg_reload_conf()");
+	sleep 1;	# the worker rereads its configuration between batches
+}
+set_delay(20000);
 
 # --- statement_timeout and cancel while the worker computes ---------------
 my ($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long");
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout interrupts a request');
 
-my $r = start_psql($long);
+my $r = start_psql($long, 'long');
 wait_for_waiter();
 $node->safe_psql('postgres',
-	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Extension' AND backend_type = 'client backend'");
+	"SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'long'");
 finish_psql($r);
 like($r->{err}, qr/canceling statement due to user request/, 'pg_cancel_backend interrupts a request');
 is(worker_pid(), $pid1, 'the worker survived the cancellations');
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'encoding works after cancel');
 ok($node->poll_query_until('postgres', "SELECT queue_depth = 0 FROM colpali_stats()"),
 	'abandoned requests leave the queue');
 
 # --- the worker exits (SIGTERM): requester gets an ERROR, others unaffected
-my $bystander = start_psql("SELECT pg_sleep(4); SELECT 'bystander ok'");
-$r = start_psql($long);
+set_delay(20000);
+my $bystander = start_psql("SELECT pg_sleep(6); SELECT 'bystander ok'");
+$r = start_psql($long, 'long');
 wait_for_waiter();
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
 finish_psql($r);
@@ -150,6 +180,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'colpali encoder' AND pid <> $pid1"),
 	'postmaster restarted the worker');
 my $pid2 = worker_pid();
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'the new worker serves requests');
 is($node->safe_psql('postgres', "SELECT worker_starts FROM colpali_stats()"), '2', 'stats count two worker starts');
 finish_psql($bystander);
@@ -159,7 +190,8 @@ like($bystander->{out}, qr/bystander ok/, 'a concurrent session was not disturbe
 # Any process attached to shared memory that dies abnormally makes the
 # postmaster reinitialise shared memory; the requester loses its connection
 # and the whole cluster (worker included) comes back.
-$r = start_psql($long);
+set_delay(20000);
+$r = start_psql($long, 'long');
 wait_for_waiter();
 kill 'KILL', $pid2;
 finish_psql($r);
@@ -168,6 +200,7 @@ like($r->{err}, qr/terminat|server closed the connection|connection to server wa
 ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'colpali encoder' AND pid <> $pid2"),
 	'worker is back after crash recovery');
+set_delay(0);
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0"), 't', 'encoding works after the crash');
 
 # --- use_worker = off, then no preload at all: in-process path ------------
@@ -182,7 +215,12 @@ is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0, di
 	't|128', 'in-process encoding without preload');
 is($node->safe_psql('postgres', "SELECT num_vectors(colpali_image($img)) > 0; SELECT mode || ' ' || items FROM colpali_stats()"),
 	"t\nin-process 1", 'in-process stats count this session\'s calls');
-($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long");
+$node->safe_psql('postgres', "LOAD 'colpali'; ALTER SYSTEM SET colpali.device = 'cuda'; SELECT pg_reload_conf()");
+($ret, $stdout, $stderr) = $node->psql('postgres', "SELECT colpali_query('x')");
+like($stderr, qr/colpali.device = cuda needs the colpali background worker.*HINT:  Add colpali to shared_preload_libraries/s,
+	'colpali.device = cuda without the worker is a clear error');
+$node->safe_psql('postgres', "LOAD 'colpali'; ALTER SYSTEM RESET colpali.device; SELECT pg_reload_conf()");
+($ret, $stdout, $stderr) = $node->psql('postgres', "SET statement_timeout = '300ms'; $long_inproc");
 like($stderr, qr/canceling statement due to statement timeout/, 'statement_timeout interrupts in-process encoding');
 
 $node->stop;

@@ -97,8 +97,51 @@ def write(name, t):
             f.write(s.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in ids) + "\n")
 
 
+def build_features():
+    """Every other pipeline feature we implement: Prepend + Replace, Split
+    Isolated / Contiguous / Removed / MergedWithNext, ignore_merges, fuse_unk off,
+    no byte fallback, merges as "a b" strings, a normalized added token with a
+    space."""
+    doc = {
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 0, "content": "<pad>", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True},
+            {"id": 2, "content": "<bos>", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": False, "special": True},
+            {"id": 16, "content": "x y", "single_word": False, "lstrip": False, "rstrip": False,
+             "normalized": True, "special": False}],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"String": "\u2581"}, "behavior": "Isolated", "invert": False},
+            {"type": "Split", "pattern": {"String": "b"}, "behavior": "Contiguous", "invert": False},
+            {"type": "Split", "pattern": {"String": "c"}, "behavior": "Removed", "invert": False},
+            {"type": "Split", "pattern": {"String": "d"}, "behavior": "MergedWithNext", "invert": False}]},
+        "post_processor": None, "decoder": None,
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": True,
+                  "vocab": {"<pad>": 0, "<unk>": 1, "<bos>": 2, "a": 3, "b": 4, "ab": 5, "\u2581": 6,
+                            "\u2581a": 7, "bb": 8, "abb": 9, "d": 10, "da": 11, "aab": 13, "aa": 14,
+                            "bbb": 15, "zz": 12},
+                  "merges": ["a b", "\u2581 a", "b b", "a bb", "d a", "a a"]}}
+    return Tokenizer.from_str(json.dumps(doc))
+
+
+def feature_texts():
+    return ["", "a", "ab", "abb", "abbb", "aab", "aabbb", " a b", "x y", "x  y", "ax yb", "dada d", "cacbc",
+            "d", "dd", "bcd", "zz", "a\u00e9z", "<bos>ab<pad> abb", "  ", "aaaa", "aabb bbaa", "ccc", "dcd"]
+
+
 if __name__ == "__main__":
     write("tok_small", build(True))
     write("tok_nobytes", build(False))
+    feat = build_features()
+    feat.save("tok_features.json")
+    with open("tok_features_golden.tsv", "w") as f:
+        for s in feature_texts():
+            ids = Tokenizer.from_file("tok_features.json").encode(s, add_special_tokens=False).ids
+            f.write(s.encode("utf-8").hex() + "\t" + " ".join(str(i) for i in ids) + "\n")
     with open("VERSIONS", "w") as f:
         f.write("tokenizers %s\n" % tokenizers.__version__)
