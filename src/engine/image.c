@@ -18,6 +18,8 @@
  *	  is placed on a canvas filled with index 0 or the transparent index
  *	  (grown to hold the frame if it sticks out, as Pillow does);
  *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
+ *	- 16-bit BMP: channels widened as v * 255 / max (Pillow), not by bit
+ *	  replication (stb);
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
@@ -442,6 +444,92 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 }
 
 /*
+ * bmp16_pillow
+ *		16-bit BMPs: stb_image widens 5/6-bit channels by bit replication,
+ *		Pillow (BGR;15 / BGR;16 unpackers) by v * 255 / max.  Redo the
+ *		pixels Pillow's way from the file.  Pillow knows only the 5-5-5 and
+ *		5-6-5 layouts; other bit-field masks are refused, as Pillow does.
+ */
+static CpStatus
+bmp16_pillow(const uint8_t *b, size_t len, CpImageRGB *img, CpError *err)
+{
+	uint32_t	off,
+				hsize,
+				comp;
+	int64_t		w,
+				h,
+				stride,
+				y;
+	bool		bottom_up;
+	int			gbits;
+
+	if (len < 34)
+		return CP_OK;
+	off = rd_le32(b + 10);
+	hsize = rd_le32(b + 14);
+	comp = rd_le32(b + 30);
+	if (hsize < 40 || (b[28] | (b[29] << 8)) != 16)
+		return CP_OK;
+	if (comp == 0)
+		gbits = 5;
+	else if (comp == 3)
+	{
+		uint32_t	rm,
+					gm,
+					bm;
+
+		if (len < 66)
+			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: bit-field masks cut short");
+		rm = rd_le32(b + 54);
+		gm = rd_le32(b + 58);
+		bm = rd_le32(b + 62);
+		if (rm == 0xF800 && gm == 0x7E0 && bm == 0x1F)
+			gbits = 6;
+		else if (rm == 0x7C00 && gm == 0x3E0 && bm == 0x1F)
+			gbits = 5;
+		else
+			return cp_error(err, CP_ERR_UNSUPPORTED,
+							"unsupported BMP image: 16-bit bit-field masks %x/%x/%x", rm, gm, bm);
+	}
+	else
+		return CP_OK;
+	w = (int32_t) rd_le32(b + 18);
+	h = (int32_t) rd_le32(b + 22);
+	bottom_up = h > 0;
+	if (h < 0)
+		h = -h;
+	if (w != img->width || h != img->height)
+		return cp_error(err, CP_ERR_FORMAT, "corrupt BMP image: inconsistent size");
+	stride = ((w * 16 + 31) / 32) * 4;
+	if ((int64_t) off + stride * h > (int64_t) len)
+		return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: pixel data cut short");
+	for (y = 0; y < h; y++)
+	{
+		const uint8_t *row = b + off + (bottom_up ? h - 1 - y : y) * stride;
+		uint8_t    *o = img->pixels + (size_t) y * w * 3;
+		int64_t		x;
+
+		for (x = 0; x < w; x++)
+		{
+			int			v = row[2 * x] | (row[2 * x + 1] << 8);
+
+			o[3 * x + 2] = (uint8_t) ((v & 31) * 255 / 31);
+			if (gbits == 6)
+			{
+				o[3 * x + 1] = (uint8_t) (((v >> 5) & 63) * 255 / 63);
+				o[3 * x] = (uint8_t) (((v >> 11) & 31) * 255 / 31);
+			}
+			else
+			{
+				o[3 * x + 1] = (uint8_t) (((v >> 5) & 31) * 255 / 31);
+				o[3 * x] = (uint8_t) (((v >> 10) & 31) * 255 / 31);
+			}
+		}
+	}
+	return CP_OK;
+}
+
+/*
  * gif_prepare
  *		Walk a GIF up to its first image descriptor: record the frame's
  *		rectangle, palette and the canvas fill index Pillow uses, and make a
@@ -860,6 +948,9 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
+	/* stb reports a top-down BMP's height as negative */
+	if (kind == CP_IMAGE_BMP && h < 0 && h > INT_MIN)
+		h = -h;
 	if (w <= 0 || h <= 0)
 		return cp_error(err, CP_ERR_FORMAT, "%s image has no pixels (%dx%d)", kind_names[kind], w, h);
 	npix = (int64_t) w * h;
@@ -918,6 +1009,8 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			out->height = h2;
 			if (kind == CP_IMAGE_GIF)
 				gif_fill_canvas(out, &gif);
+			else if (kind == CP_IMAGE_BMP)
+				st = bmp16_pillow(bytes, len, out, err);
 		}
 		free(patched);
 	}
