@@ -344,7 +344,8 @@ check_complete(CpImageKind kind, const uint8_t *b, size_t len, CpError *err)
  *		- a file that stops after complete image data but before IEND (or
  *		  inside a trailing chunk): Pillow accepts it, stb_image needs IEND:
  *		  shorten the cut chunk and append IEND.  Truncated image data still
- *		  fails, in stb's inflate, as it does in Pillow.
+ *		  fails, in stb's inflate, as it does in Pillow;
+ *		- empty IDAT chunks are renamed out of stb_image's way.
  *		*copy is NULL when the original bytes can be used as they are.
  */
 static CpStatus
@@ -359,6 +360,7 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 	size_t		cut_data = 0;	/* data bytes of a cut last chunk, if any */
 	bool		cut = false;
 	bool		has_iend = false;
+	bool		empty_idat = false;
 	size_t		pad,
 				n;
 	uint8_t    *c;
@@ -395,11 +397,13 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 			plte_pos = pos;
 			plte_len = clen;
 		}
+		if (clen == 0 && memcmp(b + pos + 4, "IDAT", 4) == 0)
+			empty_idat = true;
 		pos += 12 + (size_t) clen;
 	}
 	keep = pos;
 	pad = (b[25] == 3 && plte_pos != 0 && plte_len < 768 && plte_len % 3 == 0) ? 768 - plte_len : 0;
-	if (has_iend && pad == 0)
+	if (has_iend && pad == 0 && !empty_idat)
 		return CP_OK;
 
 	n = (has_iend ? len : keep + (cut ? 12 + cut_data : 0) + sizeof(iend)) + pad;
@@ -437,6 +441,22 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 			t += 12 + cut_data;
 		}
 		memcpy(t, iend, sizeof(iend));
+	}
+	if (empty_idat)
+	{
+		/* empty IDAT chunks carry nothing, but make stb_image do pointer
+		 * arithmetic on NULL: rename them to an ancillary chunk it skips */
+		pos = 8;
+		while (n - pos >= 12)
+		{
+			uint32_t	clen = rd_be32(c + pos);
+
+			if (memcmp(c + pos + 4, "IEND", 4) == 0 || clen > n - pos - 12)
+				break;
+			if (clen == 0 && memcmp(c + pos + 4, "IDAT", 4) == 0)
+				c[pos + 4] = 'i';
+			pos += 12 + (size_t) clen;
+		}
 	}
 	*copy = c;
 	*copy_len = n;
