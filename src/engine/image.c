@@ -442,10 +442,10 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 		}
 		memcpy(t, iend, sizeof(iend));
 	}
-	if (empty_idat)
+	/* empty IDAT chunks (maybe the repaired cut one) carry nothing, but make
+	 * stb_image do pointer arithmetic on NULL: rename them to an ancillary
+	 * chunk it skips */
 	{
-		/* empty IDAT chunks carry nothing, but make stb_image do pointer
-		 * arithmetic on NULL: rename them to an ancillary chunk it skips */
 		pos = 8;
 		while (n - pos >= 12)
 		{
