@@ -425,7 +425,7 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 		memcpy(c + data_end + pad, b + data_end, (has_iend ? len : keep) - data_end);
 	}
 	else
-		memcpy(c, b, keep);
+		memcpy(c, b, has_iend ? len : keep);
 	if (!has_iend)
 	{
 		uint8_t    *t = c + keep + pad;

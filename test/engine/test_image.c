@@ -466,6 +466,27 @@ test_errors(void)
 		cp_image_free(&full);
 		free(bytes);
 	}
+	/* an empty IDAT chunk before IEND changes nothing */
+	bytes = read_file(FIX "decode/rgb.png", &len);
+	if (bytes != NULL && len > 12)
+	{
+		CpImageRGB	full,
+					alt;
+		uint8_t    *b2 = malloc(len + 12);
+
+		memcpy(b2, bytes, len - 12);
+		memcpy(b2 + len - 12, "\0\0\0\0IDAT\0\0\0\0", 12);
+		memcpy(b2 + len, bytes + len - 12, 12);
+		CHECK(cp_image_decode(bytes, len, 0, &full, &err) == CP_OK, "rgb.png: %s", err.msg);
+		st = cp_image_decode(b2, len + 12, 0, &alt, &err);
+		CHECK(st == CP_OK && full.pixels != NULL &&
+			  memcmp(alt.pixels, full.pixels, (size_t) full.width * full.height * 3) == 0,
+			  "PNG with an empty IDAT: %s", st == CP_OK ? "pixels differ" : err.msg);
+		cp_image_free(&alt);
+		cp_image_free(&full);
+		free(b2);
+	}
+	free(bytes);
 	bytes = read_file(FIX "decode/progressive.jpg", &len);
 	CHECK(bytes != NULL, "progressive.jpg missing");
 	if (bytes != NULL)
