@@ -18,6 +18,8 @@
  *	  is placed on a canvas filled with index 0 or the transparent index
  *	  (grown to hold the frame if it sticks out, as Pillow does);
  *	- CMYK JPEG: Pillow's cmyk2rgb on Adobe-inverted samples;
+ *	- 16-bit BMP: channels widened as v * 255 / max (Pillow), not by bit
+ *	  replication (stb);
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
@@ -342,7 +344,8 @@ check_complete(CpImageKind kind, const uint8_t *b, size_t len, CpError *err)
  *		- a file that stops after complete image data but before IEND (or
  *		  inside a trailing chunk): Pillow accepts it, stb_image needs IEND:
  *		  shorten the cut chunk and append IEND.  Truncated image data still
- *		  fails, in stb's inflate, as it does in Pillow.
+ *		  fails, in stb's inflate, as it does in Pillow;
+ *		- empty IDAT chunks are renamed out of stb_image's way.
  *		*copy is NULL when the original bytes can be used as they are.
  */
 static CpStatus
@@ -357,6 +360,7 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 	size_t		cut_data = 0;	/* data bytes of a cut last chunk, if any */
 	bool		cut = false;
 	bool		has_iend = false;
+	bool		empty_idat = false;
 	size_t		pad,
 				n;
 	uint8_t    *c;
@@ -393,11 +397,13 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 			plte_pos = pos;
 			plte_len = clen;
 		}
+		if (clen == 0 && memcmp(b + pos + 4, "IDAT", 4) == 0)
+			empty_idat = true;
 		pos += 12 + (size_t) clen;
 	}
 	keep = pos;
 	pad = (b[25] == 3 && plte_pos != 0 && plte_len < 768 && plte_len % 3 == 0) ? 768 - plte_len : 0;
-	if (has_iend && pad == 0)
+	if (has_iend && pad == 0 && !empty_idat)
 		return CP_OK;
 
 	n = (has_iend ? len : keep + (cut ? 12 + cut_data : 0) + sizeof(iend)) + pad;
@@ -419,7 +425,7 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 		memcpy(c + data_end + pad, b + data_end, (has_iend ? len : keep) - data_end);
 	}
 	else
-		memcpy(c, b, keep);
+		memcpy(c, b, has_iend ? len : keep);
 	if (!has_iend)
 	{
 		uint8_t    *t = c + keep + pad;
@@ -436,8 +442,110 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 		}
 		memcpy(t, iend, sizeof(iend));
 	}
+	/* empty IDAT chunks (maybe the repaired cut one) carry nothing, but make
+	 * stb_image do pointer arithmetic on NULL: rename them to an ancillary
+	 * chunk it skips */
+	{
+		pos = 8;
+		while (n - pos >= 12)
+		{
+			uint32_t	clen = rd_be32(c + pos);
+
+			if (memcmp(c + pos + 4, "IEND", 4) == 0 || clen > n - pos - 12)
+				break;
+			if (clen == 0 && memcmp(c + pos + 4, "IDAT", 4) == 0)
+				c[pos + 4] = 'i';
+			pos += 12 + (size_t) clen;
+		}
+	}
 	*copy = c;
 	*copy_len = n;
+	return CP_OK;
+}
+
+/*
+ * bmp16_pillow
+ *		16-bit BMPs: stb_image widens 5/6-bit channels by bit replication,
+ *		Pillow (BGR;15 / BGR;16 unpackers) by v * 255 / max.  Redo the
+ *		pixels Pillow's way from the file.  Pillow knows only the 5-5-5 and
+ *		5-6-5 layouts; other bit-field masks are refused, as Pillow does.
+ */
+static CpStatus
+bmp16_pillow(const uint8_t *b, size_t len, CpImageRGB *img, CpError *err)
+{
+	uint32_t	off,
+				hsize,
+				comp;
+	int64_t		w,
+				h,
+				stride,
+				y;
+	bool		bottom_up;
+	int			gbits;
+
+	if (len < 34)
+		return CP_OK;
+	off = rd_le32(b + 10);
+	hsize = rd_le32(b + 14);
+	comp = rd_le32(b + 30);
+	if (hsize < 40 || (b[28] | (b[29] << 8)) != 16)
+		return CP_OK;
+	if (comp == 0)
+		gbits = 5;
+	else if (comp == 3)
+	{
+		uint32_t	rm,
+					gm,
+					bm;
+
+		if (len < 66)
+			return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: bit-field masks cut short");
+		rm = rd_le32(b + 54);
+		gm = rd_le32(b + 58);
+		bm = rd_le32(b + 62);
+		if (rm == 0xF800 && gm == 0x7E0 && bm == 0x1F)
+			gbits = 6;
+		else if (rm == 0x7C00 && gm == 0x3E0 && bm == 0x1F)
+			gbits = 5;
+		else
+			return cp_error(err, CP_ERR_UNSUPPORTED,
+							"unsupported BMP image: 16-bit bit-field masks %x/%x/%x", rm, gm, bm);
+	}
+	else
+		return CP_OK;
+	w = (int32_t) rd_le32(b + 18);
+	h = (int32_t) rd_le32(b + 22);
+	bottom_up = h > 0;
+	if (h < 0)
+		h = -h;
+	if (w != img->width || h != img->height)
+		return cp_error(err, CP_ERR_FORMAT, "corrupt BMP image: inconsistent size");
+	stride = ((w * 16 + 31) / 32) * 4;
+	if ((int64_t) off + stride * h > (int64_t) len)
+		return cp_error(err, CP_ERR_FORMAT, "truncated BMP image: pixel data cut short");
+	for (y = 0; y < h; y++)
+	{
+		const uint8_t *row = b + off + (bottom_up ? h - 1 - y : y) * stride;
+		uint8_t    *o = img->pixels + (size_t) y * w * 3;
+		int64_t		x;
+
+		for (x = 0; x < w; x++)
+		{
+			int			v = row[2 * x] | (row[2 * x + 1] << 8);
+
+			o[3 * x + 2] = (uint8_t) ((v & 31) * 255 / 31);
+			if (gbits == 6)
+			{
+				o[3 * x + 1] = (uint8_t) (((v >> 5) & 63) * 255 / 63);
+				o[3 * x] = (uint8_t) (((v >> 11) & 31) * 255 / 31);
+			}
+			else
+			{
+				o[3 * x + 1] = (uint8_t) (((v >> 5) & 31) * 255 / 31);
+				o[3 * x] = (uint8_t) (((v >> 10) & 31) * 255 / 31);
+			}
+		}
+	}
 	return CP_OK;
 }
 
@@ -860,6 +968,9 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
+	/* stb reports a top-down BMP's height as negative */
+	if (kind == CP_IMAGE_BMP && h < 0 && h > INT_MIN)
+		h = -h;
 	if (w <= 0 || h <= 0)
 		return cp_error(err, CP_ERR_FORMAT, "%s image has no pixels (%dx%d)", kind_names[kind], w, h);
 	npix = (int64_t) w * h;
@@ -918,6 +1029,8 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			out->height = h2;
 			if (kind == CP_IMAGE_GIF)
 				gif_fill_canvas(out, &gif);
+			else if (kind == CP_IMAGE_BMP)
+				st = bmp16_pillow(bytes, len, out, err);
 		}
 		free(patched);
 	}
