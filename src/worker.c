@@ -169,6 +169,19 @@ CloseWorkerEngine(int code, Datum arg)
 }
 
 /*
+ * OmpWaitIsPassive
+ *		Was the server started with OMP_WAIT_POLICY=passive?  libgomp reads it
+ *		once, when the library is loaded, so only the environment counts.
+ */
+static bool
+OmpWaitIsPassive(void)
+{
+	const char *policy = getenv("OMP_WAIT_POLICY");
+
+	return policy != NULL && pg_strcasecmp(policy, "passive") == 0;
+}
+
+/*
  * EnsureEngine
  *		Open (or reopen) the engine for key on the configured device.
  */
@@ -228,6 +241,12 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	ereport(LOG,
 			(errmsg("colpali worker loaded model \"%s\" on %s",
 					key->model_path, device)));
+	if (strcmp(device, "cpu") == 0 && colpali_threads != 1 &&
+		!OmpWaitIsPassive())
+		ereport(LOG,
+				(errmsg("colpali worker encodes on several CPU threads while OMP_WAIT_POLICY is not \"passive\""),
+				 errdetail("Idle OpenMP threads then keep spinning and slow down the other processes of the server."),
+				 errhint("Start the server with OMP_WAIT_POLICY=passive in its environment, or set colpali.threads = 1.")));
 
 	LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
 	strlcpy(ColpaliWorkerShared->device, device, sizeof(ColpaliWorkerShared->device));
