@@ -933,9 +933,10 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	GifFrame	gif;
 	uint8_t    *patched = NULL;
 
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
 	if (out == NULL || (bytes == NULL && len > 0))
 		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_decode: no buffer given");
-	memset(out, 0, sizeof(*out));
 	if (len == 0)
 		return cp_error(err, CP_ERR_FORMAT, "empty image (0 bytes)");
 	if (len > (size_t) INT_MAX)
