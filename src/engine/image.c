@@ -933,9 +933,10 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	GifFrame	gif;
 	uint8_t    *patched = NULL;
 
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
 	if (out == NULL || (bytes == NULL && len > 0))
 		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_decode: no buffer given");
-	memset(out, 0, sizeof(*out));
 	if (len == 0)
 		return cp_error(err, CP_ERR_FORMAT, "empty image (0 bytes)");
 	if (len > (size_t) INT_MAX)
@@ -984,9 +985,6 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 						"%s image of %dx%d is too large to decode (over %d pixels)",
 						kind_names[kind], w, h, INT_MAX / 4);
 
-	if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
-		st = decode_png16_gray(bytes, len, out, err);
-	else
 	{
 		const uint8_t *src = bytes;
 		size_t		src_len = len;
@@ -1020,8 +1018,13 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 			if (patched != NULL)
 				src = patched;
 		}
-		out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0);
-		if (out->pixels == NULL)
+		if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
+		{
+			st = decode_png16_gray(src, src_len, out, err);
+			w2 = out->width;
+			h2 = out->height;
+		}
+		else if ((out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0)) == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
 		{

@@ -554,7 +554,7 @@ test_errors(void)
 	{
 		static const char *const regress[] = {"regress_jpeg_dht_257.jpg",
 		"regress_jpeg_fill_before_soi.bin", "regress_jpeg_undefined_huffman.bin",
-		"regress_png_empty_idat.png", "regress_png_cut_empty_idat.png"};
+		"regress_png_empty_idat.png", "regress_png_cut_empty_idat.png", "regress_png16_empty_idat.png"};
 
 		for (i = 0; i < sizeof(regress) / sizeof(regress[0]); i++)
 		{
