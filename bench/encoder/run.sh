@@ -2,7 +2,8 @@
 # bench/encoder/run.sh [THREADS] [RUNS]
 #
 # The C engine (colpali-encode --bench) against transformers on PyTorch CPU
-# (bench/encoder/torch_bench.py: float32, eager, Pillow processor), side by
+# (bench/encoder/torch_bench.py: float32, sdpa attention unless TORCH_ATTN
+# says otherwise, Pillow processor), side by
 # side in one run, same model and thread count: a ColPali checkpoint with the
 # real widths and 2 layers per tower, random bf16 weights (make_model.py,
 # written once into build/bench/).  Prints pages/s, single-query latency and
@@ -29,7 +30,7 @@ IMGARGS=""
 for f in "$@"; do IMGARGS="$IMGARGS --image $f"; done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads=$THREADS, runs=$RUNS (median)"
-echo "# OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# torch attention: ${TORCH_ATTN:-sdpa}; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --weights fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
 c_lazy=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --weights lazy --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
 torch=$("$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)

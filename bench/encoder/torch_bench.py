@@ -1,11 +1,12 @@
 """transformers on PyTorch CPU: pages/s and single-query latency of
-ColPaliForRetrieval (float32, eager attention, Pillow image processor),
-processor included, as the reference stack runs it.
+ColPaliForRetrieval (float32, Pillow image processor), processor included,
+as the reference stack runs it.  Attention implementation from $TORCH_ATTN
+(default "sdpa", transformers' own default; "eager" is what the goldens use).
 
 usage: torch_bench.py MODEL_DIR THREADS RUNS QUERY IMAGE...
 Prints one line: pages_per_s=... query_ms=... peak_rss_mb=...
 """
-import resource, statistics, sys, time
+import os, resource, statistics, sys, time
 
 import torch
 from PIL import Image
@@ -17,7 +18,7 @@ images = sys.argv[5:]
 torch.set_num_threads(threads)
 t0 = time.perf_counter()
 model = ColPaliForRetrieval.from_pretrained(model_dir, dtype=torch.float32,
-                                            attn_implementation="eager").eval()
+                                            attn_implementation=os.environ.get("TORCH_ATTN", "sdpa")).eval()
 processor = ColPaliProcessor.from_pretrained(model_dir)
 processor.image_processor = SiglipImageProcessorPil.from_pretrained(model_dir)
 load_s = time.perf_counter() - t0
