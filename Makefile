@@ -54,6 +54,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PG15's pg_regress reads expected/ from the output directory (the top level);
+# from PG16 on it reads it from --inputdir unless told otherwise.
+ifeq ($(shell test $(MAJORVERSION) -ge 16 && echo yes),yes)
+REGRESS_OPTS += --expecteddir=expected
+endif
+
 ifneq ($(wildcard src/engine/cli.c),)
 all: colpali-encode
 install: install-cli
