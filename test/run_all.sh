@@ -67,7 +67,7 @@ fi
 
 step "version metadata agrees" tools/check-version.sh || true
 
-port=$((5430 + RANDOM % 200))
+port=$((15432 + RANDOM % 1000))
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" "$port")"
 trap 'tools/throwaway-cluster.sh stop "$work/cluster"' EXIT
 
