@@ -13,12 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
-
-static int	failures = 0;
-
-#define CHECK(cond, ...) \
-	do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-		printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "test_util.h"
 
 /* vidore/colpali-v1.3-hf style (HF-native, transformers 4.x) */
 static const char *hf_native =

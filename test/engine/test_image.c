@@ -17,23 +17,9 @@
 #include <jansson.h>
 
 #include "image.h"
+#include "test_util.h"
 
 #define FIX "../fixtures/image/"
-
-static int	failures = 0;
-static int	checks = 0;
-
-#define CHECK(cond, ...) \
-	do { \
-		checks++; \
-		if (!(cond)) \
-		{ \
-			failures++; \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-		} \
-	} while (0)
 
 /*
  * synth
@@ -84,36 +70,6 @@ fnv1a64(const uint8_t *p, size_t n)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
-}
-
-/*
- * read_file
- *		Whole file into a malloc'd buffer; NULL if missing.
- */
-static uint8_t *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	uint8_t    *buf;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-	{
-		fclose(f);
-		return NULL;
-	}
-	buf = malloc((size_t) n + 1);
-	if (buf == NULL || fread(buf, 1, (size_t) n, f) != (size_t) n)
-	{
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	*len = (size_t) n;
-	return buf;
 }
 
 /*

@@ -20,23 +20,9 @@
 #include <string.h>
 
 #include "realshape_gen.h"
+#include "test_util.h"
 
 #define FIXTURES "../fixtures/"
-
-static int	checks = 0;
-static int	failures = 0;
-
-#define CHECK(cond, ...) \
-	do { \
-		checks++; \
-		if (!(cond)) \
-		{ \
-			failures++; \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__); \
-			printf("\n"); \
-		} \
-	} while (0)
 
 /* published reference values of FNV-1a 64 and splitmix64 */
 static void

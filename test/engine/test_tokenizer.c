@@ -17,34 +17,7 @@
 #include <jansson.h>
 
 #include "tokenizer.h"
-
-static int	failures = 0;
-
-#define CHECK(cond, ...) \
-	do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-		printf(__VA_ARGS__); printf("\n"); } } while (0)
-
-static char *
-read_file(const char *path, size_t *len)
-{
-	FILE	   *f = fopen(path, "rb");
-	char	   *buf;
-	long		n;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	buf = malloc(n + 1);
-	if (fread(buf, 1, n, f) != (size_t) n)
-		n = 0;
-	buf[n] = '\0';
-	fclose(f);
-	if (len)
-		*len = (size_t) n;
-	return buf;
-}
+#include "test_util.h"
 
 static int
 hexval(char c)

@@ -15,13 +15,9 @@
 #include <unistd.h>
 
 #include "weights.h"
+#include "test_util.h"
 
-static int	failures = 0;
 static char tmpdir[256];
-
-#define CHECK(cond, ...) \
-	do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-		printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 /* write u64 header length + header + data to path */
 static void
