@@ -84,7 +84,6 @@ SELECT multivector_send('[[1,2],[-0.5,3.4028235e38]]');
 
 -- typmod
 CREATE TEMP TABLE tm (id int, v multivector(3));
-\d tm
 SELECT format_type(atttypid, atttypmod), attstorage FROM pg_attribute
 	WHERE attrelid = 'tm'::regclass AND attname = 'v';
 INSERT INTO tm VALUES (1, '[[1,2,3],[4,5,6]]');
