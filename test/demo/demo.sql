@@ -12,7 +12,7 @@ CREATE TEMP TABLE topics AS
 INSERT INTO pages
 SELECT p, 'page ' || p,
 	l2_normalize(ARRAY(
-		SELECT ARRAY(SELECT c.center[d] + 0.3 * (random() - 0.5)
+		SELECT ARRAY(SELECT c.center[d] + 1.0 * (random() - 0.5)
 					 FROM generate_series(1, 128) d)
 		FROM generate_series(1, 64) tok,
 			 LATERAL (SELECT center FROM topics
@@ -48,6 +48,17 @@ SELECT id, title, round((emb <#> (SELECT query FROM q))::numeric, 4) AS distance
 FROM pages
 ORDER BY emb <#> (SELECT query FROM q)
 LIMIT 5;
+\echo '   (rows come back in exact MaxSim order, but candidates are found approximately: below the'
+\echo '    clear winner, near-ties within a few % can be missed.  mvivf.candidates, mvivf.rerank and'
+\echo '    mvivf.probes trade latency for recall; keeping and reranking every page is exact:)'
+SET mvivf.candidates = 200;
+SET mvivf.rerank = 200;
+SELECT id, title, round((emb <#> (SELECT query FROM q))::numeric, 4) AS distance
+FROM pages
+ORDER BY emb <#> (SELECT query FROM q)
+LIMIT 5;
+RESET mvivf.candidates;
+RESET mvivf.rerank;
 
 -- The native encoder.  The demo points colpali.model_path at a TINY model
 -- with RANDOM weights (test/fixtures/models/tiny): the embeddings have the
