@@ -796,16 +796,15 @@ MvivfCheckDim(Relation index, int indexDim, int valueDim)
 
 /*
  * MvivfDatumGetValue
- *		Detoast an indexed or query value and check it is float32.
+ *		Detoast an indexed or query value and validate its header (format,
+ *		dimensions, row count against the datum's size), so that a corrupt
+ *		value is an ERROR rather than a read past its end.
  */
 MultiVector *
 MvivfDatumGetValue(Datum value)
 {
 	MultiVector *mv = DatumGetMultiVector(value);
 
-	if (mv->format != MV_FORMAT_FLOAT32)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mvivf supports only float32 multivectors")));
+	MultiVectorCheckFormat(mv);
 	return mv;
 }
