@@ -285,23 +285,6 @@ TrainQuantizer(MvivfBuildState * bs)
 }
 
 /*
- * PostingCmp
- *		Order postings by list, then document id.
- */
-static int
-PostingCmp(const void *a, const void *b)
-{
-	const MvivfPosting *x = a;
-	const MvivfPosting *y = b;
-
-	if (x->list != y->list)
-		return x->list < y->list ? -1 : 1;
-	if (x->docid != y->docid)
-		return x->docid < y->docid ? -1 : 1;
-	return 0;
-}
-
-/*
  * FlushPostings
  *		Append the buffered postings to their lists.
  */
@@ -311,7 +294,7 @@ FlushPostings(MvivfBuildState * bs)
 	if (bs->npostings == 0)
 		return;
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);
-	qsort(bs->postings, bs->npostings, sizeof(MvivfPosting), PostingCmp);
+	qsort(bs->postings, bs->npostings, sizeof(MvivfPosting), MvivfPostingCmp);
 	MvivfAppendPostings(bs->index, bs->postings, bs->npostings, bs->q.codeSize,
 						bs->listdir);
 	bs->npostings = 0;

@@ -270,6 +270,7 @@ extern MvivfDocEntry *MvivfReadDocDir(Relation index, MvivfMetaPageData * meta,
 									  uint32 *ndocs);
 extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
 extern MultiVector *MvivfDatumGetValue(Datum value);
+extern int	MvivfPostingCmp(const void *a, const void *b);
 
 /* access method callbacks */
 extern IndexBuildResult *mvivfbuild(Relation heap, Relation index,

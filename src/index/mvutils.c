@@ -795,6 +795,24 @@ MvivfCheckDim(Relation index, int indexDim, int valueDim)
 }
 
 /*
+ * MvivfPostingCmp
+ *		qsort comparator: postings by list, then document id (the order in
+ *		which build and VACUUM's merge append them to the lists).
+ */
+int
+MvivfPostingCmp(const void *a, const void *b)
+{
+	const MvivfPosting *x = a;
+	const MvivfPosting *y = b;
+
+	if (x->list != y->list)
+		return x->list < y->list ? -1 : 1;
+	if (x->docid != y->docid)
+		return x->docid < y->docid ? -1 : 1;
+	return 0;
+}
+
+/*
  * MvivfDatumGetValue
  *		Detoast an indexed or query value and validate its header (format,
  *		dimensions, row count against the datum's size), so that a corrupt

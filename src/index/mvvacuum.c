@@ -140,23 +140,6 @@ DeadFlags(Relation index, MvivfMetaPageData * meta, uint32 *ndocs)
 }
 
 /*
- * PendingCmp
- *		Order postings by list, then document id.
- */
-static int
-PendingCmp(const void *a, const void *b)
-{
-	const MvivfPosting *x = a;
-	const MvivfPosting *y = b;
-
-	if (x->list != y->list)
-		return x->list < y->list ? -1 : 1;
-	if (x->docid != y->docid)
-		return x->docid < y->docid ? -1 : 1;
-	return 0;
-}
-
-/*
  * MvivfMergePending
  *		Move the pending area into the lists, then free its pages.
  */
@@ -238,7 +221,7 @@ MvivfMergePending(Relation index)
 	{
 		MvivfListEntry *listdir = MvivfReadListDir(index, &meta);
 
-		qsort(postings, npostings, sizeof(MvivfPosting), PendingCmp);
+		qsort(postings, npostings, sizeof(MvivfPosting), MvivfPostingCmp);
 		MvivfAppendPostings(index, postings, npostings, meta.codeSize, listdir);
 		MvivfWriteListDir(index, &meta, listdir);
 	}
