@@ -2,6 +2,8 @@
 ColPaliForRetrieval (float32, Pillow image processor), processor included,
 as the reference stack runs it.  Attention implementation from $TORCH_ATTN
 (default "sdpa", transformers' own default; "eager" is what the goldens use).
+Compute dtype from $TORCH_DTYPE (default "float32"; "bfloat16" runs the model
+in bfloat16, as transformers users on a CPU with AVX512_BF16 or AMX might).
 
 usage: torch_bench.py MODEL_DIR THREADS RUNS QUERY IMAGE...
 Prints one line: pages_per_s=... query_ms=... peak_rss_mb=...
@@ -17,7 +19,7 @@ model_dir, threads, runs, query = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]
 images = sys.argv[5:]
 torch.set_num_threads(threads)
 t0 = time.perf_counter()
-model = ColPaliForRetrieval.from_pretrained(model_dir, dtype=torch.float32,
+model = ColPaliForRetrieval.from_pretrained(model_dir, dtype=getattr(torch, os.environ.get("TORCH_DTYPE", "float32")),
                                             attn_implementation=os.environ.get("TORCH_ATTN", "sdpa")).eval()
 processor = ColPaliProcessor.from_pretrained(model_dir)
 processor.image_processor = SiglipImageProcessorPil.from_pretrained(model_dir)

@@ -172,6 +172,13 @@ typedef struct CpBackendOptions
 	bool		reference;
 	/* CPU: no hand-written SIMD kernels (tests compare both paths). */
 	bool		no_simd;
+	/*
+	 * CPU: matmul with activations rounded to bf16 and bf16 weights (exact
+	 * products, fp32 sums; gemm_bf16.c) where the CPU has AVX512_BF16,
+	 * for ~2x the arithmetic rate.  Everything else stays fp32.  Ignored
+	 * by the CUDA backend (which always multiplies in bf16).
+	 */
+	bool		bf16_matmul;
 } CpBackendOptions;
 
 extern CpStatus cp_backend_cpu_create(const CpBackendOptions *opts,

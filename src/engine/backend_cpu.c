@@ -28,6 +28,7 @@
 #include <immintrin.h>
 
 #include "backend_cpu.h"
+#include "vecmath.h"
 
 /*
  * Size of one converted weight tile per thread for lazy matmul: small
@@ -130,6 +131,8 @@ cpu_free(CpBackend *be, CpBuf *buf)
 		return;
 	if (buf->owned)
 		free(buf->data);
+	if (buf->raw_owned)
+		free((void *) buf->raw);
 	free(buf);
 }
 
@@ -194,7 +197,41 @@ cpu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind,
 		b->cols = t->numel;
 	}
 
-	if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)
+	if (kind == CP_WEIGHT_MATRIX && IMPL(be)->bf16_matmul)
+	{
+		/* bf16 GEMMs: bf16 as mapped, anything else rounded to bf16 once */
+		b->dtype = CP_DTYPE_BF16;
+		b->lazy = true;
+		if (t->dtype == CP_DTYPE_BF16)
+			b->raw = t->data;
+		else
+		{
+			uint16_t   *copy = NULL;
+			float	   *row;
+			int64_t		r;
+
+			row = malloc(sizeof(float) * (size_t) (b->cols > 0 ? b->cols : 1));
+			if (row == NULL ||
+				posix_memalign((void **) &copy, 64,
+							   (b->n ? b->n : 1) * sizeof(uint16_t)) != 0)
+			{
+				free(row);
+				free(b);
+				return cp_error(&be->err, CP_ERR_NOMEM,
+								"out of memory converting tensor \"%s\" (%lld elements)",
+								t->name ? t->name : "?", (long long) t->numel);
+			}
+			for (r = 0; r < b->rows; r++)
+			{
+				cp_tensor_to_f32(t, r * b->cols, b->cols, row);
+				cp_round_to_bf16(row, copy + (size_t) r * b->cols, (size_t) b->cols);
+			}
+			free(row);
+			b->raw = copy;
+			b->raw_owned = true;
+		}
+	}
+	else if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)
 	{
 		/* read-only mapping used in place; we never write through it */
 		b->data = (float *) (uintptr_t) t->data;
@@ -240,8 +277,12 @@ cpu_destroy(CpBackend *be)
 		int			t;
 
 		free(impl->scratch);
+		free(impl->xb16);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);
+		for (t = 0; impl->bf16_pack && t < impl->threads; t++)
+			free(impl->bf16_pack[t]);
+		free(impl->bf16_pack);
 		free(impl->tscratch);
 		free(impl->tscratch_n);
 	}
@@ -267,54 +308,6 @@ cpu_install_common(CpBackend *be)
 /* ---------------------------------------------------------------------
  * Fast operations
  * --------------------------------------------------------------------- */
-
-/*
- * fast_expf
- *		exp(x) for the softmax and GELU loops, written so that "omp simd"
- *		vectorises it: 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2] and
- *		a degree-7 Taylor polynomial (relative error about 2e-7, i.e. a few
- *		ulp).  Inputs below -87.3 give 0, above 88.7 saturate.
- */
-#pragma omp declare simd
-static inline float
-fast_expf(float x)
-{
-	float		n,
-				r,
-				p;
-	int32_t		e;
-	float		scale;
-
-	x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
-	n = __builtin_roundf(x * 1.44269504088896341f);
-	r = x - n * 0.693145751953125f;
-	r = r - n * 1.42860682030941723212e-6f;
-	p = 1.0f / 5040.0f;
-	p = p * r + 1.0f / 720.0f;
-	p = p * r + 1.0f / 120.0f;
-	p = p * r + 1.0f / 24.0f;
-	p = p * r + 1.0f / 6.0f;
-	p = p * r + 0.5f;
-	p = p * r + 1.0f;
-	p = p * r + 1.0f;
-	e = ((int32_t) n + 127) << 23;
-	memcpy(&scale, &e, sizeof(scale));
-	return x <= -87.3f ? 0.0f : p * scale;
-}
-
-/*
- * fast_gelu_tanh
- *		0.5 x (1 + tanh(u)) = x * sigmoid(2u) = x / (1 + exp(-2u)),
- *		u = sqrt(2/pi)(x + 0.044715 x^3); the last form has no cancellation.
- */
-#pragma omp declare simd
-static inline float
-fast_gelu_tanh(float x)
-{
-	float		u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-
-	return x / (1.0f + fast_expf(-2.0f * u));
-}
 
 /*
  * convert_rows
@@ -440,6 +433,64 @@ bf16_gemm_small_m(const float *x, int M, int K, const uint16_t *w, int n0,
 }
 
 /*
+ * bf16_matmul
+ *		y (+)= bf16(x) . W^T with W bf16: x is rounded once into the
+ *		backend's bf16 scratch, then each thread runs the bf16 GEMM on its
+ *		own panels of output columns.
+ */
+static CpStatus
+bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+			int M, int N, int K, bool add)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	size_t		n = (size_t) M * K;
+	int			nthreads = impl->threads;
+	int			t;
+
+	if (impl->xb16_n < n)
+	{
+		uint16_t   *p = NULL;
+
+		if (posix_memalign((void **) &p, 64, n * sizeof(uint16_t)) != 0)
+			return cp_error(&be->err, CP_ERR_NOMEM,
+							"out of memory allocating %zu bytes of scratch",
+							n * sizeof(uint16_t));
+		free(impl->xb16);
+		impl->xb16 = p;
+		impl->xb16_n = n;
+	}
+	for (t = 0; t < nthreads; t++)
+		if (impl->bf16_pack[t] == NULL &&
+			posix_memalign((void **) &impl->bf16_pack[t], 64,
+						   CP_BF16_PACK_WORDS * sizeof(uint32_t)) != 0)
+		{
+			impl->bf16_pack[t] = NULL;
+			return cp_error(&be->err, CP_ERR_NOMEM,
+							"out of memory allocating a weight panel");
+		}
+	if (N < CP_BF16_PANEL_N * nthreads)
+		nthreads = (N + CP_BF16_PANEL_N - 1) / CP_BF16_PANEL_N;
+
+#pragma omp parallel num_threads(impl->threads)
+	{
+		int			tid = omp_get_thread_num();
+		int			nt = omp_get_num_threads();
+		size_t		lo = n * tid / nt,
+					hi = n * (tid + 1) / nt;
+		int			c0,
+					c1;
+
+		cp_round_to_bf16(x + lo, impl->xb16 + lo, hi - lo);
+#pragma omp barrier
+		split_range(N, nthreads, tid, CP_BF16_PANEL_N, &c0, &c1);
+		if (tid < nthreads && c1 > c0)
+			cp_gemm_bf16_cols(impl->xb16, M, K, (const uint16_t *) w->raw,
+							  c0, c1, y, N, add, impl->bf16_pack[tid]);
+	}
+	return CP_OK;
+}
+
+/*
  * cpu_matmul
  *		y = x . W^T + bias (+ y): the N output columns are split across
  *		the threads, each running a single-threaded cblas_sgemm on its
@@ -483,6 +534,15 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 			if (hi > lo)
 				bf16_gemm_small_m(xp, M, K, wb, lo, hi, yp, N, add);
 		}
+		goto bias_after;
+	}
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
+		M > SMALL_M && K % 2 == 0)
+	{
+		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
 		goto bias_after;
 	}
 	if (w->lazy)
@@ -550,41 +610,26 @@ bias_after:
  */
 static void
 softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
-			 int per_token)
+			 int per_token, bool avx512)
 {
 	int			r;
 
 	for (r = 0; r < rows; r++)
 	{
 		float	   *sr = s + (size_t) r * ld;
-		float		mx = -INFINITY,
-					sum = 0.0f,
-					inv;
-		int			j,
-					nfull = n;
+		int			len = n;
 
 		if (causal)
 		{
 			int			t = (row0 + r) / per_token;
 
-			n = t + 1 < nfull ? t + 1 : nfull;
-			for (j = n; j < nfull; j++)
-				sr[j] = 0.0f;
+			len = t + 1 < n ? t + 1 : n;
+			memset(sr + len, 0, sizeof(float) * (n - len));
 		}
-
-		for (j = 0; j < n; j++)
-			mx = sr[j] > mx ? sr[j] : mx;
-#pragma omp simd reduction(+:sum)
-		for (j = 0; j < n; j++)
-		{
-			sr[j] = fast_expf(sr[j] - mx);
-			sum += sr[j];
-		}
-		inv = 1.0f / sum;
-#pragma omp simd
-		for (j = 0; j < n; j++)
-			sr[j] *= inv;
-		n = nfull;
+		if (avx512)
+			cp_softmax_avx512(sr, len);
+		else
+			cp_softmax_scalar(sr, len);
 	}
 }
 
@@ -667,7 +712,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
-		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1);
+		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1, impl->avx512);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
 					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}
@@ -826,11 +871,20 @@ static CpStatus
 cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
 	float	   *p = cpu_ptr(x);
-	int64_t		i;
+	bool		avx512 = IMPL(be)->avx512;
 
-#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
-	for (i = 0; i < (int64_t) n; i++)
-		p[i] = fast_gelu_tanh(p[i]);
+#pragma omp parallel num_threads(IMPL(be)->threads)
+	{
+		int			t = omp_get_thread_num(),
+					nt = omp_get_num_threads();
+		size_t		lo = n * t / nt,
+					hi = n * (t + 1) / nt;
+
+		if (avx512)
+			cp_gelu_tanh_avx512(p + lo, hi - lo);
+		else
+			cp_gelu_tanh_scalar(p + lo, hi - lo);
+	}
 	return CP_OK;
 }
 
@@ -844,11 +898,20 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	float	   *o = cpu_ptr(out);
 	const float *g = cpu_ptr(gate);
 	const float *u = cpu_ptr(up);
-	int64_t		i;
+	bool		avx512 = IMPL(be)->avx512;
 
-#pragma omp parallel for simd num_threads(IMPL(be)->threads) schedule(static)
-	for (i = 0; i < (int64_t) n; i++)
-		o[i] = fast_gelu_tanh(g[i]) * u[i];
+#pragma omp parallel num_threads(IMPL(be)->threads)
+	{
+		int			t = omp_get_thread_num(),
+					nt = omp_get_num_threads();
+		size_t		lo = n * t / nt,
+					hi = n * (t + 1) / nt;
+
+		if (avx512)
+			cp_geglu_avx512(o + lo, g + lo, u + lo, hi - lo);
+		else
+			cp_geglu_scalar(o + lo, g + lo, u + lo, hi - lo);
+	}
 	return CP_OK;
 }
 
@@ -1011,10 +1074,15 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
 	impl->lazy_convert = opts ? opts->lazy_convert : false;
 	impl->avx512 = __builtin_cpu_supports("avx512f") && !(opts && opts->no_simd);
+	impl->bf16_matmul = opts && opts->bf16_matmul && !opts->no_simd &&
+		!opts->reference && cp_cpu_has_avx512bf16();
 	impl->tscratch = calloc(impl->threads, sizeof(float *));
 	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
-	if (impl->tscratch == NULL || impl->tscratch_n == NULL)
+	impl->bf16_pack = calloc(impl->threads, sizeof(uint32_t *));
+	if (impl->tscratch == NULL || impl->tscratch_n == NULL ||
+		impl->bf16_pack == NULL)
 	{
+		free(impl->bf16_pack);
 		free(impl->tscratch);
 		free(impl->tscratch_n);
 		free(impl);

@@ -9,17 +9,20 @@
 #define CP_BACKEND_CPU_H
 
 #include "backend.h"
+#include "gemm_bf16.h"
 
 struct CpBuf
 {
 	float	   *data;			/* fp32 elements, or NULL when lazy */
-	const void *raw;			/* lazy: bf16/f16 data in the mapping */
+	const void *raw;			/* lazy: bf16/f16 data in the mapping, or
+								 * a bf16 copy when raw_owned */
 	CpDType		dtype;			/* dtype of raw (lazy) */
 	size_t		n;				/* number of elements */
 	int64_t		rows;			/* weights: shape as [rows, cols] */
 	int64_t		cols;
 	bool		owned;			/* data was malloc'd here */
 	bool		lazy;			/* convert raw on use */
+	bool		raw_owned;		/* raw was malloc'd here */
 };
 
 typedef struct CpCpuImpl
@@ -27,6 +30,10 @@ typedef struct CpCpuImpl
 	int			threads;		/* OpenMP threads for element-wise ops */
 	bool		lazy_convert;
 	bool		avx512;			/* AVX-512 small-M bf16 kernel usable */
+	bool		bf16_matmul;	/* bf16 GEMMs (option set and CPU able) */
+	uint16_t   *xb16;			/* activations rounded to bf16 */
+	size_t		xb16_n;
+	uint32_t  **bf16_pack;		/* per-thread packed weight panel */
 	float	   *scratch;		/* shared scratch (rope tables) */
 	size_t		scratch_n;
 	float	  **tscratch;		/* per-thread scratch: weight tiles, scores */

@@ -4,7 +4,8 @@
  *	  engine from the command line.
  *
  *	  colpali-encode --model DIR [--base DIR] [--threads N] [--device D]
- *					 [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]
+ *					 [--weights fp32|lazy] [--precision fp32|bf16] [--batch N]
+ *					 [--attention causal|bidirectional]
  *					 [--image FILE ...] [--query TEXT ...]
  *	  colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]
  *
@@ -36,7 +37,8 @@ usage(void)
 {
 	fprintf(stderr,
 			"usage: colpali-encode --model DIR [--base DIR] [--threads N] [--device auto|cpu|cuda]\n"
-			"                      [--weights fp32|lazy] [--batch N] [--attention causal|bidirectional]\n"
+			"                      [--weights fp32|lazy] [--precision fp32|bf16] [--batch N]\n"
+			"                      [--attention causal|bidirectional]\n"
 			"                      [--image FILE ...] [--query TEXT ...]\n"
 			"       colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]\n");
 	return 2;
@@ -337,6 +339,15 @@ main(int argc, char **argv)
 				opts.attention = CP_ATTENTION_CAUSAL;
 			else if (strcmp(v, "bidirectional") == 0)
 				opts.attention = CP_ATTENTION_BIDIRECTIONAL;
+			else
+				return usage();
+		}
+		else if (strcmp(a, "--precision") == 0)
+		{
+			if (strcmp(v, "fp32") == 0)
+				opts.cpu_precision = CP_PRECISION_FP32;
+			else if (strcmp(v, "bf16") == 0)
+				opts.cpu_precision = CP_PRECISION_BF16;
 			else
 				return usage();
 		}

@@ -143,6 +143,7 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	 * (bench/results/encoder.md).
 	 */
 	bo.lazy_convert = (opts->cpu_weights != CP_WEIGHTS_FP32);
+	bo.bf16_matmul = (opts->cpu_precision == CP_PRECISION_BF16);
 	if (opts->device == CP_DEVICE_CUDA || opts->device == CP_DEVICE_AUTO)
 	{
 		CpError		cuda_err;

@@ -4,7 +4,8 @@
  *	  (backend_cpu_ref.c) on random data, with the shapes ColPali uses
  *	  (scaled down) plus awkward ones: odd sizes, batches with padding,
  *	  multi-head and multi-query attention, F32 / BF16 / F16 weights, used in
- *	  place, converted at load and converted lazily.
+ *	  place, converted at load and converted lazily; with the hand-written
+ *	  SIMD kernels and without them; and the bf16 GEMM of bf16 precision.
  *
  * The metric is the largest absolute difference relative to the largest
  * reference magnitude (a normalised max error), per op.
@@ -15,6 +16,8 @@
 #include <string.h>
 
 #include "backend.h"
+#include "gemm_bf16.h"
+#include "weights.h"
 
 static int	failures = 0;
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -40,7 +43,8 @@ fill(float *p, size_t n, float amp)
 
 static CpBackend *fast,
 		   *ref,
-		   *lazy;
+		   *lazy,
+		   *bf16;				/* bf16_matmul */
 
 /* Fatal setup failure: report and count. */
 static void
@@ -411,24 +415,91 @@ test_rope_formula(void)
 	fast->free(fast, b);
 }
 
-int
-main(void)
+/*
+ * test_matmul_bf16
+ *		The bf16 GEMM (bf16_matmul backend) against the reference on the
+ *		same bf16 values: x and W are made bf16-exact first, so the kernel's
+ *		rounding is the identity and only summation order differs (tight
+ *		tolerance); then x as it is, where the rounding of x to bf16 (2^-9
+ *		relative per element) is the expected difference.
+ */
+static void
+test_matmul_bf16(int M, int N, int K, CpDType dt, bool bias, bool acc)
 {
-	CpBackendOptions o;
-	CpError		err;
+	float	   *x = malloc(sizeof(float) * M * K),
+			   *xr = malloc(sizeof(float) * M * K),
+			   *w = malloc(sizeof(float) * N * K),
+			   *bv = malloc(sizeof(float) * N),
+			   *y0 = malloc(sizeof(float) * M * N);
+	void	   *ws,
+			   *bs;
+	CpTensor	wt,
+				bt;
+	CpBuf	   *wb,
+			   *bb = NULL;
+	int			pass;
+	size_t		i;
 
-	memset(&o, 0, sizeof(o));
-	o.threads = 2;
-	if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
-		return 1;
-	o.lazy_convert = true;
-	if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
-		return 1;
-	o.lazy_convert = false;
-	o.reference = true;
-	if (cp_backend_cpu_create(&o, &ref, &err) != CP_OK)
-		return 1;
+	fill(x, (size_t) M * K, 1.0f);
+	fill(w, (size_t) N * K, 0.5f);
+	for (i = 0; i < (size_t) N * K; i++)
+		w[i] = cp_bf16_to_f32(cp_f32_to_bf16(w[i]));
+	for (i = 0; i < (size_t) M * K; i++)
+		xr[i] = cp_bf16_to_f32(cp_f32_to_bf16(x[i]));
+	fill(bv, N, 1.0f);
+	fill(y0, (size_t) M * N, 1.0f);
+	wt = mktensor(w, N, K, dt, &ws);
+	bt = mktensor(bv, 1, N, CP_DTYPE_F32, &bs);
+	bt.ndim = 1;
+	bt.shape[0] = N;
+	check_st(bf16->weight_upload(bf16, &wt, CP_WEIGHT_MATRIX, &wb), bf16, "upload");
+	if (bias)
+		check_st(fast->weight_upload(fast, &bt, CP_WEIGHT_VECTOR, &bb), fast, "upload");
+	for (pass = 0; pass < 2; pass++)
+	{
+		CpBuf	   *xb = mkbuf(pass == 0 ? xr : x, (size_t) M * K),
+				   *xrb = mkbuf(xr, (size_t) M * K),
+				   *yf = mkbuf(y0, (size_t) M * N),
+				   *yr = mkbuf(y0, (size_t) M * N);
+		float	   *gf,
+				   *gr;
+		char		name[128];
 
+		check_st(bf16->matmul(bf16, cp_view(yf, 0), cp_view(xb, 0), wb, bb, M, N, K, acc), bf16, "matmul");
+		check_st(ref->matmul(ref, cp_view(yr, 0), cp_view(pass == 0 ? xrb : xb, 0), wb, bb, M, N, K, acc), ref, "matmul");
+		gf = dl(yf, (size_t) M * N);
+		gr = dl(yr, (size_t) M * N);
+		snprintf(name, sizeof(name), "bf16 matmul %dx%dx%d %s%s%s%s", M, N, K,
+				 dt == CP_DTYPE_F32 ? "f32" : "bf16", bias ? " bias" : "",
+				 acc ? " acc" : "", pass == 0 ? " (exact x)" : "");
+		/*
+		 * Exact inputs: fp32 sums in another order.  Raw x: each product
+		 * off by at most 2^-8 relative, |sum| bounded by sum |x w|, which
+		 * for these random signs is ~sqrt(K) times the typical output.
+		 */
+		compare(name, gf, gr, (size_t) M * N, pass == 0 ? 1e-5 : 4e-3);
+		fast->free(fast, xb);
+		fast->free(fast, xrb);
+		fast->free(fast, yf);
+		fast->free(fast, yr);
+		free(gf);
+		free(gr);
+	}
+	bf16->free(bf16, wb);
+	fast->free(fast, bb);
+	free(x);
+	free(xr);
+	free(w);
+	free(bv);
+	free(y0);
+	free(ws);
+	free(bs);
+}
+
+/* Every op of the fast backend (and its lazy twin) against the reference. */
+static void
+test_all_ops(void)
+{
 	test_matmul(1, 1, 1, CP_DTYPE_F32, false, false, false);
 	test_matmul(7, 33, 65, CP_DTYPE_F32, false, true, false);
 	test_matmul(13, 40, 64, CP_DTYPE_F32, false, true, true);
@@ -456,10 +527,64 @@ main(void)
 	test_attention(1, 64, 2, 2, 72, false, false);
 
 	test_misc();
+}
+
+int
+main(void)
+{
+	CpBackendOptions o;
+	CpError		err;
+	int			simd;
+
+	memset(&o, 0, sizeof(o));
+	o.threads = 2;
+	o.reference = true;
+	if (cp_backend_cpu_create(&o, &ref, &err) != CP_OK)
+		return 1;
+	o.reference = false;
+
+	/* hand-written SIMD kernels (where the CPU has them), then portable C */
+	for (simd = 1; simd >= 0; simd--)
+	{
+		printf("-- %s\n", simd ? "SIMD kernels" : "portable C (no_simd)");
+		o.no_simd = !simd;
+		o.lazy_convert = false;
+		if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
+			return 1;
+		o.lazy_convert = true;
+		if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
+			return 1;
+		test_all_ops();
+		fast->destroy(fast);
+		lazy->destroy(lazy);
+	}
+	o.no_simd = false;
+	o.lazy_convert = false;
+	if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
+		return 1;
+
+	printf("-- bf16 precision\n");
+	o.bf16_matmul = true;
+	if (cp_backend_cpu_create(&o, &bf16, &err) != CP_OK)
+		return 1;
+	if (!cp_cpu_has_avx512bf16())
+		printf("skip bf16 GEMM: this CPU has no AVX512_BF16 (bf16 precision runs fp32 here)\n");
+	else
+	{
+		test_matmul_bf16(65, 68, 1040, CP_DTYPE_BF16, false, true);	/* 2 k-blocks */
+		test_matmul_bf16(130, 257, 588, CP_DTYPE_F32, true, false);	/* F32 weights rounded at load */
+		test_matmul_bf16(97, 130, 4304, CP_DTYPE_BF16, true, true);
+		test_matmul_bf16(300, 64, 2, CP_DTYPE_BF16, false, false);
+		test_matmul_bf16(67, 1, 2048, CP_DTYPE_BF16, true, false);
+		/* odd K and few rows: fp32 paths even in bf16 precision */
+		test_matmul_bf16(70, 33, 65, CP_DTYPE_BF16, true, false);
+		test_matmul_bf16(20, 100, 256, CP_DTYPE_BF16, false, true);
+	}
+	bf16->destroy(bf16);
+
 	test_rope_formula();
 
 	fast->destroy(fast);
-	lazy->destroy(lazy);
 	ref->destroy(ref);
 	if (failures)
 	{
