@@ -129,6 +129,7 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	opts.cancel = EncodeCancelRequested;
 	opts.cancel_arg = NULL;
 	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts.cpu_precision = (CpPrecision) key->cpu_precision;
 	opts.max_batch = colpali_max_batch;
 	opts.attention = (CpAttentionMode) key->attention;
 

@@ -38,6 +38,7 @@ extern int	colpali_max_batch;
 extern int	colpali_max_wait_ms;
 extern int	colpali_attention;
 extern int	colpali_cpu_weights;
+extern int	colpali_cpu_precision;
 extern int	colpali_debug_batch_delay_ms;
 
 /* Longest query text accepted, in bytes (a query is a sentence, not a book). */
@@ -53,6 +54,7 @@ typedef struct EncoderKey
 	int64		max_image_pixels;
 	int32		attention;		/* CpAttentionMode */
 	int32		cpu_weights;	/* CpWeightMode */
+	int32		cpu_precision;	/* CpPrecision */
 } EncoderKey;
 
 extern void EncoderKeyFromSettings(EncoderKey *key);

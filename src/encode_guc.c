@@ -32,6 +32,7 @@ int			colpali_max_batch = 16;
 int			colpali_max_wait_ms = 5;
 int			colpali_attention = CP_ATTENTION_AUTO;
 int			colpali_cpu_weights = CP_WEIGHTS_AUTO;
+int			colpali_cpu_precision = CP_PRECISION_FP32;
 int			colpali_debug_batch_delay_ms = 0;
 
 static const struct config_enum_entry device_options[] = {
@@ -45,6 +46,12 @@ static const struct config_enum_entry attention_options[] = {
 	{"auto", CP_ATTENTION_AUTO, false},
 	{"bidirectional", CP_ATTENTION_BIDIRECTIONAL, false},
 	{"causal", CP_ATTENTION_CAUSAL, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry cpu_precision_options[] = {
+	{"fp32", CP_PRECISION_FP32, false},
+	{"bf16", CP_PRECISION_BF16, false},
 	{NULL, 0, false}
 };
 
@@ -205,6 +212,20 @@ EncoderInit(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("colpali.cpu_precision",
+							 "Arithmetic of the CPU encoder's matrix products.",
+							 "fp32 reproduces the reference implementation; bf16 rounds "
+							 "the activations entering each weight matrix product to "
+							 "bfloat16 (exact products, float32 sums, everything else "
+							 "float32) for about twice the page throughput on CPUs with "
+							 "AVX512_BF16; elsewhere it computes as fp32.",
+							 &colpali_cpu_precision,
+							 CP_PRECISION_FP32,
+							 cpu_precision_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("colpali.debug_batch_delay_ms",
 							"Developer option: the worker sleeps this long before each batch.",
 							"Makes requests stay in flight long enough for tests of "
@@ -249,6 +270,7 @@ EncoderKeyFromSettings(EncoderKey *key)
 	key->max_image_pixels = colpali_max_image_pixels;
 	key->attention = colpali_attention;
 	key->cpu_weights = colpali_cpu_weights;
+	key->cpu_precision = colpali_cpu_precision;
 }
 
 /*

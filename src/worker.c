@@ -212,6 +212,7 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	opts.cancel = WorkerCancelRequested;
 	opts.cancel_arg = NULL;
 	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts.cpu_precision = (CpPrecision) key->cpu_precision;
 	opts.max_batch = colpali_max_batch;
 	opts.attention = (CpAttentionMode) key->attention;
 	st = cp_engine_open(&opts, &engine, err);

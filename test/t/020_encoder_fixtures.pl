@@ -181,5 +181,64 @@ is($node->safe_psql('postgres', qq{
 	SELECT requests FROM colpali_stats();
 }), "t\nt\n4", 'switching models in one session');
 
+# colpali.cpu_precision = bf16 (a superuser setting, part of the engine's
+# identity, so setting it reloads the engine): the page of the golden set
+# stays within retrieval-level agreement of fp32 and of the golden, and it
+# is a different computation wherever the CPU has AVX512_BF16 (elsewhere the
+# setting computes as fp32, bit for bit).
+{
+	my $has_bf16 = slurp('/proc/cpuinfo') =~ /\bavx512_bf16\b/;
+	my $gold = $manifest->{goldens}{ $models{tiny}{golden} };
+	my $page = $gold->{pages}[0];
+	my ($fp32, $bf16) = split /\n/, $node->safe_psql('postgres', qq{
+		SET colpali.model_path = '$fx/$models{tiny}{dir}';
+		SET colpali.base_model_path = '';
+		SELECT colpali_image(data)::real[] FROM img WHERE name = '$page->{image}';
+		SET colpali.cpu_precision = bf16;
+		SELECT colpali_image(data)::real[] FROM img WHERE name = '$page->{image}';
+	});
+	my (@a, @b);
+	($a[0] = $fp32) =~ tr/{}//d;
+	($b[0] = $bf16) =~ tr/{}//d;
+	@a = split /,/, $a[0];
+	@b = split /,/, $b[0];
+	my $g = golden($page);
+	my $dim = $page->{shape}[1];
+	my ($maxd, $mincos, $maxdg) = (0, 1, 0);
+	for my $r (0 .. @a / $dim - 1)
+	{
+		my ($dot, $na, $nb) = (0, 0, 0);
+		for my $c (0 .. $dim - 1)
+		{
+			my $i = $r * $dim + $c;
+			$maxd = abs($a[$i] - $b[$i]) if abs($a[$i] - $b[$i]) > $maxd;
+			$maxdg = abs($g->[$i] - $b[$i]) if abs($g->[$i] - $b[$i]) > $maxdg;
+			$dot += $a[$i] * $b[$i];
+			$na += $a[$i]**2;
+			$nb += $b[$i]**2;
+		}
+		my $cos = $dot / sqrt($na * $nb);
+		$mincos = $cos if $cos < $mincos;
+	}
+	is(scalar(@b), scalar(@$g), 'bf16 precision: same shape as the golden');
+	ok($mincos >= 0.999 && $maxdg <= 2e-2,
+		sprintf('bf16 precision: min cosine vs fp32 %.6f, max |delta| vs golden %.2e',
+			$mincos, $maxdg));
+  SKIP:
+	{
+		skip 'no AVX512_BF16 on this CPU: bf16 precision computes as fp32', 1
+		  unless $has_bf16;
+		ok($maxd > 1e-5, sprintf('bf16 precision is a different computation (max |delta| vs fp32 %.2e)', $maxd));
+	}
+	my ($ret, $out, $notice) = $node->psql('postgres', qq{
+		CREATE ROLE plain_user LOGIN;
+		SELECT dims('[[1]]'::multivector);	-- loads the library: the setting exists
+		SET ROLE plain_user;
+		DO \$\$ BEGIN SET colpali.cpu_precision = bf16;
+		EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'denied'; END \$\$;
+	});
+	like($notice, qr/denied/, 'colpali.cpu_precision is superuser-only');
+}
+
 $node->stop;
 done_testing();
