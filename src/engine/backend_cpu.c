@@ -436,7 +436,8 @@ bf16_gemm_small_m(const float *x, int M, int K, const uint16_t *w, int n0,
  * bf16_matmul
  *		y (+)= bf16(x) . W^T with W bf16: x is rounded once into the
  *		backend's bf16 scratch, then each thread runs the bf16 GEMM on its
- *		own panels of output columns.
+ *		own panels of output columns (packed panels for many rows of x,
+ *		dot products straight from the mapping for few).
  */
 static CpStatus
 bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
@@ -446,6 +447,7 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	size_t		n = (size_t) M * K;
 	int			nthreads = impl->threads;
 	int			t;
+	bool		few;
 
 	if (impl->xb16_n < n)
 	{
@@ -468,7 +470,10 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 			return cp_error(&be->err, CP_ERR_NOMEM,
 							"out of memory allocating a weight panel");
 		}
-	if (N < CP_BF16_PANEL_N * nthreads)
+	few = (M <= SMALL_M);
+	if (few && N < 32 * nthreads)
+		nthreads = 1;
+	else if (!few && N < CP_BF16_PANEL_N * nthreads)
 		nthreads = (N + CP_BF16_PANEL_N - 1) / CP_BF16_PANEL_N;
 
 #pragma omp parallel num_threads(impl->threads)
@@ -482,8 +487,11 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 
 		cp_round_to_bf16(x + lo, impl->xb16 + lo, hi - lo);
 #pragma omp barrier
-		split_range(N, nthreads, tid, CP_BF16_PANEL_N, &c0, &c1);
-		if (tid < nthreads && c1 > c0)
+		split_range(N, nthreads, tid, few ? 6 : CP_BF16_PANEL_N, &c0, &c1);
+		if (tid < nthreads && c1 > c0 && few)
+			cp_gemm_bf16_few_rows(impl->xb16, M, K, (const uint16_t *) w->raw,
+								  c0, c1, y, N, add);
+		else if (tid < nthreads && c1 > c0)
 			cp_gemm_bf16_cols(impl->xb16, M, K, (const uint16_t *) w->raw,
 							  c0, c1, y, N, add, impl->bf16_pack[tid]);
 	}
@@ -519,6 +527,15 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	}
 	if (N < 32 * nthreads)
 		nthreads = 1;
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
+		K % 2 == 0)
+	{
+		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
+		goto bias_after;
+	}
 	if (w->lazy && w->dtype == CP_DTYPE_BF16 && M <= SMALL_M && K % 16 == 0 &&
 		impl->avx512)
 	{
@@ -534,15 +551,6 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 			if (hi > lo)
 				bf16_gemm_small_m(xp, M, K, wb, lo, hi, yp, N, add);
 		}
-		goto bias_after;
-	}
-	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
-		M > SMALL_M && K % 2 == 0)
-	{
-		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
-
-		if (st != CP_OK)
-			return st;
 		goto bias_after;
 	}
 	if (w->lazy)

@@ -42,4 +42,15 @@ extern void cp_gemm_bf16_cols(const uint16_t *xb, int M, int K,
 							  const uint16_t *w, int n0, int n1,
 							  float *y, int ldy, bool add, uint32_t *pack);
 
+/*
+ * cp_gemm_bf16_few_rows
+ *		The same product for few rows of x (a query: ~20), where packing
+ *		the weights would cost as much as the arithmetic: dot products
+ *		straight from w as mapped (unaligned loads).  Same arguments
+ *		without pack; K must be even.
+ */
+extern void cp_gemm_bf16_few_rows(const uint16_t *xb, int M, int K,
+								  const uint16_t *w, int n0, int n1,
+								  float *y, int ldy, bool add);
+
 #endif							/* CP_GEMM_BF16_H */

@@ -576,9 +576,14 @@ main(void)
 		test_matmul_bf16(97, 130, 4304, CP_DTYPE_BF16, true, true);
 		test_matmul_bf16(300, 64, 2, CP_DTYPE_BF16, false, false);
 		test_matmul_bf16(67, 1, 2048, CP_DTYPE_BF16, true, false);
-		/* odd K and few rows: fp32 paths even in bf16 precision */
+		/* odd K: the fp32 path even in bf16 precision (expect fp32 error) */
 		test_matmul_bf16(70, 33, 65, CP_DTYPE_BF16, true, false);
+		/* few rows (a query): dot products from the mapping, masked tails */
 		test_matmul_bf16(20, 100, 256, CP_DTYPE_BF16, false, true);
+		test_matmul_bf16(1, 7, 16, CP_DTYPE_BF16, true, false);
+		test_matmul_bf16(33, 130, 4304, CP_DTYPE_BF16, false, false);
+		test_matmul_bf16(64, 68, 1040, CP_DTYPE_BF16, true, true);
+		test_matmul_bf16(5, 45, 8210, CP_DTYPE_BF16, true, true);	/* 3 k-chunks */
 	}
 	bf16->destroy(bf16);
 
