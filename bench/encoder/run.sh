@@ -2,9 +2,11 @@
 # bench/encoder/run.sh [THREADS] [RUNS]
 #
 # The C engine (colpali-encode --bench) against transformers on PyTorch CPU
-# (bench/encoder/torch_bench.py: float32, sdpa attention unless TORCH_ATTN
-# says otherwise, Pillow processor), side by
-# side in one run, same model and thread count: a ColPali checkpoint with the
+# (bench/encoder/torch_bench.py: sdpa attention unless TORCH_ATTN says
+# otherwise, Pillow processor), side by side in one run, same model and
+# thread count, each in both precisions: the engine in fp32 (the default)
+# and with colpali.cpu_precision = bf16; transformers in float32 and in
+# bfloat16 (dtype=torch.bfloat16, everything in bf16): a ColPali checkpoint with the
 # real widths and 2 layers per tower, random bf16 weights (make_model.py,
 # written once into build/bench/).  Prints pages/s, single-query latency and
 # peak RSS for each, and the ratios.  Needs a Python with torch and
@@ -31,19 +33,23 @@ for f in "$@"; do IMGARGS="$IMGARGS --image $f"; done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads=$THREADS, runs=$RUNS (median)"
 echo "# torch attention: ${TORCH_ATTN:-sdpa}; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --weights fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
-c_lazy=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --weights lazy --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
-torch=$("$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
-echo "C engine, fp32 weights:  $c_fp32"
-echo "C engine, lazy bf16:     $c_lazy"
-echo "transformers (torch):    $torch"
+c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
+c_bf16=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision bf16 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
+t_fp32=$(TORCH_DTYPE=float32 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
+t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
+echo "C engine, fp32 (default):        $c_fp32"
+echo "C engine, colpali.cpu_precision=bf16: $c_bf16"
+echo "transformers, float32:           $t_fp32"
+echo "transformers, bfloat16:          $t_bf16"
 get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-for v in fp32 lazy; do
-	eval c=\$c_$v
-	awk -v n="C $v" -v cp="$(get "$c" pages_per_s)" -v tp="$(get "$torch" pages_per_s)" \
-		-v cq="$(get "$c" query_ms)" -v tq="$(get "$torch" query_ms)" \
-		-v ccp="$(get "$c" cpu_s_per_page)" -v tcp="$(get "$torch" cpu_s_per_page)" \
-		-v ccq="$(get "$c" query_cpu_ms)" -v tcq="$(get "$torch" query_cpu_ms)" \
-		-v cr="$(get "$c" peak_rss_mb)" -v tr="$(get "$torch" peak_rss_mb)" \
-		'BEGIN { printf "%-7s vs torch: pages/s x%.2f (CPU time x%.2f); query latency x%.2f (CPU time x%.2f); peak RSS %s MB vs %s MB\n", n, cp / tp, tcp / ccp, tq / cq, tcq / ccq, cr, tr }'
-done
+ratio() {
+	awk -v n="$1" -v cp="$(get "$2" pages_per_s)" -v tp="$(get "$3" pages_per_s)" \
+		-v cq="$(get "$2" query_ms)" -v tq="$(get "$3" query_ms)" \
+		-v ccp="$(get "$2" cpu_s_per_page)" -v tcp="$(get "$3" cpu_s_per_page)" \
+		-v ccq="$(get "$2" query_cpu_ms)" -v tcq="$(get "$3" query_cpu_ms)" \
+		-v cr="$(get "$2" peak_rss_mb)" -v tr="$(get "$3" peak_rss_mb)" \
+		'BEGIN { printf "%-30s pages/s x%.2f (CPU time x%.2f); query latency x%.2f (CPU time x%.2f); peak RSS %s MB vs %s MB\n", n, cp / tp, tcp / ccp, tq / cq, tcq / ccq, cr, tr }'
+}
+ratio "C fp32 vs torch float32:" "$c_fp32" "$t_fp32"
+ratio "C bf16 vs torch float32:" "$c_bf16" "$t_fp32"
+ratio "C bf16 vs torch bfloat16:" "$c_bf16" "$t_bf16"
