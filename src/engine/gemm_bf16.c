@@ -27,6 +27,9 @@
 /* Rows of y per micro-kernel call (6 x 4 accumulators + 4 weight vectors). */
 #define TILE_M 6
 
+/* A k-pair of bf16 read as one word from a uint16_t array. */
+typedef uint32_t bf16_pair __attribute__((may_alias));
+
 bool
 cp_cpu_has_avx512bf16(void)
 {
@@ -206,7 +209,7 @@ static void
 micro_tile(const uint16_t *x, int ldx, int rows, const uint32_t *pack,
 		   int npairs, float *y, int ldy, const __mmask16 *mask, bool load)
 {
-	const uint32_t *xr[TILE_M];
+	const bf16_pair *xr[TILE_M];
 	__m512		acc[TILE_M][4];
 	int			i,
 				j,
@@ -214,7 +217,7 @@ micro_tile(const uint16_t *x, int ldx, int rows, const uint32_t *pack,
 
 	for (i = 0; i < TILE_M; i++)
 	{
-		xr[i] = (const uint32_t *) (x + (size_t) (i < rows ? i : rows - 1) * ldx);
+		xr[i] = (const bf16_pair *) (x + (size_t) (i < rows ? i : rows - 1) * ldx);
 		for (j = 0; j < 4; j++)
 			acc[i][j] = (load && i < rows) ?
 				_mm512_maskz_loadu_ps(mask[j], y + (size_t) i * ldy + 16 * j) :
