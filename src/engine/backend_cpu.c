@@ -42,6 +42,27 @@
 #define IMPL(be) ((CpCpuImpl *) (be)->impl)
 
 /*
+ * grow_aligned
+ *		Make *buf (64-byte aligned, *have elements of elem bytes) hold at
+ *		least n elements; the old contents are not kept.
+ */
+static CpStatus
+grow_aligned(CpBackend *be, void **buf, size_t *have, size_t n, size_t elem)
+{
+	void	   *p = NULL;
+
+	if (*have >= n)
+		return CP_OK;
+	if (posix_memalign(&p, 64, n * elem) != 0)
+		return cp_error(&be->err, CP_ERR_NOMEM,
+						"out of memory allocating %zu bytes of scratch", n * elem);
+	free(*buf);
+	*buf = p;
+	*have = n;
+	return CP_OK;
+}
+
+/*
  * cpu_scratch
  *		Backend-owned scratch of at least n floats (grown on demand).
  */
@@ -49,21 +70,11 @@ CpStatus
 cpu_scratch(CpBackend *be, size_t n, float **out)
 {
 	CpCpuImpl  *impl = IMPL(be);
+	CpStatus	st = grow_aligned(be, (void **) &impl->scratch, &impl->scratch_n,
+								  n, sizeof(float));
 
-	if (impl->scratch_n < n)
-	{
-		float	   *p = NULL;
-
-		if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
-			return cp_error(&be->err, CP_ERR_NOMEM,
-							"out of memory allocating %zu bytes of scratch",
-							n * sizeof(float));
-		free(impl->scratch);
-		impl->scratch = p;
-		impl->scratch_n = n;
-	}
 	*out = impl->scratch;
-	return CP_OK;
+	return st;
 }
 
 /*
@@ -77,18 +88,13 @@ cpu_thread_scratch(CpBackend *be, size_t n)
 	int			t;
 
 	for (t = 0; t < impl->threads; t++)
-		if (impl->tscratch_n[t] < n)
-		{
-			float	   *p = NULL;
+	{
+		CpStatus	st = grow_aligned(be, (void **) &impl->tscratch[t],
+									  &impl->tscratch_n[t], n, sizeof(float));
 
-			if (posix_memalign((void **) &p, 64, n * sizeof(float)) != 0)
-				return cp_error(&be->err, CP_ERR_NOMEM,
-								"out of memory allocating %zu bytes of scratch",
-								n * sizeof(float));
-			free(impl->tscratch[t]);
-			impl->tscratch[t] = p;
-			impl->tscratch_n[t] = n;
-		}
+		if (st != CP_OK)
+			return st;
+	}
 	return CP_OK;
 }
 
@@ -353,6 +359,20 @@ split_range(int n, int nthreads, int t, int align, int *lo, int *hi)
 	*hi = b1 * align < n ? b1 * align : n;
 }
 
+/*
+ * thread_share
+ *		The calling OpenMP thread's share [*lo, *hi) of n elements.
+ */
+static inline void
+thread_share(size_t n, size_t *lo, size_t *hi)
+{
+	size_t		t = (size_t) omp_get_thread_num(),
+				nt = (size_t) omp_get_num_threads();
+
+	*lo = n * t / nt;
+	*hi = n * (t + 1) / nt;
+}
+
 /* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
@@ -446,30 +466,13 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	CpCpuImpl  *impl = IMPL(be);
 	size_t		n = (size_t) M * K;
 	int			nthreads = impl->threads;
-	int			t;
 	bool		few;
+	CpStatus	st;
 
-	if (impl->xb16_n < n)
-	{
-		uint16_t   *p = NULL;
-
-		if (posix_memalign((void **) &p, 64, n * sizeof(uint16_t)) != 0)
-			return cp_error(&be->err, CP_ERR_NOMEM,
-							"out of memory allocating %zu bytes of scratch",
-							n * sizeof(uint16_t));
-		free(impl->xb16);
-		impl->xb16 = p;
-		impl->xb16_n = n;
-	}
-	for (t = 0; t < nthreads; t++)
-		if (impl->bf16_pack[t] == NULL &&
-			posix_memalign((void **) &impl->bf16_pack[t], 64,
-						   CP_BF16_PACK_WORDS * sizeof(uint32_t)) != 0)
-		{
-			impl->bf16_pack[t] = NULL;
-			return cp_error(&be->err, CP_ERR_NOMEM,
-							"out of memory allocating a weight panel");
-		}
+	st = grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n, n,
+					  sizeof(uint16_t));
+	if (st != CP_OK)
+		return st;
 	few = (M <= SMALL_M);
 	if (few && N < 32 * nthreads)
 		nthreads = 1;
@@ -479,12 +482,12 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 #pragma omp parallel num_threads(impl->threads)
 	{
 		int			tid = omp_get_thread_num();
-		int			nt = omp_get_num_threads();
-		size_t		lo = n * tid / nt,
-					hi = n * (tid + 1) / nt;
+		size_t		lo,
+					hi;
 		int			c0,
 					c1;
 
+		thread_share(n, &lo, &hi);
 		cp_round_to_bf16(x + lo, impl->xb16 + lo, hi - lo);
 #pragma omp barrier
 		split_range(N, nthreads, tid, few ? 6 : CP_BF16_PANEL_N, &c0, &c1);
@@ -883,11 +886,10 @@ cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 
 #pragma omp parallel num_threads(IMPL(be)->threads)
 	{
-		int			t = omp_get_thread_num(),
-					nt = omp_get_num_threads();
-		size_t		lo = n * t / nt,
-					hi = n * (t + 1) / nt;
+		size_t		lo,
+					hi;
 
+		thread_share(n, &lo, &hi);
 		if (avx512)
 			cp_gelu_tanh_avx512(p + lo, hi - lo);
 		else
@@ -910,11 +912,10 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 
 #pragma omp parallel num_threads(IMPL(be)->threads)
 	{
-		int			t = omp_get_thread_num(),
-					nt = omp_get_num_threads();
-		size_t		lo = n * t / nt,
-					hi = n * (t + 1) / nt;
+		size_t		lo,
+					hi;
 
+		thread_share(n, &lo, &hi);
 		if (avx512)
 			cp_geglu_avx512(o + lo, g + lo, u + lo, hi - lo);
 		else
@@ -1072,6 +1073,7 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 {
 	CpBackend  *be = calloc(1, sizeof(CpBackend));
 	CpCpuImpl  *impl = calloc(1, sizeof(CpCpuImpl));
+	int			t;
 
 	if (be == NULL || impl == NULL)
 	{
@@ -1100,6 +1102,14 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	be->impl = impl;
 	be->name = "cpu";
 	cpu_install_common(be);
+	for (t = 0; impl->bf16_matmul && t < impl->threads; t++)
+		if (posix_memalign((void **) &impl->bf16_pack[t], 64,
+						   CP_BF16_PACK_WORDS * sizeof(uint32_t)) != 0)
+		{
+			impl->bf16_pack[t] = NULL;
+			cpu_destroy(be);
+			return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
+		}
 	if (opts && opts->reference)
 		cpu_install_reference(be);
 	else

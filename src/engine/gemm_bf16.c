@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "gemm_bf16.h"
+#include "weights.h"
 
 /* Rows of y per micro-kernel call (6 x 4 accumulators + 4 weight vectors). */
 #define TILE_M 6
@@ -35,19 +36,6 @@ cp_cpu_has_avx512bf16(void)
 {
 	return __builtin_cpu_supports("avx512f") &&
 		__builtin_cpu_supports("avx512bf16");
-}
-
-/* Round-to-nearest-even of one float to bf16 (NaN stays NaN). */
-static inline uint16_t
-f32_to_bf16_scalar(float f)
-{
-	uint32_t	u;
-
-	memcpy(&u, &f, sizeof(u));
-	if ((u & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t) ((u >> 16) | 0x40);
-	u += 0x7fffu + ((u >> 16) & 1u);
-	return (uint16_t) (u >> 16);
 }
 
 __attribute__((target("avx512f,avx512bf16")))
@@ -63,7 +51,7 @@ f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n)
 		_mm256_storeu_si256((__m256i *) (dst + i), (__m256i) h);
 	}
 	for (; i < n; i++)
-		dst[i] = f32_to_bf16_scalar(src[i]);
+		dst[i] = cp_f32_to_bf16(src[i]);
 }
 
 void
@@ -77,7 +65,7 @@ cp_round_to_bf16(const float *src, uint16_t *dst, size_t n)
 		return;
 	}
 	for (i = 0; i < n; i++)
-		dst[i] = f32_to_bf16_scalar(src[i]);
+		dst[i] = cp_f32_to_bf16(src[i]);
 }
 
 /*

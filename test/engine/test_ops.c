@@ -165,6 +165,35 @@ mktensor(const float *src, int64_t rows, int64_t cols, CpDType dt, void **store)
 	return t;
 }
 
+/* Upload w [N, K] as a matmul weight of dtype dt on backend be. */
+static CpBuf *
+upload_matrix(CpBackend *be, const float *w, int N, int K, CpDType dt,
+			  void **store)
+{
+	CpTensor	t = mktensor(w, N, K, dt, store);
+	CpBuf	   *b = NULL;
+
+	check_st(be->weight_upload(be, &t, CP_WEIGHT_MATRIX, &b), be, "upload");
+	return b;
+}
+
+/* Upload bv [N] as an F32 bias vector (NULL unless wanted). */
+static CpBuf *
+upload_bias(bool wanted, const float *bv, int N, void **store)
+{
+	CpTensor	t;
+	CpBuf	   *b = NULL;
+
+	*store = NULL;
+	if (!wanted)
+		return NULL;
+	t = mktensor(bv, 1, N, CP_DTYPE_F32, store);
+	t.ndim = 1;
+	t.shape[0] = N;
+	check_st(fast->weight_upload(fast, &t, CP_WEIGHT_VECTOR, &b), fast, "upload");
+	return b;
+}
+
 /* matmul for a dtype and a backend for the weights, with/without bias/acc. */
 static void
 test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
@@ -176,10 +205,8 @@ test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
 			   *y0 = malloc(sizeof(float) * M * N);
 	void	   *ws,
 			   *bs;
-	CpTensor	wt,
-				bt;
 	CpBuf	   *wb,
-			   *bb = NULL,
+			   *bb,
 			   *xb,
 			   *yf,
 			   *yr;
@@ -192,13 +219,8 @@ test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
 	fill(w, (size_t) N * K, 0.5f);
 	fill(bv, N, 1.0f);
 	fill(y0, (size_t) M * N, 1.0f);
-	wt = mktensor(w, N, K, dt, &ws);
-	bt = mktensor(bv, 1, N, CP_DTYPE_F32, &bs);
-	bt.ndim = 1;
-	bt.shape[0] = N;
-	check_st(wbe->weight_upload(wbe, &wt, CP_WEIGHT_MATRIX, &wb), wbe, "upload");
-	if (bias)
-		check_st(fast->weight_upload(fast, &bt, CP_WEIGHT_VECTOR, &bb), fast, "upload");
+	wb = upload_matrix(wbe, w, N, K, dt, &ws);
+	bb = upload_bias(bias, bv, N, &bs);
 	xb = mkbuf(x, (size_t) M * K);
 	yf = mkbuf(y0, (size_t) M * N);
 	yr = mkbuf(y0, (size_t) M * N);
@@ -433,10 +455,8 @@ test_matmul_bf16(int M, int N, int K, CpDType dt, bool bias, bool acc)
 			   *y0 = malloc(sizeof(float) * M * N);
 	void	   *ws,
 			   *bs;
-	CpTensor	wt,
-				bt;
 	CpBuf	   *wb,
-			   *bb = NULL;
+			   *bb;
 	int			pass;
 	size_t		i;
 
@@ -448,13 +468,8 @@ test_matmul_bf16(int M, int N, int K, CpDType dt, bool bias, bool acc)
 		xr[i] = cp_bf16_to_f32(cp_f32_to_bf16(x[i]));
 	fill(bv, N, 1.0f);
 	fill(y0, (size_t) M * N, 1.0f);
-	wt = mktensor(w, N, K, dt, &ws);
-	bt = mktensor(bv, 1, N, CP_DTYPE_F32, &bs);
-	bt.ndim = 1;
-	bt.shape[0] = N;
-	check_st(bf16->weight_upload(bf16, &wt, CP_WEIGHT_MATRIX, &wb), bf16, "upload");
-	if (bias)
-		check_st(fast->weight_upload(fast, &bt, CP_WEIGHT_VECTOR, &bb), fast, "upload");
+	wb = upload_matrix(bf16, w, N, K, dt, &ws);
+	bb = upload_bias(bias, bv, N, &bs);
 	for (pass = 0; pass < 2; pass++)
 	{
 		CpBuf	   *xb = mkbuf(pass == 0 ? xr : x, (size_t) M * K),
