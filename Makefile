@@ -24,7 +24,9 @@ HEADERS = src/multivector.h
 # The install script is assembled from one file per concern, in order.
 SQL_SECTIONS = $(sort $(wildcard sql/sections/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
+# Upgrade scripts, and the install scripts of released versions (frozen, so
+# that ALTER EXTENSION ... UPDATE can be tested from them).
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
 REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))
