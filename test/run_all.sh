@@ -10,7 +10,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 PGVER=${PGVER:-15}
-export PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
+# PG_CONFIG may name a private installation (tools/private-pg.sh), so that
+# several trees can be tested at once on one machine.
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PGVER/bin/pg_config}
+export PGBIN=${PGBIN:-$($PG_CONFIG --bindir)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 JOBS=${JOBS:-2}
 SUDO=
@@ -41,6 +44,7 @@ tools/install-deps.sh || { echo "dependency installation failed"; exit 1; }
 # Build and install from a copy that the unprivileged cluster user can read
 # and write (pg_regress writes results/, TAP writes tmp_check/).
 work=$(mktemp -d /tmp/colpali-test.XXXXXX)
+
 chmod 755 "$work"
 export CLUSTER_USER=${CLUSTER_USER:-colpali}
 if [ "$(id -u)" -eq 0 ]; then
