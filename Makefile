@@ -19,7 +19,7 @@ MODULE_big = colpali
 # static PIC archive with its own flags and linked in through SHLIB_LINK; CUDA
 # code lives in its own colpali_cuda.so (cuda/cuda.mk), never in OBJS.
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/index/*.c)))
-HEADERS = src/multivector.h
+HEADERS = src/multivector.h src/multivector_parse.h
 
 # The install script is assembled from one file per concern, in order.
 SQL_SECTIONS = $(sort $(wildcard sql/sections/*.sql))
@@ -122,6 +122,11 @@ FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model.c src/engin
 build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
+
+# The multivector parsers are PostgreSQL-free glue files, not engine code.
+build/fuzz/fuzz_multivector_%: test/fuzz/fuzz_multivector_%.c src/multivector_parse.c src/multivector_parse.h
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -Isrc -o $@ $< src/multivector_parse.c -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \

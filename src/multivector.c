@@ -16,10 +16,14 @@
  *	 int32 nvec (1 .. MV_MAX_VECTORS), int32 reserved (0),
  *	 then nvec*dim float4, row-major; nothing may follow.
  *
+ * The parsing itself (text -> floats and shape, binary buffer -> floats) is
+ * PostgreSQL-free, in multivector_parse.c, so that it can be fuzzed; this
+ * file turns its status codes into errors.
+ *
  * Errors: malformed text 22P02 (invalid_text_representation), malformed
  * binary 22P03 (invalid_binary_representation), NaN or infinite element
  * 22023 (invalid_parameter_value), element outside the float4 range 22003
- * (numeric_value_out_of_range), D or N above the limits 54000
+ * (numeric_value_out_of_range), D, N or N * D above the limits 54000
  * (program_limit_exceeded), dimensions not matching a typmod or the other
  * operand 22000 (data_exception).
  */
@@ -32,9 +36,9 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
-#include "parser/scansup.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
@@ -167,122 +171,151 @@ SyntaxError(const char *lit, const char *detail)
 			 errdetail_internal("%s", detail)));
 }
 
-/* Skip whitespace. */
-static inline char *
-SkipSpace(char *p)
+/*
+ * CheckElementCount
+ *		N * D is bounded so that every value has a text form well under 1 GB
+ *		(see multivector_parse.h).
+ */
+static void
+CheckElementCount(Size nvec, Size dim)
 {
-	while (scanner_isspace(*p))
-		p++;
-	return p;
+	if (nvec * dim > MV_MAX_ELEMENTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("multivector cannot have more than %d elements",
+						MV_MAX_ELEMENTS),
+				 errdetail("%zu vectors of %zu dimensions have %zu elements.",
+						   nvec, dim, nvec * dim)));
+}
+
+/*
+ * ReportParseError
+ *		ereport a status of the PostgreSQL-free parsers (multivector_parse.c)
+ *		with its documented SQLSTATE.  `lit` is the text input, or NULL for
+ *		binary input.
+ */
+static void ReportParseError(const char *lit, const MvParseError *err) pg_attribute_noreturn();
+
+static void
+ReportParseError(const char *lit, const MvParseError *err)
+{
+	switch (err->status)
+	{
+		case MVP_SYNTAX_START:
+			SyntaxError(lit, "Multivector contents must start with \"[\".");
+		case MVP_SYNTAX_NO_ROWS:
+			SyntaxError(lit, "A multivector must have at least one row.");
+		case MVP_SYNTAX_ROW_START:
+			SyntaxError(lit, "Each row must start with \"[\".");
+		case MVP_SYNTAX_EMPTY_ROW:
+			SyntaxError(lit, "A row must have at least one element.");
+		case MVP_SYNTAX_NUMBER:
+			SyntaxError(lit, "Expected a number.");
+		case MVP_SYNTAX_ROW_LONGER:
+			SyntaxError(lit, psprintf("Row %d is longer than row 1, which has %d elements.",
+									  err->row, err->dim));
+		case MVP_SYNTAX_AFTER_NUMBER:
+			SyntaxError(lit, "Expected \",\" or \"]\" after a number.");
+		case MVP_SYNTAX_ROW_SHORTER:
+			SyntaxError(lit, psprintf("Row %d is shorter than row 1, which has %d elements.",
+									  err->row, err->dim));
+		case MVP_SYNTAX_AFTER_ROW:
+			SyntaxError(lit, "Expected \",\" or \"]\" after a row.");
+		case MVP_SYNTAX_JUNK:
+			SyntaxError(lit, "Junk after closing right bracket.");
+		case MVP_OUT_OF_RANGE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("\"%s\" is out of range for type real",
+							pnstrdup(lit + err->token_start, err->token_len))));
+			break;
+		case MVP_NAN:
+		case MVP_INFINITE:
+			CheckElement(err->status == MVP_NAN ? get_float4_nan() : get_float4_infinity());
+			break;
+		case MVP_TOO_MANY_DIMS:
+			CheckDimLimit(MV_MAX_DIM + 1);
+			break;
+		case MVP_TOO_MANY_VECTORS:
+			CheckNvecLimit(MV_MAX_VECTORS + 1);
+			break;
+		case MVP_TOO_MANY_ELEMENTS:
+			if (lit != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("multivector cannot have more than %d elements",
+								MV_MAX_ELEMENTS),
+						 errdetail("Row %d of %d elements goes past the limit.",
+								   err->nvec, err->dim)));
+			CheckElementCount(err->nvec, err->dim);
+			break;
+		case MVP_BIN_SHORT_HEADER:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("multivector binary data has %d bytes, fewer than its 12-byte header",
+							(int) err->nbytes)));
+			break;
+		case MVP_BIN_FORMAT:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("unsupported multivector element format %d", err->format)));
+			break;
+		case MVP_BIN_RESERVED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("reserved multivector header fields must be zero")));
+			break;
+		case MVP_BIN_NO_DIM:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("multivector must have at least one dimension")));
+			break;
+		case MVP_BIN_NO_VECTOR:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("multivector must have at least one vector")));
+			break;
+		case MVP_BIN_LENGTH:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("multivector binary data has %d bytes, expected %zu for %d vectors of %d dimensions",
+							(int) err->nbytes,
+							(Size) err->nvec * err->dim * sizeof(float),
+							err->nvec, err->dim)));
+			break;
+		case MVP_OK:
+		case MVP_BUFFER_TOO_SMALL:
+			break;
+	}
+	elog(ERROR, "unexpected multivector parser status %d", (int) err->status);
+	pg_unreachable();
 }
 
 /*
  * multivector_in
- *		Parse '[[x,...],...]'.  Limits are checked while parsing, so huge
- *		input fails before it is stored.
+ *		Parse '[[x,...],...]' (multivector_parse.c).  Limits are checked while
+ *		parsing, so huge input fails before it is stored.
  */
 Datum
 multivector_in(PG_FUNCTION_ARGS)
 {
 	char	   *lit = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
-	char	   *p = lit;
+	Size		cap = mv_text_max_elements(strlen(lit));
 	float	   *buf;
-	Size		cap = 1024;
-	Size		n = 0;
-	int			dim = 0;
-	int			nvec = 0;
+	int			dim;
+	int			nvec;
+	MvParseError err;
 	MultiVector *result;
 
 	buf = palloc(cap * sizeof(float));
-
-	p = SkipSpace(p);
-	if (*p != '[')
-		SyntaxError(lit, "Multivector contents must start with \"[\".");
-	p = SkipSpace(p + 1);
-	if (*p == ']')
-		SyntaxError(lit, "A multivector must have at least one row.");
-
-	for (;;)
-	{
-		int			count = 0;
-
-		/* one row */
-		if (*p != '[')
-			SyntaxError(lit, "Each row must start with \"[\".");
-		p = SkipSpace(p + 1);
-		if (*p == ']')
-			SyntaxError(lit, "A row must have at least one element.");
-		CheckNvecLimit((long) nvec + 1);
-
-		for (;;)
-		{
-			char	   *end;
-			float		val;
-
-			if (*p == '\0' || *p == ',' || *p == ']' || *p == '[')
-				SyntaxError(lit, "Expected a number.");
-			errno = 0;
-			val = strtof(p, &end);
-			if (end == p)
-				SyntaxError(lit, "Expected a number.");
-			if (errno == ERANGE && (val == 0.0f || isinf(val)))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("\"%s\" is out of range for type real",
-								pnstrdup(p, end - p))));
-			CheckElement(val);
-
-			count++;
-			if (nvec == 0)
-				CheckDimLimit(count);
-			else if (count > dim)
-				SyntaxError(lit, psprintf("Row %d is longer than row 1, which has %d elements.",
-										  nvec + 1, dim));
-			if (n == cap)
-			{
-				cap *= 2;
-				buf = repalloc_huge(buf, cap * sizeof(float));
-			}
-			buf[n++] = val;
-
-			p = SkipSpace(end);
-			if (*p == ',')
-			{
-				p = SkipSpace(p + 1);
-				continue;
-			}
-			if (*p == ']')
-				break;
-			SyntaxError(lit, "Expected \",\" or \"]\" after a number.");
-		}
-
-		if (nvec == 0)
-			dim = count;
-		else if (count != dim)
-			SyntaxError(lit, psprintf("Row %d is shorter than row 1, which has %d elements.",
-									  nvec + 1, dim));
-		nvec++;
-
-		p = SkipSpace(p + 1);
-		if (*p == ',')
-		{
-			p = SkipSpace(p + 1);
-			continue;
-		}
-		if (*p == ']')
-			break;
-		SyntaxError(lit, "Expected \",\" or \"]\" after a row.");
-	}
-
-	p = SkipSpace(p + 1);
-	if (*p != '\0')
-		SyntaxError(lit, "Junk after closing right bracket.");
+	if (mv_parse_text(lit, buf, cap, &nvec, &dim, &err) != MVP_OK)
+		ReportParseError(lit, &err);
 
 	CheckTypmod(dim, typmod);
 
 	result = InitMultiVector(nvec, dim);
-	memcpy(result->x, buf, n * sizeof(float));
+	memcpy(result->x, buf, (Size) nvec * dim * sizeof(float));
 	pfree(buf);
 	PG_RETURN_MULTIVECTOR_P(result);
 }
@@ -390,59 +423,30 @@ multivector_recv(PG_FUNCTION_ARGS)
 {
 	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
 	int32		typmod = PG_GETARG_INT32(2);
+	const uint8 *data = (const uint8 *) buf->data + buf->cursor;
+	Size		len = buf->len - buf->cursor;
 	int			dim;
-	int			format;
-	int			flags;
-	int32		nvec;
-	int32		reserved;
+	int			nvec;
+	MvParseError err;
 	MultiVector *result;
-	Size		i;
-	Size		n;
 
-	if (buf->len - buf->cursor < 12)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("multivector binary data has %d bytes, fewer than its 12-byte header",
-						buf->len - buf->cursor)));
-	dim = (int) pq_getmsgint(buf, 2);
-	format = pq_getmsgbyte(buf);
-	flags = pq_getmsgbyte(buf);
-	nvec = (int32) pq_getmsgint(buf, 4);
-	reserved = (int32) pq_getmsgint(buf, 4);
-
-	if (format != MV_FORMAT_FLOAT32)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("unsupported multivector element format %d", format)));
-	if (flags != 0 || reserved != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("reserved multivector header fields must be zero")));
-	if (dim < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("multivector must have at least one dimension")));
-	if (nvec < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("multivector must have at least one vector")));
-	CheckDimLimit(dim);
-	CheckNvecLimit(nvec);
+	if (mv_parse_binary_header(data, len, &nvec, &dim, &err) != MVP_OK)
+		ReportParseError(NULL, &err);
 	CheckTypmod(dim, typmod);
 
-	n = (Size) nvec * dim;
-	if ((Size) (buf->len - buf->cursor) != n * sizeof(float))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-				 errmsg("multivector binary data has %d bytes, expected %zu for %d vectors of %d dimensions",
-						buf->len - buf->cursor, n * sizeof(float), nvec, dim)));
-
-	result = InitMultiVector(nvec, dim);
-	for (i = 0; i < n; i++)
+	/* the length is checked before anything is allocated */
+	if (len - MV_BINARY_HEADER_SIZE != (Size) nvec * dim * sizeof(float))
 	{
-		result->x[i] = pq_getmsgfloat4(buf);
-		CheckElement(result->x[i]);
+		err.status = MVP_BIN_LENGTH;
+		err.nbytes = len - MV_BINARY_HEADER_SIZE;
+		ReportParseError(NULL, &err);
 	}
+	result = InitMultiVector(nvec, dim);
+	if (mv_parse_binary_data(data + MV_BINARY_HEADER_SIZE,
+							 len - MV_BINARY_HEADER_SIZE,
+							 nvec, dim, result->x, &err) != MVP_OK)
+		ReportParseError(NULL, &err);
+	buf->cursor = buf->len;
 	PG_RETURN_MULTIVECTOR_P(result);
 }
 
@@ -519,6 +523,7 @@ ArrayShape(ArrayType *arr, int *nvec, int *dim)
 	*dim = ARR_DIMS(arr)[1];
 	CheckDimLimit(*dim);
 	CheckNvecLimit(*nvec);
+	CheckElementCount(*nvec, *dim);
 }
 
 /*

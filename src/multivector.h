@@ -11,7 +11,9 @@
  *	 6       1     format   element format: MV_FORMAT_FLOAT32 (0); 1 = half and
  *	                        2 = binary are reserved for later releases
  *	 7       1     flags    reserved, always 0 (recv and in reject anything else)
- *	 8       4     nvec     N, rows, 1 .. MV_MAX_VECTORS
+ *	 8       4     nvec     N, rows, 1 .. MV_MAX_VECTORS, and N * D at most
+ *	                        MV_MAX_ELEMENTS for values made by 0.2.0 on (0.1.0
+ *	                        accepted N * D up to 2^26: such values stay readable)
  *	 12      4     reserved always 0
  *	 16      ...   data     N*D elements, row-major
  *
@@ -23,12 +25,8 @@
 #include "postgres.h"
 #include "fmgr.h"
 
-#define MV_MAX_DIM			4096	/* D limit (documented in README) */
-#define MV_MAX_VECTORS		16384	/* N limit (documented in README) */
-
-#define MV_FORMAT_FLOAT32	0
-#define MV_FORMAT_HALF		1	/* reserved */
-#define MV_FORMAT_BINARY	2	/* reserved */
+/* MV_MAX_DIM, MV_MAX_VECTORS, MV_MAX_ELEMENTS, MV_FORMAT_* and the parsers */
+#include "multivector_parse.h"
 
 typedef struct MultiVector
 {
