@@ -302,21 +302,29 @@ multivector_in(PG_FUNCTION_ARGS)
 	char	   *lit = PG_GETARG_CSTRING(0);
 	int32		typmod = PG_GETARG_INT32(2);
 	Size		cap = mv_text_max_elements(strlen(lit));
-	float	   *buf;
 	int			dim;
 	int			nvec;
 	MvParseError err;
 	MultiVector *result;
 
-	buf = palloc(cap * sizeof(float));
-	if (mv_parse_text(lit, buf, cap, &nvec, &dim, &err) != MVP_OK)
+	/*
+	 * Parse straight into a value with room for as many elements as the text
+	 * can hold, then give back the unused tail: no second copy of the data.
+	 */
+	result = (MultiVector *) palloc(MV_SIZE(cap, 1));
+	if (mv_parse_text(lit, result->x, cap, &nvec, &dim, &err) != MVP_OK)
 		ReportParseError(lit, &err);
 
 	CheckTypmod(dim, typmod);
 
-	result = InitMultiVector(nvec, dim);
-	memcpy(result->x, buf, (Size) nvec * dim * sizeof(float));
-	pfree(buf);
+	if (MV_SIZE(nvec, dim) < MV_SIZE(cap, 1))
+		result = repalloc(result, MV_SIZE(nvec, dim));
+	SET_VARSIZE(result, MV_SIZE(nvec, dim));
+	result->dim = dim;
+	result->format = MV_FORMAT_FLOAT32;
+	result->flags = 0;
+	result->nvec = nvec;
+	result->reserved = 0;
 	PG_RETURN_MULTIVECTOR_P(result);
 }
 

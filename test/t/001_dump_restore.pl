@@ -5,7 +5,9 @@
 #    bit-identical (hash of the binary send form);
 #  - COPY ... (FORMAT binary) out and in, identical; COPY text likewise;
 #  - multivector_recv is as strict as text input: crafted binary COPY files
-#    with bad headers, limits, NaN/Infinity, wrong lengths or typmods fail.
+#    with bad headers, limits, NaN/Infinity, wrong lengths or typmods fail;
+#  - the largest value the type accepts, with the longest text form any value
+#    can have, survives pg_dump plain and custom, COPY text and binary.
 use strict;
 use warnings;
 
@@ -173,6 +175,8 @@ my @bad = (
 	[ 'nvecneg', mv_bin(2, 0, 0, 0xffffffff, 0), qr/multivector must have at least one vector/ ],
 	[ 'dimmax', mv_bin(4097, 0, 0, 1, 0), qr/cannot have more than 4096 dimensions/ ],
 	[ 'nvecmax', mv_bin(1, 0, 0, 16385, 0), qr/cannot have more than 16384 vectors/ ],
+	[ 'elementsmax', mv_bin(4096, 0, 0, 4097, 0), qr/cannot have more than 16777216 elements/ ],
+	[ 'elementsmax2', mv_bin(1025, 0, 0, 16384, 0), qr/cannot have more than 16777216 elements/ ],
 	[ 'short', mv_bin(2, 0, 0, 2, 0, 1, 2, 3), qr/has 12 bytes, expected 16/ ],
 	[ 'long', mv_bin(2, 0, 0, 1, 0, 1, 2, 3), qr/has 12 bytes, expected 8/ ],
 	[ 'truncated header', pack('nCC', 2, 0, 0), qr/has 4 bytes, fewer than its 12-byte header/ ],
@@ -223,7 +227,7 @@ $node->safe_psql('src', 'TRUNCATE r');
 ($ret, $stdout, $stderr) = $node->psql('src', $script, on_error_stop => 0);
 my @errors = grep { /ERROR/ } split /\n/, $stderr;
 my @unexpected = grep {
-	!/unsupported multivector element format|reserved multivector header fields must be zero|must have at least one (dimension|vector)|cannot have more than \d+ (dimensions|vectors)|multivector binary data has \d+ bytes|NaN not allowed in multivector|infinite value not allowed in multivector/
+	!/unsupported multivector element format|reserved multivector header fields must be zero|must have at least one (dimension|vector)|cannot have more than \d+ (dimensions|vectors|elements)|multivector binary data has \d+ bytes|NaN not allowed in multivector|infinite value not allowed in multivector/
 } @errors;
 is(scalar(@unexpected), 0, 'mutated binary values fail only with the documented errors')
   or diag(join("\n", @unexpected[ 0 .. ($#unexpected < 9 ? $#unexpected : 9) ]));
@@ -236,6 +240,86 @@ is( $node->safe_psql('src',
 			AND octet_length(multivector_send(v)) = 12 + 4 * dims(v) * num_vectors(v)}),
 	$stored,
 	'accepted mutated values are consistent');
+
+# ---- The largest value, with the longest text form, in every dump format.
+# N * D <= 2^24 and the shortest round-trip text of a float4 has at most 15
+# characters ("-1.23456789e-20"), so the longest text of any value is
+# 16 N D + 2 N + 1 bytes: 268,468,225 for 16384 x 1024 (1024 x 16384 is
+# not a legal shape), a quarter of PostgreSQL's 1 GB allocation limit.
+my ($bign, $bigd) = (16384, 1024);
+my $biglen = 16 * $bign * $bigd + 2 * $bign + 1;
+$node->safe_psql('postgres', 'CREATE DATABASE bigsrc');
+$node->safe_psql('bigsrc',
+	'CREATE EXTENSION colpali; CREATE TABLE big (id int PRIMARY KEY, v multivector)');
+# 4099 distinct floats whose output has 15 characters (-d.dddddddde-XX).
+my @pool = split /\n/, $node->safe_psql('bigsrc', q{
+	SELECT f::text FROM (
+		SELECT DISTINCT ('-' || (100000000 + g::bigint * 347)::text || 'e-' || (20 + g % 26)::text)::real AS f
+		FROM generate_series(1, 2500000) g) s
+	WHERE length(f::text) = 15 ORDER BY 1 LIMIT 4099});
+is(scalar(@pool), 4099, 'found 4099 floats with 15-character output');
+is(scalar(grep { length($_) == 15 } @pool), 4099, 'pool floats print with 15 characters');
+{
+	# row r is 1024 consecutive pool entries from (7 r mod 4099): every entry
+	# takes 16 bytes with its comma, so a row is one substring
+	my $ring = join(',', @pool, @pool) . ',';
+	open(my $fh, '>', "$tmp/big.copy") or die "cannot write $tmp/big.copy: $!";
+	print $fh "1\t[";
+	for my $r (0 .. $bign - 1)
+	{
+		print $fh ($r ? ',[' : '['),
+		  substr($ring, 16 * (($r * 7) % 4099), 16 * $bigd - 1), ']';
+	}
+	print $fh "]\n";
+	close($fh);
+}
+is(-s "$tmp/big.copy", $biglen + 3, 'generated text has the longest possible length');
+$node->safe_psql('bigsrc', "COPY big FROM '$tmp/big.copy'");
+unlink("$tmp/big.copy");
+my $big_sql = q{SELECT num_vectors(v) || 'x' || dims(v) || ' ' || length(v::text)
+	|| ' ' || md5(multivector_send(v)) FROM big};
+my $big_expected = $node->safe_psql('bigsrc', $big_sql);
+like($big_expected, qr/^${bign}x$bigd $biglen [0-9a-f]{32}$/,
+	'largest value stored, text output of the longest length');
+
+sub check_big
+{
+	my ($db, $what) = @_;
+	is($node->safe_psql($db, $big_sql), $big_expected, "largest value, $what: bit-identical");
+	$node->safe_psql('postgres', "DROP DATABASE $db");
+}
+
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('bigsrc'), '-f', "$tmp/big.sql" ],
+	'largest value: pg_dump plain');
+$node->safe_psql('postgres', 'CREATE DATABASE big_plain');
+$node->command_ok(
+	[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('big_plain'), '-f', "$tmp/big.sql" ],
+	'largest value: plain dump restores with psql');
+unlink("$tmp/big.sql");
+check_big('big_plain', 'plain dump');
+
+$node->command_ok([ 'pg_dump', '-Fc', '-Z1', '-d', $node->connstr('bigsrc'), '-f', "$tmp/big.dump" ],
+	'largest value: pg_dump custom');
+$node->safe_psql('postgres', 'CREATE DATABASE big_custom');
+$node->command_ok(
+	[ 'pg_restore', '--exit-on-error', '-d', $node->connstr('big_custom'), "$tmp/big.dump" ],
+	'largest value: pg_restore custom');
+unlink("$tmp/big.dump");
+check_big('big_custom', 'custom dump');
+
+foreach my $format ('text', 'binary')
+{
+	$node->safe_psql('bigsrc', "COPY big TO '$tmp/big.$format' (FORMAT $format)");
+	$node->safe_psql('postgres', "CREATE DATABASE big_$format");
+	$node->safe_psql("big_$format", qq{
+		CREATE EXTENSION colpali;
+		CREATE TABLE big (id int PRIMARY KEY, v multivector);
+		COPY big FROM '$tmp/big.$format' (FORMAT $format);
+	});
+	unlink("$tmp/big.$format");
+	check_big("big_$format", "COPY (FORMAT $format)");
+}
+$node->safe_psql('postgres', 'DROP DATABASE bigsrc');
 
 $node->stop;
 done_testing();
