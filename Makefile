@@ -124,7 +124,7 @@ build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
 
 # The multivector parsers are PostgreSQL-free glue files, not engine code.
-build/fuzz/fuzz_multivector_%: test/fuzz/fuzz_multivector_%.c src/multivector_parse.c src/multivector_parse.h
+build/fuzz/fuzz_multivector_%: test/fuzz/fuzz_multivector_%.c src/multivector_parse.c src/multivector_parse.h test/fuzz/mv_fuzz_util.h
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -Isrc -o $@ $< src/multivector_parse.c -lm
 
