@@ -89,6 +89,7 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	{
 		Size		budget = (Size) maintenance_work_mem * 1024 / 2;
 
+		MvivfCheckSupportedDim(index, mv->dim);
 		bs->dim = mv->dim;
 		bs->sampleCap = Min(MVIVF_MAX_SAMPLE, budget / (sizeof(float) * bs->dim));
 		bs->sampleCap = Max(bs->sampleCap, 1);
@@ -471,6 +472,38 @@ InitMeta(MvivfMetaPageData * meta, int nbits)
 }
 
 /*
+ * WarnIfNotNormalised
+ *		The centroids are trained with spherical k-means and the residual
+ *		codes assume unit rows (as ColPali's are): warn when more than 1% of
+ *		the sampled rows are not L2-normalised, since candidate search then
+ *		loses much of its recall (the final order stays exact).
+ */
+static void
+WarnIfNotNormalised(MvivfBuildState * bs)
+{
+	int64		off = 0;
+	int64		i;
+
+	for (i = 0; i < bs->nsample; i++)
+	{
+		const float *x = bs->sample + i * bs->dim;
+		double		norm2 = 0;
+		int			d;
+
+		for (d = 0; d < bs->dim; d++)
+			norm2 += (double) x[d] * x[d];
+		if (fabs(norm2 - 1.0) > 0.02)
+			off++;
+	}
+	if (off * 100 > bs->nsample)
+		ereport(WARNING,
+				(errmsg("%.0f%% of the sampled rows of index \"%s\" are not L2-normalised",
+						100.0 * off / bs->nsample, RelationGetRelationName(bs->index)),
+				 errdetail("mvivf finds candidates assuming unit-length rows; on other rows its recall drops, though the returned order stays exact."),
+				 errhint("Index and query l2_normalize(column) instead, or normalise the stored values.")));
+}
+
+/*
  * mvivfbuild
  *		Build the index (ambuild).
  */
@@ -497,6 +530,10 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf build tuple",
 									  ALLOCSET_DEFAULT_SIZES);
 
+	/* a declared multivector(D) must be a dimension the index can rebuild */
+	if (TupleDescAttr(RelationGetDescr(index), 0)->atttypmod > 0)
+		MvivfCheckSupportedDim(index, TupleDescAttr(RelationGetDescr(index), 0)->atttypmod);
+
 	/* block 0 first, so that it is the metapage */
 	InitMeta(&meta, bs.opts->bits);
 	metabuf = MvivfNewBuffer(index, MAIN_FORKNUM);
@@ -519,6 +556,8 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		MemoryContextDelete(bs.tmpCtx);
 		return result;
 	}
+
+	WarnIfNotNormalised(&bs);
 
 	nlists = bs.opts->lists;
 	if (nlists == 0)

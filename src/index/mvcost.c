@@ -5,18 +5,29 @@
  * The planner charges a sequential scan with ORDER BY emb <#> q for every
  * row's exact MaxSim at the operator function's cost, per_row = procost *
  * cpu_operator_cost (TOAST reads are not counted, for either path).  The
- * index does the same exact work for R = min(mvivf.candidates, documents)
- * rows, plus an approximate stage whose work is expressed in the same unit,
- * W = the multiply-adds of one exact MaxSim (avg tokens * nq * dim):
+ * index does the same exact work for each document it reranks, plus one
+ * random page read for it, plus an approximate stage whose work is
+ * expressed in the same unit, W = the multiply-adds of one exact MaxSim
+ * (avg tokens * nq * dim):
  *
- *	cost = per_row * (R + (nq*nlists*dim + nq*T*p/nlists*codeSize) / W)
- *	     + seq_page_cost * P * min(1, nq*p/nlists)
- *	     + random_page_cost * R
+ *	stage1  = per_row * (nq*nlists*dim + nq*T*p/nlists*codeSize) / W
+ *	        + seq_page_cost * P * min(1, nq*p/nlists)
+ *	rerank  = per_row + random_page_cost			(one document)
+ *	startup = stage1 + F * rerank
+ *	total   = startup + (D - F) * rerank
  *
  * with T tokens and P pages in the index, p = mvivf.probes, nq the query's
- * rows (32 when the query is not a constant).  Startup cost = total cost:
- * nothing is returned before the rerank.  Without ORDER BY the cost is
- * infinite: the index cannot answer such a scan.
+ * rows (32 when the query is not a constant), D live documents and F the
+ * documents reranked before the first row (mvivf.rerank; all of them for
+ * an untrained index).  The planner scales total - startup by the fraction
+ * of rows a LIMIT takes.
+ *
+ * A scan ends after B documents (mvivf.max_scan_docs, or mvivf.candidates
+ * with iterative scans off), so when the query needs more, the index would
+ * return too few rows: the rows needed, LIMIT / (fraction of the table that
+ * passes the other conditions), are compared with B and the path is
+ * disabled when they exceed it, as it is when there is no LIMIT and D > B.
+ * Without ORDER BY the cost is infinite: the index cannot answer such a scan.
  */
 #include "postgres.h"
 
@@ -33,6 +44,9 @@
 #include "utils/spccache.h"
 
 #include "mvivf.h"
+
+/* what the planner adds for a disabled path (disable_cost, gone in PG 18) */
+#define MVIVF_DISABLE_COST 1.0e10
 
 /*
  * QueryRows
@@ -58,6 +72,25 @@ QueryRows(IndexPath *path)
 }
 
 /*
+ * RowsWanted
+ *		How many rows the query will read from this relation: its LIMIT when
+ *		the planner knows one, else the planner's tuple fraction, else all.
+ */
+static double
+RowsWanted(PlannerInfo *root, IndexPath *path)
+{
+	double		relRows = Max(path->indexinfo->rel->rows, 1);
+
+	if (root->limit_tuples > 0)
+		return Min(root->limit_tuples, relRows);
+	if (root->tuple_fraction >= 1)
+		return Min(root->tuple_fraction, relRows);
+	if (root->tuple_fraction > 0)
+		return Max(root->tuple_fraction * relRows, 1);
+	return relRows;
+}
+
+/*
  * mvivfcostestimate
  *		amcostestimate for mvivf (formula above).
  */
@@ -69,16 +102,22 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 {
 	Relation	index;
 	MvivfMetaPageData meta;
+	RelOptInfo *rel = path->indexinfo->rel;
 	double		perRow;
 	double		nq;
 	double		probes;
-	double		R;
+	double		live;
+	double		first;
+	double		budget;
+	double		passing;
+	double		needed;
 	double		avgTokens;
 	double		work;
 	double		stage1;
 	double		frac;
 	double		pages;
-	Cost		cost;
+	double		rerank;
+	Cost		startup;
 
 	if (path->indexorderbys == NIL)
 	{
@@ -110,7 +149,7 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	}
 	nq = QueryRows(path);
 	pages = path->indexinfo->pages;
-	R = Min((double) mvivf_candidates, Max(meta.ndocs - meta.ndead, 1));
+	live = Max((double) meta.ndocs - meta.ndead, 1);
 	avgTokens = meta.ndocs > 0 ? (double) meta.ntokens / meta.ndocs : 1;
 	work = Max(avgTokens * nq * Max(meta.dim, 1), 1);
 	if (meta.nlists > 0)
@@ -119,20 +158,42 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		stage1 = nq * meta.nlists * meta.dim +
 			nq * (double) meta.ntokens * probes / meta.nlists * meta.codeSize;
 		frac = Min(1.0, nq * probes / meta.nlists);
+		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
+			budget = Min((double) mvivf_candidates, live);
+		else
+			budget = Min((double) Max(mvivf_max_scan_docs, mvivf_rerank), live);
+		first = Min((double) Max(mvivf_rerank, 1), budget);
 	}
 	else
 	{
-		/* untrained: every document is reranked */
-		R = Max(meta.ndocs - meta.ndead, 1);
+		/* untrained: every document is reranked before the first row */
 		stage1 = 0;
 		frac = 1;
+		budget = live;
+		first = live;
 	}
-	cost = perRow * (R + stage1 / work) + seq_page_cost * pages * frac +
-		random_page_cost * R;
 
-	*indexStartupCost = cost;
-	*indexTotalCost = cost;
+	rerank = perRow + random_page_cost;
+	startup = perRow * stage1 / work + seq_page_cost * pages * frac + first * rerank;
+	*indexStartupCost = startup;
+	*indexTotalCost = startup + Max(live - first, 0) * rerank;
 	*indexSelectivity = 1;
 	*indexCorrelation = 0;
 	*indexPages = pages * frac;
+
+	/*
+	 * Documents the scan must rerank to produce the rows wanted, when the
+	 * other conditions pass a fraction `passing` of the table; more than the
+	 * scan may rerank means a short result, so keep the planner away.
+	 */
+	passing = rel->tuples > 0 ? Min(1.0, Max(rel->rows, 1) / rel->tuples) : 1.0;
+	needed = RowsWanted(root, path) / passing;
+	if (needed > budget && budget < live)
+	{
+		*indexStartupCost += MVIVF_DISABLE_COST;
+		*indexTotalCost += MVIVF_DISABLE_COST;
+#if PG_VERSION_NUM >= 180000
+		path->path.disabled_nodes++;
+#endif
+	}
 }

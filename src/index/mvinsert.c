@@ -30,8 +30,7 @@ typedef struct MvivfInsertCache
 /*
  * GetInsertCache
  *		The metapage of the index, read once per statement (the quantizer is
- *		cached across statements by MvivfGetQuantizer; it is looked up per
- *		row, as another mvivf index of the table may have replaced it).
+ *		cached across statements, per index, by MvivfGetQuantizer).
  */
 static MvivfInsertCache *
 GetInsertCache(Relation index, IndexInfo *indexInfo)
@@ -219,7 +218,10 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	if (meta->dim == 0)
 	{
 		/* the first row of an index built empty fixes its dimension */
-		GenericXLogState *state = GenericXLogStart(index);
+		GenericXLogState *state;
+
+		MvivfCheckSupportedDim(index, mv->dim);
+		state = GenericXLogStart(index);
 
 		MvivfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0))->dim = mv->dim;
 		GenericXLogFinish(state);

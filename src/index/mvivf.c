@@ -18,14 +18,16 @@ PG_FUNCTION_INFO_V1(mvivfhandler);
 int			mvivf_probes = 32;
 int			mvivf_candidates = 100;
 int			mvivf_rerank = 80;
-int			mvivf_iterative_scan = MVIVF_ITERATIVE_OFF;
+int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
 
 static relopt_kind mvivf_relopt_kind;
 
 static const struct config_enum_entry mvivf_iterative_scan_options[] = {
 	{"off", MVIVF_ITERATIVE_OFF, false},
-	{"relaxed_order", MVIVF_ITERATIVE_RELAXED, false},
+	{"strict_order", MVIVF_ITERATIVE_STRICT, false},
+	/* 0.1.0 returned rows out of order across batches; now a synonym */
+	{"relaxed_order", MVIVF_ITERATIVE_STRICT, true},
 	{NULL, 0, false}
 };
 
@@ -57,24 +59,24 @@ MvivfInit(void)
 							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",
-							"Documents kept from the approximate stage for exact reranking.",
-							"Rows beyond the first mvivf.rerank candidates are reranked in further batches when the query asks for more rows.",
+							"Most documents one scan reranks when mvivf.iterative_scan is off.",
+							"With iterative scans off, a scan ends after reranking this many documents, even if the query asked for more rows.",
 							&mvivf_candidates, 100, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.rerank",
-							"Candidates reranked exactly before the first row is returned.",
+							"Documents reranked exactly before the first row is returned, and in each further batch.",
 							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
 							&mvivf_rerank, 80, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
-							 "Keep returning rows once the candidates are used up.",
-							 "relaxed_order reranks the remaining documents in further batches, so that a filtered query still finds its rows; order is exact within a batch.",
-							 &mvivf_iterative_scan, MVIVF_ITERATIVE_OFF,
+							 "Keep reranking further documents while the query asks for rows.",
+							 "strict_order (the default) reranks further batches down the approximate order, up to mvivf.max_scan_docs documents, and never returns a row out of exact order; off stops after mvivf.candidates documents.",
+							 &mvivf_iterative_scan, MVIVF_ITERATIVE_STRICT,
 							 mvivf_iterative_scan_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.max_scan_docs",
 							"Most documents one iterative scan reranks.",
-							NULL,
+							"A scan that reaches it ends, even if the query asked for more rows; the planner avoids the index when it expects that.",
 							&mvivf_max_scan_docs, 20000, 1, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 }

@@ -7,9 +7,10 @@
  * posting there is scored approximately (centroid score + residual code
  * lookup); a (query row, document) pair that was not seen is imputed with the
  * score of the last probed centroid, which is also a floor for seen pairs.
- * The best `mvivf.candidates` documents are then reranked exactly by reading
- * the indexed value from the heap under the scan snapshot, and rows come back
- * in exact MaxSim order (xs_recheckorderby = false).
+ * Documents are then reranked exactly, best approximate first, by reading the
+ * indexed value from the heap under the scan snapshot; rows come back in
+ * exact, non-decreasing distance order (xs_recheckorderby = false), see
+ * mvscan.c for how later batches keep that order.
  *
  * ON-DISK FORMAT, version 1 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
@@ -98,8 +99,8 @@
 /* iterative scan modes */
 typedef enum MvivfIterativeScan
 {
-	MVIVF_ITERATIVE_OFF,
-	MVIVF_ITERATIVE_RELAXED
+	MVIVF_ITERATIVE_OFF,		/* stop after mvivf.candidates reranked */
+	MVIVF_ITERATIVE_STRICT		/* go on up to mvivf.max_scan_docs */
 }			MvivfIterativeScan;
 
 /* GUCs (mvivf.c) */
@@ -178,6 +179,8 @@ typedef struct MvivfDocEntry
 #define MvivfPostingSize(codeSize)	(sizeof(uint32) + (codeSize))
 #define MvivfPendingSize(codeSize)	(2 * sizeof(uint32) + (codeSize))
 #define MvivfItemsPerPage(itemsz)	((int) (MVIVF_PAGE_CAPACITY / (itemsz)))
+/* a centroid must fit on one page: the largest dimension an index supports */
+#define MVIVF_MAX_DIM				((int) (MVIVF_PAGE_CAPACITY / sizeof(float)))
 
 /* quantizer and meta snapshot used by build, insert and scan */
 typedef struct MvivfQuantizer
@@ -209,8 +212,8 @@ typedef struct MvivfPosting
 typedef struct MvivfScanCandidate
 {
 	uint32		docid;
-	float		score;			/* approximate, then exact distance */
 	ItemPointerData tid;
+	double		score;			/* approximate, then exact distance */
 }			MvivfScanCandidate;
 
 typedef struct MvivfScanOpaqueData
@@ -219,15 +222,27 @@ typedef struct MvivfScanOpaqueData
 	bool		started;
 	bool		nullQuery;
 	MultiVector *query;
-	/* candidates in approximate order, and the reranked batch */
+	/* every live document, in approximate order */
 	MvivfScanCandidate *cands;
 	int			ncands;
 	int			nextCand;		/* next candidate to rerank */
-	int			limitCand;		/* how far the candidate list may be used */
-	int			rerank;			/* batch size, mvivf.rerank at scan start */
-	MvivfScanCandidate *batch;
-	int			nbatch;
-	int			nextBatch;
+	/* how many documents may be reranked, and in which steps */
+	int			firstBatch;		/* reranked before the first row */
+	int			batchSize;		/* each further batch */
+	int			reserve;		/* refill when fewer rows than this wait */
+	int			budget;			/* most documents reranked by this scan */
+	/* reranked rows not returned yet: a min-heap on exact distance */
+	MvivfScanCandidate *heap;
+	int			nheap;
+	int			heapCap;
+	bool		returnedAny;
+	double		lastDistance;	/* distance of the last row returned */
+	double		maxOvershoot;	/* largest approximate - exact distance */
+	/* counters (DEBUG1 at the end of the scan) */
+	int			nreranked;
+	int			ninvisible;
+	int			nskipped;		/* better than a row already returned */
+	int			npasses;		/* passes of the approximate stage */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -269,6 +284,7 @@ extern MvivfListEntry *MvivfReadListDir(Relation index, MvivfMetaPageData * meta
 extern MvivfDocEntry *MvivfReadDocDir(Relation index, MvivfMetaPageData * meta,
 									  uint32 *ndocs);
 extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
+extern void MvivfCheckSupportedDim(Relation index, int dim);
 extern MultiVector *MvivfDatumGetValue(Datum value);
 extern int	MvivfPostingCmp(const void *a, const void *b);
 

@@ -12,13 +12,30 @@
  *	   delta[doc, i] = max(delta[doc, i], s - m_i);
  *	4. approx(doc) = -(sum_i m_i + sum_i delta[doc, i]); live documents are
  *	   sorted by it.
- * Then the best candidates are reranked exactly in batches of mvivf.rerank:
- * each one's indexed value is read from the heap under the scan snapshot
- * (invisible rows are dropped), its exact MaxSim computed, and the batch is
- * returned sorted by exact distance with xs_recheckorderby = false.  Only
- * the first mvivf.candidates documents are used, unless mvivf.iterative_scan
- * is relaxed_order, in which case later batches continue down the
- * approximate order (exact order within a batch, relaxed across batches).
+ * The per-row tables (S, LUT, delta) are built for as many query rows at a
+ * time as fit in work_mem; a query with more rows takes several passes.
+ *
+ * Then documents are reranked exactly, best approximate first: each one's
+ * indexed value is read from the heap under the scan snapshot (invisible
+ * rows are dropped) and its exact distance, the very float8 that the <#>
+ * operator returns, goes into a min-heap.  Rows are returned from the top of
+ * that heap, so the scan's output is in exact non-decreasing distance order
+ * (xs_recheckorderby = false), NaN last as float8 sorts it:
+ *
+ *	- mvivf.rerank documents are reranked before the first row is returned;
+ *	- when fewer than a quarter of that many reranked rows are waiting (a
+ *	  WHERE filter rejected them, or the LIMIT is large), the next batch of
+ *	  mvivf.rerank documents down the approximate order is reranked;
+ *	- a row of a later batch whose distance is smaller than that of a row
+ *	  already returned cannot be returned in order any more: it is skipped
+ *	  (counted as missed, like a row the approximate stage ranked too low);
+ *	- the scan ends when every live document was reranked or when
+ *	  mvivf.max_scan_docs documents were (mvivf.candidates when
+ *	  mvivf.iterative_scan = off).
+ *
+ * So the order is always exact; what is approximate is only which rows are
+ * found, as with any approximate index.  An untrained index (built on an
+ * empty table) has no approximate order: it reranks every document first.
  *
  * The pending area is read before the list directory and the lists, so a
  * concurrent VACUUM that moves postings from one to the other never hides
@@ -27,6 +44,7 @@
 #include "postgres.h"
 
 #include <float.h>
+#include <math.h>
 
 #include "access/relscan.h"
 #include "access/tableam.h"
@@ -34,6 +52,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -42,17 +61,23 @@
 
 /*
  * CandCmp
- *		Order candidates by distance, then document id.
+ *		Order candidates by distance as float8 sorts (NaN after every number),
+ *		then by document id.
  */
 static int
-CandCmp(const void *a, const void *b)
+CandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y)
 {
-	const MvivfScanCandidate *x = a;
-	const MvivfScanCandidate *y = b;
+	int			c = float8_cmp_internal(x->score, y->score);
 
-	if (x->score != y->score)
-		return x->score < y->score ? -1 : 1;
+	if (c != 0)
+		return c;
 	return (x->docid > y->docid) - (x->docid < y->docid);
+}
+
+static int
+CandQsortCmp(const void *a, const void *b)
+{
+	return CandCmp(a, b);
 }
 
 /*
@@ -101,22 +126,24 @@ KthLargest(float *a, int n, int k)
 /*
  * BuildLuts
  *		lut[(i * codeSize + b) * 256 + v] = contribution of code byte value v
- *		at byte b to the dot product with query row i.
+ *		at byte b to the dot product with query row first + i, for nrows rows.
  */
 static float *
-BuildLuts(const MvivfQuantizer * q, const MultiVector *query)
+BuildLuts(const MvivfQuantizer * q, const MultiVector *query, int first,
+		  int nrows)
 {
 	int			perByte = 8 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *lut = palloc_extended(sizeof(float) * (Size) query->nvec * q->codeSize * 256,
+	float	   *lut = palloc_extended(sizeof(float) * (Size) nrows * q->codeSize * 256,
 									  MCXT_ALLOC_HUGE);
 	int			i;
 
-	for (i = 0; i < query->nvec; i++)
+	for (i = 0; i < nrows; i++)
 	{
-		const float *x = MV_ROW(query, i);
+		const float *x = MV_ROW(query, first + i);
 		int			b;
 
+		CHECK_FOR_INTERRUPTS();
 		for (b = 0; b < q->codeSize; b++)
 		{
 			float	   *t = lut + ((Size) i * q->codeSize + b) * 256;
@@ -141,11 +168,11 @@ BuildLuts(const MvivfQuantizer * q, const MultiVector *query)
 	return lut;
 }
 
-/* state of the approximate stage */
+/* state of one pass of the approximate stage (a range of query rows) */
 typedef struct ApproxState
 {
 	const MvivfQuantizer *q;
-	int			nq;
+	int			nq;				/* query rows of this pass */
 	uint32		ndocs;
 	const MvivfDocEntry *docs;
 	const float *S;				/* nq x nlists */
@@ -197,12 +224,13 @@ ScanPending(Relation index, MvivfMetaPageData * meta, ApproxState * st)
 
 	while (blkno != InvalidBlockNumber)
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
+		Buffer		buf;
 		Page		page;
 		MvivfPageOpaque opaque;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		opaque = MvivfPageGetOpaque(page);
@@ -240,11 +268,13 @@ ScanList(Relation index, MvivfMetaPageData * meta, uint32 list,
 
 	while (blkno != InvalidBlockNumber)
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
+		Buffer		buf;
 		Page		page;
 		MvivfPageOpaque opaque;
 		int			i;
 
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		opaque = MvivfPageGetOpaque(page);
@@ -268,16 +298,140 @@ ScanList(Relation index, MvivfMetaPageData * meta, uint32 list,
 }
 
 /*
+ * RowsPerPass
+ *		How many query rows one pass of the approximate stage takes so that
+ *		its per-row tables (centroid scores, lookup tables, the documents x
+ *		rows maxima, the probe lists) stay within work_mem; at least one.
+ */
+static int
+RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, int probes)
+{
+	double		perRow = sizeof(float) * ((double) q->nlists + (double) q->codeSize * 256 +
+										  (double) ndocs + 1) +
+		(sizeof(uint32) + sizeof(int)) * (double) probes;
+	double		budget = (double) work_mem * 1024.0;
+	double		rows = floor(budget / perRow);
+
+	if (rows < 1)
+		return 1;
+	return (int) Min(rows, (double) nq);
+}
+
+/*
+ * ApproximatePass
+ *		Add, for query rows first .. first + nq - 1, sum_i m_i to *summ and
+ *		sum_i delta[doc, i] to docScore[doc].
+ */
+static void
+ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
+				const MvivfQuantizer * q, int first, int nq, int probes,
+				double *summ, double *docScore)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	ApproxState st;
+	float	   *S;
+	float	   *m;
+	float	   *tmp;
+	int		   *probeCount;
+	int		   *probeStart;
+	int		   *probeRows;
+	uint32	   *chosen;
+	MvivfListEntry *listdir;
+	int			i;
+	uint32		l;
+	uint32		d;
+
+	S = palloc_extended(sizeof(float) * (Size) nq * q->nlists, MCXT_ALLOC_HUGE);
+	MvivfScoreCentroids(q, MV_ROW(so->query, first), nq, S);
+
+	/* probes per query row and the imputed score m_i */
+	m = palloc(sizeof(float) * nq);
+	tmp = palloc(sizeof(float) * q->nlists);
+	chosen = palloc_extended(sizeof(uint32) * (Size) nq * probes, MCXT_ALLOC_HUGE);
+	probeCount = palloc0(sizeof(int) * (q->nlists + 1));
+	for (i = 0; i < nq; i++)
+	{
+		const float *s = S + (Size) i * q->nlists;
+		int			taken = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		memcpy(tmp, s, sizeof(float) * q->nlists);
+		m[i] = KthLargest(tmp, q->nlists, probes);
+		*summ += m[i];
+		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
+			if (s[l] > m[i])
+				chosen[(Size) i * probes + taken++] = l;
+		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
+			if (s[l] == m[i])
+				chosen[(Size) i * probes + taken++] = l;
+		for (; taken < probes; taken++)
+			chosen[(Size) i * probes + taken] = PG_UINT32_MAX;
+	}
+	for (i = 0; i < nq * probes; i++)
+		if (chosen[i] != PG_UINT32_MAX)
+			probeCount[chosen[i]]++;
+	probeStart = palloc(sizeof(int) * (q->nlists + 1));
+	probeStart[0] = 0;
+	for (l = 0; l < (uint32) q->nlists; l++)
+		probeStart[l + 1] = probeStart[l] + probeCount[l];
+	probeRows = palloc(sizeof(int) * Max(probeStart[q->nlists], 1));
+	memset(probeCount, 0, sizeof(int) * q->nlists);
+	for (i = 0; i < nq * probes; i++)
+	{
+		uint32		c = chosen[i];
+
+		if (c != PG_UINT32_MAX)
+			probeRows[probeStart[c] + probeCount[c]++] = i / probes;
+	}
+
+	st.q = q;
+	st.nq = nq;
+	st.ndocs = so->ndocs;
+	st.docs = so->docs;
+	st.S = S;
+	st.m = m;
+	st.lut = BuildLuts(q, so->query, first, nq);
+	st.probeStart = probeStart;
+	st.probeRows = probeRows;
+	st.delta = MemoryContextAllocHuge(CurrentMemoryContext,
+									  sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
+	memset(st.delta, 0, sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
+
+	/* pending area first, then the list directory and the lists */
+	ScanPending(index, meta, &st);
+	listdir = MvivfReadListDir(index, meta);
+	for (l = 0; l < (uint32) q->nlists; l++)
+	{
+		if (probeStart[l + 1] == probeStart[l])
+			continue;
+		ScanList(index, meta, l, listdir[l].head, &st);
+	}
+
+	for (d = 0; d < so->ndocs; d++)
+	{
+		const float *dp = st.delta + (Size) d * nq;
+		double		sum = 0;
+
+		if ((d & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < nq; i++)
+			sum += dp[i];
+		docScore[d] += sum;
+	}
+}
+
+/*
  * ApproximateStage
  *		Fill so->cands with every live document, sorted by approximate
- *		distance (documents in order of id when the index is untrained).
+ *		distance (documents in order of id when the index is untrained or the
+ *		query is NULL).
  */
 static void
 ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	MultiVector *query = so->query;
 	uint32		d;
 
 	so->cands = palloc_extended(sizeof(MvivfScanCandidate) * Max(so->ndocs, 1),
@@ -299,113 +453,49 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 	}
 
 	{
-		const MvivfQuantizer *qp = MvivfGetQuantizer(index, meta);
-		MvivfQuantizer q = *qp;
-		ApproxState st;
-		int			nq = query->nvec;
+		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
+		int			nq = so->query->nvec;
 		int			probes = Min(mvivf_probes, (int) meta->nlists);
-		float	   *S;
-		float	   *m;
-		float	   *tmp;
-		int		   *probeCount;
-		int		   *probeStart;
-		int		   *probeRows;
-		uint32	   *chosen;
-		int			nchosen = 0;
+		int			perPass = RowsPerPass(q, nq, so->ndocs, probes);
+		double	   *docScore;
 		double		summ = 0;
-		MvivfListEntry *listdir;
-		int			i;
-		uint32		l;
+		MemoryContext passCtx;
+		int			first;
 
-		S = palloc_extended(sizeof(float) * (Size) nq * q.nlists, MCXT_ALLOC_HUGE);
-		MvivfScoreCentroids(&q, query->x, nq, S);
-
-		/* probes per query row and the imputed score m_i */
-		m = palloc(sizeof(float) * nq);
-		tmp = palloc(sizeof(float) * q.nlists);
-		chosen = palloc_extended(sizeof(uint32) * (Size) nq * probes, MCXT_ALLOC_HUGE);
-		probeCount = palloc0(sizeof(int) * (q.nlists + 1));
-		for (i = 0; i < nq; i++)
+		docScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
+								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf approximate pass",
+										ALLOCSET_DEFAULT_SIZES);
+		for (first = 0; first < nq; first += perPass)
 		{
-			const float *s = S + (Size) i * q.nlists;
-			int			taken = 0;
+			MemoryContext old = MemoryContextSwitchTo(passCtx);
 
-			memcpy(tmp, s, sizeof(float) * q.nlists);
-			m[i] = KthLargest(tmp, q.nlists, probes);
-			summ += m[i];
-			for (l = 0; l < q.nlists && taken < probes; l++)
-				if (s[l] > m[i])
-					chosen[(Size) i * probes + taken++] = l;
-			for (l = 0; l < q.nlists && taken < probes; l++)
-				if (s[l] == m[i])
-					chosen[(Size) i * probes + taken++] = l;
-			for (; taken < probes; taken++)
-				chosen[(Size) i * probes + taken] = PG_UINT32_MAX;
+			ApproximatePass(scan, meta, q, first, Min(perPass, nq - first),
+							probes, &summ, docScore);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(passCtx);
+			so->npasses++;
 		}
-		for (i = 0; i < nq * probes; i++)
-			if (chosen[i] != PG_UINT32_MAX)
-				probeCount[chosen[i]]++;
-		probeStart = palloc(sizeof(int) * (q.nlists + 1));
-		probeStart[0] = 0;
-		for (l = 0; l < q.nlists; l++)
-			probeStart[l + 1] = probeStart[l] + probeCount[l];
-		probeRows = palloc(sizeof(int) * Max(probeStart[q.nlists], 1));
-		memset(probeCount, 0, sizeof(int) * q.nlists);
-		for (i = 0; i < nq * probes; i++)
-		{
-			uint32		c = chosen[i];
-
-			if (c != PG_UINT32_MAX)
-				probeRows[probeStart[c] + probeCount[c]++] = i / probes;
-		}
-
-		st.q = &q;
-		st.nq = nq;
-		st.ndocs = so->ndocs;
-		st.docs = so->docs;
-		st.S = S;
-		st.m = m;
-		st.lut = BuildLuts(&q, query);
-		st.probeStart = probeStart;
-		st.probeRows = probeRows;
-		st.delta = MemoryContextAllocHuge(CurrentMemoryContext,
-										  sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
-		memset(st.delta, 0, sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
-
-		/* pending area first, then the list directory and the lists */
-		ScanPending(index, meta, &st);
-		listdir = MvivfReadListDir(index, meta);
-		for (l = 0; l < q.nlists; l++)
-		{
-			if (probeStart[l + 1] == probeStart[l])
-				continue;
-			CHECK_FOR_INTERRUPTS();
-			ScanList(index, meta, l, listdir[l].head, &st);
-			nchosen++;
-		}
+		MemoryContextDelete(passCtx);
 
 		for (d = 0; d < so->ndocs; d++)
 		{
-			const float *dp = st.delta + (Size) d * nq;
-			double		sum = summ;
-
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
-			for (i = 0; i < nq; i++)
-				sum += dp[i];
 			so->cands[so->ncands].docid = d;
-			so->cands[so->ncands].score = (float) -sum;
+			so->cands[so->ncands].score = -(summ + docScore[d]);
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
-		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandCmp);
+		pfree(docScore);
+		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
 	}
 }
 
 /*
  * BeginSearch
- *		Read the query, the metapage and the document directory, and run the
- *		approximate stage.
+ *		Read the query, the metapage and the document directory, run the
+ *		approximate stage and decide how far the scan may rerank.
  */
 static void
 BeginSearch(IndexScanDesc scan)
@@ -438,25 +528,97 @@ BeginSearch(IndexScanDesc scan)
 	ApproximateStage(scan, &meta);
 
 	so->nextCand = 0;
-	if (meta.nlists == 0 || so->nullQuery)
-		so->limitCand = so->ncands; /* exhaustive */
+	if (so->nullQuery)
+	{
+		/* every row's distance is NULL: any order is right, nothing to rerank */
+		so->budget = so->ncands;
+		so->firstBatch = so->batchSize = Max(so->ncands, 1);
+	}
+	else if (meta.nlists == 0)
+	{
+		/* untrained: no approximate order, so every document is reranked first */
+		so->budget = so->ncands;
+		so->firstBatch = so->batchSize = Max(so->ncands, 1);
+	}
 	else
-		so->limitCand = Min(so->ncands, mvivf_candidates);
-	so->rerank = Max(mvivf_rerank, 1);
-	so->batch = palloc_extended(sizeof(MvivfScanCandidate) *
-								Max(1, Min(so->ncands, so->rerank)),
-								MCXT_ALLOC_HUGE);
-	so->nbatch = so->nextBatch = 0;
+	{
+		int			rerank = Max(mvivf_rerank, 1);
+
+		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
+			so->budget = Min(so->ncands, mvivf_candidates);
+		else
+			so->budget = Min(so->ncands, Max(mvivf_max_scan_docs, rerank));
+		so->firstBatch = Min(rerank, Max(so->budget, 1));
+		so->batchSize = rerank;
+	}
+	so->reserve = so->batchSize / 4;
+	so->heapCap = Max(1, Min(so->budget, so->firstBatch + so->batchSize));
+	so->heap = palloc_extended(sizeof(MvivfScanCandidate) * so->heapCap, MCXT_ALLOC_HUGE);
+	so->nheap = 0;
+	so->returnedAny = false;
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * HeapPush / HeapPop
+ *		The min-heap of reranked rows waiting to be returned.
+ */
+static void
+HeapPush(MvivfScanOpaque so, const MvivfScanCandidate * c)
+{
+	int			i;
+
+	if (so->nheap == so->heapCap)
+	{
+		so->heapCap *= 2;
+		so->heap = repalloc_huge(so->heap, sizeof(MvivfScanCandidate) * so->heapCap);
+	}
+	i = so->nheap++;
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+
+		if (CandCmp(&so->heap[parent], c) <= 0)
+			break;
+		so->heap[i] = so->heap[parent];
+		i = parent;
+	}
+	so->heap[i] = *c;
+}
+
+static MvivfScanCandidate
+HeapPop(MvivfScanOpaque so)
+{
+	MvivfScanCandidate top = so->heap[0];
+	MvivfScanCandidate last = so->heap[--so->nheap];
+	int			i = 0;
+
+	for (;;)
+	{
+		int			child = 2 * i + 1;
+
+		if (child >= so->nheap)
+			break;
+		if (child + 1 < so->nheap && CandCmp(&so->heap[child + 1], &so->heap[child]) < 0)
+			child++;
+		if (CandCmp(&last, &so->heap[child]) <= 0)
+			break;
+		so->heap[i] = so->heap[child];
+		i = child;
+	}
+	if (so->nheap > 0)
+		so->heap[i] = last;
+	return top;
 }
 
 /*
  * ExactDistance
  *		Fetch the candidate's row under the scan snapshot and compute its
- *		exact distance; false when the row is not visible or NULL.
+ *		exact distance, the value the <#> operator returns; false when the
+ *		row is not visible or NULL.
  */
 static bool
-ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, float *dist)
+ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	ItemPointerData tid = cand->tid;
@@ -497,59 +659,47 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, float *dist)
 		return false;
 	}
 	doc = MvivfDatumGetValue(values[0]);
-	if (!so->nullQuery)
-	{
-		if (doc->dim != so->query->dim)
-			MvivfCheckDim(scan->indexRelation, so->query->dim, doc->dim);
-		*dist = (float) -MaxSimKernel(doc->x, doc->nvec, so->query->x,
-									  so->query->nvec, doc->dim);
-	}
-	else
-		*dist = 0;
+	if (doc->dim != so->query->dim)
+		MvivfCheckDim(scan->indexRelation, so->query->dim, doc->dim);
+	*dist = -MaxSimKernel(doc->x, doc->nvec, so->query->x, so->query->nvec,
+						  doc->dim);
 	ExecClearTuple(so->slot);
 	ResetExprContext(GetPerTupleExprContext(so->estate));
 	return true;
 }
 
 /*
- * NextBatch
- *		Rerank the next batch of candidates; false when none are left.
+ * RerankBatch
+ *		Rerank up to n more candidates into the heap; false when the scan may
+ *		rerank no more.  A row closer than one already returned is skipped:
+ *		returning it now would break the order.
  */
 static bool
-NextBatch(IndexScanDesc scan)
+RerankBatch(IndexScanDesc scan, int n)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	MemoryContext tmp;
-	MemoryContext old;
-	int			n;
-	int			i;
+	int			end;
 
-	if (so->nextCand >= so->limitCand)
-	{
-		if (mvivf_iterative_scan == MVIVF_ITERATIVE_RELAXED &&
-			so->limitCand < so->ncands && so->limitCand < mvivf_max_scan_docs)
-			so->limitCand = Min(so->ncands, mvivf_max_scan_docs);
-		else
-			return false;
-	}
-	n = Min(so->rerank, so->limitCand - so->nextCand);
+	end = Min(so->nextCand + n, so->budget);
+	if (so->nextCand >= end)
+		return false;
+
 	if (so->nullQuery)
 	{
 		/* no order to honour: hand out the documents as they are */
-		memcpy(so->batch, so->cands + so->nextCand, sizeof(MvivfScanCandidate) * n);
-		so->nbatch = n;
-		so->nextBatch = 0;
-		so->nextCand += n;
+		for (; so->nextCand < end; so->nextCand++)
+			HeapPush(so, &so->cands[so->nextCand]);
 		return true;
 	}
 
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "mvivf rerank",
 								ALLOCSET_DEFAULT_SIZES);
-	so->nbatch = 0;
-	for (i = 0; i < n; i++)
+	for (; so->nextCand < end; so->nextCand++)
 	{
-		MvivfScanCandidate c = so->cands[so->nextCand + i];
-		float		dist;
+		MvivfScanCandidate c = so->cands[so->nextCand];
+		MemoryContext old;
+		double		dist;
 		bool		ok;
 
 		CHECK_FOR_INTERRUPTS();
@@ -557,16 +707,24 @@ NextBatch(IndexScanDesc scan)
 		ok = ExactDistance(scan, &c, &dist);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(tmp);
-		if (ok)
+		so->nreranked++;
+		if (!ok)
 		{
-			c.score = dist;
-			so->batch[so->nbatch++] = c;
+			so->ninvisible++;
+			continue;
 		}
+		/* how far the approximate distance overshot the exact one */
+		if (!isnan(dist) && c.score - dist > so->maxOvershoot)
+			so->maxOvershoot = c.score - dist;
+		c.score = dist;
+		if (so->returnedAny && float8_cmp_internal(dist, so->lastDistance) < 0)
+		{
+			so->nskipped++;
+			continue;
+		}
+		HeapPush(so, &c);
 	}
 	MemoryContextDelete(tmp);
-	so->nextCand += n;
-	pg_qsort(so->batch, so->nbatch, sizeof(MvivfScanCandidate), CandCmp);
-	so->nextBatch = 0;
 	return true;
 }
 
@@ -587,6 +745,27 @@ mvivfbeginscan(Relation index, int nkeys, int norderbys)
 }
 
 /*
+ * ReportScan
+ *		Say at DEBUG1 what the finished scan did.
+ */
+static void
+ReportScan(IndexScanDesc scan)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+
+	if (!so->started)
+		return;
+	ereport(DEBUG1,
+			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows",
+							 RelationGetRelationName(scan->indexRelation),
+							 so->npasses, so->query ? so->query->nvec : 0)));
+	ereport(DEBUG2,
+			(errmsg_internal("mvivf scan of \"%s\": %d documents, %d reranked, %d invisible, %d skipped out of order",
+							 RelationGetRelationName(scan->indexRelation),
+							 so->ncands, so->nreranked, so->ninvisible, so->nskipped)));
+}
+
+/*
  * mvivfrescan
  *		Restart a scan with new order-by keys (amrescan).
  */
@@ -595,21 +774,25 @@ mvivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 			int norderbys)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	MemoryContext scanCtx = so->scanCtx;
+	IndexFetchTableData *fetch = so->fetch;
+	TupleTableSlot *slot = so->slot;
+	EState	   *estate = so->estate;
+	IndexInfo  *indexInfo = so->indexInfo;
 
+	ReportScan(scan);
 	if (keys && scan->numberOfKeys > 0)
 		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
 	if (orderbys && scan->numberOfOrderBys > 0)
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
-	MemoryContextReset(so->scanCtx);
-	so->started = false;
-	so->nullQuery = false;
-	so->query = NULL;
-	so->cands = NULL;
-	so->ncands = so->nextCand = so->limitCand = 0;
-	so->batch = NULL;
-	so->nbatch = so->nextBatch = 0;
-	so->docs = NULL;
-	so->ndocs = 0;
+	MemoryContextReset(scanCtx);
+	/* everything else starts afresh; the heap access objects are kept */
+	memset(so, 0, sizeof(MvivfScanOpaqueData));
+	so->scanCtx = scanCtx;
+	so->fetch = fetch;
+	so->slot = slot;
+	so->estate = estate;
+	so->indexInfo = indexInfo;
 }
 
 /*
@@ -620,24 +803,49 @@ bool
 mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	MvivfScanCandidate next;
 
 	if (!so->started)
 	{
+		MemoryContext old;
+
 		BeginSearch(scan);
 		so->started = true;
+		old = MemoryContextSwitchTo(so->scanCtx);
+		RerankBatch(scan, so->firstBatch);
+		MemoryContextSwitchTo(old);
 	}
-	for (;;)
+
+	/*
+	 * Rerank further batches while an unreranked document could still come
+	 * before the best waiting row: its exact distance is at least its
+	 * approximate one minus the largest overshoot seen so far.
+	 */
+	if (!so->nullQuery)
 	{
-		if (so->nextBatch < so->nbatch)
+		MemoryContext old = MemoryContextSwitchTo(so->scanCtx);
+
+		while (so->nextCand < so->budget &&
+			   (so->nheap == 0 ||
+				!(so->heap[0].score <= so->cands[so->nextCand].score - so->maxOvershoot)))
 		{
-			scan->xs_heaptid = so->batch[so->nextBatch++].tid;
-			scan->xs_recheck = false;
-			scan->xs_recheckorderby = false;
-			return true;
+			if (!RerankBatch(scan, so->batchSize))
+				break;
 		}
-		if (!NextBatch(scan))
-			return false;
+		MemoryContextSwitchTo(old);
 	}
+	else if (so->nheap == 0)
+		RerankBatch(scan, so->batchSize);
+	if (so->nheap == 0)
+		return false;
+
+	next = HeapPop(so);
+	so->returnedAny = true;
+	so->lastDistance = next.score;
+	scan->xs_heaptid = next.tid;
+	scan->xs_recheck = false;
+	scan->xs_recheckorderby = false;
+	return true;
 }
 
 /*
@@ -649,6 +857,7 @@ mvivfendscan(IndexScanDesc scan)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 
+	ReportScan(scan);
 	if (so->fetch)
 		table_index_fetch_end(so->fetch);
 	if (so->slot)

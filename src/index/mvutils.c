@@ -191,45 +191,74 @@ MvivfBlasRestore(int threads)
 }
 
 /*
+ * The backend's quantizer cache: the quantizers of the last few indexes
+ * used, each in its own memory context under TopMemoryContext, keyed by the
+ * index's OID and relfilenode (centroids never change until REINDEX, which
+ * gives a new relfilenode).  Saves reading the centroid pages and grouping
+ * them on every insert statement and scan; several entries, so that a table
+ * with several mvivf indexes does not reload them for every row.
+ */
+#define MVIVF_QUANTIZER_CACHE_SIZE 8
+
+typedef struct MvivfCachedQuantizer
+{
+	Oid			relid;
+	Oid			relfilenode;
+	uint64		lastUse;
+	MemoryContext ctx;
+	MvivfQuantizer *q;
+}			MvivfCachedQuantizer;
+
+static MvivfCachedQuantizer quantizerCache[MVIVF_QUANTIZER_CACHE_SIZE];
+static uint64 quantizerCacheClock = 0;
+
+/*
  * MvivfGetQuantizer
  *		The quantizer of a trained index, with its two-level structure, from
- *		a one-entry backend cache (TopMemoryContext) keyed by the index's OID
- *		and relfilenode: centroids never change until REINDEX, which gives a
- *		new relfilenode.  Saves reading the centroid pages and grouping them
- *		on every insert statement and scan.
+ *		the backend's cache.
  */
 const MvivfQuantizer *
 MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 {
-	static MvivfQuantizer *cached = NULL;
-	static MemoryContext cacheCtx = NULL;
-	static Oid	cachedRelid = InvalidOid;
-	static Oid	cachedNode = InvalidOid;
+	Oid			relid = RelationGetRelid(index);
+	Oid			node = index->rd_rel->relfilenode;
+	MvivfCachedQuantizer *slot = NULL;
 	MemoryContext old;
+	int			i;
 
-	if (cached != NULL && cachedRelid == RelationGetRelid(index) &&
-		cachedNode == index->rd_rel->relfilenode &&
-		cached->nlists == (int) meta->nlists && cached->dim == meta->dim)
-		return cached;
+	for (i = 0; i < MVIVF_QUANTIZER_CACHE_SIZE; i++)
+	{
+		MvivfCachedQuantizer *e = &quantizerCache[i];
 
-	if (cacheCtx == NULL)
-		cacheCtx = AllocSetContextCreate(TopMemoryContext, "mvivf quantizer cache",
-										 ALLOCSET_DEFAULT_SIZES);
-	MemoryContextReset(cacheCtx);
-	cached = NULL;
-	cachedRelid = InvalidOid;
-	old = MemoryContextSwitchTo(cacheCtx);
+		if (e->q != NULL && e->relid == relid && e->relfilenode == node &&
+			e->q->nlists == (int) meta->nlists && e->q->dim == meta->dim)
+		{
+			e->lastUse = ++quantizerCacheClock;
+			return e->q;
+		}
+		/* an empty slot, else the least recently used one */
+		if (slot == NULL || (slot->q != NULL && (e->q == NULL || e->lastUse < slot->lastUse)))
+			slot = e;
+	}
+
+	if (slot->ctx == NULL)
+		slot->ctx = AllocSetContextCreate(TopMemoryContext, "mvivf quantizer cache",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(slot->ctx);
+	slot->q = NULL;
+	old = MemoryContextSwitchTo(slot->ctx);
 	{
 		MvivfQuantizer *q = palloc0(sizeof(MvivfQuantizer));
 
 		MvivfLoadQuantizer(index, meta, q);
 		MvivfPrepareCoarse(q);
-		cached = q;
+		slot->q = q;
 	}
 	MemoryContextSwitchTo(old);
-	cachedRelid = RelationGetRelid(index);
-	cachedNode = index->rd_rel->relfilenode;
-	return cached;
+	slot->relid = relid;
+	slot->relfilenode = node;
+	slot->lastUse = ++quantizerCacheClock;
+	return slot->q;
 }
 
 /*
@@ -792,6 +821,21 @@ MvivfCheckDim(Relation index, int indexDim, int valueDim)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("multivector dimension %d does not match index \"%s\" dimension %d",
 						valueDim, RelationGetRelationName(index), indexDim)));
+}
+
+/*
+ * MvivfCheckSupportedDim
+ *		Error out for a dimension the index could not be rebuilt with (a
+ *		centroid must fit on a page), before any work is done on it.
+ */
+void
+MvivfCheckSupportedDim(Relation index, int dim)
+{
+	if (dim > MVIVF_MAX_DIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("mvivf supports at most %d dimensions, index \"%s\" would have %d",
+						MVIVF_MAX_DIM, RelationGetRelationName(index), dim)));
 }
 
 /*

@@ -79,12 +79,13 @@ SELECT id FROM mv ORDER BY emb <#> '[[1,2,3]]' LIMIT 1;
 REINDEX INDEX mv_idx;
 SELECT count(*) FILTER (WHERE mv_index(q, 10) = mv_exact(q, 10)) AS exact_queries FROM mvq;
 
--- a WHERE filter: without iterative scan a query may return fewer rows
+-- a WHERE filter: with iterative scans off a query may return fewer rows
 RESET mvivf.probes;
 SET mvivf.candidates = 5;
 SET mvivf.rerank = 5;
+SET mvivf.iterative_scan = off;
 SELECT count(*) FROM (SELECT id FROM mv WHERE id % 10 = 1 ORDER BY emb <#> '[[0,1,0,0,0,0,0,0]]' LIMIT 10) x;
-SET mvivf.iterative_scan = relaxed_order;
+SET mvivf.iterative_scan = strict_order;
 SELECT count(*) FROM (SELECT id FROM mv WHERE id % 10 = 1 ORDER BY emb <#> '[[0,1,0,0,0,0,0,0]]' LIMIT 10) x;
 RESET mvivf.iterative_scan;
 RESET mvivf.candidates;
