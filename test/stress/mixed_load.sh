@@ -6,8 +6,9 @@
 #   ORDER BY emb <#> q LIMIT k queries (unfiltered, filtered by a column,
 #   LIMIT 500, and a query encoded by colpali_query in the statement).
 # The query value of each check is computed once (a materialized CTE or a
-# table row): the encoder's output for one text can differ in the last bits
-# from call to call (batches of different composition in the worker), so
+# table row): the encoder's output for one text was seen to differ in the
+# last bits from call to call under concurrent load (most likely batches of
+# different composition in the worker), so
 # "emb <#> colpali_query(t)" written twice may be two slightly different
 # values.
 # Every query checks, in the same statement (so under one snapshot), that
