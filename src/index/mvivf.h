@@ -238,7 +238,8 @@ typedef struct MvivfScanOpaqueData
 	int			heapCap;
 	bool		returnedAny;
 	double		lastDistance;	/* distance of the last row returned */
-	double		maxOvershoot;	/* largest approximate - exact distance */
+	double		maxOvershoot;	/* largest approximate - exact distance near
+								 * the end of the last batch */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
