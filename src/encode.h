@@ -46,7 +46,12 @@ extern int	colpali_debug_batch_delay_ms;
 /* Largest image accepted, in bytes (before the pixel limit is checked). */
 #define COLPALI_MAX_IMAGE_BYTES		((Size) 256 * 1024 * 1024)
 
-/* Engine identity: what must match for a loaded engine to be reused. */
+/*
+ * Engine identity: what must match for a loaded engine to be reused.  A new
+ * setting that changes the engine's output belongs here: requests travel to
+ * the worker with it, the worker batches by it, both engines reopen when it
+ * changes, and colpali_query's kept results are keyed by it (encode.c).
+ */
 typedef struct EncoderKey
 {
 	char		model_path[MAXPGPATH];
@@ -60,12 +65,9 @@ typedef struct EncoderKey
 extern void EncoderKeyFromSettings(EncoderKey *key);
 extern void EncoderEngineOptions(const EncoderKey *key, CpDevice device,
 								 CpEngineOptions *opts);
-extern CpDevice EncoderDeviceSetting(void);
-extern const char *EncoderDeviceName(CpDevice device);
 extern bool EncoderMayShowModelPath(void);
 
 /* encode_errors.c */
-extern int	EncoderSqlState(CpStatus status, EncodePhase phase);
 extern void ReportEncoderError(CpStatus status, const char *msg,
 							   EncodePhase phase, EncodeKind kind,
 							   const char *model_path) pg_attribute_noreturn();

@@ -17,7 +17,7 @@
  *		SQLSTATE of an engine status.  Format and shape errors are corrupt
  *		checkpoint files while loading, but bad user input while encoding.
  */
-int
+static int
 EncoderSqlState(CpStatus status, EncodePhase phase)
 {
 	switch (status)

@@ -313,32 +313,3 @@ EncoderMayShowModelPath(void)
 {
 	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
 }
-
-/*
- * EncoderDeviceSetting
- *		colpali.device as the engine's enum.
- */
-CpDevice
-EncoderDeviceSetting(void)
-{
-	return (CpDevice) colpali_device;
-}
-
-/*
- * EncoderDeviceName
- *		Setting name of a device value.
- */
-const char *
-EncoderDeviceName(CpDevice device)
-{
-	switch (device)
-	{
-		case CP_DEVICE_AUTO:
-			return "auto";
-		case CP_DEVICE_CPU:
-			return "cpu";
-		case CP_DEVICE_CUDA:
-			return "cuda";
-	}
-	return "unknown";
-}

@@ -72,7 +72,7 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	CpError		err;
 	CpStatus	st;
 
-	if (EncoderDeviceSetting() == CP_DEVICE_CUDA)
+	if (colpali_device == CP_DEVICE_CUDA)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("colpali.device = cuda needs the colpali background worker"),

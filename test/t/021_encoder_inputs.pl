@@ -15,18 +15,8 @@ my $fx = "$ENV{TESTDIR}/test/fixtures";
 my $model = $ENV{COLPALI_TEST_MODEL} // "$fx/models/tiny";
 plan skip_all => 'fixtures not found' unless -d $model;
 
-sub slurp
-{
-	my ($path) = @_;
-	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
-	local $/;
-	my $data = <$fh>;
-	close $fh;
-	return $data;
-}
-
-my $page = slurp("$fx/images/page_text.png");
-my $jpeg = slurp("$fx/images/photo_baseline.jpg");
+my $page = slurp_file("$fx/images/page_text.png");
+my $jpeg = slurp_file("$fx/images/photo_baseline.jpg");
 my %bad = (
 	'truncated png' => substr($page, 0, 200),
 	'png header only' => substr($page, 0, 33),

@@ -24,16 +24,6 @@ my $fx = "$ENV{TESTDIR}/test/fixtures";
 my $model = "$fx/models/tiny";
 plan skip_all => 'fixtures not found' unless -d $model;
 
-sub slurp
-{
-	my ($path) = @_;
-	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
-	local $/;
-	my $data = <$fh>;
-	close $fh;
-	return $data;
-}
-
 my $node = PostgreSQL::Test::Cluster->new('setup');
 $node->init;
 $node->append_conf('postgresql.conf', "colpali.threads = 1\n");
@@ -44,7 +34,7 @@ my $example = '/srv/models/colpali-v1.3-hf';
 my $nseq = 0;
 for my $doc ('README.md', 'docs/encoder-sql.md')
 {
-	my $text = slurp("$ENV{TESTDIR}/$doc");
+	my $text = slurp_file("$ENV{TESTDIR}/$doc");
 	my @sequences = $text =~ /<!-- setup-sequence -->(.*?)<!-- \/setup-sequence -->/gs;
 	ok(@sequences > 0, "$doc has a marked setup sequence");
 
@@ -118,7 +108,7 @@ for my $case ([ 'a config.json that is not JSON', "$secret_dir/linked", 'XX001' 
 	like($err, qr/ERROR:  could not load the colpali model/, "ordinary role, $what: an error");
 	unlike($err, qr/secret-models-4711|SECRET-PAYROLL|payroll/, "ordinary role, $what: no path and no file content");
 	like($err, qr/DETAIL:  .*superuser/, "ordinary role, $what: the detail says who may see more");
-	my $log = substr(slurp($node->logfile), $log_offset);
+	my $log = slurp_file($node->logfile, $log_offset);
 	like($log, qr/secret-models-4711/, "ordinary role, $what: the server log has the details");
 	is($node->safe_psql('postgres',
 			"$set SET ROLE plain_user; SELECT sqlstate_of(\$\$SELECT colpali_query('x')\$\$)"),
