@@ -85,13 +85,6 @@ symlink("$secret_dir/payroll.txt", "$secret_dir/linked/config.json") or die "sym
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION colpali;
 	CREATE ROLE plain_user LOGIN;
-	CREATE FUNCTION sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-	BEGIN
-		EXECUTE q;
-		RETURN 'ok';
-	EXCEPTION WHEN OTHERS THEN
-		RETURN SQLSTATE;
-	END $$;
 });
 
 for my $case ([ 'a config.json that is not JSON', "$secret_dir/linked", 'XX001' ],
@@ -99,20 +92,20 @@ for my $case ([ 'a config.json that is not JSON', "$secret_dir/linked", 'XX001' 
 {
 	my ($what, $path, $state) = @$case;
 	my $set = "SET colpali.model_path = '$path';";
-	my ($ret, $out, $err) = $node->psql('postgres', "$set SELECT colpali_query('x')");
+	my $call = "SELECT colpali_query('x');\n\\echo :LAST_ERROR_SQLSTATE";
+	my ($ret, $out, $err) = $node->psql('postgres', "$set $call", on_error_stop => 0);
 	like($err, qr/secret-models-4711/, "superuser, $what: the error names the path");
+	is($out, $state, "superuser, $what: SQLSTATE $state");
 
 	my $log_offset = -s $node->logfile;
-	($ret, $out, $err) = $node->psql('postgres',
-		"$set SET ROLE plain_user; SELECT colpali_query('x')");
+	($ret, $out, $err) = $node->psql('postgres', "$set SET ROLE plain_user; $call",
+		on_error_stop => 0);
 	like($err, qr/ERROR:  could not load the colpali model/, "ordinary role, $what: an error");
 	unlike($err, qr/secret-models-4711|SECRET-PAYROLL|payroll/, "ordinary role, $what: no path and no file content");
 	like($err, qr/DETAIL:  .*superuser/, "ordinary role, $what: the detail says who may see more");
+	is($out, $state, "ordinary role, $what: the same SQLSTATE");
 	my $log = slurp_file($node->logfile, $log_offset);
 	like($log, qr/secret-models-4711/, "ordinary role, $what: the server log has the details");
-	is($node->safe_psql('postgres',
-			"$set SET ROLE plain_user; SELECT sqlstate_of(\$\$SELECT colpali_query('x')\$\$)"),
-		$state, "ordinary role, $what: SQLSTATE $state as for a superuser");
 }
 
 # --- 3. the encoder objects after ALTER EXTENSION UPDATE from 0.1.0 ------
