@@ -1,8 +1,8 @@
 /*
- * worker_queue.c
- *	  The request ring in static shared memory and its client side: how a
- *	  backend hands an encoding request to the colpali background worker and
- *	  waits for the answer.
+ * worker_client.c
+ *	  The client side of the background worker protocol: how a backend hands
+ *	  an encoding request to the colpali background worker through the
+ *	  request ring in shared memory (worker.h) and waits for the answer.
  *
  * A requester copies its inputs into a DSM segment it creates, fills a free
  * slot (state PENDING) and sets the worker's latch.  It then sleeps on its
@@ -35,9 +35,9 @@
 #include "storage/shmem.h"
 
 #include "encode.h"
+#include "multivector_from_engine.h"
 #include "worker.h"
-
-WorkerShared *ColpaliWorkerShared = NULL;
+#include "worker_client.h"
 
 /* How long a request may wait for a worker that is not running at all. */
 #define WORKER_ABSENT_TIMEOUT_MS	30000
@@ -48,36 +48,6 @@ typedef struct PendingRequest
 	int			slot;
 	uint64		seq;
 } PendingRequest;
-
-/*
- * WorkerShmemSize
- *		Bytes of static shared memory the ring needs.
- */
-Size
-WorkerShmemSize(void)
-{
-	return MAXALIGN(sizeof(WorkerShared));
-}
-
-/*
- * WorkerShmemInit
- *		shmem_startup_hook part: create or attach the ring.
- */
-void
-WorkerShmemInit(void)
-{
-	bool		found;
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	ColpaliWorkerShared = ShmemInitStruct("colpali worker", WorkerShmemSize(), &found);
-	if (!found)
-	{
-		memset(ColpaliWorkerShared, 0, sizeof(WorkerShared));
-		ColpaliWorkerShared->lock = &(GetNamedLWLockTranche("colpali"))->lock;
-		ColpaliWorkerShared->next_seq = 1;
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
 
 /*
  * WorkerAvailable
