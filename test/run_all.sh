@@ -70,6 +70,7 @@ if ! step build build; then
 fi
 
 step "version metadata agrees" tools/check-version.sh || true
+step "doc references resolve" python3 tools/check-doc-links.py || true
 
 port=$((15432 + RANDOM % 1000))
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" "$port")"
