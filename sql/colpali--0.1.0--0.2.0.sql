@@ -109,3 +109,18 @@ $colpali$;
 
 COMMENT ON PROCEDURE colpali_embed_images(regclass, name, name, integer) IS
 'fills embedding_column with colpali_image(image_column) for rows where it is NULL, batch_size rows per transaction, reporting progress as NOTICEs and each image that cannot be embedded as a WARNING (its row keeps a NULL embedding); CALL it outside an explicit transaction block';
+
+-- ---------------------------------------------------------------------------
+-- colpali_explain (src/explain.c): where a page matched a query
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION colpali_explain(page multivector, query multivector,
+	grid_width integer DEFAULT NULL, image_rows integer DEFAULT NULL,
+	OUT query_row integer, OUT page_row integer, OUT score double precision,
+	OUT patch_y integer, OUT patch_x integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'colpali_explain'
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+COST 10000 ROWS 32;
+
+COMMENT ON FUNCTION colpali_explain(multivector, multivector, integer, integer) IS
+'for each query row (from 0): the best-matching page row, their dot product (the scores add up to maxsim(page, query)), and for image rows the patch position (patch_y, patch_x) in a grid grid_width patches wide whose first image_rows rows (default grid_width^2) are image rows; ColPali at 448 px: grid_width 32';
