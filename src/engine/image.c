@@ -23,6 +23,14 @@
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
+ * Memory: every buffer is bounded by the header's width x height, which the
+ * caller's pixel limit bounds, or by the file's size.  The one payload that
+ * could inflate beyond that is PNG's zlib stream (a few kB can inflate to
+ * gigabytes): stb_image's inflate buffer is not allowed to grow past what
+ * the header needs (png_inflate_need, cp_stbi_grow).  GIF's LZW and TGA's
+ * run-length data are written into the frame buffer and stop at its end;
+ * BMP run-length compression is refused by stb_image; libjpeg allocates by
+ * the header's size (progressive coefficients: 2 bytes per sample).
  * The resize is a reimplementation of Pillow's ImagingResample with the
  * BICUBIC filter: 22-bit fixed-point coefficients, two separable passes with
  * a uint8 image between them (pass order as Pillow 13 chooses it), each pass
@@ -136,6 +144,11 @@ stb_failure(CpImageKind kind, const char *what, CpError *err)
 
 	if (reason == NULL || reason[0] == '\0')
 		reason = "unexpected end of data";
+	if (strcmp(reason, CP_STBI_INFLATE_REFUSED) == 0)
+		return cp_error(err, CP_ERR_LIMIT,
+						"%s image refused: its compressed data inflates to more than its "
+						"header's width and height need (a decompression bomb)",
+						kind_names[kind]);
 	if (strstr(reason, "not supported") != NULL)
 		status = CP_ERR_UNSUPPORTED;
 	else if (strstr(reason, "too large") != NULL || strstr(reason, "Very large") != NULL)
@@ -464,6 +477,67 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 }
 
 /*
+ * png_inflate_need
+ *		The number of bytes a PNG's zlib stream must inflate to by its IHDR:
+ *		per row a filter byte and the packed samples, for the one image or
+ *		for each of the seven Adam7 passes.  0 when the header is not one
+ *		stb_image accepts (it then fails on its own).
+ */
+static size_t
+png_inflate_need(const uint8_t *b, size_t len)
+{
+	static const int adam7[7][4] = {	/* x0, y0, dx, dy */
+		{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+		{0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}
+	};
+	uint64_t	w,
+				h,
+				need = 0;
+	int			depth,
+				channels,
+				p;
+
+	if (len < 29 || memcmp(b + 12, "IHDR", 4) != 0)
+		return 0;
+	w = rd_be32(b + 16);
+	h = rd_be32(b + 20);
+	depth = b[24];
+	switch (b[25])
+	{
+		case 0:
+		case 3:
+			channels = 1;
+			break;
+		case 2:
+			channels = 3;
+			break;
+		case 4:
+			channels = 2;
+			break;
+		case 6:
+			channels = 4;
+			break;
+		default:
+			return 0;
+	}
+	if (w == 0 || h == 0 || w > (1u << 24) || h > (1u << 24) || depth > 16)
+		return 0;
+	if (b[28] == 0)
+		return (size_t) (h * (1 + (w * channels * depth + 7) / 8));
+	for (p = 0; p < 7; p++)
+	{
+		uint64_t	pw = (w > (uint64_t) adam7[p][0]) ?
+			(w - adam7[p][0] + adam7[p][2] - 1) / adam7[p][2] : 0;
+		uint64_t	ph = (h > (uint64_t) adam7[p][1]) ?
+			(h - adam7[p][1] + adam7[p][3] - 1) / adam7[p][3] : 0;
+
+		if (pw > 0 && ph > 0)
+			need += ph * (1 + (pw * channels * depth + 7) / 8);
+	}
+	return (size_t) need;
+}
+
+/*
  * bmp16_pillow
  *		16-bit BMPs: stb_image widens 5/6-bit channels by bit replication,
  *		Pillow (BGR;15 / BGR;16 unpackers) by v * 255 / max.  Redo the
@@ -730,7 +804,8 @@ gif_fill_canvas(CpImageRGB *img, const GifFrame *f)
  *		each 16-bit value to 0..255.
  */
 static CpStatus
-decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *err)
+decode_png16_gray(const uint8_t *bytes, size_t len, size_t inflate_need,
+				  CpImageRGB *out, CpError *err)
 {
 	int			w,
 				h;
@@ -738,7 +813,7 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	size_t		i,
 				npix;
 
-	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1);
+	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1, inflate_need);
 	if (g == NULL)
 		return stb_failure(CP_IMAGE_PNG, "decoding", err);
 	npix = (size_t) w * h;
@@ -988,6 +1063,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	{
 		const uint8_t *src = bytes;
 		size_t		src_len = len;
+		size_t		inflate_need = 0;
 
 		if (kind == CP_IMAGE_GIF)
 		{
@@ -1017,14 +1093,17 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			if (patched != NULL)
 				src = patched;
+			/* bound what the image data may inflate to: no decompression bombs */
+			inflate_need = png_inflate_need(bytes, len);
 		}
 		if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
 		{
-			st = decode_png16_gray(src, src_len, out, err);
+			st = decode_png16_gray(src, src_len, inflate_need, out, err);
 			w2 = out->width;
 			h2 = out->height;
 		}
-		else if ((out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0)) == NULL)
+		else if ((out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0,
+												 inflate_need)) == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
 		{

@@ -78,8 +78,14 @@ extern int	cp_stbi_take_assert_hits(void);
 extern int	cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len,
 						 int *w, int *h, int *comp);
 
-/* stb_image's decoder for one kind; malloc'd samples or NULL on error. */
+/*
+ * stb_image's decoder for one kind; malloc'd samples or NULL on error.
+ * inflate_need: for PNG, the bytes its image data inflates to by the header
+ * (0 = unbounded); more is refused with this failure reason.
+ */
+#define CP_STBI_INFLATE_REFUSED "image data inflates beyond what the header's size needs"
 extern void *cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len,
-						  int *w, int *h, int req_comp, int want16);
+						  int *w, int *h, int req_comp, int want16,
+						  size_t inflate_need);
 
 #endif							/* CP_IMAGE_H */
