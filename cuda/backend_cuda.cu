@@ -4,7 +4,7 @@
  *	  backend.h on one GPU (memory, streams, cuBLAS handle, op dispatch),
  *	  exported through the extern "C" API of colpali_cuda.h.
  *
- * Dtype flow (encoder.md 3.7, adapted to the fp32 activation interface):
+ * Dtype flow (docs/encoder.md#precision, adapted to the fp32 activation interface):
  *	- Matmul weights are uploaded once as bf16 (BF16 checkpoints are copied
  *	  as they are; F32/F16 ones are rounded to nearest even on the host).
  *	  The token embedding table keeps its stored dtype and is converted row

@@ -10,8 +10,8 @@
 #
 # The library is self-contained (it uses no engine object); the engine
 # dlopen()s it at run time (src/engine/backend_loader.c), so colpali.so and
-# the CLI never link against CUDA and nothing here enters PGXS OBJS (no
-# LLVM bitcode problem, see conventions.md 1.1).
+# the CLI never link against CUDA and nothing here enters PGXS OBJS (PGXS
+# would try to make LLVM bitcode of anything there, which nvcc cannot).
 
 USE_CUDA ?= auto
 CUDA_HOME ?= /usr/local/cuda

@@ -2,7 +2,7 @@
  * backend_cpu_ref.c
  *	  Naive reference implementations of every backend operation: plain
  *	  single-threaded loops written straight from the formulas in
- *	  encoder.md section 3, accumulating in double where it costs nothing.
+ *	  docs/encoder.md#forward, accumulating in double where it costs nothing.
  *	  They are the test oracle for the fast CPU ops (test/engine/test_ops.c)
  *	  and for the CUDA backend, and a fallback nobody should need.
  */

@@ -2,7 +2,7 @@
  * image.c
  *	  Page image preprocessing, bit-compatible with transformers'
  *	  SiglipImageProcessor on its Pillow path (see image.h and
- *	  shared encoder.md section 2).
+ *	  docs/encoder.md#image).
  *
  * PNG, GIF, BMP and TGA are decoded by stb_image (stb_image_impl.c).  JPEG
  * is decoded by libjpeg(-turbo), the library Pillow uses, with Pillow's

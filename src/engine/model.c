@@ -1,6 +1,6 @@
 /*
  * model.c
- *	  ColPali forward pass (encoder.md section 3) as a sequence of backend
+ *	  ColPali forward pass (docs/encoder.md#forward) as a sequence of backend
  *	  operations; no arithmetic on tensor data happens here.
  *
  *	  pixels -> im2col -> patch GEMM (+bias) -> + position embeddings
@@ -11,7 +11,7 @@
  *	  -> Linear(hidden, 128) + bias -> L2 normalisation.
  *
  * Tensors are found by suffix so that every checkpoint layout of
- * encoder.md section 4.2 works; each comes in two forms: vision
+ * docs/encoder.md#tensor-names works; each comes in two forms: vision
  * "vision_tower.vision_model.X" (transformers 4) or "vision_tower.X"
  * (transformers 5 save_pretrained), Gemma "language_model.model.X"
  * (before transformers 4.52) or "language_model.X" (after).
@@ -645,7 +645,7 @@ cp_model_forward(CpModel *m, int B, int T, const int32_t *ids,
 	 * Embeddings: table rows * sqrt(D) (Gemma's normalizer, fp32), then the
 	 * image features as they are.  Older transformers divided the features
 	 * by sqrt(D) and multiplied every row by sqrt(D) afterwards, the same
-	 * up to rounding in fp32 (encoder.md 3.2-3.3); transformers 5 scales
+	 * up to rounding in fp32 (docs/encoder.md#text-embeddings); transformers 5 scales
 	 * inside the embedding, as here.
 	 */
 	OP(be->embedding(be, x, m->embed, ids, R, D));

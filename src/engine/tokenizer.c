@@ -3,7 +3,7 @@
  *	  The Gemma tokenizer of a Hugging Face tokenizer.json, giving the ids
  *	  that HF tokenizers gives for tokenizer(text, add_special_tokens=False).
  *
- * Pipeline (tokenizers' TokenizerImpl::encode, see encoder.md section 5):
+ * Pipeline (tokenizers' TokenizerImpl::encode, see docs/encoder.md#tokenizer):
  *	1. split the raw text on added tokens with normalized=false
  *	   (leftmost-longest); matched spans become their ids;
  *	2. every other segment goes through the normalizer (Replace / Prepend /

@@ -3,7 +3,7 @@
  *	  Gemma tokenizer read from tokenizer.json (HF tokenizers format):
  *	  added/special tokens split first, normalizer (space -> U+2581), BPE by
  *	  merge rank, byte fallback (<0xNN>).  Ids identical to HF tokenizers.
- *	  Also builds the ColPali prompts (encoder.md section 1).
+ *	  Also builds the ColPali prompts (docs/encoder.md#prompts).
  */
 #ifndef CP_TOKENIZER_H
 #define CP_TOKENIZER_H
@@ -45,7 +45,7 @@ extern CpStatus cp_tokenizer_encode(const CpTokenizer *tok, const char *text,
 extern int32_t cp_tokenizer_token_id(const CpTokenizer *tok, const char *token);
 
 /*
- * ColPali prompts (encoder.md 1.2 and 1.3), as transformers'
+ * ColPali prompts (docs/encoder.md#page-prompt and #query-prompt), as transformers'
  * ColPaliProcessor builds them.  *ids malloc'd.
  *	page:  num_image_tokens x image_token_id, then the tokens of
  *		   "<bos>" + visual_prompt_prefix + "\n"

@@ -17,7 +17,7 @@
  * odd header length) and tensors changed by a LoRA merge get owned copies.
  *
  * Every tensor also gets a canonical name with the layout prefixes of
- * encoder.md section 4.2 removed; lookups match both names by suffix at "."
+ * docs/encoder.md#tensor-names removed; lookups match both names by suffix at "."
  * boundaries, and LoRA modules are paired with base tensors through it (an
  * adapter trained on one layout may sit on a base saved in another).
  */
@@ -542,7 +542,7 @@ strip_prefix(const char *s, const char *p)
 
 /*
  * canonical_name
- *		Tensor name without the layout prefixes of encoder.md 4.2 (malloc'd):
+ *		Tensor name without the layout prefixes of docs/encoder.md#tensor-names (malloc'd):
  *		"base_model.model.", then "vlm." or "model.", then "model.";
  *		"language_model.model.X" -> "language_model.X"; the vision tower
  *		always with its "vision_model." level (transformers 5 saves

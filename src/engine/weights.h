@@ -67,7 +67,7 @@ extern const CpTensor *cp_weights_at(const CpWeights *w, int i);
  * equals suffix wins, otherwise NULL (ambiguous; cp_weights_lookup says so).
  *
  * Every tensor is matched under its stored name and under a canonical name
- * that removes the layout prefixes of encoder.md section 4.2
+ * that removes the layout prefixes of docs/encoder.md#tensor-names
  * ("base_model.model.", "vlm.", "model.", "model.model.", "vlm.model.",
  * "language_model.model." -> "language_model.", and "vision_tower.X" ->
  * "vision_tower.vision_model.X" for transformers 5), so the canonical suffixes

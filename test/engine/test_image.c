@@ -20,7 +20,7 @@
 #include "image.h"
 #include "test_util.h"
 
-#define FIX "../fixtures/image/"
+#define FIX "../fixtures/images/pillow/"
 
 /*
  * synth
