@@ -2,7 +2,7 @@
  * backend_cuda.cu
  *	  The CUDA backend of the colpali engine: the CpBackend vtable of
  *	  backend.h on one GPU (memory, streams, cuBLAS handle, op dispatch),
- *	  exported through the extern "C" API of colpali_cuda.h.
+ *	  exported through the extern "C" API of src/engine/backend_cuda_abi.h.
  *
  * Dtype flow (docs/encoder.md#precision, adapted to the fp32 activation interface):
  *	- Matmul weights are uploaded once as bf16 (BF16 checkpoints are copied
@@ -37,7 +37,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
-#include "colpali_cuda.h"
+#include "backend_cuda_abi.h"
+#include "dtype.h"
 #include "cuda_kernels.h"
 #include "cuda_matmul.h"
 
@@ -238,7 +239,7 @@ check_vector(CpBackend *be, const CpBuf *w, size_t n, const char *op, const char
 	return CP_OK;
 }
 
-#define TRY(expr) do { CpStatus st_ = (expr); if (st_ != CP_OK) return st_; } while (0)
+#define RETURN_IF_FAILED(expr) do { CpStatus st_ = (expr); if (st_ != CP_OK) return st_; } while (0)
 
 /*
  * fptr
@@ -259,7 +260,7 @@ upload_index(CpBackend *be, const int *h, int n, int **out)
 {
 	CudaImpl   *impl = IMPL(be);
 
-	TRY(grow(be, (void **) &impl->idx_d, &impl->idx_n, (size_t) (n > 0 ? n : 1),
+	RETURN_IF_FAILED(grow(be, (void **) &impl->idx_d, &impl->idx_n, (size_t) (n > 0 ? n : 1),
 			 sizeof(int), "allocation of index scratch"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(impl->idx_d, h, sizeof(int) * n, cudaMemcpyHostToDevice,
@@ -273,60 +274,6 @@ upload_index(CpBackend *be, const int *h, int n, int **out)
  * --------------------------------------------------------------------- */
 
 /*
- * h_f16_to_f32
- *		IEEE half to float on the host.
- */
-static float
-h_f16_to_f32(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h >> 15) << 31;
-	uint32_t	exp = (h >> 10) & 0x1f;
-	uint32_t	man = h & 0x3ff;
-	uint32_t	bits;
-	float		f;
-
-	if (exp == 0)
-	{
-		/* zero or subnormal: man * 2^-24 */
-		f = (float) man * 5.9604644775390625e-08f;
-		return (h >> 15) ? -f : f;
-	}
-	if (exp == 31)
-		bits = sign | 0x7f800000u | (man << 13);
-	else
-		bits = sign | ((exp + 112) << 23) | (man << 13);
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-/*
- * h_bf16_to_f32
- *		bf16 to float on the host.
- */
-static float
-h_bf16_to_f32(uint16_t h)
-{
-	uint32_t	bits = (uint32_t) h << 16;
-	float		f;
-
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-/* float -> bf16, round to nearest even, NaN kept quiet. */
-static uint16_t
-h_f32_to_bf16(float f)
-{
-	uint32_t	bits;
-
-	memcpy(&bits, &f, sizeof(bits));
-	if ((bits & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t) ((bits >> 16) | 0x40);
-	bits += 0x7fffu + ((bits >> 16) & 1);
-	return (uint16_t) (bits >> 16);
-}
-
-/*
  * h_to_f32
  *		Element i of a host array of dtype as float.
  */
@@ -334,9 +281,9 @@ static float
 h_to_f32(const void *src, int dtype, size_t i)
 {
 	if (dtype == CUK_BF16)
-		return h_bf16_to_f32(((const uint16_t *) src)[i]);
+		return cp_bf16_to_f32(((const uint16_t *) src)[i]);
 	if (dtype == CUK_F16)
-		return h_f16_to_f32(((const uint16_t *) src)[i]);
+		return cp_f16_to_f32(((const uint16_t *) src)[i]);
 	return ((const float *) src)[i];
 }
 
@@ -369,7 +316,7 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
 			if (dst_dtype == CUK_F32)
 				((float *) tmp)[i] = f;
 			else
-				((uint16_t *) tmp)[i] = h_f32_to_bf16(f);
+				((uint16_t *) tmp)[i] = cp_f32_to_bf16(f);
 		}
 		/* pageable source: returns once tmp is staged, so tmp can be reused */
 		rc = cudaMemcpyAsync((unsigned char *) dst + i0 * esz, tmp, m * esz,
@@ -448,7 +395,7 @@ static CpStatus
 cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, dst, n, "upload", "destination"));
+	RETURN_IF_FAILED(check_view(be, dst, n, "upload", "destination"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(fptr(dst), src, n * sizeof(float), cudaMemcpyHostToDevice,
 						   IMPL(be)->stream), "upload");
@@ -464,7 +411,7 @@ static CpStatus
 cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, src, n, "download", "source"));
+	RETURN_IF_FAILED(check_view(be, src, n, "download", "source"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(dst, fptr(src), n * sizeof(float), cudaMemcpyDeviceToHost,
 						   IMPL(be)->stream), "download");
@@ -573,16 +520,16 @@ cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N
 		w->rows != N || w->cols != K)
 		return fail(be, CP_ERR_INVALID_ARG,
 					"cuda matmul: weight is not a [%d, %d] matrix", N, K);
-	TRY(check_view(be, x, (size_t) M * K, "matmul", "x"));
-	TRY(check_view(be, y, (size_t) M * N, "matmul", "y"));
+	RETURN_IF_FAILED(check_view(be, x, (size_t) M * K, "matmul", "x"));
+	RETURN_IF_FAILED(check_view(be, y, (size_t) M * N, "matmul", "y"));
 	if (bias != NULL)
-		TRY(check_vector(be, bias, (size_t) N, "matmul", "bias"));
+		RETURN_IF_FAILED(check_vector(be, bias, (size_t) N, "matmul", "bias"));
 
 	if (!(impl->xbf_valid && impl->xbf_src.buf == x.buf && impl->xbf_src.off == x.off &&
 		  nx <= impl->xbf_len))
 	{
 		impl->xbf_valid = false;
-		TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
+		RETURN_IF_FAILED(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
 				 "allocation of the bf16 matmul input"));
 		CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), nx),
 		   "launch of the bf16 conversion");
@@ -638,10 +585,10 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
 		return fail(be, CP_ERR_UNSUPPORTED, "cuda attention: head dim %d over 512", hd);
 	nq = (size_t) B * T * nh * hd;
 	nk = (size_t) B * T * nkv * hd;
-	TRY(check_view(be, q, nq, "attention", "q"));
-	TRY(check_view(be, k, nk, "attention", "k"));
-	TRY(check_view(be, v, nk, "attention", "v"));
-	TRY(check_view(be, out, nq, "attention", "out"));
+	RETURN_IF_FAILED(check_view(be, q, nq, "attention", "q"));
+	RETURN_IF_FAILED(check_view(be, k, nk, "attention", "k"));
+	RETURN_IF_FAILED(check_view(be, v, nk, "attention", "v"));
+	RETURN_IF_FAILED(check_view(be, out, nq, "attention", "out"));
 	if (lens != NULL)
 	{
 		int			b;
@@ -660,7 +607,7 @@ cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int
 				return fail(be, CP_ERR_NOMEM, "out of memory");
 			impl->lens_h = h;
 			impl->lens_n = 0;
-			TRY(grow(be, (void **) &impl->lens_d, &impl->lens_cap, (size_t) B, sizeof(int),
+			RETURN_IF_FAILED(grow(be, (void **) &impl->lens_d, &impl->lens_cap, (size_t) B, sizeof(int),
 					 "allocation of attention lengths"));
 			CU(cudaMemcpyAsync(impl->lens_d, lens, sizeof(int) * B, cudaMemcpyHostToDevice,
 							   impl->stream), "copy of attention lengths");
@@ -689,10 +636,10 @@ cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
 			 int dim, float eps)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "layernorm", "x"));
-	TRY(check_view(be, y, (size_t) rows * dim, "layernorm", "y"));
-	TRY(check_vector(be, w, (size_t) dim, "layernorm", "weight"));
-	TRY(check_vector(be, b, (size_t) dim, "layernorm", "bias"));
+	RETURN_IF_FAILED(check_view(be, x, (size_t) rows * dim, "layernorm", "x"));
+	RETURN_IF_FAILED(check_view(be, y, (size_t) rows * dim, "layernorm", "y"));
+	RETURN_IF_FAILED(check_vector(be, w, (size_t) dim, "layernorm", "weight"));
+	RETURN_IF_FAILED(check_vector(be, b, (size_t) dim, "layernorm", "bias"));
 	CU(cuk_layernorm(IMPL(be)->stream, fptr(y), fptr(x), (const float *) w->d,
 					 (const float *) b->d, rows, dim, eps), "launch of layernorm");
 	return CP_OK;
@@ -707,9 +654,9 @@ static CpStatus
 cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float eps)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "rmsnorm", "x"));
-	TRY(check_view(be, y, (size_t) rows * dim, "rmsnorm", "y"));
-	TRY(check_vector(be, w, (size_t) dim, "rmsnorm", "weight"));
+	RETURN_IF_FAILED(check_view(be, x, (size_t) rows * dim, "rmsnorm", "x"));
+	RETURN_IF_FAILED(check_view(be, y, (size_t) rows * dim, "rmsnorm", "y"));
+	RETURN_IF_FAILED(check_vector(be, w, (size_t) dim, "rmsnorm", "weight"));
 	CU(cuk_rmsnorm(IMPL(be)->stream, fptr(y), fptr(x), (const float *) w->d, rows, dim,
 				   eps), "launch of rmsnorm");
 	return CP_OK;
@@ -724,7 +671,7 @@ static CpStatus
 cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "l2norm", "x"));
+	RETURN_IF_FAILED(check_view(be, x, (size_t) rows * dim, "l2norm", "x"));
 	CU(cuk_l2norm(IMPL(be)->stream, fptr(x), rows, dim), "launch of l2norm");
 	return CP_OK;
 	GUARD_END
@@ -740,39 +687,39 @@ cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int 
 	GUARD_BEGIN
 	if (hd <= 0 || hd % 2 != 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda rope: head dim %d is not even", hd);
-	TRY(check_view(be, x, (size_t) B * T * nh * hd, "rope", "x"));
+	RETURN_IF_FAILED(check_view(be, x, (size_t) B * T * nh * hd, "rope", "x"));
 	CU(cuk_rope(IMPL(be)->stream, fptr(x), B, T, nh, hd, theta, pos0), "launch of rope");
 	return CP_OK;
 	GUARD_END
 }
 
 /*
- * produce_bf16
+ * bf16_out_buffer
  *		Scratch for an op that writes its result [n] also as bf16 (the
  *		MLP activations, whose only consumer is the next GEMM), or NULL when
- *		fusing is off.  The caller marks it with produced_bf16 once the
+ *		fusing is off.  The caller marks it with bf16_out_mark_valid once the
  *		kernel is enqueued, so the GEMM skips its own conversion.
  */
 static CpStatus
-produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
+bf16_out_buffer(CpBackend *be, size_t n, __nv_bfloat16 **bf)
 {
 	CudaImpl   *impl = IMPL(be);
 
 	*bf = NULL;
 	if (!impl->fuse_bf16)
 		return CP_OK;
-	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
+	RETURN_IF_FAILED(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
 			 "allocation of the bf16 matmul input"));
 	*bf = impl->xbf;
 	return CP_OK;
 }
 
 /*
- * produced_bf16
+ * bf16_out_mark_valid
  *		Mark the bf16 scratch as holding view v of n elements.
  */
 static void
-produced_bf16(CpBackend *be, CpView v, size_t n)
+bf16_out_mark_valid(CpBackend *be, CpView v, size_t n)
 {
 	CudaImpl   *impl = IMPL(be);
 
@@ -791,11 +738,11 @@ cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 	__nv_bfloat16 *bf;
 
 	GUARD_BEGIN
-	TRY(check_view(be, x, n, "gelu_tanh", "x"));
-	TRY(produce_bf16(be, n, &bf));
+	RETURN_IF_FAILED(check_view(be, x, n, "gelu_tanh", "x"));
+	RETURN_IF_FAILED(bf16_out_buffer(be, n, &bf));
 	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n, bf), "launch of gelu_tanh");
 	if (bf)
-		produced_bf16(be, x, n);
+		bf16_out_mark_valid(be, x, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -810,13 +757,13 @@ cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	__nv_bfloat16 *bf;
 
 	GUARD_BEGIN
-	TRY(check_view(be, out, n, "geglu", "out"));
-	TRY(check_view(be, gate, n, "geglu", "gate"));
-	TRY(check_view(be, up, n, "geglu", "up"));
-	TRY(produce_bf16(be, n, &bf));
+	RETURN_IF_FAILED(check_view(be, out, n, "geglu", "out"));
+	RETURN_IF_FAILED(check_view(be, gate, n, "geglu", "gate"));
+	RETURN_IF_FAILED(check_view(be, up, n, "geglu", "up"));
+	RETURN_IF_FAILED(bf16_out_buffer(be, n, &bf));
 	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n, bf), "launch of geglu");
 	if (bf)
-		produced_bf16(be, out, n);
+		bf16_out_mark_valid(be, out, n);
 	return CP_OK;
 	GUARD_END
 }
@@ -829,8 +776,8 @@ static CpStatus
 cu_add(CpBackend *be, CpView y, CpView x, size_t n)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, y, n, "add", "y"));
-	TRY(check_view(be, x, n, "add", "x"));
+	RETURN_IF_FAILED(check_view(be, y, n, "add", "y"));
+	RETURN_IF_FAILED(check_view(be, x, n, "add", "x"));
 	CU(cuk_add(IMPL(be)->stream, fptr(y), fptr(x), n), "launch of add");
 	return CP_OK;
 	GUARD_END
@@ -846,8 +793,8 @@ cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 	GUARD_BEGIN
 	if (period <= 0 || dim <= 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda add_rows: period %d, dim %d", period, dim);
-	TRY(check_view(be, y, (size_t) rows * dim, "add_rows", "y"));
-	TRY(check_vector(be, t, (size_t) period * dim, "add_rows", "table"));
+	RETURN_IF_FAILED(check_view(be, y, (size_t) rows * dim, "add_rows", "y"));
+	RETURN_IF_FAILED(check_vector(be, t, (size_t) period * dim, "add_rows", "table"));
 	CU(cuk_add_rows(IMPL(be)->stream, fptr(y), (const float *) t->d, rows, period, dim),
 	   "launch of add_rows");
 	return CP_OK;
@@ -862,7 +809,7 @@ static CpStatus
 cu_scale(CpBackend *be, CpView x, size_t n, float s)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, x, n, "scale", "x"));
+	RETURN_IF_FAILED(check_view(be, x, n, "scale", "x"));
 	CU(cuk_scale(IMPL(be)->stream, fptr(x), n, s), "launch of scale");
 	return CP_OK;
 	GUARD_END
@@ -882,13 +829,13 @@ cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n,
 	if (table == NULL || !table->weight || table->cols != dim)
 		return fail(be, CP_ERR_INVALID_ARG,
 					"cuda embedding: table is not a weight of %d columns", dim);
-	TRY(check_view(be, out, (size_t) n * dim, "embedding", "out"));
+	RETURN_IF_FAILED(check_view(be, out, (size_t) n * dim, "embedding", "out"));
 	for (i = 0; i < n; i++)
 		if (ids[i] < 0 || ids[i] >= table->rows)
 			return fail(be, CP_ERR_INVALID_ARG,
 						"cuda embedding: id %d outside the table of %lld rows",
 						(int) ids[i], (long long) table->rows);
-	TRY(upload_index(be, (const int *) ids, n, &ids_d));
+	RETURN_IF_FAILED(upload_index(be, (const int *) ids, n, &ids_d));
 	CU(cuk_embedding(IMPL(be)->stream, fptr(out), table->d, table->dtype,
 					 (const int32_t *) ids_d, n, dim), "launch of embedding");
 	return CP_OK;
@@ -909,15 +856,15 @@ cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, i
 	GUARD_BEGIN
 	if (n <= 0)
 		return CP_OK;
-	TRY(check_view(be, src, (size_t) n * dim, "scatter_rows", "src"));
+	RETURN_IF_FAILED(check_view(be, src, (size_t) n * dim, "scatter_rows", "src"));
 	for (i = 0; i < n; i++)
 	{
 		if (rows[i] < 0)
 			return fail(be, CP_ERR_INVALID_ARG, "cuda scatter_rows: negative row %d", rows[i]);
-		TRY(check_view(be, cp_view(dst.buf, dst.off + (size_t) rows[i] * dim), (size_t) dim,
+		RETURN_IF_FAILED(check_view(be, cp_view(dst.buf, dst.off + (size_t) rows[i] * dim), (size_t) dim,
 					   "scatter_rows", "dst row"));
 	}
-	TRY(upload_index(be, rows, n, &rows_d));
+	RETURN_IF_FAILED(upload_index(be, rows, n, &rows_d));
 	CU(cuk_scatter_rows(IMPL(be)->stream, fptr(dst), fptr(src), rows_d, n, dim, s),
 	   "launch of scatter_rows");
 	return CP_OK;
@@ -934,8 +881,8 @@ cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W,
 	GUARD_BEGIN
 	if (P <= 0 || H % P != 0 || W % P != 0)
 		return fail(be, CP_ERR_INVALID_ARG, "cuda im2col: %dx%d not divisible by %d", H, W, P);
-	TRY(check_view(be, pixels, (size_t) B * C * H * W, "im2col", "pixels"));
-	TRY(check_view(be, cols, (size_t) B * C * H * W, "im2col", "cols"));
+	RETURN_IF_FAILED(check_view(be, pixels, (size_t) B * C * H * W, "im2col", "pixels"));
+	RETURN_IF_FAILED(check_view(be, cols, (size_t) B * C * H * W, "im2col", "cols"));
 	CU(cuk_im2col(IMPL(be)->stream, fptr(cols), fptr(pixels), B, C, H, W, P),
 	   "launch of im2col");
 	return CP_OK;
@@ -1124,12 +1071,12 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 }
 
 /* ---------------------------------------------------------------------
- * Exported API (colpali_cuda.h)
+ * Exported API (backend_cuda_abi.h)
  * --------------------------------------------------------------------- */
 
 /*
  * cp_cuda_abi_check
- *		See colpali_cuda.h.
+ *		See backend_cuda_abi.h.
  */
 CP_CUDA_EXPORT bool
 cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
@@ -1140,16 +1087,16 @@ cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 }
 
 /*
- * cp_cuda_backend_create
- *		See colpali_cuda.h; catch-all at the C boundary.
+ * cp_backend_cuda_create
+ *		CP_CUDA_BACKEND_SYMBOL (backend_cuda_abi.h): a backend on device 0;
+ *		catch-all at the C boundary.
  */
 CP_CUDA_EXPORT CpStatus
-cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out,
-					   CpError *err)
+cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
 {
 	try
 	{
-		return create_backend(device, opts, out, err);
+		return create_backend(0, opts, out, err);
 	}
 	catch (...)
 	{
@@ -1163,18 +1110,8 @@ cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out
 }
 
 /*
- * cp_backend_cuda_create
- *		CP_CUDA_BACKEND_SYMBOL: a backend on device 0.
- */
-CP_CUDA_EXPORT CpStatus
-cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
-{
-	return cp_cuda_backend_create(0, opts, out, err);
-}
-
-/*
  * cp_cuda_memory_stats
- *		See colpali_cuda.h.
+ *		See backend_cuda_abi.h.
  */
 CP_CUDA_EXPORT void
 cp_cuda_memory_stats(size_t *current, size_t *peak)

@@ -43,7 +43,7 @@ CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
 all: $(CUDA_LIB)
 install: install-cuda
 
-build/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) src/engine/backend.h src/engine/cp_status.h src/engine/weights.h
+build/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) src/engine/backend.h src/engine/backend_cuda_abi.h src/engine/cp_status.h src/engine/dtype.h src/engine/weights.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
 

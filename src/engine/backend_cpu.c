@@ -300,7 +300,7 @@ cpu_destroy(CpBackend *be)
  * cpu_install_common
  *		Buffer management entries, identical for fast and reference ops.
  */
-void
+static void
 cpu_install_common(CpBackend *be)
 {
 	be->destroy = cpu_destroy;
@@ -328,13 +328,7 @@ convert_rows(const CpBuf *w, int64_t r0, int nr, int K, float *dst)
 	size_t		i;
 
 	if (w->dtype == CP_DTYPE_BF16)
-	{
-		uint32_t   *d = (uint32_t *) dst;
-
-#pragma omp simd
-		for (i = 0; i < n; i++)
-			d[i] = (uint32_t) src[i] << 16;
-	}
+		cp_bf16_to_f32_n(src, dst, n);
 	else
 	{
 		for (i = 0; i < n; i++)
@@ -379,8 +373,9 @@ thread_share(size_t n, size_t *lo, size_t *hi)
 #define SMALL_M_KC 1024
 
 /*
- * bf16_gemm_small_m
- *		y[m, n] (+)= sum_k x[m, k] * W[n, k] for n in [n0, n1), with W in
+ * fp32_gemm_on_bf16_weights
+ *		fp32 arithmetic (unlike cp_gemm_bf16_few_rows, which multiplies
+ *		bf16 values): y[m, n] (+)= sum_k x[m, k] * W[n, k] for n in [n0, n1), with W in
  *		bf16 as mapped (K a multiple of 16), for few rows of x: the weights
  *		are read once per block of 4 rows of x, widened to fp32 in registers
  *		(no converted copy, no GEMM packing); 4 x 4 fp32 accumulators, fp32
@@ -389,8 +384,8 @@ thread_share(size_t n, size_t *lo, size_t *hi)
  */
 __attribute__((target("avx512f")))
 static void
-bf16_gemm_small_m(const float *x, int M, int K, const uint16_t *w, int n0,
-				  int n1, float *y, int N, bool add)
+fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n0,
+						  int n1, float *y, int N, bool add)
 {
 	int			k0;
 
@@ -552,7 +547,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 
 			split_range(N, nthreads, omp_get_thread_num(), 16, &lo, &hi);
 			if (hi > lo)
-				bf16_gemm_small_m(xp, M, K, wb, lo, hi, yp, N, add);
+				fp32_gemm_on_bf16_weights(xp, M, K, wb, lo, hi, yp, N, add);
 		}
 		goto bias_after;
 	}
@@ -1064,12 +1059,12 @@ cpu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H,
 }
 
 /*
- * cp_backend_cpu_create
- *		Make a CPU backend (fast ops, or the naive reference ops).
+ * cpu_backend_new
+ *		See backend_cpu.h.
  */
 CpStatus
-cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
-					  CpError *err)
+cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
+				CpBackend **out, CpError *err)
 {
 	CpBackend  *be = calloc(1, sizeof(CpBackend));
 	CpCpuImpl  *impl = calloc(1, sizeof(CpCpuImpl));
@@ -1084,8 +1079,8 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
 	impl->lazy_convert = opts ? opts->lazy_convert : false;
 	impl->avx512 = __builtin_cpu_supports("avx512f") && !(opts && opts->no_simd);
-	impl->bf16_matmul = opts && opts->bf16_matmul && !opts->no_simd &&
-		!opts->reference && cp_cpu_has_avx512bf16();
+	impl->bf16_matmul = bf16_allowed && opts && opts->bf16_matmul && !opts->no_simd &&
+		cp_cpu_has_avx512bf16();
 	impl->tscratch = calloc(impl->threads, sizeof(float *));
 	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
 	impl->bf16_pack = calloc(impl->threads, sizeof(uint32_t *));
@@ -1110,27 +1105,39 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 			cpu_destroy(be);
 			return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
 		}
-	if (opts && opts->reference)
-		cpu_install_reference(be);
-	else
-	{
-		be->matmul = cpu_matmul;
-		be->attention = cpu_attention;
-		be->layernorm = cpu_layernorm;
-		be->rmsnorm = cpu_rmsnorm;
-		be->l2norm = cpu_l2norm;
-		be->rope = cpu_rope;
-		be->gelu_tanh = cpu_gelu_tanh;
-		be->geglu = cpu_geglu;
-		be->add = cpu_add;
-		be->add_rows = cpu_add_rows;
-		be->scale = cpu_scale;
-		be->embedding = cpu_embedding;
-		be->scatter_rows = cpu_scatter_rows;
-		be->im2col = cpu_im2col;
-	}
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
 	openblas_set_num_threads(1);
+	*out = be;
+	return CP_OK;
+}
+
+/*
+ * cp_backend_cpu_create
+ *		Make the fast CPU backend.
+ */
+CpStatus
+cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
+					  CpError *err)
+{
+	CpBackend  *be;
+	CpStatus	st = cpu_backend_new(opts, true, &be, err);
+
+	if (st != CP_OK)
+		return st;
+	be->matmul = cpu_matmul;
+	be->attention = cpu_attention;
+	be->layernorm = cpu_layernorm;
+	be->rmsnorm = cpu_rmsnorm;
+	be->l2norm = cpu_l2norm;
+	be->rope = cpu_rope;
+	be->gelu_tanh = cpu_gelu_tanh;
+	be->geglu = cpu_geglu;
+	be->add = cpu_add;
+	be->add_rows = cpu_add_rows;
+	be->scale = cpu_scale;
+	be->embedding = cpu_embedding;
+	be->scatter_rows = cpu_scatter_rows;
+	be->im2col = cpu_im2col;
 	*out = be;
 	return CP_OK;
 }

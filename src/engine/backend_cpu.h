@@ -61,10 +61,12 @@ cpu_w(const CpBuf *b, size_t idx)
 extern CpStatus cpu_scratch(CpBackend *be, size_t n, float **out);
 extern CpStatus cpu_thread_scratch(CpBackend *be, size_t n);
 
-/* Shared by both backends (buffer management is identical). */
-extern void cpu_install_common(CpBackend *be);
-
-/* Naive reference ops (backend_cpu_ref.c). */
-extern void cpu_install_reference(CpBackend *be);
+/*
+ * A CPU backend with buffer management installed and no math ops yet
+ * (cp_backend_cpu_create and cp_backend_cpu_ref_create install theirs);
+ * bf16_allowed: may use the bf16 GEMMs if the options ask for them.
+ */
+extern CpStatus cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
+								CpBackend **out, CpError *err);
 
 #endif							/* CP_BACKEND_CPU_H */

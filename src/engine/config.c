@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "json_util.h"
+#include "file_util.h"
 #include "weights.h"
 
 /* sanity bound for every size in a config */

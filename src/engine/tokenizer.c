@@ -29,7 +29,7 @@
 
 #include <jansson.h>
 
-#include "json_util.h"
+#include "file_util.h"
 #include "tokenizer.h"
 
 /* Added tokens longer than this are refused (matching cost is per byte). */

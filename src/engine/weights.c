@@ -87,86 +87,6 @@ static const CpDTypeInfo dtype_table[] = {
 	{"F8_E5M2", 1, -1},
 };
 
-/* ---------------------------------------------------------------------
- * scalar conversions
- * --------------------------------------------------------------------- */
-
-/*
- * bf16_bits_to_f32 / f32_to_bf16_bits
- *		Inline forms of the conversions for the bulk loops below (the
- *		compiler vectorises them; a call per element costs several times more).
- */
-static inline float
-bf16_bits_to_f32(uint16_t h)
-{
-	uint32_t	u = (uint32_t) h << 16;
-	float		f;
-
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
-static inline uint16_t
-f32_to_bf16_bits(float f)
-{
-	uint32_t	u;
-
-	memcpy(&u, &f, sizeof(u));
-	if ((u & 0x7fffffff) > 0x7f800000)
-		return (uint16_t) ((u >> 16) | 0x0040);
-	u += 0x7fff + ((u >> 16) & 1);
-	return (uint16_t) (u >> 16);
-}
-
-/*
- * cp_bf16_to_f32
- *		bfloat16 bits to float (exact).
- */
-float
-cp_bf16_to_f32(uint16_t h)
-{
-	return bf16_bits_to_f32(h);
-}
-
-/*
- * cp_f16_to_f32
- *		IEEE half bits to float (exact, subnormals, inf and NaN included).
- */
-float
-cp_f16_to_f32(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
-	uint32_t	exp = (h >> 10) & 0x1f;
-	uint32_t	man = h & 0x3ff;
-	uint32_t	u;
-	float		f;
-
-	if (exp == 0x1f)
-		u = sign | 0x7f800000 | (man << 13);
-	else if (exp != 0)
-		u = sign | ((exp + 112) << 23) | (man << 13);
-	else if (man == 0)
-		u = sign;
-	else
-	{
-		/* subnormal: man * 2^-24 */
-		f = (float) man * (1.0f / 16777216.0f);
-		return sign ? -f : f;
-	}
-	memcpy(&f, &u, sizeof(f));
-	return f;
-}
-
-/*
- * cp_f32_to_bf16
- *		float to bfloat16 bits, round to nearest even; NaN stays a quiet NaN.
- */
-uint16_t
-cp_f32_to_bf16(float f)
-{
-	return f32_to_bf16_bits(f);
-}
-
 /*
  * cp_dtype_name
  *		Safetensors spelling of a dtype.
@@ -217,8 +137,7 @@ cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count, float *dst)
 			{
 				const uint16_t *src = (const uint16_t *) t->data + offset;
 
-				for (i = 0; i < count; i++)
-					dst[i] = bf16_bits_to_f32(src[i]);
+				cp_bf16_to_f32_n(src, dst, (size_t) count);
 			}
 			break;
 		case CP_DTYPE_F16:

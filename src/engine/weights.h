@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cp_status.h"
+#include "dtype.h"
 
 #define CP_MAX_DIMS 6
 
@@ -107,10 +108,6 @@ extern CpStatus cp_tensor_load_f32(const CpTensor *t, float **out, CpError *err)
 extern const char *cp_dtype_name(CpDType dtype);
 extern size_t cp_dtype_size(CpDType dtype);
 
-/* Scalar conversions used by every backend. */
-extern float cp_bf16_to_f32(uint16_t h);
-extern float cp_f16_to_f32(uint16_t h);
-extern uint16_t cp_f32_to_bf16(float f);	/* round to nearest even */
 
 /*
  * Parse a safetensors header held in memory (used by cp_weights_open and by

@@ -1,5 +1,5 @@
 /*
- * json_util.c
+ * file_util.c
  *	  File reading for the JSON readers (config.c, tokenizer.c).
  */
 #include <errno.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_util.h"
+#include "file_util.h"
 
 /*
  * cp_read_file
