@@ -59,7 +59,7 @@ extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,
 									CpError *err);
 
 /*
- * Internal, for stb_image_impl.c and image.c only.
+ * Internal, for stb_image_impl.c and image_*.c only.
  */
 typedef enum CpImageKind
 {
@@ -70,6 +70,12 @@ typedef enum CpImageKind
 	CP_IMAGE_BMP,
 	CP_IMAGE_TGA
 } CpImageKind;
+
+/* JPEG (image_jpeg.c): structural check of the whole file, and decoding. */
+extern CpStatus cp_jpeg_check(const uint8_t *b, size_t len, CpError *err);
+extern CpStatus cp_jpeg_decode(const uint8_t *bytes, size_t len,
+							   int64_t max_pixels, CpImageRGB *out,
+							   CpError *err);
 
 /* stb_image assertion failures on this thread since the last call (reset). */
 extern int	cp_stbi_take_assert_hits(void);

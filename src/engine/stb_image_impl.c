@@ -5,8 +5,8 @@
  *
  * stb_image is third-party code: its warnings are silenced here only, and its
  * assert() calls are turned into a per-thread counter so that no input can
- * abort the process; image.c treats a non-zero count as a corrupt image.
- * image.c includes the same header for the declarations, with the same
+ * abort the process; image_decode.c treats a non-zero count as a corrupt image.
+ * image_decode.c includes the same header for the declarations, with the same
  * STBI_NO_STDIO setting.
  */
 #include <stdbool.h>
@@ -30,7 +30,7 @@ static _Thread_local bool cp_stbi_inflate_refused = false;
 
 static void *cp_stbi_grow(void *p, size_t oldsz, size_t newsz);
 
-/* Formats: JPEG goes through libjpeg (image.c); HDR/PSD/PIC/PNM are refused. */
+/* Formats: JPEG goes through libjpeg (image_decode.c); HDR/PSD/PIC/PNM are refused. */
 #define STBI_ONLY_PNG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
@@ -146,7 +146,7 @@ cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len, int *w, int *h,
 /*
  * cp_stbi_load
  *		Decode with the loader of one given kind only (stbi_load_from_memory
- *		probes every format: a file that image.c checked as one kind must
+ *		probes every format: a file that image_decode.c checked as one kind must
  *		not be decoded as another).  req_comp as stb_image's.  want16 (PNG
  *		only) returns the 16-bit samples stb_image gives for a 16-bit PNG;
  *		otherwise 16-bit samples are reduced to their high byte as

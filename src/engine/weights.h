@@ -104,6 +104,10 @@ extern void cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count,
 /* Whole tensor as a malloc'd float32 array (*out, numel floats). */
 extern CpStatus cp_tensor_load_f32(const CpTensor *t, float **out, CpError *err);
 
+/* A shape as "[a, b, c]" into buf (for messages; cut to size). */
+extern void cp_format_shape(char *buf, size_t size, int ndim,
+							const int64_t *shape);
+
 /* "F32", "F16", "BF16". */
 extern const char *cp_dtype_name(CpDType dtype);
 extern size_t cp_dtype_size(CpDType dtype);
