@@ -1,6 +1,6 @@
 /*
  * file_util.c
- *	  File reading for the JSON readers (config.c, tokenizer.c).
+ *	  File reading for the JSON readers (config.c, tokenizer_load.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 
 /*
  * cp_read_file
- *		See json_util.h.
+ *		See file_util.h.
  */
 CpStatus
 cp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, CpError *err)
