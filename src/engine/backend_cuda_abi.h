@@ -1,8 +1,9 @@
 /*
- * colpali_cuda.h
+ * backend_cuda_abi.h
  *	  extern "C" API of colpali_cuda.so, the CUDA backend of the colpali
- *	  engine (the .cu files in cuda/).  The engine never links against this library: it
- *	  dlopen()s it (src/engine/backend_loader.c), checks the ABI with
+ *	  engine (the .cu files in cuda/), shared by the library and the
+ *	  engine's loader.  The engine never links against the library: it
+ *	  dlopen()s it (backend_loader.c), checks the ABI with
  *	  cp_cuda_abi_check and calls cp_backend_cuda_create.
  *
  * Every function returns a status (or a plain value) and never aborts,
@@ -12,8 +13,8 @@
  * worker or the CLI), never the postmaster: CUDA contexts do not survive
  * fork().
  */
-#ifndef COLPALI_CUDA_H
-#define COLPALI_CUDA_H
+#ifndef CP_BACKEND_CUDA_ABI_H
+#define CP_BACKEND_CUDA_ABI_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@
  * cp_cuda_abi_check, which compares them with the ones the library was
  * built with.
  */
-#define CP_CUDA_ABI_VERSION 3
+#define CP_CUDA_ABI_VERSION 4
 
 #define CP_CUDA_ABI_CHECK_SYMBOL "cp_cuda_abi_check"
 #define CP_CUDA_MEMORY_STATS_SYMBOL "cp_cuda_memory_stats"
@@ -45,14 +46,11 @@ extern bool cp_cuda_abi_check(int abi_version, size_t sizeof_backend,
 
 /*
  * Create a CUDA backend on device 0 (CP_CUDA_BACKEND_SYMBOL of backend.h,
- * type CpBackendCreateFn).  The device can be chosen with
- * CUDA_VISIBLE_DEVICES or cp_cuda_backend_create.  Fails with
- * CP_ERR_UNSUPPORTED when no usable GPU (compute capability >= 8.0) is
- * present.
+ * type CpBackendCreateFn); the device can be chosen with
+ * CUDA_VISIBLE_DEVICES.  Fails with CP_ERR_UNSUPPORTED when no usable GPU
+ * (compute capability >= 8.0) is present.
  */
 extern CpStatus cp_backend_cuda_create(const CpBackendOptions *opts,
-									   CpBackend **out, CpError *err);
-extern CpStatus cp_cuda_backend_create(int device, const CpBackendOptions *opts,
 									   CpBackend **out, CpError *err);
 
 /*
@@ -67,4 +65,4 @@ extern void cp_cuda_memory_stats(size_t *current, size_t *peak);
 }
 #endif
 
-#endif							/* COLPALI_CUDA_H */
+#endif							/* CP_BACKEND_CUDA_ABI_H */

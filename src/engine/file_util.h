@@ -1,9 +1,10 @@
 /*
- * json_util.h
- *	  Small file helpers shared by the JSON readers (config, tokenizer).
+ * file_util.h
+ *	  Reading a whole (bounded) file, for the JSON readers (config,
+ *	  tokenizer).
  */
-#ifndef CP_JSON_UTIL_H
-#define CP_JSON_UTIL_H
+#ifndef CP_FILE_UTIL_H
+#define CP_FILE_UTIL_H
 
 #include <stddef.h>
 
@@ -17,4 +18,4 @@
 extern CpStatus cp_read_file(const char *path, size_t max_bytes, char **out,
 							 size_t *len, CpError *err);
 
-#endif							/* CP_JSON_UTIL_H */
+#endif							/* CP_FILE_UTIL_H */

@@ -1,6 +1,6 @@
 /*
- * json_util.c
- *	  File reading for the JSON readers (config.c, tokenizer.c).
+ * file_util.c
+ *	  File reading for the JSON readers (config.c, tokenizer_load.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,11 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_util.h"
+#include "file_util.h"
 
 /*
  * cp_read_file
- *		See json_util.h.
+ *		See file_util.h.
  */
 CpStatus
 cp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, CpError *err)

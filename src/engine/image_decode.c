@@ -1,8 +1,7 @@
 /*
- * image.c
- *	  Page image preprocessing, bit-compatible with transformers'
- *	  SiglipImageProcessor on its Pillow path (see image.h and
- *	  shared encoder.md section 2).
+ * image_decode.c
+ *	  Page image decoding to the RGB pixels Pillow gives
+ *	  (docs/encoder.md#image-decode), for the preprocessing of image.h.
  *
  * PNG, GIF, BMP and TGA are decoded by stb_image (stb_image_impl.c).  JPEG
  * is decoded by libjpeg(-turbo), the library Pillow uses, with Pillow's
@@ -23,40 +22,27 @@
  *	- 16-bit PNG: Pillow keeps the high byte for RGB/RGBA/LA (as stb does),
  *	  but opens 16-bit gray as mode "I;16" whose conversion to RGB clips the
  *	  16-bit value to 255 (0..255 unchanged, 256.. become 255): done here.
- * The resize is a reimplementation of Pillow's ImagingResample with the
- * BICUBIC filter: 22-bit fixed-point coefficients, two separable passes with
- * a uint8 image between them (pass order as Pillow 13 chooses it), each pass
- * skipped when the size along its axis does not change.
+ * Memory: every buffer is bounded by the header's width x height, which the
+ * caller's pixel limit bounds, or by the file's size.  The one payload that
+ * could inflate beyond that is PNG's zlib stream (a few kB can inflate to
+ * gigabytes): stb_image's inflate buffer is not allowed to grow past what
+ * the header needs (png_inflate_need, cp_stbi_grow).  GIF's LZW and TGA's
+ * run-length data are written into the frame buffer and stop at its end;
+ * BMP run-length compression is refused by stb_image; libjpeg allocates by
+ * the header's size (progressive coefficients: 2 bytes per sample).
+ * JPEG is in image_jpeg.c, the resize and normalisation in image_resize.c.
  */
 #include <limits.h>
-#include <math.h>
-#include <setjmp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jpeglib.h>
 
 #define STBI_NO_STDIO
 #include <stb/stb_image.h>
 
 #include "image.h"
 
-/*
- * The filter weights must be computed exactly as Pillow's C code computes
- * them in double precision: no fused multiply-add contraction.
- */
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize ("fp-contract=off")
-#endif
-
-#define PRECISION_BITS (32 - 8 - 2)
-
-/* Progressive JPEGs need ~10 scans; thousands only burn CPU time. */
-#define JPEG_MAX_SCANS 1000
 
 static const char *const kind_names[] = {"unknown", "PNG", "JPEG", "GIF", "BMP", "TGA"};
 
@@ -73,14 +59,6 @@ typedef struct GifFrame
 	int			pal_entries;
 	uint8_t		pal[256][3];	/* the frame's palette (local or global) */
 } GifFrame;
-
-/* Coefficients of one resampling axis, as Pillow's precompute_coeffs. */
-typedef struct ResampleAxis
-{
-	int			ksize;
-	int		   *bounds;			/* per output index: first input, count */
-	int32_t    *kk;				/* out_size * ksize fixed-point weights */
-} ResampleAxis;
 
 /*
  * detect_kind
@@ -136,6 +114,11 @@ stb_failure(CpImageKind kind, const char *what, CpError *err)
 
 	if (reason == NULL || reason[0] == '\0')
 		reason = "unexpected end of data";
+	if (strcmp(reason, CP_STBI_INFLATE_REFUSED) == 0)
+		return cp_error(err, CP_ERR_LIMIT,
+						"%s image refused: its compressed data inflates to more than its "
+						"header's width and height need (a decompression bomb)",
+						kind_names[kind]);
 	if (strstr(reason, "not supported") != NULL)
 		status = CP_ERR_UNSUPPORTED;
 	else if (strstr(reason, "too large") != NULL || strstr(reason, "Very large") != NULL)
@@ -162,93 +145,6 @@ rd_le32(const uint8_t *p)
 }
 
 /*
- * check_jpeg
- *		Walk every JPEG marker segment and entropy-coded segment up to the
- *		end-of-image marker.  Besides truncation this rejects Huffman tables
- *		of more than 256 codes (they overflowed a buffer in stb_image 2.27's
- *		decoder, found by fuzz_image when JPEG still went through stb) and
- *		files of absurdly many progressive scans (CPU-time bombs).
- */
-static CpStatus
-check_jpeg(const uint8_t *b, size_t len, CpError *err)
-{
-	size_t		pos = 2;
-	int			nscans = 0;
-
-	for (;;)
-	{
-		int			m;
-		size_t		seglen;
-
-		if (len - pos < 2)
-			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: no end-of-image marker");
-		if (b[pos] != 0xFF)
-			return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: no marker at offset %zu", pos);
-		m = b[pos + 1];
-		if (m == 0xFF)
-		{
-			pos++;				/* fill byte */
-			continue;
-		}
-		if (m == 0xD9)
-			return CP_OK;
-		if (m == 0x01 || (m >= 0xD0 && m <= 0xD8))
-		{
-			pos += 2;
-			continue;
-		}
-		if (len - pos < 4)
-			return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: segment cut short");
-		seglen = ((size_t) b[pos + 2] << 8) | b[pos + 3];
-		if (seglen < 2 || seglen > len - pos - 2)
-			return cp_error(err, CP_ERR_FORMAT, "truncated or corrupt JPEG image: segment at offset %zu", pos);
-		if (m == 0xC4)
-		{
-			size_t		p = pos + 4;
-			size_t		end = pos + 2 + seglen;
-
-			while (p < end)
-			{
-				int			n = 0,
-							i;
-
-				if (end - p < 17)
-					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
-				for (i = 1; i <= 16; i++)
-					n += b[p + i];
-				if (n > 256)
-					return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table of %d codes", n);
-				p += 17 + (size_t) n;
-			}
-			if (p != end)
-				return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: Huffman table cut short");
-		}
-		if (m == 0xDA && ++nscans > JPEG_MAX_SCANS)
-			return cp_error(err, CP_ERR_LIMIT, "JPEG image has more than %d scans", JPEG_MAX_SCANS);
-		pos += 2 + seglen;
-		if (m == 0xDA)
-		{
-			/* entropy-coded data: up to a marker other than a stuffed 00 or RSTn */
-			for (;;)
-			{
-				const uint8_t *ff = memchr(b + pos, 0xFF, len - pos);
-
-				if (ff == NULL || (size_t) (ff - b) + 1 >= len)
-					return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: scan data cut short");
-				pos = (size_t) (ff - b);
-				if (b[pos + 1] == 0x00 || (b[pos + 1] >= 0xD0 && b[pos + 1] <= 0xD7) ||
-					b[pos + 1] == 0xFF)
-				{
-					pos += (b[pos + 1] == 0xFF) ? 1 : 2;
-					continue;
-				}
-				break;
-			}
-		}
-	}
-}
-
-/*
  * check_complete
  *		stb_image reads missing bytes as zeros and so decodes many truncated
  *		files "successfully"; Pillow refuses them ("image file is
@@ -260,7 +156,7 @@ static CpStatus
 check_complete(CpImageKind kind, const uint8_t *b, size_t len, CpError *err)
 {
 	if (kind == CP_IMAGE_JPEG)
-		return check_jpeg(b, len, err);
+		return cp_jpeg_check(b, len, err);
 	else if (kind == CP_IMAGE_BMP && len >= 34)
 	{
 		uint32_t	off = rd_le32(b + 10);
@@ -461,6 +357,67 @@ png_prepare(const uint8_t *b, size_t len, uint8_t **copy, size_t *copy_len,
 	*copy = c;
 	*copy_len = n;
 	return CP_OK;
+}
+
+/*
+ * png_inflate_need
+ *		The number of bytes a PNG's zlib stream must inflate to by its IHDR:
+ *		per row a filter byte and the packed samples, for the one image or
+ *		for each of the seven Adam7 passes.  0 when the header is not one
+ *		stb_image accepts (it then fails on its own).
+ */
+static size_t
+png_inflate_need(const uint8_t *b, size_t len)
+{
+	static const int adam7[7][4] = {	/* x0, y0, dx, dy */
+		{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+		{0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}
+	};
+	uint64_t	w,
+				h,
+				need = 0;
+	int			depth,
+				channels,
+				p;
+
+	if (len < 29 || memcmp(b + 12, "IHDR", 4) != 0)
+		return 0;
+	w = rd_be32(b + 16);
+	h = rd_be32(b + 20);
+	depth = b[24];
+	switch (b[25])
+	{
+		case 0:
+		case 3:
+			channels = 1;
+			break;
+		case 2:
+			channels = 3;
+			break;
+		case 4:
+			channels = 2;
+			break;
+		case 6:
+			channels = 4;
+			break;
+		default:
+			return 0;
+	}
+	if (w == 0 || h == 0 || w > (1u << 24) || h > (1u << 24) || depth > 16)
+		return 0;
+	if (b[28] == 0)
+		return (size_t) (h * (1 + (w * channels * depth + 7) / 8));
+	for (p = 0; p < 7; p++)
+	{
+		uint64_t	pw = (w > (uint64_t) adam7[p][0]) ?
+			(w - adam7[p][0] + adam7[p][2] - 1) / adam7[p][2] : 0;
+		uint64_t	ph = (h > (uint64_t) adam7[p][1]) ?
+			(h - adam7[p][1] + adam7[p][3] - 1) / adam7[p][3] : 0;
+
+		if (pw > 0 && ph > 0)
+			need += ph * (1 + (pw * channels * depth + 7) / 8);
+	}
+	return (size_t) need;
 }
 
 /*
@@ -730,7 +687,8 @@ gif_fill_canvas(CpImageRGB *img, const GifFrame *f)
  *		each 16-bit value to 0..255.
  */
 static CpStatus
-decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *err)
+decode_png16_gray(const uint8_t *bytes, size_t len, size_t inflate_need,
+				  CpImageRGB *out, CpError *err)
 {
 	int			w,
 				h;
@@ -738,7 +696,7 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 	size_t		i,
 				npix;
 
-	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1);
+	g = cp_stbi_load(CP_IMAGE_PNG, bytes, (int) len, &w, &h, 1, 1, inflate_need);
 	if (g == NULL)
 		return stb_failure(CP_IMAGE_PNG, "decoding", err);
 	npix = (size_t) w * h;
@@ -757,157 +715,6 @@ decode_png16_gray(const uint8_t *bytes, size_t len, CpImageRGB *out, CpError *er
 		out->pixels[3 * i + 2] = v;
 	}
 	stbi_image_free(g);
-	out->width = w;
-	out->height = h;
-	return CP_OK;
-}
-
-/* libjpeg error manager: longjmp out instead of exit(), never print. */
-typedef struct JpegError
-{
-	struct jpeg_error_mgr pub;
-	jmp_buf		jump;
-	char		msg[JMSG_LENGTH_MAX];
-} JpegError;
-
-/*
- * jpeg_error_exit
- *		libjpeg fatal error: keep its message, return to decode_jpeg.
- */
-static void
-jpeg_error_exit(j_common_ptr cinfo)
-{
-	JpegError  *je = (JpegError *) cinfo->err;
-
-	(*cinfo->err->format_message) (cinfo, je->msg);
-	longjmp(je->jump, 1);
-}
-
-/*
- * jpeg_output_message
- *		libjpeg warnings ("corrupt data", ...): ignored, as Pillow does.
- */
-static void
-jpeg_output_message(j_common_ptr cinfo)
-{
-	(void) cinfo;
-}
-
-/*
- * decode_jpeg
- *		Decode a JPEG with libjpeg exactly as Pillow's JpegDecode does (no
- *		scaling, no draft mode; out_color_space RGB, GRAYSCALE or CMYK by
- *		the number of components) and convert to RGB as convert("RGB").
- */
-static CpStatus
-decode_jpeg(const uint8_t *bytes, size_t len, int64_t max_pixels, CpImageRGB *out,
-			CpError *err)
-{
-	struct jpeg_decompress_struct cinfo;
-	JpegError	je;
-	uint8_t    *volatile pixels = NULL;
-	uint8_t    *volatile row = NULL;
-	CpStatus	st = CP_OK;
-	int			w,
-				h,
-				nc;
-	int64_t		npix;
-
-	memset(&cinfo, 0, sizeof(cinfo));
-	cinfo.err = jpeg_std_error(&je.pub);
-	je.pub.error_exit = jpeg_error_exit;
-	je.pub.output_message = jpeg_output_message;
-	je.msg[0] = '\0';
-	if (setjmp(je.jump))
-	{
-		jpeg_destroy_decompress(&cinfo);
-		free(pixels);
-		free(row);
-		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: %s", je.msg);
-	}
-	jpeg_create_decompress(&cinfo);
-	jpeg_mem_src(&cinfo, bytes, (unsigned long) len);
-	(void) jpeg_read_header(&cinfo, TRUE);
-	w = (int) cinfo.image_width;
-	h = (int) cinfo.image_height;
-	nc = cinfo.num_components;
-	npix = (int64_t) w * h;
-	if (w <= 0 || h <= 0)
-		st = cp_error(err, CP_ERR_FORMAT, "JPEG image has no pixels (%dx%d)", w, h);
-	else if (max_pixels > 0 && npix > max_pixels)
-		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d = %lld pixels is over the limit of %lld pixels",
-					  w, h, (long long) npix, (long long) max_pixels);
-	else if (npix > INT_MAX / 4)
-		st = cp_error(err, CP_ERR_LIMIT, "JPEG image of %dx%d is too large to decode (over %d pixels)",
-					  w, h, INT_MAX / 4);
-	else if (nc != 1 && nc != 3 && nc != 4)
-		st = cp_error(err, CP_ERR_UNSUPPORTED, "unsupported JPEG image: %d colour components", nc);
-	if (st != CP_OK)
-	{
-		jpeg_destroy_decompress(&cinfo);
-		return st;
-	}
-	cinfo.out_color_space = nc == 1 ? JCS_GRAYSCALE : (nc == 3 ? JCS_RGB : JCS_CMYK);
-	(void) jpeg_start_decompress(&cinfo);
-	if ((int) cinfo.output_width != w || (int) cinfo.output_height != h ||
-		cinfo.output_components != (nc == 3 ? 3 : nc))
-	{
-		jpeg_destroy_decompress(&cinfo);
-		return cp_error(err, CP_ERR_FORMAT, "corrupt JPEG image: unexpected output geometry");
-	}
-	pixels = malloc((size_t) npix * 3);
-	if (nc != 3)
-		row = malloc((size_t) w * nc);
-	if (pixels == NULL || (nc != 3 && row == NULL))
-	{
-		jpeg_destroy_decompress(&cinfo);
-		free(pixels);
-		free(row);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
-	}
-	while (cinfo.output_scanline < cinfo.output_height)
-	{
-		uint8_t    *dst = pixels + (size_t) cinfo.output_scanline * w * 3;
-		JSAMPROW	r = (nc == 3) ? dst : row;
-		int			x;
-
-		if (jpeg_read_scanlines(&cinfo, &r, 1) != 1)
-			break;
-		if (nc == 1)
-		{
-			for (x = 0; x < w; x++)
-				dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = row[x];
-		}
-		else if (nc == 4)
-		{
-			/* Pillow: rawmode "CMYK;I" (Adobe inverted), then cmyk2rgb */
-			for (x = 0; x < w; x++)
-			{
-				int			nk = row[4 * x + 3];	/* 255 - (255 - K) */
-				int			c;
-
-				for (c = 0; c < 3; c++)
-				{
-					int			t = (255 - row[4 * x + c]) * nk + 128;
-					int			v = nk - (((t >> 8) + t) >> 8);
-
-					dst[3 * x + c] = (uint8_t) (v < 0 ? 0 : v);
-				}
-			}
-		}
-	}
-	if (cinfo.output_scanline < cinfo.output_height)
-	{
-		jpeg_destroy_decompress(&cinfo);
-		free(pixels);
-		free(row);
-		return cp_error(err, CP_ERR_FORMAT, "truncated JPEG image: decoder stopped at row %u of %d",
-						cinfo.output_scanline, h);
-	}
-	(void) jpeg_finish_decompress(&cinfo);
-	jpeg_destroy_decompress(&cinfo);
-	free(row);
-	out->pixels = pixels;
 	out->width = w;
 	out->height = h;
 	return CP_OK;
@@ -965,7 +772,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	else if ((st = check_complete(kind, bytes, len, err)) != CP_OK)
 		return st;
 	else if (kind == CP_IMAGE_JPEG)
-		return decode_jpeg(bytes, len, max_pixels, out, err);
+		return cp_jpeg_decode(bytes, len, max_pixels, out, err);
 	else if (!cp_stbi_info(kind, bytes, (int) len, &w, &h, &comp))
 		return stb_failure(kind, "reading the header", err);
 
@@ -988,6 +795,7 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 	{
 		const uint8_t *src = bytes;
 		size_t		src_len = len;
+		size_t		inflate_need = 0;
 
 		if (kind == CP_IMAGE_GIF)
 		{
@@ -1017,14 +825,17 @@ cp_image_decode(const uint8_t *bytes, size_t len, int64_t max_pixels,
 				return st;
 			if (patched != NULL)
 				src = patched;
+			/* bound what the image data may inflate to: no decompression bombs */
+			inflate_need = png_inflate_need(bytes, len);
 		}
 		if (kind == CP_IMAGE_PNG && bytes[24] == 16 && bytes[25] == 0)
 		{
-			st = decode_png16_gray(src, src_len, out, err);
+			st = decode_png16_gray(src, src_len, inflate_need, out, err);
 			w2 = out->width;
 			h2 = out->height;
 		}
-		else if ((out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0)) == NULL)
+		else if ((out->pixels = cp_stbi_load(kind, src, (int) src_len, &w2, &h2, 3, 0,
+												 inflate_need)) == NULL)
 			st = stb_failure(kind, "decoding", err);
 		else
 		{
@@ -1071,407 +882,4 @@ cp_image_free(CpImageRGB *img)
 	img->pixels = NULL;
 	img->width = 0;
 	img->height = 0;
-}
-
-/*
- * bicubic_filter
- *		Pillow's cubic convolution kernel, a = -0.5, same operation order.
- */
-static inline double
-bicubic_filter(double x)
-{
-	const double a = -0.5;
-
-	if (x < 0.0)
-		x = -x;
-	if (x < 1.0)
-		return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-	if (x < 2.0)
-		return (((x - 5) * x + 8) * x - 4) * a;
-	return 0.0;
-}
-
-/*
- * axis_free
- *		Release the arrays of a ResampleAxis.
- */
-static void
-axis_free(ResampleAxis *ax)
-{
-	free(ax->bounds);
-	free(ax->kk);
-	ax->bounds = NULL;
-	ax->kk = NULL;
-}
-
-/*
- * precompute_coeffs
- *		Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box
- *		(0, in_size): double weights normalised to sum 1, then rounded half
- *		away from zero to PRECISION_BITS fixed point.
- */
-static CpStatus
-precompute_coeffs(int in_size, int out_size, ResampleAxis *ax, CpError *err)
-{
-	double		scale,
-				filterscale,
-				support,
-				ss;
-	double	   *w;
-	int			xx;
-
-	scale = (double) in_size / out_size;
-	filterscale = scale < 1.0 ? 1.0 : scale;
-	support = 2.0 * filterscale;
-	ax->ksize = (int) ceil(support) * 2 + 1;
-	ax->bounds = malloc(sizeof(int) * 2 * (size_t) out_size);
-	ax->kk = calloc((size_t) out_size * ax->ksize, sizeof(int32_t));
-	w = malloc(sizeof(double) * ax->ksize);
-	if (ax->bounds == NULL || ax->kk == NULL || w == NULL)
-	{
-		free(w);
-		axis_free(ax);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory for resampling coefficients (%d -> %d)",
-						in_size, out_size);
-	}
-	ss = 1.0 / filterscale;
-	for (xx = 0; xx < out_size; xx++)
-	{
-		double		center = (xx + 0.5) * scale;
-		double		ww = 0.0;
-		int32_t    *k = ax->kk + (size_t) xx * ax->ksize;
-		int			xmin,
-					xmax,
-					x;
-
-		xmin = (int) (center - support + 0.5);
-		if (xmin < 0)
-			xmin = 0;
-		xmax = (int) (center + support + 0.5);
-		if (xmax > in_size)
-			xmax = in_size;
-		xmax -= xmin;
-		for (x = 0; x < xmax; x++)
-		{
-			w[x] = bicubic_filter((x + xmin - center + 0.5) * ss);
-			ww += w[x];
-		}
-		for (x = 0; x < xmax; x++)
-		{
-			double		v = w[x];
-
-			if (ww != 0.0)
-				v /= ww;
-			if (v < 0)
-				k[x] = (int32_t) (-0.5 + v * (1 << PRECISION_BITS));
-			else
-				k[x] = (int32_t) (0.5 + v * (1 << PRECISION_BITS));
-		}
-		ax->bounds[2 * xx] = xmin;
-		ax->bounds[2 * xx + 1] = xmax;
-	}
-	free(w);
-	return CP_OK;
-}
-
-/*
- * clip8
- *		Fixed-point accumulator to uint8: floor shift then clamp.
- */
-static inline uint8_t
-clip8(int32_t acc)
-{
-	int32_t		v = acc >> PRECISION_BITS;
-
-	return v < 0 ? 0 : (v > 255 ? 255 : (uint8_t) v);
-}
-
-/*
- * resample_horizontal
- *		Rows [first, first + nrows) of src (src_w wide), resampled along x
- *		into dst (out_w x nrows).
- */
-static void
-resample_horizontal(const uint8_t *src, int src_w, int first, int nrows,
-					int out_w, const ResampleAxis *ax, uint8_t *dst)
-{
-	int			y;
-
-#pragma omp parallel for schedule(static) if ((int64_t) nrows * out_w > 200000)
-	for (y = 0; y < nrows; y++)
-	{
-		const uint8_t *in = src + (size_t) (y + first) * src_w * 3;
-		uint8_t    *o = dst + (size_t) y * out_w * 3;
-		int			xx;
-
-		for (xx = 0; xx < out_w; xx++)
-		{
-			const int32_t *k = ax->kk + (size_t) xx * ax->ksize;
-			const uint8_t *p = in + (size_t) ax->bounds[2 * xx] * 3;
-			int			n = ax->bounds[2 * xx + 1];
-			int32_t		s0 = 1 << (PRECISION_BITS - 1);
-			int32_t		s1 = s0;
-			int32_t		s2 = s0;
-			int			x;
-
-			for (x = 0; x < n; x++)
-			{
-				s0 += p[3 * x] * k[x];
-				s1 += p[3 * x + 1] * k[x];
-				s2 += p[3 * x + 2] * k[x];
-			}
-			o[3 * xx] = clip8(s0);
-			o[3 * xx + 1] = clip8(s1);
-			o[3 * xx + 2] = clip8(s2);
-		}
-	}
-}
-
-/*
- * resample_vertical
- *		src (width x any rows) resampled along y into dst (width x out_h);
- *		bounds are relative to the first row of src.  Accumulates whole rows
- *		at a time (integer sums: same result as Pillow's per-pixel order).
- */
-static CpStatus
-resample_vertical(const uint8_t *src, int width, int out_h,
-				  const ResampleAxis *ax, uint8_t *dst, CpError *err)
-{
-	size_t		rowlen = (size_t) width * 3;
-	int			yy;
-	bool		nomem = false;
-
-#pragma omp parallel if ((int64_t) out_h * width > 200000)
-	{
-		int32_t    *acc = malloc(sizeof(int32_t) * rowlen);
-
-		if (acc == NULL)
-		{
-#pragma omp atomic write
-			nomem = true;
-		}
-#pragma omp for schedule(static)
-		for (yy = 0; yy < out_h; yy++)
-		{
-			const int32_t *k = ax->kk + (size_t) yy * ax->ksize;
-			int			ymin = ax->bounds[2 * yy];
-			int			n = ax->bounds[2 * yy + 1];
-			uint8_t    *o = dst + (size_t) yy * rowlen;
-			size_t		i;
-			int			y;
-
-			if (acc == NULL)
-				continue;
-			for (i = 0; i < rowlen; i++)
-				acc[i] = 1 << (PRECISION_BITS - 1);
-			for (y = 0; y < n; y++)
-			{
-				const uint8_t *row = src + (size_t) (ymin + y) * rowlen;
-				int32_t		ky = k[y];
-
-				for (i = 0; i < rowlen; i++)
-					acc[i] += row[i] * ky;
-			}
-			for (i = 0; i < rowlen; i++)
-				o[i] = clip8(acc[i]);
-		}
-		free(acc);
-	}
-	if (nomem)
-		return cp_error(err, CP_ERR_NOMEM, "out of memory for a resampling row buffer");
-	return CP_OK;
-}
-
-/*
- * horizontal_first
- *		Pass order of Pillow >= 13.0: when the height shrinks by more than
- *		twice as many pixels as the width, the vertical pass runs first.
- *		(Pillow <= 12.x always ran the horizontal pass first; the uint8
- *		intermediate makes the two orders differ by a level here and there.)
- */
-static bool
-horizontal_first(int in_w, int in_h, int out_w, int out_h)
-{
-	return !((in_h - out_h) > 0 && (in_h - out_h) > (in_w - out_w) * 2);
-}
-
-/*
- * cp_image_resize_bicubic
- *		See image.h.  Mirrors Pillow 13's ImagingResampleInner: coefficients
- *		for both axes; a pass is skipped when its size does not change; with
- *		the horizontal pass first it covers only the source rows the vertical
- *		pass reads; a plain copy when the size is equal.
- */
-CpStatus
-cp_image_resize_bicubic(const CpImageRGB *src, int width, int height,
-						CpImageRGB *dst, CpError *err)
-{
-	ResampleAxis hor = {0, NULL, NULL};
-	ResampleAxis ver = {0, NULL, NULL};
-	bool		need_h,
-				need_v;
-	uint8_t    *tmp = NULL;
-	CpStatus	st;
-
-	if (dst == NULL)
-		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: no output image");
-	memset(dst, 0, sizeof(*dst));
-	if (src == NULL || src->pixels == NULL || src->width <= 0 || src->height <= 0)
-		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: empty source image");
-	if (width <= 0 || height <= 0 || width > (1 << 20) || height > (1 << 20) ||
-		(int64_t) width * height > INT_MAX / 4)
-		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_resize_bicubic: bad target size %dx%d",
-						width, height);
-
-	dst->pixels = malloc((size_t) width * height * 3);
-	if (dst->pixels == NULL)
-		return cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d image", width, height);
-	dst->width = width;
-	dst->height = height;
-
-	need_h = (width != src->width);
-	need_v = (height != src->height);
-	if (!need_h && !need_v)
-	{
-		memcpy(dst->pixels, src->pixels, (size_t) width * height * 3);
-		return CP_OK;
-	}
-
-	st = precompute_coeffs(src->width, width, &hor, err);
-	if (st == CP_OK)
-		st = precompute_coeffs(src->height, height, &ver, err);
-	if (st != CP_OK)
-		goto fail;
-
-	if (!need_h)
-		st = resample_vertical(src->pixels, width, height, &ver, dst->pixels, err);
-	else if (!need_v)
-		resample_horizontal(src->pixels, src->width, 0, height, width, &hor, dst->pixels);
-	else if (horizontal_first(src->width, src->height, width, height))
-	{
-		/* only the source rows the vertical pass reads */
-		int			first = ver.bounds[0];
-		int			last = ver.bounds[2 * (height - 1)] + ver.bounds[2 * (height - 1) + 1];
-		int			i;
-
-		tmp = malloc((size_t) width * (last - first) * 3);
-		if (tmp == NULL)
-			st = cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d resampling buffer",
-						  width, last - first);
-		else
-		{
-			for (i = 0; i < height; i++)
-				ver.bounds[2 * i] -= first;
-			resample_horizontal(src->pixels, src->width, first, last - first, width, &hor, tmp);
-			st = resample_vertical(tmp, width, height, &ver, dst->pixels, err);
-		}
-	}
-	else
-	{
-		tmp = malloc((size_t) src->width * height * 3);
-		if (tmp == NULL)
-			st = cp_error(err, CP_ERR_NOMEM, "out of memory for a %dx%d resampling buffer",
-						  src->width, height);
-		else
-		{
-			st = resample_vertical(src->pixels, src->width, height, &ver, tmp, err);
-			if (st == CP_OK)
-				resample_horizontal(tmp, src->width, 0, height, width, &hor, dst->pixels);
-		}
-	}
-	if (st != CP_OK)
-		goto fail;
-	free(tmp);
-	axis_free(&hor);
-	axis_free(&ver);
-	return CP_OK;
-
-fail:
-	free(tmp);
-	axis_free(&hor);
-	axis_free(&ver);
-	cp_image_free(dst);
-	return st;
-}
-
-/*
- * cp_image_preprocess
- *		See image.h.  Rescale as transformers does it (float64 product cast
- *		to float32), normalise in float32, planar CHW output.
- */
-CpStatus
-cp_image_preprocess(const uint8_t *bytes, size_t len, const CpImageConfig *cfg,
-					int64_t max_pixels, float *out, CpError *err)
-{
-	CpImageRGB	img;
-	CpImageRGB	res;
-	const CpImageRGB *use = &img;
-	float		lut[3][256];
-	size_t		plane,
-				i;
-	int			c;
-	CpStatus	st;
-
-	if (cfg == NULL || out == NULL)
-		return cp_error(err, CP_ERR_INVALID_ARG, "cp_image_preprocess: no config or output buffer");
-	if (cfg->width <= 0 || cfg->height <= 0 || cfg->width > 16384 || cfg->height > 16384)
-		return cp_error(err, CP_ERR_INVALID_ARG, "image processor size %dx%d is out of range",
-						cfg->width, cfg->height);
-	if (cfg->do_resize && cfg->resample != 3)
-		return cp_error(err, CP_ERR_UNSUPPORTED,
-						"image processor resample %d is not supported (only 3 = BICUBIC)",
-						cfg->resample);
-	for (c = 0; c < 3; c++)
-		if (cfg->do_normalize && !(cfg->std[c] != 0.0f))
-			return cp_error(err, CP_ERR_INVALID_ARG, "image processor std[%d] is zero", c);
-
-	st = cp_image_decode(bytes, len, max_pixels, &img, err);
-	if (st != CP_OK)
-		return st;
-	memset(&res, 0, sizeof(res));
-	if (img.width != cfg->width || img.height != cfg->height)
-	{
-		if (!cfg->do_resize)
-		{
-			st = cp_error(err, CP_ERR_SHAPE, "image is %dx%d but the processor expects %dx%d and does not resize",
-						  img.width, img.height, cfg->width, cfg->height);
-			cp_image_free(&img);
-			return st;
-		}
-		st = cp_image_resize_bicubic(&img, cfg->width, cfg->height, &res, err);
-		cp_image_free(&img);
-		if (st != CP_OK)
-			return st;
-		use = &res;
-	}
-
-	for (c = 0; c < 3; c++)
-	{
-		int			v;
-
-		for (v = 0; v < 256; v++)
-		{
-			float		f;
-
-			if (cfg->do_rescale)
-				f = (float) ((double) v * cfg->rescale_factor);
-			else
-				f = (float) v;
-			if (cfg->do_normalize)
-				f = (f - cfg->mean[c]) / cfg->std[c];
-			lut[c][v] = f;
-		}
-	}
-	plane = (size_t) cfg->width * cfg->height;
-	for (i = 0; i < plane; i++)
-	{
-		const uint8_t *p = use->pixels + 3 * i;
-
-		out[i] = lut[0][p[0]];
-		out[plane + i] = lut[1][p[1]];
-		out[2 * plane + i] = lut[2][p[2]];
-	}
-	cp_image_free(&img);
-	cp_image_free(&res);
-	return CP_OK;
 }
