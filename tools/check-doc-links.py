@@ -2,7 +2,7 @@
 """Check that every documentation reference in the repository resolves.
 
 Looks at Markdown links ([text](path#anchor)) in *.md files and at
-citations of the form docs/NAME.md or docs/NAME.md#anchor anywhere in the
+citations of the form docs/<name>.md or docs/<name>.md#<anchor> anywhere in the
 tracked sources, and reports each one whose file does not exist or whose
 anchor is not a heading of that file (GitHub's anchor rules: lower case,
 punctuation dropped, spaces to hyphens).  Exit status 1 when any is broken.
