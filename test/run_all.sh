@@ -91,6 +91,12 @@ tap() {
 }
 step "TAP" tap || true
 
+pyclient() {
+	"${RUNAS[@]}" env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" PGDATABASE=postgres \
+		PYTHONPATH="$work/python" /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+}
+step "Python client" pyclient || true
+
 step "engine tests" "${RUNAS[@]}" make enginecheck WERROR=1 PG_CONFIG="$PG_CONFIG" || true
 
 if [ "$FUZZ_SECONDS" != 0 ]; then
