@@ -12,8 +12,8 @@ import re
 import subprocess
 import sys
 
-ROOT = subprocess.run(['git', 'rev-parse', '--show-toplevel'], capture_output=True, text=True,
-                      check=True).stdout.strip()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SKIP_DIRS = {'.git', 'build', 'results', 'tmp_check', 'log', '__pycache__'}
 CITATION = re.compile(r'\b((?:docs|bench|test|tools|sql|src|cuda)/[\w./-]+\.md)(#[\w-]+)?')
 MD_LINK = re.compile(r'\]\(([^)\s]+)\)')
 TEXT_EXT = ('.md', '.c', '.h', '.cu', '.sql', '.sh', '.py', '.pl', '.mk', '.txt', '.json')
@@ -58,9 +58,24 @@ def check(ref_file, target, anchor, problems, where):
         problems.append('%s: %s has no section #%s' % (where, target, anchor))
 
 
+def tracked_files():
+    """git's list of files; a walk of the tree where git is not usable."""
+    try:
+        out = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+        if out:
+            return out
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith('corpus')]
+        files += [os.path.relpath(os.path.join(top, n), ROOT) for n in names]
+    return files
+
+
 def main():
-    files = subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
+    files = tracked_files()
     problems = []
     for rel in files:
         if not rel.endswith(TEXT_EXT) or not os.path.exists(os.path.join(ROOT, rel)):
