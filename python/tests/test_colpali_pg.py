@@ -88,7 +88,7 @@ def test_copy_and_rank_like_numpy(conn):
 
 
 def test_server_rejects_what_the_type_rejects(conn):
-    with pytest.raises(psycopg.errors.DataException):
+    with pytest.raises(psycopg.DataError):
         conn.execute("SELECT %s::multivector", (np.array([[1.0, np.nan]], dtype=np.float32),))
-    with pytest.raises(psycopg.errors.DataException):
+    with pytest.raises(psycopg.DataError):
         conn.execute("SELECT %s::multivector(3)", (unit_rows(2, 4),))
