@@ -30,4 +30,4 @@ chmod -R a+rX "$work/data"
 
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -v "data=$work/data" -v "model=$work/data/model")
 [ "$(id -u)" -eq 0 ] && PSQL=(runuser -u "${CLUSTER_USER:-colpali}" -- "${PSQL[@]}")
-"${PSQL[@]}" -f test/demo/demo.sql
+"${PSQL[@]}" -f docs/demo.sql

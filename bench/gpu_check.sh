@@ -1,6 +1,5 @@
 #!/bin/bash
-# bench/gpu_check.sh: the one script a session with a GPU runs through the
-# device tool (docs/cuda.md):
+# bench/gpu_check.sh: the one script to run on a GPU machine (docs/cuda.md):
 #
 #   here:    bash bench/gpu_prepare.sh
 #   device:  run(command="bash bench/gpu_check.sh", carry=[".gpucarry"], timeout_s=590)
@@ -14,7 +13,8 @@
 #   3. bench/gpu_parity.py: real-shape random ColPali saved by transformers,
 #      parity (row cosine >= 0.995, top-10 MaxSim of 100 queries over 200
 #      pages) and speed side by side with transformers in the same process;
-#   4. shared/bench/hf_baseline_gpu.py when found and time remains;
+#   4. the optional transformers baseline script ($HF_BASELINE, carried in
+#      .gpucarry) when found and time remains;
 #   5. prints a short table.  Logs and JSON go to $OUT.
 # GPU_CHECK_SMOKE=1 (bench/gpu_smoke.sh) stops after step 2.
 set -uo pipefail
@@ -145,7 +145,7 @@ if [ "${GPU_CHECK_SMOKE:-0}" != 1 ] && [ -x "$B/bin/cuda_tool" ]; then
 
 	# ---- 4. transformers baseline script, if it travelled and time remains ----
 	HFB=""
-	for c in "${HF_BASELINE:-}" shared/bench/hf_baseline_gpu.py ../shared/bench/hf_baseline_gpu.py .gpucarry/hf_baseline_gpu.py; do
+	for c in "${HF_BASELINE:-}" .gpucarry/hf_baseline_gpu.py; do
 		if [ -n "$c" ] && [ -f "$c" ]; then HFB=$c; break; fi
 	done
 	left=$(( BUDGET - $(elapsed) ))

@@ -5,7 +5,7 @@ Run by bench/gpu_check.sh (see docs/cuda.md); needs torch + transformers with CU
   python3 bench/gpu_parity.py WORKDIR CUDA_TOOL
 
 1. Builds transformers' ColPaliForRetrieval with random weights in the real ColPali-3B shapes
-   (same config as shared/bench/hf_baseline_gpu.py), bf16, sdpa, on the GPU, and saves it with
+   (ColPali-3B shapes), bf16, sdpa, on the GPU, and saves it with
    save_pretrained into WORKDIR/model.
 2. Encodes PAGES random pages (uniform pixels, already bf16 values so both sides see the same
    input) and QUERIES random queries (14..30 tokens: <bos>, random ids, 10 x <pad>, "\\n",
@@ -164,7 +164,7 @@ log("transformers:", {k: round(v, 3) for k, v in RES.items() if k.startswith("hf
 
 # Which Gemma attention does this transformers run, for these very calls?  transformers 5.24 was
 # seen running ColPaliForRetrieval causally for page batches and for padded query batches, but
-# bidirectionally for a query batch without padding (encoder.md 3.5 expects bidirectional).
+# bidirectionally for a query batch without padding (docs/encoder.md#attention expects bidirectional).
 # Change one later token of sequence 0: its first row moves only under bidirectional attention;
 # the same call twice gives the noise floor.
 def detect(call, ids, pos, new_id):

@@ -1,11 +1,11 @@
 #!/bin/bash
 # bench/gpu_prepare.sh: run on the development machine (no GPU needed) before
-# bench/gpu_check.sh goes to the device tool.  The GPU machine has nvcc and
+# bench/gpu_check.sh runs on a GPU machine.  The GPU machine has nvcc and
 # CUDA but no jansson or OpenBLAS, so the engine-linked programs (GPU op
 # tests, fixture test, cuda_tool) are built here, linked statically against
 # OpenBLAS and jansson, stripped and packed with colpali_cuda.so and libgomp
-# into .gpucarry/colpali-gpu.tar.xz (a few MB).  Then call the device tool
-# with carry [".gpucarry"]; see docs/cuda.md.
+# into .gpucarry/colpali-gpu.tar.xz (a few MB).  Then copy the checkout with
+# .gpucarry to the GPU machine and run bench/gpu_check.sh; see docs/cuda.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,9 +31,9 @@ cp -L "$(gcc -print-file-name=libgomp.so.1)" "$STAGE/lib/"
 git rev-parse HEAD > "$STAGE/COMMIT"
 mkdir -p .gpucarry
 tar -C "$STAGE" -cJf .gpucarry/colpali-gpu.tar.xz .
-# the transformers baseline lives beside the checkout, which the device tool does not send
-for c in shared/bench/hf_baseline_gpu.py ../shared/bench/hf_baseline_gpu.py /work/shared/bench/hf_baseline_gpu.py; do
-	if [ -f "$c" ]; then cp "$c" .gpucarry/hf_baseline_gpu.py; break; fi
-done
+# an optional transformers timing script, named by $HF_BASELINE, travels along
+if [ -n "${HF_BASELINE:-}" ] && [ -f "$HF_BASELINE" ]; then
+	cp "$HF_BASELINE" .gpucarry/hf_baseline_gpu.py
+fi
 ls -la .gpucarry
-echo "now: device run, command 'bash bench/gpu_check.sh', carry [\".gpucarry\"], timeout_s 590"
+echo "now: on the GPU machine, with .gpucarry beside the checkout: bash bench/gpu_check.sh"

@@ -2,9 +2,9 @@
  * backend_cuda.cu
  *	  The CUDA backend of the colpali engine: the CpBackend vtable of
  *	  backend.h on one GPU (memory, streams, cuBLAS handle, op dispatch),
- *	  exported through the extern "C" API of colpali_cuda.h.
+ *	  exported through the extern "C" API of src/engine/backend_cuda_abi.h.
  *
- * Dtype flow (encoder.md 3.7, adapted to the fp32 activation interface):
+ * Dtype flow (docs/encoder.md#precision, adapted to the fp32 activation interface):
  *	- Matmul weights are uploaded once as bf16 (BF16 checkpoints are copied
  *	  as they are; F32/F16 ones are rounded to nearest even on the host).
  *	  The token embedding table keeps its stored dtype and is converted row
@@ -29,17 +29,7 @@
  * one cuBLAS handle); operations are enqueued in order on that stream and
  * download() synchronises.
  */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
-#include "colpali_cuda.h"
-#include "cuda_kernels.h"
-#include "cuda_matmul.h"
+#include "backend_cuda_internal.h"
 
 #define CP_CUDA_EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -48,67 +38,16 @@
 /* Host staging for weight dtype conversion, in elements. */
 #define CONVERT_CHUNK ((size_t) 1 << 20)
 
-struct CpBuf
-{
-	void	   *d;				/* device memory */
-	size_t		n;				/* elements */
-	size_t		bytes;
-	int			dtype;			/* CUK_F32 / CUK_F16 / CUK_BF16 */
-	bool		weight;
-	CpWeightKind kind;			/* weights only */
-	int64_t		rows;			/* weights: shape as [rows, cols] */
-	int64_t		cols;
-};
-
-typedef struct CudaImpl
-{
-	int			device;
-	char		device_name[256];
-	cudaStream_t stream;
-	cublasHandle_t blas;
-	LtCache    *lt;				/* cuBLASLt GEMMs with bias epilogue, or NULL
-								 * (COLPALI_CUDA_GEMM=gemmex) */
-	void	   *blas_ws;
-	__nv_bfloat16 *xbf;			/* bf16 copy of a matmul input */
-	size_t		xbf_n;
-	/*
-	 * What xbf holds: the view xbf_src of xbf_len floats, still equal to
-	 * the buffer's contents (rounded to bf16) while xbf_valid.  Every op
-	 * except matmul clears xbf_valid (GUARD_BEGIN); a matmul clears it
-	 * when its output overlaps the range.  So the q/k/v (and gate/up)
-	 * GEMMs of one normalised input convert it once, and GELU / GeGLU
-	 * write their result there directly for the following GEMM.
-	 */
-	CpView		xbf_src;
-	size_t		xbf_len;
-	bool		xbf_valid;
-	int		   *idx_d;			/* device copy of ids / rows */
-	size_t		idx_n;
-	int		   *lens_d;			/* device copy of attention lens */
-	int		   *lens_h;			/* what lens_d holds */
-	int			lens_n;
-	size_t		lens_cap;		/* elements allocated at lens_d */
-	bool		simple_attention;	/* COLPALI_CUDA_ATTENTION=simple */
-	bool		fuse_bf16;		/* GELU/GeGLU also write the bf16 GEMM input
-								 * (off with COLPALI_CUDA_NO_FUSE=1) */
-} CudaImpl;
-
-#define IMPL(be) ((CudaImpl *) (be)->impl)
-
 /* Device bytes held by all backends of this library. */
 static size_t mem_current;
 static size_t mem_peak;
 
-static CpStatus
-fail(CpBackend *be, CpStatus status, const char *fmt,...)
-	__attribute__((format(printf, 3, 4)));
-
 /*
- * fail
+ * cuda_fail
  *		Record an error in be->err and return status.
  */
-static CpStatus
-fail(CpBackend *be, CpStatus status, const char *fmt,...)
+CpStatus
+cuda_fail(CpBackend *be, CpStatus status, const char *fmt,...)
 {
 	va_list		ap;
 
@@ -120,45 +59,23 @@ fail(CpBackend *be, CpStatus status, const char *fmt,...)
 }
 
 /*
- * fail_cuda
+ * cuda_fail_call
  *		Error for a failed CUDA runtime call.
  */
-static CpStatus
-fail_cuda(CpBackend *be, cudaError_t rc, const char *what)
+CpStatus
+cuda_fail_call(CpBackend *be, cudaError_t rc, const char *what)
 {
-	return fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
+	return cuda_fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
 				"CUDA %s failed: %s (%s)", what, cudaGetErrorString(rc),
 				cudaGetErrorName(rc));
 }
-
-#define CU(call, what) \
-	do { cudaError_t rc_ = (call); \
-		 if (rc_ != cudaSuccess) return fail_cuda(be, rc_, (what)); } while (0)
-
-#define BLAS(call, what) \
-	do { cublasStatus_t bs_ = (call); \
-		 if (bs_ != CUBLAS_STATUS_SUCCESS) \
-			 return fail(be, CP_ERR_BACKEND, "cuBLAS %s failed: %s", (what), \
-						 cublasGetStatusString(bs_)); } while (0)
-
-/*
- * Every vtable entry runs inside GUARD so that no exception escapes.
- * GUARD_BEGIN also forgets the cached bf16 matmul input (see CudaImpl);
- * matmul uses GUARD_BEGIN_KEEP.
- */
-#define GUARD_BEGIN_KEEP try {
-#define GUARD_BEGIN try { IMPL(be)->xbf_valid = false;
-#define GUARD_END \
-	} catch (...) { \
-		return fail(be, CP_ERR_BACKEND, "unexpected C++ exception in %s", __func__); \
-	}
 
 /*
  * dev_alloc / dev_free
  *		cudaMalloc / cudaFree with the library's memory accounting.
  */
-static cudaError_t
-dev_alloc(void **p, size_t bytes)
+cudaError_t
+cuda_dev_alloc(void **p, size_t bytes)
 {
 	cudaError_t rc = cudaMalloc(p, bytes > 0 ? bytes : 16);
 
@@ -178,11 +95,11 @@ dev_alloc(void **p, size_t bytes)
 }
 
 /*
- * dev_free
+ * cuda_dev_free
  *		cudaFree with the library's memory accounting (NULL is a no-op).
  */
-static void
-dev_free(void *p, size_t bytes)
+void
+cuda_dev_free(void *p, size_t bytes)
 {
 	if (p == NULL)
 		return;
@@ -191,75 +108,63 @@ dev_free(void *p, size_t bytes)
 }
 
 /*
- * grow
+ * cuda_grow
  *		Make the device scratch *p hold at least n elements of size esz.
  *		cudaFree synchronises the device, so the old buffer is no longer
  *		in use when it goes.
  */
-static CpStatus
-grow(CpBackend *be, void **p, size_t *cap, size_t n, size_t esz, const char *what)
+CpStatus
+cuda_grow(CpBackend *be, void **p, size_t *cap, size_t n, size_t esz, const char *what)
 {
 	if (*cap >= n && *p != NULL)
 		return CP_OK;
-	dev_free(*p, *cap * esz);
+	cuda_dev_free(*p, *cap * esz);
 	*p = NULL;
 	*cap = 0;
-	CU(dev_alloc(p, n * esz), what);
+	CU(cuda_dev_alloc(p, n * esz), what);
 	*cap = n;
 	return CP_OK;
 }
 
 /*
- * check_view
+ * cuda_check_view
  *		v must be an fp32 activation buffer holding [off, off + n).
  */
-static CpStatus
-check_view(CpBackend *be, CpView v, size_t n, const char *op, const char *arg)
+CpStatus
+cuda_check_view(CpBackend *be, CpView v, size_t n, const char *op, const char *arg)
 {
 	if (v.buf == NULL)
-		return fail(be, CP_ERR_INVALID_ARG, "cuda %s: %s has no buffer", op, arg);
+		return cuda_fail(be, CP_ERR_INVALID_ARG, "cuda %s: %s has no buffer", op, arg);
 	if (v.buf->dtype != CUK_F32 || v.off > v.buf->n || n > v.buf->n - v.off)
-		return fail(be, CP_ERR_INVALID_ARG,
+		return cuda_fail(be, CP_ERR_INVALID_ARG,
 					"cuda %s: %s range [%zu, %zu) outside its buffer of %zu floats",
 					op, arg, v.off, v.off + n, v.buf->n);
 	return CP_OK;
 }
 
 /*
- * check_vector
+ * cuda_check_vector
  *		w must be an fp32 weight buffer of at least n elements.
  */
-static CpStatus
-check_vector(CpBackend *be, const CpBuf *w, size_t n, const char *op, const char *arg)
+CpStatus
+cuda_check_vector(CpBackend *be, const CpBuf *w, size_t n, const char *op, const char *arg)
 {
 	if (w == NULL || w->dtype != CUK_F32 || w->n < n)
-		return fail(be, CP_ERR_INVALID_ARG,
+		return cuda_fail(be, CP_ERR_INVALID_ARG,
 					"cuda %s: %s must be an fp32 buffer of %zu elements", op, arg, n);
 	return CP_OK;
 }
 
-#define TRY(expr) do { CpStatus st_ = (expr); if (st_ != CP_OK) return st_; } while (0)
-
 /*
- * fptr
- *		Device address of an fp32 activation view.
- */
-static inline float *
-fptr(CpView v)
-{
-	return (float *) v.buf->d + v.off;
-}
-
-/*
- * upload_index
+ * cuda_upload_index
  *		Copy n host ints to the device index scratch.
  */
-static CpStatus
-upload_index(CpBackend *be, const int *h, int n, int **out)
+CpStatus
+cuda_upload_index(CpBackend *be, const int *h, int n, int **out)
 {
 	CudaImpl   *impl = IMPL(be);
 
-	TRY(grow(be, (void **) &impl->idx_d, &impl->idx_n, (size_t) (n > 0 ? n : 1),
+	RETURN_IF_FAILED(cuda_grow(be, (void **) &impl->idx_d, &impl->idx_n, (size_t) (n > 0 ? n : 1),
 			 sizeof(int), "allocation of index scratch"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(impl->idx_d, h, sizeof(int) * n, cudaMemcpyHostToDevice,
@@ -273,60 +178,6 @@ upload_index(CpBackend *be, const int *h, int n, int **out)
  * --------------------------------------------------------------------- */
 
 /*
- * h_f16_to_f32
- *		IEEE half to float on the host.
- */
-static float
-h_f16_to_f32(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h >> 15) << 31;
-	uint32_t	exp = (h >> 10) & 0x1f;
-	uint32_t	man = h & 0x3ff;
-	uint32_t	bits;
-	float		f;
-
-	if (exp == 0)
-	{
-		/* zero or subnormal: man * 2^-24 */
-		f = (float) man * 5.9604644775390625e-08f;
-		return (h >> 15) ? -f : f;
-	}
-	if (exp == 31)
-		bits = sign | 0x7f800000u | (man << 13);
-	else
-		bits = sign | ((exp + 112) << 23) | (man << 13);
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-/*
- * h_bf16_to_f32
- *		bf16 to float on the host.
- */
-static float
-h_bf16_to_f32(uint16_t h)
-{
-	uint32_t	bits = (uint32_t) h << 16;
-	float		f;
-
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
-/* float -> bf16, round to nearest even, NaN kept quiet. */
-static uint16_t
-h_f32_to_bf16(float f)
-{
-	uint32_t	bits;
-
-	memcpy(&bits, &f, sizeof(bits));
-	if ((bits & 0x7fffffffu) > 0x7f800000u)
-		return (uint16_t) ((bits >> 16) | 0x40);
-	bits += 0x7fffu + ((bits >> 16) & 1);
-	return (uint16_t) (bits >> 16);
-}
-
-/*
  * h_to_f32
  *		Element i of a host array of dtype as float.
  */
@@ -334,9 +185,9 @@ static float
 h_to_f32(const void *src, int dtype, size_t i)
 {
 	if (dtype == CUK_BF16)
-		return h_bf16_to_f32(((const uint16_t *) src)[i]);
+		return cp_bf16_to_f32(((const uint16_t *) src)[i]);
 	if (dtype == CUK_F16)
-		return h_f16_to_f32(((const uint16_t *) src)[i]);
+		return cp_f16_to_f32(((const uint16_t *) src)[i]);
 	return ((const float *) src)[i];
 }
 
@@ -355,7 +206,7 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
 	size_t		i0;
 
 	if (tmp == NULL)
-		return fail(be, CP_ERR_NOMEM, "out of memory converting a weight");
+		return cuda_fail(be, CP_ERR_NOMEM, "out of memory converting a weight");
 	for (i0 = 0; i0 < n; i0 += CONVERT_CHUNK)
 	{
 		size_t		m = n - i0 < CONVERT_CHUNK ? n - i0 : CONVERT_CHUNK;
@@ -369,7 +220,7 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
 			if (dst_dtype == CUK_F32)
 				((float *) tmp)[i] = f;
 			else
-				((uint16_t *) tmp)[i] = h_f32_to_bf16(f);
+				((uint16_t *) tmp)[i] = cp_f32_to_bf16(f);
 		}
 		/* pageable source: returns once tmp is staged, so tmp can be reused */
 		rc = cudaMemcpyAsync((unsigned char *) dst + i0 * esz, tmp, m * esz,
@@ -377,7 +228,7 @@ upload_converted(CpBackend *be, void *dst, int dst_dtype, const void *src,
 		if (rc != cudaSuccess)
 		{
 			free(tmp);
-			return fail_cuda(be, rc, "copy of a weight to the device");
+			return cuda_fail_call(be, rc, "copy of a weight to the device");
 		}
 	}
 	free(tmp);
@@ -402,15 +253,15 @@ cu_alloc(CpBackend *be, size_t n, CpBuf **out)
 	*out = NULL;
 	b = (CpBuf *) calloc(1, sizeof(CpBuf));
 	if (b == NULL)
-		return fail(be, CP_ERR_NOMEM, "out of memory");
+		return cuda_fail(be, CP_ERR_NOMEM, "out of memory");
 	b->n = n;
 	b->bytes = n * sizeof(float);
 	b->dtype = CUK_F32;
-	rc = dev_alloc(&b->d, b->bytes);
+	rc = cuda_dev_alloc(&b->d, b->bytes);
 	if (rc != cudaSuccess)
 	{
 		free(b);
-		return fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
+		return cuda_fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
 					"cudaMalloc of %zu bytes of activations failed: %s",
 					n * sizeof(float), cudaGetErrorString(rc));
 	}
@@ -432,7 +283,7 @@ cu_free(CpBackend *be, CpBuf *buf)
 		return;
 	try
 	{
-		dev_free(buf->d, buf->bytes);
+		cuda_dev_free(buf->d, buf->bytes);
 	}
 	catch (...)
 	{
@@ -448,7 +299,7 @@ static CpStatus
 cu_upload(CpBackend *be, CpView dst, const float *src, size_t n)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, dst, n, "upload", "destination"));
+	RETURN_IF_FAILED(cuda_check_view(be, dst, n, "upload", "destination"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(fptr(dst), src, n * sizeof(float), cudaMemcpyHostToDevice,
 						   IMPL(be)->stream), "upload");
@@ -464,7 +315,7 @@ static CpStatus
 cu_download(CpBackend *be, CpView src, float *dst, size_t n)
 {
 	GUARD_BEGIN
-	TRY(check_view(be, src, n, "download", "source"));
+	RETURN_IF_FAILED(cuda_check_view(be, src, n, "download", "source"));
 	if (n > 0)
 		CU(cudaMemcpyAsync(dst, fptr(src), n * sizeof(float), cudaMemcpyDeviceToHost,
 						   IMPL(be)->stream), "download");
@@ -497,10 +348,10 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
 	else if (t->dtype == CP_DTYPE_BF16)
 		src_dtype = CUK_BF16;
 	else
-		return fail(be, CP_ERR_UNSUPPORTED, "tensor \"%s\" has a dtype the CUDA backend cannot use",
+		return cuda_fail(be, CP_ERR_UNSUPPORTED, "tensor \"%s\" has a dtype the CUDA backend cannot use",
 					t->name);
 	if (t->numel < 0)
-		return fail(be, CP_ERR_SHAPE, "tensor \"%s\" has a negative size", t->name);
+		return cuda_fail(be, CP_ERR_SHAPE, "tensor \"%s\" has a negative size", t->name);
 	n = (size_t) t->numel;
 	if (kind == CP_WEIGHT_MATRIX)
 		dst_dtype = CUK_BF16;
@@ -511,7 +362,7 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
 
 	b = (CpBuf *) calloc(1, sizeof(CpBuf));
 	if (b == NULL)
-		return fail(be, CP_ERR_NOMEM, "out of memory");
+		return cuda_fail(be, CP_ERR_NOMEM, "out of memory");
 	b->n = n;
 	b->bytes = n * (dst_dtype == CUK_F32 ? 4 : 2);
 	b->dtype = dst_dtype;
@@ -519,13 +370,13 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
 	b->kind = kind;
 	b->rows = t->ndim > 0 ? t->shape[0] : 1;
 	b->cols = (b->rows > 0) ? (int64_t) n / b->rows : 0;
-	rc = dev_alloc(&b->d, b->bytes);
+	rc = cuda_dev_alloc(&b->d, b->bytes);
 	if (rc != cudaSuccess)
 	{
 		size_t		bytes = b->bytes;
 
 		free(b);
-		return fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
+		return cuda_fail(be, rc == cudaErrorMemoryAllocation ? CP_ERR_NOMEM : CP_ERR_BACKEND,
 					"cudaMalloc of %zu bytes for tensor \"%s\" failed: %s",
 					bytes, t->name, cudaGetErrorString(rc));
 	}
@@ -535,7 +386,7 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
 	{
 		rc = cudaMemcpyAsync(b->d, t->data, b->bytes, cudaMemcpyHostToDevice,
 							 IMPL(be)->stream);
-		st = (rc == cudaSuccess) ? CP_OK : fail_cuda(be, rc, "copy of a weight to the device");
+		st = (rc == cudaSuccess) ? CP_OK : cuda_fail_call(be, rc, "copy of a weight to the device");
 	}
 	else
 		st = upload_converted(be, b->d, dst_dtype, t->data, src_dtype, n);
@@ -545,399 +396,6 @@ cu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind, CpBuf **ou
 		return st;
 	}
 	*out = b;
-	return CP_OK;
-	GUARD_END
-}
-
-/* ---------------------------------------------------------------------
- * Linear algebra
- * --------------------------------------------------------------------- */
-
-/*
- * cu_matmul
- *		vtable matmul: y = x . W^T (+ bias) (+ y); see the dtype flow at the top.
- */
-static CpStatus
-cu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias, int M, int N,
-		  int K, bool accumulate)
-{
-	CudaImpl   *impl = IMPL(be);
-	float		alpha = 1.0f,
-				beta;
-	size_t		nx = (size_t) M * K;
-
-	GUARD_BEGIN_KEEP
-	if (M <= 0 || N <= 0 || K <= 0)
-		return fail(be, CP_ERR_INVALID_ARG, "cuda matmul: empty shape %d x %d x %d", M, N, K);
-	if (w == NULL || !w->weight || w->kind != CP_WEIGHT_MATRIX || w->dtype != CUK_BF16 ||
-		w->rows != N || w->cols != K)
-		return fail(be, CP_ERR_INVALID_ARG,
-					"cuda matmul: weight is not a [%d, %d] matrix", N, K);
-	TRY(check_view(be, x, (size_t) M * K, "matmul", "x"));
-	TRY(check_view(be, y, (size_t) M * N, "matmul", "y"));
-	if (bias != NULL)
-		TRY(check_vector(be, bias, (size_t) N, "matmul", "bias"));
-
-	if (!(impl->xbf_valid && impl->xbf_src.buf == x.buf && impl->xbf_src.off == x.off &&
-		  nx <= impl->xbf_len))
-	{
-		impl->xbf_valid = false;
-		TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, nx, 2,
-				 "allocation of the bf16 matmul input"));
-		CU(cuk_f32_to_bf16(impl->stream, impl->xbf, fptr(x), nx),
-		   "launch of the bf16 conversion");
-		impl->xbf_src = x;
-		impl->xbf_len = nx;
-		impl->xbf_valid = true;
-	}
-	/* the output overwrites the cached input range: forget it */
-	if (y.buf == impl->xbf_src.buf &&
-		y.off < impl->xbf_src.off + impl->xbf_len &&
-		impl->xbf_src.off < y.off + (size_t) M * N)
-		impl->xbf_valid = false;
-	beta = accumulate ? 1.0f : 0.0f;
-	if (lt_matmul(impl->lt, impl->stream, impl->blas_ws, fptr(y), impl->xbf,
-				  (const __nv_bfloat16 *) w->d, bias ? (const float *) bias->d : NULL,
-				  M, N, K, beta))
-		return CP_OK;
-	/* cublasGemmEx; the bias is written (or added) first, then beta = 1 */
-	if (bias != NULL)
-	{
-		CU(cuk_bias_rows(impl->stream, fptr(y), (const float *) bias->d, M, N, accumulate),
-		   "launch of the bias kernel");
-		beta = 1.0f;
-	}
-	/* column-major view: y^T [N, M] = W [K, N]^T . x^T [K, M] */
-	BLAS(cublasGemmEx(impl->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha,
-					  w->d, CUDA_R_16BF, K, impl->xbf, CUDA_R_16BF, K, &beta,
-					  fptr(y), CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-		 "bf16 GEMM");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_attention
- *		vtable attention: fused attention kernel (kernels_attention.cu).
- */
-static CpStatus
-cu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v, int B, int T,
-			 int nh, int nkv, int hd, float scale, const int *lens, bool causal)
-{
-	CudaImpl   *impl = IMPL(be);
-	const int  *lens_d = NULL;
-	size_t		nq,
-				nk;
-
-	GUARD_BEGIN
-	if (B <= 0 || T <= 0 || nh <= 0 || nkv <= 0 || hd <= 0 || nh % nkv != 0)
-		return fail(be, CP_ERR_INVALID_ARG,
-					"cuda attention: bad shape B=%d T=%d heads=%d kv heads=%d head dim=%d",
-					B, T, nh, nkv, hd);
-	if (hd > 512)
-		return fail(be, CP_ERR_UNSUPPORTED, "cuda attention: head dim %d over 512", hd);
-	nq = (size_t) B * T * nh * hd;
-	nk = (size_t) B * T * nkv * hd;
-	TRY(check_view(be, q, nq, "attention", "q"));
-	TRY(check_view(be, k, nk, "attention", "k"));
-	TRY(check_view(be, v, nk, "attention", "v"));
-	TRY(check_view(be, out, nq, "attention", "out"));
-	if (lens != NULL)
-	{
-		int			b;
-
-		for (b = 0; b < B; b++)
-			if (lens[b] < 0 || lens[b] > T)
-				return fail(be, CP_ERR_INVALID_ARG,
-							"cuda attention: length %d of sequence %d outside 0..%d",
-							lens[b], b, T);
-		/* the lens of a forward pass repeat in every layer: copy once */
-		if (impl->lens_n != B || memcmp(impl->lens_h, lens, sizeof(int) * B) != 0)
-		{
-			int		   *h = (int *) realloc(impl->lens_h, sizeof(int) * B);
-
-			if (h == NULL)
-				return fail(be, CP_ERR_NOMEM, "out of memory");
-			impl->lens_h = h;
-			impl->lens_n = 0;
-			TRY(grow(be, (void **) &impl->lens_d, &impl->lens_cap, (size_t) B, sizeof(int),
-					 "allocation of attention lengths"));
-			CU(cudaMemcpyAsync(impl->lens_d, lens, sizeof(int) * B, cudaMemcpyHostToDevice,
-							   impl->stream), "copy of attention lengths");
-			memcpy(impl->lens_h, lens, sizeof(int) * B);
-			impl->lens_n = B;
-		}
-		lens_d = impl->lens_d;
-	}
-	CU(cuk_attention(impl->stream, fptr(out), fptr(q), fptr(k), fptr(v), B, T, nh, nkv,
-					 hd, scale, lens_d, causal, impl->simple_attention),
-	   "launch of the attention kernel");
-	return CP_OK;
-	GUARD_END
-}
-
-/* ---------------------------------------------------------------------
- * Normalisation, position, element-wise, gathers
- * --------------------------------------------------------------------- */
-
-/*
- * cu_layernorm
- *		vtable layernorm.
- */
-static CpStatus
-cu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b, int rows,
-			 int dim, float eps)
-{
-	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "layernorm", "x"));
-	TRY(check_view(be, y, (size_t) rows * dim, "layernorm", "y"));
-	TRY(check_vector(be, w, (size_t) dim, "layernorm", "weight"));
-	TRY(check_vector(be, b, (size_t) dim, "layernorm", "bias"));
-	CU(cuk_layernorm(IMPL(be)->stream, fptr(y), fptr(x), (const float *) w->d,
-					 (const float *) b->d, rows, dim, eps), "launch of layernorm");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_rmsnorm
- *		vtable rmsnorm (Gemma, scale 1 + w).
- */
-static CpStatus
-cu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim, float eps)
-{
-	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "rmsnorm", "x"));
-	TRY(check_view(be, y, (size_t) rows * dim, "rmsnorm", "y"));
-	TRY(check_vector(be, w, (size_t) dim, "rmsnorm", "weight"));
-	CU(cuk_rmsnorm(IMPL(be)->stream, fptr(y), fptr(x), (const float *) w->d, rows, dim,
-				   eps), "launch of rmsnorm");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_l2norm
- *		vtable l2norm (no epsilon).
- */
-static CpStatus
-cu_l2norm(CpBackend *be, CpView x, int rows, int dim)
-{
-	GUARD_BEGIN
-	TRY(check_view(be, x, (size_t) rows * dim, "l2norm", "x"));
-	CU(cuk_l2norm(IMPL(be)->stream, fptr(x), rows, dim), "launch of l2norm");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_rope
- *		vtable rope (rotate_half form).
- */
-static CpStatus
-cu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta, int pos0)
-{
-	GUARD_BEGIN
-	if (hd <= 0 || hd % 2 != 0)
-		return fail(be, CP_ERR_INVALID_ARG, "cuda rope: head dim %d is not even", hd);
-	TRY(check_view(be, x, (size_t) B * T * nh * hd, "rope", "x"));
-	CU(cuk_rope(IMPL(be)->stream, fptr(x), B, T, nh, hd, theta, pos0), "launch of rope");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * produce_bf16
- *		Scratch for an op that writes its result [n] also as bf16 (the
- *		MLP activations, whose only consumer is the next GEMM), or NULL when
- *		fusing is off.  The caller marks it with produced_bf16 once the
- *		kernel is enqueued, so the GEMM skips its own conversion.
- */
-static CpStatus
-produce_bf16(CpBackend *be, size_t n, __nv_bfloat16 **bf)
-{
-	CudaImpl   *impl = IMPL(be);
-
-	*bf = NULL;
-	if (!impl->fuse_bf16)
-		return CP_OK;
-	TRY(grow(be, (void **) &impl->xbf, &impl->xbf_n, n, 2,
-			 "allocation of the bf16 matmul input"));
-	*bf = impl->xbf;
-	return CP_OK;
-}
-
-/*
- * produced_bf16
- *		Mark the bf16 scratch as holding view v of n elements.
- */
-static void
-produced_bf16(CpBackend *be, CpView v, size_t n)
-{
-	CudaImpl   *impl = IMPL(be);
-
-	impl->xbf_src = v;
-	impl->xbf_len = n;
-	impl->xbf_valid = true;
-}
-
-/*
- * cu_gelu_tanh
- *		vtable gelu_tanh; also writes the bf16 input of the next GEMM.
- */
-static CpStatus
-cu_gelu_tanh(CpBackend *be, CpView x, size_t n)
-{
-	__nv_bfloat16 *bf;
-
-	GUARD_BEGIN
-	TRY(check_view(be, x, n, "gelu_tanh", "x"));
-	TRY(produce_bf16(be, n, &bf));
-	CU(cuk_gelu_tanh(IMPL(be)->stream, fptr(x), n, bf), "launch of gelu_tanh");
-	if (bf)
-		produced_bf16(be, x, n);
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_geglu
- *		vtable geglu; also writes the bf16 input of the next GEMM.
- */
-static CpStatus
-cu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
-{
-	__nv_bfloat16 *bf;
-
-	GUARD_BEGIN
-	TRY(check_view(be, out, n, "geglu", "out"));
-	TRY(check_view(be, gate, n, "geglu", "gate"));
-	TRY(check_view(be, up, n, "geglu", "up"));
-	TRY(produce_bf16(be, n, &bf));
-	CU(cuk_geglu(IMPL(be)->stream, fptr(out), fptr(gate), fptr(up), n, bf), "launch of geglu");
-	if (bf)
-		produced_bf16(be, out, n);
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_add
- *		vtable add.
- */
-static CpStatus
-cu_add(CpBackend *be, CpView y, CpView x, size_t n)
-{
-	GUARD_BEGIN
-	TRY(check_view(be, y, n, "add", "y"));
-	TRY(check_view(be, x, n, "add", "x"));
-	CU(cuk_add(IMPL(be)->stream, fptr(y), fptr(x), n), "launch of add");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_add_rows
- *		vtable add_rows (position embeddings).
- */
-static CpStatus
-cu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
-{
-	GUARD_BEGIN
-	if (period <= 0 || dim <= 0)
-		return fail(be, CP_ERR_INVALID_ARG, "cuda add_rows: period %d, dim %d", period, dim);
-	TRY(check_view(be, y, (size_t) rows * dim, "add_rows", "y"));
-	TRY(check_vector(be, t, (size_t) period * dim, "add_rows", "table"));
-	CU(cuk_add_rows(IMPL(be)->stream, fptr(y), (const float *) t->d, rows, period, dim),
-	   "launch of add_rows");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_scale
- *		vtable scale.
- */
-static CpStatus
-cu_scale(CpBackend *be, CpView x, size_t n, float s)
-{
-	GUARD_BEGIN
-	TRY(check_view(be, x, n, "scale", "x"));
-	CU(cuk_scale(IMPL(be)->stream, fptr(x), n, s), "launch of scale");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_embedding
- *		vtable embedding: gather table rows by host ids.
- */
-static CpStatus
-cu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids, int n, int dim)
-{
-	int		   *ids_d;
-	int			i;
-
-	GUARD_BEGIN
-	if (table == NULL || !table->weight || table->cols != dim)
-		return fail(be, CP_ERR_INVALID_ARG,
-					"cuda embedding: table is not a weight of %d columns", dim);
-	TRY(check_view(be, out, (size_t) n * dim, "embedding", "out"));
-	for (i = 0; i < n; i++)
-		if (ids[i] < 0 || ids[i] >= table->rows)
-			return fail(be, CP_ERR_INVALID_ARG,
-						"cuda embedding: id %d outside the table of %lld rows",
-						(int) ids[i], (long long) table->rows);
-	TRY(upload_index(be, (const int *) ids, n, &ids_d));
-	CU(cuk_embedding(IMPL(be)->stream, fptr(out), table->d, table->dtype,
-					 (const int32_t *) ids_d, n, dim), "launch of embedding");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_scatter_rows
- *		vtable scatter_rows (image features into the text rows).
- */
-static CpStatus
-cu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows, int n, int dim,
-				float s)
-{
-	int		   *rows_d;
-	int			i;
-
-	GUARD_BEGIN
-	if (n <= 0)
-		return CP_OK;
-	TRY(check_view(be, src, (size_t) n * dim, "scatter_rows", "src"));
-	for (i = 0; i < n; i++)
-	{
-		if (rows[i] < 0)
-			return fail(be, CP_ERR_INVALID_ARG, "cuda scatter_rows: negative row %d", rows[i]);
-		TRY(check_view(be, cp_view(dst.buf, dst.off + (size_t) rows[i] * dim), (size_t) dim,
-					   "scatter_rows", "dst row"));
-	}
-	TRY(upload_index(be, rows, n, &rows_d));
-	CU(cuk_scatter_rows(IMPL(be)->stream, fptr(dst), fptr(src), rows_d, n, dim, s),
-	   "launch of scatter_rows");
-	return CP_OK;
-	GUARD_END
-}
-
-/*
- * cu_im2col
- *		vtable im2col (patch extraction).
- */
-static CpStatus
-cu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H, int W, int P)
-{
-	GUARD_BEGIN
-	if (P <= 0 || H % P != 0 || W % P != 0)
-		return fail(be, CP_ERR_INVALID_ARG, "cuda im2col: %dx%d not divisible by %d", H, W, P);
-	TRY(check_view(be, pixels, (size_t) B * C * H * W, "im2col", "pixels"));
-	TRY(check_view(be, cols, (size_t) B * C * H * W, "im2col", "cols"));
-	CU(cuk_im2col(IMPL(be)->stream, fptr(cols), fptr(pixels), B, C, H, W, P),
-	   "launch of im2col");
 	return CP_OK;
 	GUARD_END
 }
@@ -964,13 +422,13 @@ cu_destroy(CpBackend *be)
 		{
 			if (impl->stream)
 				cudaStreamSynchronize(impl->stream);
-			dev_free(impl->xbf, impl->xbf_n * 2);
-			dev_free(impl->idx_d, impl->idx_n * sizeof(int));
-			dev_free(impl->lens_d, impl->lens_cap * sizeof(int));
+			cuda_dev_free(impl->xbf, impl->xbf_n * 2);
+			cuda_dev_free(impl->idx_d, impl->idx_n * sizeof(int));
+			cuda_dev_free(impl->lens_d, impl->lens_cap * sizeof(int));
 			lt_destroy(impl->lt);
 			if (impl->blas)
 				cublasDestroy(impl->blas);
-			dev_free(impl->blas_ws, impl->blas_ws ? BLAS_WORKSPACE_BYTES : 0);
+			cuda_dev_free(impl->blas_ws, impl->blas_ws ? BLAS_WORKSPACE_BYTES : 0);
 			if (impl->stream)
 				cudaStreamDestroy(impl->stream);
 		}
@@ -1062,9 +520,9 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 	st = CP_OK;
 	rc = cudaSetDevice(device);
 	if (rc != cudaSuccess)
-		st = fail_cuda(be, rc, "cudaSetDevice");
+		st = cuda_fail_call(be, rc, "cudaSetDevice");
 	if (st == CP_OK && (rc = cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking)) != cudaSuccess)
-		st = fail_cuda(be, rc, "stream creation");
+		st = cuda_fail_call(be, rc, "stream creation");
 	if (st == CP_OK)
 	{
 		cublasStatus_t bs = cublasCreate(&impl->blas);
@@ -1072,19 +530,19 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 		if (bs != CUBLAS_STATUS_SUCCESS)
 		{
 			impl->blas = NULL;
-			st = fail(be, CP_ERR_BACKEND, "cublasCreate failed: %s", cublasGetStatusString(bs));
+			st = cuda_fail(be, CP_ERR_BACKEND, "cublasCreate failed: %s", cublasGetStatusString(bs));
 		}
 		else if ((bs = cublasSetStream(impl->blas, impl->stream)) != CUBLAS_STATUS_SUCCESS)
-			st = fail(be, CP_ERR_BACKEND, "cublasSetStream failed: %s", cublasGetStatusString(bs));
+			st = cuda_fail(be, CP_ERR_BACKEND, "cublasSetStream failed: %s", cublasGetStatusString(bs));
 	}
-	if (st == CP_OK && (rc = dev_alloc(&impl->blas_ws, BLAS_WORKSPACE_BYTES)) != cudaSuccess)
-		st = fail_cuda(be, rc, "allocation of the cuBLAS workspace");
+	if (st == CP_OK && (rc = cuda_dev_alloc(&impl->blas_ws, BLAS_WORKSPACE_BYTES)) != cudaSuccess)
+		st = cuda_fail_call(be, rc, "allocation of the cuBLAS workspace");
 	if (st == CP_OK)
 	{
 		cublasStatus_t bs = cublasSetWorkspace(impl->blas, impl->blas_ws, BLAS_WORKSPACE_BYTES);
 
 		if (bs != CUBLAS_STATUS_SUCCESS)
-			st = fail(be, CP_ERR_BACKEND, "cublasSetWorkspace failed: %s",
+			st = cuda_fail(be, CP_ERR_BACKEND, "cublasSetWorkspace failed: %s",
 					  cublasGetStatusString(bs));
 	}
 	if (st == CP_OK && !(getenv("COLPALI_CUDA_GEMM") != NULL &&
@@ -1105,31 +563,18 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 	be->upload = cu_upload;
 	be->download = cu_download;
 	be->weight_upload = cu_weight_upload;
-	be->matmul = cu_matmul;
-	be->attention = cu_attention;
-	be->layernorm = cu_layernorm;
-	be->rmsnorm = cu_rmsnorm;
-	be->l2norm = cu_l2norm;
-	be->rope = cu_rope;
-	be->gelu_tanh = cu_gelu_tanh;
-	be->geglu = cu_geglu;
-	be->add = cu_add;
-	be->add_rows = cu_add_rows;
-	be->scale = cu_scale;
-	be->embedding = cu_embedding;
-	be->scatter_rows = cu_scatter_rows;
-	be->im2col = cu_im2col;
+	cuda_install_ops(be);
 	*out = be;
 	return CP_OK;
 }
 
 /* ---------------------------------------------------------------------
- * Exported API (colpali_cuda.h)
+ * Exported API (backend_cuda_abi.h)
  * --------------------------------------------------------------------- */
 
 /*
  * cp_cuda_abi_check
- *		See colpali_cuda.h.
+ *		See backend_cuda_abi.h.
  */
 CP_CUDA_EXPORT bool
 cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
@@ -1140,16 +585,16 @@ cp_cuda_abi_check(int abi_version, size_t sizeof_backend, size_t sizeof_options)
 }
 
 /*
- * cp_cuda_backend_create
- *		See colpali_cuda.h; catch-all at the C boundary.
+ * cp_backend_cuda_create
+ *		CP_CUDA_BACKEND_SYMBOL (backend_cuda_abi.h): a backend on device 0;
+ *		catch-all at the C boundary.
  */
 CP_CUDA_EXPORT CpStatus
-cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out,
-					   CpError *err)
+cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
 {
 	try
 	{
-		return create_backend(device, opts, out, err);
+		return create_backend(0, opts, out, err);
 	}
 	catch (...)
 	{
@@ -1163,18 +608,8 @@ cp_cuda_backend_create(int device, const CpBackendOptions *opts, CpBackend **out
 }
 
 /*
- * cp_backend_cuda_create
- *		CP_CUDA_BACKEND_SYMBOL: a backend on device 0.
- */
-CP_CUDA_EXPORT CpStatus
-cp_backend_cuda_create(const CpBackendOptions *opts, CpBackend **out, CpError *err)
-{
-	return cp_cuda_backend_create(0, opts, out, err);
-}
-
-/*
  * cp_cuda_memory_stats
- *		See colpali_cuda.h.
+ *		See backend_cuda_abi.h.
  */
 CP_CUDA_EXPORT void
 cp_cuda_memory_stats(size_t *current, size_t *peak)

@@ -10,8 +10,8 @@
 #
 # The library is self-contained (it uses no engine object); the engine
 # dlopen()s it at run time (src/engine/backend_loader.c), so colpali.so and
-# the CLI never link against CUDA and nothing here enters PGXS OBJS (no
-# LLVM bitcode problem, see conventions.md 1.1).
+# the CLI never link against CUDA and nothing here enters PGXS OBJS (PGXS
+# would try to make LLVM bitcode of anything there, which nvcc cannot).
 
 USE_CUDA ?= auto
 CUDA_HOME ?= /usr/local/cuda
@@ -43,7 +43,7 @@ CUDA_LIBDIR := $(patsubst %/bin/nvcc,%,$(NVCC))/lib64
 all: $(CUDA_LIB)
 install: install-cuda
 
-build/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) src/engine/backend.h src/engine/cp_status.h src/engine/weights.h
+build/cuda/%.o: cuda/%.cu $(wildcard cuda/*.h) src/engine/backend.h src/engine/backend_cuda_abi.h src/engine/cp_status.h src/engine/dtype.h src/engine/weights.h
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c -o $@ $<
 

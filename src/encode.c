@@ -1,230 +1,90 @@
 /*
  * encode.c
  *	  SQL encoder functions colpali_query(text), colpali_image(bytea) and
- *	  colpali_images(bytea[]), and the in-process engine.
+ *	  colpali_images(bytea[]).
  *
  * Each call goes to the background worker when the library was preloaded
- * and colpali.use_worker is on (worker.c), else it runs in the calling
- * backend on the CPU.  The in-process engine is opened on first use, kept in
- * static storage for the life of the backend (closed by an on_proc_exit
- * callback) and reopened when the model settings change.
+ * and colpali.use_worker is on (worker_client.c), else it runs in the
+ * calling backend on the CPU (encode_inprocess.c).
  *
- * Interrupts: the engine polls a cancel callback between layers, possibly
- * from one of its own threads, so the callback only reads the
- * QueryCancelPending / ProcDiePending flags (sig_atomic_t) and never calls a
- * PostgreSQL function.  When the engine returns CP_ERR_CANCELLED, the glue
- * runs CHECK_FOR_INTERRUPTS() on the main thread, which raises the usual
- * cancel / statement_timeout / terminate error.  The engine leaves itself
- * reusable after a cancelled call, so the backend stays healthy.
+ * Query text is converted from the database encoding to UTF-8, which is
+ * what the engine reads.
  *
- * Memory: embeddings come back malloc'd from the engine; they are copied
- * into palloc'd multivectors and freed in a PG_FINALLY block so an ERROR in
- * between does not leak them.
+ * colpali_query keeps its recent results per call site (in fn_extra), keyed
+ * by the text and by every setting that decides the output.  It is STABLE
+ * and typically appears as ORDER BY emb <#> colpali_query('...'), which a
+ * plan other than an index scan evaluates once per row: with the kept
+ * result a statement encodes each distinct text once per call site, instead
+ * of once per row.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "portability/instr_time.h"
-#include "storage/ipc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
-#include "colpali.h"
 #include "encode.h"
+#include "worker_client.h"
 
 PG_FUNCTION_INFO_V1(colpali_query);
 PG_FUNCTION_INFO_V1(colpali_image);
 PG_FUNCTION_INFO_V1(colpali_images);
 
-static CpEngine *LocalEngine = NULL;
-static EncoderKey LocalKey;
-static int	LocalThreads = 0;
-static int	LocalMaxBatch = 0;
-static bool LocalExitRegistered = false;
+/*
+ * The results a colpali_query call site keeps: at most this many, and at
+ * most this many bytes of text and embeddings together (the newest result
+ * is kept even when it alone is larger).
+ */
+#define QUERY_CACHE_ENTRIES		16
+#define QUERY_CACHE_BYTES		((Size) 16 * 1024 * 1024)
 
 /*
- * EncodeCancelRequested
- *		Engine cancel callback.  May run on an engine thread: it only reads
- *		two signal flags.
+ * Every setting that decides what colpali_query returns.  Zeroed before it
+ * is filled, so that it can be compared with memcmp.
  */
-static bool
-EncodeCancelRequested(void *arg)
+typedef struct QuerySettings
 {
-	return QueryCancelPending || ProcDiePending;
-}
+	EncoderKey	key;			/* model, precision, attention, ... */
+	int32		device;
+	int32		threads;
+	int32		max_batch;
+	bool		use_worker;
+} QuerySettings;
 
-/*
- * CloseLocalEngine
- *		on_proc_exit callback: release the in-process engine.
- */
-static void
-CloseLocalEngine(int code, Datum arg)
+typedef struct QueryCacheEntry
 {
-	if (LocalEngine != NULL)
-		cp_engine_close(LocalEngine);
-	LocalEngine = NULL;
-}
+	char	   *text;			/* UTF-8 */
+	Size		len;
+	MultiVector *embedding;
+} QueryCacheEntry;
+
+/* fn_extra of a colpali_query call site, in fn_mcxt. */
+typedef struct QueryCache
+{
+	QuerySettings settings;		/* of every entry */
+	int			nentries;		/* entries[0] is the oldest */
+	Size		bytes;			/* text and embeddings held */
+	QueryCacheEntry entries[QUERY_CACHE_ENTRIES];
+} QueryCache;
 
 /*
  * RequireModel
  *		ERROR unless a model is configured.
  */
 static void
-RequireModel(const EncoderKey *key)
+RequireModel(void)
 {
-	if (key->model_path[0] == '\0')
+	if (colpali_model_path == NULL || colpali_model_path[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no colpali model is configured"),
 				 errhint("A superuser must set colpali.model_path to a ColPali checkpoint folder, "
 						 "for example with ALTER SYSTEM SET colpali.model_path = '/path/to/colpali-v1.3-hf'.")));
-}
-
-/*
- * GetLocalEngine
- *		The in-process engine for the session's settings, opened (or
- *		reopened after a settings change) as needed.
- */
-static CpEngine *
-GetLocalEngine(const EncoderKey *key, EncodeKind kind)
-{
-	CpEngineOptions opts;
-	CpEngine   *engine = NULL;
-	CpError		err;
-	CpStatus	st;
-
-	if (EncoderDeviceSetting() == CP_DEVICE_CUDA)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("colpali.device = cuda needs the colpali background worker"),
-				 errdetail("Encoding inside a backend always runs on the CPU."),
-				 errhint("Add colpali to shared_preload_libraries, or set colpali.device to auto or cpu.")));
-
-	if (LocalEngine != NULL &&
-		(memcmp(key, &LocalKey, sizeof(EncoderKey)) != 0 ||
-		 LocalThreads != colpali_threads || LocalMaxBatch != colpali_max_batch))
-	{
-		cp_engine_close(LocalEngine);
-		LocalEngine = NULL;
-	}
-	if (LocalEngine != NULL)
-		return LocalEngine;
-
-	if (!LocalExitRegistered)
-	{
-		on_proc_exit(CloseLocalEngine, (Datum) 0);
-		LocalExitRegistered = true;
-	}
-
-	memset(&opts, 0, sizeof(opts));
-	memset(&err, 0, sizeof(err));
-	opts.model_dir = key->model_path;
-	opts.base_model_dir = key->base_model_path[0] ? key->base_model_path : NULL;
-	opts.device = CP_DEVICE_CPU;
-	opts.threads = colpali_threads;
-	opts.max_image_pixels = key->max_image_pixels;
-	opts.cancel = EncodeCancelRequested;
-	opts.cancel_arg = NULL;
-	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
-	opts.cpu_precision = (CpPrecision) key->cpu_precision;
-	opts.max_batch = colpali_max_batch;
-	opts.attention = (CpAttentionMode) key->attention;
-
-	st = cp_engine_open(&opts, &engine, &err);
-	if (st == CP_ERR_CANCELLED)
-		CHECK_FOR_INTERRUPTS();
-	if (st != CP_OK)
-		ReportEncoderError(st, err.msg, PHASE_LOAD, kind, key->model_path);
-
-	LocalEngine = engine;
-	memcpy(&LocalKey, key, sizeof(EncoderKey));
-	LocalThreads = colpali_threads;
-	LocalMaxBatch = colpali_max_batch;
-	elog(DEBUG1, "colpali: loaded model \"%s\" in process on %s",
-		 key->model_path, cp_engine_device_name(engine));
-	return engine;
-}
-
-/*
- * EmbeddingToMultiVector
- *		Copy an engine embedding into a palloc'd multivector.
- */
-MultiVector *
-EmbeddingToMultiVector(const CpEmbedding *emb)
-{
-	MultiVector *mv;
-
-	if (emb->data == NULL || emb->nvec < 1 || emb->dim < 1 || emb->dim > MV_MAX_DIM)
-		elog(ERROR, "colpali engine returned an invalid embedding (%d x %d)",
-			 emb->nvec, emb->dim);
-	if (emb->nvec > MV_MAX_VECTORS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("embedding has %d vectors, more than the multivector limit of %d",
-						emb->nvec, MV_MAX_VECTORS),
-				 errhint("Shorten the query text.")));
-
-	mv = InitMultiVector(emb->nvec, emb->dim);
-	memcpy(mv->x, emb->data, sizeof(float) * (Size) emb->nvec * (Size) emb->dim);
-	return mv;
-}
-
-/*
- * EncodeInProcess
- *		Encode n inputs with the backend's own engine.  Queries must be
- *		NUL-terminated.  out[i] receives a palloc'd multivector.
- */
-void
-EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,
-				const size_t *lengths, MultiVector **out)
-{
-	EncoderKey	key;
-	CpEngine   *engine;
-	CpEmbedding *embs;
-	CpError		err;
-	CpStatus	st;
-	instr_time	start;
-	instr_time	duration;
-
-	EncoderKeyFromSettings(&key);
-	RequireModel(&key);
-	engine = GetLocalEngine(&key, kind);
-
-	embs = palloc0(sizeof(CpEmbedding) * n);
-	memset(&err, 0, sizeof(err));
-	cp_engine_set_cancel(engine, EncodeCancelRequested, NULL);
-
-	INSTR_TIME_SET_CURRENT(start);
-	if (kind == ENCODE_IMAGES)
-		st = cp_engine_encode_images(engine, n, inputs, lengths, embs, &err);
-	else
-		st = cp_engine_encode_queries(engine, n, (const char *const *) inputs,
-									  embs, &err);
-	INSTR_TIME_SET_CURRENT(duration);
-	INSTR_TIME_SUBTRACT(duration, start);
-
-	if (st == CP_ERR_CANCELLED)
-		CHECK_FOR_INTERRUPTS();
-	if (st != CP_OK)
-		ReportEncoderError(st, err.msg, PHASE_ENCODE, kind, key.model_path);
-
-	PG_TRY();
-	{
-		for (int i = 0; i < n; i++)
-			out[i] = EmbeddingToMultiVector(&embs[i]);
-	}
-	PG_FINALLY();
-	{
-		for (int i = 0; i < n; i++)
-			cp_embedding_free(&embs[i]);
-	}
-	PG_END_TRY();
-	pfree(embs);
-
-	LocalStatsRecord(n, INSTR_TIME_GET_MILLISEC(duration));
 }
 
 /*
@@ -235,16 +95,184 @@ static void
 Encode(EncodeKind kind, int n, const uint8 *const *inputs,
 	   const size_t *lengths, MultiVector **out)
 {
+	RequireModel();
 	if (colpali_use_worker && WorkerAvailable())
-	{
-		EncoderKey	key;
-
-		EncoderKeyFromSettings(&key);
-		RequireModel(&key);
 		WorkerEncode(kind, n, inputs, lengths, out);
-	}
 	else
 		EncodeInProcess(kind, n, inputs, lengths, out);
+}
+
+/*
+ * CheckQueryBytes
+ *		Reject query text over the length limit.
+ */
+static void
+CheckQueryBytes(Size len)
+{
+	if (len > COLPALI_MAX_QUERY_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("could not encode query: %zu bytes is more than the limit of %d bytes",
+						(size_t) len, COLPALI_MAX_QUERY_BYTES),
+				 errhint("Shorten the query text.")));
+}
+
+/*
+ * QueryTextToUtf8
+ *		The text as a palloc'd, NUL-terminated UTF-8 string, checked against
+ *		the length limit before and after conversion.  In an SQL_ASCII
+ *		database the bytes must already be valid UTF-8.
+ */
+static char *
+QueryTextToUtf8(text *t, Size *len)
+{
+	const char *src = VARDATA_ANY(t);
+	Size		srclen = VARSIZE_ANY_EXHDR(t);
+	char	   *utf8;
+
+	CheckQueryBytes(srclen);
+	utf8 = pg_server_to_any(src, (int) srclen, PG_UTF8);
+	if (utf8 == src)
+	{
+		utf8 = pnstrdup(src, srclen);
+		*len = srclen;
+	}
+	else
+		*len = strlen(utf8);
+	CheckQueryBytes(*len);
+	return utf8;
+}
+
+/*
+ * CurrentQuerySettings
+ *		Fill *settings from this session's settings.
+ */
+static void
+CurrentQuerySettings(QuerySettings *settings)
+{
+	memset(settings, 0, sizeof(QuerySettings));
+	EncoderKeyFromSettings(&settings->key);
+	settings->device = colpali_device;
+	settings->threads = colpali_threads;
+	settings->max_batch = colpali_max_batch;
+	settings->use_worker = colpali_use_worker;
+}
+
+/*
+ * QueryCacheDropOldest
+ *		Forget the oldest entry.
+ */
+static void
+QueryCacheDropOldest(QueryCache *cache)
+{
+	QueryCacheEntry *e = &cache->entries[0];
+
+	cache->bytes -= e->len + VARSIZE(e->embedding);
+	pfree(e->text);
+	pfree(e->embedding);
+	cache->nentries--;
+	memmove(&cache->entries[0], &cache->entries[1],
+			sizeof(QueryCacheEntry) * cache->nentries);
+}
+
+/*
+ * QueryCacheLookup
+ *		The call site's kept embedding of text under settings, or NULL.
+ *		Entries kept under other settings are dropped.
+ */
+static MultiVector *
+QueryCacheLookup(QueryCache *cache, const QuerySettings *settings,
+				 const char *text, Size len)
+{
+	if (memcmp(&cache->settings, settings, sizeof(QuerySettings)) != 0)
+	{
+		while (cache->nentries > 0)
+			QueryCacheDropOldest(cache);
+		memcpy(&cache->settings, settings, sizeof(QuerySettings));
+		return NULL;
+	}
+	for (int i = 0; i < cache->nentries; i++)
+	{
+		QueryCacheEntry *e = &cache->entries[i];
+
+		if (e->len == len && memcmp(e->text, text, len) == 0)
+			return e->embedding;
+	}
+	return NULL;
+}
+
+/*
+ * QueryCacheStore
+ *		Keep a copy of the embedding of text in mcxt, dropping the oldest
+ *		entries while the limits would be exceeded.
+ */
+static void
+QueryCacheStore(QueryCache *cache, MemoryContext mcxt, const char *text,
+				Size len, const MultiVector *embedding)
+{
+	Size		need = len + VARSIZE(embedding);
+	QueryCacheEntry *e;
+	MemoryContext old;
+
+	while (cache->nentries > 0 &&
+		   (cache->nentries == QUERY_CACHE_ENTRIES ||
+			cache->bytes + need > QUERY_CACHE_BYTES))
+		QueryCacheDropOldest(cache);
+
+	old = MemoryContextSwitchTo(mcxt);
+	e = &cache->entries[cache->nentries];
+	e->text = pnstrdup(text, len);
+	e->len = len;
+	e->embedding = (MultiVector *) palloc(VARSIZE(embedding));
+	memcpy(e->embedding, embedding, VARSIZE(embedding));
+	MemoryContextSwitchTo(old);
+	cache->nentries++;
+	cache->bytes += need;
+}
+
+/*
+ * colpali_query
+ *		colpali_query(text) -> multivector: embed a search query.
+ */
+Datum
+colpali_query(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	FmgrInfo   *flinfo = fcinfo->flinfo;
+	QueryCache *cache = NULL;
+	QuerySettings settings;
+	char	   *query;
+	Size		len;
+	const uint8 *input;
+	size_t		length;
+	MultiVector *result;
+	MultiVector *kept;
+
+	query = QueryTextToUtf8(t, &len);
+
+	if (flinfo != NULL)
+	{
+		if (flinfo->fn_extra == NULL)
+			flinfo->fn_extra = MemoryContextAllocZero(flinfo->fn_mcxt,
+													  sizeof(QueryCache));
+		cache = (QueryCache *) flinfo->fn_extra;
+		CurrentQuerySettings(&settings);
+		kept = QueryCacheLookup(cache, &settings, query, len);
+		if (kept != NULL)
+		{
+			/* a copy: the caller owns what it gets */
+			result = (MultiVector *) palloc(VARSIZE(kept));
+			memcpy(result, kept, VARSIZE(kept));
+			PG_RETURN_MULTIVECTOR_P(result);
+		}
+	}
+
+	input = (const uint8 *) query;
+	length = len;
+	Encode(ENCODE_QUERIES, 1, &input, &length, &result);
+	if (cache != NULL)
+		QueryCacheStore(cache, flinfo->fn_mcxt, query, len, result);
+	PG_RETURN_MULTIVECTOR_P(result);
 }
 
 /*
@@ -264,34 +292,6 @@ CheckImageBytes(Size len)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("could not encode image: %zu bytes is more than the limit of %zu bytes",
 						(size_t) len, (size_t) COLPALI_MAX_IMAGE_BYTES)));
-}
-
-/*
- * colpali_query
- *		colpali_query(text) -> multivector: embed a search query.
- */
-Datum
-colpali_query(PG_FUNCTION_ARGS)
-{
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	Size		len = VARSIZE_ANY_EXHDR(t);
-	char	   *query;
-	const uint8 *input;
-	size_t		length;
-	MultiVector *result;
-
-	if (len > COLPALI_MAX_QUERY_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("could not encode query: %zu bytes is more than the limit of %d bytes",
-						(size_t) len, COLPALI_MAX_QUERY_BYTES),
-				 errhint("Shorten the query text.")));
-
-	query = text_to_cstring(t);
-	input = (const uint8 *) query;
-	length = len;
-	Encode(ENCODE_QUERIES, 1, &input, &length, &result);
-	PG_RETURN_MULTIVECTOR_P(result);
 }
 
 /*

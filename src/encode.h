@@ -1,9 +1,9 @@
 /*
  * encode.h
- *	  Declarations shared by the encoder glue: settings (encode_guc.c),
- *	  the in-process engine (encode.c), status-to-SQLSTATE mapping
- *	  (encode_errors.c), the background worker client (worker.c) and the
- *	  statistics function (stats.c).
+ *	  Declarations shared by the encoder glue: settings and engine options
+ *	  (encode_guc.c), status-to-SQLSTATE mapping (encode_errors.c) and the
+ *	  in-process engine (encode_inprocess.c).  The background worker's client
+ *	  side has worker_client.h, the statistics stats.h.
  */
 #ifndef COLPALI_ENCODE_H
 #define COLPALI_ENCODE_H
@@ -46,7 +46,12 @@ extern int	colpali_debug_batch_delay_ms;
 /* Largest image accepted, in bytes (before the pixel limit is checked). */
 #define COLPALI_MAX_IMAGE_BYTES		((Size) 256 * 1024 * 1024)
 
-/* Engine identity: what must match for a loaded engine to be reused. */
+/*
+ * Engine identity: what must match for a loaded engine to be reused.  A new
+ * setting that changes the engine's output belongs here: requests travel to
+ * the worker with it, the worker batches by it, both engines reopen when it
+ * changes, and colpali_query's kept results are keyed by it (encode.c).
+ */
 typedef struct EncoderKey
 {
 	char		model_path[MAXPGPATH];
@@ -58,26 +63,17 @@ typedef struct EncoderKey
 } EncoderKey;
 
 extern void EncoderKeyFromSettings(EncoderKey *key);
-extern CpDevice EncoderDeviceSetting(void);
-extern const char *EncoderDeviceName(CpDevice device);
+extern void EncoderEngineOptions(const EncoderKey *key, CpDevice device,
+								 CpEngineOptions *opts);
+extern bool EncoderMayShowModelPath(void);
 
 /* encode_errors.c */
-extern int	EncoderSqlState(CpStatus status, EncodePhase phase);
 extern void ReportEncoderError(CpStatus status, const char *msg,
 							   EncodePhase phase, EncodeKind kind,
 							   const char *model_path) pg_attribute_noreturn();
 
-/* encode.c: the in-process engine */
-extern MultiVector *EmbeddingToMultiVector(const CpEmbedding *emb);
+/* encode_inprocess.c: the engine of the calling backend */
 extern void EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,
 							const size_t *lengths, MultiVector **out);
-
-/* worker.c: the background worker client */
-extern bool WorkerAvailable(void);
-extern void WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
-						 const size_t *lengths, MultiVector **out);
-
-/* stats.c: in-process counters (worker counters live in shared memory) */
-extern void LocalStatsRecord(int nitems, double elapsed_ms);
 
 #endif							/* COLPALI_ENCODE_H */

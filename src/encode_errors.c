@@ -17,7 +17,7 @@
  *		SQLSTATE of an engine status.  Format and shape errors are corrupt
  *		checkpoint files while loading, but bad user input while encoding.
  */
-int
+static int
 EncoderSqlState(CpStatus status, EncodePhase phase)
 {
 	switch (status)
@@ -96,6 +96,12 @@ EncoderHint(CpStatus status, EncodePhase phase, EncodeKind kind)
  * ReportEncoderError
  *		ereport(ERROR) for a failed engine call.  msg is the engine's message
  *		(may be empty); model_path names the checkpoint for load failures.
+ *
+ * A load failure names the superuser-only model path, and the engine's
+ * message may quote the files (a JSON parse error shows the start of
+ * whatever file config.json is or links to).  Roles that may not read the
+ * setting get the status and the hint only; the details go to the server
+ * log (errdetail_log).
  */
 void
 ReportEncoderError(CpStatus status, const char *msg, EncodePhase phase,
@@ -109,12 +115,20 @@ ReportEncoderError(CpStatus status, const char *msg, EncodePhase phase,
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("canceling statement due to user request")));
 
-	if (phase == PHASE_LOAD)
+	if (phase == PHASE_LOAD && EncoderMayShowModelPath())
 		ereport(ERROR,
 				(errcode(EncoderSqlState(status, phase)),
 				 errmsg("could not load colpali model \"%s\": %s",
 						model_path ? model_path : "", cp_status_name(status)),
 				 (msg && msg[0]) ? errdetail("%s", msg) : 0,
+				 hint ? errhint("%s", hint) : 0));
+	if (phase == PHASE_LOAD)
+		ereport(ERROR,
+				(errcode(EncoderSqlState(status, phase)),
+				 errmsg("could not load the colpali model: %s", cp_status_name(status)),
+				 errdetail("The model path and the reason are shown to superusers and in the server log."),
+				 errdetail_log("Model \"%s\": %s", model_path ? model_path : "",
+							   (msg && msg[0]) ? msg : cp_status_name(status)),
 				 hint ? errhint("%s", hint) : 0));
 
 	ereport(ERROR,

@@ -17,6 +17,9 @@
 
 #include <limits.h>
 
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/guc.h"
 
 #include "colpali.h"
@@ -274,30 +277,39 @@ EncoderKeyFromSettings(EncoderKey *key)
 }
 
 /*
- * EncoderDeviceSetting
- *		colpali.device as the engine's enum.
+ * EncoderEngineOptions
+ *		Engine options for the model of key on device, with this process's
+ *		threads and batch size: the one place where settings become
+ *		CpEngineOptions, for the in-process engine and the worker alike.
+ *		The options point into *key, which must outlive cp_engine_open; the
+ *		caller sets the cancel callback.
  */
-CpDevice
-EncoderDeviceSetting(void)
+void
+EncoderEngineOptions(const EncoderKey *key, CpDevice device,
+					 CpEngineOptions *opts)
 {
-	return (CpDevice) colpali_device;
+	memset(opts, 0, sizeof(CpEngineOptions));
+	opts->model_dir = key->model_path;
+	opts->base_model_dir = key->base_model_path[0] ? key->base_model_path : NULL;
+	opts->device = device;
+	opts->threads = colpali_threads;
+	opts->max_image_pixels = key->max_image_pixels;
+	opts->cancel = NULL;
+	opts->cancel_arg = NULL;
+	opts->cpu_weights = (CpWeightMode) key->cpu_weights;
+	opts->cpu_precision = (CpPrecision) key->cpu_precision;
+	opts->max_batch = colpali_max_batch;
+	opts->attention = (CpAttentionMode) key->attention;
 }
 
 /*
- * EncoderDeviceName
- *		Setting name of a device value.
+ * EncoderMayShowModelPath
+ *		May the current role see the model path (and what the checkpoint
+ *		files contain)?  The same rule as SHOW applies to a superuser-only
+ *		setting: superusers and members of pg_read_all_settings.
  */
-const char *
-EncoderDeviceName(CpDevice device)
+bool
+EncoderMayShowModelPath(void)
 {
-	switch (device)
-	{
-		case CP_DEVICE_AUTO:
-			return "auto";
-		case CP_DEVICE_CPU:
-			return "cpu";
-		case CP_DEVICE_CUDA:
-			return "cuda";
-	}
-	return "unknown";
+	return has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
 }

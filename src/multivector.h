@@ -56,7 +56,7 @@ extern void MultiVectorCheckFormat(const MultiVector *mv);
  * MaxSim = sum over query rows of max over doc rows of <doc_row, query_row>.
  * MaxSimKernel works on raw row-major float arrays with the best kernel for
  * this CPU (AVX-512 / AVX2+FMA / scalar, all bit-identical; error bound in
- * src/maxsim_kernels.h); it checks for interrupts between blocks of 64 query
+ * src/engine/maxsim_kernels.h); it checks for interrupts between blocks of 64 query
  * rows and uses a backend-lifetime scratch buffer, so call it from the
  * backend's main thread only.  MaxSimScore checks the headers and the
  * dimensions (ERROR naming both) and calls it.  src/maxsim.c.

@@ -15,13 +15,12 @@
 #include "access/htup_details.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "catalog/pg_authid.h"
-#include "miscadmin.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 
 #include "encode.h"
+#include "stats.h"
 #include "worker.h"
+#include "worker_client.h"
 
 PG_FUNCTION_INFO_V1(colpali_stats);
 
@@ -95,7 +94,7 @@ colpali_stats(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[13];
 	bool		nulls[13];
-	bool		show_path = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_SETTINGS);
+	bool		show_path = EncoderMayShowModelPath();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -51,6 +51,8 @@
 #include "encode.h"
 #include "worker.h"
 
+WorkerShared *ColpaliWorkerShared = NULL;
+
 /* A batch being served: slot numbers and the worker's input mappings. */
 typedef struct Batch
 {
@@ -78,6 +80,16 @@ static bool JustServed = false;	/* the previous loop iteration ran a batch */
 static int	LastBatchRequests = 0;	/* requests in the last batch */
 
 /*
+ * WorkerShmemSize
+ *		Bytes of static shared memory the ring needs.
+ */
+static Size
+WorkerShmemSize(void)
+{
+	return MAXALIGN(sizeof(WorkerShared));
+}
+
+/*
  * WorkerShmemRequest
  *		shmem_request_hook: reserve the ring and its lock.
  */
@@ -92,14 +104,25 @@ WorkerShmemRequest(void)
 
 /*
  * WorkerShmemStartup
- *		shmem_startup_hook: create the ring.
+ *		shmem_startup_hook: create the ring (or attach to it).
  */
 static void
 WorkerShmemStartup(void)
 {
+	bool		found;
+
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	WorkerShmemInit();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ColpaliWorkerShared = ShmemInitStruct("colpali worker", WorkerShmemSize(), &found);
+	if (!found)
+	{
+		memset(ColpaliWorkerShared, 0, sizeof(WorkerShared));
+		ColpaliWorkerShared->lock = &(GetNamedLWLockTranche("colpali"))->lock;
+		ColpaliWorkerShared->next_seq = 1;
+	}
+	LWLockRelease(AddinShmemInitLock);
 }
 
 /*
@@ -203,18 +226,8 @@ EnsureEngine(const EncoderKey *key, CpError *err)
 	if (key->model_path[0] == '\0')
 		return cp_error(err, CP_ERR_INVALID_ARG, "no model is configured");
 
-	memset(&opts, 0, sizeof(opts));
-	opts.model_dir = key->model_path;
-	opts.base_model_dir = key->base_model_path[0] ? key->base_model_path : NULL;
-	opts.device = (CpDevice) colpali_device;
-	opts.threads = colpali_threads;
-	opts.max_image_pixels = key->max_image_pixels;
+	EncoderEngineOptions(key, (CpDevice) colpali_device, &opts);
 	opts.cancel = WorkerCancelRequested;
-	opts.cancel_arg = NULL;
-	opts.cpu_weights = (CpWeightMode) key->cpu_weights;
-	opts.cpu_precision = (CpPrecision) key->cpu_precision;
-	opts.max_batch = colpali_max_batch;
-	opts.attention = (CpAttentionMode) key->attention;
 	st = cp_engine_open(&opts, &engine, err);
 	if (st != CP_OK)
 	{

@@ -3,7 +3,7 @@
  *	  Shared-memory state of the colpali background worker: the request
  *	  ring and the statistics read by colpali_stats().
  *
- * Protocol (see worker.c for the full story):
+ * Protocol (the worker side in worker.c, the client side in worker_client.c):
  *	FREE -> PENDING       requester: inputs copied into its own DSM segment
  *	PENDING -> RUNNING    worker: took the slot into a batch, attached inputs
  *	RUNNING -> DONE       worker: result in a pinned DSM segment, or an error
@@ -80,11 +80,8 @@ typedef struct WorkerShared
 	WorkerSlot	slots[WORKER_SLOTS];
 } WorkerShared;
 
+/* worker.c: the ring, created by the shmem_startup_hook when preloading */
 extern WorkerShared *ColpaliWorkerShared;
-
-/* worker_queue.c */
-extern Size WorkerShmemSize(void);
-extern void WorkerShmemInit(void);
 
 /* Input segment: header, then offsets/lengths, then the bytes. */
 typedef struct WorkerInputHeader

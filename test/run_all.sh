@@ -70,6 +70,7 @@ if ! step build build; then
 fi
 
 step "version metadata agrees" tools/check-version.sh || true
+step "doc references resolve" python3 tools/check-doc-links.py || true
 
 port=$((15432 + RANDOM % 1000))
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" "$port")"
@@ -89,6 +90,12 @@ tap() {
 		make prove_installcheck PG_CONFIG="$PG_CONFIG" PROVE_FLAGS="--timer"
 }
 step "TAP" tap || true
+
+pyclient() {
+	"${RUNAS[@]}" env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" PGDATABASE=postgres \
+		PYTHONPATH="$work/python" /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+}
+step "Python client" pyclient || true
 
 step "engine tests" "${RUNAS[@]}" make enginecheck WERROR=1 PG_CONFIG="$PG_CONFIG" || true
 

@@ -8,7 +8,7 @@ pkgs=(
 	"postgresql-$PGVER" "postgresql-server-dev-$PGVER" postgresql-contrib
 	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
 	libipc-run-perl
-	python3-numpy python3-threadpoolctl
+	python3-numpy python3-threadpoolctl python3-psycopg python3-pytest
 )
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo

@@ -6,7 +6,8 @@
  *	gen docs NDOCS [SEED]      rows (id int4, emb multivector)
  *	gen queries NDOCS NQ [SEED] rows (qid int4, target int4, q multivector)
  *
- * Parameters (fixed; see bench/index/README.md):
+ * Parameters (defaults; each can be changed through the environment, see
+ * bench/index/README.md and the profiles of bench/index/corpora.sh):
  *	DIM 128, ROWS 1030 per document, all rows L2-normalised.
  *	NTOPICS 512 topic centres (random unit vectors); each document mixes
  *	TOPICS_PER_DOC 4 topics drawn uniformly.
@@ -29,13 +30,49 @@
 
 #define DIM 128
 #define ROWS 1030
-#define NTOPICS 512
-#define TOPICS_PER_DOC 4
+#define MAX_TOPICS 4096
+#define MAX_TOPICS_PER_DOC 16
 #define NBG 16
-#define BG_SHARE 0.40
 #define BG_NOISE 0.15
-#define CONTENT_NOISE 1.2
-#define QUERY_NOISE 0.8
+
+/* corpus traits, from the environment (GEN_*) or these defaults */
+static int	NTOPICS = 512;		/* GEN_NTOPICS: topic centres */
+static int	TOPICS_PER_DOC = 4; /* GEN_TOPICS_PER_DOC */
+static double BG_SHARE = 0.40;	/* GEN_BG_SHARE: background rows per page */
+static double CONTENT_NOISE = 1.2;	/* GEN_CONTENT_NOISE: row spread around
+									 * its topic (cosine ~ 1/sqrt(1+n^2)) */
+static double QUERY_NOISE = 0.8;	/* GEN_QUERY_NOISE: query row spread */
+static int	QUERY_FROM_TOPIC = 0;	/* GEN_QUERY_FROM=topic: query rows
+									 * spread around the target's topic
+									 * centres, not around its rows */
+static double QUERY_OFFTOPIC = 0;	/* GEN_QUERY_OFFTOPIC: share of query
+									 * rows about a random other topic */
+
+static double
+env_double(const char *name, double dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atof(v) : dflt;
+}
+
+static void
+read_params(void)
+{
+	const char *from = getenv("GEN_QUERY_FROM");
+
+	NTOPICS = (int) env_double("GEN_NTOPICS", NTOPICS);
+	if (NTOPICS < 1 || NTOPICS > MAX_TOPICS)
+		NTOPICS = 512;
+	TOPICS_PER_DOC = (int) env_double("GEN_TOPICS_PER_DOC", TOPICS_PER_DOC);
+	if (TOPICS_PER_DOC < 1 || TOPICS_PER_DOC > MAX_TOPICS_PER_DOC)
+		TOPICS_PER_DOC = 4;
+	BG_SHARE = env_double("GEN_BG_SHARE", BG_SHARE);
+	CONTENT_NOISE = env_double("GEN_CONTENT_NOISE", CONTENT_NOISE);
+	QUERY_NOISE = env_double("GEN_QUERY_NOISE", QUERY_NOISE);
+	QUERY_FROM_TOPIC = from && strcmp(from, "topic") == 0;
+	QUERY_OFFTOPIC = env_double("GEN_QUERY_OFFTOPIC", QUERY_OFFTOPIC);
+}
 
 typedef struct Rng
 {
@@ -90,7 +127,7 @@ unit_random(Rng * r, float *x)
 	normalize(x);
 }
 
-static float topics[NTOPICS][DIM];
+static float topics[MAX_TOPICS][DIM];
 static float bg[NBG][DIM];
 
 static void
@@ -105,12 +142,14 @@ init_centres(uint64_t seed)
 		unit_random(&r, bg[i]);
 }
 
-/* rows of document id; isbg[i] says whether row i is background */
+/*
+ * rows of document id; isbg[i] says whether row i is background; t receives
+ * the document's topics
+ */
 static void
-make_doc(uint64_t seed, int id, float *rows, int *isbg)
+make_doc(uint64_t seed, int id, float *rows, int *isbg, int *t)
 {
 	Rng			r = {seed * 1000003 + (uint64_t) id * 7777 + 1};
-	int			t[TOPICS_PER_DOC];
 	float		g[DIM];
 	int			i;
 	int			d;
@@ -183,6 +222,7 @@ main(int argc, char **argv)
 {
 	static float rows[ROWS * DIM];
 	static int	isbg[ROWS];
+	int			doctopics[MAX_TOPICS_PER_DOC];
 	uint64_t	seed;
 	int			ndocs;
 	int			i;
@@ -192,6 +232,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: gen docs NDOCS [SEED] | gen queries NDOCS NQ [SEED]\n");
 		return 2;
 	}
+	read_params();
 	ndocs = atoi(argv[2]);
 	fwrite("PGCOPY\n\377\r\n\0", 1, 11, stdout);
 	put32(0);
@@ -202,7 +243,7 @@ main(int argc, char **argv)
 		init_centres(seed);
 		for (i = 0; i < ndocs; i++)
 		{
-			make_doc(seed, i, rows, isbg);
+			make_doc(seed, i, rows, isbg, doctopics);
 			put16(2);
 			put32(4);
 			put32(i);
@@ -225,18 +266,27 @@ main(int argc, char **argv)
 			int			n = 20 + (int) (rng_unif(&r) * 13);
 			int			j;
 
-			make_doc(seed, target, rows, isbg);
+			make_doc(seed, target, rows, isbg, doctopics);
 			for (j = 0; j < n; j++)
 			{
 				int			k;
 				int			d;
+				const float *base;
 
-				do
-					k = (int) (rng_unif(&r) * ROWS);
-				while (isbg[k]);
+				if (QUERY_OFFTOPIC > 0 && rng_unif(&r) < QUERY_OFFTOPIC)
+					base = topics[(int) (rng_unif(&r) * NTOPICS)];
+				else if (QUERY_FROM_TOPIC)
+					base = topics[doctopics[(int) (rng_unif(&r) * TOPICS_PER_DOC)]];
+				else
+				{
+					do
+						k = (int) (rng_unif(&r) * ROWS);
+					while (isbg[k]);
+					base = rows + (size_t) k * DIM;
+				}
 				unit_random(&r, g);
 				for (d = 0; d < DIM; d++)
-					q[j * DIM + d] = rows[k * DIM + d] + QUERY_NOISE * g[d];
+					q[j * DIM + d] = base[d] + QUERY_NOISE * g[d];
 				normalize(q + j * DIM);
 			}
 			put16(3);

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION mvb_truth() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE r record; t0 timestamptz; ids int[];
 BEGIN
 	SET LOCAL enable_indexscan = off;
+	SET LOCAL jit = off;	-- JIT compile time would dominate these timings
 	DROP TABLE IF EXISTS truth;
 	CREATE TABLE truth (qid int, ids int[], ms float8);
 	FOR r IN SELECT qid, q FROM queries ORDER BY qid LOOP
@@ -20,6 +21,7 @@ LANGUAGE plpgsql AS $$
 DECLARE r record; t0 timestamptz; ids int[]; hits int := 0; n int := 0; lat float8[] := '{}';
 BEGIN
 	SET LOCAL enable_seqscan = off;
+	SET LOCAL jit = off;
 	FOR r IN SELECT t.qid, q.q, t.ids FROM truth t JOIN queries q USING (qid) ORDER BY qid LOOP
 		t0 := clock_timestamp();
 		ids := array(SELECT id FROM docs ORDER BY emb <#> r.q LIMIT 10);

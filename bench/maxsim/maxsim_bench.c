@@ -1,6 +1,6 @@
 /*
  * maxsim_bench.c
- *	  Standalone benchmark of the MaxSim kernels (src/maxsim_kernels.c) on
+ *	  Standalone benchmark of the MaxSim kernels (src/engine/maxsim_kernels.c) on
  *	  ColPali-shaped, seeded, L2-normalised data, plus a memory-bandwidth
  *	  probe.  Also writes the same data for the numpy and SQL stages of
  *	  bench/maxsim/run.sh.

@@ -19,3 +19,10 @@ CREATE FUNCTION colpali_image(bytea) RETURNS multivector
 
 COMMENT ON FUNCTION colpali_image(bytea) IS
 'embeds a page image (PNG, JPEG, BMP, GIF or TGA bytes) with the ColPali model in colpali.model_path: one 128-dimensional row per image and prompt token';
+
+CREATE FUNCTION colpali_images(bytea[]) RETURNS multivector[]
+	AS 'MODULE_PATHNAME', 'colpali_images'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000000;
+
+COMMENT ON FUNCTION colpali_images(bytea[]) IS
+'embeds many page images in batches of colpali.max_batch; element i of the result belongs to element i of the argument (NULL stays NULL)';

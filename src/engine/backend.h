@@ -168,8 +168,6 @@ typedef struct CpBackendOptions
 	 * place when suitably aligned.
 	 */
 	bool		lazy_convert;
-	/* CPU: use the naive reference ops (test oracle, slow). */
-	bool		reference;
 	/* CPU: no hand-written SIMD kernels (tests compare both paths). */
 	bool		no_simd;
 	/*
@@ -183,6 +181,9 @@ typedef struct CpBackendOptions
 
 extern CpStatus cp_backend_cpu_create(const CpBackendOptions *opts,
 									  CpBackend **out, CpError *err);
+/* The naive reference ops of backend_cpu_ref.c (test oracle, slow). */
+extern CpStatus cp_backend_cpu_ref_create(const CpBackendOptions *opts,
+										  CpBackend **out, CpError *err);
 
 /* Convenience: a view at the start of a buffer. */
 static inline CpView

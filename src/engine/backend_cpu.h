@@ -8,6 +8,8 @@
 #ifndef CP_BACKEND_CPU_H
 #define CP_BACKEND_CPU_H
 
+#include <omp.h>
+
 #include "backend.h"
 #include "gemm_bf16.h"
 
@@ -58,13 +60,44 @@ cpu_w(const CpBuf *b, size_t idx)
 	return cp_f16_to_f32(((const uint16_t *) b->raw)[idx]);
 }
 
+/*
+ * Make *buf (64-byte aligned, *have elements of elem bytes) hold at least n
+ * elements; the old contents are not kept.
+ */
+extern CpStatus cpu_grow_aligned(CpBackend *be, void **buf, size_t *have,
+								 size_t n, size_t elem);
 extern CpStatus cpu_scratch(CpBackend *be, size_t n, float **out);
 extern CpStatus cpu_thread_scratch(CpBackend *be, size_t n);
 
-/* Shared by both backends (buffer management is identical). */
-extern void cpu_install_common(CpBackend *be);
+/*
+ * cpu_thread_share
+ *		The calling OpenMP thread's share [*lo, *hi) of n elements.
+ */
+static inline void
+cpu_thread_share(size_t n, size_t *lo, size_t *hi)
+{
+	size_t		t = (size_t) omp_get_thread_num(),
+				nt = (size_t) omp_get_num_threads();
 
-/* Naive reference ops (backend_cpu_ref.c). */
-extern void cpu_install_reference(CpBackend *be);
+	*lo = n * t / nt;
+	*hi = n * (t + 1) / nt;
+}
+
+/* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
+#define SMALL_M 64
+/* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
+#define SMALL_M_KC 1024
+
+/* The fast matmul (backend_cpu_matmul.c). */
+extern CpStatus cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w,
+						   CpBuf *bias, int M, int N, int K, bool accumulate);
+
+/*
+ * A CPU backend with buffer management installed and no math ops yet
+ * (cp_backend_cpu_create and cp_backend_cpu_ref_create install theirs);
+ * bf16_allowed: may use the bf16 GEMMs if the options ask for them.
+ */
+extern CpStatus cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
+								CpBackend **out, CpError *err);
 
 #endif							/* CP_BACKEND_CPU_H */

@@ -2,7 +2,7 @@
  * backend_cpu_ref.c
  *	  Naive reference implementations of every backend operation: plain
  *	  single-threaded loops written straight from the formulas in
- *	  encoder.md section 3, accumulating in double where it costs nothing.
+ *	  docs/encoder.md#forward, accumulating in double where it costs nothing.
  *	  They are the test oracle for the fast CPU ops (test/engine/test_ops.c)
  *	  and for the CUDA backend, and a fallback nobody should need.
  */
@@ -381,12 +381,21 @@ ref_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H,
 }
 
 /*
- * cpu_install_reference
- *		Point every math op of be at its naive reference.
+ * cp_backend_cpu_ref_create
+ *		A CPU backend whose math ops are the naive references above (the
+ *		buffer management is the fast backend's, so the oracle can run on
+ *		buffers made by either).
  */
-void
-cpu_install_reference(CpBackend *be)
+CpStatus
+cp_backend_cpu_ref_create(const CpBackendOptions *opts, CpBackend **out,
+						  CpError *err)
 {
+	CpBackend  *be;
+	CpStatus	st = cpu_backend_new(opts, false, &be, err);
+
+	if (st != CP_OK)
+		return st;
+	be->name = "cpu-reference";
 	be->matmul = ref_matmul;
 	be->attention = ref_attention;
 	be->layernorm = ref_layernorm;
@@ -401,4 +410,6 @@ cpu_install_reference(CpBackend *be)
 	be->embedding = ref_embedding;
 	be->scatter_rows = ref_scatter_rows;
 	be->im2col = ref_im2col;
+	*out = be;
+	return CP_OK;
 }

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "backend_loader.h"
-#include "../../cuda/colpali_cuda.h"
+#include "backend_cuda_abi.h"
 
 /*
  * is_file
@@ -87,8 +87,6 @@ open_library(const char *lib_dir, char *used, CpError *err)
 	ssize_t		n;
 
 	env = getenv("COLPALI_CUDA_LIB");
-	if (env == NULL || env[0] == '\0')
-		env = getenv("COLPALI_CUDA_LIBRARY");
 	if (env != NULL && env[0] != '\0')
 	{
 		snprintf(used, PATH_MAX, "%s", env);

@@ -16,8 +16,7 @@
 /*
  * dlopen colpali_cuda.so, check its ABI and create a CUDA backend.
  * The library is looked for, first match wins:
- *	1. the path in the environment variable COLPALI_CUDA_LIB (or
- *	   COLPALI_CUDA_LIBRARY);
+ *	1. the path in the environment variable COLPALI_CUDA_LIB;
  *	2. lib_dir/colpali_cuda.so when lib_dir is not NULL;
  *	3. the directory of the object holding the engine (colpali.so in
  *	   $pkglibdir, or the executable that links the engine statically);

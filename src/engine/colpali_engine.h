@@ -50,7 +50,7 @@ typedef enum CpPrecision
 
 /*
  * Gemma attention over the prompt.  ColPali was trained with bidirectional
- * attention (encoder.md 3.5), and transformers 5's ColPaliForRetrieval is
+ * attention (docs/encoder.md#attention), and transformers 5's ColPaliForRetrieval is
  * bidirectional when called as documented, model(**processor(...)); called
  * without the processor's token_type_ids it is causal (so are the current
  * fixture goldens).

@@ -3,7 +3,7 @@
  *	  CpModelConfig from a checkpoint folder's JSON files, with transformers'
  *	  defaults for absent keys.
  *
- * Layouts (encoder.md section 4.1):
+ * Layouts (docs/encoder.md#config-layouts):
  *	- HF-native ColPali (model_type "colpali"): PaliGemma config nested under
  *	  "vlm_config" (absent = PaliGemma defaults), "embedding_dim" on top;
  *	- colpali-engine merged / base ("paligemma", architectures ColPali):
@@ -28,7 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
-#include "json_util.h"
+#include "file_util.h"
 #include "weights.h"
 
 /* sanity bound for every size in a config */

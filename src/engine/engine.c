@@ -22,6 +22,7 @@
 #include "config.h"
 #include "image.h"
 #include "model.h"
+#include "prompt.h"
 #include "tokenizer.h"
 #include "weights.h"
 

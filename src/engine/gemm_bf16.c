@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "gemm_bf16.h"
-#include "weights.h"
+#include "dtype.h"
 
 /* Rows of y per micro-kernel call (6 x 4 accumulators + 4 weight vectors). */
 #define TILE_M 6

@@ -59,7 +59,7 @@ extern CpStatus cp_image_preprocess(const uint8_t *bytes, size_t len,
 									CpError *err);
 
 /*
- * Internal, for stb_image_impl.c and image.c only.
+ * Internal, for stb_image_impl.c and image_*.c only.
  */
 typedef enum CpImageKind
 {
@@ -71,6 +71,12 @@ typedef enum CpImageKind
 	CP_IMAGE_TGA
 } CpImageKind;
 
+/* JPEG (image_jpeg.c): structural check of the whole file, and decoding. */
+extern CpStatus cp_jpeg_check(const uint8_t *b, size_t len, CpError *err);
+extern CpStatus cp_jpeg_decode(const uint8_t *bytes, size_t len,
+							   int64_t max_pixels, CpImageRGB *out,
+							   CpError *err);
+
 /* stb_image assertion failures on this thread since the last call (reset). */
 extern int	cp_stbi_take_assert_hits(void);
 
@@ -78,8 +84,14 @@ extern int	cp_stbi_take_assert_hits(void);
 extern int	cp_stbi_info(CpImageKind kind, const uint8_t *bytes, int len,
 						 int *w, int *h, int *comp);
 
-/* stb_image's decoder for one kind; malloc'd samples or NULL on error. */
+/*
+ * stb_image's decoder for one kind; malloc'd samples or NULL on error.
+ * inflate_need: for PNG, the bytes its image data inflates to by the header
+ * (0 = unbounded); more is refused with this failure reason.
+ */
+#define CP_STBI_INFLATE_REFUSED "image data inflates beyond what the header's size needs"
 extern void *cp_stbi_load(CpImageKind kind, const uint8_t *bytes, int len,
-						  int *w, int *h, int req_comp, int want16);
+						  int *w, int *h, int req_comp, int want16,
+						  size_t inflate_need);
 
 #endif							/* CP_IMAGE_H */

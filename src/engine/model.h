@@ -2,7 +2,7 @@
  * model.h
  *	  The ColPali model (PaliGemma: SigLIP vision tower, projector, Gemma
  *	  decoder with bidirectional attention, 128-d head) written against the
- *	  backend operations of backend.h only.  See encoder.md section 3.
+ *	  backend operations of backend.h only.  See docs/encoder.md#forward.
  */
 #ifndef CP_MODEL_H
 #define CP_MODEL_H
@@ -18,7 +18,7 @@
 typedef struct CpModel CpModel;
 
 /*
- * Find every tensor (any layout of encoder.md section 4, by suffix), check
+ * Find every tensor (any layout of docs/encoder.md#tensor-names, by suffix), check
  * its shape against cfg and upload it to be.  w and be must outlive the
  * model.  Errors name the missing or mis-shaped tensor.
  */

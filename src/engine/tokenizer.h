@@ -3,7 +3,7 @@
  *	  Gemma tokenizer read from tokenizer.json (HF tokenizers format):
  *	  added/special tokens split first, normalizer (space -> U+2581), BPE by
  *	  merge rank, byte fallback (<0xNN>).  Ids identical to HF tokenizers.
- *	  Also builds the ColPali prompts (encoder.md section 1).
+ *	  The prompts built from it are in prompt.h.
  */
 #ifndef CP_TOKENIZER_H
 #define CP_TOKENIZER_H
@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "cp_status.h"
 
 typedef struct CpTokenizer CpTokenizer;
@@ -43,27 +42,5 @@ extern CpStatus cp_tokenizer_encode(const CpTokenizer *tok, const char *text,
 
 /* Id of a token string (vocabulary or added token), or -1. */
 extern int32_t cp_tokenizer_token_id(const CpTokenizer *tok, const char *token);
-
-/*
- * ColPali prompts (encoder.md 1.2 and 1.3), as transformers'
- * ColPaliProcessor builds them.  *ids malloc'd.
- *	page:  num_image_tokens x image_token_id, then the tokens of
- *		   "<bos>" + visual_prompt_prefix + "\n"
- *	query: tokens of "<bos>" + query_prefix + text +
- *		   query_augmentation_tokens x query_augmentation_token + "\n"
- * (prefixes and the augmentation token from CpModelConfig.prompt).  The
- * tokenizer must know "<bos>" (else CP_ERR_FORMAT); if it knows "<image>",
- * its id must equal cfg->image_token_id (else CP_ERR_SHAPE).  Invalid UTF-8
- * in text -> CP_ERR_FORMAT.  Like HF, special-token strings inside the query
- * text ("<pad>", "<image>", ...) become those tokens; no length limit is
- * applied here (the caller checks n_ids).
- */
-extern CpStatus cp_build_image_prompt(const CpTokenizer *tok,
-									  const CpModelConfig *cfg,
-									  int32_t **ids, int *n_ids, CpError *err);
-extern CpStatus cp_build_query_prompt(const CpTokenizer *tok,
-									  const CpModelConfig *cfg,
-									  const char *text, size_t len,
-									  int32_t **ids, int *n_ids, CpError *err);
 
 #endif							/* CP_TOKENIZER_H */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cp_status.h"
+#include "dtype.h"
 
 #define CP_MAX_DIMS 6
 
@@ -67,7 +68,7 @@ extern const CpTensor *cp_weights_at(const CpWeights *w, int i);
  * equals suffix wins, otherwise NULL (ambiguous; cp_weights_lookup says so).
  *
  * Every tensor is matched under its stored name and under a canonical name
- * that removes the layout prefixes of encoder.md section 4.2
+ * that removes the layout prefixes of docs/encoder.md#tensor-names
  * ("base_model.model.", "vlm.", "model.", "model.model.", "vlm.model.",
  * "language_model.model." -> "language_model.", and "vision_tower.X" ->
  * "vision_tower.vision_model.X" for transformers 5), so the canonical suffixes
@@ -103,14 +104,14 @@ extern void cp_tensor_to_f32(const CpTensor *t, int64_t offset, int64_t count,
 /* Whole tensor as a malloc'd float32 array (*out, numel floats). */
 extern CpStatus cp_tensor_load_f32(const CpTensor *t, float **out, CpError *err);
 
+/* A shape as "[a, b, c]" into buf (for messages; cut to size). */
+extern void cp_format_shape(char *buf, size_t size, int ndim,
+							const int64_t *shape);
+
 /* "F32", "F16", "BF16". */
 extern const char *cp_dtype_name(CpDType dtype);
 extern size_t cp_dtype_size(CpDType dtype);
 
-/* Scalar conversions used by every backend. */
-extern float cp_bf16_to_f32(uint16_t h);
-extern float cp_f16_to_f32(uint16_t h);
-extern uint16_t cp_f32_to_bf16(float f);	/* round to nearest even */
 
 /*
  * Parse a safetensors header held in memory (used by cp_weights_open and by

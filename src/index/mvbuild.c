@@ -35,7 +35,6 @@
 #include "mvivf.h"
 
 #define MVIVF_MAX_SAMPLE	(1 << 20)	/* token rows, whatever the memory */
-#define MVIVF_QUANT_VALUES	(1 << 20)	/* residual coordinates for cutoffs */
 
 typedef struct MvivfBuildState
 {
@@ -118,171 +117,6 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	bs->indtuples++;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(bs->tmpCtx);
-}
-
-/*
- * NormalizeRow
- *		Scale a row to unit length (left alone when it is zero).
- */
-static void
-NormalizeRow(float *x, int dim)
-{
-	double		norm = 0;
-	int			d;
-
-	for (d = 0; d < dim; d++)
-		norm += (double) x[d] * x[d];
-	if (norm > 0)
-	{
-		float		inv = (float) (1.0 / sqrt(norm));
-
-		for (d = 0; d < dim; d++)
-			x[d] *= inv;
-	}
-}
-
-/*
- * FloatCmp
- *		qsort comparator for floats.
- */
-static int
-FloatCmp(const void *a, const void *b)
-{
-	float		x = *(const float *) a;
-	float		y = *(const float *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * TrainQuantizer
- *		Spherical k-means over the sample, then bucket cutoffs and weights
- *		from the sample residuals.
- */
-static void
-TrainQuantizer(MvivfBuildState * bs)
-{
-	MvivfQuantizer *q = &bs->q;
-	int			dim = bs->dim;
-	int			nlists = q->nlists;
-	int64		n = bs->nsample;
-	int			nb = 1 << q->nbits;
-	float	   *sums;
-	int64	   *counts;
-	uint32	   *assign;
-	uint8	   *scratch;
-	float	   *vals;
-	int64		nvals;
-	int64		stride;
-	int64		i;
-	int			it;
-	int			b;
-
-	/* shuffle the sample so that its first nlists rows are a random seed */
-	for (i = n - 1; i > 0; i--)
-	{
-		int64		j = pg_prng_uint64_range(&bs->prng, 0, i);
-		int			d;
-
-		for (d = 0; d < dim; d++)
-		{
-			float		t = bs->sample[i * dim + d];
-
-			bs->sample[i * dim + d] = bs->sample[j * dim + d];
-			bs->sample[j * dim + d] = t;
-		}
-	}
-	q->centroids = palloc_extended(sizeof(float) * (Size) nlists * dim, MCXT_ALLOC_HUGE);
-	memcpy(q->centroids, bs->sample, sizeof(float) * (Size) nlists * dim);
-	for (i = 0; i < nlists; i++)
-		NormalizeRow(q->centroids + i * dim, dim);
-
-	sums = palloc_extended(sizeof(float) * (Size) nlists * dim, MCXT_ALLOC_HUGE);
-	counts = palloc(sizeof(int64) * nlists);
-	assign = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
-	scratch = palloc_extended((Size) n * q->codeSize, MCXT_ALLOC_HUGE);
-	/* cutoffs are irrelevant while training: codes are discarded */
-	for (b = 0; b < MVIVF_MAX_BUCKETS; b++)
-		q->cutoffs[b] = 0;
-
-	for (it = 0; it < bs->opts->kmeansIters; it++)
-	{
-		const int64 chunk = 4096;
-		int64		start;
-
-		MvivfPrepareCoarse(q);
-		memset(sums, 0, sizeof(float) * (Size) nlists * dim);
-		memset(counts, 0, sizeof(int64) * nlists);
-		for (start = 0; start < n; start += chunk)
-		{
-			int64		m = Min(chunk, n - start);
-
-			CHECK_FOR_INTERRUPTS();
-			MvivfAssignEncode(q, bs->sample + start * dim, m, assign + start,
-							  scratch + start * q->codeSize, bs->scores);
-		}
-		for (i = 0; i < n; i++)
-		{
-			float	   *s = sums + (Size) assign[i] * dim;
-			const float *x = bs->sample + i * dim;
-			int			d;
-
-			for (d = 0; d < dim; d++)
-				s[d] += x[d];
-			counts[assign[i]]++;
-		}
-		for (i = 0; i < nlists; i++)
-		{
-			float	   *c = q->centroids + i * dim;
-
-			if (counts[i] == 0)
-			{
-				/* re-seed an empty list with a random sample row */
-				int64		r = pg_prng_uint64_range(&bs->prng, 0, n - 1);
-
-				memcpy(c, bs->sample + r * dim, sizeof(float) * dim);
-			}
-			else
-				memcpy(c, sums + i * dim, sizeof(float) * dim);
-			NormalizeRow(c, dim);
-		}
-		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, it + 1);
-	}
-
-	/* final assignment, then quantiles of the residual coordinates */
-	MvivfPrepareCoarse(q);
-	for (i = 0; i < n; i += 4096)
-		MvivfAssignEncode(q, bs->sample + i * dim, Min(4096, n - i), assign + i,
-						  scratch + i * q->codeSize, bs->scores);
-	stride = Max(1, (n * dim) / MVIVF_QUANT_VALUES);
-	vals = palloc_extended(sizeof(float) * ((n * dim) / stride + 1), MCXT_ALLOC_HUGE);
-	nvals = 0;
-	for (i = 0; i < n * dim; i += stride)
-	{
-		int64		row = i / dim;
-		int			d = i % dim;
-
-		vals[nvals++] = bs->sample[i] - q->centroids[(Size) assign[row] * dim + d];
-	}
-	qsort(vals, nvals, sizeof(float), FloatCmp);
-	for (b = 0; b < nb; b++)
-	{
-		int64		lo = nvals * b / nb;
-		int64		hi = nvals * (b + 1) / nb;
-		double		sum = 0;
-		int64		j;
-
-		for (j = lo; j < hi; j++)
-			sum += vals[j];
-		q->weights[b] = hi > lo ? (float) (sum / (hi - lo)) : 0;
-		if (b < nb - 1)
-			q->cutoffs[b] = vals[Min(hi, nvals - 1)];
-	}
-	pfree(vals);
-	pfree(sums);
-	pfree(counts);
-	pfree(assign);
-	pfree(scratch);
 }
 
 /*
@@ -584,7 +418,8 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, bs.opts->kmeansIters);
 	bs.scores = palloc_extended(sizeof(float) * MVIVF_ASSIGN_BLOCK * (Size) nlists,
 								MCXT_ALLOC_HUGE);
-	TrainQuantizer(&bs);
+	MvivfTrainQuantizer(&bs.q, bs.sample, bs.nsample, bs.opts->kmeansIters,
+						&bs.prng, bs.scores);
 	pfree(bs.sample);
 	bs.sample = NULL;
 

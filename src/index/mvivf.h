@@ -52,6 +52,7 @@
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/reloptions.h"
+#include "common/pg_prng.h"
 #include "access/relscan.h"
 #include "nodes/execnodes.h"
 #include "nodes/pathnodes.h"
@@ -237,7 +238,8 @@ typedef struct MvivfScanOpaqueData
 	int			heapCap;
 	bool		returnedAny;
 	double		lastDistance;	/* distance of the last row returned */
-	double		maxOvershoot;	/* largest approximate - exact distance */
+	double		maxOvershoot;	/* largest approximate - exact distance near
+								 * the end of the last batch */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
@@ -264,17 +266,6 @@ extern void MvivfInitPage(Page page, uint16 flags);
 extern void MvivfReadMeta(Relation index, MvivfMetaPageData * meta);
 extern void MvivfLoadQuantizer(Relation index, MvivfMetaPageData * meta,
 							   MvivfQuantizer * q);
-extern int	MvivfBlasSingleThread(void);
-extern void MvivfBlasRestore(int threads);
-extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
-											   MvivfMetaPageData * meta);
-extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
-								int nrows, float *scores);
-extern void MvivfPrepareCoarse(MvivfQuantizer * q);
-extern void MvivfFreeCoarse(MvivfQuantizer * q);
-extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
-							  int nrows, uint32 *lists, uint8 *codes,
-							  float *scratch);
 extern void MvivfAppendPostings(Relation index, MvivfPosting * postings,
 								int npostings, int codeSize,
 								MvivfListEntry * listdir);
@@ -287,6 +278,21 @@ extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
 extern void MvivfCheckSupportedDim(Relation index, int dim);
 extern MultiVector *MvivfDatumGetValue(Datum value);
 extern int	MvivfPostingCmp(const void *a, const void *b);
+
+/* mvquantizer.c */
+extern void MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n,
+								int iters, pg_prng_state *prng, float *scores);
+extern int	MvivfBlasSingleThread(void);
+extern void MvivfBlasRestore(int threads);
+extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
+											   MvivfMetaPageData * meta);
+extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
+								int nrows, float *scores);
+extern void MvivfPrepareCoarse(MvivfQuantizer * q);
+extern void MvivfFreeCoarse(MvivfQuantizer * q);
+extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
+							  int nrows, uint32 *lists, uint8 *codes,
+							  float *scratch);
 
 /* access method callbacks */
 extern IndexBuildResult *mvivfbuild(Relation heap, Relation index,

@@ -680,6 +680,8 @@ RerankBatch(IndexScanDesc scan, int n)
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	MemoryContext tmp;
 	int			end;
+	int			frontier;
+	double		overshoot;
 
 	end = Min(so->nextCand + n, so->budget);
 	if (so->nextCand >= end)
@@ -693,6 +695,14 @@ RerankBatch(IndexScanDesc scan, int n)
 		return true;
 	}
 
+	/*
+	 * The overshoot is measured on the second half of the batch: those
+	 * documents are the nearest in approximate rank to the ones not
+	 * reranked yet, whose errors it is to bound (the best documents, at the
+	 * head of the first batch, often have errors of another size).
+	 */
+	frontier = so->nextCand + (end - so->nextCand) / 2;
+	overshoot = 0;
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "mvivf rerank",
 								ALLOCSET_DEFAULT_SIZES);
 	for (; so->nextCand < end; so->nextCand++)
@@ -714,8 +724,8 @@ RerankBatch(IndexScanDesc scan, int n)
 			continue;
 		}
 		/* how far the approximate distance overshot the exact one */
-		if (!isnan(dist) && c.score - dist > so->maxOvershoot)
-			so->maxOvershoot = c.score - dist;
+		if (so->nextCand >= frontier && !isnan(dist) && c.score - dist > overshoot)
+			overshoot = c.score - dist;
 		c.score = dist;
 		if (so->returnedAny && float8_cmp_internal(dist, so->lastDistance) < 0)
 		{
@@ -725,6 +735,7 @@ RerankBatch(IndexScanDesc scan, int n)
 		HeapPush(so, &c);
 	}
 	MemoryContextDelete(tmp);
+	so->maxOvershoot = overshoot;
 	return true;
 }
 
@@ -763,6 +774,7 @@ ReportScan(IndexScanDesc scan)
 			(errmsg_internal("mvivf scan of \"%s\": %d documents, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
 							 so->ncands, so->nreranked, so->ninvisible, so->nskipped)));
+
 }
 
 /*

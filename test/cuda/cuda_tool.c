@@ -36,7 +36,7 @@
 
 #include "backend.h"
 #include "backend_loader.h"
-#include "colpali_cuda.h"
+#include "backend_cuda_abi.h"
 #include "config.h"
 #include "model.h"
 #include "weights.h"

@@ -588,13 +588,13 @@ main(void)
 	memset(&bo, 0, sizeof(bo));
 	memset(&err, 0, sizeof(err));
 	on_cpu = getenv("CUDA_TEST_CPU") != NULL && strcmp(getenv("CUDA_TEST_CPU"), "1") == 0;
-	bo.reference = on_cpu;		/* the oracle: naive ops when the CPU is under test */
-	if (cp_backend_cpu_create(&bo, &p.cpu, &err) != CP_OK)
+	/* the oracle: naive ops when the CPU is under test */
+	if ((on_cpu ? cp_backend_cpu_ref_create(&bo, &p.cpu, &err) :
+		 cp_backend_cpu_create(&bo, &p.cpu, &err)) != CP_OK)
 	{
 		fprintf(stderr, "CPU backend: %s\n", err.msg);
 		return 1;
 	}
-	bo.reference = false;
 	if (open_device(&bo, &lib, &p.gpu, &err) != CP_OK)
 	{
 		printf("SKIP: %s\n", err.msg);

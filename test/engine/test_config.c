@@ -1,7 +1,8 @@
 /*
  * test_config.c
  *	  config.json / preprocessor_config.json / processor_config.json parsing.
- *	  Expected values are those of encoder.md section 4.1 (ColPali v1.x) and
+ *	  Expected values are ColPali v1.x's (docs/encoder.md#forward and
+ *	  #config-layouts) and
  *	  transformers' GemmaConfig / SiglipVisionConfig / PaliGemmaConfig
  *	  defaults (read from transformers 5.24 source).
  */

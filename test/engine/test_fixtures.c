@@ -3,8 +3,8 @@
  *	  Consistency of the committed fixtures (test/fixtures/manifest.json and
  *	  the files it names), without Python and without the engine: every
  *	  file is there with the size its shape says, checkpoint folders are
- *	  complete, prompt ids have the documented structure (encoder.md 1.2,
- *	  1.3), embedding rows are unit vectors, and the MaxSim goldens agree
+ *	  complete, prompt ids have the documented structure (docs/encoder.md#page-prompt,
+ *	  #query-prompt), embedding rows are unit vectors, and the MaxSim goldens agree
  *	  with a float64 MaxSim of the embedding goldens.  A failure here means
  *	  the fixtures are damaged or were regenerated inconsistently.
  */

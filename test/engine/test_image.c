@@ -13,13 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 
 #include <jansson.h>
 
 #include "image.h"
 #include "test_util.h"
 
-#define FIX "../fixtures/image/"
+#define FIX "../fixtures/images/pillow/"
 
 /*
  * synth
@@ -349,6 +350,211 @@ png_with_size(uint8_t *buf, uint32_t w, uint32_t h)
 	return n + sizeof(tail);
 }
 
+/* Bit writer for a raw deflate stream: bits go in LSB first. */
+typedef struct BitWriter
+{
+	uint8_t    *buf;
+	size_t		nbits;
+} BitWriter;
+
+/*
+ * put_bits
+ *		Append the low n bits of v, least significant first (deflate's
+ *		order for headers); Huffman codes are passed bit-reversed.
+ */
+static void
+put_bits(BitWriter *bw, uint32_t v, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++, bw->nbits++)
+		if ((v >> i) & 1)
+			bw->buf[bw->nbits / 8] |= (uint8_t) (1 << (bw->nbits % 8));
+}
+
+/*
+ * put_code
+ *		Append a Huffman code of n bits, most significant bit first.
+ */
+static void
+put_code(BitWriter *bw, uint32_t code, int n)
+{
+	int			i;
+
+	for (i = n - 1; i >= 0; i--)
+		put_bits(bw, (code >> i) & 1, 1);
+}
+
+/*
+ * zlib_zeros
+ *		A zlib stream that inflates to n zero bytes, written by hand with
+ *		deflate's fixed Huffman codes (RFC 1951 3.2.6): one literal 0, then
+ *		copies of 258 bytes at distance 1 (13 bits each), then literals.
+ *		About 160 times smaller than what it inflates to.  malloc'd,
+ *		length in *len.
+ */
+static uint8_t *
+zlib_zeros(size_t n, size_t *len)
+{
+	BitWriter	bw;
+	size_t		done = 0;
+
+	bw.buf = calloc(20 + 258 + n / 150, 1);
+	bw.nbits = 0;
+	put_bits(&bw, 0x78, 8);		/* CMF: deflate, 32K window */
+	put_bits(&bw, 0x01, 8);		/* FLG: no dictionary, check bits */
+	put_bits(&bw, 1, 1);		/* BFINAL */
+	put_bits(&bw, 1, 2);		/* BTYPE 01: fixed Huffman codes */
+	while (done < n)
+	{
+		if (done > 0 && n - done >= 258)
+		{
+			put_code(&bw, 0xC5, 8);	/* length symbol 285: 258 bytes */
+			put_code(&bw, 0, 5);	/* distance symbol 0: distance 1 */
+			done += 258;
+		}
+		else
+		{
+			put_code(&bw, 0x30, 8);	/* literal 0 */
+			done++;
+		}
+	}
+	put_code(&bw, 0, 7);		/* end of block */
+	*len = (bw.nbits + 7) / 8;
+	/* Adler-32 of n zeros, big-endian: sum a = 1, sum b = n (mod 65521) */
+	bw.buf[*len] = (uint8_t) ((n % 65521) >> 8);
+	bw.buf[*len + 1] = (uint8_t) (n % 65521);
+	bw.buf[*len + 2] = 0;
+	bw.buf[*len + 3] = 1;
+	*len += 4;
+	return bw.buf;
+}
+
+/*
+ * png_inflating_to
+ *		A PNG of w x h pixels (depth, colour type and interlace as given)
+ *		whose one IDAT chunk inflates to `inflated` zero bytes: a valid
+ *		all-black image when `inflated` is what the header needs, a
+ *		decompression bomb when it is much more.  CRCs are left zero (the
+ *		decoder does not check them).  malloc'd, length in *len.
+ */
+static uint8_t *
+png_inflating_to(uint32_t w, uint32_t h, int depth, int colour, int interlace,
+				 size_t inflated, size_t *len)
+{
+	size_t		zlen;
+	uint8_t    *z = zlib_zeros(inflated, &zlen);
+	uint8_t    *p = calloc(8 + 25 + 12 + zlen + 12, 1);
+	uint8_t    *q = p;
+	int			i;
+
+	memcpy(q, "\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16);
+	q += 16;
+	for (i = 0; i < 4; i++)
+	{
+		q[i] = (uint8_t) (w >> (24 - 8 * i));
+		q[4 + i] = (uint8_t) (h >> (24 - 8 * i));
+	}
+	q[8] = (uint8_t) depth;
+	q[9] = (uint8_t) colour;
+	q[12] = (uint8_t) interlace;
+	q += 13 + 4;
+	for (i = 0; i < 4; i++)
+		q[i] = (uint8_t) (zlen >> (24 - 8 * i));
+	memcpy(q + 4, "IDAT", 4);
+	memcpy(q + 8, z, zlen);
+	q += 8 + zlen + 4;
+	memcpy(q, "\0\0\0\0IEND\xae\x42\x60\x82", 12);
+	q += 12;
+	free(z);
+	*len = (size_t) (q - p);
+	return p;
+}
+
+/*
+ * peak_rss_mb
+ *		The process's peak resident set so far, in MB.
+ */
+static long
+peak_rss_mb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024;
+}
+
+/*
+ * test_inflate_bombs
+ *		PNG image data that inflates to far more than the header's width and
+ *		height need is refused with CP_ERR_LIMIT, without the memory: a 1x1
+ *		PNG of ~400 kB inflating to 64 MB (2 GB works the same, it only
+ *		takes longer to build), an interlaced and a 16-bit gray one.  The
+ *		same images with exactly the data their header needs decode.  Runs
+ *		first, so that the peak RSS measures the bombs.
+ */
+static void
+test_inflate_bombs(void)
+{
+	static const struct
+	{
+		const char *what;
+		uint32_t	w,
+					h;
+		int			depth,
+					colour,
+					interlace;
+		size_t		need;		/* inflated bytes the header needs */
+	}			cases[] = {
+		{"1x1 RGB", 1, 1, 8, 2, 0, 1 + 3},
+		{"100x60 RGB interlaced", 100, 60, 8, 2, 1, 0},
+		{"37x23 gray 16-bit", 37, 23, 16, 0, 0, 23 * (1 + 37 * 2)},
+		{"33x17 gray 1-bit interlaced", 33, 17, 1, 0, 1, 0},
+	};
+	long		rss0 = peak_rss_mb();
+	size_t		i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		size_t		need = cases[i].need,
+					len;
+		uint8_t    *png;
+		char		what[128];
+
+		if (need == 0)
+		{
+			/* Adam7: seven passes, each row a filter byte + packed samples */
+			static const int a7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+			{0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+			int			ch = cases[i].colour == 2 ? 3 : 1,
+						p;
+
+			for (p = 0; p < 7; p++)
+			{
+				size_t		pw = (cases[i].w + a7[p][2] - 1 - a7[p][0]) / a7[p][2],
+							ph = (cases[i].h + a7[p][3] - 1 - a7[p][1]) / a7[p][3];
+
+				if (pw > 0 && ph > 0)
+					need += ph * (1 + (pw * ch * cases[i].depth + 7) / 8);
+			}
+		}
+		png = png_inflating_to(cases[i].w, cases[i].h, cases[i].depth, cases[i].colour,
+							   cases[i].interlace, need, &len);
+		snprintf(what, sizeof(what), "%s PNG, data inflating to the %zu bytes it needs",
+				 cases[i].what, need);
+		expect_status(what, png, len, 0, CP_OK);
+		free(png);
+
+		png = png_inflating_to(cases[i].w, cases[i].h, cases[i].depth, cases[i].colour,
+							   cases[i].interlace, (size_t) 64 << 20, &len);
+		snprintf(what, sizeof(what), "%s PNG of %zu bytes inflating to 64 MB", cases[i].what, len);
+		expect_status(what, png, len, 0, CP_ERR_LIMIT);
+		free(png);
+	}
+	CHECK(peak_rss_mb() - rss0 < 24, "decoding the bombs raised the peak RSS from %ld to %ld MB",
+		  rss0, peak_rss_mb());
+}
+
 /*
  * test_errors
  *		Empty, truncated, corrupt, unsupported and oversized inputs give the
@@ -382,6 +588,24 @@ test_errors(void)
 	expect_status("JPEG SOI + EOI", (const uint8_t *) "\xff\xd8\xff\xd9", 4, 0, CP_ERR_FORMAT);
 	expect_status("GIF header only", (const uint8_t *) "GIF89a\x01\0\x01\0\0\0\0;", 14, 0, CP_ERR_FORMAT);
 	expect_status("BMP magic only", (const uint8_t *) "BM", 2, 0, CP_ERR_FORMAT);
+
+	/* BMP run-length data is not decoded (so cannot inflate): refused */
+	{
+		uint8_t		bmp[70];
+
+		memset(bmp, 0, sizeof(bmp));
+		memcpy(bmp, "BM", 2);
+		bmp[2] = sizeof(bmp);
+		bmp[10] = 54;			/* pixel data offset */
+		bmp[14] = 40;			/* BITMAPINFOHEADER */
+		bmp[18] = 4;			/* 4 x 4 */
+		bmp[22] = 4;
+		bmp[26] = 1;			/* planes */
+		bmp[28] = 8;			/* 8 bits per pixel */
+		bmp[30] = 1;			/* BI_RLE8 */
+		memcpy(bmp + 54, "\xff\x00\xff\x00\xff\x00\xff\x00\x00\x01", 10);
+		expect_status("BMP with RLE8 data", bmp, sizeof(bmp), 0, CP_ERR_UNSUPPORTED);
+	}
 
 	/* decompression bombs: rejected from the header, nothing allocated */
 	len = png_with_size(buf, 100000, 100000);
@@ -754,6 +978,7 @@ test_fixture_goldens(void)
 int
 main(void)
 {
+	test_inflate_bombs();
 	test_resize_goldens();
 	test_decode_samples();
 	test_preprocess_goldens();

@@ -9,7 +9,7 @@
  *
  * The kernels live in src/ (PostgreSQL-free); the file is compiled in here.
  */
-#include "../../src/maxsim_kernels.c"
+#include "../../src/engine/maxsim_kernels.c"
 
 #include <stdio.h>
 #include <stdlib.h>

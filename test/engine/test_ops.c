@@ -553,10 +553,8 @@ main(void)
 
 	memset(&o, 0, sizeof(o));
 	o.threads = 2;
-	o.reference = true;
-	if (cp_backend_cpu_create(&o, &ref, &err) != CP_OK)
+	if (cp_backend_cpu_ref_create(&o, &ref, &err) != CP_OK)
 		return 1;
-	o.reference = false;
 
 	/* hand-written SIMD kernels (where the CPU has them), then portable C */
 	for (simd = 1; simd >= 0; simd--)

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "prompt.h"
 #include "tokenizer.h"
 #include "test_util.h"
 

@@ -1,7 +1,7 @@
 /*
  * fuzz_image.c
  *	  libFuzzer harness of the image decoder and preprocessing
- *	  (src/engine/image.c + stb_image): any bytes must give CP_OK or a clean
+ *	  (src/engine/image_*.c + stb_image): any bytes must give CP_OK or a clean
  *	  error status with a message, never a crash, leak or sanitizer report.
  *
  * Built and run by "make fuzzcheck" (clang, ASan + UBSan); seeds in

@@ -84,6 +84,7 @@ SET colpali.max_image_pixels = 0;
 SET colpali.use_worker = off;
 SHOW colpali.model_path;
 SELECT count(*) AS rows, bool_and(model IS NULL) AS path_hidden FROM colpali_stats();
+SELECT count(*) AS rows, bool_and(model IS NULL) AS path_hidden FROM colpali_stats;
 RESET ROLE;
 RESET colpali.model_path;
 DROP ROLE colpali_encoder_user;

@@ -15,17 +15,7 @@ use Test::More;
 my $fx = "$ENV{TESTDIR}/test/fixtures";
 plan skip_all => 'fixtures not found' unless -f "$fx/manifest.json";
 
-sub slurp
-{
-	my ($path) = @_;
-	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
-	local $/;
-	my $data = <$fh>;
-	close $fh;
-	return $data;
-}
-
-my $manifest = decode_json(slurp("$fx/manifest.json"));
+my $manifest = decode_json(slurp_file("$fx/manifest.json"));
 my %images = map { $_->{name} => $_ } @{ $manifest->{images} };
 my %models = map { $_->{name} => $_ } @{ $manifest->{models} };
 
@@ -33,7 +23,7 @@ my %models = map { $_->{name} => $_ } @{ $manifest->{models} };
 sub golden
 {
 	my ($entry) = @_;
-	my @v = unpack('f<*', slurp("$fx/$entry->{file}"));
+	my @v = unpack('f<*', slurp_file("$fx/$entry->{file}"));
 	my ($rows, $cols) = @{ $entry->{shape} };
 	die "bad golden $entry->{file}" unless @v == $rows * ($cols // 1);
 	return \@v;
@@ -83,7 +73,7 @@ $node->safe_psql('postgres', 'CREATE EXTENSION colpali');
 my $ins = "CREATE TABLE img (name text PRIMARY KEY, data bytea NOT NULL);\n";
 for my $im (@{ $manifest->{images} })
 {
-	my $hex = unpack('H*', slurp("$fx/$im->{file}"));
+	my $hex = unpack('H*', slurp_file("$fx/$im->{file}"));
 	$ins .= "INSERT INTO img VALUES ('$im->{name}', '\\x$hex');\n";
 }
 $node->safe_psql('postgres', $ins);
@@ -187,7 +177,7 @@ is($node->safe_psql('postgres', qq{
 # is a different computation wherever the CPU has AVX512_BF16 (elsewhere the
 # setting computes as fp32, bit for bit).
 {
-	my $has_bf16 = slurp('/proc/cpuinfo') =~ /\bavx512_bf16\b/;
+	my $has_bf16 = slurp_file('/proc/cpuinfo') =~ /\bavx512_bf16\b/;
 	my $gold = $manifest->{goldens}{ $models{tiny}{golden} };
 	my $page = $gold->{pages}[0];
 	my ($fp32, $bf16) = split /\n/, $node->safe_psql('postgres', qq{

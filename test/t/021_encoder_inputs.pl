@@ -15,18 +15,8 @@ my $fx = "$ENV{TESTDIR}/test/fixtures";
 my $model = $ENV{COLPALI_TEST_MODEL} // "$fx/models/tiny";
 plan skip_all => 'fixtures not found' unless -d $model;
 
-sub slurp
-{
-	my ($path) = @_;
-	open(my $fh, '<:raw', $path) or die "cannot open $path: $!";
-	local $/;
-	my $data = <$fh>;
-	close $fh;
-	return $data;
-}
-
-my $page = slurp("$fx/images/page_text.png");
-my $jpeg = slurp("$fx/images/photo_baseline.jpg");
+my $page = slurp_file("$fx/images/page_text.png");
+my $jpeg = slurp_file("$fx/images/photo_baseline.jpg");
 my %bad = (
 	'truncated png' => substr($page, 0, 200),
 	'png header only' => substr($page, 0, 33),
@@ -134,6 +124,71 @@ is($node->safe_psql('postgres', q{
 	SELECT bool_and(abs(maxsim(d.emb, q.q) - maxsim(colpali_image(d.png), q.q)) < 1e-4)
 	FROM docs d, (SELECT colpali_query('total revenue') AS q) q WHERE d.id IN (1, 7)}),
 	't', 'stored embeddings are those of colpali_image (up to batching round-off)');
+
+# one undecodable image in the middle does not block the rows after it: the
+# procedure reports its key in a WARNING, leaves its embedding NULL and goes
+# on; a second run tries the bad row once more and stops
+$node->safe_psql('postgres', q{
+	CREATE TABLE mixed (id int PRIMARY KEY, png bytea, emb multivector);
+	INSERT INTO mixed SELECT g, (SELECT data FROM bad WHERE name = CASE WHEN g = 4 THEN 'truncated png' ELSE 'page' END)
+	FROM generate_series(1, 7) g;
+});
+($ret, $out, $err) = $node->psql('postgres', "CALL colpali_embed_images('mixed', 'png', 'emb', 2)");
+is($ret, 0, 'colpali_embed_images goes past a bad image');
+like($err, qr/WARNING:  colpali_embed_images: skipped the row with key \(id\)=\(4\): could not encode image/,
+	'the bad row is named in a WARNING');
+like($err, qr/6 of 7 images embedded.*WARNING:  colpali_embed_images: 1 of 7 images could not be embedded/s,
+	'the run ends with a count of the failures');
+is($node->safe_psql('postgres', "SELECT string_agg(id::text, ',' ORDER BY id) FROM mixed WHERE emb IS NULL"),
+	'4', 'every row but the bad one got its embedding');
+($ret, $out, $err) = $node->psql('postgres', "CALL colpali_embed_images('mixed', 'png', 'emb', 2)");
+is($ret, 0, 'a second run ends too');
+like($err, qr/skipped the row with key \(id\)=\(4\).*0 of 1 images embedded/s,
+	'a second run tries the bad row once');
+$node->safe_psql('postgres', q{
+	CREATE TABLE nokey (png bytea, emb multivector);
+	INSERT INTO nokey SELECT data FROM bad WHERE name IN ('page', 'garbage');
+});
+($ret, $out, $err) = $node->psql('postgres', "CALL colpali_embed_images('nokey', 'png', 'emb')");
+like($err, qr/skipped the row with ctid \(0,\d+\): could not encode image/,
+	'a table without a primary key names the row by ctid');
+
+# one statement encodes each distinct query text once, whatever the plan: a
+# sequential scan evaluates colpali_query per row, its result is kept per
+# call site (counted by colpali_stats.requests, in both modes)
+$node->safe_psql('postgres', q{
+	CREATE TABLE fifty AS SELECT g AS id, array_fill((g / 50.0)::real, ARRAY[3, 128])::multivector AS emb
+	FROM generate_series(1, 50) g;
+	ANALYZE fifty;
+});
+for my $mode ('worker', 'in-process')
+{
+	my $set = $mode eq 'worker' ? '' : 'SET colpali.use_worker = off;';
+	my @r = split /\n/, $node->safe_psql('postgres', qq{
+		$set SET max_parallel_workers_per_gather = 0;
+		SELECT requests FROM colpali_stats;
+		SELECT count(*) FROM (SELECT id FROM fifty ORDER BY emb <#> colpali_query('revenue by region') LIMIT 10) s;
+		SELECT requests FROM colpali_stats;
+		SELECT count(DISTINCT emb <#> colpali_query('quarter ' || (id % 3))) FROM fifty;
+		SELECT requests FROM colpali_stats;
+		SELECT count(*) FROM (SELECT id FROM fifty ORDER BY emb <#> colpali_query('revenue by region') LIMIT 10) s;
+		SELECT requests FROM colpali_stats;
+	});
+	is($r[2] - $r[0], 1, "$mode: ORDER BY emb <#> colpali_query('...') over 50 rows: 1 encoder request");
+	is($r[4] - $r[2], 3, "$mode: three distinct texts over 50 rows: 3 encoder requests");
+	is($r[6] - $r[4], 1, "$mode: the next statement encodes again");
+}
+is($node->safe_psql('postgres', q{
+	SET max_parallel_workers_per_gather = 0;
+	SELECT bool_and(a = b) FROM (SELECT emb <#> colpali_query('revenue by region') AS a,
+		emb <#> (SELECT colpali_query('revenue by region')) AS b FROM fifty) s}),
+	't', 'the kept result is the encoding of the text');
+my $other = "$fx/models/tiny-bf16";
+is($node->safe_psql('postgres', qq{
+	SET colpali.use_worker = off; SET max_parallel_workers_per_gather = 0;
+	SELECT count(DISTINCT colpali_query('revenue by region')::text) FROM fifty
+	WHERE id <= 6 AND set_config('colpali.model_path', CASE WHEN id % 2 = 0 THEN '$model' ELSE '$other' END, true) <> ''}),
+	'2', 'a model change inside a statement is honoured (the kept result is keyed by the settings)');
 
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'colpali encoder'"),
 	'1', 'the worker is still there');

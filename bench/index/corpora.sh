@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# mvivf on several corpus shapes, one table:
+#   bench/index/corpora.sh [NDOCS=1000] [NQUERIES=50] [PROFILES="rows topics loose"]
+# For each profile of bench/index/gen.c's traits: load NDOCS pages x 1030 x
+# 128 and NQUERIES queries, build the index at its defaults, compute the
+# ground truth with the exact scan, and measure recall@10 and latency at the
+# defaults and at a few other settings.  Defaults are to be judged on the
+# hardest profile, not the easiest.  Environment: PSQL, PGHOST/PGPORT as
+# usual, GEN_SEED (42), KEEP=1 keeps the databases.
+set -euo pipefail
+N=${1:-1000}
+NQ=${2:-50}
+PROFILES=${3:-rows topics loose own}
+SEED=${GEN_SEED:-42}
+PSQL=${PSQL:-psql}
+HERE=$(cd "$(dirname "$0")" && pwd)
+GEN=${GEN:-/tmp/mvivf-gen}
+cc -O2 -o "$GEN" "$HERE/gen.c" -lm
+
+# Profiles: the traits real ColPali pages have in different measure.
+#  rows:   the original generator: 512 topics, 4 per page, 40% background rows,
+#          content rows at cosine ~0.64 to their topic, query rows near rows
+#          of one target page.
+#  topics: content rows at cosine ~0.75 to their topic (256 topics), query rows
+#          spread around the target's topic centres (cosine ~0.70), so the
+#          true top pages are every page sharing topics, ranked by many
+#          moderate matches.
+#  own:    as topics, but 4,096 topics, so that a page's topics are nearly
+#          its own: beyond the target page, the true top pages share no topic
+#          with the query and rank through many moderate matches.
+#  loose:  few topics (64, 6 per page), 60% background, loose content (~0.58)
+#          and query rows (~0.64), 10% of query rows about unrelated topics.
+profile_env() {
+	case "$1" in
+		rows) echo "" ;;
+		topics) echo "GEN_NTOPICS=256 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02" ;;
+		own) echo "GEN_NTOPICS=4096 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02" ;;
+		loose) echo "GEN_NTOPICS=64 GEN_TOPICS_PER_DOC=6 GEN_BG_SHARE=0.6 GEN_CONTENT_NOISE=1.4 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.2 GEN_QUERY_OFFTOPIC=0.1" ;;
+		*) echo "unknown profile $1" >&2; exit 2 ;;
+	esac
+}
+
+echo "== mvivf on ${N} pages x 1030 x 128, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+printf '%-8s %8s %9s %8s %8s %9s %8s %8s %8s\n' profile build_s bytes/tok exact_ms recall p50_ms ratio recall160 recall_p64
+for p in $PROFILES; do
+	DB=mvc_${p}_$N
+	$PSQL -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+	Q="$PSQL -X -q -At -d $DB -v ON_ERROR_STOP=1"
+	$Q -c "CREATE EXTENSION colpali" \
+	   -c "CREATE TABLE docs (id int, emb multivector)" \
+	   -c "ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL" \
+	   -c "CREATE TABLE queries (qid int, target int, q multivector)"
+	env $(profile_env "$p") "$GEN" docs "$N" "$SEED" | $Q -c "COPY docs FROM STDIN (FORMAT binary)"
+	env $(profile_env "$p") "$GEN" queries "$N" "$NQ" "$SEED" | $Q -c "COPY queries FROM STDIN (FORMAT binary)"
+	$Q -c "VACUUM ANALYZE docs" -c "SET client_min_messages = warning" -f "$HERE/measure.sql" >/dev/null
+	$Q <<'SQL' | tr '\n' ' ' | awk -F'[ |]+' -v p="$p" '{ printf "%-8s %8.1f %9.1f %8.1f %8.3f %9.1f %8.1f %8.3f %8.3f\n", p, $1, $2, $3, $4, $5, $3 / $5, $6, $7 }'
+SET client_min_messages = warning;
+SET maintenance_work_mem = '1GB';
+CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t;
+CREATE INDEX docs_idx ON docs USING mvivf (emb);
+SELECT round(extract(epoch FROM clock_timestamp() - t)::numeric, 1) FROM t0;
+SELECT round(pg_relation_size('docs_idx')::numeric / (SELECT sum(num_vectors(emb)) FROM docs), 1);
+SELECT mvb_truth() \g /dev/null
+SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM truth;
+SELECT * FROM mvb_run() \g /dev/null
+SELECT round(recall::numeric, 3), round(p50_ms::numeric, 1) FROM mvb_run();
+SET mvivf.rerank = 160;
+SELECT round(recall::numeric, 3) FROM mvb_run();
+RESET mvivf.rerank;
+SET mvivf.probes = 64;
+SELECT round(recall::numeric, 3) FROM mvb_run();
+SQL
+	[ "${KEEP:-0}" = 1 ] || $PSQL -X -q -d postgres -c "DROP DATABASE $DB"
+done

@@ -1,0 +1,301 @@
+/*
+ * backend_cpu_matmul.c
+ *	  The CPU backend's matmul (y = x W^T + b): fp32 weights through
+ *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
+ *	  as mapped and converted tile by tile (lazy), or, for few rows, read
+ *	  straight from the mapping by an AVX-512 kernel; with bf16 precision,
+ *	  bf16 GEMMs (gemm_bf16.c).
+ */
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <immintrin.h>
+
+#include "backend_cpu.h"
+
+#define IMPL(be) ((CpCpuImpl *) (be)->impl)
+
+/*
+ * Size of one converted weight tile per thread for lazy matmul: small
+ * (cache-resident) for few rows, large for many rows, where each tile
+ * costs one more packing of x inside the GEMM.
+ */
+#define LAZY_TILE_BYTES_SMALL_M ((size_t) 1 << 20)
+#define LAZY_TILE_BYTES_LARGE_M ((size_t) 32 << 20)
+#define LAZY_LARGE_M 64
+
+/*
+ * convert_rows
+ *		Rows [r0, r0 + nr) of a lazy weight [*, K] into dst as fp32
+ *		(called by one thread).
+ */
+static void
+convert_rows(const CpBuf *w, int64_t r0, int nr, int K, float *dst)
+{
+	const uint16_t *src = (const uint16_t *) w->raw + (size_t) r0 * K;
+	size_t		n = (size_t) nr * K;
+	size_t		i;
+
+	if (w->dtype == CP_DTYPE_BF16)
+		cp_bf16_to_f32_n(src, dst, n);
+	else
+	{
+		for (i = 0; i < n; i++)
+			dst[i] = cp_f16_to_f32(src[i]);
+	}
+}
+
+/*
+ * split_range
+ *		Thread t's share [*lo, *hi) of n items in blocks of align.
+ */
+static void
+split_range(int n, int nthreads, int t, int align, int *lo, int *hi)
+{
+	int			blocks = (n + align - 1) / align;
+	int			per = blocks / nthreads,
+				extra = blocks % nthreads;
+	int			b0 = t * per + (t < extra ? t : extra);
+	int			b1 = b0 + per + (t < extra ? 1 : 0);
+
+	*lo = b0 * align < n ? b0 * align : n;
+	*hi = b1 * align < n ? b1 * align : n;
+}
+
+/*
+ * fp32_gemm_on_bf16_weights
+ *		fp32 arithmetic (unlike cp_gemm_bf16_few_rows, which multiplies
+ *		bf16 values): y[m, n] (+)= sum_k x[m, k] * W[n, k] for n in [n0, n1), with W in
+ *		bf16 as mapped (K a multiple of 16), for few rows of x: the weights
+ *		are read once per block of 4 rows of x, widened to fp32 in registers
+ *		(no converted copy, no GEMM packing); 4 x 4 fp32 accumulators, fp32
+ *		FMAs.  Out-of-range rows and columns of a block reuse the last valid
+ *		one and their results are dropped, so the inner loop has no branch.
+ */
+__attribute__((target("avx512f")))
+static void
+fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n0,
+						  int n1, float *y, int N, bool add)
+{
+	int			k0;
+
+	for (k0 = 0; k0 < K; k0 += SMALL_M_KC)
+	{
+		int			k1 = (K - k0 < SMALL_M_KC) ? K : k0 + SMALL_M_KC;
+		bool		first = (k0 == 0 && !add);
+		int			n;
+
+		for (n = n0; n < n1; n += 4)
+		{
+			const uint16_t *wr[4];
+			int			m,
+						j;
+
+			for (j = 0; j < 4; j++)
+				wr[j] = w + (size_t) (n + j < n1 ? n + j : n1 - 1) * K;
+			for (m = 0; m < M; m += 4)
+			{
+				const float *xr[4];
+				__m512		acc[4][4];
+				int			i,
+							k;
+
+				for (i = 0; i < 4; i++)
+				{
+					xr[i] = x + (size_t) (m + i < M ? m + i : M - 1) * K;
+					for (j = 0; j < 4; j++)
+						acc[i][j] = _mm512_setzero_ps();
+				}
+				for (k = k0; k < k1; k += 16)
+				{
+					__m512		xv[4];
+
+#pragma GCC unroll 4
+					for (i = 0; i < 4; i++)
+						xv[i] = _mm512_loadu_ps(xr[i] + k);
+#pragma GCC unroll 4
+					for (j = 0; j < 4; j++)
+					{
+						__m256i		h = _mm256_loadu_si256((const __m256i *) (wr[j] + k));
+						__m512		wv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+
+#pragma GCC unroll 4
+						for (i = 0; i < 4; i++)
+							acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
+					}
+				}
+				for (i = 0; i < 4 && m + i < M; i++)
+					for (j = 0; j < 4 && n + j < n1; j++)
+					{
+						float		sum = _mm512_reduce_add_ps(acc[i][j]);
+						float	   *yp = y + (size_t) (m + i) * N + n + j;
+
+						*yp = first ? sum : *yp + sum;
+					}
+			}
+		}
+	}
+}
+
+/*
+ * bf16_matmul
+ *		y (+)= bf16(x) . W^T with W bf16: x is rounded once into the
+ *		backend's bf16 scratch, then each thread runs the bf16 GEMM on its
+ *		own panels of output columns (packed panels for many rows of x,
+ *		dot products straight from the mapping for few).
+ */
+static CpStatus
+bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+			int M, int N, int K, bool add)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	size_t		n = (size_t) M * K;
+	int			nthreads = impl->threads;
+	bool		few;
+	CpStatus	st;
+
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n, n,
+					  sizeof(uint16_t));
+	if (st != CP_OK)
+		return st;
+	few = (M <= SMALL_M);
+	if (few && N < 32 * nthreads)
+		nthreads = 1;
+	else if (!few && N < CP_BF16_PANEL_N * nthreads)
+		nthreads = (N + CP_BF16_PANEL_N - 1) / CP_BF16_PANEL_N;
+
+#pragma omp parallel num_threads(impl->threads)
+	{
+		int			tid = omp_get_thread_num();
+		size_t		lo,
+					hi;
+		int			c0,
+					c1;
+
+		cpu_thread_share(n, &lo, &hi);
+		cp_round_to_bf16(x + lo, impl->xb16 + lo, hi - lo);
+#pragma omp barrier
+		split_range(N, nthreads, tid, few ? 6 : CP_BF16_PANEL_N, &c0, &c1);
+		if (tid < nthreads && c1 > c0 && few)
+			cp_gemm_bf16_few_rows(impl->xb16, M, K, (const uint16_t *) w->raw,
+								  c0, c1, y, N, add);
+		else if (tid < nthreads && c1 > c0)
+			cp_gemm_bf16_cols(impl->xb16, M, K, (const uint16_t *) w->raw,
+							  c0, c1, y, N, add, impl->bf16_pack[tid]);
+	}
+	return CP_OK;
+}
+
+/*
+ * cpu_matmul
+ *		y = x . W^T + bias (+ y): the N output columns are split across
+ *		the threads, each running a single-threaded cblas_sgemm on its
+ *		slice; lazy weights are converted tile by tile into the thread's
+ *		scratch first.
+ */
+CpStatus
+cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
+		   int M, int N, int K, bool accumulate)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	float	   *yp = cpu_ptr(y);
+	const float *xp = cpu_ptr(x);
+	float		beta = accumulate ? 1.0f : 0.0f;
+	int			nthreads = impl->threads;
+	int			tile = 0;
+	int			m;
+
+	if (bias != NULL && !accumulate)
+	{
+		/* preload the bias and let the GEMM add onto it */
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+		for (m = 0; m < M; m++)
+			memcpy(yp + (size_t) m * N, bias->data, sizeof(float) * N);
+		beta = 1.0f;
+	}
+	if (N < 32 * nthreads)
+		nthreads = 1;
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
+		K % 2 == 0)
+	{
+		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
+		goto bias_after;
+	}
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && M <= SMALL_M && K % 16 == 0 &&
+		impl->avx512)
+	{
+		const uint16_t *wb = (const uint16_t *) w->raw;
+		bool		add = (beta != 0.0f);
+
+#pragma omp parallel num_threads(nthreads)
+		{
+			int			lo,
+						hi;
+
+			split_range(N, nthreads, omp_get_thread_num(), 16, &lo, &hi);
+			if (hi > lo)
+				fp32_gemm_on_bf16_weights(xp, M, K, wb, lo, hi, yp, N, add);
+		}
+		goto bias_after;
+	}
+	if (w->lazy)
+	{
+		size_t		bytes = M >= LAZY_LARGE_M ? LAZY_TILE_BYTES_LARGE_M : LAZY_TILE_BYTES_SMALL_M;
+		CpStatus	st;
+
+		tile = (int) (bytes / ((size_t) K * sizeof(float)));
+		tile = tile < 16 ? 16 : tile;
+		tile = tile > (N + nthreads - 1) / nthreads ? (N + nthreads - 1) / nthreads : tile;
+		st = cpu_thread_scratch(be, (size_t) tile * K);
+		if (st != CP_OK)
+			return st;
+	}
+
+#pragma omp parallel num_threads(nthreads)
+	{
+		int			t = omp_get_thread_num();
+		int			lo,
+					hi;
+
+		split_range(N, nthreads, t, 16, &lo, &hi);
+		if (hi > lo && !w->lazy)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K,
+						1.0f, xp, K, w->data + (size_t) lo * K, K, beta,
+						yp + lo, N);
+		else if (hi > lo)
+		{
+			float	   *buf = impl->tscratch[t];
+			int			n0;
+
+			for (n0 = lo; n0 < hi; n0 += tile)
+			{
+				int			nt = (hi - n0 < tile) ? hi - n0 : tile;
+
+				convert_rows(w, n0, nt, K, buf);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
+							1.0f, xp, K, buf, K, beta, yp + n0, N);
+			}
+		}
+	}
+
+bias_after:
+	if (bias != NULL && accumulate)
+	{
+#pragma omp parallel for num_threads(impl->threads) schedule(static)
+		for (m = 0; m < M; m++)
+		{
+			float	   *yr = yp + (size_t) m * N;
+			int			n;
+
+			for (n = 0; n < N; n++)
+				yr[n] += bias->data[n];
+		}
+	}
+	return CP_OK;
+}
