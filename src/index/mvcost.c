@@ -26,7 +26,8 @@
  * with iterative scans off), so when the query needs more, the index would
  * return too few rows: the rows needed, LIMIT / (fraction of the table that
  * passes the other conditions), are compared with B and the path is
- * disabled when they exceed it, as it is when there is no LIMIT and D > B.
+ * disabled when they exceed it, as it is when there is no LIMIT and D > B,
+ * and when they exceed half of the documents (a sort is exact and cheaper).
  * Without ORDER BY the cost is infinite: the index cannot answer such a scan.
  */
 #include "postgres.h"
@@ -44,6 +45,13 @@
 #include "utils/spccache.h"
 
 #include "mvivf.h"
+
+/*
+ * A query that needs more than this fraction of the documents is better
+ * served by a sort of the whole table, which is exact, than by an index scan,
+ * which may skip a row found late (mvscan.c): keep the planner off the index.
+ */
+#define MVIVF_MAX_FRACTION 0.5
 
 /* what the planner adds for a disabled path (disable_cost, gone in PG 18) */
 #define MVIVF_DISABLE_COST 1.0e10
@@ -188,7 +196,7 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	 */
 	passing = rel->tuples > 0 ? Min(1.0, Max(rel->rows, 1) / rel->tuples) : 1.0;
 	needed = RowsWanted(root, path) / passing;
-	if (needed > budget && budget < live)
+	if ((needed > budget && budget < live) || needed > MVIVF_MAX_FRACTION * live)
 	{
 		*indexStartupCost += MVIVF_DISABLE_COST;
 		*indexTotalCost += MVIVF_DISABLE_COST;

@@ -82,6 +82,8 @@ EXPLAIN (COSTS OFF) SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]';
 -- a filter passing about a tenth of the rows: 20 rows need about 200 documents
 EXPLAIN (COSTS OFF) SELECT id FROM mo WHERE id % 10 = 0 ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 20;
 RESET mvivf.max_scan_docs;
+-- nor when the query needs more than half of the table (a sort is exact)
+EXPLAIN (COSTS OFF) SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 400;
 RESET mvivf.rerank;
 RESET random_page_cost;
 
