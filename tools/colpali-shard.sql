@@ -54,7 +54,7 @@ $$;
 -- multivector constants ship with ORDER BY and WHERE) and are async_capable.
 CREATE OR REPLACE FUNCTION colpali_shard.create_sharded_table(table_name text, columns text,
 	key_column text, shards text[], server_prefix text DEFAULT 'colpali_shard',
-	fetch_size integer DEFAULT 20)
+	fetch_size integer DEFAULT 10)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	n int := cardinality(shards);

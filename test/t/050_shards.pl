@@ -184,7 +184,7 @@ for my $i (0 .. 2)
 # --- colpali_query: once, on the coordinator; the shards have no model ------
 SKIP:
 {
-	skip 'tiny fixture model not found', 6 unless -d $model;
+	skip 'tiny fixture model not found', 7 unless -d $model;
 	my $text = 'revenue by region';
 	my $qv = $coord->safe_psql('postgres', "SELECT colpali_query('$text')::text");
 	isnt($shards[0]->psql('postgres', "SELECT colpali_query('$text')"), 0,
@@ -207,9 +207,14 @@ SKIP:
 	is($coord->safe_psql('postgres', "SELECT string_agg(key::text, ',') FROM colpali_shard.topk('pages', colpali_query('$text'), 10)"),
 		$want, 'colpali_shard.topk(..., colpali_query(...), 10)');
 	# the bare STABLE call is not shippable: no remote ORDER BY, still correct
+	$coord->safe_psql('postgres', 'SELECT pg_stat_reset()');
 	is($coord->safe_psql('postgres', "SELECT string_agg(id::text, ',') FROM (SELECT id FROM pages
-			ORDER BY emb <#> colpali_query('$text') LIMIT 10) s"),
+			ORDER BY emb <#> colpali_query('$text') LIMIT 10) s; SELECT pg_stat_force_next_flush()") =~ s/\n.*//sr,
 		$want, 'ORDER BY emb <#> colpali_query(...) without the sub-select degrades to a correct plan');
+	unlike($coord->safe_psql('postgres', "EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM pages
+			ORDER BY emb <#> colpali_query('$text') LIMIT 10"), qr/Remote SQL: .*ORDER BY/,
+		'(no ORDER BY is sent to the shards then)');
+	note('colpali_query calls for the bare form: ' . $coord->safe_psql('postgres', $calls));
 }
 
 # --- degraded pushdown: colpali missing from `extensions` ------------------
