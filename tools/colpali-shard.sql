@@ -186,6 +186,10 @@ BEGIN
 			-- the empty result that ends the command, so the connection is reusable
 			PERFORM * FROM dblink_get_result(conns[i]) AS t(key bigint, distance float8);
 		END LOOP;
+		IF cardinality(conns) = 0 THEN
+			RAISE EXCEPTION 'colpali_shard.topk: % has no foreign partitions', parent
+				USING ERRCODE = 'wrong_object_type';
+		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		-- a shard failed (down, missing operator, bad filter): drop this
 		-- call's connections so no half-read result is left behind, then

@@ -28,18 +28,19 @@ plan skip_all => 'tools/colpali-shard-setup not found' unless -x $setup;
 # rows per shard, and every row a candidate, a sequential scan costs the same
 # as the index: enable_seqscan = off makes the shards take the index path
 # (at realistic sizes they choose it themselves: bench/shard/run.sh).
-my @shards;
-for my $i (0 .. 2)
-{
-	my $s = PostgreSQL::Test::Cluster->new("shard$i");
-	$s->init;
-	$s->append_conf('postgresql.conf', qq{
+my $shard_conf = qq{
 mvivf.probes = 64
 mvivf.rerank = 1000
 mvivf.candidates = 1000
 enable_seqscan = off
 log_statement = 'all'
-});
+};
+my @shards;
+for my $i (0 .. 2)
+{
+	my $s = PostgreSQL::Test::Cluster->new("shard$i");
+	$s->init;
+	$s->append_conf('postgresql.conf', $shard_conf);
 	$s->start;
 	push @shards, $s;
 }
@@ -231,6 +232,9 @@ $coord->safe_psql('postgres', "ALTER SERVER colpali_shard_1 OPTIONS (ADD extensi
 is($shards[2]->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'colpali'"), '0.1.0',
 	'(shard 2, whose results matched above, runs colpali 0.1.0)');
 
+my ($r0, $o0, $e0) = $coord->psql('postgres', "SELECT * FROM colpali_shard.topk('queries', (SELECT q FROM queries WHERE qid = 1), 10)");
+like($e0, qr/queries has no foreign partitions/, 'topk on a table without foreign partitions is an error');
+
 # --- a shard that is down: a clear error, never a partial answer ------------
 $shards[1]->stop;
 my ($ret, $out, $err) = $coord->psql('postgres',
@@ -272,5 +276,44 @@ is($coord->safe_psql('restored',
 		"SELECT count(*) FROM colpali_shard.topk('pages', (SELECT q FROM queries WHERE qid = 5), 10)"),
 	'10', 'and its colpali_shard.topk works');
 
-$_->stop for (@shards, $coord, $single);
+# --- adding a shard: split (MODULUS 3, REMAINDER 0) into (6, 0) and (6, 3) ---
+# the procedure of docs/scale-out.md, run as written there
+my $new = PostgreSQL::Test::Cluster->new('shard3');
+$new->init;
+$new->append_conf('postgresql.conf', $shard_conf);
+$new->start;
+$new->safe_psql('postgres', "CREATE EXTENSION colpali; CREATE TABLE pages ($columns, PRIMARY KEY (id))");
+my ($nhost, $nport) = ($new->host, $new->port);
+$coord->safe_psql('postgres', qq{
+CREATE SERVER colpali_shard_3 FOREIGN DATA WRAPPER postgres_fdw
+	OPTIONS (host '$nhost', port '$nport', dbname 'postgres', extensions 'colpali', async_capable 'true', fetch_size '10');
+CREATE USER MAPPING FOR CURRENT_USER SERVER colpali_shard_3;
+BEGIN;
+ALTER TABLE pages DETACH PARTITION pages_s0;
+CREATE FOREIGN TABLE pages_s3 PARTITION OF pages FOR VALUES WITH (MODULUS 6, REMAINDER 3)
+	SERVER colpali_shard_3 OPTIONS (table_name 'pages');
+CREATE TEMP TABLE moving ON COMMIT DROP AS
+	SELECT id FROM (SELECT id FROM pages_s0 OFFSET 0) s
+	WHERE satisfies_hash_partition('pages'::regclass, 6, 3, id);
+INSERT INTO pages_s3 SELECT * FROM pages_s0 WHERE id IN (SELECT id FROM moving);
+DELETE FROM pages_s0 WHERE id IN (SELECT id FROM moving);
+ALTER TABLE pages ATTACH PARTITION pages_s0 FOR VALUES WITH (MODULUS 6, REMAINDER 0);
+COMMIT;
+});
+$new->safe_psql('postgres', 'CREATE INDEX ON pages USING mvivf (emb) WITH (lists = 8); ANALYZE pages');
+my $moved = $new->safe_psql('postgres', 'SELECT count(*) FROM pages');
+cmp_ok($moved, '>', 20, "the new shard took rows of shard 0 ($moved)");
+is($shards[0]->safe_psql('postgres', 'SELECT count(*) FROM pages') + $moved, $per_shard[0],
+	'shard 0 kept the rest, nothing lost or duplicated');
+is($coord->safe_psql('postgres', 'SELECT md5(string_agg(id || emb::text, \'\' ORDER BY id)) FROM pages'),
+	$single->safe_psql('postgres', 'SELECT md5(string_agg(id || emb::text, \'\' ORDER BY id)) FROM pages'),
+	'after the split the coordinator sees exactly the single node\'s rows');
+for my $form ('parent', 'topk')
+{
+	my $got = results($coord, $form);
+	is(scalar(grep { ($got->[$_] // '') ne $expected->[$_] } 0 .. $#$expected), 0,
+		"$form over 4 shards: all results still equal the single node");
+}
+
+$_->stop for (@shards, $new, $coord, $single);
 done_testing();
