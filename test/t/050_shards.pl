@@ -282,8 +282,21 @@ my $new = PostgreSQL::Test::Cluster->new('shard3');
 $new->init;
 $new->append_conf('postgresql.conf', $shard_conf);
 $new->start;
-$new->safe_psql('postgres', "CREATE EXTENSION colpali; CREATE TABLE pages ($columns, PRIMARY KEY (id))");
 my ($nhost, $nport) = ($new->host, $new->port);
+# before colpali is installed there: a foreign table on a server without it
+# fails with the shard's own error, it does not return rows
+$new->safe_psql('postgres', 'CREATE TABLE nocolpali (id bigint, emb text)');
+$coord->safe_psql('postgres', qq{
+CREATE SERVER nocolpali FOREIGN DATA WRAPPER postgres_fdw
+	OPTIONS (host '$nhost', port '$nport', dbname 'postgres', extensions 'colpali');
+CREATE USER MAPPING FOR CURRENT_USER SERVER nocolpali;
+CREATE FOREIGN TABLE nocolpali (id bigint, emb multivector) SERVER nocolpali;
+});
+($ret, $out, $err) = $coord->psql('postgres',
+	'SELECT id FROM nocolpali ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 1) LIMIT 1');
+isnt($ret, 0, 'a shard without colpali: the query fails');
+like($err, qr/ERROR:  type "public\.multivector" does not exist\nCONTEXT:  remote SQL command/, 'with the shard\'s error');
+$new->safe_psql('postgres', "CREATE EXTENSION colpali; CREATE TABLE pages ($columns, PRIMARY KEY (id))");
 $coord->safe_psql('postgres', qq{
 CREATE SERVER colpali_shard_3 FOREIGN DATA WRAPPER postgres_fdw
 	OPTIONS (host '$nhost', port '$nport', dbname 'postgres', extensions 'colpali', async_capable 'true', fetch_size '10');
