@@ -51,10 +51,12 @@ $$;
 -- mapping for the current user, the table (with its primary key) on the shard
 -- and the foreign partition <table>_s<i> FOR VALUES WITH (MODULUS n,
 -- REMAINDER i).  The servers list colpali in `extensions` (so <#> and
--- multivector constants ship with ORDER BY and WHERE) and are async_capable.
+-- multivector constants ship with ORDER BY and WHERE), are async_capable,
+-- and (unless the connection string has its own options=) set
+-- cursor_tuple_fraction on their shard sessions.
 CREATE OR REPLACE FUNCTION colpali_shard.create_sharded_table(table_name text, columns text,
 	key_column text, shards text[], server_prefix text DEFAULT 'colpali_shard',
-	fetch_size integer DEFAULT 10)
+	fetch_size integer DEFAULT 10, remote_cursor_fraction float8 DEFAULT 0.001)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
 	n int := cardinality(shards);
@@ -70,6 +72,15 @@ BEGIN
 	FOR i IN 0 .. n - 1 LOOP
 		srv := server_prefix || '_' || i;
 		opts := colpali_shard.conninfo_options(shards[i + 1]);
+		-- postgres_fdw reads a partition through a cursor without LIMIT; the
+		-- shard plans it for cursor_tuple_fraction of its rows, and mvivf
+		-- refuses the index when that is more than one scan may rerank
+		-- (mvivf.max_scan_docs), i.e. from 200,000 pages per shard at the
+		-- defaults.  A small fraction keeps the index (docs/scale-out.md).
+		IF opts.server_opts !~ '(^|, )"?options"? ' THEN
+			opts.server_opts := opts.server_opts || CASE WHEN opts.server_opts = '' THEN '' ELSE ', ' END ||
+				format('options %L', '-c cursor_tuple_fraction=' || remote_cursor_fraction);
+		END IF;
 		EXECUTE format('CREATE SERVER %I FOREIGN DATA WRAPPER postgres_fdw OPTIONS (%s%s'
 					   'extensions %L, async_capable %L, fetch_size %L)',
 					   srv, opts.server_opts, CASE WHEN opts.server_opts = '' THEN '' ELSE ', ' END,

@@ -34,6 +34,8 @@ mvivf.rerank = 1000
 mvivf.candidates = 1000
 enable_seqscan = off
 log_statement = 'all'
+session_preload_libraries = 'auto_explain'
+auto_explain.log_min_duration = 0
 };
 my @shards;
 for my $i (0 .. 2)
@@ -152,7 +154,7 @@ sub results
 my $expected = results($single, 'single');
 is(scalar(@$expected), 12 * scalar(@cases), 'expected results for every query');
 ok(!(grep { !/\|[0-9]+:/ } @$expected), 'every query has at least one row');
-my $idx_before = $shards[0]->safe_psql('postgres', 'SELECT sum(idx_scan) FROM pg_stat_user_indexes');
+my @log_at = map { -s $_->logfile } @shards;
 for my $form ('parent', 'topk')
 {
 	my $got = results($coord, $form);
@@ -160,9 +162,36 @@ for my $form ('parent', 'topk')
 	is(scalar(@diff), 0, "$form: all " . scalar(@$expected) . ' results equal the single node')
 	  or diag("first difference:\n got      $got->[$diff[0]]\n expected $expected->[$diff[0]]");
 }
-# statistics are flushed when the coordinator's connections to the shard end
-ok($shards[0]->poll_query_until('postgres', "SELECT sum(idx_scan) > $idx_before FROM pg_stat_user_indexes"),
-	'the shards answered with their mvivf index');
+# auto_explain on the shards logs the plan of every statement they ran
+for my $i (0 .. 2)
+{
+	ok($shards[$i]->log_contains(qr/Index Scan using pages_emb_idx on (public\.)?pages/, $log_at[$i]),
+		"shard $i answered with its mvivf index");
+}
+
+# --- a shard larger than one index scan may rerank -------------------------
+# postgres_fdw reads a partition through a cursor without LIMIT; the shard
+# plans it for cursor_tuple_fraction of its rows, and mvivf refuses the index
+# when those exceed what one scan may rerank (mvivf.max_scan_docs).  A tiny
+# budget on shard 0 stands for a shard of millions of pages.
+is($coord->safe_psql('postgres', "SELECT option_value FROM pg_options_to_table(
+		(SELECT srvoptions FROM pg_foreign_server WHERE srvname = 'colpali_shard_0')) WHERE option_name = 'options'"),
+	'-c cursor_tuple_fraction=0.001', "setup sets cursor_tuple_fraction for the shards' sessions");
+my $small = '-c mvivf.rerank=5 -c mvivf.max_scan_docs=5 -c enable_seqscan=on';
+for my $case ([ "$small -c cursor_tuple_fraction=0.001", 'Index Scan using pages_emb_idx' ], [ $small, 'Sort' ])
+{
+	my ($opts, $want) = @$case;
+	$coord->safe_psql('postgres', "ALTER SERVER colpali_shard_0 OPTIONS (SET options '$opts')");
+	my $at = -s $shards[0]->logfile;
+	$coord->safe_psql('postgres', 'SELECT id FROM pages ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 2) LIMIT 3');
+	my $cursor = qr/DECLARE c\d+ CURSOR FOR\n\tSELECT id, emb FROM public\.pages ORDER BY [^\n]*\n\t(Index Scan using pages_emb_idx|Sort)/;
+	$shards[0]->wait_for_log($cursor, $at);
+	my ($plan) = slurp_file($shards[0]->logfile, $at) =~ $cursor;
+	is($plan, $want, $want eq 'Sort'
+		? 'large shard, default cursor_tuple_fraction: the cursor gets a sort of the whole shard'
+		: 'large shard, cursor_tuple_fraction = 0.001: the cursor keeps the mvivf index');
+}
+$coord->safe_psql('postgres', "ALTER SERVER colpali_shard_0 OPTIONS (SET options '-c cursor_tuple_fraction=0.001')");
 
 # --- what the shards are sent ---------------------------------------------
 my $plan = $coord->safe_psql('postgres',
