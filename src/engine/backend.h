@@ -3,7 +3,7 @@
  *	  Compute backend interface of the colpali engine (calm / ggml style):
  *	  a vtable of buffer and math operations.  The model definition
  *	  (model.c) uses only these operations, so that the CPU backend
- *	  (backend_cpu.c) and the CUDA backend (colpali_cuda.so, issue 5) run the
+ *	  (backend_cpu.c) and the CUDA backend (colpali_cuda.so) run the
  *	  same model code.
  *
  * Conventions (every backend must follow them):
