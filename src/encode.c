@@ -143,8 +143,9 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	memcpy(&LocalKey, key, sizeof(EncoderKey));
 	LocalThreads = colpali_threads;
 	LocalMaxBatch = colpali_max_batch;
-	elog(DEBUG1, "colpali: loaded model \"%s\" in process on %s",
-		 key->model_path, cp_engine_device_name(engine));
+	elog(DEBUG1, "colpali: loaded model \"%s\" in process on %s (%s)",
+		 key->model_path, cp_engine_device_name(engine),
+		 cp_engine_kernels(engine));
 	return engine;
 }
 
