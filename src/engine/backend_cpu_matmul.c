@@ -160,7 +160,7 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
 						  (size_t) mp * kp, sizeof(uint16_t));
 	if (st == CP_OK)
-		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_BLOCK);
+		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
 		return st;
 	if (N < CP_AMX_BLOCK * nthreads)

@@ -12,9 +12,14 @@
  * tiles of x and two of W.  The weights are packed once at load into the
  * layout a W tile is loaded from (k-pair rows of 64 columns, a 256-byte
  * stride), so a GEMM reads them as a stream; x is rounded into a
- * zero-padded bf16 copy per GEMM.  Loop order: 32 columns, a k-block of
- * KC (the W block, 64 KB, stays in L2), all row blocks; the partial sums
- * of the 32 columns live in cbuf between k-blocks.
+ * zero-padded bf16 copy per GEMM.  Loop order: a group of
+ * CP_AMX_GROUP_N columns, a k-block of KC (the group's W block, 512 KB,
+ * stays in L2), a block of 32 rows (its 64 KB of x stay in L1/L2 while
+ * the group's column blocks pass), 32 columns.  The partial sums of the
+ * group live in cbuf between k-blocks.  x is thus read once per group of
+ * columns, W once per GEMM: with 32 columns at a time instead, x (4 to
+ * 34 MB for a page) was read hundreds of times per GEMM and the kernel
+ * ran at memory speed.
  *
  * Linux hands out the AMX register state (8 KB per thread) only to a
  * process that asked for it with arch_prctl(ARCH_REQ_XCOMP_PERM); without
@@ -33,7 +38,7 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-/* k per block of the W panel kept in L2 (512 pairs x 32 columns x 4 B). */
+/* k per block of the W columns kept in L2 (512 pairs x 256 columns x 4 B). */
 #define KC 1024
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
@@ -151,16 +156,14 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 	size_t		xstride = (size_t) Kp * sizeof(uint16_t);
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	const size_t wstride = CP_BF16_PANEL_N * sizeof(uint32_t);
-	int			nb;
+	int			g0;
 
 	load_tile_config();
-	for (nb = n0; nb < n1; nb += CP_AMX_BLOCK)
+	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
-		const uint32_t *wp = packed + (size_t) (nb / CP_BF16_PANEL_N) * panel_words +
-			nb % CP_BF16_PANEL_N;
-		int			ncols = (n1 - nb < CP_AMX_BLOCK) ? n1 - nb : CP_AMX_BLOCK;
+		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
 		int			kb,
-					m;
+					nb;
 
 		for (kb = 0; kb < Kp; kb += KC)
 		{
@@ -169,55 +172,69 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 
 			for (mb = 0; mb < mp; mb += CP_AMX_BLOCK)
 			{
-				float	   *cb = cbuf + (size_t) mb * CP_AMX_BLOCK;
 				const uint16_t *x0 = xa + (size_t) mb * Kp;
 				const uint16_t *x1 = x0 + (size_t) 16 * Kp;
-				int			k;
 
-				if (kb == 0)
+				for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
 				{
-					_tile_zero(0);
-					_tile_zero(1);
-					_tile_zero(2);
-					_tile_zero(3);
-				}
-				else
-				{
-					_tile_loadd(0, cb, cstride);
-					_tile_loadd(1, cb + 16, cstride);
-					_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
-					_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
-				}
-				for (k = kb; k < ke; k += CP_AMX_K_STEP)
-				{
-					const uint32_t *wk = wp + (size_t) (k / 2) * CP_BF16_PANEL_N;
+					const uint32_t *wp = packed + (size_t) (nb / CP_BF16_PANEL_N) * panel_words +
+						nb % CP_BF16_PANEL_N;
+					float	   *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+						(size_t) mb * CP_AMX_BLOCK;
+					int			k;
 
-					_tile_loadd(4, x0 + k, xstride);
-					_tile_loadd(5, x1 + k, xstride);
-					_tile_loadd(6, wk, wstride);
-					_tile_loadd(7, wk + 16, wstride);
-					_tile_dpbf16ps(0, 4, 6);
-					_tile_dpbf16ps(1, 4, 7);
-					_tile_dpbf16ps(2, 5, 6);
-					_tile_dpbf16ps(3, 5, 7);
+					if (kb == 0)
+					{
+						_tile_zero(0);
+						_tile_zero(1);
+						_tile_zero(2);
+						_tile_zero(3);
+					}
+					else
+					{
+						_tile_loadd(0, cb, cstride);
+						_tile_loadd(1, cb + 16, cstride);
+						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
+						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+					}
+					for (k = kb; k < ke; k += CP_AMX_K_STEP)
+					{
+						const uint32_t *wk = wp + (size_t) (k / 2) * CP_BF16_PANEL_N;
+
+						_tile_loadd(4, x0 + k, xstride);
+						_tile_loadd(5, x1 + k, xstride);
+						_tile_loadd(6, wk, wstride);
+						_tile_loadd(7, wk + 16, wstride);
+						_tile_dpbf16ps(0, 4, 6);
+						_tile_dpbf16ps(1, 4, 7);
+						_tile_dpbf16ps(2, 5, 6);
+						_tile_dpbf16ps(3, 5, 7);
+					}
+					_tile_stored(0, cb, cstride);
+					_tile_stored(1, cb + 16, cstride);
+					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
+					_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
 				}
-				_tile_stored(0, cb, cstride);
-				_tile_stored(1, cb + 16, cstride);
-				_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
-				_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
 			}
 		}
-		for (m = 0; m < M; m++)
+		for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
 		{
-			const float *src = cbuf + (size_t) m * CP_AMX_BLOCK;
-			float	   *dst = y + (size_t) m * ldy + nb;
-			int			j;
+			const float *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK;
+			int			ncols = (g1 - nb < CP_AMX_BLOCK) ? g1 - nb : CP_AMX_BLOCK;
+			int			m;
 
-			if (add)
-				for (j = 0; j < ncols; j++)
-					dst[j] += src[j];
-			else
-				memcpy(dst, src, sizeof(float) * ncols);
+			for (m = 0; m < M; m++)
+			{
+				const float *src = cb + (size_t) m * CP_AMX_BLOCK;
+				float	   *dst = y + (size_t) m * ldy + nb;
+				int			j;
+
+				if (add)
+					for (j = 0; j < ncols; j++)
+						dst[j] += src[j];
+				else
+					memcpy(dst, src, sizeof(float) * ncols);
+			}
 		}
 	}
 	_tile_release();

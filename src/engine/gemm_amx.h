@@ -12,6 +12,8 @@
 
 /* Rows of x and columns of W per block (2 x 2 tiles of 16 x 16). */
 #define CP_AMX_BLOCK 32
+/* Columns of W per group (whose partial sums live in cbuf). */
+#define CP_AMX_GROUP_N 256
 /* k of one A tile row / of the packed weights' padding. */
 #define CP_AMX_K_STEP 32
 
@@ -47,7 +49,7 @@ extern void cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst);
  *		xa is [roundup(M, 32), Kp] bf16, zero past M rows and K columns
  *		(Kp = cp_amx_padded_k(K)), 64-byte aligned; packed is W as
  *		cp_amx_pack_weights wrote it; n0 a multiple of 32.  cbuf holds
- *		roundup(M, 32) * 32 floats (64-byte aligned).  Single-threaded;
+ *		roundup(M, 32) * CP_AMX_GROUP_N floats.  Single-threaded;
  *		the caller splits the columns between threads.
  */
 extern void cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp,

@@ -14,8 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend.h"
+#include "backend_cpu_blas.h"
 #include "gemm_amx.h"
 #include "gemm_bf16.h"
 #include "vecmath.h"
@@ -583,6 +585,36 @@ test_vecmath_forms(void)
 	}
 }
 
+/*
+ * test_blas_core
+ *		OpenBLAS runs the kernel set we chose from cpuid (not its own
+ *		detection, which gives generic SSE3 kernels on CPUs it does not
+ *		know), unless the user chose one with OPENBLAS_CORETYPE.
+ */
+static void
+test_blas_core(void)
+{
+	const char *core = cp_blas_core_for_cpu();
+	const char *name = cp_blas_kernel_name();
+	char		want[64];
+
+	printf("fp32 GEMM kernel: %s (asked for %s)\n", name, core ? core : "OpenBLAS's choice");
+	if (getenv("OPENBLAS_CORETYPE") != NULL || core == NULL)
+	{
+		printf("skip OpenBLAS core check: %s\n",
+			   core ? "OPENBLAS_CORETYPE is set" : "no AVX2/AVX-512 kernel set to ask for");
+		return;
+	}
+	snprintf(want, sizeof(want), "openblas:%s", core);
+	if (strcasecmp(name, want) != 0)
+	{
+		printf("FAIL OpenBLAS core: runs %s, wanted %s\n", name, want);
+		failures++;
+	}
+	else
+		printf("ok   OpenBLAS core %s\n", name);
+}
+
 /* Every op of the fast backend (and its lazy twin) against the reference. */
 static void
 test_all_ops(void)
@@ -650,6 +682,7 @@ main(void)
 		return 1;
 
 	test_vecmath_forms();
+	test_blas_core();
 
 	/* bf16 precision: the AMX kernel where it runs, then AVX512_BF16 */
 	o.bf16_matmul = true;
@@ -688,6 +721,7 @@ main(void)
 		test_matmul_bf16(1030, 96, 1152, CP_DTYPE_BF16, true, false);
 		test_matmul_bf16(32, 64, 32, CP_DTYPE_BF16, false, false);
 		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
+		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		bf16->destroy(bf16);
 	}
 
