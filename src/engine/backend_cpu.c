@@ -1,7 +1,10 @@
 /*
  * backend_cpu.c
- *	  fp32 CPU backend: GEMMs through OpenBLAS (cblas_sgemm), everything
- *	  else plain C loops parallelised with OpenMP.
+ *	  fp32 CPU backend: GEMMs through OpenBLAS (cp_sgemm: loaded at run
+ *	  time with the kernel set chosen from cpuid, backend_cpu_blas.c) or,
+ *	  in bf16 precision, our AMX / AVX512_BF16 kernels; everything else C
+ *	  loops parallelised with OpenMP, the exp-based ones with AVX-512 and
+ *	  AVX2 forms chosen at run time (docs/cpu-kernels.md).
  *
  * Weights.  An F32 tensor that is 4-byte aligned in the mapping is used in
  * place (no copy: the page cache is shared with every other process that
@@ -11,10 +14,12 @@
  * memory at a small cost (bench/results/encoder.md).  The token embedding
  * table is never converted as a whole: embedding() converts the rows it
  * reads.  Norm weights and biases are always converted (they are small).
+ * In bf16 precision on AMX, matrices are also packed once into the tile
+ * layout (gemm_amx.h); raw stays for the reference backend and tests.
  *
  * Threads.  All parallelism is OpenMP with CpBackendOptions.threads
  * threads; OpenBLAS is set to one thread and each OpenMP thread calls
- * cblas_sgemm on its own slice of the output columns (or attention heads /
+ * cp_sgemm on its own slice of the output columns (or attention heads /
  * rows).  Letting OpenBLAS's pthreads and OpenMP's threads alternate made
  * each pool spin while the other worked (4x slower on 2 cores).
  */

@@ -4,7 +4,8 @@
  *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
  *	  as mapped and converted tile by tile (lazy), or, for few rows, read
  *	  straight from the mapping by an AVX-512 kernel; with bf16 precision,
- *	  bf16 GEMMs (gemm_bf16.c).
+ *	  bf16 GEMMs on AMX tiles (gemm_amx.c, weights packed at load) or
+ *	  with AVX512_BF16 (gemm_bf16.c).
  */
 #include <omp.h>
 #include <stdint.h>
@@ -245,7 +246,7 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 /*
  * cpu_matmul
  *		y = x . W^T + bias (+ y): the N output columns are split across
- *		the threads, each running a single-threaded cblas_sgemm on its
+ *		the threads, each running a single-threaded cp_sgemm on its
  *		slice; lazy weights are converted tile by tile into the thread's
  *		scratch first.
  */
