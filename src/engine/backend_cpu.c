@@ -249,7 +249,7 @@ cpu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind,
 								t->name ? t->name : "?");
 			}
 			cp_amx_pack_weights((const uint16_t *) b->raw, (int) b->rows,
-								(int) b->cols, b->amx_packed);
+								(int) b->cols, b->amx_packed, IMPL(be)->threads);
 		}
 	}
 	else if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)

@@ -79,13 +79,15 @@ cp_amx_packed_words(int N, int K)
 }
 
 void
-cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst)
+cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
+					int threads)
 {
 	int			kp = cp_amx_padded_k(K),
 				pairs = kp / 2,
 				full = K / 2;
 	int			n0;
 
+#pragma omp parallel for num_threads(threads) schedule(static)
 	for (n0 = 0; n0 < N; n0 += CP_BF16_PANEL_N)
 	{
 		int			ncols = (N - n0 < CP_BF16_PANEL_N) ? N - n0 : CP_BF16_PANEL_N;

@@ -40,8 +40,10 @@ extern size_t cp_amx_packed_words(int N, int K);
  *		aligned, cp_amx_packed_words words): panels of 64 columns, each
  *		[Kp / 2 k-pairs][64 columns] words (a pair is two consecutive k of
  *		one column), zero past N and K.  A 16 x 16 block of it is one B tile.
+ *		Panels are spread over threads OpenMP threads.
  */
-extern void cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst);
+extern void cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
+								int threads);
 
 /*
  * cp_gemm_amx_bf16
