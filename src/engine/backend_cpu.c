@@ -450,6 +450,28 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 	return CP_OK;
 }
 
+/* sum x[0..n) with the vector form the CPU runs */
+static inline float
+row_sum(const CpCpuImpl *impl, const float *x, int n)
+{
+	if (impl->avx512)
+		return cp_sum_avx512(x, n);
+	if (impl->avx2)
+		return cp_sum_avx2(x, n);
+	return cp_sum_scalar(x, n);
+}
+
+/* sum (x[i] - c)^2 over [0, n) likewise */
+static inline float
+row_sumsq_dev(const CpCpuImpl *impl, const float *x, float c, int n)
+{
+	if (impl->avx512)
+		return cp_sumsq_dev_avx512(x, c, n);
+	if (impl->avx2)
+		return cp_sumsq_dev_avx2(x, c, n);
+	return cp_sumsq_dev_scalar(x, c, n);
+}
+
 /*
  * cpu_layernorm
  *		Two-pass mean/variance per row in fp32 (as PyTorch's CPU kernel).
@@ -458,6 +480,7 @@ static CpStatus
 cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
 			  int rows, int dim, float eps)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -470,12 +493,8 @@ cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
 					inv;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			mean += xr[i];
-		mean /= (float) dim;
-		for (i = 0; i < dim; i++)
-			var += (xr[i] - mean) * (xr[i] - mean);
-		var /= (float) dim;
+		mean = row_sum(impl, xr, dim) / (float) dim;
+		var = row_sumsq_dev(impl, xr, mean, dim) / (float) dim;
 		inv = 1.0f / sqrtf(var + eps);
 		for (i = 0; i < dim; i++)
 			yr[i] = (xr[i] - mean) * inv * w->data[i] + b->data[i];
@@ -491,6 +510,7 @@ static CpStatus
 cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 			float eps)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -502,8 +522,7 @@ cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 					inv;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			ss += xr[i] * xr[i];
+		ss = row_sumsq_dev(impl, xr, 0.0f, dim);
 		inv = 1.0f / sqrtf(ss / (float) dim + eps);
 		for (i = 0; i < dim; i++)
 			yr[i] = (xr[i] * inv) * (1.0f + w->data[i]);
@@ -518,6 +537,7 @@ cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 static CpStatus
 cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -528,8 +548,7 @@ cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 					nrm;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			ss += xr[i] * xr[i];
+		ss = row_sumsq_dev(impl, xr, 0.0f, dim);
 		nrm = sqrtf(ss);
 		for (i = 0; i < dim; i++)
 			xr[i] /= nrm;

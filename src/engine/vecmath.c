@@ -393,3 +393,105 @@ cp_softmax_avx2(float *s, int n)
 		_mm256_maskstore_ps(s + j, tail,
 							_mm256_mul_ps(_mm256_maskload_ps(s + j, tail), inv));
 }
+
+/* ---------------------------------------------------------------------
+ * Row reductions of the norms: sum x and sum (x - c)^2, three forms
+ * (the vector forms sum in 16 / 8 lanes, then across them)
+ * --------------------------------------------------------------------- */
+
+float
+cp_sum_scalar(const float *x, int n)
+{
+	float		s = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+float
+cp_sumsq_dev_scalar(const float *x, float c, int n)
+{
+	float		s = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s += (x[i] - c) * (x[i] - c);
+	return s;
+}
+
+__attribute__((target("avx512f")))
+float
+cp_sum_avx512(const float *x, int n)
+{
+	__m512		acc = _mm512_setzero_ps();
+	int			i;
+
+	for (i = 0; i + 16 <= n; i += 16)
+		acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+	if (i < n)
+		acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16) ((1u << (n - i)) - 1), x + i));
+	return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx512f")))
+float
+cp_sumsq_dev_avx512(const float *x, float c, int n)
+{
+	__m512		acc = _mm512_setzero_ps(),
+				vc = _mm512_set1_ps(c);
+	int			i;
+
+	for (i = 0; i + 16 <= n; i += 16)
+	{
+		__m512		d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vc);
+
+		acc = _mm512_fmadd_ps(d, d, acc);
+	}
+	if (i < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
+		__m512		d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vc);
+
+		acc = _mm512_fmadd_ps(d, d, acc);
+	}
+	return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx2,fma")))
+float
+cp_sum_avx2(const float *x, int n)
+{
+	__m256		acc = _mm256_setzero_ps();
+	float		s;
+	int			i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+	s = hsum_avx2(acc);
+	for (; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+__attribute__((target("avx2,fma")))
+float
+cp_sumsq_dev_avx2(const float *x, float c, int n)
+{
+	__m256		acc = _mm256_setzero_ps(),
+				vc = _mm256_set1_ps(c);
+	float		s;
+	int			i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+	{
+		__m256		d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vc);
+
+		acc = _mm256_fmadd_ps(d, d, acc);
+	}
+	s = hsum_avx2(acc);
+	for (; i < n; i++)
+		s += (x[i] - c) * (x[i] - c);
+	return s;
+}

@@ -1,7 +1,7 @@
 /*
  * vecmath.h
  *	  exp-based element-wise kernels of the CPU backend (GELU, GeGLU,
- *	  softmax): a portable scalar form, an AVX-512 form and an AVX2 + FMA
+ *	  softmax) and the norms' row reductions: a portable scalar form, an AVX-512 form and an AVX2 + FMA
  *	  form of the same formulas, chosen at run time (cp_vecmath_kernel_name).
  *
  * exp(x) = 2^n p(r), n = nearest integer to x / ln 2 (ties to even),
@@ -41,5 +41,13 @@ extern void cp_geglu_avx2(float *out, const float *gate, const float *up,
 extern void cp_softmax_scalar(float *s, int n);
 extern void cp_softmax_avx512(float *s, int n);
 extern void cp_softmax_avx2(float *s, int n);
+
+/* Row reductions of the norms: sum x[i], and sum (x[i] - c)^2. */
+extern float cp_sum_scalar(const float *x, int n);
+extern float cp_sum_avx512(const float *x, int n);
+extern float cp_sum_avx2(const float *x, int n);
+extern float cp_sumsq_dev_scalar(const float *x, float c, int n);
+extern float cp_sumsq_dev_avx512(const float *x, float c, int n);
+extern float cp_sumsq_dev_avx2(const float *x, float c, int n);
 
 #endif							/* CP_VECMATH_H */

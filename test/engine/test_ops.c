@@ -577,6 +577,15 @@ test_vecmath_forms(void)
 				cp_softmax_avx2(b, n);
 			snprintf(name, sizeof(name), "softmax %s n=%d", fname, n);
 			compare(name, b, a, n, 1e-6);
+			/* the norms' row reductions (sums in another order) */
+			a[0] = cp_sum_scalar(g, n);
+			b[0] = form == 0 ? cp_sum_avx512(g, n) : cp_sum_avx2(g, n);
+			a[1] = cp_sumsq_dev_scalar(g, 0.25f, n);
+			b[1] = form == 0 ? cp_sumsq_dev_avx512(g, 0.25f, n) : cp_sumsq_dev_avx2(g, 0.25f, n);
+			snprintf(name, sizeof(name), "row sum %s n=%d", fname, n);
+			compare(name, b, a, 1, 1e-5 * sqrt(n));
+			snprintf(name, sizeof(name), "row sum of squares %s n=%d", fname, n);
+			compare(name, b + 1, a + 1, 1, 1e-6 * sqrt(n));
 			free(g);
 			free(u);
 			free(a);
