@@ -152,14 +152,15 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 		   int M, int N, int K, bool add)
 {
 	CpCpuImpl  *impl = IMPL(be);
-	int			kp = cp_amx_padded_k(K);
+	int			kp = cp_amx_padded_k(K),
+				ldx = cp_amx_x_stride(kp);
 	int			mp = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
 	int			nthreads = impl->threads;
 	int			r;
 	CpStatus	st;
 
 	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * kp, sizeof(uint16_t));
+						  (size_t) mp * ldx, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -176,20 +177,20 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 #pragma omp for schedule(static)
 		for (r = 0; r < mp; r++)
 		{
-			uint16_t   *dst = impl->xb16 + (size_t) r * kp;
+			uint16_t   *dst = impl->xb16 + (size_t) r * ldx;
 
 			if (r < M)
 			{
 				cp_round_to_bf16(x + (size_t) r * K, dst, K);
-				memset(dst + K, 0, sizeof(uint16_t) * (kp - K));
+				memset(dst + K, 0, sizeof(uint16_t) * (ldx - K));
 			}
 			else
-				memset(dst, 0, sizeof(uint16_t) * kp);
+				memset(dst, 0, sizeof(uint16_t) * ldx);
 		}
 		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
 		if (tid < nthreads && c1 > c0)
-			cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y, N,
-							 add, impl->tscratch[tid]);
+			cp_gemm_amx_bf16(impl->xb16, ldx, M, kp, w->amx_packed, c0, c1, y,
+							 N, add, impl->tscratch[tid]);
 	}
 	return CP_OK;
 }

@@ -150,12 +150,13 @@ load_tile_config(void)
  */
 __attribute__((target("amx-tile,amx-bf16")))
 void
-cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
-				 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
+				 const uint32_t *packed, int n0, int n1, float *y, int ldy,
+				 bool add, float *cbuf)
 {
 	int			mp = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
 	size_t		panel_words = (size_t) (Kp / 2) * CP_BF16_PANEL_N;
-	size_t		xstride = (size_t) Kp * sizeof(uint16_t);
+	size_t		xstride = (size_t) ldx * sizeof(uint16_t);
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	const size_t wstride = CP_BF16_PANEL_N * sizeof(uint32_t);
 	int			g0;
@@ -174,8 +175,8 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 
 			for (mb = 0; mb < mp; mb += CP_AMX_BLOCK)
 			{
-				const uint16_t *x0 = xa + (size_t) mb * Kp;
-				const uint16_t *x1 = x0 + (size_t) 16 * Kp;
+				const uint16_t *x0 = xa + (size_t) mb * ldx;
+				const uint16_t *x1 = x0 + (size_t) 16 * ldx;
 
 				for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
 				{

@@ -46,15 +46,27 @@ extern void cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 								int threads);
 
 /*
+ * cp_amx_x_stride
+ *		Row stride (bf16 elements) for x: Kp plus one cache line, so that
+ *		the 16 rows of an x tile do not all fall into the same L1 set
+ *		when Kp * 2 is a multiple of 4 KB (K = 2048, 16384).
+ */
+static inline int
+cp_amx_x_stride(int Kp)
+{
+	return Kp + 32;
+}
+
+/*
  * cp_gemm_amx_bf16
  *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1):
- *		xa is [roundup(M, 32), Kp] bf16, zero past M rows and K columns
- *		(Kp = cp_amx_padded_k(K)), 64-byte aligned; packed is W as
- *		cp_amx_pack_weights wrote it; n0 a multiple of 32.  cbuf holds
- *		roundup(M, 32) * CP_AMX_GROUP_N floats.  Single-threaded;
+ *		xa is [roundup(M, 32)] rows of ldx bf16 (cp_amx_x_stride(Kp)),
+ *		zero past M rows and K columns (Kp = cp_amx_padded_k(K)); packed
+ *		is W as cp_amx_pack_weights wrote it; n0 a multiple of 32.  cbuf
+ *		holds roundup(M, 32) * CP_AMX_GROUP_N floats.  Single-threaded;
  *		the caller splits the columns between threads.
  */
-extern void cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp,
+extern void cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
 							 const uint32_t *packed, int n0, int n1,
 							 float *y, int ldy, bool add, float *cbuf);
 
