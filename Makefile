@@ -40,7 +40,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lm -fopenmp
+ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lpcre2-8 -lutf8proc -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)
@@ -121,7 +121,7 @@ FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine
 
 build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lpcre2-8 -lutf8proc -lopenblas -lm
 
 fuzzcheck: $(FUZZ_TARGETS)
 	@set -e; for t in $(FUZZ_TARGETS); do n=$$(basename $$t); \
