@@ -111,6 +111,14 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_config_load(cfg_dir, &e->cfg, err);
 	if (st != CP_OK)
 		goto fail;
+	if (e->cfg.arch != CP_ARCH_PALIGEMMA)
+	{
+		/* recognised from config.json, but only ColPali has a model yet */
+		st = cp_error(err, CP_ERR_UNSUPPORTED,
+					  "the checkpoint is a %s model (config.json model_type \"%s\"); this version encodes only ColPali",
+					  e->cfg.arch == CP_ARCH_QWEN2_5_VL ? "ColQwen2.5" : "ColQwen2", e->cfg.model_type);
+		goto fail;
+	}
 	if (e->cfg.image.width != e->cfg.vision.image_size ||
 		e->cfg.image.height != e->cfg.vision.image_size)
 	{
