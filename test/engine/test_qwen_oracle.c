@@ -1,6 +1,7 @@
 /*
  * test_qwen_oracle.c
- *	  A naive float32 ColQwen2 (Qwen2-VL) forward pass written straight from
+ *	  A naive float32 ColQwen2 (Qwen2-VL) and ColQwen2.5 (Qwen2.5-VL:
+ *	  RMSNorm, SwiGLU, window attention) forward pass written straight from
  *	  docs/encoder.md section 7 with plain loops (no backend), checked
  *	  against colpali-engine's embeddings in test/fixtures/qwen: it pins
  *	  down the specification (patch rows, 2-D vision rotary, merger, M-RoPE
@@ -182,8 +183,52 @@ attention(float *out, const float *q, const float *k, const float *v, int T, int
 }
 
 /*
+ * window_order
+ *		Qwen2.5-VL's window partition of the merged grid (mh x mw cells):
+ *		windows of ws x ws cells in row-major window order, cells row-major
+ *		inside each (edge windows smaller).  order[i] = original cell of the
+ *		i-th cell in window order; wlen[k] = cells of window k; returns the
+ *		number of windows.
+ */
+static int
+window_order(int mh, int mw, int ws, int *order, int *wlen)
+{
+	int			nwh = (mh + ws - 1) / ws;
+	int			nww = (mw + ws - 1) / ws;
+	int			n = 0,
+				nw = 0,
+				a,
+				b,
+				i,
+				j;
+
+	for (a = 0; a < nwh; a++)
+		for (b = 0; b < nww; b++)
+		{
+			int			before = n;
+
+			for (i = a * ws; i < (a + 1) * ws && i < mh; i++)
+				for (j = b * ws; j < (b + 1) * ws && j < mw; j++)
+					order[n++] = i * mw + j;
+			wlen[nw++] = n - before;
+		}
+	return nw;
+}
+
+/* rows [cells*4, dim] gathered in window order: dst cell k = src cell order[k] */
+static void
+permute_cells(float *dst, const float *src, const int *order, int cells, int dim)
+{
+	int			k;
+
+	for (k = 0; k < cells; k++)
+		memcpy(dst + (size_t) k * 4 * dim, src + (size_t) order[k] * 4 * dim, sizeof(float) * 4 * dim);
+}
+
+/*
  * vision
- *		Qwen2-VL tower + merger: rows [P, 1176] -> [P/4, text hidden].
+ *		Qwen2-VL or Qwen2.5-VL tower + merger: rows [P, 1176] ->
+ *		[P/4, text hidden] in the original merged-cell order.
  */
 static float *
 vision(Oracle *o, const float *pixels, int gh, int gw)
@@ -207,6 +252,11 @@ vision(Oracle *o, const float *pixels, int gh, int gw)
 	float	   *merged;
 	float	   *out;
 	float	   *w;
+	bool		v25 = o->cfg.arch == CP_ARCH_QWEN2_5_VL;
+	int			cells = P / 4;
+	int		   *order = malloc(sizeof(int) * cells);
+	int		   *wlen = malloc(sizeof(int) * cells);
+	int			nwin = 0;
 	int			r,
 				l,
 				j;
@@ -231,24 +281,41 @@ vision(Oracle *o, const float *pixels, int gh, int gw)
 			ang[(size_t) r * (hd / 2) + j] = (float) (j < hd / 4 ? hpos : wpos) * inv;
 		}
 	}
+	if (v25)
+	{
+		/* window attention works on rows permuted into window order */
+		nwin = window_order(gh / 2, gw / 2, q->window_size / q->image.patch_size / q->image.merge_size, order, wlen);
+		memcpy(n, x, sizeof(float) * P * D);
+		permute_cells(x, n, order, cells, D);
+		memcpy(att, ang, sizeof(float) * P * (hd / 2));
+		permute_cells(ang, att, order, cells, hd / 2);
+	}
 	for (l = 0; l < q->depth && o->ok; l++)
 	{
+		bool		full = !v25;
 		float	   *n1w = T(o, "visual.blocks.%d.norm1.weight", l),
-				   *n1b = T(o, "visual.blocks.%d.norm1.bias", l),
+				   *n1b = v25 ? NULL : T(o, "visual.blocks.%d.norm1.bias", l),
 				   *qkvw = T(o, "visual.blocks.%d.attn.qkv.weight", l),
 				   *qkvb = T(o, "visual.blocks.%d.attn.qkv.bias", l),
 				   *pw = T(o, "visual.blocks.%d.attn.proj.weight", l),
 				   *pb = T(o, "visual.blocks.%d.attn.proj.bias", l),
 				   *n2w = T(o, "visual.blocks.%d.norm2.weight", l),
-				   *n2b = T(o, "visual.blocks.%d.norm2.bias", l),
-				   *f1w = T(o, "visual.blocks.%d.mlp.fc1.weight", l),
-				   *f1b = T(o, "visual.blocks.%d.mlp.fc1.bias", l),
-				   *f2w = T(o, "visual.blocks.%d.mlp.fc2.weight", l),
-				   *f2b = T(o, "visual.blocks.%d.mlp.fc2.bias", l);
+				   *n2b = v25 ? NULL : T(o, "visual.blocks.%d.norm2.bias", l),
+				   *f1w = T(o, v25 ? "visual.blocks.%d.mlp.gate_proj.weight" : "visual.blocks.%d.mlp.fc1.weight", l),
+				   *f1b = T(o, v25 ? "visual.blocks.%d.mlp.gate_proj.bias" : "visual.blocks.%d.mlp.fc1.bias", l),
+				   *f2w = T(o, v25 ? "visual.blocks.%d.mlp.down_proj.weight" : "visual.blocks.%d.mlp.fc2.weight", l),
+				   *f2b = T(o, v25 ? "visual.blocks.%d.mlp.down_proj.bias" : "visual.blocks.%d.mlp.fc2.bias", l),
+				   *upw = v25 ? T(o, "visual.blocks.%d.mlp.up_proj.weight", l) : NULL,
+				   *upb = v25 ? T(o, "visual.blocks.%d.mlp.up_proj.bias", l) : NULL;
 
+		for (j = 0; j < q->n_fullatt; j++)
+			full = full || q->fullatt_block_indexes[j] == l;
 		if (o->ok)
 		{
-			layernorm(n, x, P, D, n1w, n1b, 1e-6f);
+			if (v25)
+				rmsnorm(n, x, P, D, n1w, 1e-6f);
+			else
+				layernorm(n, x, P, D, n1w, n1b, 1e-6f);
 			linear(qkv, n, P, D, qkvw, qkvb, 3 * D);
 			for (r = 0; r < P; r++)
 			{
@@ -258,27 +325,56 @@ vision(Oracle *o, const float *pixels, int gh, int gw)
 			}
 			rotary(qq, P, nh, hd, ang);
 			rotary(kk, P, nh, hd, ang);
-			attention(att, qq, kk, vv, P, nh, nh, hd, false);
+			if (full)
+				attention(att, qq, kk, vv, P, nh, nh, hd, false);
+			else
+			{
+				int			start = 0,
+							k;
+
+				/* each window attends only within itself */
+				for (k = 0; k < nwin; k++)
+				{
+					size_t		off = (size_t) start * 4 * D;
+
+					attention(att + off, qq + off, kk + off, vv + off, wlen[k] * 4, nh, nh, hd, false);
+					start += wlen[k];
+				}
+			}
 			linear(n, att, P, D, pw, pb, D);
 			for (j = 0; j < P * D; j++)
 				x[j] += n[j];
-			layernorm(n, x, P, D, n2w, n2b, 1e-6f);
-			linear(mlp, n, P, D, f1w, f1b, I);
-			for (j = 0; j < P * I; j++)
-				mlp[j] = mlp[j] / (1.0f + expf(-1.702f * mlp[j]));	/* QuickGELU */
+			if (v25)
+			{
+				float	   *up = malloc(sizeof(float) * P * I);
+
+				rmsnorm(n, x, P, D, n2w, 1e-6f);
+				linear(mlp, n, P, D, f1w, f1b, I);
+				linear(up, n, P, D, upw, upb, I);
+				for (j = 0; j < P * I; j++)
+					mlp[j] = mlp[j] / (1.0f + expf(-mlp[j])) * up[j];	/* SwiGLU */
+				free(up);
+			}
+			else
+			{
+				layernorm(n, x, P, D, n2w, n2b, 1e-6f);
+				linear(mlp, n, P, D, f1w, f1b, I);
+				for (j = 0; j < P * I; j++)
+					mlp[j] = mlp[j] / (1.0f + expf(-1.702f * mlp[j]));	/* QuickGELU */
+			}
 			linear(n, mlp, P, I, f2w, f2b, D);
 			for (j = 0; j < P * D; j++)
 				x[j] += n[j];
 		}
 		free(n1w); free(n1b); free(qkvw); free(qkvb); free(pw); free(pb);
-		free(n2w); free(n2b); free(f1w); free(f1b); free(f2w); free(f2b);
+		free(n2w); free(n2b); free(f1w); free(f1b); free(f2w); free(f2b); free(upw); free(upb);
 	}
 	/* merger: LayerNorm, 4 consecutive rows (one 2x2 block) as one, MLP with exact GELU */
 	merged = malloc(sizeof(float) * P * D);
 	out = malloc(sizeof(float) * (P / 4) * o->cfg.text.hidden_size);
 	{
 		float	   *lw = T(o, "visual.merger.ln_q.weight", 0),
-				   *lb = T(o, "visual.merger.ln_q.bias", 0),
+				   *lb = v25 ? NULL : T(o, "visual.merger.ln_q.bias", 0),
 				   *m0w = T(o, "visual.merger.mlp.0.weight", 0),
 				   *m0b = T(o, "visual.merger.mlp.0.bias", 0),
 				   *m2w = T(o, "visual.merger.mlp.2.weight", 0),
@@ -287,15 +383,31 @@ vision(Oracle *o, const float *pixels, int gh, int gw)
 
 		if (o->ok)
 		{
-			layernorm(merged, x, P, D, lw, lb, 1e-6f);
+			int			Ht = o->cfg.text.hidden_size;
+
+			if (v25)
+				rmsnorm(merged, x, P, D, lw, 1e-6f);
+			else
+				layernorm(merged, x, P, D, lw, lb, 1e-6f);
 			linear(hid, merged, P / 4, 4 * D, m0w, m0b, 4 * D);
 			for (j = 0; j < P * D; j++)
 				hid[j] = (float) (0.5 * hid[j] * (1.0 + erf(hid[j] / sqrt(2.0))));
-			linear(out, hid, P / 4, 4 * D, m2w, m2b, o->cfg.text.hidden_size);
+			linear(out, hid, P / 4, 4 * D, m2w, m2b, Ht);
+			if (v25)
+			{
+				/* back to the original cell order */
+				float	   *tmp = malloc(sizeof(float) * cells * Ht);
+
+				memcpy(tmp, out, sizeof(float) * cells * Ht);
+				for (j = 0; j < cells; j++)
+					memcpy(out + (size_t) order[j] * Ht, tmp + (size_t) j * Ht, sizeof(float) * Ht);
+				free(tmp);
+			}
 		}
 		free(lw); free(lb); free(m0w); free(m0b); free(m2w); free(m2b); free(hid);
 	}
 	free(x); free(n); free(qkv); free(qq); free(kk); free(vv); free(att); free(mlp); free(ang); free(merged);
+	free(order); free(wlen);
 	return out;
 }
 
@@ -462,17 +574,18 @@ main(void)
 {
 	json_error_t jerr;
 	json_t	   *manifest = json_load_file(QDIR "manifest.json", 0, &jerr);
-	const char *dirs[2] = {QDIR "models/colqwen2-hub2024", QDIR "models/colqwen2-t5"};
+	const char *dirs[3] = {QDIR "models/colqwen2-hub2024", QDIR "models/colqwen2-t5", QDIR "models/colqwen2_5-hub2024"};
+	const char *golds[3] = {"colqwen2", "colqwen2", "colqwen2_5"};
 	int			d;
 
 	CHECK(manifest != NULL, "qwen manifest: %s", jerr.text);
-	for (d = 0; manifest && d < 2; d++)
+	for (d = 0; manifest && d < 3; d++)
 	{
 		Oracle		o;
 		CpTokenizer *tok = NULL;
 		CpError		err = {0};
 		char		path[512];
-		json_t	   *gold = json_object_get(json_object_get(manifest, "goldens"), "colqwen2");
+		json_t	   *gold = json_object_get(json_object_get(manifest, "goldens"), golds[d]);
 		json_t	   *images = json_object_get(manifest, "images");
 		json_t	   *pages = json_object_get(gold, "pages");
 		json_t	   *queries = json_object_get(gold, "queries");
@@ -492,7 +605,6 @@ main(void)
 			continue;
 		}
 		o.cfg.qwen.image.max_pixels = json_integer_value(json_object_get(gold, "max_pixels"));
-		/* a few pages keep the run short: the wide, the tall, one with alpha, a page */
 		for (i = 0; i < json_array_size(pages) && o.ok; i++)
 		{
 			json_t	   *pg = json_array_get(pages, i);
