@@ -93,6 +93,8 @@ select_arch(const CpModelConfig *cfg)
 {
 	if (cfg->arch == CP_ARCH_PALIGEMMA)
 		return &cp_arch_paligemma;
+	if (cfg->arch == CP_ARCH_QWEN2_VL || cfg->arch == CP_ARCH_QWEN2_5_VL)
+		return &cp_arch_qwen2vl;
 	return NULL;
 }
 
