@@ -5,8 +5,8 @@
  *	  in every layout, with the shapes the reference used; page and query
  *	  prompts give the reference's ids and the M-RoPE position ids its
  *	  decoder received; configurations that are not ColQwen are refused by
- *	  name; the engine refuses to open a ColQwen checkpoint (no model yet)
- *	  with a clear message rather than failing somewhere later.
+ *	  name; the engine opens a ColQwen checkpoint on the CPU and refuses
+ *	  bad budgets and queries holding the image placeholder.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -214,10 +214,25 @@ test_refusals(void)
 
 	memset(&opts, 0, sizeof(opts));
 	opts.model_dir = QDIR "models/colqwen2-hub2024";
-	CHECK(cp_engine_open(&opts, &e, &err) == CP_ERR_UNSUPPORTED && e == NULL && strstr(err.msg, "ColQwen2 model"),
-		  "engine on a ColQwen2 folder: \"%s\"", err.msg);
+	opts.max_visual_tokens = -1;
+	CHECK(cp_engine_open(&opts, &e, &err) == CP_ERR_INVALID_ARG && e == NULL && strstr(err.msg, "max_visual_tokens"),
+		  "negative visual-token budget: \"%s\"", err.msg);
 	if (e)
 		cp_engine_close(e);
+	e = NULL;
+	/* device AUTO: the CUDA backend lacks the family's ops, the CPU serves it */
+	opts.max_visual_tokens = 0;
+	CHECK(cp_engine_open(&opts, &e, &err) == CP_OK && e != NULL && strcmp(cp_engine_device_name(e), "cpu") == 0,
+		  "engine on a ColQwen2 folder: \"%s\"", err.msg);
+	if (e)
+	{
+		const char *q[1] = {"a query with <|image_pad|> inside"};
+		CpEmbedding out[1];
+
+		CHECK(cp_engine_encode_queries(e, 1, q, out, &err) == CP_ERR_INVALID_ARG && strstr(err.msg, "image placeholder"),
+			  "query holding the image pad: \"%s\"", err.msg);
+		cp_engine_close(e);
+	}
 }
 
 int

@@ -5,7 +5,7 @@
  *	  fast and the reference CPU backend, fp32: every golden page (the
  *	  engine's preprocessing and prompt) and query of the three tiny
  *	  checkpoints; the MaxSim scores of those embeddings against the
- *	  golden score matrix.
+ *	  golden score matrix; and the same through the public engine API.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "backend.h"
+#include "colpali_engine.h"
 #include "config.h"
 #include "image_qwen.h"
 #include "model_qwen2vl.h"
@@ -247,6 +248,90 @@ done:
 	cp_tokenizer_free(tok);
 }
 
+/*
+ * run_engine
+ *		The public API on one folder: cp_engine_open with the goldens'
+ *		visual-token budget, every golden page from its file bytes and
+ *		every training-format query.
+ */
+static void
+run_engine(const char *dir, json_t *manifest, const char *golden)
+{
+	json_t	   *gold = json_object_get(json_object_get(manifest, "goldens"), golden);
+	json_t	   *images = json_object_get(manifest, "images");
+	json_t	   *pages = json_object_get(gold, "pages");
+	json_t	   *queries = json_object_get(gold, "queries");
+	CpEngineOptions opts;
+	CpEngine   *e = NULL;
+	CpError		err = {0};
+	double		maxdiff = 0,
+				mincos = 1;
+	size_t		i,
+				j;
+	int			npages = 0,
+				nqueries = 0;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.model_dir = dir;
+	opts.device = CP_DEVICE_CPU;
+	opts.max_visual_tokens = (int) (json_integer_value(json_object_get(gold, "max_pixels")) / (28 * 28));
+	if (cp_engine_open(&opts, &e, &err) != CP_OK)
+	{
+		CHECK(false, "engine %s: %s", dir, err.msg);
+		return;
+	}
+	for (i = 0; i < json_array_size(pages); i++)
+	{
+		json_t	   *pg = json_array_get(pages, i);
+		const char *name = json_string_value(json_object_get(pg, "image"));
+		const char *file = NULL;
+		char		path[512];
+		const uint8_t *b[1];
+		size_t		len[1];
+		CpEmbedding out[1];
+
+		for (j = 0; j < json_array_size(images); j++)
+			if (strcmp(json_string_value(json_object_get(json_array_get(images, j), "name")), name) == 0)
+				file = json_string_value(json_object_get(json_array_get(images, j), "file"));
+		snprintf(path, sizeof(path), "../fixtures/%s", file ? file : "?");
+		b[0] = read_file(path, &len[0]);
+		if (b[0] != NULL && cp_engine_encode_images(e, 1, b, len, out, &err) == CP_OK)
+		{
+			CHECK(out[0].nvec == json_integer_value(json_array_get(json_object_get(json_object_get(pg, "embedding"), "shape"), 0)),
+				  "engine page %s: %d rows", name, out[0].nvec);
+			compare(name, out[0].data, json_object_get(pg, "embedding"), &maxdiff, &mincos);
+			cp_embedding_free(&out[0]);
+			npages++;
+		}
+		else
+			CHECK(false, "engine page %s: %s", name, err.msg);
+		free((void *) b[0]);
+	}
+	for (i = 0; i < json_array_size(queries); i++)
+	{
+		json_t	   *q = json_array_get(queries, i);
+		const char *t[1] = {json_string_value(json_object_get(q, "text"))};
+		CpEmbedding out[1];
+
+		if (strcmp(json_string_value(json_object_get(q, "format")), "training") != 0)
+			continue;
+		if (cp_engine_encode_queries(e, 1, t, out, &err) == CP_OK)
+		{
+			CHECK((size_t) out[0].nvec == json_array_size(json_object_get(q, "ids")), "engine query rows %d", out[0].nvec);
+			compare(t[0], out[0].data, json_object_get(q, "embedding"), &maxdiff, &mincos);
+			cp_embedding_free(&out[0]);
+			nqueries++;
+		}
+		else
+			CHECK(false, "engine query: %s", err.msg);
+	}
+	printf("%s (engine API, %s): %d pages + %d queries: max |diff| %.3g, min row cosine %.9f\n",
+		   dir, cp_engine_device_name(e), npages, nqueries, maxdiff, mincos);
+	CHECK(npages >= 10 && nqueries >= 5 && maxdiff <= 1e-4 && mincos >= 0.99999, "engine %s: max |diff| %.3g, min cosine %.9f",
+		  dir, maxdiff, mincos);
+	cp_engine_close(e);
+}
+
 int
 main(void)
 {
@@ -261,6 +346,8 @@ main(void)
 		run_model(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5", false);
 		run_model(QDIR "models/colqwen2-hub2024", manifest, "colqwen2", true);
 		run_model(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5", true);
+		run_engine(QDIR "models/colqwen2-hub2024", manifest, "colqwen2");
+		run_engine(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5");
 		json_decref(manifest);
 	}
 	if (failures)
