@@ -117,7 +117,7 @@ FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(sort $(wildcard test/fuzz
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/engine
 
 # The fuzzers exercise the input parsers only, not the compute backends.
-FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine/engine.c,$(ENGINE_SRCS))
+FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine/engine%,$(ENGINE_SRCS))
 
 build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
