@@ -40,7 +40,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -ljansson -ljpeg -lm -fopenmp
+ENGINE_LIBS = -ljansson -ljpeg -lpcre2-8 -lutf8proc -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)
@@ -117,11 +117,11 @@ FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(sort $(wildcard test/fuzz
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/engine
 
 # The fuzzers exercise the input parsers only, not the compute backends.
-FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine/engine.c,$(ENGINE_SRCS))
+FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine/engine%,$(ENGINE_SRCS))
 
 build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lopenblas -lm
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lpcre2-8 -lutf8proc -lopenblas -lm
 
 # The multivector parsers are PostgreSQL-free glue files, not engine code.
 build/fuzz/fuzz_multivector_%: test/fuzz/fuzz_multivector_%.c src/multivector_parse.c src/multivector_parse.h test/fuzz/mv_fuzz_util.h

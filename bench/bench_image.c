@@ -6,7 +6,7 @@
  *	  run with OMP_NUM_THREADS=1 to compare with single-threaded Pillow).
  *
  *	  cc -O2 -fopenmp -Isrc/engine -o build/bench_image bench/bench_image.c \
- *		build/libcolpali_engine.a -lopenblas -ljansson -ljpeg -lm
+ *		build/libcolpali_engine.a -lopenblas -ljansson -ljpeg -lpcre2-8 -lutf8proc -lm
  *	  build/bench_image page.png page.jpg	(bench/bench_image.py runs both sides)
  */
 #include <stdio.h>

@@ -56,7 +56,7 @@ def main():
     subprocess.check_call(["cc", "-O2", "-fopenmp", "-I" + os.path.join(ROOT, "src/engine"), "-o", exe,
                            os.path.join(ROOT, "bench/bench_image.c"),
                            os.path.join(ROOT, "build/libcolpali_engine.a"),
-                           "-lopenblas", "-ljansson", "-ljpeg", "-lm"])
+                           "-lopenblas", "-ljansson", "-ljpeg", "-lpcre2-8", "-lutf8proc", "-lm"])
     subprocess.check_call([exe] + files)
     for f in files:
         td = tr = tp = 1e30

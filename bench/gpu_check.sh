@@ -78,7 +78,7 @@ if [ ! -x "$B/bin/cuda_tool" ]; then
 	if [ ${#objs[@]} -gt 0 ]; then
 		for prog in test_cuda_ops test_cuda_fixtures cuda_tool; do
 			gcc -std=gnu11 -O2 -fopenmp -Isrc/engine -Icuda -o "$B/bin/$prog" "test/cuda/$prog.c" "${objs[@]}" \
-				-lopenblas -ljansson -lm -ldl -lpthread 2>>"$OUT/gcc.log" || true
+				-lopenblas -ljansson -lpcre2-8 -lutf8proc -lm -ldl -lpthread 2>>"$OUT/gcc.log" || true
 		done
 	fi
 	if [ -x "$B/bin/cuda_tool" ]; then note "engine programs built here with gcc";

@@ -20,7 +20,7 @@ make -s USE_CUDA=1 colpali_cuda.so build/libcolpali_engine.a
 
 mkdir -p "$STAGE/bin" "$STAGE/lib"
 CFLAGS="-std=gnu11 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Isrc/engine -Icuda"
-LIBS="build/libcolpali_engine.a -Wl,-Bstatic -lopenblas -ljansson -Wl,-Bdynamic -lm -fopenmp -ldl -lpthread"
+LIBS="build/libcolpali_engine.a -Wl,-Bstatic -lopenblas -ljansson -lpcre2-8 -lutf8proc -Wl,-Bdynamic -lm -fopenmp -ldl -lpthread"
 for prog in test/cuda/test_cuda_ops test/cuda/test_cuda_fixtures test/cuda/cuda_tool; do
 	name=$(basename $prog)
 	gcc $CFLAGS -o "$STAGE/bin/$name" $prog.c $LIBS

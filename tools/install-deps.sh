@@ -7,6 +7,7 @@ pkgs=(
 	make gcc clang libclang-rt-14-dev
 	"postgresql-$PGVER" "postgresql-server-dev-$PGVER" postgresql-contrib
 	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
+	libpcre2-dev libutf8proc-dev
 	libipc-run-perl
 	python3-numpy python3-threadpoolctl python3-psycopg python3-pytest
 )

@@ -155,6 +155,30 @@ struct CpBackend
 	 */
 	CpStatus	(*im2col) (CpBackend *be, CpView cols, CpView pixels, int B,
 						   int C, int H, int W, int P);
+
+	/*
+	 * ---- Qwen2-VL family (docs/encoder.md#colqwen2-forward) ----
+	 * The CPU backends have them (backend_cpu_qwen.c); a backend that
+	 * leaves one NULL cannot run ColQwen2 (the model says so).
+	 */
+	/* Qwen2 RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w. */
+	CpStatus	(*rmsnorm_plain) (CpBackend *be, CpView y, CpView x, CpBuf *w,
+								  int rows, int dim, float eps);
+	/*
+	 * Rotary embedding in place on x [rows, nh, hd] (rotate_half pairs
+	 * (j, j + hd/2)) with per-row angle tables cos, sin [rows, hd/2]
+	 * (fp32 activations; M-RoPE and 2-D vision positions are built by
+	 * the model on the host).
+	 */
+	CpStatus	(*rotary) (CpBackend *be, CpView x, CpView cos, CpView sin,
+						   int rows, int nh, int hd);
+	/* out[i] = silu(gate[i]) * up[i]; out may be gate. */
+	CpStatus	(*swiglu) (CpBackend *be, CpView out, CpView gate, CpView up,
+						   size_t n);
+	/* x = x * sigmoid(1.702 x) in place. */
+	CpStatus	(*quick_gelu) (CpBackend *be, CpView x, size_t n);
+	/* x = exact (erf) GELU of x in place. */
+	CpStatus	(*gelu_erf) (CpBackend *be, CpView x, size_t n);
 };
 
 /* Backend constructors. */

@@ -319,6 +319,7 @@ static void
 cpu_install_common(CpBackend *be)
 {
 	be->destroy = cpu_destroy;
+	cp_backend_cpu_install_qwen_ops(be);
 	be->alloc = cpu_alloc;
 	be->free = cpu_free;
 	be->upload = cpu_upload;

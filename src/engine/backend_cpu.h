@@ -49,6 +49,9 @@ typedef struct CpCpuImpl
 	size_t	   *tscratch_n;
 } CpCpuImpl;
 
+/* The Qwen2-VL family's ops (backend_cpu_qwen.c), for both CPU backends. */
+extern void cp_backend_cpu_install_qwen_ops(CpBackend *be);
+
 /* Element pointer of a view (activations are always fp32 in memory). */
 static inline float *
 cpu_ptr(CpView v)

@@ -76,6 +76,9 @@ typedef struct CpEngineOptions
 	int			max_batch;		/* pages per forward pass; 0 = default */
 	CpAttentionMode attention;	/* Gemma attention mask; AUTO = config */
 	CpPrecision cpu_precision;	/* CPU weight GEMMs: fp32 (default) or bf16 */
+	int			max_visual_tokens;	/* ColQwen2: page budget in visual tokens,
+									 * under the checkpoint's max_pixels;
+									 * 0 = 768, the trained budget */
 } CpEngineOptions;
 
 /* One output multivector: nvec rows of dim floats, row-major, malloc'd. */

@@ -28,6 +28,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "config_internal.h"
 #include "file_util.h"
 #include "weights.h"
 
@@ -125,6 +126,31 @@ get_string(json_t *obj, const char *file, const char *key, char *buf, size_t siz
 		return cp_error(err, CP_ERR_LIMIT, "%s: \"%s\" is longer than %zu bytes or contains NUL", file, key, size - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return CP_OK;
+}
+
+/* exported forms of the getters above (config_internal.h) */
+CpStatus
+cp_cfg_get_int(json_t *obj, const char *file, const char *key, int *out, CpError *err)
+{
+	return get_int(obj, file, key, out, err);
+}
+
+CpStatus
+cp_cfg_get_float(json_t *obj, const char *file, const char *key, float *out, CpError *err)
+{
+	return get_float(obj, file, key, out, err);
+}
+
+CpStatus
+cp_cfg_get_double(json_t *obj, const char *file, const char *key, double *out, CpError *err)
+{
+	return get_double(obj, file, key, out, err);
+}
+
+CpStatus
+cp_cfg_get_string(json_t *obj, const char *file, const char *key, char *buf, size_t size, CpError *err)
+{
+	return get_string(obj, file, key, buf, size, err);
 }
 
 /*
@@ -531,6 +557,11 @@ cp_config_parse(const char *config_json, const char *preprocessor_json,
 		mt = json_string_value(json_object_get(root, "model_type"));
 	}
 	vlm = root;
+	if (strcmp(mt, "qwen2_vl") == 0 || strcmp(mt, "qwen2_5_vl") == 0 || strcmp(mt, "colqwen2") == 0)
+	{
+		st = cp_config_parse_qwen(root, pre, proc, tokc, cfg, err);
+		goto done;
+	}
 	if (strcmp(mt, "colpali") == 0)
 	{
 		vlm = json_object_get(root, "vlm_config");
@@ -551,7 +582,7 @@ cp_config_parse(const char *config_json, const char *preprocessor_json,
 	}
 	else if (strcmp(mt, "paligemma") != 0)
 	{
-		st = cp_error(err, CP_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (expected colpali or paligemma)", mt);
+		st = cp_error(err, CP_ERR_UNSUPPORTED, "config.json: model_type \"%.64s\" is not supported (expected colpali or paligemma for ColPali, qwen2_vl or colqwen2 for ColQwen2, qwen2_5_vl for ColQwen2.5)", mt);
 		goto done;
 	}
 	snprintf(cfg->model_type, sizeof(cfg->model_type), "%s", mt);

@@ -9,12 +9,45 @@
 #define CP_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cp_status.h"
+#include "image_qwen.h"
 
 /* MLP activations found in configs */
 #define CP_ACT_GELU_TANH 0		/* gelu_pytorch_tanh, gelu_new, gelu_fast; Gemma's "gelu" */
 #define CP_ACT_GELU_ERF 1		/* exact gelu ("gelu" in SigLIP) */
+#define CP_ACT_SILU 2			/* silu (Qwen2 MLPs, Qwen2.5-VL vision) */
+#define CP_ACT_QUICK_GELU 3		/* x * sigmoid(1.702 x) (Qwen2-VL vision) */
+
+/* The model family, always from config.json (docs/encoder.md#colqwen2-layouts). */
+typedef enum CpArchitecture
+{
+	CP_ARCH_PALIGEMMA = 0,		/* ColPali */
+	CP_ARCH_QWEN2_VL,			/* ColQwen2 */
+	CP_ARCH_QWEN2_5_VL			/* ColQwen2.5 */
+} CpArchitecture;
+
+#define CP_QWEN_MAX_FULLATT 64
+
+/* Qwen2-VL / Qwen2.5-VL vision tower and what only that family has. */
+typedef struct CpQwenConfig
+{
+	int			depth;			/* vision blocks: 32 */
+	int			vision_hidden;	/* embed_dim (2-VL) / hidden_size (2.5-VL): 1280 */
+	int			vision_intermediate;	/* embed_dim * mlp_ratio / intermediate_size */
+	int			vision_heads;	/* 16 */
+	int			vision_head_dim;	/* vision_hidden / vision_heads */
+	int			vision_act;		/* CP_ACT_QUICK_GELU (2-VL), CP_ACT_SILU (2.5-VL) */
+	int			window_size;	/* 2.5-VL: 112 pixels; 0 = no window attention */
+	int			fullatt_block_indexes[CP_QWEN_MAX_FULLATT];	/* 2.5-VL */
+	int			n_fullatt;
+	int			mrope_section[3];	/* t, h, w rotary pairs: 16, 24, 24 */
+	int			vision_start_token_id;
+	int			vision_end_token_id;
+	int64_t		checkpoint_max_pixels;	/* preprocessor_config.json max_pixels */
+	CpQwenImageConfig image;	/* max_pixels = the engine's default budget */
+} CpQwenConfig;
 
 typedef struct CpVisionConfig
 {
@@ -70,6 +103,7 @@ typedef struct CpPromptConfig
 
 typedef struct CpModelConfig
 {
+	CpArchitecture arch;
 	char		model_type[64];		/* "colpali" (ColPaliForRetrieval) */
 	CpVisionConfig vision;
 	CpTextConfig text;
@@ -80,8 +114,9 @@ typedef struct CpModelConfig
 	int			bos_token_id;		/* 2 */
 	int			num_image_tokens;	/* = vision.num_patches */
 	bool		bidirectional;		/* use_bidirectional_attention (unset = true) */
-	CpImageConfig image;
+	CpImageConfig image;		/* ColPali */
 	CpPromptConfig prompt;
+	CpQwenConfig qwen;			/* ColQwen2 / ColQwen2.5 only */
 } CpModelConfig;
 
 /*

@@ -11,6 +11,7 @@
  * falls back to the CPU.
  */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,30 +27,8 @@
 #include "tokenizer.h"
 #include "weights.h"
 
-/* Longest query prompt accepted, in tokens (attention scratch is T^2). */
-#define CP_MAX_QUERY_TOKENS 2048
-/* Queries encoded together (padded to the longest). */
-#define CP_QUERY_BATCH 16
-/* Default pages per forward pass on the CPU (bounds activation memory). */
-#define CP_CPU_PAGE_BATCH 4
-/* Default pages per forward pass on a GPU (activations ~0.3 GB per page). */
-#define CP_CUDA_PAGE_BATCH 16
+#include "engine_internal.h"
 
-struct CpEngine
-{
-	CpModelConfig cfg;
-	CpTokenizer *tok;
-	CpWeights  *weights;
-	CpBackend  *be;
-	void	   *cuda_lib;		/* dlopen handle of the CUDA backend */
-	CpModel    *model;
-	int32_t    *page_ids;		/* page prompt, identical for every page */
-	int			page_len;
-	int			max_batch;
-	int64_t		max_image_pixels;
-	CpCancelFn	cancel;
-	void	   *cancel_arg;
-};
 
 /*
  * file_exists
@@ -89,6 +68,7 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	char		path[PATH_MAX];
 	CpBackendOptions bo;
 	CpStatus	st;
+	bool		qwen;
 
 	*engine = NULL;
 	if (opts == NULL || opts->model_dir == NULL || opts->model_dir[0] == '\0')
@@ -111,8 +91,23 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_config_load(cfg_dir, &e->cfg, err);
 	if (st != CP_OK)
 		goto fail;
-	if (e->cfg.image.width != e->cfg.vision.image_size ||
-		e->cfg.image.height != e->cfg.vision.image_size)
+	qwen = (e->cfg.arch != CP_ARCH_PALIGEMMA);
+	if (qwen)
+	{
+		/* pages at most the trained budget of visual tokens by default */
+		if (opts->max_visual_tokens < 0 || opts->max_visual_tokens > 65536)
+		{
+			st = cp_error(err, CP_ERR_INVALID_ARG, "max_visual_tokens %d is out of range", opts->max_visual_tokens);
+			goto fail;
+		}
+		e->cfg.qwen.image.max_pixels =
+			cp_qwen_max_pixels(&e->cfg.qwen.image, e->cfg.qwen.checkpoint_max_pixels,
+							   opts->max_visual_tokens > 0 ? opts->max_visual_tokens : CP_QWEN_TRAINED_VISUAL_TOKENS);
+		if (e->cfg.qwen.image.max_pixels < e->cfg.qwen.image.min_pixels)
+			e->cfg.qwen.image.max_pixels = e->cfg.qwen.image.min_pixels;
+	}
+	else if (e->cfg.image.width != e->cfg.vision.image_size ||
+			 e->cfg.image.height != e->cfg.vision.image_size)
 	{
 		st = cp_error(err, CP_ERR_SHAPE,
 					  "image processor size %dx%d differs from the vision tower's %d",
@@ -128,9 +123,13 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_tokenizer_load(path, &e->tok, err);
 	if (st != CP_OK)
 		goto fail;
-	st = cp_build_image_prompt(e->tok, &e->cfg, &e->page_ids, &e->page_len, err);
-	if (st != CP_OK)
-		goto fail;
+	/* ColQwen pages have a prompt per grid (engine_qwen.c) */
+	if (!qwen)
+	{
+		st = cp_build_image_prompt(e->tok, &e->cfg, &e->page_ids, &e->page_len, err);
+		if (st != CP_OK)
+			goto fail;
+	}
 	st = cp_weights_open(opts->model_dir, opts->base_model_dir, &e->weights, err);
 	if (st != CP_OK)
 		goto fail;
@@ -145,7 +144,8 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	 */
 	bo.lazy_convert = (opts->cpu_weights != CP_WEIGHTS_FP32);
 	bo.bf16_matmul = (opts->cpu_precision == CP_PRECISION_BF16);
-	if (opts->device == CP_DEVICE_CUDA || opts->device == CP_DEVICE_AUTO)
+	/* the CUDA backend lacks the Qwen2-VL family's ops: AUTO stays on the CPU */
+	if (opts->device == CP_DEVICE_CUDA || (opts->device == CP_DEVICE_AUTO && !qwen))
 	{
 		CpError		cuda_err;
 
@@ -173,7 +173,7 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_model_load(&e->cfg, e->weights, e->be, &e->model, err);
 	if (st != CP_OK)
 		goto fail;
-	if (opts->attention != CP_ATTENTION_AUTO)
+	if (opts->attention != CP_ATTENTION_AUTO && !qwen)
 		cp_model_set_causal(e->model, opts->attention == CP_ATTENTION_CAUSAL);
 	*engine = e;
 	return CP_OK;
@@ -276,6 +276,8 @@ cp_engine_encode_images(CpEngine *e, int n, const uint8_t *const *bytes,
 
 	if (n <= 0)
 		return CP_OK;
+	if (c->arch != CP_ARCH_PALIGEMMA)
+		return cp_engine_qwen_encode_images(e, n, bytes, lengths, out, err);
 	if (c->vision.num_channels != 3)
 		return cp_error(err, CP_ERR_UNSUPPORTED, "vision tower with %d channels",
 						c->vision.num_channels);
@@ -338,6 +340,8 @@ cp_engine_encode_queries(CpEngine *e, int n, const char *const *texts,
 
 	if (n <= 0)
 		return CP_OK;
+	if (e->cfg.arch != CP_ARCH_PALIGEMMA)
+		return cp_engine_qwen_encode_queries(e, n, texts, out, err);
 	memset(out, 0, sizeof(CpEmbedding) * n);
 	qids = calloc(n, sizeof(int32_t *));
 	qlen = calloc(n, sizeof(int));

@@ -85,14 +85,17 @@ cp_model_free_buffers(CpBackend *be, CpBuf **bufs, int n)
 
 /*
  * select_arch
- *		The architecture of a configuration.  config.c accepts ColPali on
- *		PaliGemma only; a second family adds its case here.
+ *		The architecture of a configuration (config.c sets it from
+ *		config.json); NULL for a family without a model definition yet.
  */
 static const CpArch *
 select_arch(const CpModelConfig *cfg)
 {
-	(void) cfg;
-	return &cp_arch_paligemma;
+	if (cfg->arch == CP_ARCH_PALIGEMMA)
+		return &cp_arch_paligemma;
+	if (cfg->arch == CP_ARCH_QWEN2_VL || cfg->arch == CP_ARCH_QWEN2_5_VL)
+		return &cp_arch_qwen2vl;
+	return NULL;
 }
 
 /*
@@ -113,6 +116,12 @@ cp_model_load(const CpModelConfig *cfg, const CpWeights *w, CpBackend *be,
 	m->cfg = *cfg;
 	m->be = be;
 	m->arch = select_arch(cfg);
+	if (m->arch == NULL)
+	{
+		free(m);
+		return cp_error(err, CP_ERR_UNSUPPORTED, "no model definition for the architecture of model_type \"%s\" yet",
+						cfg->model_type);
+	}
 	m->causal = !cfg->bidirectional;
 	st = m->arch->load(m, w, err);
 	if (st != CP_OK)

@@ -33,6 +33,7 @@ typedef struct CpArch
 } CpArch;
 
 extern const CpArch cp_arch_paligemma;
+extern const CpArch cp_arch_qwen2vl;	/* ColQwen2 and ColQwen2.5 */
 
 struct CpModel
 {

@@ -1,7 +1,8 @@
 /*
  * prompt.h
  *	  The token ids of the prompts a model encodes (docs/encoder.md#prompts),
- *	  one implementation per architecture (prompt_paligemma.c).
+ *	  one implementation per architecture (prompt_paligemma.c,
+ *	  prompt_qwen2.c).
  */
 #ifndef CP_PROMPT_H
 #define CP_PROMPT_H
@@ -34,5 +35,40 @@ extern CpStatus cp_build_query_prompt(const CpTokenizer *tok,
 									  const CpModelConfig *cfg,
 									  const char *text, size_t len,
 									  int32_t **ids, int *n_ids, CpError *err);
+
+/*
+ * ColQwen2 / ColQwen2.5 prompts (docs/encoder.md#colqwen2-prompts), as
+ * colpali-engine's ColQwen2Processor builds them.  *ids malloc'd.
+ *	page:  "<|im_start|>user\n<|vision_start|>" + n_image_tokens x
+ *		   image_token_id + "<|vision_end|>" + visual_prompt_prefix +
+ *		   "<|im_end|><|endoftext|>"
+ *	query: query_prefix + text + query_augmentation_tokens x
+ *		   query_augmentation_token ("Query: " and 10 x "<|endoftext|>" by
+ *		   default: the training format)
+ * The tokenizer's <|image_pad|> must be image_token_id (CP_ERR_SHAPE); a
+ * query containing "<|image_pad|>" is refused (CP_ERR_INVALID_ARG), as the
+ * reference refuses it.
+ */
+extern CpStatus cp_build_qwen_image_prompt(const CpTokenizer *tok,
+										   const CpModelConfig *cfg,
+										   int n_image_tokens, int32_t **ids,
+										   int *n_ids, CpError *err);
+extern CpStatus cp_build_qwen_query_prompt(const CpTokenizer *tok,
+										   const CpModelConfig *cfg,
+										   const char *text, size_t len,
+										   int32_t **ids, int *n_ids,
+										   CpError *err);
+
+/*
+ * 3-D M-RoPE positions of one sequence (docs/encoder.md#colqwen2-positions)
+ * into pos[3 * n] (rows t, h, w): text counts up; the one contiguous run of
+ * image_token_id at s gets (s, s + i, s + j) over the merged grid
+ * (grid / merge_size, row-major); text after it resumes at
+ * s + max(merged h, merged w).  No image: 0..n-1 on all three rows.
+ */
+extern CpStatus cp_qwen_position_ids(const int32_t *ids, int n,
+									 int32_t image_token_id, int grid_h,
+									 int grid_w, int merge_size, int32_t *pos,
+									 CpError *err);
 
 #endif							/* CP_PROMPT_H */

@@ -47,7 +47,12 @@ cp_tok_normalize(const CpTokenizer *tok, const char *s, size_t n, CpStr *out)
 		tmp.n = 0;
 		if (!cp_str_append(&tmp, "", 0))
 			goto fail;
-		if (st->kind == CP_NORM_PREPEND)
+		if (st->kind == CP_NORM_NFC)
+		{
+			if (!cp_tok_nfc(out->s, out->n, &tmp))
+				goto fail;
+		}
+		else if (st->kind == CP_NORM_PREPEND)
 		{
 			if (out->n > 0 &&
 				(!cp_str_append(&tmp, st->content, strlen(st->content)) ||
@@ -242,6 +247,7 @@ typedef struct CpScratch
 	CpWord		word;
 	CpHeap		heap;
 	CpStr		norm;
+	CpStr		bytes;			/* byte-level form of the current word */
 } CpScratch;
 
 /*
@@ -260,8 +266,16 @@ bpe_word(const CpTokenizer *tok, const char *s, size_t n, CpScratch *sc,
 
 	if (n == 0)
 		return CP_OK;
-	if (n > (size_t) INT32_MAX)
+	if (n > (size_t) INT32_MAX / 2)
 		return cp_error(err, CP_ERR_LIMIT, "text segment too long");
+	if (tok->byte_level)
+	{
+		/* BPE runs over the GPT-2 code points of the word's bytes */
+		if (!cp_tok_byte_level(tok, s, n, &sc->bytes))
+			goto nomem;
+		s = sc->bytes.s;
+		n = sc->bytes.n;
+	}
 	if (tok->ignore_merges)
 	{
 		int32_t		id = cp_strmap_get(&tok->vocab, s, n);
@@ -419,16 +433,35 @@ pre_tokenize_and_bpe(const CpTokenizer *tok, int step, const char *s, size_t n,
 		return bpe_word(tok, s, n, sc, out, err);
 	ps = &tok->pre[step];
 	plen = strlen(ps->pattern);
-	while (i + plen <= n)
+	while (i < n && (ps->regex != NULL || i + plen <= n))
 	{
 		size_t		mend;
 
-		if (memcmp(s + i, ps->pattern, plen) != 0)
+		if (ps->regex != NULL)
+		{
+			/* next regex match from i (tokenizers' find_iter) */
+			int			rc = cp_tok_regex_find(ps->regex, s, n, i, &i, &mend);
+
+			if (rc < 0)
+				return cp_error(err, CP_ERR_NOMEM, "out of memory (or regex match limit) tokenizing");
+			if (rc > 0)
+				break;
+			if (mend == i)
+			{
+				/* an empty match splits nothing; step over one character */
+				int			l = cp_utf8_char_len((const uint8_t *) s + i, n - i);
+
+				i += l > 0 ? (size_t) l : 1;
+				continue;
+			}
+		}
+		else if (memcmp(s + i, ps->pattern, plen) != 0)
 		{
 			i++;
 			continue;
 		}
-		mend = i + plen;
+		else
+			mend = i + plen;
 		if (ps->behavior == CP_SPLIT_CONTIGUOUS)
 			while (mend + plen <= n && memcmp(s + mend, ps->pattern, plen) == 0)
 				mend += plen;
@@ -561,6 +594,7 @@ done:
 	free(sc.word.len);
 	free(sc.heap.a);
 	free(sc.norm.s);
+	free(sc.bytes.s);
 	if (st != CP_OK)
 	{
 		free(out.ids);

@@ -48,7 +48,8 @@ typedef struct CpPairMap
 typedef enum CpNormKind
 {
 	CP_NORM_REPLACE,
-	CP_NORM_PREPEND
+	CP_NORM_PREPEND,
+	CP_NORM_NFC					/* canonical composition (utf8proc) */
 } CpNormKind;
 
 typedef struct CpNormStep
@@ -69,7 +70,8 @@ typedef enum CpSplitBehavior
 
 typedef struct CpPreStep
 {
-	char	   *pattern;		/* literal */
+	char	   *pattern;		/* literal (when regex is NULL) */
+	void	   *regex;			/* compiled {"Regex": ...} (pcre2_code), or NULL */
 	CpSplitBehavior behavior;
 } CpPreStep;
 
@@ -103,6 +105,9 @@ struct CpTokenizer
 	CpTrie		norm_trie;		/* normalized=true ones, in normalized form */
 	bool		have_raw;
 	bool		have_norm;
+	bool		byte_level;		/* ByteLevel pre-tokenizer: bytes -> GPT-2 code points before BPE */
+	char		bl_enc[256][2]; /* byte -> UTF-8 of its code point */
+	uint8_t		bl_len[256];
 };
 
 /* growable int32 output */
@@ -191,5 +196,15 @@ extern long cp_utf8_validate(const char *s, size_t n);
 /* The normalizer steps applied to s, into out (tokenizer.c). */
 extern bool cp_tok_normalize(const CpTokenizer *tok, const char *s, size_t n,
 							 CpStr *out);
+
+/* byte-level BPE pieces (tokenizer_bytelevel.c) */
+extern bool cp_tok_nfc(const char *s, size_t n, CpStr *out);
+extern CpStatus cp_tok_regex_compile(const char *pattern, void **code, CpError *err);
+extern void cp_tok_regex_free(void *code);
+extern int	cp_tok_regex_find(const void *code, const char *s, size_t n,
+							  size_t from, size_t *ms, size_t *me);
+extern void cp_tok_byte_level_init(CpTokenizer *tok);
+extern bool cp_tok_byte_level(const CpTokenizer *tok, const char *s, size_t n,
+							  CpStr *out);
 
 #endif							/* CP_TOKENIZER_INTERNAL_H */

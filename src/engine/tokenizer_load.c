@@ -2,9 +2,11 @@
  * tokenizer_load.c
  *	  Reading tokenizer.json (Hugging Face tokenizers format) into a
  *	  CpTokenizer: the BPE model (vocabulary, merges in both spellings),
- *	  normalizer, pre-tokenizer and added tokens (docs/encoder.md#tokenizer).
+ *	  normalizer, pre-tokenizer and added tokens (docs/encoder.md#tokenizer),
+ *	  for both the SentencePiece-style BPE of Gemma and the byte-level BPE of
+ *	  Qwen2 (NFC, regex Split, ByteLevel; docs/encoder.md#colqwen2-tokenizer).
  *	  Everything the file says that we cannot honour exactly (other model
- *	  types, regex patterns, NFKC, dropout, ...) is refused with a message
+ *	  types, NFKC, dropout, ...) is refused with a message
  *	  naming it, rather than silently tokenizing differently.
  */
 #include <limits.h>
@@ -44,7 +46,10 @@ cp_tokenizer_free(CpTokenizer *tok)
 	}
 	free(tok->norm);
 	for (i = 0; i < tok->npre; i++)
+	{
 		free(tok->pre[i].pattern);
+		cp_tok_regex_free(tok->pre[i].regex);
+	}
 	free(tok->pre);
 	cp_trie_free(&tok->raw_trie);
 	cp_trie_free(&tok->norm_trie);
@@ -70,7 +75,7 @@ get_literal_pattern(json_t *pat, const char *what, const char **out, CpError *er
 
 /*
  * load_normalizer
- *		Accept null, Replace(literal), Prepend, Sequence of those.
+ *		Accept null, Replace(literal), Prepend, NFC, Sequence of those.
  */
 static CpStatus
 load_normalizer(CpTokenizer *tok, json_t *n, CpError *err)
@@ -96,6 +101,20 @@ load_normalizer(CpTokenizer *tok, json_t *n, CpError *err)
 			if (st != CP_OK)
 				return st;
 		}
+		return CP_OK;
+	}
+	if (strcmp(type, "NFC") == 0)
+	{
+		CpNormStep *ns;
+
+		if (tok->nnorm >= 64)
+			return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: too many normalizers");
+		ns = realloc(tok->norm, (tok->nnorm + 1) * sizeof(CpNormStep));
+		if (ns == NULL)
+			return cp_error(err, CP_ERR_NOMEM, "out of memory");
+		tok->norm = ns;
+		memset(&tok->norm[tok->nnorm], 0, sizeof(CpNormStep));
+		tok->norm[tok->nnorm++].kind = CP_NORM_NFC;
 		return CP_OK;
 	}
 	if (strcmp(type, "Replace") == 0 || strcmp(type, "Prepend") == 0)
@@ -137,12 +156,14 @@ load_normalizer(CpTokenizer *tok, json_t *n, CpError *err)
 			return cp_error(err, CP_ERR_NOMEM, "out of memory");
 		return CP_OK;
 	}
-	return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: normalizer \"%.64s\" is not supported (expected Replace, Prepend or Sequence)", type);
+	return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: normalizer \"%.64s\" is not supported (expected Replace, Prepend, NFC or Sequence)", type);
 }
 
 /*
  * load_pre_tokenizer
- *		Accept null, Split(literal, invert=false), Sequence of those.
+ *		Accept null, Split(literal or regex, invert=false), a final
+ *		ByteLevel (no prefix space; with use_regex, GPT-2's split first),
+ *		Sequence of those.
  */
 static CpStatus
 load_pre_tokenizer(CpTokenizer *tok, json_t *p, CpError *err)
@@ -155,6 +176,35 @@ load_pre_tokenizer(CpTokenizer *tok, json_t *p, CpError *err)
 	if (!json_is_object(p) || !json_is_string(json_object_get(p, "type")))
 		return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: pre_tokenizer has no \"type\"");
 	type = json_string_value(json_object_get(p, "type"));
+	if (tok->byte_level)
+		return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: a pre_tokenizer after ByteLevel is not supported");
+	if (strcmp(type, "ByteLevel") == 0)
+	{
+		json_t	   *jprefix = json_object_get(p, "add_prefix_space");
+		json_t	   *jregex = json_object_get(p, "use_regex");
+
+		/* tokenizers' defaults for absent fields are true for both */
+		if (jprefix == NULL || json_is_true(jprefix))
+			return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: ByteLevel pre_tokenizer with add_prefix_space is not supported");
+		if (jregex == NULL || json_is_true(jregex))
+		{
+			/* tokenizers' ByteLevel first splits (Isolated) on GPT-2's pattern */
+			static const char *gpt2 =
+				"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+			json_t	   *split = json_pack("{s:s, s:{s:s}, s:s, s:b}", "type", "Split",
+										  "pattern", "Regex", gpt2, "behavior", "Isolated", "invert", 0);
+
+			if (split == NULL)
+				return cp_error(err, CP_ERR_NOMEM, "out of memory");
+			st = load_pre_tokenizer(tok, split, err);
+			json_decref(split);
+			if (st != CP_OK)
+				return st;
+		}
+		tok->byte_level = true;
+		cp_tok_byte_level_init(tok);
+		return CP_OK;
+	}
 	if (strcmp(type, "Sequence") == 0)
 	{
 		json_t	   *arr = json_object_get(p, "pretokenizers");
@@ -177,10 +227,21 @@ load_pre_tokenizer(CpTokenizer *tok, json_t *p, CpError *err)
 		CpPreStep	step;
 		CpPreStep  *np;
 		json_t	   *jb = json_object_get(p, "behavior");
+		json_t	   *jre = json_object_get(json_object_get(p, "pattern"), "Regex");
 
-		st = get_literal_pattern(json_object_get(p, "pattern"), "Split pre_tokenizer", &pat, err);
-		if (st != CP_OK)
-			return st;
+		memset(&step, 0, sizeof(step));
+		if (jre != NULL)
+		{
+			if (!json_is_string(jre))
+				return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: Split pre_tokenizer has a non-string Regex");
+			pat = json_string_value(jre);
+		}
+		else
+		{
+			st = get_literal_pattern(json_object_get(p, "pattern"), "Split pre_tokenizer", &pat, err);
+			if (st != CP_OK)
+				return st;
+		}
 		if (pat[0] == '\0')
 			return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: Split pre_tokenizer with an empty pattern");
 		if (json_is_true(json_object_get(p, "invert")))
@@ -200,6 +261,8 @@ load_pre_tokenizer(CpTokenizer *tok, json_t *p, CpError *err)
 			step.behavior = CP_SPLIT_CONTIGUOUS;
 		else
 			return cp_error(err, CP_ERR_FORMAT, "tokenizer.json: unknown Split behavior \"%.64s\"", beh);
+		if (jre != NULL && step.behavior == CP_SPLIT_CONTIGUOUS)
+			return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: Contiguous Split with a regex pattern is not supported");
 		if (tok->npre >= 64)
 			return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: too many pre_tokenizers");
 		np = realloc(tok->pre, (tok->npre + 1) * sizeof(CpPreStep));
@@ -210,9 +273,11 @@ load_pre_tokenizer(CpTokenizer *tok, json_t *p, CpError *err)
 		tok->pre[tok->npre++] = step;
 		if (step.pattern == NULL)
 			return cp_error(err, CP_ERR_NOMEM, "out of memory");
+		if (jre != NULL)
+			return cp_tok_regex_compile(pat, &tok->pre[tok->npre - 1].regex, err);
 		return CP_OK;
 	}
-	return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer \"%.64s\" is not supported (expected Split or Sequence)", type);
+	return cp_error(err, CP_ERR_UNSUPPORTED, "tokenizer.json: pre_tokenizer \"%.64s\" is not supported (expected Split, ByteLevel or Sequence)", type);
 }
 
 /*

@@ -168,7 +168,9 @@ test_errors(void)
 	expect_fail("missing", NULL, NULL, NULL, NULL, CP_ERR_NOT_FOUND, "config.json");
 	expect_fail("not json", "{", NULL, NULL, NULL, CP_ERR_FORMAT, "JSON");
 	expect_fail("array", "[1]", NULL, NULL, NULL, CP_ERR_FORMAT, "object");
-	expect_fail("qwen", "{\"model_type\":\"qwen2_vl\"}", NULL, NULL, NULL, CP_ERR_UNSUPPORTED, "qwen2_vl");
+	expect_fail("qwen3", "{\"model_type\":\"qwen3_vl\"}", NULL, NULL, NULL, CP_ERR_UNSUPPORTED, "qwen3_vl");
+	/* ColQwen2 is recognised (test_qwen_config.c); without M-RoPE it is malformed */
+	expect_fail("qwen2_vl without mrope", "{\"model_type\":\"qwen2_vl\"}", NULL, NULL, NULL, CP_ERR_FORMAT, "mrope_section");
 	expect_fail("no model_type", "{}", NULL, NULL, NULL, CP_ERR_UNSUPPORTED, "model_type");
 	expect_fail("vlm not paligemma", "{\"model_type\":\"colpali\",\"vlm_config\":{\"model_type\":\"qwen2_vl\"}}",
 				NULL, NULL, NULL, CP_ERR_UNSUPPORTED, "qwen2_vl");

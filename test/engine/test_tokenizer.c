@@ -4,7 +4,8 @@
  *	  written by data/gen_tokenizer_golden.py (tokenizers 0.23.3), and the
  *	  fixtures helper's Gemma tokenizer + golden prompt ids when present.
  *	  Also malformed tokenizer.json files, invalid UTF-8, limits, prompts and
- *	  a long text (run, not timed).
+ *	  a long text (run, not timed).  The byte-level BPE of Qwen2 (NFC, regex
+ *	  split, GPT-2 byte mapping) against test/fixtures/qwen (generate_qwen.py).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -502,6 +503,142 @@ test_fixture_tokenizer(void)
 	}
 }
 
+#define BL_VOC "\"vocab\":{\"a\":0,\"\\u0120\":1,\"\\u0120a\":2,\"\\u010a\":3,\"\\u00c2\":4,\"\\u0143\":5,\"\\u00c3\":6,\"e\":7,\"\\u00a9\":8,\"\\u00c3\\u00a9\":9}"
+#define BL_PRE(extra) "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false" extra "}"
+
+/*
+ * encode_is
+ *		Encode text with tok and compare with the wanted ids.
+ */
+static void
+encode_is(const CpTokenizer *tok, const char *what, const char *text,
+		  const int32_t *want, int nwant)
+{
+	int32_t    *got = NULL;
+	int			n = 0;
+	int			i;
+	CpError		err = {0};
+	bool		same;
+
+	CHECK(cp_tokenizer_encode(tok, text, strlen(text), 0, &got, &n, &err) == CP_OK, "%s: %s", what, err.msg);
+	same = (n == nwant);
+	for (i = 0; same && i < n; i++)
+		same = got[i] == want[i];
+	CHECK(same, "%s: got %d ids (first %d), want %d", what, n, n > 0 ? got[0] : -1, nwant);
+	free(got);
+}
+
+/*
+ * test_byte_level
+ *		GPT-2's byte map on a hand-made vocabulary (space -> U+0120, newline
+ *		-> U+010A, 0xAD -> U+0143, 0xC3 and 0xA9 unchanged), NFC before it,
+ *		and the byte-level
+ *		options that are refused.
+ */
+static void
+test_byte_level(void)
+{
+	CpTokenizer *tok = NULL;
+	CpError		err = {0};
+	const char *json =
+		"{\"normalizer\":{\"type\":\"NFC\"}," BL_PRE("") ","
+		"\"model\":{\"type\":\"BPE\"," BL_VOC ",\"merges\":[[\"\\u0120\",\"a\"],[\"\\u00c3\",\"\\u00a9\"]]}}";
+	const int32_t sp_a[] = {2};
+	const int32_t nl_sp_a[] = {3, 2};
+	const int32_t shy[] = {4, 5};
+	const int32_t e_acute[] = {9};
+
+	CHECK(cp_tokenizer_load_from_memory(json, strlen(json), &tok, &err) == CP_OK, "byte-level load: %s", err.msg);
+	if (tok)
+	{
+		encode_is(tok, "space a", " a", sp_a, 1);
+		encode_is(tok, "newline space a", "\n a", nl_sp_a, 2);
+		encode_is(tok, "soft hyphen", "\xc2\xad", shy, 2);
+		/* e + combining acute composes to U+00E9 (bytes C3 A9 -> U+00C3 U+00A9) */
+		encode_is(tok, "nfc", "e\xcc\x81", e_acute, 1);
+		cp_tokenizer_free(tok);
+	}
+	expect_bad_json("bytelevel prefix space", "{\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"add_prefix_space\":true,\"use_regex\":false},"
+					"\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}", CP_ERR_UNSUPPORTED, "add_prefix_space");
+	expect_bad_json("regex contiguous", "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a+\"},\"behavior\":\"Contiguous\",\"invert\":false},"
+					"\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}", CP_ERR_UNSUPPORTED, "Contiguous");
+	expect_bad_json("bad regex", "{\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a\"},\"behavior\":\"Isolated\",\"invert\":false},"
+					"\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}", CP_ERR_UNSUPPORTED, "regex");
+	expect_bad_json("after bytelevel", "{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"use_regex\":false},"
+					"{\"type\":\"Split\",\"pattern\":{\"String\":\"a\"},\"behavior\":\"Isolated\",\"invert\":false}]},"
+					"\"model\":{\"type\":\"BPE\"," VOC ",\"merges\":[]}}", CP_ERR_UNSUPPORTED, "after ByteLevel");
+}
+
+/*
+ * test_qwen_tokenizer
+ *		The tiny Qwen2-style tokenizer of test/fixtures/qwen in both merge
+ *		spellings and as shipped in each model folder: every golden string
+ *		gives the ids of HF tokenizers; special ids as the manifest says.
+ */
+static void
+test_qwen_tokenizer(void)
+{
+	const char *files[] = {
+		"../fixtures/qwen/tokenizer/tokenizer.json",
+		"../fixtures/qwen/tokenizer/tokenizer_string_merges.json",
+		"../fixtures/qwen/models/colqwen2-hub2024/tokenizer.json",
+		"../fixtures/qwen/models/colqwen2-t5/tokenizer.json",
+		"../fixtures/qwen/models/colqwen2_5-hub2024/tokenizer.json",
+	};
+	json_error_t jerr;
+	json_t	   *manifest = json_load_file("../fixtures/qwen/manifest.json", 0, &jerr);
+	json_t	   *special;
+	size_t		i;
+
+	CHECK(manifest != NULL, "qwen manifest: %s", jerr.text);
+	if (manifest == NULL)
+		return;
+	special = json_object_get(json_object_get(manifest, "tokenizer"), "special_ids");
+	CHECK(json_object_size(special) >= 14, "special ids in the manifest");
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+	{
+		CpTokenizer *tok = load(files[i]);
+		const char *key;
+		json_t	   *val;
+		int			n;
+
+		if (tok == NULL)
+			continue;
+		n = check_golden(tok, "../fixtures/qwen/tokenizer_golden.tsv");
+		CHECK(n >= 60, "qwen golden cases %d", n);
+		printf("%s: %d golden cases\n", files[i], n);
+		if (i == 0)
+		{
+			/* long runs through the regex split (run, not timed) */
+			size_t		len = 1 << 20;
+			char	   *big = malloc(len + 1);
+			int32_t    *ids = NULL;
+			int			nids = 0;
+			CpError		err = {0};
+			size_t		k;
+			clock_t		t0 = clock();
+
+			for (k = 0; k < len; k++)
+				big[k] = (k / 4096) % 2 ? " \t\n x\xc3\xa9"[k % 8] : ' ';
+			for (k = len - 8; k < len; k++)
+				big[k] = 'x';	/* no split UTF-8 at the end */
+			big[len] = '\0';
+			CHECK(cp_tokenizer_encode(tok, big, len, 0, &ids, &nids, &err) == CP_OK && nids > 0,
+				  "1 MB of whitespace runs: %s", err.msg);
+			printf("qwen: 1 MB of whitespace runs -> %d tokens in %.2f s CPU\n", nids,
+				   (double) (clock() - t0) / CLOCKS_PER_SEC);
+			free(ids);
+			free(big);
+		}
+		json_object_foreach(special, key, val)
+			CHECK(cp_tokenizer_token_id(tok, key) == json_integer_value(val),
+				  "%s: id of %s is %d, manifest says %d", files[i], key,
+				  cp_tokenizer_token_id(tok, key), (int) json_integer_value(val));
+		cp_tokenizer_free(tok);
+	}
+	json_decref(manifest);
+}
+
 int
 main(void)
 {
@@ -511,6 +648,8 @@ main(void)
 	test_bad_json();
 	test_long_text();
 	test_fixture_tokenizer();
+	test_byte_level();
+	test_qwen_tokenizer();
 	if (failures)
 	{
 		printf("test_tokenizer: %d failure(s)\n", failures);

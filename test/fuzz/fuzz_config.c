@@ -52,11 +52,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (err.msg[0] == '\0')
 			__builtin_trap();
 	}
-	else if (cfg.vision.hidden_size <= 0 || cfg.text.hidden_size <= 0 ||
-			 cfg.vision.num_heads <= 0 || cfg.text.num_heads <= 0 ||
-			 cfg.text.num_kv_heads <= 0 || cfg.embedding_dim <= 0 ||
-			 cfg.image.width <= 0 || cfg.image.height <= 0 ||
-			 memchr(cfg.prompt.query_prefix, '\0', sizeof(cfg.prompt.query_prefix)) == NULL)
+	else if (cfg.arch == CP_ARCH_PALIGEMMA &&
+			 (cfg.vision.hidden_size <= 0 || cfg.text.hidden_size <= 0 ||
+			  cfg.vision.num_heads <= 0 || cfg.text.num_heads <= 0 ||
+			  cfg.text.num_kv_heads <= 0 || cfg.embedding_dim <= 0 ||
+			  cfg.image.width <= 0 || cfg.image.height <= 0 ||
+			  memchr(cfg.prompt.query_prefix, '\0', sizeof(cfg.prompt.query_prefix)) == NULL))
+		__builtin_trap();
+	else if (cfg.arch != CP_ARCH_PALIGEMMA &&
+			 (cfg.qwen.vision_hidden <= 0 || cfg.qwen.vision_heads <= 0 ||
+			  cfg.qwen.vision_hidden % cfg.qwen.vision_heads != 0 ||
+			  cfg.text.hidden_size <= 0 || cfg.text.num_heads <= 0 ||
+			  cfg.text.num_kv_heads <= 0 || cfg.text.head_dim <= 0 ||
+			  2 * (cfg.qwen.mrope_section[0] + cfg.qwen.mrope_section[1] +
+				   cfg.qwen.mrope_section[2]) != cfg.text.head_dim ||
+			  cfg.embedding_dim <= 0 || cfg.qwen.image.min_pixels <= 0 ||
+			  cfg.qwen.image.max_pixels < cfg.qwen.image.min_pixels ||
+			  memchr(cfg.prompt.query_prefix, '\0', sizeof(cfg.prompt.query_prefix)) == NULL))
 		__builtin_trap();
 	free(copy);
 	return 0;

@@ -4,7 +4,8 @@
  *	  tokenizer.json document, optionally followed by a NUL and a text that
  *	  is encoded with it when it loads.  First byte odd: the rest is a text
  *	  encoded (and wrapped in the ColPali query prompt) with a small built-in
- *	  Gemma-style tokenizer that has every feature we support.
+ *	  Gemma-style tokenizer that has every feature we support.  A seed holds
+ *	  the byte-level Qwen2-style fixture tokenizer (NFC, regex, ByteLevel).
  */
 #include <stdint.h>
 #include <stdlib.h>
