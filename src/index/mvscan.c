@@ -51,6 +51,7 @@
 #include "catalog/index.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
@@ -823,6 +824,7 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 
 		BeginSearch(scan);
 		so->started = true;
+		pgstat_count_index_scan(scan->indexRelation);
 		old = MemoryContextSwitchTo(so->scanCtx);
 		RerankBatch(scan, so->firstBatch);
 		MemoryContextSwitchTo(old);

@@ -32,6 +32,13 @@ $$;
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT id FROM mo WHERE id % 7 = 0 ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 20;
 
+-- scans are counted in the statistics views
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan AS scans_before FROM pg_stat_user_indexes WHERE indexrelname = 'mo_idx' \gset
+SELECT count(*) FROM (SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 3) x;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan - :scans_before AS new_scans FROM pg_stat_user_indexes WHERE indexrelname = 'mo_idx';
+
 -- 1. a WHERE filter consumes far more than mvivf.rerank candidates: the rows
 -- still come in exact order, and all LIMIT rows come
 SELECT j, mo_ordered(q, 20, 7) AS ordered,
