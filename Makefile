@@ -40,7 +40,7 @@ endif
 ENGINE_CFLAGS = -std=gnu11 -O2 -g -fPIC -fopenmp -Wall -Wextra -Wno-unused-parameter \
 	-Wmissing-prototypes -Wdeclaration-after-statement $(WERROR_FLAG) -Isrc/engine \
 	$(ENGINE_EXTRA_CFLAGS)
-ENGINE_LIBS = -lopenblas -ljansson -ljpeg -lm -fopenmp
+ENGINE_LIBS = -ljansson -ljpeg -lm -fopenmp
 
 PG_CPPFLAGS = -Isrc -Isrc/engine -DCOLPALI_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(WERROR_FLAG)

@@ -3,7 +3,7 @@
 
 
 -- ---------------------------------------------------------------------------
--- Encoder glue (issue 9, points 13 and 15): the statistics view is readable
+-- Encoder glue: the statistics view is readable
 -- by every role, like the function behind it (sql/sections/55_encoder_stats.sql);
 -- colpali_embed_images reports an image that cannot be embedded and goes on
 -- (sql/sections/50_bulk_encoding.sql, repeated here verbatim).

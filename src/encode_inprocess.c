@@ -110,8 +110,8 @@ GetLocalEngine(const EncoderKey *key, EncodeKind kind)
 	LocalThreads = colpali_threads;
 	LocalMaxBatch = colpali_max_batch;
 	/* no path here: any role may raise client_min_messages to DEBUG1 */
-	elog(DEBUG1, "colpali: loaded the model in process on %s",
-		 cp_engine_device_name(engine));
+	elog(DEBUG1, "colpali: loaded the model in process on %s (%s)",
+		 cp_engine_device_name(engine), cp_engine_kernels(engine));
 	return engine;
 }
 

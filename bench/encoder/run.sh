@@ -37,6 +37,15 @@ c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision fp32
 c_bf16=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision bf16 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
 t_fp32=$(TORCH_DTYPE=float32 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
 t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
+# The kernels each side ran: ours from colpali-encode's own report (gemm=,
+# bf16_gemm=, elementwise=; docs/cpu-kernels.md), torch's CPU capability
+# (the ATen vector ISA) and whether its oneDNN (mkldnn) backend is on.
+kern() { echo "$1" | tr ' ' '\n' | grep -E '^(gemm|gemm_few_rows|bf16_gemm|elementwise)=' | tr '\n' ' '; }
+torch_kernels=$("$PYTHON" -c 'import torch; print("cpu_capability=%s mkldnn=%s" % (torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.is_available()))' 2>/dev/null || echo unknown)
+echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p') (family $(sed -n 's/^cpu family[^:]*: *//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[^:]*: *//p' /proc/cpuinfo | grep -v '[a-zA-Z]' | head -1)), AMX: $(grep -q amx_bf16 /proc/cpuinfo && echo yes || echo no), AVX512_BF16: $(grep -q avx512_bf16 /proc/cpuinfo && echo yes || echo no)"
+echo "# kernels, C fp32: $(kern "$c_fp32")"
+echo "# kernels, C bf16: $(kern "$c_bf16")"
+echo "# kernels, torch: $torch_kernels"
 echo "C engine, fp32 (default):        $c_fp32"
 echo "C engine, colpali.cpu_precision=bf16: $c_bf16"
 echo "transformers, float32:           $t_fp32"

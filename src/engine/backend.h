@@ -3,7 +3,7 @@
  *	  Compute backend interface of the colpali engine (calm / ggml style):
  *	  a vtable of buffer and math operations.  The model definition
  *	  (model.c) uses only these operations, so that the CPU backend
- *	  (backend_cpu.c) and the CUDA backend (colpali_cuda.so, issue 5) run the
+ *	  (backend_cpu.c) and the CUDA backend (colpali_cuda.so) run the
  *	  same model code.
  *
  * Conventions (every backend must follow them):
@@ -177,10 +177,19 @@ typedef struct CpBackendOptions
 	 * by the CUDA backend (which always multiplies in bf16).
 	 */
 	bool		bf16_matmul;
+	/* CPU: bf16_matmul without AMX tiles even where they exist (tests). */
+	bool		no_amx;
 } CpBackendOptions;
 
 extern CpStatus cp_backend_cpu_create(const CpBackendOptions *opts,
 									  CpBackend **out, CpError *err);
+/*
+ * Names of the kernels a CPU backend runs, as key=value words:
+ * "gemm=openblas:SkylakeX gemm_few_rows=avx512f bf16_gemm=amx-bf16
+ * elementwise=avx512f" (gemm_few_rows: fp32 products of few rows with bf16
+ * weights; bf16_gemm=none when the bf16 precision is off or cannot run).
+ */
+extern const char *cp_backend_cpu_kernels(const CpBackend *be);
 /* The naive reference ops of backend_cpu_ref.c (test oracle, slow). */
 extern CpStatus cp_backend_cpu_ref_create(const CpBackendOptions *opts,
 										  CpBackend **out, CpError *err);

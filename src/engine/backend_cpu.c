@@ -1,7 +1,10 @@
 /*
  * backend_cpu.c
- *	  fp32 CPU backend: GEMMs through OpenBLAS (cblas_sgemm), everything
- *	  else plain C loops parallelised with OpenMP.
+ *	  fp32 CPU backend: GEMMs through OpenBLAS (cp_sgemm: loaded at run
+ *	  time with the kernel set chosen from cpuid, backend_cpu_blas.c) or,
+ *	  in bf16 precision, our AMX / AVX512_BF16 kernels; everything else C
+ *	  loops parallelised with OpenMP, the exp-based ones with AVX-512 and
+ *	  AVX2 forms chosen at run time (docs/cpu-kernels.md).
  *
  * Weights.  An F32 tensor that is 4-byte aligned in the mapping is used in
  * place (no copy: the page cache is shared with every other process that
@@ -11,20 +14,23 @@
  * memory at a small cost (bench/results/encoder.md).  The token embedding
  * table is never converted as a whole: embedding() converts the rows it
  * reads.  Norm weights and biases are always converted (they are small).
+ * In bf16 precision on AMX, matrices are also packed once into the tile
+ * layout (gemm_amx.h); raw stays for the reference backend and tests.
  *
  * Threads.  All parallelism is OpenMP with CpBackendOptions.threads
  * threads; OpenBLAS is set to one thread and each OpenMP thread calls
- * cblas_sgemm on its own slice of the output columns (or attention heads /
+ * cp_sgemm on its own slice of the output columns (or attention heads /
  * rows).  Letting OpenBLAS's pthreads and OpenMP's threads alternate made
  * each pool spin while the other worked (4x slower on 2 cores).
  */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "backend_cpu_blas.h"
 #include <immintrin.h>
 
 #include "backend_cpu.h"
@@ -130,6 +136,7 @@ cpu_free(CpBackend *be, CpBuf *buf)
 		free(buf->data);
 	if (buf->raw_owned)
 		free((void *) buf->raw);
+	free(buf->amx_packed);
 	free(buf);
 }
 
@@ -227,6 +234,23 @@ cpu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind,
 			b->raw = copy;
 			b->raw_owned = true;
 		}
+		if (IMPL(be)->amx && b->rows <= INT32_MAX && b->cols <= INT32_MAX)
+		{
+			/* AMX tiles read the weights in their own layout: pack once */
+			size_t		words = cp_amx_packed_words((int) b->rows, (int) b->cols);
+
+			if (posix_memalign((void **) &b->amx_packed, 64,
+							   (words ? words : 1) * sizeof(uint32_t)) != 0)
+			{
+				b->amx_packed = NULL;
+				cpu_free(be, b);
+				return cp_error(&be->err, CP_ERR_NOMEM,
+								"out of memory packing tensor \"%s\" for AMX",
+								t->name ? t->name : "?");
+			}
+			cp_amx_pack_weights((const uint16_t *) b->raw, (int) b->rows,
+								(int) b->cols, b->amx_packed, IMPL(be)->threads);
+		}
 	}
 	else if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)
 	{
@@ -315,7 +339,7 @@ cpu_install_common(CpBackend *be)
  */
 static void
 softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
-			 int per_token, bool avx512)
+			 int per_token, const CpCpuImpl *impl)
 {
 	int			r;
 
@@ -331,8 +355,10 @@ softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
 			len = t + 1 < n ? t + 1 : n;
 			memset(sr + len, 0, sizeof(float) * (n - len));
 		}
-		if (avx512)
+		if (impl->avx512)
 			cp_softmax_avx512(sr, len);
+		else if (impl->avx2)
+			cp_softmax_avx2(sr, len);
 		else
 			cp_softmax_scalar(sr, len);
 	}
@@ -415,13 +441,35 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			ob = cpu_ptr(out) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
 			ldq = nh * hd;
 		}
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
+		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
-		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1, impl->avx512);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
+		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1, impl);
+		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
 					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}
 	return CP_OK;
+}
+
+/* sum x[0..n) with the vector form the CPU runs */
+static inline float
+row_sum(const CpCpuImpl *impl, const float *x, int n)
+{
+	if (impl->avx512)
+		return cp_sum_avx512(x, n);
+	if (impl->avx2)
+		return cp_sum_avx2(x, n);
+	return cp_sum_scalar(x, n);
+}
+
+/* sum (x[i] - c)^2 over [0, n) likewise */
+static inline float
+row_sumsq_dev(const CpCpuImpl *impl, const float *x, float c, int n)
+{
+	if (impl->avx512)
+		return cp_sumsq_dev_avx512(x, c, n);
+	if (impl->avx2)
+		return cp_sumsq_dev_avx2(x, c, n);
+	return cp_sumsq_dev_scalar(x, c, n);
 }
 
 /*
@@ -432,6 +480,7 @@ static CpStatus
 cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
 			  int rows, int dim, float eps)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -444,12 +493,8 @@ cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
 					inv;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			mean += xr[i];
-		mean /= (float) dim;
-		for (i = 0; i < dim; i++)
-			var += (xr[i] - mean) * (xr[i] - mean);
-		var /= (float) dim;
+		mean = row_sum(impl, xr, dim) / (float) dim;
+		var = row_sumsq_dev(impl, xr, mean, dim) / (float) dim;
 		inv = 1.0f / sqrtf(var + eps);
 		for (i = 0; i < dim; i++)
 			yr[i] = (xr[i] - mean) * inv * w->data[i] + b->data[i];
@@ -465,6 +510,7 @@ static CpStatus
 cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 			float eps)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -476,8 +522,7 @@ cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 					inv;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			ss += xr[i] * xr[i];
+		ss = row_sumsq_dev(impl, xr, 0.0f, dim);
 		inv = 1.0f / sqrtf(ss / (float) dim + eps);
 		for (i = 0; i < dim; i++)
 			yr[i] = (xr[i] * inv) * (1.0f + w->data[i]);
@@ -492,6 +537,7 @@ cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 static CpStatus
 cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 {
+	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
 #pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
@@ -502,8 +548,7 @@ cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 					nrm;
 		int			i;
 
-		for (i = 0; i < dim; i++)
-			ss += xr[i] * xr[i];
+		ss = row_sumsq_dev(impl, xr, 0.0f, dim);
 		nrm = sqrtf(ss);
 		for (i = 0; i < dim; i++)
 			xr[i] /= nrm;
@@ -576,7 +621,8 @@ static CpStatus
 cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 {
 	float	   *p = cpu_ptr(x);
-	bool		avx512 = IMPL(be)->avx512;
+	bool		avx512 = IMPL(be)->avx512,
+				avx2 = IMPL(be)->avx2;
 
 #pragma omp parallel num_threads(IMPL(be)->threads)
 	{
@@ -586,6 +632,8 @@ cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 		cpu_thread_share(n, &lo, &hi);
 		if (avx512)
 			cp_gelu_tanh_avx512(p + lo, hi - lo);
+		else if (avx2)
+			cp_gelu_tanh_avx2(p + lo, hi - lo);
 		else
 			cp_gelu_tanh_scalar(p + lo, hi - lo);
 	}
@@ -602,7 +650,8 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	float	   *o = cpu_ptr(out);
 	const float *g = cpu_ptr(gate);
 	const float *u = cpu_ptr(up);
-	bool		avx512 = IMPL(be)->avx512;
+	bool		avx512 = IMPL(be)->avx512,
+				avx2 = IMPL(be)->avx2;
 
 #pragma omp parallel num_threads(IMPL(be)->threads)
 	{
@@ -612,6 +661,8 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 		cpu_thread_share(n, &lo, &hi);
 		if (avx512)
 			cp_geglu_avx512(o + lo, g + lo, u + lo, hi - lo);
+		else if (avx2)
+			cp_geglu_avx2(o + lo, g + lo, u + lo, hi - lo);
 		else
 			cp_geglu_scalar(o + lo, g + lo, u + lo, hi - lo);
 	}
@@ -777,9 +828,12 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 	}
 	impl->threads = (opts && opts->threads > 0) ? opts->threads : omp_get_max_threads();
 	impl->lazy_convert = opts ? opts->lazy_convert : false;
-	impl->avx512 = __builtin_cpu_supports("avx512f") && !(opts && opts->no_simd);
+	impl->avx512 = cp_vecmath_avx512() && !(opts && opts->no_simd);
+	impl->avx2 = cp_vecmath_avx2() && !(opts && opts->no_simd);
 	impl->bf16_matmul = bf16_allowed && opts && opts->bf16_matmul && !opts->no_simd &&
 		cp_cpu_has_avx512bf16();
+	impl->amx = impl->bf16_matmul && !(opts && opts->no_amx) &&
+		cp_cpu_amx_bf16_usable();
 	impl->tscratch = calloc(impl->threads, sizeof(float *));
 	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
 	impl->bf16_pack = calloc(impl->threads, sizeof(uint32_t *));
@@ -805,9 +859,25 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 			return cp_error(err, CP_ERR_NOMEM, "out of memory creating the CPU backend");
 		}
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
-	openblas_set_num_threads(1);
+	cp_blas_set_threads(1);
+	snprintf(impl->kernels, sizeof(impl->kernels),
+			 "gemm=%s gemm_few_rows=%s bf16_gemm=%s elementwise=%s",
+			 cp_blas_kernel_name(),
+			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
+			 impl->amx ? "amx-bf16" : impl->bf16_matmul ? "avx512bf16" : "none",
+			 cp_vecmath_kernel_name(opts && opts->no_simd));
 	*out = be;
 	return CP_OK;
+}
+
+/*
+ * cp_backend_cpu_kernels
+ *		See backend.h.
+ */
+const char *
+cp_backend_cpu_kernels(const CpBackend *be)
+{
+	return IMPL(be)->kernels;
 }
 
 /*

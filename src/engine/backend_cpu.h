@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include "backend.h"
+#include "gemm_amx.h"
 #include "gemm_bf16.h"
 
 struct CpBuf
@@ -25,14 +26,20 @@ struct CpBuf
 	bool		owned;			/* data was malloc'd here */
 	bool		lazy;			/* convert raw on use */
 	bool		raw_owned;		/* raw was malloc'd here */
+	uint32_t   *amx_packed;		/* bf16 precision on AMX: raw packed for
+								 * AMX tiles (gemm_amx.h), owned */
 };
 
 typedef struct CpCpuImpl
 {
 	int			threads;		/* OpenMP threads for element-wise ops */
 	bool		lazy_convert;
-	bool		avx512;			/* AVX-512 small-M bf16 kernel usable */
+	bool		avx512;			/* AVX-512 kernels usable (small-M bf16
+								 * weights, element-wise) */
+	bool		avx2;			/* AVX2 + FMA element-wise kernels usable */
 	bool		bf16_matmul;	/* bf16 GEMMs (option set and CPU able) */
+	bool		amx;			/* ... on AMX tiles (CPU and kernel able) */
+	char		kernels[160];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */

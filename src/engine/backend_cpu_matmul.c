@@ -4,14 +4,15 @@
  *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
  *	  as mapped and converted tile by tile (lazy), or, for few rows, read
  *	  straight from the mapping by an AVX-512 kernel; with bf16 precision,
- *	  bf16 GEMMs (gemm_bf16.c).
+ *	  bf16 GEMMs on AMX tiles (gemm_amx.c, weights packed at load) or
+ *	  with AVX512_BF16 (gemm_bf16.c).
  */
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
+#include "backend_cpu_blas.h"
 #include <immintrin.h>
 
 #include "backend_cpu.h"
@@ -141,6 +142,60 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 }
 
 /*
+ * amx_matmul
+ *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
+ *		into a zero-padded [roundup(M, 32), Kp] bf16 copy, then each thread
+ *		runs the tile GEMM on its own blocks of 32 output columns.
+ */
+static CpStatus
+amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+		   int M, int N, int K, bool add)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	int			kp = cp_amx_padded_k(K),
+				ldx = cp_amx_x_stride(kp);
+	int			mp = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
+	int			nthreads = impl->threads;
+	int			r;
+	CpStatus	st;
+
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+						  (size_t) mp * ldx, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
+	if (st != CP_OK)
+		return st;
+	if (N < CP_AMX_BLOCK * nthreads)
+		nthreads = (N + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK;
+
+#pragma omp parallel num_threads(impl->threads)
+	{
+		int			tid = omp_get_thread_num();
+		int			c0,
+					c1;
+
+#pragma omp for schedule(static)
+		for (r = 0; r < mp; r++)
+		{
+			uint16_t   *dst = impl->xb16 + (size_t) r * ldx;
+
+			if (r < M)
+			{
+				cp_round_to_bf16(x + (size_t) r * K, dst, K);
+				memset(dst + K, 0, sizeof(uint16_t) * (ldx - K));
+			}
+			else
+				memset(dst, 0, sizeof(uint16_t) * ldx);
+		}
+		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
+		if (tid < nthreads && c1 > c0)
+			cp_gemm_amx_bf16(impl->xb16, ldx, M, kp, w->amx_packed, c0, c1, y,
+							 N, add, impl->tscratch[tid]);
+	}
+	return CP_OK;
+}
+
+/*
  * bf16_matmul
  *		y (+)= bf16(x) . W^T with W bf16: x is rounded once into the
  *		backend's bf16 scratch, then each thread runs the bf16 GEMM on its
@@ -192,7 +247,7 @@ bf16_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 /*
  * cpu_matmul
  *		y = x . W^T + bias (+ y): the N output columns are split across
- *		the threads, each running a single-threaded cblas_sgemm on its
+ *		the threads, each running a single-threaded cp_sgemm on its
  *		slice; lazy weights are converted tile by tile into the thread's
  *		scratch first.
  */
@@ -218,6 +273,14 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	}
 	if (N < 32 * nthreads)
 		nthreads = 1;
+	if (w->amx_packed != NULL)
+	{
+		CpStatus	st = amx_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
+		goto bias_after;
+	}
 	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
 		K % 2 == 0)
 	{
@@ -265,7 +328,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 
 		split_range(N, nthreads, t, 16, &lo, &hi);
 		if (hi > lo && !w->lazy)
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K,
+			cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, hi - lo, K,
 						1.0f, xp, K, w->data + (size_t) lo * K, K, beta,
 						yp + lo, N);
 		else if (hi > lo)
@@ -278,7 +341,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 				int			nt = (hi - n0 < tile) ? hi - n0 : tile;
 
 				convert_rows(w, n0, nt, K, buf);
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
+				cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nt, K,
 							1.0f, xp, K, buf, K, beta, yp + n0, N);
 			}
 		}

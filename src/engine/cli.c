@@ -264,8 +264,9 @@ run_bench(CpEngine *eng, int nimg, const uint8_t **imgs, const size_t *lens,
 	if (nimg > 0)
 		printf(" pages=%d pages_per_s=%.4f s_per_page=%.3f cpu_s_per_page=%.3f", nimg,
 			   nimg / pages_med, pages_med / nimg, pages_cpu / nimg);
-	printf(" query_ms=%.2f query_cpu_ms=%.2f peak_rss_mb=%.0f runs=%d\n",
-		   query_med * 1000.0, query_cpu * 1000.0, ru.ru_maxrss / 1024.0, runs);
+	printf(" query_ms=%.2f query_cpu_ms=%.2f peak_rss_mb=%.0f runs=%d %s\n",
+		   query_med * 1000.0, query_cpu * 1000.0, ru.ru_maxrss / 1024.0, runs,
+		   cp_engine_kernels(eng));
 	free(out);
 	free(t);
 	free(c);

@@ -111,4 +111,11 @@ extern void cp_embedding_free(CpEmbedding *emb);
 extern const char *cp_engine_device_name(const CpEngine *engine);
 extern int	cp_engine_embedding_dim(const CpEngine *engine);
 
+/*
+ * The compute kernels the engine runs, as space-separated key=value words
+ * (docs/cpu-kernels.md), e.g. "gemm=openblas:SkylakeX gemm_few_rows=avx512f
+ * bf16_gemm=amx-bf16 elementwise=avx512f" on the CPU, "cuda" on a GPU.
+ */
+extern const char *cp_engine_kernels(const CpEngine *engine);
+
 #endif							/* COLPALI_ENGINE_H */

@@ -456,6 +456,18 @@ cp_engine_device_name(const CpEngine *e)
 }
 
 /*
+ * cp_engine_kernels
+ *		See colpali_engine.h.
+ */
+const char *
+cp_engine_kernels(const CpEngine *e)
+{
+	if (strcmp(e->be->name, "cpu") == 0)
+		return cp_backend_cpu_kernels(e->be);
+	return e->be->name;
+}
+
+/*
  * cp_engine_embedding_dim
  *		Width of the output vectors (128 for ColPali).
  */

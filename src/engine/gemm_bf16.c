@@ -128,15 +128,15 @@ transpose_16x16(const uint16_t *const *rows, uint32_t *pack, int c0)
 }
 
 /*
- * pack_panel
- *		Columns [n0, n0 + ncols) and k-pairs [p0, p0 + npairs) of w [*, K]
+ * cp_bf16_pack_panel
+ *		See gemm_bf16.h.  Columns [n0, n0 + ncols) and k-pairs [p0, p0 + npairs) of w [*, K]
  *		into pack[p][c] (64 words per pair; columns past ncols are zero).
  *		Full blocks of 16 columns x 16 pairs are transposed in registers,
  *		the rest word by word.
  */
 __attribute__((target("avx512f")))
-static void
-pack_panel(const uint16_t *w, int K, int n0, int ncols, int p0, int npairs,
+void
+cp_bf16_pack_panel(const uint16_t *w, int K, int n0, int ncols, int p0, int npairs,
 		   uint32_t *pack)
 {
 	int			c,
@@ -268,7 +268,7 @@ cp_gemm_bf16_cols(const uint16_t *xb, int M, int K, const uint16_t *w,
 			bool		load = add || k0 > 0;
 			int			m;
 
-			pack_panel(w, K, n, ncols, k0 / 2, kc / 2, pack);
+			cp_bf16_pack_panel(w, K, n, ncols, k0 / 2, kc / 2, pack);
 			for (m = 0; m < M; m += TILE_M)
 				micro_tile(xb + (size_t) m * K + k0, K,
 						   (M - m < TILE_M) ? M - m : TILE_M, pack, kc / 2,

@@ -43,6 +43,16 @@ extern void cp_gemm_bf16_cols(const uint16_t *xb, int M, int K,
 							  float *y, int ldy, bool add, uint32_t *pack);
 
 /*
+ * cp_bf16_pack_panel
+ *		Columns [n0, n0 + ncols) (ncols <= CP_BF16_PANEL_N) and k-pairs
+ *		[p0, p0 + npairs) of w [*, K] into pack[p][c], CP_BF16_PANEL_N
+ *		words per pair, columns past ncols zero; pack 64-byte aligned.
+ *		Needs AVX-512F.
+ */
+extern void cp_bf16_pack_panel(const uint16_t *w, int K, int n0, int ncols,
+							   int p0, int npairs, uint32_t *pack);
+
+/*
  * cp_gemm_bf16_few_rows
  *		The same product for few rows of x (a query: ~20), where packing
  *		the weights would cost as much as the arithmetic: dot products

@@ -28,6 +28,24 @@ cp_vecmath_avx512(void)
 	return __builtin_cpu_supports("avx512f");
 }
 
+bool
+cp_vecmath_avx2(void)
+{
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+const char *
+cp_vecmath_kernel_name(bool no_simd)
+{
+	if (no_simd)
+		return "portable";
+	if (cp_vecmath_avx512())
+		return "avx512f";
+	if (cp_vecmath_avx2())
+		return "avx2-fma";
+	return "portable";
+}
+
 /* ---------------------------------------------------------------------
  * Portable forms
  * --------------------------------------------------------------------- */
@@ -226,4 +244,254 @@ cp_softmax_avx512(float *s, int n)
 	if (tail)
 		_mm512_mask_storeu_ps(s + j, tail,
 							  _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, s + j), inv));
+}
+
+/* ---------------------------------------------------------------------
+ * AVX2 + FMA forms (the same formulas 8 lanes wide)
+ * --------------------------------------------------------------------- */
+
+__attribute__((target("avx2,fma")))
+static inline __m256
+exp_avx2(__m256 x)
+{
+	__m256		lo = _mm256_set1_ps(EXP_LO);
+	__m256		under = _mm256_cmp_ps(x, lo, _CMP_LE_OQ);
+	__m256		n,
+				r,
+				p;
+	__m256i		e;
+
+	x = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(EXP_HI));
+	n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+						_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+	p = _mm256_set1_ps(1.0f / 5040.0f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+	e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n),
+										   _mm256_set1_epi32(127)), 23);
+	return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256
+gelu_avx2(__m256 x)
+{
+	__m256		x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+	__m256		u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+								  _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+	__m256		ex = exp_avx2(_mm256_mul_ps(_mm256_set1_ps(-2.0f), u));
+
+	return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), ex));
+}
+
+/* Lanes [0, n) live, n in [0, 8]: a mask for maskload/maskstore. */
+__attribute__((target("avx2,fma")))
+static inline __m256i
+tail_mask_avx2(int n)
+{
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+							  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+__attribute__((target("avx2,fma")))
+void
+cp_gelu_tanh_avx2(float *x, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(x + i, gelu_avx2(_mm256_loadu_ps(x + i)));
+	if (i < n)
+	{
+		__m256i		m = tail_mask_avx2((int) (n - i));
+
+		_mm256_maskstore_ps(x + i, m, gelu_avx2(_mm256_maskload_ps(x + i, m)));
+	}
+}
+
+__attribute__((target("avx2,fma")))
+void
+cp_geglu_avx2(float *out, const float *gate, const float *up, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(out + i,
+						 _mm256_mul_ps(gelu_avx2(_mm256_loadu_ps(gate + i)),
+									   _mm256_loadu_ps(up + i)));
+	if (i < n)
+	{
+		__m256i		m = tail_mask_avx2((int) (n - i));
+
+		_mm256_maskstore_ps(out + i, m,
+							_mm256_mul_ps(gelu_avx2(_mm256_maskload_ps(gate + i, m)),
+										  _mm256_maskload_ps(up + i, m)));
+	}
+}
+
+__attribute__((target("avx2,fma")))
+static inline float
+hsum_avx2(__m256 v)
+{
+	__m128		s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+void
+cp_softmax_avx2(float *s, int n)
+{
+	__m256		vmax = _mm256_set1_ps(-INFINITY),
+				vsum = _mm256_setzero_ps(),
+				vmx,
+				inv;
+	__m128		h;
+	int			j,
+				full = n - n % 8;
+	__m256i		tail = tail_mask_avx2(n % 8);
+	float		mx;
+
+	for (j = 0; j < full; j += 8)
+		vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
+	h = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+	h = _mm_max_ss(h, _mm_movehdup_ps(h));
+	mx = _mm_cvtss_f32(h);
+	for (j = full; j < n; j++)
+		mx = s[j] > mx ? s[j] : mx;
+	vmx = _mm256_set1_ps(mx);
+	for (j = 0; j < full; j += 8)
+	{
+		__m256		ex = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
+
+		_mm256_storeu_ps(s + j, ex);
+		vsum = _mm256_add_ps(vsum, ex);
+	}
+	if (full < n)
+	{
+		/* dead lanes load 0 and give exp(-mx); mask them out of the sum */
+		__m256		ex = exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + j, tail), vmx));
+
+		ex = _mm256_and_ps(ex, _mm256_castsi256_ps(tail));
+		_mm256_maskstore_ps(s + j, tail, ex);
+		vsum = _mm256_add_ps(vsum, ex);
+	}
+	inv = _mm256_set1_ps(1.0f / hsum_avx2(vsum));
+	for (j = 0; j < full; j += 8)
+		_mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), inv));
+	if (full < n)
+		_mm256_maskstore_ps(s + j, tail,
+							_mm256_mul_ps(_mm256_maskload_ps(s + j, tail), inv));
+}
+
+/* ---------------------------------------------------------------------
+ * Row reductions of the norms: sum x and sum (x - c)^2, three forms
+ * (the vector forms sum in 16 / 8 lanes, then across them)
+ * --------------------------------------------------------------------- */
+
+float
+cp_sum_scalar(const float *x, int n)
+{
+	float		s = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+float
+cp_sumsq_dev_scalar(const float *x, float c, int n)
+{
+	float		s = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		s += (x[i] - c) * (x[i] - c);
+	return s;
+}
+
+__attribute__((target("avx512f")))
+float
+cp_sum_avx512(const float *x, int n)
+{
+	__m512		acc = _mm512_setzero_ps();
+	int			i;
+
+	for (i = 0; i + 16 <= n; i += 16)
+		acc = _mm512_add_ps(acc, _mm512_loadu_ps(x + i));
+	if (i < n)
+		acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16) ((1u << (n - i)) - 1), x + i));
+	return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx512f")))
+float
+cp_sumsq_dev_avx512(const float *x, float c, int n)
+{
+	__m512		acc = _mm512_setzero_ps(),
+				vc = _mm512_set1_ps(c);
+	int			i;
+
+	for (i = 0; i + 16 <= n; i += 16)
+	{
+		__m512		d = _mm512_sub_ps(_mm512_loadu_ps(x + i), vc);
+
+		acc = _mm512_fmadd_ps(d, d, acc);
+	}
+	if (i < n)
+	{
+		__mmask16	m = (__mmask16) ((1u << (n - i)) - 1);
+		__m512		d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vc);
+
+		acc = _mm512_fmadd_ps(d, d, acc);
+	}
+	return _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx2,fma")))
+float
+cp_sum_avx2(const float *x, int n)
+{
+	__m256		acc = _mm256_setzero_ps();
+	float		s;
+	int			i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+		acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + i));
+	s = hsum_avx2(acc);
+	for (; i < n; i++)
+		s += x[i];
+	return s;
+}
+
+__attribute__((target("avx2,fma")))
+float
+cp_sumsq_dev_avx2(const float *x, float c, int n)
+{
+	__m256		acc = _mm256_setzero_ps(),
+				vc = _mm256_set1_ps(c);
+	float		s;
+	int			i;
+
+	for (i = 0; i + 8 <= n; i += 8)
+	{
+		__m256		d = _mm256_sub_ps(_mm256_loadu_ps(x + i), vc);
+
+		acc = _mm256_fmadd_ps(d, d, acc);
+	}
+	s = hsum_avx2(acc);
+	for (; i < n; i++)
+		s += (x[i] - c) * (x[i] - c);
+	return s;
 }

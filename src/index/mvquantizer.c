@@ -9,7 +9,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <cblas.h>
 
 #include "commands/progress.h"
 #include "common/pg_prng.h"
@@ -19,6 +18,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "backend_cpu_blas.h"
 #include "mvivf.h"
 
 #define MVIVF_QUANT_VALUES	(1 << 20)	/* residual coordinates for cutoffs */
@@ -33,10 +33,10 @@
 int
 MvivfBlasSingleThread(void)
 {
-	int			threads = openblas_get_num_threads();
+	int			threads = cp_blas_get_threads();
 
 	if (threads > 1)
-		openblas_set_num_threads(1);
+		cp_blas_set_threads(1);
 	return threads;
 }
 
@@ -48,7 +48,7 @@ void
 MvivfBlasRestore(int threads)
 {
 	if (threads > 1)
-		openblas_set_num_threads(threads);
+		cp_blas_set_threads(threads);
 }
 
 /*
@@ -132,7 +132,7 @@ MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
 {
 	int			threads = MvivfBlasSingleThread();
 
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, q->nlists,
+	cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, q->nlists,
 				q->dim, 1.0f, rows, q->dim, q->centroids, q->dim, 0.0f,
 				scores, q->nlists);
 	MvivfBlasRestore(threads);
@@ -177,7 +177,7 @@ MvivfPrepareCoarse(MvivfQuantizer * q)
 	count = palloc0(sizeof(int) * (nc + 1));
 	for (it = 0; it <= 5; it++)
 	{
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->nlists, nc, dim,
+		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->nlists, nc, dim,
 					1.0f, q->centroids, dim, q->coarse, dim, 0.0f, scores, nc);
 		for (l = 0; l < q->nlists; l++)
 		{
@@ -388,7 +388,7 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 			for (i = 0; i < m; i++)
 				memcpy(gathered + (Size) i * dim, rows + (Size) pairRow[p + i] * dim,
 					   sizeof(float) * dim);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ng, dim,
+			cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, ng, dim,
 						1.0f, gathered, dim, q->groupCentroids + (Size) mstart * dim,
 						dim, 0.0f, out, ng);
 			for (i = 0; i < m; i++)
@@ -436,7 +436,7 @@ MvivfAssignEncode(const MvivfQuantizer * q, const float *rows, int nrows,
 
 		if (q->ncoarse > 0)
 		{
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, q->ncoarse,
+			cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, q->ncoarse,
 						q->dim, 1.0f, rows + (Size) start * q->dim, q->dim,
 						q->coarse, q->dim, 0.0f, scores, q->ncoarse);
 			AssignTwoLevel(q, rows + (Size) start * q->dim, n, scores,

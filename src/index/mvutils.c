@@ -8,7 +8,6 @@
 
 #include <float.h>
 #include <math.h>
-#include <cblas.h>
 
 #include "access/generic_xlog.h"
 #include "storage/bufmgr.h"

@@ -14,9 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend.h"
+#include "backend_cpu_blas.h"
+#include "gemm_amx.h"
 #include "gemm_bf16.h"
+#include "vecmath.h"
 #include "weights.h"
 
 static int	failures = 0;
@@ -511,6 +515,115 @@ test_matmul_bf16(int M, int N, int K, CpDType dt, bool bias, bool acc)
 	free(bs);
 }
 
+/*
+ * test_vecmath_forms
+ *		The AVX-512 and AVX2 forms of GELU, GeGLU and softmax against the
+ *		portable form (each where the CPU runs it), at lengths around the
+ *		vector widths; inputs reach past exp's clamping range.
+ */
+static void
+test_vecmath_forms(void)
+{
+	static const int lens[] = {1, 7, 8, 9, 15, 16, 17, 100, 1031};
+	int			form,
+				li;
+
+	for (form = 0; form < 2; form++)
+	{
+		bool		able = form == 0 ? cp_vecmath_avx512() : cp_vecmath_avx2();
+		const char *fname = form == 0 ? "avx512f" : "avx2-fma";
+
+		if (!able)
+		{
+			printf("skip %s element-wise forms: not on this CPU\n", fname);
+			continue;
+		}
+		for (li = 0; li < (int) (sizeof(lens) / sizeof(lens[0])); li++)
+		{
+			int			n = lens[li];
+			float	   *g = malloc(sizeof(float) * n),
+					   *u = malloc(sizeof(float) * n),
+					   *a = malloc(sizeof(float) * n),
+					   *b = malloc(sizeof(float) * n);
+			char		name[96];
+
+			fill(g, n, 12.0f);
+			fill(u, n, 2.0f);
+			/* gelu */
+			memcpy(a, g, sizeof(float) * n);
+			memcpy(b, g, sizeof(float) * n);
+			cp_gelu_tanh_scalar(a, n);
+			if (form == 0)
+				cp_gelu_tanh_avx512(b, n);
+			else
+				cp_gelu_tanh_avx2(b, n);
+			snprintf(name, sizeof(name), "gelu %s n=%d", fname, n);
+			compare(name, b, a, n, 1e-6);
+			/* geglu */
+			cp_geglu_scalar(a, g, u, n);
+			if (form == 0)
+				cp_geglu_avx512(b, g, u, n);
+			else
+				cp_geglu_avx2(b, g, u, n);
+			snprintf(name, sizeof(name), "geglu %s n=%d", fname, n);
+			compare(name, b, a, n, 1e-6);
+			/* softmax over scores spread past exp's -87 cut-off */
+			fill(a, n, 60.0f);
+			memcpy(b, a, sizeof(float) * n);
+			cp_softmax_scalar(a, n);
+			if (form == 0)
+				cp_softmax_avx512(b, n);
+			else
+				cp_softmax_avx2(b, n);
+			snprintf(name, sizeof(name), "softmax %s n=%d", fname, n);
+			compare(name, b, a, n, 1e-6);
+			/* the norms' row reductions (sums in another order) */
+			a[0] = cp_sum_scalar(g, n);
+			b[0] = form == 0 ? cp_sum_avx512(g, n) : cp_sum_avx2(g, n);
+			a[1] = cp_sumsq_dev_scalar(g, 0.25f, n);
+			b[1] = form == 0 ? cp_sumsq_dev_avx512(g, 0.25f, n) : cp_sumsq_dev_avx2(g, 0.25f, n);
+			snprintf(name, sizeof(name), "row sum %s n=%d", fname, n);
+			compare(name, b, a, 1, 1e-5 * sqrt(n));
+			snprintf(name, sizeof(name), "row sum of squares %s n=%d", fname, n);
+			compare(name, b + 1, a + 1, 1, 1e-6 * sqrt(n));
+			free(g);
+			free(u);
+			free(a);
+			free(b);
+		}
+	}
+}
+
+/*
+ * test_blas_core
+ *		OpenBLAS runs the kernel set we chose from cpuid (not its own
+ *		detection, which gives generic SSE3 kernels on CPUs it does not
+ *		know), unless the user chose one with OPENBLAS_CORETYPE.
+ */
+static void
+test_blas_core(void)
+{
+	const char *core = cp_blas_core_for_cpu();
+	const char *name = cp_blas_kernel_name();
+	char		want[64];
+
+	printf("fp32 GEMM kernel: %s (asked for %s)\n", name, core ? core : "OpenBLAS's choice");
+	if (getenv("OPENBLAS_CORETYPE") != NULL || core == NULL)
+	{
+		printf("skip OpenBLAS core check: %s\n",
+			   core ? "OPENBLAS_CORETYPE is set" : "no AVX2/AVX-512 kernel set to ask for");
+		return;
+	}
+	snprintf(want, sizeof(want), "openblas:%s", core);
+	if (strcasecmp(name, want) != 0)
+	{
+		printf("FAIL OpenBLAS core: runs %s, wanted %s\n", name, want);
+		failures++;
+	}
+	else
+		printf("ok   OpenBLAS core %s\n", name);
+}
+
 /* Every op of the fast backend (and its lazy twin) against the reference. */
 static void
 test_all_ops(void)
@@ -549,7 +662,8 @@ main(void)
 {
 	CpBackendOptions o;
 	CpError		err;
-	int			simd;
+	int			simd,
+				amx;
 
 	memset(&o, 0, sizeof(o));
 	o.threads = 2;
@@ -576,14 +690,29 @@ main(void)
 	if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
 		return 1;
 
-	printf("-- bf16 precision\n");
+	test_vecmath_forms();
+	test_blas_core();
+
+	/* bf16 precision: the AMX kernel where it runs, then AVX512_BF16 */
 	o.bf16_matmul = true;
-	if (cp_backend_cpu_create(&o, &bf16, &err) != CP_OK)
-		return 1;
-	if (!cp_cpu_has_avx512bf16())
-		printf("skip bf16 GEMM: this CPU has no AVX512_BF16 (bf16 precision runs fp32 here)\n");
-	else
+	for (amx = 1; amx >= 0; amx--)
 	{
+		o.no_amx = !amx;
+		printf("-- bf16 precision, %s\n", amx ? "AMX tiles" : "AVX512_BF16 (no_amx)");
+		if (amx && !cp_cpu_amx_bf16_usable())
+		{
+			printf("skip AMX-BF16 GEMM: this CPU (or kernel) has no usable AMX-BF16\n");
+			continue;
+		}
+		if (cp_backend_cpu_create(&o, &bf16, &err) != CP_OK)
+			return 1;
+		printf("kernels: %s\n", cp_backend_cpu_kernels(bf16));
+		if (!cp_cpu_has_avx512bf16())
+		{
+			printf("skip bf16 GEMM: this CPU has no AVX512_BF16 (bf16 precision runs fp32 here)\n");
+			bf16->destroy(bf16);
+			continue;
+		}
 		test_matmul_bf16(65, 68, 1040, CP_DTYPE_BF16, false, true);	/* 2 k-blocks */
 		test_matmul_bf16(130, 257, 588, CP_DTYPE_F32, true, false);	/* F32 weights rounded at load */
 		test_matmul_bf16(97, 130, 4304, CP_DTYPE_BF16, true, true);
@@ -597,8 +726,13 @@ main(void)
 		test_matmul_bf16(33, 130, 4304, CP_DTYPE_BF16, false, false);
 		test_matmul_bf16(64, 68, 1040, CP_DTYPE_BF16, true, true);
 		test_matmul_bf16(5, 45, 8210, CP_DTYPE_BF16, true, true);	/* 3 k-chunks */
+		/* AMX: row and column blocks of 32, 64-column panels, padded K */
+		test_matmul_bf16(1030, 96, 1152, CP_DTYPE_BF16, true, false);
+		test_matmul_bf16(32, 64, 32, CP_DTYPE_BF16, false, false);
+		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
+		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
+		bf16->destroy(bf16);
 	}
-	bf16->destroy(bf16);
 
 	test_rope_formula();
 
