@@ -33,6 +33,7 @@ extern char *colpali_base_model_path;
 extern int	colpali_device;
 extern int	colpali_threads;
 extern int	colpali_max_image_pixels;
+extern int	colpali_max_visual_tokens;
 extern bool colpali_use_worker;
 extern int	colpali_max_batch;
 extern int	colpali_max_wait_ms;
@@ -60,6 +61,7 @@ typedef struct EncoderKey
 	int32		attention;		/* CpAttentionMode */
 	int32		cpu_weights;	/* CpWeightMode */
 	int32		cpu_precision;	/* CpPrecision */
+	int32		max_visual_tokens;	/* ColQwen2 page budget; 0 = 768 */
 } EncoderKey;
 
 extern void EncoderKeyFromSettings(EncoderKey *key);

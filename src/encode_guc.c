@@ -30,6 +30,7 @@ char	   *colpali_base_model_path = NULL;
 int			colpali_device = CP_DEVICE_AUTO;
 int			colpali_threads = 0;
 int			colpali_max_image_pixels = 89478485;
+int			colpali_max_visual_tokens = 0;
 bool		colpali_use_worker = true;
 int			colpali_max_batch = 16;
 int			colpali_max_wait_ms = 5;
@@ -182,6 +183,18 @@ EncoderInit(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("colpali.max_visual_tokens",
+							"ColQwen2 / ColQwen2.5: most visual tokens per page.",
+							"Pages are resized (smart_resize) to at most this many merged "
+							"28x28 patches, and never beyond the checkpoint's max_pixels. "
+							"0 means 768, the budget these models were trained with. "
+							"No effect on ColPali, whose pages have a fixed size.",
+							&colpali_max_visual_tokens,
+							0, 0, 16384,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("colpali.use_worker",
 							 "Send encoding requests to the background worker when it runs.",
 							 "Off encodes inside the calling backend on the CPU.",
@@ -274,6 +287,7 @@ EncoderKeyFromSettings(EncoderKey *key)
 	key->attention = colpali_attention;
 	key->cpu_weights = colpali_cpu_weights;
 	key->cpu_precision = colpali_cpu_precision;
+	key->max_visual_tokens = colpali_max_visual_tokens;
 }
 
 /*
@@ -300,6 +314,7 @@ EncoderEngineOptions(const EncoderKey *key, CpDevice device,
 	opts->cpu_precision = (CpPrecision) key->cpu_precision;
 	opts->max_batch = colpali_max_batch;
 	opts->attention = (CpAttentionMode) key->attention;
+	opts->max_visual_tokens = key->max_visual_tokens;
 }
 
 /*
