@@ -37,7 +37,9 @@ cp_qwen_image_config_default(CpQwenImageConfig *cfg)
 
 /*
  * cp_qwen_max_pixels
- *		min(checkpoint max_pixels, budget_tokens visual tokens).
+ *		min(checkpoint max_pixels, budget_tokens visual tokens), but never
+ *		below min_pixels: smart_resize needs min_pixels <= max_pixels (a
+ *		small budget with small patches could otherwise invert them).
  */
 int64_t
 cp_qwen_max_pixels(const CpQwenImageConfig *cfg, int64_t checkpoint_max_pixels,
@@ -45,11 +47,15 @@ cp_qwen_max_pixels(const CpQwenImageConfig *cfg, int64_t checkpoint_max_pixels,
 {
 	int64_t		unit = (int64_t) cfg->patch_size * cfg->merge_size;
 	int64_t		budget;
+	int64_t		result = checkpoint_max_pixels;
 
-	if (budget_tokens <= 0)
-		return checkpoint_max_pixels;
-	budget = (int64_t) budget_tokens * unit * unit;
-	return checkpoint_max_pixels < budget ? checkpoint_max_pixels : budget;
+	if (budget_tokens > 0)
+	{
+		budget = (int64_t) budget_tokens * unit * unit;
+		if (budget < result)
+			result = budget;
+	}
+	return result < cfg->min_pixels ? cfg->min_pixels : result;
 }
 
 /*

@@ -230,6 +230,7 @@ test_budget(void)
 	CHECK(cp_qwen_max_pixels(&cfg, 12845056, CP_QWEN_TRAINED_VISUAL_TOKENS) == 768 * 28 * 28, "768-token budget");
 	CHECK(cp_qwen_max_pixels(&cfg, 200704, CP_QWEN_TRAINED_VISUAL_TOKENS) == 200704, "checkpoint smaller");
 	CHECK(cp_qwen_max_pixels(&cfg, 12845056, 0) == 12845056, "no budget");
+	CHECK(cp_qwen_max_pixels(&cfg, 12845056, 1) == cfg.min_pixels, "a budget below min_pixels gives min_pixels");
 	/* an A4 scan at 300 dpi stays within 768 visual tokens */
 	CHECK(cp_qwen_smart_resize(3508, 2480, 28, 3136, cp_qwen_max_pixels(&cfg, 12845056, 768), &rh, &rw, &err) == CP_OK &&
 		  (int64_t) rh * rw <= 768 * 784, "A4 at 300 dpi: %dx%d", rw, rh);
