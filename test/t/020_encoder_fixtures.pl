@@ -12,56 +12,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use EncoderGoldens;
+
 my $fx = "$ENV{TESTDIR}/test/fixtures";
 plan skip_all => 'fixtures not found' unless -f "$fx/manifest.json";
 
 my $manifest = decode_json(slurp_file("$fx/manifest.json"));
 my %images = map { $_->{name} => $_ } @{ $manifest->{images} };
 my %models = map { $_->{name} => $_ } @{ $manifest->{models} };
-
-# floats of a golden file, checked against its shape
-sub golden
-{
-	my ($entry) = @_;
-	my @v = unpack('f<*', slurp_file("$fx/$entry->{file}"));
-	my ($rows, $cols) = @{ $entry->{shape} };
-	die "bad golden $entry->{file}" unless @v == $rows * ($cols // 1);
-	return \@v;
-}
-
-# compare a real[] text ('{{..},{..}}') with a golden entry
-sub compare
-{
-	my ($label, $text, $entry) = @_;
-	my ($rows, $dim) = @{ $entry->{shape} };
-	my $g = golden($entry);
-	(my $flat = $text) =~ tr/{}//d;
-	my @v = split /,/, $flat;
-	if (@v != @$g)
-	{
-		fail("$label: shape");
-		diag("got " . scalar(@v) . " floats, golden has " . scalar(@$g) . " ($rows x $dim)");
-		return;
-	}
-	my ($maxd, $mincos) = (0, 1);
-	for my $r (0 .. $rows - 1)
-	{
-		my ($dot, $na, $nb) = (0, 0, 0);
-		for my $c (0 .. $dim - 1)
-		{
-			my ($a, $b) = ($v[$r * $dim + $c], $g->[$r * $dim + $c]);
-			my $d = abs($a - $b);
-			$maxd = $d if $d > $maxd;
-			$dot += $a * $b;
-			$na += $a * $a;
-			$nb += $b * $b;
-		}
-		my $cos = ($na > 0 && $nb > 0) ? $dot / sqrt($na * $nb) : ($na == $nb ? 1 : 0);
-		$mincos = $cos if $cos < $mincos;
-	}
-	ok($maxd <= 1e-4 && $mincos >= 0.99999,
-		sprintf("%s: %dx%d, max |delta| %.2e, min cosine %.7f", $label, $rows, $dim, $maxd, $mincos));
-}
 
 my $node = PostgreSQL::Test::Cluster->new('encoder');
 $node->init;
@@ -110,16 +70,16 @@ sub check_model
 	for my $i (0 .. $#pages)
 	{
 		my $txt = $node->safe_psql('postgres', "SELECT mv::real[] FROM pe WHERE k = $i");
-		compare("$name page $pages[$i]{image}", $txt, $pages[$i]);
+		compare($fx, "$name page $pages[$i]{image}", $txt, $pages[$i]);
 	}
 	for my $i (0 .. $#queries)
 	{
 		my $txt = $node->safe_psql('postgres', "SELECT mv::real[] FROM qe WHERE k = $i");
-		compare("$name query $i", $txt, $queries[$i]);
+		compare($fx, "$name query $i", $txt, $queries[$i]);
 	}
 
 	# MaxSim: scores[q][p], rows = queries, cols = pages (full manifest order)
-	my $scores = golden($gold->{scores});
+	my $scores = golden($fx, $gold->{scores});
 	my $npages = $gold->{scores}{shape}[1];
 	my $out = $node->safe_psql('postgres',
 		"SELECT q.k, p.k, maxsim(p.mv, q.mv) FROM pe p, qe q ORDER BY 1, 2");
@@ -192,7 +152,7 @@ is($node->safe_psql('postgres', qq{
 	($b[0] = $bf16) =~ tr/{}//d;
 	@a = split /,/, $a[0];
 	@b = split /,/, $b[0];
-	my $g = golden($page);
+	my $g = golden($fx, $page);
 	my $dim = $page->{shape}[1];
 	my ($maxd, $mincos, $maxdg) = (0, 1, 0);
 	for my $r (0 .. @a / $dim - 1)

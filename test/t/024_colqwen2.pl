@@ -13,55 +13,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use EncoderGoldens;
+
 my $fx = "$ENV{TESTDIR}/test/fixtures";
 plan skip_all => 'ColQwen2 fixtures not found' unless -f "$fx/qwen/manifest.json";
 
 my $manifest = decode_json(slurp_file("$fx/qwen/manifest.json"));
 my %images = map { $_->{name} => $_ } @{ $manifest->{images} };
-
-# floats of a golden file ({file, shape}), checked against its shape
-sub golden
-{
-	my ($entry) = @_;
-	my @v = unpack('f<*', slurp_file("$fx/$entry->{file}"));
-	my ($rows, $cols) = @{ $entry->{shape} };
-	die "bad golden $entry->{file}" unless @v == $rows * ($cols // 1);
-	return \@v;
-}
-
-# compare a real[] text ('{{..},{..}}') with a golden entry
-sub compare
-{
-	my ($label, $text, $entry) = @_;
-	my ($rows, $dim) = @{ $entry->{shape} };
-	my $g = golden($entry);
-	(my $flat = $text) =~ tr/{}//d;
-	my @v = split /,/, $flat;
-	if (@v != @$g)
-	{
-		fail("$label: shape");
-		diag("got " . scalar(@v) . " floats, golden has " . scalar(@$g) . " ($rows x $dim)");
-		return;
-	}
-	my ($maxd, $mincos) = (0, 1);
-	for my $r (0 .. $rows - 1)
-	{
-		my ($dot, $na, $nb) = (0, 0, 0);
-		for my $c (0 .. $dim - 1)
-		{
-			my ($a, $b) = ($v[ $r * $dim + $c ], $g->[ $r * $dim + $c ]);
-			my $d = abs($a - $b);
-			$maxd = $d if $d > $maxd;
-			$dot += $a * $b;
-			$na += $a * $a;
-			$nb += $b * $b;
-		}
-		my $cos = ($na > 0 && $nb > 0) ? $dot / sqrt($na * $nb) : ($na == $nb ? 1 : 0);
-		$mincos = $cos if $cos < $mincos;
-	}
-	ok($maxd <= 1e-4 && $mincos >= 0.99999,
-		sprintf("%s: %dx%d, max |delta| %.2e, min cosine %.7f", $label, $rows, $dim, $maxd, $mincos));
-}
 
 my $node = PostgreSQL::Test::Cluster->new('colqwen2');
 $node->init;
@@ -107,13 +67,13 @@ sub check_model
 
 	for my $i (0 .. $#pages)
 	{
-		compare("$label page $pages[$i]{image}",
+		compare($fx, "$label page $pages[$i]{image}",
 			$node->safe_psql('postgres', "SELECT mv::real[] FROM pe WHERE k = $i"),
 			$pages[$i]{embedding});
 	}
 	for my $i (0 .. $#queries)
 	{
-		compare("$label query $i",
+		compare($fx, "$label query $i",
 			$node->safe_psql('postgres', "SELECT mv::real[] FROM qe WHERE k = $i"),
 			$queries[$i]{embedding});
 	}
