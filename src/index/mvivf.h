@@ -230,7 +230,6 @@ typedef struct MvivfScanOpaqueData
 	/* how many documents may be reranked, and in which steps */
 	int			firstBatch;		/* reranked before the first row */
 	int			batchSize;		/* each further batch */
-	int			reserve;		/* refill when fewer rows than this wait */
 	int			budget;			/* most documents reranked by this scan */
 	/* reranked rows not returned yet: a min-heap on exact distance */
 	MvivfScanCandidate *heap;

@@ -23,9 +23,12 @@
  * (xs_recheckorderby = false), NaN last as float8 sorts it:
  *
  *	- mvivf.rerank documents are reranked before the first row is returned;
- *	- when fewer than a quarter of that many reranked rows are waiting (a
- *	  WHERE filter rejected them, or the LIMIT is large), the next batch of
- *	  mvivf.rerank documents down the approximate order is reranked;
+ *	- before each row, further batches of mvivf.rerank documents down the
+ *	  approximate order are reranked while no row waits (a WHERE filter
+ *	  rejected them, or the LIMIT is large) or while the next unreranked
+ *	  document could still beat the best waiting one: its approximate
+ *	  distance less the largest overshoot (approximate - exact) seen near the
+ *	  end of the last batch;
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
@@ -552,7 +555,6 @@ BeginSearch(IndexScanDesc scan)
 		so->firstBatch = Min(rerank, Max(so->budget, 1));
 		so->batchSize = rerank;
 	}
-	so->reserve = so->batchSize / 4;
 	so->heapCap = Max(1, Min(so->budget, so->firstBatch + so->batchSize));
 	so->heap = palloc_extended(sizeof(MvivfScanCandidate) * so->heapCap, MCXT_ALLOC_HUGE);
 	so->nheap = 0;
