@@ -26,7 +26,8 @@ SQL_SECTIONS = $(sort $(wildcard sql/sections/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # Upgrade scripts, and the install scripts of released versions (frozen, so
 # that ALTER EXTENSION ... UPDATE can be tested from them).
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql \
+	sql/$(EXTENSION)--0.2.0.sql
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
 REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))
