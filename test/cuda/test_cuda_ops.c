@@ -493,95 +493,6 @@ test_elementwise(Pair *p, size_t n)
 	free(t);
 }
 
-/*
- * test_qwen_ops
- *		The Qwen2-VL family's operations: plain-weight RMSNorm, rotary from
- *		angle tables, SwiGLU, QuickGELU, exact GELU.
- */
-static void
-test_qwen_ops(Pair *p, int rows, int nh, int hd)
-{
-	char		name[96];
-	int			dim = nh * hd,
-				half = hd / 2;
-	size_t		n = (size_t) rows * dim;
-	float	   *x = rand_array(n, 3.0f, false);
-	float	   *u = rand_array(n, 3.0f, false);
-	float	   *w = rand_array((size_t) dim, 1.0f, false);
-	float	   *cs = malloc(sizeof(float) * (size_t) rows * half);
-	float	   *sn = malloc(sizeof(float) * (size_t) rows * half);
-	Buf2		X,
-				U,
-				Y,
-				C,
-				S,
-				Wt;
-	int			r,
-				j;
-
-	/* angle tables as M-RoPE builds them: position times inverse frequency */
-	for (r = 0; r < rows; r++)
-		for (j = 0; j < half; j++)
-		{
-			double		a = (double) (r % 97) * pow(1000000.0, -2.0 * j / hd);
-
-			cs[(size_t) r * half + j] = (float) cos(a);
-			sn[(size_t) r * half + j] = (float) sin(a);
-		}
-	X = act(p, x, n);
-	U = act(p, u, n);
-	Y = act(p, NULL, n);
-	C = act(p, cs, (size_t) rows * half);
-	S = act(p, sn, (size_t) rows * half);
-	Wt = weight(p, w, 1, dim, CP_DTYPE_F32, CP_WEIGHT_VECTOR);
-	if (p->cpu->rmsnorm_plain == NULL || p->gpu->rmsnorm_plain == NULL)
-	{
-		printf("FAIL qwen ops: a backend lacks them\n");
-		failures++;
-		goto out;
-	}
-
-	CALL(p->cpu, p->cpu->rmsnorm_plain(p->cpu, cp_view(Y.c, 0), cp_view(X.c, 0), Wt.c, rows, dim, 1e-6f));
-	CALL(p->gpu, p->gpu->rmsnorm_plain(p->gpu, cp_view(Y.g, 0), cp_view(X.g, 0), Wt.g, rows, dim, 1e-6f));
-	snprintf(name, sizeof(name), "rmsnorm_plain %dx%d", rows, dim);
-	compare(p, name, &Y, 0, n, 1e-9);
-
-	CALL(p->cpu, p->cpu->rotary(p->cpu, cp_view(Y.c, 0), cp_view(C.c, 0), cp_view(S.c, 0), rows, nh, hd));
-	CALL(p->gpu, p->gpu->rotary(p->gpu, cp_view(Y.g, 0), cp_view(C.g, 0), cp_view(S.g, 0), rows, nh, hd));
-	snprintf(name, sizeof(name), "rotary %d rows h%d d%d", rows, nh, hd);
-	compare(p, name, &Y, 0, n, 1e-9);
-
-	CALL(p->cpu, p->cpu->swiglu(p->cpu, cp_view(Y.c, 0), cp_view(X.c, 0), cp_view(U.c, 0), n));
-	CALL(p->gpu, p->gpu->swiglu(p->gpu, cp_view(Y.g, 0), cp_view(X.g, 0), cp_view(U.g, 0), n));
-	compare(p, "swiglu", &Y, 0, n, 1e-9);
-
-	/* in place on the gate, as the model calls it */
-	CALL(p->cpu, p->cpu->swiglu(p->cpu, cp_view(X.c, 0), cp_view(X.c, 0), cp_view(U.c, 0), n));
-	CALL(p->gpu, p->gpu->swiglu(p->gpu, cp_view(X.g, 0), cp_view(X.g, 0), cp_view(U.g, 0), n));
-	compare(p, "swiglu (out = gate)", &X, 0, n, 1e-9);
-
-	CALL(p->cpu, p->cpu->quick_gelu(p->cpu, cp_view(U.c, 0), n));
-	CALL(p->gpu, p->gpu->quick_gelu(p->gpu, cp_view(U.g, 0), n));
-	compare(p, "quick_gelu", &U, 0, n, 1e-9);
-
-	CALL(p->cpu, p->cpu->gelu_erf(p->cpu, cp_view(Y.c, 0), n));
-	CALL(p->gpu, p->gpu->gelu_erf(p->gpu, cp_view(Y.g, 0), n));
-	compare(p, "gelu_erf", &Y, 0, n, 1e-9);
-
-out:
-	free2(p, &X);
-	free2(p, &U);
-	free2(p, &Y);
-	free2(p, &C);
-	free2(p, &S);
-	free2(p, &Wt);
-	free(x);
-	free(u);
-	free(w);
-	free(cs);
-	free(sn);
-}
-
 static void
 test_gathers(Pair *p)
 {
@@ -725,10 +636,6 @@ main(void)
 	test_rope(&p, 2, 1030, 8, 256);
 	test_rope(&p, 2, 33, 1, 16);
 	test_elementwise(&p, (size_t) 48 * 1000);
-	/* Qwen2-VL-2B text (12 heads of 128), its vision tower (16 of 80), odd */
-	test_qwen_ops(&p, 37, 12, 128);
-	test_qwen_ops(&p, 300, 16, 80);
-	test_qwen_ops(&p, 3, 1, 6);
 	test_gathers(&p);
 	test_errors(&p);
 
