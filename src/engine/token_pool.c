@@ -157,76 +157,105 @@ ward_update(double d_xi, double d_yi, double d_xy, int size_x, int size_y,
 }
 
 /*
- * Euclidean distance of two distance rows of n floats, in double.  Eight
- * independent partial sums (lane l takes the elements k = l mod 8 of the
- * whole blocks, lane 0 also the tail), added pairwise at the end: the same
+ * Dot product (in double) and Euclidean distance of two float rows of n
+ * elements.  Each keeps 32 independent partial sums, lane l of vector
+ * accumulator a taking the elements k = 32 j + 8 a + l of the whole blocks
+ * of 32, accumulator 0 also the blocks of 8 after them, a scalar sum the
+ * last n mod 8 elements; at the end the four accumulators are added
+ * ((0 + 1) + (2 + 3)), the tail to lane 0, the lanes pairwise.  The same
  * operations in every build, so the compiled variants below give the same
  * bits and differ only in how many lanes one instruction handles.
  */
 typedef double PoolV8d __attribute__((vector_size(64)));
 typedef float PoolV8f __attribute__((vector_size(32)));
 
-#define ROW_DISTANCE_BODY(a, b, n) \
+#define LOAD8(p)	({ PoolV8f v_; memcpy(&v_, (p), sizeof(v_)); __builtin_convertvector(v_, PoolV8d); })
+
+#define ROW_REDUCE_BODY(a, b, n, TERM, STERM, FINISH) \
 	do { \
-		PoolV8d		acc = {0, 0, 0, 0, 0, 0, 0, 0}; \
+		PoolV8d		acc0 = {0, 0, 0, 0, 0, 0, 0, 0}; \
+		PoolV8d		acc1 = acc0; \
+		PoolV8d		acc2 = acc0; \
+		PoolV8d		acc3 = acc0; \
 		double		tail = 0.0; \
 		int			k = 0; \
+		for (; k + 32 <= (n); k += 32) \
+		{ \
+			acc0 += TERM(LOAD8((a) + k), LOAD8((b) + k)); \
+			acc1 += TERM(LOAD8((a) + k + 8), LOAD8((b) + k + 8)); \
+			acc2 += TERM(LOAD8((a) + k + 16), LOAD8((b) + k + 16)); \
+			acc3 += TERM(LOAD8((a) + k + 24), LOAD8((b) + k + 24)); \
+		} \
 		for (; k + 8 <= (n); k += 8) \
-		{ \
-			PoolV8f		fa; \
-			PoolV8f		fb; \
-			PoolV8d		t; \
-			memcpy(&fa, (a) + k, sizeof(fa)); \
-			memcpy(&fb, (b) + k, sizeof(fb)); \
-			t = __builtin_convertvector(fa, PoolV8d) - __builtin_convertvector(fb, PoolV8d); \
-			acc += t * t; \
-		} \
+			acc0 += TERM(LOAD8((a) + k), LOAD8((b) + k)); \
 		for (; k < (n); k++) \
-		{ \
-			double		t = (double) (a)[k] - (double) (b)[k]; \
-			tail += t * t; \
-		} \
-		acc[0] += tail; \
-		return sqrt(((acc[0] + acc[1]) + (acc[2] + acc[3])) + \
-					((acc[4] + acc[5]) + (acc[6] + acc[7]))); \
+			tail += STERM((double) (a)[k], (double) (b)[k]); \
+		acc0 = (acc0 + acc1) + (acc2 + acc3); \
+		acc0[0] += tail; \
+		return FINISH(((acc0[0] + acc0[1]) + (acc0[2] + acc0[3])) + \
+					  ((acc0[4] + acc0[5]) + (acc0[6] + acc0[7]))); \
 	} while (0)
 
-static double
-row_distance_generic(const float *a, const float *b, int n)
-{
-	ROW_DISTANCE_BODY(a, b, n);
-}
+#define TERM_DOT(x, y)		((x) * (y))
+#define TERM_SQDIFF(x, y)	(((x) - (y)) * ((x) - (y)))
+#define FINISH_DOT(s)		(s)
+#define FINISH_DIST(s)		sqrt(s)
 
+#define DEFINE_ROW_FUNCTIONS(suffix, attr) \
+	attr static double \
+	row_dot_##suffix(const float *a, const float *b, int n) \
+	{ \
+		ROW_REDUCE_BODY(a, b, n, TERM_DOT, TERM_DOT, FINISH_DOT); \
+	} \
+	attr static double \
+	row_distance_##suffix(const float *a, const float *b, int n) \
+	{ \
+		ROW_REDUCE_BODY(a, b, n, TERM_SQDIFF, TERM_SQDIFF, FINISH_DIST); \
+	}
+
+DEFINE_ROW_FUNCTIONS(generic,)
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2")))
-static double
-row_distance_avx2(const float *a, const float *b, int n)
-{
-	ROW_DISTANCE_BODY(a, b, n);
-}
-
-__attribute__((target("avx512f")))
-static double
-row_distance_avx512(const float *a, const float *b, int n)
-{
-	ROW_DISTANCE_BODY(a, b, n);
-}
+DEFINE_ROW_FUNCTIONS(avx2, __attribute__((target("avx2"))))
+DEFINE_ROW_FUNCTIONS(avx512, __attribute__((target("avx512f"))))
 #endif
 
-typedef double (*RowDistanceFn) (const float *a, const float *b, int n);
+typedef double (*RowReduceFn) (const float *a, const float *b, int n);
 
-/* The widest variant this CPU runs. */
-static RowDistanceFn
-pick_row_distance(void)
+/* Set by tests only: use the generic variants everywhere. */
+static bool force_generic = false;
+
+/*
+ * cp_token_pool_force_generic
+ *		Tests: compute with the generic row functions (the SIMD variants must
+ *		give the same bits).
+ */
+void
+cp_token_pool_force_generic(bool on)
 {
+	force_generic = on;
+}
+
+/* The widest variants this CPU runs. */
+static void
+pick_row_functions(RowReduceFn *dot, RowReduceFn *distance)
+{
+	*dot = row_dot_generic;
+	*distance = row_distance_generic;
+	if (force_generic)
+		return;
 #if defined(__x86_64__) && defined(__GNUC__)
 	__builtin_cpu_init();
 	if (__builtin_cpu_supports("avx512f"))
-		return row_distance_avx512;
-	if (__builtin_cpu_supports("avx2"))
-		return row_distance_avx2;
+	{
+		*dot = row_dot_avx512;
+		*distance = row_distance_avx512;
+	}
+	else if (__builtin_cpu_supports("avx2"))
+	{
+		*dot = row_dot_avx2;
+		*distance = row_distance_avx2;
+	}
 #endif
-	return row_distance_generic;
 }
 
 /*
@@ -236,21 +265,18 @@ static CpStatus
 pool_distances(const float *x, int n, int dim, PoolWork *w,
 			   CpPoolProgressFn progress, void *arg, CpError *err)
 {
-	RowDistanceFn row_distance = pick_row_distance();
+	RowReduceFn row_dot;
+	RowReduceFn row_distance;
 
+	pick_row_functions(&row_dot, &row_distance);
 	for (int i = 0; i < n; i++)
 	{
 		const float *xi = x + (size_t) i * dim;
 
 		for (int j = i; j < n; j++)
 		{
-			const float *xj = x + (size_t) j * dim;
-			double		s = 0.0;
-			float		sf;
+			float		sf = (float) row_dot(xi, x + (size_t) j * dim, dim);
 
-			for (int k = 0; k < dim; k++)
-				s += (double) xi[k] * (double) xj[k];
-			sf = (float) s;
 			if (!isfinite(sf))
 				return cp_error(err, CP_ERR_LIMIT,
 								"the dot product of rows %d and %d is out of the float range",
@@ -262,13 +288,23 @@ pool_distances(const float *x, int n, int dim, PoolWork *w,
 			return cp_error(err, CP_ERR_CANCELLED, "token pooling cancelled");
 	}
 
-	for (int i = 0; i < n - 1; i++)
+	/*
+	 * Blocks of DIST_BLOCK rows i against every later row j, so that row j
+	 * is read from memory once per block, not once per row (the rows are
+	 * N floats each and do not all fit in the caches).
+	 */
+#define DIST_BLOCK 16
+	for (int i0 = 0; i0 < n - 1; i0 += DIST_BLOCK)
 	{
-		const float *ri = w->r + (size_t) i * n;
-		double	   *out = w->d + condensed_index(n, i, i + 1);
+		int			i1 = i0 + DIST_BLOCK < n - 1 ? i0 + DIST_BLOCK : n - 1;
 
-		for (int j = i + 1; j < n; j++)
-			*out++ = row_distance(ri, w->r + (size_t) j * n, n);
+		for (int j = i0 + 1; j < n; j++)
+		{
+			const float *rj = w->r + (size_t) j * n;
+
+			for (int i = i0; i < i1 && i < j; i++)
+				w->d[condensed_index(n, i, j)] = row_distance(w->r + (size_t) i * n, rj, n);
+		}
 		if (progress && progress(arg))
 			return cp_error(err, CP_ERR_CANCELLED, "token pooling cancelled");
 	}

@@ -51,4 +51,11 @@ extern CpStatus cp_token_pool(const float *rows, int nrows, int dim, int factor,
 							  int *npooled, CpPoolProgressFn progress,
 							  void *progress_arg, CpError *err);
 
+/*
+ * Tests only (not thread-safe): compute with the portable row functions
+ * instead of the SIMD variants this CPU would use; the results must be the
+ * same bits.
+ */
+extern void cp_token_pool_force_generic(bool on);
+
 #endif							/* CP_TOKEN_POOL_H */

@@ -97,12 +97,17 @@ check_case(const char *name, const char *in_rel, int n, int dim, int factor,
 		CHECK(maxdiff <= 1e-6, "%s f%d: pooled rows differ by %g", name, factor, maxdiff);
 	}
 
-	/* the same input gives the same bits */
-	st = pool(x, n, dim, factor, labels2, out2, &npooled2, NULL, &err);
-	CHECK(st == CP_OK && npooled2 == npooled &&
-		  memcmp(labels, labels2, sizeof(int) * n) == 0 &&
-		  memcmp(out, out2, sizeof(float) * (size_t) npooled * dim) == 0,
-		  "%s f%d: a second run differs", name, factor);
+	/* the same input gives the same bits, with the SIMD and generic row functions */
+	for (int generic = 0; generic <= 1; generic++)
+	{
+		cp_token_pool_force_generic(generic);
+		st = pool(x, n, dim, factor, labels2, out2, &npooled2, NULL, &err);
+		cp_token_pool_force_generic(false);
+		CHECK(st == CP_OK && npooled2 == npooled &&
+			  memcmp(labels, labels2, sizeof(int) * n) == 0 &&
+			  memcmp(out, out2, sizeof(float) * (size_t) npooled * dim) == 0,
+			  "%s f%d: a second run differs (generic row functions: %d)", name, factor, generic);
+	}
 
 	free(x);
 	free(want);
