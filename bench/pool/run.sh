@@ -85,7 +85,9 @@ SELECT f AS factor, round(ms::numeric, 1) AS ms_per_page FROM pool_time ORDER BY
 -- varying row counts: factor 2, 3 or 4 by document
 CREATE TABLE docs_mix (id int, emb multivector);
 ALTER TABLE docs_mix ALTER emb SET STORAGE EXTERNAL;
-INSERT INTO docs_mix SELECT id, colpali_pool(emb, 2 + id % 3) FROM docs;
+INSERT INTO docs_mix SELECT id, emb FROM docs_p2 WHERE id % 3 = 0;
+INSERT INTO docs_mix SELECT id, emb FROM docs_p3 WHERE id % 3 = 1;
+INSERT INTO docs_mix SELECT id, colpali_pool(emb, 4) FROM docs WHERE id % 3 = 2;
 VACUUM ANALYZE docs; VACUUM ANALYZE docs_p2; VACUUM ANALYZE docs_p3; VACUUM ANALYZE docs_mix;
 SELECT t AS tbl, min(num_vectors(emb)) AS min_rows, max(num_vectors(emb)) AS max_rows,
 	round(avg(num_vectors(emb)), 1) AS avg_rows, pg_size_pretty(pg_table_size(t::regclass)) AS heap_toast
