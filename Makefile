@@ -86,6 +86,9 @@ build/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ENGINE_CFLAGS) -c -o $@ $<
 
+# Token pooling must compute SciPy's distances operation for operation (no FMA).
+build/engine/token_pool.o: ENGINE_CFLAGS += -ffp-contract=off
+
 build/libcolpali_engine.a: $(ENGINE_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@

@@ -29,6 +29,7 @@ _PG_init(void)
 	EncoderInit();
 	WorkerInit();
 	MvivfInit();
+	PoolInit();
 	MarkGUCPrefixReserved("colpali");
 	MarkGUCPrefixReserved("mvivf");
 }

@@ -29,6 +29,7 @@
 #include "utils/memutils.h"
 
 #include "encode.h"
+#include "pool.h"
 #include "worker_client.h"
 
 PG_FUNCTION_INFO_V1(colpali_query);
@@ -296,10 +297,23 @@ CheckImageBytes(Size len)
 
 /*
  * colpali_image
- *		colpali_image(bytea) -> multivector: embed a page image.
+ *		colpali_image(bytea) -> multivector: embed a page image, pooled by
+ *		colpali.pool_factor (pool.c).
  */
 Datum
 colpali_image(PG_FUNCTION_ARGS)
+{
+	MultiVector *mv = DatumGetMultiVector(colpali_image_unpooled(fcinfo));
+
+	PG_RETURN_MULTIVECTOR_P(PoolMultiVector(mv, colpali_pool_factor));
+}
+
+/*
+ * colpali_image_unpooled
+ *		Embed the page image of argument 0, all rows.
+ */
+Datum
+colpali_image_unpooled(FunctionCallInfo fcinfo)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	const uint8 *input = (const uint8 *) VARDATA_ANY(b);
@@ -314,10 +328,22 @@ colpali_image(PG_FUNCTION_ARGS)
 /*
  * colpali_images
  *		colpali_images(bytea[]) -> multivector[]: embed many page images in
- *		batches of colpali.max_batch.  NULL elements give NULL results.
+ *		batches of colpali.max_batch, each pooled by colpali.pool_factor.
+ *		NULL elements give NULL results.
  */
 Datum
 colpali_images(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(PoolMultiVectorArray(colpali_images_unpooled(fcinfo),
+										 colpali_pool_factor));
+}
+
+/*
+ * colpali_images_unpooled
+ *		Embed the page images of argument 0, all rows of each.
+ */
+Datum
+colpali_images_unpooled(FunctionCallInfo fcinfo)
 {
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
 	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
