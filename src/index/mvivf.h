@@ -62,7 +62,7 @@
 #include "multivector.h"
 
 #define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
-#define MVIVF_VERSION			1
+#define MVIVF_VERSION			2	/* 1: 0.1.0-0.2.0 (codes in posting lists) */
 #define MVIVF_METAPAGE_BLKNO	0
 #define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
 #define MVIVF_PAGE_ID			0xFF8C
@@ -75,6 +75,7 @@
 #define MVIVF_DOCDIR			(1 << 4)
 #define MVIVF_PENDING			(1 << 5)
 #define MVIVF_DELETED			(1 << 6)
+#define MVIVF_FORWARD			(1 << 7)
 
 /* document flags */
 #define MVIVF_DOC_DEAD			(1 << 0)
@@ -154,6 +155,8 @@ typedef struct MvivfMetaPageData
 	uint64		ntokens;		/* postings in lists + pending */
 	float		weights[MVIVF_MAX_BUCKETS]; /* bucket reconstruction values */
 	float		cutoffs[MVIVF_MAX_BUCKETS]; /* bucket upper bounds (n - 1) */
+	BlockNumber forwardHead;	/* token codes per document (version 2) */
+	BlockNumber forwardTail;
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -171,6 +174,20 @@ typedef struct MvivfDocEntry
 	uint16		ntokens;		/* saturates at PG_UINT16_MAX */
 	uint16		flags;			/* MVIVF_DOC_* */
 }			MvivfDocEntry;
+
+/*
+ * Forward pages: groups of one document's token codes, each
+ * {MvivfForwardGroup; ntokens x (uint16 list; uint8 code[codeSize])}, packed.
+ * A document's tokens may be split over several groups (and pages).
+ */
+typedef struct MvivfForwardGroup
+{
+	uint32		docid;
+	uint16		ntokens;
+	uint16		unused;
+}			MvivfForwardGroup;
+
+#define MvivfForwardTokenSize(codeSize)	(sizeof(uint16) + (codeSize))
 
 #define MvivfPageGetOpaque(page) ((MvivfPageOpaque) PageGetSpecialPointer(page))
 #define MvivfPageGetMeta(page)	((MvivfMetaPage) PageGetContents(page))
@@ -321,6 +338,11 @@ extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
 							  Selectivity *indexSelectivity,
 							  double *indexCorrelation, double *indexPages);
 extern bool mvivfvalidate(Oid opclassoid);
+
+/* forward store of token codes (mvforward.c) */
+extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
+							   int n, const uint32 *lists, const uint8 *codes,
+							   int codeSize);
 
 /* merge of the pending area into the lists (mvvacuum.c) */
 extern void MvivfMergePending(Relation index);

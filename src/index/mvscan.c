@@ -84,73 +84,59 @@ CandQsortCmp(const void *a, const void *b)
 	return CandCmp(a, b);
 }
 
-/*
- * KthLargest
- *		The k-th largest value (k >= 1) of a[0..n-1]; reorders a.
- */
-static float
-KthLargest(float *a, int n, int k)
+/* query rows are scored in blocks of this many (one AVX-512 register) */
+#define ROW_BLOCK	16
+
+/* state of one pass of the approximate stage (a range of query rows) */
+typedef struct ApproxState
 {
-	int			lo = 0;
-	int			hi = n - 1;
-	int			target = k - 1;
-
-	while (lo < hi)
-	{
-		float		pivot = a[(lo + hi) / 2];
-		int			i = lo;
-		int			j = hi;
-
-		while (i <= j)
-		{
-			while (a[i] > pivot)
-				i++;
-			while (a[j] < pivot)
-				j--;
-			if (i <= j)
-			{
-				float		t = a[i];
-
-				a[i] = a[j];
-				a[j] = t;
-				i++;
-				j--;
-			}
-		}
-		if (target <= j)
-			hi = j;
-		else if (target >= i)
-			lo = i;
-		else
-			break;
-	}
-	return a[target];
-}
+	int			nq;				/* query rows of this pass */
+	int			nqPad;			/* nq rounded up to ROW_BLOCK */
+	int			nlists;
+	int			codeSize;
+	uint32		ndocs;
+	const MvivfDocEntry *docs;
+	const float *ST;			/* nlists x nqPad: query row . centroid */
+	const float *lut;			/* codeSize x 256 x nqPad: code byte value's
+								 * contribution to query row . residual */
+	const float *bound;			/* nqPad: largest residual contribution */
+	float	   *acc;			/* ndocs x nqPad: best token score so far */
+}			ApproxState;
 
 /*
- * BuildLuts
- *		lut[(i * codeSize + b) * 256 + v] = contribution of code byte value v
- *		at byte b to the dot product with query row first + i, for nrows rows.
+ * BuildTables
+ *		The per-pass tables: ST (centroid scores, transposed so that one
+ *		token's scores for every query row are contiguous), the code lookup
+ *		tables and the residual bound of each row.  Padding rows are zero.
  */
-static float *
-BuildLuts(const MvivfQuantizer * q, const MultiVector *query, int first,
-		  int nrows)
+static void
+BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
+			ApproxState * st)
 {
+	int			nqPad = st->nqPad;
 	int			perByte = 8 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *lut = palloc_extended(sizeof(float) * (Size) nrows * q->codeSize * 256,
-									  MCXT_ALLOC_HUGE);
+	float	   *S = palloc_extended(sizeof(float) * (Size) st->nq * q->nlists, MCXT_ALLOC_HUGE);
+	float	   *ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
+									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *lut = palloc_extended(sizeof(float) * (Size) q->codeSize * 256 * nqPad,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *bound = palloc0(sizeof(float) * nqPad);
 	int			i;
+	int			l;
 
-	for (i = 0; i < nrows; i++)
+	MvivfScoreCentroids(q, MV_ROW(query, first), st->nq, S);
+	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
 		int			b;
 
 		CHECK_FOR_INTERRUPTS();
+		for (l = 0; l < q->nlists; l++)
+			ST[(Size) l * nqPad + i] = S[(Size) i * q->nlists + l];
 		for (b = 0; b < q->codeSize; b++)
 		{
-			float	   *t = lut + ((Size) i * q->codeSize + b) * 256;
+			float		best = -FLT_MAX;
 			int			v;
 
 			for (v = 0; v < 256; v++)
@@ -165,138 +151,118 @@ BuildLuts(const MvivfQuantizer * q, const MultiVector *query, int first,
 					if (d < q->dim)
 						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
 				}
-				t[v] = sum;
+				lut[((Size) b * 256 + v) * nqPad + i] = sum;
+				best = Max(best, sum);
 			}
+			bound[i] += best;
 		}
 	}
-	return lut;
+	pfree(S);
+	st->ST = ST;
+	st->lut = lut;
+	st->bound = bound;
 }
 
-/* state of one pass of the approximate stage (a range of query rows) */
-typedef struct ApproxState
-{
-	const MvivfQuantizer *q;
-	int			nq;				/* query rows of this pass */
-	uint32		ndocs;
-	const MvivfDocEntry *docs;
-	const float *S;				/* nq x nlists */
-	const float *m;				/* nq */
-	const float *lut;
-	const int  *probeStart;		/* CSR: query rows probing list l */
-	const int  *probeRows;
-	float	   *delta;			/* ndocs x nq */
-}			ApproxState;
-
 /*
- * ScorePosting
- *		Score one posting against the query rows that probe its list.
+ * ScoreTokens
+ *		acc[i] = max(acc[i], max over the n tokens of ST[list][i] + residual
+ *		contribution), for every query row of the pass.  A token whose
+ *		centroid score plus the largest possible residual contribution cannot
+ *		raise any row's maximum is skipped without decoding its code (exact:
+ *		the result is the same).
  */
-static inline void
-ScorePosting(ApproxState * st, uint32 list, uint32 docid, const uint8 *code)
+static void
+ScoreTokens(const ApproxState * st, float *acc, const char *tok, int n)
 {
-	int			k;
-	int			codeSize = st->q->codeSize;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	int			blk;
 
-	if (docid >= st->ndocs || (st->docs[docid].flags & MVIVF_DOC_DEAD))
-		return;
-	for (k = st->probeStart[list]; k < st->probeStart[list + 1]; k++)
+	for (blk = 0; blk < st->nqPad; blk += ROW_BLOCK)
 	{
-		int			i = st->probeRows[k];
-		const float *lut = st->lut + (Size) i * codeSize * 256;
-		float		s = st->S[(Size) i * st->q->nlists + list];
-		float	   *dp;
-		int			b;
+		float		a[ROW_BLOCK];
+		int			t;
 
-		for (b = 0; b < codeSize; b++)
-			s += lut[b * 256 + code[b]];
-		s -= st->m[i];
-		dp = &st->delta[(Size) docid * st->nq + i];
-		if (s > *dp)
-			*dp = s;
+		memcpy(a, acc + blk, sizeof(a));
+		for (t = 0; t < n; t++)
+		{
+			const char *p = tok + (Size) t * tokSize;
+			const uint8 *code = (const uint8 *) p + sizeof(uint16);
+			uint16		list;
+			const float *c;
+			float		s[ROW_BLOCK];
+			bool		useful = false;
+			int			b;
+			int			j;
+
+			memcpy(&list, p, sizeof(uint16));
+			if (list >= st->nlists)
+				continue;
+			c = st->ST + (Size) list * st->nqPad + blk;
+			for (j = 0; j < ROW_BLOCK; j++)
+				useful |= c[j] + st->bound[blk + j] > a[j];
+			if (!useful)
+				continue;
+			memcpy(s, c, sizeof(s));
+			for (b = 0; b < st->codeSize; b++)
+			{
+				const float *lv = st->lut + ((Size) b * 256 + code[b]) * st->nqPad + blk;
+
+				for (j = 0; j < ROW_BLOCK; j++)
+					s[j] += lv[j];
+			}
+			for (j = 0; j < ROW_BLOCK; j++)
+				a[j] = Max(a[j], s[j]);
+		}
+		memcpy(acc + blk, a, sizeof(a));
 	}
 }
 
 /*
- * ScanPending
- *		Score the postings of the pending area that fall in probed lists.
+ * ScanForward
+ *		Score every token of every live document in the forward store.
  */
 static void
-ScanPending(Relation index, MvivfMetaPageData * meta, ApproxState * st)
+ScanForward(Relation index, MvivfMetaPageData * meta, ApproxState * st)
 {
-	Size		itemsz = MvivfPendingSize(meta->codeSize);
-	BlockNumber blkno = meta->pendingHead;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	BlockNumber blkno = meta->forwardHead;
 
 	while (blkno != InvalidBlockNumber)
 	{
 		Buffer		buf;
 		Page		page;
-		MvivfPageOpaque opaque;
-		int			i;
+		char	   *p;
+		char	   *end;
 
 		CHECK_FOR_INTERRUPTS();
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		opaque = MvivfPageGetOpaque(page);
-		if (!(opaque->flags & MVIVF_PENDING))
+		if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
+			((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a malformed forward page %u",
+							RelationGetRelationName(index), blkno)));
+		p = MvivfPageItems(page);
+		end = (char *) page + ((PageHeader) page)->pd_lower;
+		while (p + sizeof(MvivfForwardGroup) <= end)
 		{
-			/* merged meanwhile: its postings are in the lists now */
-			UnlockReleaseBuffer(buf);
-			break;
+			MvivfForwardGroup group;
+
+			memcpy(&group, p, sizeof(group));
+			p += sizeof(group);
+			if (p + (Size) group.ntokens * tokSize > end)
+				ereport(ERROR,
+						(errcode(ERRCODE_INDEX_CORRUPTED),
+						 errmsg("index \"%s\" has a malformed forward page %u",
+								RelationGetRelationName(index), blkno)));
+			if (group.docid < st->ndocs && !(st->docs[group.docid].flags & MVIVF_DOC_DEAD))
+				ScoreTokens(st, st->acc + (Size) group.docid * st->nqPad, p,
+							group.ntokens);
+			p += (Size) group.ntokens * tokSize;
 		}
-		for (i = 0; i < opaque->nitems; i++)
-		{
-			const char *item = MvivfPageItems(page) + i * itemsz;
-			uint32		docid;
-			uint32		list;
-
-			memcpy(&docid, item, sizeof(uint32));
-			memcpy(&list, item + sizeof(uint32), sizeof(uint32));
-			if (list < meta->nlists)
-				ScorePosting(st, list, docid, (const uint8 *) item + 2 * sizeof(uint32));
-		}
-		blkno = opaque->next;
-		UnlockReleaseBuffer(buf);
-	}
-}
-
-/*
- * ScanList
- *		Score every posting of one probed list.
- */
-static void
-ScanList(Relation index, MvivfMetaPageData * meta, uint32 list,
-		 BlockNumber blkno, ApproxState * st)
-{
-	Size		itemsz = MvivfPostingSize(meta->codeSize);
-
-	while (blkno != InvalidBlockNumber)
-	{
-		Buffer		buf;
-		Page		page;
-		MvivfPageOpaque opaque;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		opaque = MvivfPageGetOpaque(page);
-		if (!(opaque->flags & MVIVF_POSTING) || opaque->list != list)
-		{
-			/* freed or reused by a concurrent VACUUM */
-			UnlockReleaseBuffer(buf);
-			break;
-		}
-		for (i = 0; i < opaque->nitems; i++)
-		{
-			const char *item = MvivfPageItems(page) + i * itemsz;
-			uint32		docid;
-
-			memcpy(&docid, item, sizeof(uint32));
-			ScorePosting(st, list, docid, (const uint8 *) item + sizeof(uint32));
-		}
-		blkno = opaque->next;
+		blkno = MvivfPageGetOpaque(page)->next;
 		UnlockReleaseBuffer(buf);
 	}
 }
@@ -305,14 +271,13 @@ ScanList(Relation index, MvivfMetaPageData * meta, uint32 list,
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
  *		its per-row tables (centroid scores, lookup tables, the documents x
- *		rows maxima, the probe lists) stay within work_mem; at least one.
+ *		rows maxima) stay within work_mem; at least one.
  */
 static int
-RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, int probes)
+RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
 {
-	double		perRow = sizeof(float) * ((double) q->nlists + (double) q->codeSize * 256 +
-										  (double) ndocs + 1) +
-		(sizeof(uint32) + sizeof(int)) * (double) probes;
+	double		perRow = sizeof(float) * (2.0 * q->nlists + (double) q->codeSize * 256 +
+										  (double) ndocs + 1);
 	double		budget = (double) work_mem * 1024.0;
 	double		rows = floor(budget / perRow);
 
@@ -323,104 +288,44 @@ RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, int probes)
 
 /*
  * ApproximatePass
- *		Add, for query rows first .. first + nq - 1, sum_i m_i to *summ and
- *		sum_i delta[doc, i] to docScore[doc].
+ *		Add, for query rows first .. first + nq - 1, sum_i max over the
+ *		document's tokens of the approximate score to docScore[doc].
  */
 static void
 ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
-				const MvivfQuantizer * q, int first, int nq, int probes,
-				double *summ, double *docScore)
+				const MvivfQuantizer * q, int first, int nq, double *docScore)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	Relation	index = scan->indexRelation;
 	ApproxState st;
-	float	   *S;
-	float	   *m;
-	float	   *tmp;
-	int		   *probeCount;
-	int		   *probeStart;
-	int		   *probeRows;
-	uint32	   *chosen;
-	MvivfListEntry *listdir;
-	int			i;
-	uint32		l;
+	Size		nacc;
+	Size		k;
 	uint32		d;
+	int			i;
 
-	S = palloc_extended(sizeof(float) * (Size) nq * q->nlists, MCXT_ALLOC_HUGE);
-	MvivfScoreCentroids(q, MV_ROW(so->query, first), nq, S);
-
-	/* probes per query row and the imputed score m_i */
-	m = palloc(sizeof(float) * nq);
-	tmp = palloc(sizeof(float) * q->nlists);
-	chosen = palloc_extended(sizeof(uint32) * (Size) nq * probes, MCXT_ALLOC_HUGE);
-	probeCount = palloc0(sizeof(int) * (q->nlists + 1));
-	for (i = 0; i < nq; i++)
-	{
-		const float *s = S + (Size) i * q->nlists;
-		int			taken = 0;
-
-		CHECK_FOR_INTERRUPTS();
-		memcpy(tmp, s, sizeof(float) * q->nlists);
-		m[i] = KthLargest(tmp, q->nlists, probes);
-		*summ += m[i];
-		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
-			if (s[l] > m[i])
-				chosen[(Size) i * probes + taken++] = l;
-		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
-			if (s[l] == m[i])
-				chosen[(Size) i * probes + taken++] = l;
-		for (; taken < probes; taken++)
-			chosen[(Size) i * probes + taken] = PG_UINT32_MAX;
-	}
-	for (i = 0; i < nq * probes; i++)
-		if (chosen[i] != PG_UINT32_MAX)
-			probeCount[chosen[i]]++;
-	probeStart = palloc(sizeof(int) * (q->nlists + 1));
-	probeStart[0] = 0;
-	for (l = 0; l < (uint32) q->nlists; l++)
-		probeStart[l + 1] = probeStart[l] + probeCount[l];
-	probeRows = palloc(sizeof(int) * Max(probeStart[q->nlists], 1));
-	memset(probeCount, 0, sizeof(int) * q->nlists);
-	for (i = 0; i < nq * probes; i++)
-	{
-		uint32		c = chosen[i];
-
-		if (c != PG_UINT32_MAX)
-			probeRows[probeStart[c] + probeCount[c]++] = i / probes;
-	}
-
-	st.q = q;
 	st.nq = nq;
+	st.nqPad = (nq + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+	st.nlists = q->nlists;
+	st.codeSize = q->codeSize;
 	st.ndocs = so->ndocs;
 	st.docs = so->docs;
-	st.S = S;
-	st.m = m;
-	st.lut = BuildLuts(q, so->query, first, nq);
-	st.probeStart = probeStart;
-	st.probeRows = probeRows;
-	st.delta = MemoryContextAllocHuge(CurrentMemoryContext,
-									  sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
-	memset(st.delta, 0, sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
+	BuildTables(q, so->query, first, &st);
+	nacc = (Size) Max(so->ndocs, 1) * st.nqPad;
+	st.acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
+	/* real rows start below any score; padding rows above, so never useful */
+	for (k = 0; k < nacc; k++)
+		st.acc[k] = (int) (k % st.nqPad) < nq ? -FLT_MAX : FLT_MAX;
 
-	/* pending area first, then the list directory and the lists */
-	ScanPending(index, meta, &st);
-	listdir = MvivfReadListDir(index, meta);
-	for (l = 0; l < (uint32) q->nlists; l++)
-	{
-		if (probeStart[l + 1] == probeStart[l])
-			continue;
-		ScanList(index, meta, l, listdir[l].head, &st);
-	}
+	ScanForward(scan->indexRelation, meta, &st);
 
 	for (d = 0; d < so->ndocs; d++)
 	{
-		const float *dp = st.delta + (Size) d * nq;
+		const float *ap = st.acc + (Size) d * st.nqPad;
 		double		sum = 0;
 
 		if ((d & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < nq; i++)
-			sum += dp[i];
+			sum += ap[i];
 		docScore[d] += sum;
 	}
 }
@@ -459,10 +364,8 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 	{
 		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
 		int			nq = so->query->nvec;
-		int			probes = Min(mvivf_probes, (int) meta->nlists);
-		int			perPass = RowsPerPass(q, nq, so->ndocs, probes);
+		int			perPass = RowsPerPass(q, nq, so->ndocs);
 		double	   *docScore;
-		double		summ = 0;
 		MemoryContext passCtx;
 		int			first;
 
@@ -475,7 +378,7 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			MemoryContext old = MemoryContextSwitchTo(passCtx);
 
 			ApproximatePass(scan, meta, q, first, Min(perPass, nq - first),
-							probes, &summ, docScore);
+							docScore);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(passCtx);
 			so->npasses++;
@@ -487,7 +390,7 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
 			so->cands[so->ncands].docid = d;
-			so->cands[so->ncands].score = -(summ + docScore[d]);
+			so->cands[so->ncands].score = -docScore[d];
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
