@@ -6,7 +6,8 @@
 # ground truth with the exact scan, and measure recall@10 and latency at the
 # defaults and at a few other settings.  Defaults are to be judged on the
 # hardest profile, not the easiest.  Environment: PSQL, PGHOST/PGPORT as
-# usual, GEN_SEED (42), KEEP=1 keeps the databases.
+# usual, GEN_SEED (42), KEEP=1 keeps the databases, REUSE=1 measures a kept
+# database again instead of loading it.
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-50}
@@ -61,24 +62,29 @@ echo " noshare = share of the true top 10 sharing no topic with the query; r40/r
 printf '%-9s %7s %8s %8s %8s %8s %8s %6s %7s %7s %7s\n' profile noshare build_s B/token exact_ms recall index_ms ratio r40 r160 p50_160
 for p in $PROFILES; do
 	DB=mvc_${p//-/_}_$N
-	$PSQL -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 	Q="$PSQL -X -q -At -d $DB -v ON_ERROR_STOP=1"
-	$Q -c "CREATE EXTENSION colpali" \
-	   -c "CREATE TABLE docs (id int, emb multivector)" \
-	   -c "ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL" \
-	   -c "CREATE TABLE queries (qid int, target int, q multivector)" \
-	   -c "CREATE TABLE doctopics (id int, topics int[])" \
-	   -c "CREATE TABLE querytopics (qid int, topics int[])"
-	env $(profile_env "$p") "$GEN" docs "$N" "$SEED" | $Q -c "COPY docs FROM STDIN (FORMAT binary)"
-	env $(profile_env "$p") "$GEN" queries "$N" "$NQ" "$SEED" | $Q -c "COPY queries FROM STDIN (FORMAT binary)"
-	env $(profile_env "$p") "$GEN" doctopics "$N" "$SEED" | $Q -c "COPY doctopics FROM STDIN"
-	env $(profile_env "$p") "$GEN" querytopics "$N" "$NQ" "$SEED" | $Q -c "COPY querytopics FROM STDIN"
+	if [ "${REUSE:-0}" = 1 ] && [ "$($PSQL -X -At -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 1 ]; then
+		# a kept database (KEEP=1) of the same profile: measure again
+		$Q -c "DROP INDEX IF EXISTS docs_idx"
+	else
+		$PSQL -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+		$Q -c "CREATE EXTENSION colpali" \
+		   -c "CREATE TABLE docs (id int, emb multivector)" \
+		   -c "ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL" \
+		   -c "CREATE TABLE queries (qid int, target int, q multivector)" \
+		   -c "CREATE TABLE doctopics (id int, topics int[])" \
+		   -c "CREATE TABLE querytopics (qid int, topics int[])"
+		env $(profile_env "$p") "$GEN" docs "$N" "$SEED" | $Q -c "COPY docs FROM STDIN (FORMAT binary)"
+		env $(profile_env "$p") "$GEN" queries "$N" "$NQ" "$SEED" | $Q -c "COPY queries FROM STDIN (FORMAT binary)"
+		env $(profile_env "$p") "$GEN" doctopics "$N" "$SEED" | $Q -c "COPY doctopics FROM STDIN"
+		env $(profile_env "$p") "$GEN" querytopics "$N" "$NQ" "$SEED" | $Q -c "COPY querytopics FROM STDIN"
+	fi
 	$Q -c "VACUUM ANALYZE docs" -c "SET client_min_messages = warning" -f "$HERE/measure.sql" >/dev/null
 	$Q <<'SQL' | tr '\n' ' ' | awk -F'[ |]+' -v p="$p" '{ printf "%-9s %7.3f %8.1f %8.1f %8.1f %8.3f %8.1f %6.1f %7.3f %7.3f %7.1f\n", p, $1, $2, $3, $4, $5, $6, $4 / $6, $7, $8, $9 }'
 SET client_min_messages = warning;
 SET maintenance_work_mem = '1GB';
 SELECT mvb_truth() \g /dev/null
-SELECT round(avg(NOT EXISTS (SELECT 1 FROM doctopics d, querytopics qt WHERE d.id = i AND qt.qid = t.qid AND d.topics && qt.topics)::int)::numeric, 3)
+SELECT round(avg((NOT EXISTS (SELECT 1 FROM doctopics d, querytopics qt WHERE d.id = i AND qt.qid = t.qid AND d.topics && qt.topics))::int)::numeric, 3)
 FROM truth t, unnest(t.ids) i;
 CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t;
 CREATE INDEX docs_idx ON docs USING mvivf (emb);

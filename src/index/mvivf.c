@@ -39,6 +39,7 @@ static const struct config_enum_entry mvivf_iterative_scan_options[] = {
 void
 MvivfInit(void)
 {
+	MvivfExplainInit();
 	mvivf_relopt_kind = add_reloption_kind();
 	add_int_reloption(mvivf_relopt_kind, "lists",
 					  "Number of inverted lists (0 chooses 4 * sqrt(tokens))",

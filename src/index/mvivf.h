@@ -261,6 +261,11 @@ typedef struct MvivfScanOpaqueData
 	int			ninvisible;
 	int			nskipped;		/* better than a row already returned */
 	int			npasses;		/* passes of the approximate stage */
+	uint64		ntokens;		/* tokens scored by the approximate stage */
+	uint64		ndecoded;		/* (token, block of query rows) pairs whose
+								 * residual code was decoded */
+	uint64		ntokenblocks;	/* (token, block of query rows) pairs */
+	uint64		npages;			/* index pages read by the approximate stage */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -338,6 +343,39 @@ extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
 							  Selectivity *indexSelectivity,
 							  double *indexCorrelation, double *indexPages);
 extern bool mvivfvalidate(Oid opclassoid);
+
+/*
+ * Tables of one pass of the approximate stage (mvscan.c, mvapprox.c): query
+ * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
+ */
+#define MVIVF_ROW_BLOCK	16
+
+typedef struct MvivfApproxState
+{
+	int			nq;				/* query rows of this pass */
+	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
+	int			nlists;
+	int			codeSize;
+	uint32		ndocs;
+	const MvivfDocEntry *docs;
+	const float *ST;			/* nlists x nqPad: query row . centroid */
+	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
+								 * contribution to query row . residual */
+	const float *bound;			/* nqPad: largest residual contribution */
+	float	   *acc;			/* ndocs x nqPad: best token score so far */
+	uint64		tokens;			/* tokens seen (statistics) */
+	uint64		decoded;		/* (token, row block) pairs decoded */
+	uint64		pages;			/* forward pages read */
+}			MvivfApproxState;
+
+/* mvexplain.c */
+extern void MvivfExplainInit(void);
+extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
+extern double MvivfDecodedPercent(MvivfScanOpaque so);
+
+/* mvapprox.c */
+extern void MvivfScoreTokens(MvivfApproxState * st, float *acc,
+							 const char *tok, int n);
 
 /* forward store of token codes (mvforward.c) */
 extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,

@@ -84,25 +84,6 @@ CandQsortCmp(const void *a, const void *b)
 	return CandCmp(a, b);
 }
 
-/* query rows are scored in blocks of this many (one AVX-512 register) */
-#define ROW_BLOCK	16
-
-/* state of one pass of the approximate stage (a range of query rows) */
-typedef struct ApproxState
-{
-	int			nq;				/* query rows of this pass */
-	int			nqPad;			/* nq rounded up to ROW_BLOCK */
-	int			nlists;
-	int			codeSize;
-	uint32		ndocs;
-	const MvivfDocEntry *docs;
-	const float *ST;			/* nlists x nqPad: query row . centroid */
-	const float *lut;			/* codeSize x 256 x nqPad: code byte value's
-								 * contribution to query row . residual */
-	const float *bound;			/* nqPad: largest residual contribution */
-	float	   *acc;			/* ndocs x nqPad: best token score so far */
-}			ApproxState;
-
 /*
  * BuildTables
  *		The per-pass tables: ST (centroid scores, transposed so that one
@@ -111,7 +92,7 @@ typedef struct ApproxState
  */
 static void
 BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
-			ApproxState * st)
+			MvivfApproxState * st)
 {
 	int			nqPad = st->nqPad;
 	int			perByte = 8 / q->nbits;
@@ -164,65 +145,11 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 }
 
 /*
- * ScoreTokens
- *		acc[i] = max(acc[i], max over the n tokens of ST[list][i] + residual
- *		contribution), for every query row of the pass.  A token whose
- *		centroid score plus the largest possible residual contribution cannot
- *		raise any row's maximum is skipped without decoding its code (exact:
- *		the result is the same).
- */
-static void
-ScoreTokens(const ApproxState * st, float *acc, const char *tok, int n)
-{
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
-	int			blk;
-
-	for (blk = 0; blk < st->nqPad; blk += ROW_BLOCK)
-	{
-		float		a[ROW_BLOCK];
-		int			t;
-
-		memcpy(a, acc + blk, sizeof(a));
-		for (t = 0; t < n; t++)
-		{
-			const char *p = tok + (Size) t * tokSize;
-			const uint8 *code = (const uint8 *) p + sizeof(uint16);
-			uint16		list;
-			const float *c;
-			float		s[ROW_BLOCK];
-			bool		useful = false;
-			int			b;
-			int			j;
-
-			memcpy(&list, p, sizeof(uint16));
-			if (list >= st->nlists)
-				continue;
-			c = st->ST + (Size) list * st->nqPad + blk;
-			for (j = 0; j < ROW_BLOCK; j++)
-				useful |= c[j] + st->bound[blk + j] > a[j];
-			if (!useful)
-				continue;
-			memcpy(s, c, sizeof(s));
-			for (b = 0; b < st->codeSize; b++)
-			{
-				const float *lv = st->lut + ((Size) b * 256 + code[b]) * st->nqPad + blk;
-
-				for (j = 0; j < ROW_BLOCK; j++)
-					s[j] += lv[j];
-			}
-			for (j = 0; j < ROW_BLOCK; j++)
-				a[j] = Max(a[j], s[j]);
-		}
-		memcpy(acc + blk, a, sizeof(a));
-	}
-}
-
-/*
  * ScanForward
  *		Score every token of every live document in the forward store.
  */
 static void
-ScanForward(Relation index, MvivfMetaPageData * meta, ApproxState * st)
+ScanForward(Relation index, MvivfMetaPageData * meta, MvivfApproxState * st)
 {
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	BlockNumber blkno = meta->forwardHead;
@@ -258,12 +185,13 @@ ScanForward(Relation index, MvivfMetaPageData * meta, ApproxState * st)
 						 errmsg("index \"%s\" has a malformed forward page %u",
 								RelationGetRelationName(index), blkno)));
 			if (group.docid < st->ndocs && !(st->docs[group.docid].flags & MVIVF_DOC_DEAD))
-				ScoreTokens(st, st->acc + (Size) group.docid * st->nqPad, p,
+				MvivfScoreTokens(st, st->acc + (Size) group.docid * st->nqPad, p,
 							group.ntokens);
 			p += (Size) group.ntokens * tokSize;
 		}
 		blkno = MvivfPageGetOpaque(page)->next;
 		UnlockReleaseBuffer(buf);
+		st->pages++;
 	}
 }
 
@@ -296,18 +224,19 @@ ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
 				const MvivfQuantizer * q, int first, int nq, double *docScore)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	ApproxState st;
+	MvivfApproxState st;
 	Size		nacc;
 	Size		k;
 	uint32		d;
 	int			i;
 
 	st.nq = nq;
-	st.nqPad = (nq + ROW_BLOCK - 1) / ROW_BLOCK * ROW_BLOCK;
+	st.nqPad = (nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 	st.nlists = q->nlists;
 	st.codeSize = q->codeSize;
 	st.ndocs = so->ndocs;
 	st.docs = so->docs;
+	st.tokens = st.decoded = st.pages = 0;
 	BuildTables(q, so->query, first, &st);
 	nacc = (Size) Max(so->ndocs, 1) * st.nqPad;
 	st.acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
@@ -316,6 +245,10 @@ ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
 		st.acc[k] = (int) (k % st.nqPad) < nq ? -FLT_MAX : FLT_MAX;
 
 	ScanForward(scan->indexRelation, meta, &st);
+	so->ntokens += st.tokens;
+	so->ndecoded += st.decoded;
+	so->ntokenblocks += st.tokens * (st.nqPad / MVIVF_ROW_BLOCK);
+	so->npages += st.pages;
 
 	for (d = 0; d < so->ndocs; d++)
 	{
@@ -672,14 +605,16 @@ ReportScan(IndexScanDesc scan)
 
 	if (!so->started)
 		return;
+	MvivfExplainRecord(scan->indexRelation, so);
 	ereport(DEBUG1,
 			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows",
 							 RelationGetRelationName(scan->indexRelation),
 							 so->npasses, so->query ? so->query->nvec : 0)));
 	ereport(DEBUG2,
-			(errmsg_internal("mvivf scan of \"%s\": %d documents, %d reranked, %d invisible, %d skipped out of order",
+			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens scored (%.0f%% decoded), " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
-							 so->ncands, so->nreranked, so->ninvisible, so->nskipped)));
+							 so->ncands, so->ntokens, MvivfDecodedPercent(so),
+							 so->npages, so->nreranked, so->ninvisible, so->nskipped)));
 
 }
 
