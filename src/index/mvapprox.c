@@ -1,14 +1,15 @@
 /*
  * mvapprox.c
- *	  The inner loop of the approximate stage: a document's quantized
- *	  MaxSim, token by token, for a block of query rows.
+ *	  The inner loops of the approximate stage, for one document's tokens
+ *	  and a block of MVIVF_ROW_BLOCK query rows at a time.
  *
- * For every token (centroid number, residual code) and query row i:
- *	s_i = ST[list][i] + sum over code bytes b of lut[b][code[b]][i]
- *	acc[i] = max(acc[i], s_i)
- * A token is skipped without decoding its code when no row's centroid score
- * plus that row's largest possible residual contribution (bound[i]) exceeds
- * acc[i]: it could not raise any maximum, so the result is the same.
+ * Centroid interaction (every live document):
+ *	acc[i] = max(acc[i], ST[list][i])
+ * Quantized MaxSim (the documents the centroid interaction ranks best):
+ *	acc[i] = max(acc[i], ST[list][i] + sum over code bytes b of
+ *	                     lut[b][code[b]][i])
+ * where ST[list][i] is query row i . centroid and lut[b][v][i] the
+ * contribution of code byte value v at byte b to query row i . residual.
  * An AVX-512 form (one register = MVIVF_ROW_BLOCK rows) is chosen at run
  * time; the portable form computes the same sums in the same order, so both
  * give the same floats.
@@ -23,13 +24,53 @@
 #include "mvivf.h"
 
 /*
- * ScoreTokensPortable
- *		The portable form.
+ * TokenList
+ *		The centroid number of token t of a group whose tokens start at tok
+ *		(PG_UINT16_MAX + 1 marks a bad one), and where its code is: a group
+ *		stores its n centroid numbers, then its n codes.
  */
-static void
-ScoreTokensPortable(MvivfApproxState * st, float *acc, const char *tok, int n)
+static inline uint32
+TokenList(const MvivfApproxState * st, const char *tok, int n, int t,
+		  const uint8 **code)
 {
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	uint16		list;
+
+	memcpy(&list, tok + (Size) t * sizeof(uint16), sizeof(uint16));
+	*code = (const uint8 *) tok + (Size) n * sizeof(uint16) + (Size) t * st->codeSize;
+	return list < st->nlists ? list : PG_UINT16_MAX + 1;
+}
+
+static void
+CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok, int n)
+{
+	int			blk;
+
+	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
+	{
+		float		a[MVIVF_ROW_BLOCK];
+		int			t;
+		int			j;
+
+		memcpy(a, acc + blk, sizeof(a));
+		for (t = 0; t < n; t++)
+		{
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
+			const float *c;
+
+			if (list > PG_UINT16_MAX)
+				continue;
+			c = st->ST + (Size) list * st->nqPad + blk;
+			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+				a[j] = Max(c[j], a[j]);
+		}
+		memcpy(acc + blk, a, sizeof(a));
+	}
+}
+
+static void
+ScoreTokensPortable(const MvivfApproxState * st, float *acc, const char *tok, int n)
+{
 	int			blk;
 
 	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
@@ -40,25 +81,15 @@ ScoreTokensPortable(MvivfApproxState * st, float *acc, const char *tok, int n)
 		memcpy(a, acc + blk, sizeof(a));
 		for (t = 0; t < n; t++)
 		{
-			const char *p = tok + (Size) t * tokSize;
-			const uint8 *code = (const uint8 *) p + sizeof(uint16);
-			uint16		list;
-			const float *c;
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
 			float		s[MVIVF_ROW_BLOCK];
-			bool		useful = false;
 			int			b;
 			int			j;
 
-			memcpy(&list, p, sizeof(uint16));
-			if (list >= st->nlists)
+			if (list > PG_UINT16_MAX)
 				continue;
-			c = st->ST + (Size) list * st->nqPad + blk;
-			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-				useful |= c[j] + st->bound[blk + j] > a[j];
-			if (!useful)
-				continue;
-			st->decoded++;
-			memcpy(s, c, sizeof(s));
+			memcpy(s, st->ST + (Size) list * st->nqPad + blk, sizeof(s));
 			for (b = 0; b < st->codeSize; b++)
 			{
 				const float *lv = st->lut + ((Size) b * 256 + code[b]) * st->nqPad + blk;
@@ -67,81 +98,111 @@ ScoreTokensPortable(MvivfApproxState * st, float *acc, const char *tok, int n)
 					s[j] += lv[j];
 			}
 			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-				a[j] = Max(a[j], s[j]);
+				a[j] = Max(s[j], a[j]);
 		}
 		memcpy(acc + blk, a, sizeof(a));
 	}
 }
 
 #ifdef MVIVF_HAVE_AVX512
-/*
- * ScoreTokensAvx512
- *		The AVX-512 form: the same sums, 16 query rows per register.
- */
 static __attribute__((target("avx512f"))) void
-ScoreTokensAvx512(MvivfApproxState * st, float *acc, const char *tok, int n)
+CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	int			blk;
+
+	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
+	{
+		__m512		a = _mm512_loadu_ps(acc + blk);
+		int			t;
+
+		for (t = 0; t < n; t++)
+		{
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
+
+			if (list > PG_UINT16_MAX)
+				continue;
+			a = _mm512_max_ps(_mm512_loadu_ps(st->ST + (Size) list * st->nqPad + blk), a);
+		}
+		_mm512_storeu_ps(acc + blk, a);
+	}
+}
+
+static __attribute__((target("avx512f"))) void
+ScoreTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
+{
 	int			codeSize = st->codeSize;
 	int			nqPad = st->nqPad;
 	int			blk;
-	uint64		decoded = 0;
 
 	for (blk = 0; blk < nqPad; blk += MVIVF_ROW_BLOCK)
 	{
 		__m512		a = _mm512_loadu_ps(acc + blk);
-		__m512		bound = _mm512_loadu_ps(st->bound + blk);
 		const float *lut = st->lut + blk;
 		int			t;
 
 		for (t = 0; t < n; t++)
 		{
-			const char *p = tok + (Size) t * tokSize;
-			const uint8 *code = (const uint8 *) p + sizeof(uint16);
-			uint16		list;
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
 			__m512		s;
 			int			b;
 
-			memcpy(&list, p, sizeof(uint16));
-			if (list >= st->nlists)
+			if (list > PG_UINT16_MAX)
 				continue;
 			s = _mm512_loadu_ps(st->ST + (Size) list * nqPad + blk);
-			if (_mm512_cmp_ps_mask(_mm512_add_ps(s, bound), a, _CMP_GT_OQ) == 0)
-				continue;
-			decoded++;
 			for (b = 0; b < codeSize; b++)
 				s = _mm512_add_ps(s, _mm512_loadu_ps(lut + ((Size) b * 256 + code[b]) * nqPad));
-			a = _mm512_max_ps(a, s);
+			a = _mm512_max_ps(s, a);
 		}
 		_mm512_storeu_ps(acc + blk, a);
 	}
-	st->decoded += decoded;
+}
+
+static bool
+UseAvx512(void)
+{
+	static int	use = -1;
+
+	if (use < 0)
+	{
+		__builtin_cpu_init();
+		use = __builtin_cpu_supports("avx512f") ? 1 : 0;
+	}
+	return use == 1;
 }
 #endif
 
 /*
- * MvivfScoreTokens
- *		Fold n tokens of one document into its per-row maxima acc.
+ * MvivfCentroidTokens
+ *		Fold n tokens of one document into its centroid-interaction maxima.
  */
 void
-MvivfScoreTokens(MvivfApproxState * st, float *acc, const char *tok, int n)
+MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
 #ifdef MVIVF_HAVE_AVX512
-	static int	useAvx512 = -1;
-
-	if (useAvx512 < 0)
+	if (UseAvx512())
 	{
-		__builtin_cpu_init();
-		useAvx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+		CentroidTokensAvx512(st, acc, tok, n);
+		return;
 	}
-	st->tokens += n;
-	if (useAvx512)
+#endif
+	CentroidTokensPortable(st, acc, tok, n);
+}
+
+/*
+ * MvivfScoreTokens
+ *		Fold n tokens of one document into its quantized-MaxSim maxima.
+ */
+void
+MvivfScoreTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
+{
+#ifdef MVIVF_HAVE_AVX512
+	if (UseAvx512())
 	{
 		ScoreTokensAvx512(st, acc, tok, n);
 		return;
 	}
-#else
-	st->tokens += n;
 #endif
 	ScoreTokensPortable(st, acc, tok, n);
 }

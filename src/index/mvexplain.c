@@ -9,13 +9,12 @@
  * PostgreSQL would, then, for EXPLAIN (ANALYZE) in text format, adds one line
  * per mvivf index that was scanned:
  *
- *	mvivf docs_idx: scans=1 documents=1000 tokens=1030000 decoded=21%
- *	  pages=2291 passes=1 reranked=80 invisible=0 skipped=0
+ *	mvivf docs_idx: scans=1 documents=1000 tokens=1030000 refined=256
+ *	  pages=4900 passes=1 reranked=80 invisible=0 skipped=0
  *
- * (documents scored by the approximate stage, their tokens and the share
- * of (token, block of 16 query rows) pairs whose residual code had to be
- * decoded, index pages read by that stage, and documents reranked exactly
- * from the heap).  Other formats are left
+ * (live documents ranked by centroid interaction and their tokens, documents
+ * scored from their residual codes, index pages read by the approximate
+ * stage, and documents reranked exactly from the heap).  Other formats are left
  * untouched (their structure is closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
  */
@@ -37,8 +36,7 @@ typedef struct MvivfExplainEntry
 	uint64		scans;
 	uint64		documents;
 	uint64		tokens;
-	uint64		decoded;
-	uint64		tokenblocks;
+	uint64		refined;
 	uint64		pages;
 	uint64		passes;
 	uint64		reranked;
@@ -75,24 +73,12 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 	e->scans++;
 	e->documents += so->ncands;
 	e->tokens += so->ntokens;
-	e->decoded += so->ndecoded;
-	e->tokenblocks += so->ntokenblocks;
+	e->refined += so->nrefined;
 	e->pages += so->npages;
 	e->passes += so->npasses;
 	e->reranked += so->nreranked;
 	e->invisible += so->ninvisible;
 	e->skipped += so->nskipped;
-}
-
-/*
- * MvivfDecodedPercent
- *		Share of the (token, row block) pairs of a scan whose residual code
- *		was decoded.
- */
-double
-MvivfDecodedPercent(MvivfScanOpaque so)
-{
-	return so->ntokenblocks ? 100.0 * so->ndecoded / so->ntokenblocks : 0.0;
 }
 
 /*
@@ -152,10 +138,9 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 		snprintf(label, sizeof(label), "mvivf %s", name ? name : "?");
 		snprintf(value, sizeof(value),
 				 "scans=" UINT64_FORMAT " documents=" UINT64_FORMAT " tokens=" UINT64_FORMAT
-				 " decoded=%.0f%% pages=" UINT64_FORMAT " passes=" UINT64_FORMAT
+				 " refined=" UINT64_FORMAT " pages=" UINT64_FORMAT " passes=" UINT64_FORMAT
 				 " reranked=" UINT64_FORMAT " invisible=" UINT64_FORMAT " skipped=" UINT64_FORMAT,
-				 e->scans, e->documents, e->tokens,
-				 e->tokenblocks ? 100.0 * e->decoded / e->tokenblocks : 0.0, e->pages,
+				 e->scans, e->documents, e->tokens, e->refined, e->pages,
 				 e->passes, e->reranked, e->invisible, e->skipped);
 		ExplainPropertyText(label, value, es);
 	}

@@ -86,14 +86,15 @@ MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 			dst = (char *) page + ph->pd_lower;
 			memcpy(dst, &group, sizeof(group));
 			dst += sizeof(group);
+			/* the group's centroid numbers, then its codes */
 			for (t = 0; t < k; t++)
 			{
 				uint16		list = (uint16) lists[i + t];
 
 				memcpy(dst, &list, sizeof(uint16));
-				memcpy(dst + sizeof(uint16), codes + (Size) (i + t) * codeSize, codeSize);
-				dst += tokSize;
+				dst += sizeof(uint16);
 			}
+			memcpy(dst, codes + (Size) i * codeSize, (Size) k * codeSize);
 			ph->pd_lower += sizeof(group) + k * tokSize;
 			MvivfPageGetOpaque(page)->nitems++;
 			i += k;

@@ -20,6 +20,7 @@ int			mvivf_candidates = 100;
 int			mvivf_rerank = 80;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
+int			mvivf_refine = MVIVF_DEFAULT_REFINE;
 
 static relopt_kind mvivf_relopt_kind;
 
@@ -75,6 +76,11 @@ MvivfInit(void)
 							 &mvivf_iterative_scan, MVIVF_ITERATIVE_STRICT,
 							 mvivf_iterative_scan_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.refine",
+							"Documents whose quantized MaxSim is computed from their residual codes.",
+							"The approximate stage ranks every document by centroid interaction, then scores this many of the best from their residual codes; higher gives better recall and costs about 1/20 of an exact rerank per document.",
+							&mvivf_refine, MVIVF_DEFAULT_REFINE, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.max_scan_docs",
 							"Most documents one iterative scan reranks.",
 							"A scan that reaches it ends, even if the query asked for more rows; the planner avoids the index when it expects that.",

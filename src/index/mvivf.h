@@ -3,16 +3,16 @@
  *	  The mvivf index access method: a token-level IVF index over multivector
  *	  columns answering ORDER BY emb <#> query LIMIT k (see docs/mvivf.md).
  *
- * Search: every query row probes its `mvivf.probes` nearest lists; each
- * posting there is scored approximately (centroid score + residual code
- * lookup); a (query row, document) pair that was not seen is imputed with the
- * score of the last probed centroid, which is also a floor for seen pairs.
- * Documents are then reranked exactly, best approximate first, by reading the
- * indexed value from the heap under the scan snapshot; rows come back in
- * exact, non-decreasing distance order (xs_recheckorderby = false), see
- * mvscan.c for how later batches keep that order.
+ * Search: every live document is ranked by centroid interaction (sum over
+ * query rows of the best query row . centroid over its tokens), the best
+ * mvivf.refine of them by their quantized MaxSim (centroid + decoded residual
+ * code of every token), then documents are reranked exactly, best
+ * approximate first, by reading the indexed value from the heap under the
+ * scan snapshot; rows come back in exact, non-decreasing distance order
+ * (xs_recheckorderby = false), see mvscan.c for how later batches keep that
+ * order.
  *
- * ON-DISK FORMAT, version 1 (8 KB pages; all pages use the standard page
+ * ON-DISK FORMAT, version 2 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
  * MvivfPageOpaqueData sits in the special space):
  *
@@ -22,16 +22,20 @@
  *	                 centroidsPerPage rows per page, contiguous from
  *	                 centroidStart
  *	list directory   nlists x MvivfListEntry {head, tail, ntokens}, contiguous
- *	                 from listDirStart
- *	posting pages    one linked chain per list (opaque.next); items are
- *	                 {uint32 docid; uint8 code[codeSize]}
+ *	                 from listDirStart; the lists stay empty since version 2
  *	doc directory    a chain from docDirHead; item i of the chain is document
  *	                 id i: MvivfDocEntry {heap tid, ntokens, flags (dead)}
- *	pending pages    a chain from pendingHead; items are
- *	                 {uint32 docid; uint32 list; uint8 code[codeSize]}, written
- *	                 by inserts and moved into the lists by VACUUM
+ *	forward pages    a chain from forwardHead: groups of one document's
+ *	                 tokens {MvivfForwardGroup; uint16 list[n];
+ *	                 uint8 code[n][codeSize]}, appended by builds and
+ *	                 inserts; a document's groups follow each other
+ *	posting, pending pages of version 1 are no longer written; VACUUM's
+ *	                 merge and compaction find them empty
  *	free pages       pages emptied by VACUUM, marked MVIVF_DELETED and
  *	                 recorded in the free space map
+ *
+ * Version 1 indexes (codes in posting lists) are refused with a hint to
+ * REINDEX (MvivfReadMeta).
  *
  * A residual code stores, per dimension, nbits (1, 2 or 4) selecting one of
  * 2^nbits bucket weights (meta.weights); an approximate dot product with a
@@ -88,6 +92,7 @@
 #define MVIVF_MAX_ITERS			50
 #define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
 #define MVIVF_MAX_BUCKETS		16
+#define MVIVF_DEFAULT_REFINE	256
 #define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
 #define MVIVF_COARSE_MIN_LISTS	1024	/* two-level assignment from here on */
 #define MVIVF_COARSE_PROBES		8	/* coarse groups searched per token */
@@ -111,6 +116,7 @@ extern int	mvivf_candidates;
 extern int	mvivf_rerank;
 extern int	mvivf_iterative_scan;
 extern int	mvivf_max_scan_docs;
+extern int	mvivf_refine;
 
 /* reloptions, as stored in rd_options */
 typedef struct MvivfOptions
@@ -177,8 +183,10 @@ typedef struct MvivfDocEntry
 
 /*
  * Forward pages: groups of one document's token codes, each
- * {MvivfForwardGroup; ntokens x (uint16 list; uint8 code[codeSize])}, packed.
- * A document's tokens may be split over several groups (and pages).
+ * {MvivfForwardGroup; uint16 list[ntokens]; uint8 code[ntokens][codeSize]},
+ * packed (the centroid numbers first, so that a scan that needs only them
+ * reads few cache lines).  A document's tokens may be split over several
+ * groups (and pages); its groups follow each other in the chain.
  */
 typedef struct MvivfForwardGroup
 {
@@ -261,10 +269,8 @@ typedef struct MvivfScanOpaqueData
 	int			ninvisible;
 	int			nskipped;		/* better than a row already returned */
 	int			npasses;		/* passes of the approximate stage */
-	uint64		ntokens;		/* tokens scored by the approximate stage */
-	uint64		ndecoded;		/* (token, block of query rows) pairs whose
-								 * residual code was decoded */
-	uint64		ntokenblocks;	/* (token, block of query rows) pairs */
+	uint64		ntokens;		/* tokens scored by the centroid interaction */
+	int			nrefined;		/* documents scored from residual codes */
 	uint64		npages;			/* index pages read by the approximate stage */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
@@ -274,6 +280,9 @@ typedef struct MvivfScanOpaqueData
 	/* doc directory snapshot */
 	MvivfDocEntry *docs;
 	uint32		ndocs;
+	/* where each document's codes start in the forward store */
+	BlockNumber *startBlock;
+	uint16	   *startOffset;
 }			MvivfScanOpaqueData;
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;
@@ -356,25 +365,19 @@ typedef struct MvivfApproxState
 	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
 	int			nlists;
 	int			codeSize;
-	uint32		ndocs;
-	const MvivfDocEntry *docs;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
 	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
 								 * contribution to query row . residual */
-	const float *bound;			/* nqPad: largest residual contribution */
-	float	   *acc;			/* ndocs x nqPad: best token score so far */
-	uint64		tokens;			/* tokens seen (statistics) */
-	uint64		decoded;		/* (token, row block) pairs decoded */
-	uint64		pages;			/* forward pages read */
 }			MvivfApproxState;
 
 /* mvexplain.c */
 extern void MvivfExplainInit(void);
 extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
-extern double MvivfDecodedPercent(MvivfScanOpaque so);
 
 /* mvapprox.c */
-extern void MvivfScoreTokens(MvivfApproxState * st, float *acc,
+extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
+								const char *tok, int n);
+extern void MvivfScoreTokens(const MvivfApproxState * st, float *acc,
 							 const char *tok, int n);
 
 /* forward store of token codes (mvforward.c) */

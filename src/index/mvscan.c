@@ -86,9 +86,10 @@ CandQsortCmp(const void *a, const void *b)
 
 /*
  * BuildTables
- *		The per-pass tables: ST (centroid scores, transposed so that one
- *		token's scores for every query row are contiguous), the code lookup
- *		tables and the residual bound of each row.  Padding rows are zero.
+ *		The tables of one pass over query rows first .. first + st->nq - 1:
+ *		ST (centroid scores, transposed so that one token's scores for every
+ *		query row are contiguous) and the code lookup tables.  Padding rows
+ *		are zero.
  */
 static void
 BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
@@ -102,7 +103,6 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	float	   *lut = palloc_extended(sizeof(float) * (Size) q->codeSize * 256 * nqPad,
 									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	float	   *bound = palloc0(sizeof(float) * nqPad);
 	int			i;
 	int			l;
 
@@ -117,7 +117,6 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			ST[(Size) l * nqPad + i] = S[(Size) i * q->nlists + l];
 		for (b = 0; b < q->codeSize; b++)
 		{
-			float		best = -FLT_MAX;
 			int			v;
 
 			for (v = 0; v < 256; v++)
@@ -133,73 +132,189 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
 				}
 				lut[((Size) b * 256 + v) * nqPad + i] = sum;
-				best = Max(best, sum);
 			}
-			bound[i] += best;
 		}
 	}
 	pfree(S);
+	st->nlists = q->nlists;
+	st->codeSize = q->codeSize;
 	st->ST = ST;
 	st->lut = lut;
-	st->bound = bound;
 }
 
 /*
- * ScanForward
- *		Score every token of every live document in the forward store.
+ * ReadForwardPage
+ *		Pin and share-lock a forward page, checking its kind.
+ */
+static Buffer
+ReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
+		((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper ||
+		((PageHeader) page)->pd_lower < MAXALIGN(SizeOfPageHeaderData))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*start = MvivfPageItems(page);
+	*end = (char *) page + ((PageHeader) page)->pd_lower;
+	return buf;
+}
+
+/*
+ * NextGroup
+ *		Read the group header at *p (within [.., end)) and advance *p past
+ *		the group; false at the end of the page.
+ */
+static bool
+NextGroup(Relation index, BlockNumber blkno, char **p, char *end, Size tokSize,
+		  MvivfForwardGroup * group, char **tokens)
+{
+	if (*p + sizeof(MvivfForwardGroup) > end)
+		return false;
+	memcpy(group, *p, sizeof(MvivfForwardGroup));
+	*tokens = *p + sizeof(MvivfForwardGroup);
+	if (*tokens + (Size) group->ntokens * tokSize > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*p = *tokens + (Size) group->ntokens * tokSize;
+	return true;
+}
+
+/*
+ * CentroidPass
+ *		Centroid interaction of every live document for the rows of st: add
+ *		sum_i max over its tokens of (query row i . centroid) to score[doc],
+ *		and note where each document's first group is.
  */
 static void
-ScanForward(Relation index, MvivfMetaPageData * meta, MvivfApproxState * st)
+CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
+			 const MvivfApproxState * st, double *score)
 {
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	Size		nacc = (Size) Max(so->ndocs, 1) * st->nqPad;
+	float	   *acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
 	BlockNumber blkno = meta->forwardHead;
+	Size		k;
+	uint32		d;
 
+	for (k = 0; k < nacc; k++)
+		acc[k] = -FLT_MAX;
 	while (blkno != InvalidBlockNumber)
 	{
-		Buffer		buf;
-		Page		page;
 		char	   *p;
 		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
+		Buffer		buf;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
-			((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("index \"%s\" has a malformed forward page %u",
-							RelationGetRelationName(index), blkno)));
-		p = MvivfPageItems(page);
-		end = (char *) page + ((PageHeader) page)->pd_lower;
-		while (p + sizeof(MvivfForwardGroup) <= end)
+		buf = ReadForwardPage(index, blkno, &p, &end);
+		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
 		{
-			MvivfForwardGroup group;
+			uint32		doc = group.docid;
 
-			memcpy(&group, p, sizeof(group));
-			p += sizeof(group);
-			if (p + (Size) group.ntokens * tokSize > end)
-				ereport(ERROR,
-						(errcode(ERRCODE_INDEX_CORRUPTED),
-						 errmsg("index \"%s\" has a malformed forward page %u",
-								RelationGetRelationName(index), blkno)));
-			if (group.docid < st->ndocs && !(st->docs[group.docid].flags & MVIVF_DOC_DEAD))
-				MvivfScoreTokens(st, st->acc + (Size) group.docid * st->nqPad, p,
-							group.ntokens);
-			p += (Size) group.ntokens * tokSize;
+			if (doc >= so->ndocs || (so->docs[doc].flags & MVIVF_DOC_DEAD))
+				continue;
+			if (so->startBlock[doc] == InvalidBlockNumber)
+			{
+				so->startBlock[doc] = blkno;
+				so->startOffset[doc] = (tokens - sizeof(MvivfForwardGroup)) - (char *) BufferGetPage(buf);
+			}
+			MvivfCentroidTokens(st, acc + (Size) doc * st->nqPad, tokens, group.ntokens);
+			so->ntokens += group.ntokens;
 		}
-		blkno = MvivfPageGetOpaque(page)->next;
+		blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 		UnlockReleaseBuffer(buf);
-		st->pages++;
+		so->npages++;
 	}
+	for (d = 0; d < so->ndocs; d++)
+	{
+		const float *ap = acc + (Size) d * st->nqPad;
+		double		sum = 0;
+		int			i;
+
+		for (i = 0; i < st->nq; i++)
+			sum += ap[i];
+		score[d] += sum;
+	}
+	pfree(acc);
+}
+
+/*
+ * RefinePass
+ *		Quantized MaxSim of the documents refine[0 .. nrefine-1] (in forward
+ *		store order) for the rows of st, added to score[k] (k = position in
+ *		refine): each document's groups are read from its first one on.
+ */
+static void
+RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
+		   const uint32 *refine, int nrefine, double *score)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	float	   *acc = palloc(sizeof(float) * st->nqPad);
+	int			r;
+
+	for (r = 0; r < nrefine; r++)
+	{
+		uint32		doc = refine[r];
+		BlockNumber blkno = so->startBlock[doc];
+		char	   *p;
+		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
+		bool		done = false;
+		double		sum = 0;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < st->nqPad; i++)
+			acc[i] = -FLT_MAX;
+		if (blkno == InvalidBlockNumber)
+			continue;			/* no codes: keeps its centroid score */
+		/* the document's groups follow each other from its first one */
+		while (!done && blkno != InvalidBlockNumber)
+		{
+			Buffer		buf = ReadForwardPage(index, blkno, &p, &end);
+
+			so->npages++;
+			if (blkno == so->startBlock[doc])
+				p = (char *) BufferGetPage(buf) + so->startOffset[doc];
+			while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+			{
+				if (group.docid != doc)
+				{
+					done = true;
+					break;
+				}
+				MvivfScoreTokens(st, acc, tokens, group.ntokens);
+			}
+			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
+			UnlockReleaseBuffer(buf);
+		}
+		for (i = 0; i < st->nq; i++)
+			sum += acc[i];
+		score[r] += sum;
+	}
+	pfree(acc);
 }
 
 /*
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
- *		its per-row tables (centroid scores, lookup tables, the documents x
- *		rows maxima) stay within work_mem; at least one.
+ *		its per-row tables (centroid scores twice, lookup tables, the
+ *		documents x rows maxima) stay within work_mem; at least one.
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
@@ -215,59 +330,33 @@ RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
 }
 
 /*
- * ApproximatePass
- *		Add, for query rows first .. first + nq - 1, sum_i max over the
- *		document's tokens of the approximate score to docScore[doc].
+ * StartOrderCmp
+ *		Order documents to refine by where their codes are (fewer page
+ *		switches); the scan opaque is passed through a static.
  */
-static void
-ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
-				const MvivfQuantizer * q, int first, int nq, double *docScore)
+static MvivfScanOpaque startOrderScan;
+
+static int
+StartOrderCmp(const void *a, const void *b)
 {
-	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	MvivfApproxState st;
-	Size		nacc;
-	Size		k;
-	uint32		d;
-	int			i;
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+	BlockNumber bx = startOrderScan->startBlock[x];
+	BlockNumber by = startOrderScan->startBlock[y];
 
-	st.nq = nq;
-	st.nqPad = (nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
-	st.nlists = q->nlists;
-	st.codeSize = q->codeSize;
-	st.ndocs = so->ndocs;
-	st.docs = so->docs;
-	st.tokens = st.decoded = st.pages = 0;
-	BuildTables(q, so->query, first, &st);
-	nacc = (Size) Max(so->ndocs, 1) * st.nqPad;
-	st.acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
-	/* real rows start below any score; padding rows above, so never useful */
-	for (k = 0; k < nacc; k++)
-		st.acc[k] = (int) (k % st.nqPad) < nq ? -FLT_MAX : FLT_MAX;
-
-	ScanForward(scan->indexRelation, meta, &st);
-	so->ntokens += st.tokens;
-	so->ndecoded += st.decoded;
-	so->ntokenblocks += st.tokens * (st.nqPad / MVIVF_ROW_BLOCK);
-	so->npages += st.pages;
-
-	for (d = 0; d < so->ndocs; d++)
-	{
-		const float *ap = st.acc + (Size) d * st.nqPad;
-		double		sum = 0;
-
-		if ((d & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < nq; i++)
-			sum += ap[i];
-		docScore[d] += sum;
-	}
+	if (bx != by)
+		return bx < by ? -1 : 1;
+	return (startOrderScan->startOffset[x] > startOrderScan->startOffset[y]) -
+		(startOrderScan->startOffset[x] < startOrderScan->startOffset[y]);
 }
 
 /*
  * ApproximateStage
- *		Fill so->cands with every live document, sorted by approximate
- *		distance (documents in order of id when the index is untrained or the
- *		query is NULL).
+ *		Fill so->cands with every live document in approximate order: first
+ *		the mvivf.refine documents the centroid interaction ranks best, by
+ *		their quantized MaxSim, then the others by their centroid
+ *		interaction (documents in order of id when the index is untrained or
+ *		the query is NULL).
  */
 static void
 ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
@@ -298,37 +387,85 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
 		int			nq = so->query->nvec;
 		int			perPass = RowsPerPass(q, nq, so->ndocs);
-		double	   *docScore;
+		double	   *ciScore;
+		double	   *refScore;
+		uint32	   *refine;
+		int			nrefine;
 		MemoryContext passCtx;
+		MemoryContext old;
+		MvivfApproxState st;
 		int			first;
+		int			r;
 
-		docScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
-								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+		for (d = 0; d < so->ndocs; d++)
+			so->startBlock[d] = InvalidBlockNumber;
+		ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
+								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 		passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf approximate pass",
 										ALLOCSET_DEFAULT_SIZES);
+
+		/* 1. centroid interaction of every live document */
 		for (first = 0; first < nq; first += perPass)
 		{
-			MemoryContext old = MemoryContextSwitchTo(passCtx);
-
-			ApproximatePass(scan, meta, q, first, Min(perPass, nq - first),
-							docScore);
+			old = MemoryContextSwitchTo(passCtx);
+			st.nq = Min(perPass, nq - first);
+			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			BuildTables(q, so->query, first, &st);
+			CentroidPass(scan, meta, &st, ciScore);
 			MemoryContextSwitchTo(old);
-			MemoryContextReset(passCtx);
+			/* one pass: keep the tables for step 3 */
+			if (perPass < nq)
+				MemoryContextReset(passCtx);
 			so->npasses++;
 		}
-		MemoryContextDelete(passCtx);
 
+		/* 2. live documents by centroid interaction, best first */
 		for (d = 0; d < so->ndocs; d++)
 		{
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
 			so->cands[so->ncands].docid = d;
-			so->cands[so->ncands].score = -docScore[d];
+			so->cands[so->ncands].score = -ciScore[d];
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
-		pfree(docScore);
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
+
+		/* 3. quantized MaxSim of the best mvivf.refine of them */
+		nrefine = Min(mvivf_refine, so->ncands);
+		refine = palloc(sizeof(uint32) * Max(nrefine, 1));
+		for (r = 0; r < nrefine; r++)
+			refine[r] = so->cands[r].docid;
+		startOrderScan = so;
+		qsort(refine, nrefine, sizeof(uint32), StartOrderCmp);
+		refScore = palloc0(sizeof(double) * Max(nrefine, 1));
+		for (first = 0; first < nq && nrefine > 0; first += perPass)
+		{
+			old = MemoryContextSwitchTo(passCtx);
+			if (perPass < nq)
+			{
+				st.nq = Min(perPass, nq - first);
+				st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+				BuildTables(q, so->query, first, &st);
+			}
+			RefinePass(scan, &st, refine, nrefine, refScore);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(passCtx);
+		}
+		MemoryContextDelete(passCtx);
+		for (r = 0; r < nrefine; r++)
+		{
+			so->cands[r].docid = refine[r];
+			so->cands[r].score = -refScore[r];
+			so->cands[r].tid = so->docs[refine[r]].tid;
+		}
+		pg_qsort(so->cands, nrefine, sizeof(MvivfScanCandidate), CandQsortCmp);
+		so->nrefined = nrefine;
+		pfree(refine);
+		pfree(refScore);
+		pfree(ciScore);
 	}
 }
 
@@ -611,9 +748,9 @@ ReportScan(IndexScanDesc scan)
 							 RelationGetRelationName(scan->indexRelation),
 							 so->npasses, so->query ? so->query->nvec : 0)));
 	ereport(DEBUG2,
-			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens scored (%.0f%% decoded), " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
+			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens, %d refined, " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
-							 so->ncands, so->ntokens, MvivfDecodedPercent(so),
+							 so->ncands, so->ntokens, so->nrefined,
 							 so->npages, so->nreranked, so->ninvisible, so->nskipped)));
 
 }
