@@ -58,8 +58,8 @@ profile_env() {
 
 echo "== mvivf on ${N} pages x 1030 x 128, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
 echo "(exact = ORDER BY emb <#> q LIMIT 10 with index scans off; index = defaults; ratio = exact p50 / index p50;"
-echo " noshare = share of the true top 10 sharing no topic with the query; r40/r160 = recall at mvivf.rerank 40/160)"
-printf '%-9s %7s %8s %8s %8s %8s %8s %6s %7s %7s %7s\n' profile noshare build_s B/token exact_ms recall index_ms ratio r40 r160 p50_160
+echo " noshare = share of the true top 10 sharing no topic with the query; r20/r80 = recall at mvivf.rerank 20/80)"
+printf '%-9s %7s %8s %8s %8s %8s %8s %6s %7s %7s %7s\n' profile noshare build_s B/token exact_ms recall index_ms ratio r20 r80 p50_80
 for p in $PROFILES; do
 	DB=mvc_${p//-/_}_$N
 	Q="$PSQL -X -q -At -d $DB -v ON_ERROR_STOP=1"
@@ -93,9 +93,9 @@ SELECT round(pg_relation_size('docs_idx')::numeric / (SELECT sum(num_vectors(emb
 SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM truth;
 SELECT * FROM mvb_run() \g /dev/null
 SELECT round(recall::numeric, 3), round(p50_ms::numeric, 1) FROM mvb_run();
-SET mvivf.rerank = 40;
+SET mvivf.rerank = 20;
 SELECT round(recall::numeric, 3) FROM mvb_run();
-SET mvivf.rerank = 160;
+SET mvivf.rerank = 80;
 SELECT round(recall::numeric, 3), round(p50_ms::numeric, 1) FROM mvb_run();
 SQL
 	[ "${KEEP:-0}" = 1 ] || $PSQL -X -q -d postgres -c "DROP DATABASE $DB"

@@ -87,7 +87,7 @@
 /* reloption defaults and limits */
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
 #define MVIVF_MAX_LISTS			65536
-#define MVIVF_DEFAULT_BITS		2
+#define MVIVF_DEFAULT_BITS		1
 #define MVIVF_DEFAULT_ITERS		6
 #define MVIVF_MAX_ITERS			50
 #define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
@@ -234,6 +234,23 @@ typedef struct MvivfPosting
 	uint8	   *code;
 }			MvivfPosting;
 
+/*
+ * Tables of one pass of the approximate stage (mvscan.c, mvapprox.c): query
+ * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
+ */
+#define MVIVF_ROW_BLOCK	16
+
+typedef struct MvivfApproxState
+{
+	int			nq;				/* query rows of this pass */
+	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
+	int			nlists;
+	int			codeSize;
+	const float *ST;			/* nlists x nqPad: query row . centroid */
+	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
+								 * contribution to query row . residual */
+}			MvivfApproxState;
+
 /* scan state */
 typedef struct MvivfScanCandidate
 {
@@ -283,9 +300,18 @@ typedef struct MvivfScanOpaqueData
 	/* where each document's codes start in the forward store */
 	BlockNumber *startBlock;
 	uint16	   *startOffset;
+	/* approximate stage */
+	MvivfMetaPageData meta;
+	int			perPass;		/* query rows per pass */
+	double	   *ciScore;		/* centroid interaction, per document id */
+	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;
+
+/* mvexplain.c */
+extern void MvivfExplainInit(void);
+extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 
 /* mvivf.c */
 extern MvivfOptions * MvivfGetOptions(Relation index);
@@ -352,27 +378,6 @@ extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
 							  Selectivity *indexSelectivity,
 							  double *indexCorrelation, double *indexPages);
 extern bool mvivfvalidate(Oid opclassoid);
-
-/*
- * Tables of one pass of the approximate stage (mvscan.c, mvapprox.c): query
- * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
- */
-#define MVIVF_ROW_BLOCK	16
-
-typedef struct MvivfApproxState
-{
-	int			nq;				/* query rows of this pass */
-	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
-	int			nlists;
-	int			codeSize;
-	const float *ST;			/* nlists x nqPad: query row . centroid */
-	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
-								 * contribution to query row . residual */
-}			MvivfApproxState;
-
-/* mvexplain.c */
-extern void MvivfExplainInit(void);
-extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 
 /* mvapprox.c */
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,

@@ -351,12 +351,84 @@ StartOrderCmp(const void *a, const void *b)
 }
 
 /*
+ * RefineCandidates
+ *		Replace the approximate scores of so->cands[from .. to-1] (in
+ *		centroid-interaction order) by their quantized MaxSim, and sort
+ *		so->cands[sortFrom .. to-1] (sortFrom <= from: candidates refined
+ *		earlier and not reranked yet take their place among the new ones).  The candidates after it keep their centroid interaction,
+ *		shifted by the mean amount by which the residuals raised the refined
+ *		documents' scores: so all approximate distances stay on one scale,
+ *		which the rerank's overshoot bound (RerankBatch) relies on.
+ */
+static void
+RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	const MvivfQuantizer *q = MvivfGetQuantizer(scan->indexRelation, &so->meta);
+	int			nq = so->query->nvec;
+	int			n = to - from;
+	uint32	   *refine;
+	double	   *refScore;
+	double		shift = 0;
+	MemoryContext passCtx;
+	int			first;
+	int			r;
+
+	if (n <= 0)
+		return;
+	refine = palloc(sizeof(uint32) * n);
+	for (r = 0; r < n; r++)
+		refine[r] = so->cands[from + r].docid;
+	/* in forward store order: fewer page switches */
+	startOrderScan = so;
+	qsort(refine, n, sizeof(uint32), StartOrderCmp);
+	refScore = palloc0(sizeof(double) * n);
+	passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf refine pass",
+									ALLOCSET_DEFAULT_SIZES);
+	for (first = 0; first < nq; first += so->perPass)
+	{
+		MemoryContext old = MemoryContextSwitchTo(passCtx);
+		MvivfApproxState st;
+
+		if (so->tables.ST != NULL)
+			st = so->tables;	/* one pass: kept from the centroid step */
+		else
+		{
+			st.nq = Min(so->perPass, nq - first);
+			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			BuildTables(q, so->query, first, &st);
+		}
+		RefinePass(scan, &st, refine, n, refScore);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(passCtx);
+	}
+	MemoryContextDelete(passCtx);
+
+	for (r = 0; r < n; r++)
+		shift = Max(shift, refScore[r] - so->ciScore[refine[r]]);
+	for (r = to; r < so->ncands; r++)
+		so->cands[r].score = -(so->ciScore[so->cands[r].docid] + shift);
+	for (r = 0; r < n; r++)
+	{
+		so->cands[from + r].docid = refine[r];
+		so->cands[from + r].score = -refScore[r];
+		so->cands[from + r].tid = so->docs[refine[r]].tid;
+	}
+	pg_qsort(so->cands + sortFrom, to - sortFrom, sizeof(MvivfScanCandidate),
+			 CandQsortCmp);
+	so->nrefined = to;
+	pfree(refine);
+	pfree(refScore);
+}
+
+/*
  * ApproximateStage
  *		Fill so->cands with every live document in approximate order: first
  *		the mvivf.refine documents the centroid interaction ranks best, by
  *		their quantized MaxSim, then the others by their centroid
  *		interaction (documents in order of id when the index is untrained or
- *		the query is NULL).
+ *		the query is NULL).  A scan that goes past the refined documents
+ *		refines the rest first (mvivfgettuple).
  */
 static void
 ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
@@ -380,44 +452,41 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
+		so->nrefined = so->ncands;	/* nothing to refine */
 		return;
 	}
 
 	{
 		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
 		int			nq = so->query->nvec;
-		int			perPass = RowsPerPass(q, nq, so->ndocs);
-		double	   *ciScore;
-		double	   *refScore;
-		uint32	   *refine;
-		int			nrefine;
-		MemoryContext passCtx;
-		MemoryContext old;
-		MvivfApproxState st;
 		int			first;
-		int			r;
 
+		so->meta = *meta;
+		so->perPass = RowsPerPass(q, nq, so->ndocs);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
 			so->startBlock[d] = InvalidBlockNumber;
-		ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
-								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf approximate pass",
-										ALLOCSET_DEFAULT_SIZES);
+		so->ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 		/* 1. centroid interaction of every live document */
-		for (first = 0; first < nq; first += perPass)
+		for (first = 0; first < nq; first += so->perPass)
 		{
-			old = MemoryContextSwitchTo(passCtx);
-			st.nq = Min(perPass, nq - first);
+			MemoryContext passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf centroid pass",
+														  ALLOCSET_DEFAULT_SIZES);
+			MemoryContext old = MemoryContextSwitchTo(passCtx);
+			MvivfApproxState st;
+
+			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 			BuildTables(q, so->query, first, &st);
-			CentroidPass(scan, meta, &st, ciScore);
+			CentroidPass(scan, meta, &st, so->ciScore);
 			MemoryContextSwitchTo(old);
-			/* one pass: keep the tables for step 3 */
-			if (perPass < nq)
-				MemoryContextReset(passCtx);
+			if (so->perPass >= nq)
+				so->tables = st;	/* one pass: keep the tables (scan context) */
+			else
+				MemoryContextDelete(passCtx);
 			so->npasses++;
 		}
 
@@ -427,45 +496,14 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
 			so->cands[so->ncands].docid = d;
-			so->cands[so->ncands].score = -ciScore[d];
+			so->cands[so->ncands].score = -so->ciScore[d];
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
 
 		/* 3. quantized MaxSim of the best mvivf.refine of them */
-		nrefine = Min(mvivf_refine, so->ncands);
-		refine = palloc(sizeof(uint32) * Max(nrefine, 1));
-		for (r = 0; r < nrefine; r++)
-			refine[r] = so->cands[r].docid;
-		startOrderScan = so;
-		qsort(refine, nrefine, sizeof(uint32), StartOrderCmp);
-		refScore = palloc0(sizeof(double) * Max(nrefine, 1));
-		for (first = 0; first < nq && nrefine > 0; first += perPass)
-		{
-			old = MemoryContextSwitchTo(passCtx);
-			if (perPass < nq)
-			{
-				st.nq = Min(perPass, nq - first);
-				st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
-				BuildTables(q, so->query, first, &st);
-			}
-			RefinePass(scan, &st, refine, nrefine, refScore);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(passCtx);
-		}
-		MemoryContextDelete(passCtx);
-		for (r = 0; r < nrefine; r++)
-		{
-			so->cands[r].docid = refine[r];
-			so->cands[r].score = -refScore[r];
-			so->cands[r].tid = so->docs[refine[r]].tid;
-		}
-		pg_qsort(so->cands, nrefine, sizeof(MvivfScanCandidate), CandQsortCmp);
-		so->nrefined = nrefine;
-		pfree(refine);
-		pfree(refScore);
-		pfree(ciScore);
+		RefineCandidates(scan, 0, Min(mvivf_refine, so->ncands), 0);
 	}
 }
 
@@ -816,10 +854,40 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 	{
 		MemoryContext old = MemoryContextSwitchTo(so->scanCtx);
 
-		while (so->nextCand < so->budget &&
-			   (so->nheap == 0 ||
-				!(so->heap[0].score <= so->cands[so->nextCand].score - so->maxOvershoot)))
+		while (so->nextCand < so->budget)
 		{
+			double		bound = so->cands[so->nextCand].score;
+			bool		unrefinedBest = false;
+
+			/*
+			 * The documents not refined yet sit after the refined ones, at an
+			 * optimistic estimate of their quantized MaxSim
+			 * (RefineCandidates): the best of them may come before the next
+			 * refined one.
+			 */
+			if (so->nrefined < so->ncands && so->nrefined > so->nextCand &&
+				float8_cmp_internal(so->cands[so->nrefined].score, bound) < 0)
+			{
+				bound = so->cands[so->nrefined].score;
+				unrefinedBest = true;
+			}
+			if (so->nheap > 0 && so->heap[0].score <= bound - so->maxOvershoot)
+				break;			/* nothing unreranked can beat the best waiting row */
+
+			/*
+			 * Refine the rest first when one of them could come next, when
+			 * the scan goes past the refined documents, or when every
+			 * reranked row has been consumed (a filter rejects rows, or a
+			 * large LIMIT): such a scan walks far down the approximate order.
+			 */
+			if (so->nrefined < so->ncands &&
+				(unrefinedBest ||
+				 so->nextCand + so->batchSize > so->nrefined ||
+				 (so->nheap == 0 && so->returnedAny)))
+			{
+				RefineCandidates(scan, so->nrefined, so->ncands, so->nextCand);
+				continue;
+			}
 			if (!RerankBatch(scan, so->batchSize))
 				break;
 		}

@@ -13,26 +13,27 @@ SET mvivf.rerank = 30;
 
 -- the counters of the mvivf line of EXPLAIN (ANALYZE) output, as a record
 CREATE FUNCTION mvexp_counters(q text, OUT scans bigint, OUT documents bigint,
-	OUT tokens bigint, OUT decoded bigint, OUT pages bigint, OUT reranked bigint,
+	OUT tokens bigint, OUT refined bigint, OUT pages bigint, OUT reranked bigint,
 	OUT lines int)
 LANGUAGE plpgsql AS $$
 DECLARE l text; m text[];
 BEGIN
 	lines := 0;
 	FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
-		m := regexp_match(l, '^mvivf mvexp_idx: scans=(\d+) documents=(\d+) tokens=(\d+) decoded=(\d+)% pages=(\d+) passes=\d+ reranked=(\d+)');
+		m := regexp_match(l, '^mvivf mvexp_idx: scans=(\d+) documents=(\d+) tokens=(\d+) refined=(\d+) pages=(\d+) passes=\d+ reranked=(\d+)');
 		IF m IS NOT NULL THEN
 			lines := lines + 1;
-			scans := m[1]; documents := m[2]; tokens := m[3]; decoded := m[4];
+			scans := m[1]; documents := m[2]; tokens := m[3]; refined := m[4];
 			pages := m[5]; reranked := m[6];
 		END IF;
 	END LOOP;
 END $$;
 
--- one scan: every live document and token scored, 30 reranked for LIMIT 5
+-- one scan: every live document and token scored by centroid interaction,
+-- mvivf.refine of them from their codes, 30 reranked for LIMIT 5
 SELECT c.lines, c.scans, c.documents = (SELECT count(*) FROM mvexp) AS all_documents,
 	c.tokens = (SELECT sum(num_vectors(emb)) FROM mvexp) AS all_tokens,
-	c.decoded BETWEEN 1 AND 100 AS decoded_percent_ok, c.pages > 0 AS pages_read,
+	c.refined = least(current_setting('mvivf.refine')::int, c.documents) AS refined_ok, c.pages > 0 AS pages_read,
 	c.reranked >= 30 AS reranked_first_batch
 FROM mvexp_counters('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0],[0,1,0,0,0,0,0,0]]'' LIMIT 5') c;
 
