@@ -87,7 +87,7 @@
 /* reloption defaults and limits */
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
 #define MVIVF_MAX_LISTS			65536
-#define MVIVF_DEFAULT_BITS		1
+#define MVIVF_DEFAULT_BITS		2
 #define MVIVF_DEFAULT_ITERS		6
 #define MVIVF_MAX_ITERS			50
 #define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
