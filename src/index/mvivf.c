@@ -56,8 +56,8 @@ MvivfInit(void)
 					  MVIVF_DEFAULT_SAMPLES, 4, 1024, AccessExclusiveLock);
 
 	DefineCustomIntVariable("mvivf.probes",
-							"Lists probed per query row.",
-							"Higher finds more candidates (better recall) and reads more postings (slower).",
+							"No effect since mvivf format version 2 (kept for compatibility).",
+							"Format 1 probed this many lists per query row; format 2 ranks every document by centroid interaction (see mvivf.refine).",
 							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",

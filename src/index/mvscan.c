@@ -3,17 +3,21 @@
  *	  Ordered scans of an mvivf index: ORDER BY emb <#> query.
  *
  * The first amgettuple call does the approximate stage:
- *	1. S = Q x C^T, the score of every query row against every centroid;
- *	2. per query row i, the mvivf.probes best lists; m_i = the score of the
- *	   last probed centroid (the imputed similarity of a document with no
- *	   posting seen for row i, and a floor for the ones seen);
- *	3. every posting of the pending area and of the probed lists is scored,
- *	   s = S[i, list] + sum over code bytes of LUT_i[byte][code byte], and
- *	   delta[doc, i] = max(delta[doc, i], s - m_i);
- *	4. approx(doc) = -(sum_i m_i + sum_i delta[doc, i]); live documents are
- *	   sorted by it.
- * The per-row tables (S, LUT, delta) are built for as many query rows at a
- * time as fit in work_mem; a query with more rows takes several passes.
+ *	1. S = Q x C^T, the score of every query row against every centroid, and
+ *	   per query row the lookup tables of the residual codes;
+ *	2. centroid interaction: the forward store (mvforward.c) is read from end
+ *	   to end and every live document gets sum_i max over its tokens of
+ *	   S[i, centroid(token)] (only the centroid numbers are read);
+ *	3. the mvivf.refine best of them get their quantized MaxSim, sum_i max
+ *	   over tokens of (S[i, centroid] + q_i . decoded residual), read from
+ *	   their codes; they come first, in that order, then the others by
+ *	   centroid interaction shifted by the largest gain the residuals gave a
+ *	   refined document (an optimistic estimate on the same scale);
+ *	4. a scan that walks past the refined documents, whose reranked rows are
+ *	   all consumed (a filter, a large LIMIT), or for which an unrefined
+ *	   document could come next, refines all the rest first.
+ * The per-row tables are built for as many query rows at a time as fit in
+ * work_mem; a query with more rows takes several passes.
  *
  * Then documents are reranked exactly, best approximate first: each one's
  * indexed value is read from the heap under the scan snapshot (invisible
@@ -25,10 +29,10 @@
  *	- mvivf.rerank documents are reranked before the first row is returned;
  *	- before each row, further batches of mvivf.rerank documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
- *	  rejected them, or the LIMIT is large) or while the next unreranked
- *	  document could still beat the best waiting one: its approximate
- *	  distance less the largest overshoot (approximate - exact) seen near the
- *	  end of the last batch;
+ *	  rejected them, or the LIMIT is large) or while an unreranked document
+ *	  (the next one, or the best unrefined one) could still beat the best
+ *	  waiting one: its approximate distance less the largest overshoot
+ *	  (approximate - exact) seen near the end of the last batch;
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
@@ -40,9 +44,10 @@
  * found, as with any approximate index.  An untrained index (built on an
  * empty table) has no approximate order: it reranks every document first.
  *
- * The pending area is read before the list directory and the lists, so a
- * concurrent VACUUM that moves postings from one to the other never hides
- * them from the scan.
+ * Inserts append a document's directory entry before its codes, and scans
+ * snapshot the directory first, so codes never belong to a document the
+ * scan does not know; codes of a document added after the snapshot are
+ * skipped.
  */
 #include "postgres.h"
 
