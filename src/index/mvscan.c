@@ -373,7 +373,9 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 	int			nq = so->query->nvec;
 	int			n = to - from;
 	uint32	   *refine;
+	uint32	   *ciOrder;
 	double	   *refScore;
+	double	   *gain;
 	double		shift = 0;
 	MemoryContext passCtx;
 	int			first;
@@ -382,8 +384,9 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 	if (n <= 0)
 		return;
 	refine = palloc(sizeof(uint32) * n);
+	ciOrder = palloc(sizeof(uint32) * n);
 	for (r = 0; r < n; r++)
-		refine[r] = so->cands[from + r].docid;
+		refine[r] = ciOrder[r] = so->cands[from + r].docid;
 	/* in forward store order: fewer page switches */
 	startOrderScan = so;
 	qsort(refine, n, sizeof(uint32), StartOrderCmp);
@@ -409,8 +412,16 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 	}
 	MemoryContextDelete(passCtx);
 
+	/*
+	 * The gain is taken over the second half of the refined documents in
+	 * centroid-interaction order, the nearest to the unrefined ones (the best
+	 * documents often gain far more, as in RerankBatch's overshoot).
+	 */
+	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 	for (r = 0; r < n; r++)
-		shift = Max(shift, refScore[r] - so->ciScore[refine[r]]);
+		gain[refine[r]] = refScore[r] - so->ciScore[refine[r]];
+	for (r = n / 2; r < n; r++)
+		shift = Max(shift, gain[ciOrder[r]]);
 	for (r = to; r < so->ncands; r++)
 		so->cands[r].score = -(so->ciScore[so->cands[r].docid] + shift);
 	for (r = 0; r < n; r++)
@@ -423,6 +434,8 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 			 CandQsortCmp);
 	so->nrefined = to;
 	pfree(refine);
+	pfree(ciOrder);
+	pfree(gain);
 	pfree(refScore);
 }
 
