@@ -5,6 +5,12 @@
  *
  *	gen docs NDOCS [SEED]      rows (id int4, emb multivector)
  *	gen queries NDOCS NQ [SEED] rows (qid int4, target int4, q multivector)
+ *	gen doctopics NDOCS [SEED]  text COPY rows (id, topics int[]): the topics
+ *	                           each page's content rows come from
+ *	gen querytopics NDOCS NQ [SEED] text COPY rows (qid, topics int[]): the
+ *	                           topics the query's rows come from (those of
+ *	                           its target page), so a benchmark can tell
+ *	                           which true top pages share no topic with it
  *
  * Parameters (defaults; each can be changed through the environment, see
  * bench/index/README.md and the profiles of bench/index/corpora.sh):
@@ -19,7 +25,13 @@
  *	cluster but each row is distinct.
  *	A query picks a target document (uniform), 20..32 rows; each query row
  *	is normalize(r + QUERY_NOISE 0.8 * g) for a random content row r of the
- *	target.  Every document is regenerated from (SEED, id), so queries need
+ *	target.
+ *	Related topics (GEN_FAMILY_SIZE > 1): topics come in families of that
+ *	many; a topic is normalize(family centre + s * g) with cosine
+ *	GEN_FAMILY_COS to its family centre, so sibling topics have cosine about
+ *	GEN_FAMILY_COS^2.  A page about a sibling topic shares no topic with a
+ *	query yet matches many of its rows moderately.
+ *	Every document is regenerated from (SEED, id), so queries need
  *	no stored corpus.  Ground truth is computed by the exact scan.
  */
 #include <math.h>
@@ -47,6 +59,10 @@ static int	QUERY_FROM_TOPIC = 0;	/* GEN_QUERY_FROM=topic: query rows
 									 * centres, not around its rows */
 static double QUERY_OFFTOPIC = 0;	/* GEN_QUERY_OFFTOPIC: share of query
 									 * rows about a random other topic */
+static int	FAMILY_SIZE = 1;	/* GEN_FAMILY_SIZE: related topics per
+								 * family (1 = all topics independent) */
+static double FAMILY_COS = 0.8;	/* GEN_FAMILY_COS: cosine of a topic to its
+								 * family centre */
 
 static double
 env_double(const char *name, double dflt)
@@ -72,6 +88,12 @@ read_params(void)
 	QUERY_NOISE = env_double("GEN_QUERY_NOISE", QUERY_NOISE);
 	QUERY_FROM_TOPIC = from && strcmp(from, "topic") == 0;
 	QUERY_OFFTOPIC = env_double("GEN_QUERY_OFFTOPIC", QUERY_OFFTOPIC);
+	FAMILY_SIZE = (int) env_double("GEN_FAMILY_SIZE", FAMILY_SIZE);
+	if (FAMILY_SIZE < 1 || FAMILY_SIZE > NTOPICS)
+		FAMILY_SIZE = 1;
+	FAMILY_COS = env_double("GEN_FAMILY_COS", FAMILY_COS);
+	if (FAMILY_COS <= 0.01 || FAMILY_COS > 1)
+		FAMILY_COS = 0.8;
 }
 
 typedef struct Rng
@@ -140,6 +162,24 @@ init_centres(uint64_t seed)
 		unit_random(&r, topics[i]);
 	for (i = 0; i < NBG; i++)
 		unit_random(&r, bg[i]);
+	if (FAMILY_SIZE > 1)
+	{
+		/* drawn after the independent centres: other profiles unchanged */
+		double		s = sqrt(1.0 / (FAMILY_COS * FAMILY_COS) - 1.0);
+		float		fc[DIM];
+		float		g[DIM];
+		int			d;
+
+		for (i = 0; i < NTOPICS; i++)
+		{
+			if (i % FAMILY_SIZE == 0)
+				unit_random(&r, fc);
+			unit_random(&r, g);
+			for (d = 0; d < DIM; d++)
+				topics[i][d] = fc[d] + s * g[d];
+			normalize(topics[i]);
+		}
+	}
 }
 
 /*
@@ -198,6 +238,17 @@ put16(uint16_t v)
 }
 
 static void
+print_topics(int id, const int *t)
+{
+	int			i;
+
+	printf("%d\t{", id);
+	for (i = 0; i < TOPICS_PER_DOC; i++)
+		printf(i ? ",%d" : "%d", t[i]);
+	printf("}\n");
+}
+
+static void
 put_mv(const float *x, int nvec)
 {
 	int			i;
@@ -226,17 +277,38 @@ main(int argc, char **argv)
 	uint64_t	seed;
 	int			ndocs;
 	int			i;
+	int			text;
 
-	if (argc < 3 || (strcmp(argv[1], "docs") && strcmp(argv[1], "queries")))
+	if (argc < 3 || (strcmp(argv[1], "docs") && strcmp(argv[1], "queries") &&
+					 strcmp(argv[1], "doctopics") && strcmp(argv[1], "querytopics")))
 	{
-		fprintf(stderr, "usage: gen docs NDOCS [SEED] | gen queries NDOCS NQ [SEED]\n");
+		fprintf(stderr, "usage: gen docs|doctopics NDOCS [SEED] | gen queries|querytopics NDOCS NQ [SEED]\n");
 		return 2;
 	}
 	read_params();
 	ndocs = atoi(argv[2]);
-	fwrite("PGCOPY\n\377\r\n\0", 1, 11, stdout);
-	put32(0);
-	put32(0);
+	text = strstr(argv[1], "topics") != NULL;
+	if (text)
+	{
+		/* no vectors: only the topic draws are needed */
+	}
+	else
+	{
+		fwrite("PGCOPY\n\377\r\n\0", 1, 11, stdout);
+		put32(0);
+		put32(0);
+	}
+	if (strcmp(argv[1], "doctopics") == 0)
+	{
+		seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 42;
+		init_centres(seed);
+		for (i = 0; i < ndocs; i++)
+		{
+			make_doc(seed, i, rows, isbg, doctopics);
+			print_topics(i, doctopics);
+		}
+		return 0;
+	}
 	if (strcmp(argv[1], "docs") == 0)
 	{
 		seed = argc > 3 ? strtoull(argv[3], NULL, 10) : 42;
@@ -289,6 +361,11 @@ main(int argc, char **argv)
 					q[j * DIM + d] = base[d] + QUERY_NOISE * g[d];
 				normalize(q + j * DIM);
 			}
+			if (text)
+			{
+				print_topics(i, doctopics);
+				continue;
+			}
 			put16(3);
 			put32(4);
 			put32(i);
@@ -297,6 +374,7 @@ main(int argc, char **argv)
 			put_mv(q, n);
 		}
 	}
-	put16(0xFFFF);
+	if (!text)
+		put16(0xFFFF);
 	return 0;
 }

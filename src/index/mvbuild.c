@@ -10,10 +10,10 @@
  *	   the residuals of the sample give the bucket cutoffs and weights
  *	   (quantiles of the residual coordinates);
  *	3. "assigning tokens": assign every token to its centroid and encode its
- *	   residual; postings are buffered per list (maintenance_work_mem / 2)
- *	   and flushed to the list tails ("writing lists"), so each list is
- *	   sorted by document id;
- *	4. the document directory, list directory and metapage are written.
+ *	   residual; each document's codes are appended to the forward store
+ *	   (mvforward.c) as it is read;
+ *	4. the document directory, an empty list directory (the lists of format
+ *	   version 1 are no longer filled) and the metapage are written.
  * Every page goes through generic WAL, so the index is crash safe and
  * replicated as it is built.
  */
@@ -57,10 +57,6 @@ typedef struct MvivfBuildState
 	MvivfDocEntry *docs;
 	uint32		ndocs;
 	uint32		maxdocs;
-	MvivfPosting *postings;
-	int64		npostings;
-	int64		maxpostings;
-	uint8	   *codes;			/* arena for the buffered codes */
 	uint32	   *assign;			/* per-document scratch */
 	uint8	   *docCodes;
 	int			scratchRows;
@@ -120,23 +116,6 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 }
 
 /*
- * FlushPostings
- *		Append the buffered postings to their lists.
- */
-static void
-FlushPostings(MvivfBuildState * bs)
-{
-	if (bs->npostings == 0)
-		return;
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);
-	qsort(bs->postings, bs->npostings, sizeof(MvivfPosting), MvivfPostingCmp);
-	MvivfAppendPostings(bs->index, bs->postings, bs->npostings, bs->q.codeSize,
-						bs->listdir);
-	bs->npostings = 0;
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_ASSIGN);
-}
-
-/*
  * AssignCallback
  *		Pass 2: assign and encode the tokens of one document.
  */
@@ -148,7 +127,6 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MemoryContext old;
 	MultiVector *mv;
 	MvivfDocEntry *doc;
-	int			i;
 
 	if (isnull[0])
 		return;
@@ -157,8 +135,6 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MvivfCheckDim(index, bs->dim, mv->dim);
 	MemoryContextSwitchTo(old);
 
-	if (bs->npostings + mv->nvec > bs->maxpostings)
-		FlushPostings(bs);
 	if (mv->nvec > bs->scratchRows)
 	{
 		if (bs->assign)
@@ -182,15 +158,13 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	doc->tid = *tid;
 	doc->ntokens = Min(mv->nvec, PG_UINT16_MAX);
 	doc->flags = 0;
-	for (i = 0; i < mv->nvec; i++)
 	{
-		MvivfPosting *p = &bs->postings[bs->npostings];
+		Buffer		metabuf = ReadBuffer(index, MVIVF_METAPAGE_BLKNO);
 
-		p->list = bs->assign[i];
-		p->docid = bs->ndocs;
-		p->code = bs->codes + bs->npostings * bs->q.codeSize;
-		memcpy(p->code, bs->docCodes + (Size) i * bs->q.codeSize, bs->q.codeSize);
-		bs->npostings++;
+		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+		MvivfAppendForward(index, metabuf, bs->ndocs, mv->nvec, bs->assign,
+						   bs->docCodes, bs->q.codeSize);
+		UnlockReleaseBuffer(metabuf);
 	}
 	bs->ndocs++;
 	bs->ntokens += mv->nvec;
@@ -303,6 +277,8 @@ InitMeta(MvivfMetaPageData * meta, int nbits)
 	meta->docDirTail = InvalidBlockNumber;
 	meta->pendingHead = InvalidBlockNumber;
 	meta->pendingTail = InvalidBlockNumber;
+	meta->forwardHead = InvalidBlockNumber;
+	meta->forwardTail = InvalidBlockNumber;
 }
 
 /*
@@ -454,23 +430,22 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	}
 
 	/* pass 2 */
-	{
-		Size		budget = (Size) maintenance_work_mem * 1024 / 2;
-		Size		per = sizeof(MvivfPosting) + bs.q.codeSize;
-
-		bs.maxpostings = Max(budget / per, MV_MAX_VECTORS);
-		bs.postings = palloc_extended(sizeof(MvivfPosting) * bs.maxpostings, MCXT_ALLOC_HUGE);
-		bs.codes = palloc_extended((Size) bs.q.codeSize * bs.maxpostings, MCXT_ALLOC_HUGE);
-		bs.maxdocs = Max(1024, (uint32) bs.indtuples + 1);
-		bs.docs = palloc_extended(sizeof(MvivfDocEntry) * bs.maxdocs, MCXT_ALLOC_HUGE);
-	}
+	bs.maxdocs = Max(1024, (uint32) bs.indtuples + 1);
+	bs.docs = palloc_extended(sizeof(MvivfDocEntry) * bs.maxdocs, MCXT_ALLOC_HUGE);
 	bs.ntokens = 0;
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_ASSIGN);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.indtuples);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, 0);
+	WriteMeta(index, &meta);	/* the forward store's chain starts empty */
 	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 									   AssignCallback, &bs, NULL);
-	FlushPostings(&bs);
+	{
+		MvivfMetaPageData written;
+
+		MvivfReadMeta(index, &written);
+		meta.forwardHead = written.forwardHead;
+		meta.forwardTail = written.forwardTail;
+	}
 
 	/* directories and metapage */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);

@@ -10,13 +10,16 @@
  * expressed in the same unit, W = the multiply-adds of one exact MaxSim
  * (avg tokens * nq * dim):
  *
- *	stage1  = per_row * (nq*nlists*dim + nq*T*p/nlists*codeSize) / W
- *	        + seq_page_cost * P * min(1, nq*p/nlists)
+ *	stage1  = per_row * (nq*nlists*dim + nq*T*(1 + codeSize/4)) / W
+ *	        + seq_page_cost * P
  *	rerank  = per_row + random_page_cost			(one document)
  *	startup = stage1 + F * rerank
  *	total   = startup + (D - F) * rerank
  *
- * with T tokens and P pages in the index, p = mvivf.probes, nq the query's
+ * with T tokens and P pages in the index (the approximate stage reads the
+ * whole forward store and scores every token: one centroid-score load per
+ * token and query row, and for about a quarter of them, measured, the
+ * residual code's codeSize lookups), nq the query's
  * rows (32 when the query is not a constant), D live documents and F the
  * documents reranked before the first row (mvivf.rerank; all of them for
  * an untrained index).  The planner scales total - startup by the fraction
@@ -113,7 +116,6 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	RelOptInfo *rel = path->indexinfo->rel;
 	double		perRow;
 	double		nq;
-	double		probes;
 	double		live;
 	double		first;
 	double		budget;
@@ -162,10 +164,9 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	work = Max(avgTokens * nq * Max(meta.dim, 1), 1);
 	if (meta.nlists > 0)
 	{
-		probes = Min(mvivf_probes, (double) meta.nlists);
 		stage1 = nq * meta.nlists * meta.dim +
-			nq * (double) meta.ntokens * probes / meta.nlists * meta.codeSize;
-		frac = Min(1.0, nq * probes / meta.nlists);
+			nq * (double) meta.ntokens * (1 + meta.codeSize / 4.0);
+		frac = 1;
 		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
 			budget = Min((double) mvivf_candidates, live);
 		else

@@ -4,11 +4,11 @@
  *
  * An insert assigns and encodes the document's tokens without any lock,
  * then, holding the index write lock and the metapage, appends one entry to
- * the document directory and the document's postings to the pending area:
- * about five pages for a 1030 x 128 document at 2 bits, in generic WAL
- * records of at most four pages each (metapage included, so that the
- * chain heads and counters always match the pages).  VACUUM moves pending
- * postings into their lists (mvvacuum.c); scans read the pending area too.
+ * the document directory and the document's token codes to the forward
+ * store (mvforward.c): about three pages for a 1030 x 128 document at 1 bit,
+ * in generic WAL records of at most four pages each (metapage included, so
+ * that the chain heads and counters always match the pages).  Scans read the
+ * whole forward store, so a new row is found at once.
  */
 #include "postgres.h"
 
@@ -103,74 +103,6 @@ AppendDocEntry(Relation index, Buffer metabuf, ItemPointer tid, int ntokens)
 }
 
 /*
- * AppendPending
- *		Append the document's postings to the pending area.
- */
-static void
-AppendPending(Relation index, Buffer metabuf, uint32 docid, int n,
-			  const uint32 *lists, const uint8 *codes, int codeSize)
-{
-	Size		itemsz = MvivfPendingSize(codeSize);
-	int			perPage = MvivfItemsPerPage(itemsz);
-	int			i = 0;
-
-	while (i < n)
-	{
-		GenericXLogState *state = GenericXLogStart(index);
-		MvivfMetaPage meta = MvivfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
-		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
-		int			nbufs = 0;
-		Page		page = NULL;
-		int			written = 0;
-		int			j;
-
-		if (meta->pendingTail != InvalidBlockNumber)
-		{
-			bufs[nbufs] = ReadBuffer(index, meta->pendingTail);
-			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
-			page = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
-			nbufs++;
-		}
-		while (i < n)
-		{
-			char	   *item;
-
-			if (page == NULL || MvivfPageGetOpaque(page)->nitems >= perPage)
-			{
-				Buffer		nbuf;
-				Page		npage;
-
-				if (nbufs + 1 >= MAX_GENERIC_XLOG_PAGES)
-					break;		/* the metapage takes one slot */
-				nbuf = MvivfNewBuffer(index, MAIN_FORKNUM);
-				npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
-				MvivfInitPage(npage, MVIVF_PENDING);
-				if (page != NULL)
-					MvivfPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
-				else
-					meta->pendingHead = BufferGetBlockNumber(nbuf);
-				meta->pendingTail = BufferGetBlockNumber(nbuf);
-				bufs[nbufs++] = nbuf;
-				page = npage;
-			}
-			item = MvivfPageItems(page) + MvivfPageGetOpaque(page)->nitems * itemsz;
-			memcpy(item, &docid, sizeof(uint32));
-			memcpy(item + sizeof(uint32), &lists[i], sizeof(uint32));
-			memcpy(item + 2 * sizeof(uint32), codes + (Size) i * codeSize, codeSize);
-			MvivfPageGetOpaque(page)->nitems++;
-			((PageHeader) page)->pd_lower += itemsz;
-			i++;
-			written++;
-		}
-		meta->npending += written;
-		meta->ntokens += written;
-		GenericXLogFinish(state);
-		for (j = 0; j < nbufs; j++)
-			UnlockReleaseBuffer(bufs[j]);
-	}
-}
-
-/*
  * mvivfinsert
  *		Add one document (aminsert).
  */
@@ -231,8 +163,8 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec);
 	if (lists != NULL)
-		AppendPending(index, metabuf, docid, mv->nvec, lists, codes,
-					  q->codeSize);
+		MvivfAppendForward(index, metabuf, docid, mv->nvec, lists, codes,
+						   q->codeSize);
 
 	UnlockReleaseBuffer(metabuf);
 	UnlockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);

@@ -17,9 +17,10 @@ PG_FUNCTION_INFO_V1(mvivfhandler);
 
 int			mvivf_probes = 32;
 int			mvivf_candidates = 100;
-int			mvivf_rerank = 80;
+int			mvivf_rerank = 40;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
+int			mvivf_refine = MVIVF_DEFAULT_REFINE;
 
 static relopt_kind mvivf_relopt_kind;
 
@@ -39,6 +40,7 @@ static const struct config_enum_entry mvivf_iterative_scan_options[] = {
 void
 MvivfInit(void)
 {
+	MvivfExplainInit();
 	mvivf_relopt_kind = add_reloption_kind();
 	add_int_reloption(mvivf_relopt_kind, "lists",
 					  "Number of inverted lists (0 chooses 4 * sqrt(tokens))",
@@ -54,8 +56,8 @@ MvivfInit(void)
 					  MVIVF_DEFAULT_SAMPLES, 4, 1024, AccessExclusiveLock);
 
 	DefineCustomIntVariable("mvivf.probes",
-							"Lists probed per query row.",
-							"Higher finds more candidates (better recall) and reads more postings (slower).",
+							"No effect since mvivf format version 2 (kept for compatibility).",
+							"Format 1 probed this many lists per query row; format 2 ranks every document by centroid interaction (see mvivf.refine).",
 							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",
@@ -66,7 +68,7 @@ MvivfInit(void)
 	DefineCustomIntVariable("mvivf.rerank",
 							"Documents reranked exactly before the first row is returned, and in each further batch.",
 							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
-							&mvivf_rerank, 80, 1, 100000,
+							&mvivf_rerank, 40, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
 							 "Keep reranking further documents while the query asks for rows.",
@@ -74,6 +76,11 @@ MvivfInit(void)
 							 &mvivf_iterative_scan, MVIVF_ITERATIVE_STRICT,
 							 mvivf_iterative_scan_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.refine",
+							"Documents whose quantized MaxSim is computed from their residual codes.",
+							"The approximate stage ranks every document by centroid interaction, then scores this many of the best from their residual codes; higher gives better recall and costs about 1/20 of an exact rerank per document.",
+							&mvivf_refine, MVIVF_DEFAULT_REFINE, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.max_scan_docs",
 							"Most documents one iterative scan reranks.",
 							"A scan that reaches it ends, even if the query asked for more rows; the planner avoids the index when it expects that.",

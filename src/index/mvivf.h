@@ -3,16 +3,16 @@
  *	  The mvivf index access method: a token-level IVF index over multivector
  *	  columns answering ORDER BY emb <#> query LIMIT k (see docs/mvivf.md).
  *
- * Search: every query row probes its `mvivf.probes` nearest lists; each
- * posting there is scored approximately (centroid score + residual code
- * lookup); a (query row, document) pair that was not seen is imputed with the
- * score of the last probed centroid, which is also a floor for seen pairs.
- * Documents are then reranked exactly, best approximate first, by reading the
- * indexed value from the heap under the scan snapshot; rows come back in
- * exact, non-decreasing distance order (xs_recheckorderby = false), see
- * mvscan.c for how later batches keep that order.
+ * Search: every live document is ranked by centroid interaction (sum over
+ * query rows of the best query row . centroid over its tokens), the best
+ * mvivf.refine of them by their quantized MaxSim (centroid + decoded residual
+ * code of every token), then documents are reranked exactly, best
+ * approximate first, by reading the indexed value from the heap under the
+ * scan snapshot; rows come back in exact, non-decreasing distance order
+ * (xs_recheckorderby = false), see mvscan.c for how later batches keep that
+ * order.
  *
- * ON-DISK FORMAT, version 1 (8 KB pages; all pages use the standard page
+ * ON-DISK FORMAT, version 2 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
  * MvivfPageOpaqueData sits in the special space):
  *
@@ -22,16 +22,20 @@
  *	                 centroidsPerPage rows per page, contiguous from
  *	                 centroidStart
  *	list directory   nlists x MvivfListEntry {head, tail, ntokens}, contiguous
- *	                 from listDirStart
- *	posting pages    one linked chain per list (opaque.next); items are
- *	                 {uint32 docid; uint8 code[codeSize]}
+ *	                 from listDirStart; the lists stay empty since version 2
  *	doc directory    a chain from docDirHead; item i of the chain is document
  *	                 id i: MvivfDocEntry {heap tid, ntokens, flags (dead)}
- *	pending pages    a chain from pendingHead; items are
- *	                 {uint32 docid; uint32 list; uint8 code[codeSize]}, written
- *	                 by inserts and moved into the lists by VACUUM
+ *	forward pages    a chain from forwardHead: groups of one document's
+ *	                 tokens {MvivfForwardGroup; uint16 list[n];
+ *	                 uint8 code[n][codeSize]}, appended by builds and
+ *	                 inserts; a document's groups follow each other
+ *	posting, pending pages of version 1 are no longer written; VACUUM's
+ *	                 merge and compaction find them empty
  *	free pages       pages emptied by VACUUM, marked MVIVF_DELETED and
  *	                 recorded in the free space map
+ *
+ * Version 1 indexes (codes in posting lists) are refused with a hint to
+ * REINDEX (MvivfReadMeta).
  *
  * A residual code stores, per dimension, nbits (1, 2 or 4) selecting one of
  * 2^nbits bucket weights (meta.weights); an approximate dot product with a
@@ -62,7 +66,7 @@
 #include "multivector.h"
 
 #define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
-#define MVIVF_VERSION			1
+#define MVIVF_VERSION			2	/* 1: 0.1.0-0.2.0 (codes in posting lists) */
 #define MVIVF_METAPAGE_BLKNO	0
 #define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
 #define MVIVF_PAGE_ID			0xFF8C
@@ -75,6 +79,7 @@
 #define MVIVF_DOCDIR			(1 << 4)
 #define MVIVF_PENDING			(1 << 5)
 #define MVIVF_DELETED			(1 << 6)
+#define MVIVF_FORWARD			(1 << 7)
 
 /* document flags */
 #define MVIVF_DOC_DEAD			(1 << 0)
@@ -87,6 +92,7 @@
 #define MVIVF_MAX_ITERS			50
 #define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
 #define MVIVF_MAX_BUCKETS		16
+#define MVIVF_DEFAULT_REFINE	256
 #define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
 #define MVIVF_COARSE_MIN_LISTS	1024	/* two-level assignment from here on */
 #define MVIVF_COARSE_PROBES		8	/* coarse groups searched per token */
@@ -110,6 +116,7 @@ extern int	mvivf_candidates;
 extern int	mvivf_rerank;
 extern int	mvivf_iterative_scan;
 extern int	mvivf_max_scan_docs;
+extern int	mvivf_refine;
 
 /* reloptions, as stored in rd_options */
 typedef struct MvivfOptions
@@ -154,6 +161,8 @@ typedef struct MvivfMetaPageData
 	uint64		ntokens;		/* postings in lists + pending */
 	float		weights[MVIVF_MAX_BUCKETS]; /* bucket reconstruction values */
 	float		cutoffs[MVIVF_MAX_BUCKETS]; /* bucket upper bounds (n - 1) */
+	BlockNumber forwardHead;	/* token codes per document (version 2) */
+	BlockNumber forwardTail;
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -171,6 +180,22 @@ typedef struct MvivfDocEntry
 	uint16		ntokens;		/* saturates at PG_UINT16_MAX */
 	uint16		flags;			/* MVIVF_DOC_* */
 }			MvivfDocEntry;
+
+/*
+ * Forward pages: groups of one document's token codes, each
+ * {MvivfForwardGroup; uint16 list[ntokens]; uint8 code[ntokens][codeSize]},
+ * packed (the centroid numbers first, so that a scan that needs only them
+ * reads few cache lines).  A document's tokens may be split over several
+ * groups (and pages); its groups follow each other in the chain.
+ */
+typedef struct MvivfForwardGroup
+{
+	uint32		docid;
+	uint16		ntokens;
+	uint16		unused;
+}			MvivfForwardGroup;
+
+#define MvivfForwardTokenSize(codeSize)	(sizeof(uint16) + (codeSize))
 
 #define MvivfPageGetOpaque(page) ((MvivfPageOpaque) PageGetSpecialPointer(page))
 #define MvivfPageGetMeta(page)	((MvivfMetaPage) PageGetContents(page))
@@ -209,6 +234,23 @@ typedef struct MvivfPosting
 	uint8	   *code;
 }			MvivfPosting;
 
+/*
+ * Tables of one pass of the approximate stage (mvscan.c, mvapprox.c): query
+ * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
+ */
+#define MVIVF_ROW_BLOCK	16
+
+typedef struct MvivfApproxState
+{
+	int			nq;				/* query rows of this pass */
+	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
+	int			nlists;
+	int			codeSize;
+	const float *ST;			/* nlists x nqPad: query row . centroid */
+	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
+								 * contribution to query row . residual */
+}			MvivfApproxState;
+
 /* scan state */
 typedef struct MvivfScanCandidate
 {
@@ -244,6 +286,9 @@ typedef struct MvivfScanOpaqueData
 	int			ninvisible;
 	int			nskipped;		/* better than a row already returned */
 	int			npasses;		/* passes of the approximate stage */
+	uint64		ntokens;		/* tokens scored by the centroid interaction */
+	int			nrefined;		/* documents scored from residual codes */
+	uint64		npages;			/* index pages read by the approximate stage */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -252,9 +297,21 @@ typedef struct MvivfScanOpaqueData
 	/* doc directory snapshot */
 	MvivfDocEntry *docs;
 	uint32		ndocs;
+	/* where each document's codes start in the forward store */
+	BlockNumber *startBlock;
+	uint16	   *startOffset;
+	/* approximate stage */
+	MvivfMetaPageData meta;
+	int			perPass;		/* query rows per pass */
+	double	   *ciScore;		/* centroid interaction, per document id */
+	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;
+
+/* mvexplain.c */
+extern void MvivfExplainInit(void);
+extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 
 /* mvivf.c */
 extern MvivfOptions * MvivfGetOptions(Relation index);
@@ -321,6 +378,17 @@ extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
 							  Selectivity *indexSelectivity,
 							  double *indexCorrelation, double *indexPages);
 extern bool mvivfvalidate(Oid opclassoid);
+
+/* mvapprox.c */
+extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
+								const char *tok, int n);
+extern void MvivfScoreTokens(const MvivfApproxState * st, float *acc,
+							 const char *tok, int n);
+
+/* forward store of token codes (mvforward.c) */
+extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
+							   int n, const uint32 *lists, const uint8 *codes,
+							   int codeSize);
 
 /* merge of the pending area into the lists (mvvacuum.c) */
 extern void MvivfMergePending(Relation index);

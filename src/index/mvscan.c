@@ -3,17 +3,21 @@
  *	  Ordered scans of an mvivf index: ORDER BY emb <#> query.
  *
  * The first amgettuple call does the approximate stage:
- *	1. S = Q x C^T, the score of every query row against every centroid;
- *	2. per query row i, the mvivf.probes best lists; m_i = the score of the
- *	   last probed centroid (the imputed similarity of a document with no
- *	   posting seen for row i, and a floor for the ones seen);
- *	3. every posting of the pending area and of the probed lists is scored,
- *	   s = S[i, list] + sum over code bytes of LUT_i[byte][code byte], and
- *	   delta[doc, i] = max(delta[doc, i], s - m_i);
- *	4. approx(doc) = -(sum_i m_i + sum_i delta[doc, i]); live documents are
- *	   sorted by it.
- * The per-row tables (S, LUT, delta) are built for as many query rows at a
- * time as fit in work_mem; a query with more rows takes several passes.
+ *	1. S = Q x C^T, the score of every query row against every centroid, and
+ *	   per query row the lookup tables of the residual codes;
+ *	2. centroid interaction: the forward store (mvforward.c) is read from end
+ *	   to end and every live document gets sum_i max over its tokens of
+ *	   S[i, centroid(token)] (only the centroid numbers are read);
+ *	3. the mvivf.refine best of them get their quantized MaxSim, sum_i max
+ *	   over tokens of (S[i, centroid] + q_i . decoded residual), read from
+ *	   their codes; they come first, in that order, then the others by
+ *	   centroid interaction shifted by the largest gain the residuals gave a
+ *	   refined document (an optimistic estimate on the same scale);
+ *	4. a scan that walks past the refined documents, whose reranked rows are
+ *	   all consumed (a filter, a large LIMIT), or for which an unrefined
+ *	   document could come next, refines all the rest first.
+ * The per-row tables are built for as many query rows at a time as fit in
+ * work_mem; a query with more rows takes several passes.
  *
  * Then documents are reranked exactly, best approximate first: each one's
  * indexed value is read from the heap under the scan snapshot (invisible
@@ -25,10 +29,10 @@
  *	- mvivf.rerank documents are reranked before the first row is returned;
  *	- before each row, further batches of mvivf.rerank documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
- *	  rejected them, or the LIMIT is large) or while the next unreranked
- *	  document could still beat the best waiting one: its approximate
- *	  distance less the largest overshoot (approximate - exact) seen near the
- *	  end of the last batch;
+ *	  rejected them, or the LIMIT is large) or while an unreranked document
+ *	  (the next one, or the best unrefined one) could still beat the best
+ *	  waiting one: its approximate distance less the largest overshoot
+ *	  (approximate - exact) seen near the end of the last batch;
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
@@ -40,9 +44,10 @@
  * found, as with any approximate index.  An untrained index (built on an
  * empty table) has no approximate order: it reranks every document first.
  *
- * The pending area is read before the list directory and the lists, so a
- * concurrent VACUUM that moves postings from one to the other never hides
- * them from the scan.
+ * Inserts append a document's directory entry before its codes, and scans
+ * snapshot the directory first, so codes never belong to a document the
+ * scan does not know; codes of a document added after the snapshot are
+ * skipped.
  */
 #include "postgres.h"
 
@@ -85,72 +90,38 @@ CandQsortCmp(const void *a, const void *b)
 }
 
 /*
- * KthLargest
- *		The k-th largest value (k >= 1) of a[0..n-1]; reorders a.
+ * BuildTables
+ *		The tables of one pass over query rows first .. first + st->nq - 1:
+ *		ST (centroid scores, transposed so that one token's scores for every
+ *		query row are contiguous) and the code lookup tables.  Padding rows
+ *		are zero.
  */
-static float
-KthLargest(float *a, int n, int k)
+static void
+BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
+			MvivfApproxState * st)
 {
-	int			lo = 0;
-	int			hi = n - 1;
-	int			target = k - 1;
-
-	while (lo < hi)
-	{
-		float		pivot = a[(lo + hi) / 2];
-		int			i = lo;
-		int			j = hi;
-
-		while (i <= j)
-		{
-			while (a[i] > pivot)
-				i++;
-			while (a[j] < pivot)
-				j--;
-			if (i <= j)
-			{
-				float		t = a[i];
-
-				a[i] = a[j];
-				a[j] = t;
-				i++;
-				j--;
-			}
-		}
-		if (target <= j)
-			hi = j;
-		else if (target >= i)
-			lo = i;
-		else
-			break;
-	}
-	return a[target];
-}
-
-/*
- * BuildLuts
- *		lut[(i * codeSize + b) * 256 + v] = contribution of code byte value v
- *		at byte b to the dot product with query row first + i, for nrows rows.
- */
-static float *
-BuildLuts(const MvivfQuantizer * q, const MultiVector *query, int first,
-		  int nrows)
-{
+	int			nqPad = st->nqPad;
 	int			perByte = 8 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *lut = palloc_extended(sizeof(float) * (Size) nrows * q->codeSize * 256,
-									  MCXT_ALLOC_HUGE);
+	float	   *S = palloc_extended(sizeof(float) * (Size) st->nq * q->nlists, MCXT_ALLOC_HUGE);
+	float	   *ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
+									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *lut = palloc_extended(sizeof(float) * (Size) q->codeSize * 256 * nqPad,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	int			i;
+	int			l;
 
-	for (i = 0; i < nrows; i++)
+	MvivfScoreCentroids(q, MV_ROW(query, first), st->nq, S);
+	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
 		int			b;
 
 		CHECK_FOR_INTERRUPTS();
+		for (l = 0; l < q->nlists; l++)
+			ST[(Size) l * nqPad + i] = S[(Size) i * q->nlists + l];
 		for (b = 0; b < q->codeSize; b++)
 		{
-			float	   *t = lut + ((Size) i * q->codeSize + b) * 256;
 			int			v;
 
 			for (v = 0; v < 256; v++)
@@ -165,154 +136,196 @@ BuildLuts(const MvivfQuantizer * q, const MultiVector *query, int first,
 					if (d < q->dim)
 						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
 				}
-				t[v] = sum;
+				lut[((Size) b * 256 + v) * nqPad + i] = sum;
 			}
 		}
 	}
-	return lut;
+	pfree(S);
+	st->nlists = q->nlists;
+	st->codeSize = q->codeSize;
+	st->ST = ST;
+	st->lut = lut;
 }
 
-/* state of one pass of the approximate stage (a range of query rows) */
-typedef struct ApproxState
-{
-	const MvivfQuantizer *q;
-	int			nq;				/* query rows of this pass */
-	uint32		ndocs;
-	const MvivfDocEntry *docs;
-	const float *S;				/* nq x nlists */
-	const float *m;				/* nq */
-	const float *lut;
-	const int  *probeStart;		/* CSR: query rows probing list l */
-	const int  *probeRows;
-	float	   *delta;			/* ndocs x nq */
-}			ApproxState;
-
 /*
- * ScorePosting
- *		Score one posting against the query rows that probe its list.
+ * ReadForwardPage
+ *		Pin and share-lock a forward page, checking its kind.
  */
-static inline void
-ScorePosting(ApproxState * st, uint32 list, uint32 docid, const uint8 *code)
+static Buffer
+ReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end)
 {
-	int			k;
-	int			codeSize = st->q->codeSize;
+	Buffer		buf = ReadBuffer(index, blkno);
+	Page		page;
 
-	if (docid >= st->ndocs || (st->docs[docid].flags & MVIVF_DOC_DEAD))
-		return;
-	for (k = st->probeStart[list]; k < st->probeStart[list + 1]; k++)
-	{
-		int			i = st->probeRows[k];
-		const float *lut = st->lut + (Size) i * codeSize * 256;
-		float		s = st->S[(Size) i * st->q->nlists + list];
-		float	   *dp;
-		int			b;
-
-		for (b = 0; b < codeSize; b++)
-			s += lut[b * 256 + code[b]];
-		s -= st->m[i];
-		dp = &st->delta[(Size) docid * st->nq + i];
-		if (s > *dp)
-			*dp = s;
-	}
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
+		((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper ||
+		((PageHeader) page)->pd_lower < MAXALIGN(SizeOfPageHeaderData))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*start = MvivfPageItems(page);
+	*end = (char *) page + ((PageHeader) page)->pd_lower;
+	return buf;
 }
 
 /*
- * ScanPending
- *		Score the postings of the pending area that fall in probed lists.
+ * NextGroup
+ *		Read the group header at *p (within [.., end)) and advance *p past
+ *		the group; false at the end of the page.
+ */
+static bool
+NextGroup(Relation index, BlockNumber blkno, char **p, char *end, Size tokSize,
+		  MvivfForwardGroup * group, char **tokens)
+{
+	if (*p + sizeof(MvivfForwardGroup) > end)
+		return false;
+	memcpy(group, *p, sizeof(MvivfForwardGroup));
+	*tokens = *p + sizeof(MvivfForwardGroup);
+	if (*tokens + (Size) group->ntokens * tokSize > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*p = *tokens + (Size) group->ntokens * tokSize;
+	return true;
+}
+
+/*
+ * CentroidPass
+ *		Centroid interaction of every live document for the rows of st: add
+ *		sum_i max over its tokens of (query row i . centroid) to score[doc],
+ *		and note where each document's first group is.
  */
 static void
-ScanPending(Relation index, MvivfMetaPageData * meta, ApproxState * st)
+CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
+			 const MvivfApproxState * st, double *score)
 {
-	Size		itemsz = MvivfPendingSize(meta->codeSize);
-	BlockNumber blkno = meta->pendingHead;
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	Size		nacc = (Size) Max(so->ndocs, 1) * st->nqPad;
+	float	   *acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
+	BlockNumber blkno = meta->forwardHead;
+	Size		k;
+	uint32		d;
 
+	for (k = 0; k < nacc; k++)
+		acc[k] = -FLT_MAX;
 	while (blkno != InvalidBlockNumber)
 	{
+		char	   *p;
+		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
 		Buffer		buf;
-		Page		page;
-		MvivfPageOpaque opaque;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadForwardPage(index, blkno, &p, &end);
+		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		{
+			uint32		doc = group.docid;
+
+			if (doc >= so->ndocs || (so->docs[doc].flags & MVIVF_DOC_DEAD))
+				continue;
+			if (so->startBlock[doc] == InvalidBlockNumber)
+			{
+				so->startBlock[doc] = blkno;
+				so->startOffset[doc] = (tokens - sizeof(MvivfForwardGroup)) - (char *) BufferGetPage(buf);
+			}
+			MvivfCentroidTokens(st, acc + (Size) doc * st->nqPad, tokens, group.ntokens);
+			so->ntokens += group.ntokens;
+		}
+		blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
+		UnlockReleaseBuffer(buf);
+		so->npages++;
+	}
+	for (d = 0; d < so->ndocs; d++)
+	{
+		const float *ap = acc + (Size) d * st->nqPad;
+		double		sum = 0;
+		int			i;
+
+		for (i = 0; i < st->nq; i++)
+			sum += ap[i];
+		score[d] += sum;
+	}
+	pfree(acc);
+}
+
+/*
+ * RefinePass
+ *		Quantized MaxSim of the documents refine[0 .. nrefine-1] (in forward
+ *		store order) for the rows of st, added to score[k] (k = position in
+ *		refine): each document's groups are read from its first one on.
+ */
+static void
+RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
+		   const uint32 *refine, int nrefine, double *score)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	float	   *acc = palloc(sizeof(float) * st->nqPad);
+	int			r;
+
+	for (r = 0; r < nrefine; r++)
+	{
+		uint32		doc = refine[r];
+		BlockNumber blkno = so->startBlock[doc];
+		char	   *p;
+		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
+		bool		done = false;
+		double		sum = 0;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		opaque = MvivfPageGetOpaque(page);
-		if (!(opaque->flags & MVIVF_PENDING))
+		for (i = 0; i < st->nqPad; i++)
+			acc[i] = -FLT_MAX;
+		if (blkno == InvalidBlockNumber)
+			continue;			/* no codes: keeps its centroid score */
+		/* the document's groups follow each other from its first one */
+		while (!done && blkno != InvalidBlockNumber)
 		{
-			/* merged meanwhile: its postings are in the lists now */
+			Buffer		buf = ReadForwardPage(index, blkno, &p, &end);
+
+			so->npages++;
+			if (blkno == so->startBlock[doc])
+				p = (char *) BufferGetPage(buf) + so->startOffset[doc];
+			while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+			{
+				if (group.docid != doc)
+				{
+					done = true;
+					break;
+				}
+				MvivfScoreTokens(st, acc, tokens, group.ntokens);
+			}
+			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
-			break;
 		}
-		for (i = 0; i < opaque->nitems; i++)
-		{
-			const char *item = MvivfPageItems(page) + i * itemsz;
-			uint32		docid;
-			uint32		list;
-
-			memcpy(&docid, item, sizeof(uint32));
-			memcpy(&list, item + sizeof(uint32), sizeof(uint32));
-			if (list < meta->nlists)
-				ScorePosting(st, list, docid, (const uint8 *) item + 2 * sizeof(uint32));
-		}
-		blkno = opaque->next;
-		UnlockReleaseBuffer(buf);
+		for (i = 0; i < st->nq; i++)
+			sum += acc[i];
+		score[r] += sum;
 	}
-}
-
-/*
- * ScanList
- *		Score every posting of one probed list.
- */
-static void
-ScanList(Relation index, MvivfMetaPageData * meta, uint32 list,
-		 BlockNumber blkno, ApproxState * st)
-{
-	Size		itemsz = MvivfPostingSize(meta->codeSize);
-
-	while (blkno != InvalidBlockNumber)
-	{
-		Buffer		buf;
-		Page		page;
-		MvivfPageOpaque opaque;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		opaque = MvivfPageGetOpaque(page);
-		if (!(opaque->flags & MVIVF_POSTING) || opaque->list != list)
-		{
-			/* freed or reused by a concurrent VACUUM */
-			UnlockReleaseBuffer(buf);
-			break;
-		}
-		for (i = 0; i < opaque->nitems; i++)
-		{
-			const char *item = MvivfPageItems(page) + i * itemsz;
-			uint32		docid;
-
-			memcpy(&docid, item, sizeof(uint32));
-			ScorePosting(st, list, docid, (const uint8 *) item + sizeof(uint32));
-		}
-		blkno = opaque->next;
-		UnlockReleaseBuffer(buf);
-	}
+	pfree(acc);
 }
 
 /*
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
- *		its per-row tables (centroid scores, lookup tables, the documents x
- *		rows maxima, the probe lists) stay within work_mem; at least one.
+ *		its per-row tables (centroid scores twice, lookup tables, the
+ *		documents x rows maxima) stay within work_mem; at least one.
  */
 static int
-RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, int probes)
+RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
 {
-	double		perRow = sizeof(float) * ((double) q->nlists + (double) q->codeSize * 256 +
-										  (double) ndocs + 1) +
-		(sizeof(uint32) + sizeof(int)) * (double) probes;
+	double		perRow = sizeof(float) * (2.0 * q->nlists + (double) q->codeSize * 256 +
+										  (double) ndocs + 1);
 	double		budget = (double) work_mem * 1024.0;
 	double		rows = floor(budget / perRow);
 
@@ -322,114 +335,118 @@ RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, int probes)
 }
 
 /*
- * ApproximatePass
- *		Add, for query rows first .. first + nq - 1, sum_i m_i to *summ and
- *		sum_i delta[doc, i] to docScore[doc].
+ * StartOrderCmp
+ *		Order documents to refine by where their codes are (fewer page
+ *		switches); the scan opaque is passed through a static.
+ */
+static MvivfScanOpaque startOrderScan;
+
+static int
+StartOrderCmp(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
+	BlockNumber bx = startOrderScan->startBlock[x];
+	BlockNumber by = startOrderScan->startBlock[y];
+
+	if (bx != by)
+		return bx < by ? -1 : 1;
+	return (startOrderScan->startOffset[x] > startOrderScan->startOffset[y]) -
+		(startOrderScan->startOffset[x] < startOrderScan->startOffset[y]);
+}
+
+/*
+ * RefineCandidates
+ *		Replace the approximate scores of so->cands[from .. to-1] (in
+ *		centroid-interaction order) by their quantized MaxSim, and sort
+ *		so->cands[sortFrom .. to-1] (sortFrom <= from: candidates refined
+ *		earlier and not reranked yet take their place among the new ones).  The candidates after it keep their centroid interaction,
+ *		shifted by the mean amount by which the residuals raised the refined
+ *		documents' scores: so all approximate distances stay on one scale,
+ *		which the rerank's overshoot bound (RerankBatch) relies on.
  */
 static void
-ApproximatePass(IndexScanDesc scan, MvivfMetaPageData * meta,
-				const MvivfQuantizer * q, int first, int nq, int probes,
-				double *summ, double *docScore)
+RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	Relation	index = scan->indexRelation;
-	ApproxState st;
-	float	   *S;
-	float	   *m;
-	float	   *tmp;
-	int		   *probeCount;
-	int		   *probeStart;
-	int		   *probeRows;
-	uint32	   *chosen;
-	MvivfListEntry *listdir;
-	int			i;
-	uint32		l;
-	uint32		d;
+	const MvivfQuantizer *q = MvivfGetQuantizer(scan->indexRelation, &so->meta);
+	int			nq = so->query->nvec;
+	int			n = to - from;
+	uint32	   *refine;
+	uint32	   *ciOrder;
+	double	   *refScore;
+	double	   *gain;
+	double		shift = 0;
+	MemoryContext passCtx;
+	int			first;
+	int			r;
 
-	S = palloc_extended(sizeof(float) * (Size) nq * q->nlists, MCXT_ALLOC_HUGE);
-	MvivfScoreCentroids(q, MV_ROW(so->query, first), nq, S);
-
-	/* probes per query row and the imputed score m_i */
-	m = palloc(sizeof(float) * nq);
-	tmp = palloc(sizeof(float) * q->nlists);
-	chosen = palloc_extended(sizeof(uint32) * (Size) nq * probes, MCXT_ALLOC_HUGE);
-	probeCount = palloc0(sizeof(int) * (q->nlists + 1));
-	for (i = 0; i < nq; i++)
+	if (n <= 0)
+		return;
+	refine = palloc(sizeof(uint32) * n);
+	ciOrder = palloc(sizeof(uint32) * n);
+	for (r = 0; r < n; r++)
+		refine[r] = ciOrder[r] = so->cands[from + r].docid;
+	/* in forward store order: fewer page switches */
+	startOrderScan = so;
+	qsort(refine, n, sizeof(uint32), StartOrderCmp);
+	refScore = palloc0(sizeof(double) * n);
+	passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf refine pass",
+									ALLOCSET_DEFAULT_SIZES);
+	for (first = 0; first < nq; first += so->perPass)
 	{
-		const float *s = S + (Size) i * q->nlists;
-		int			taken = 0;
+		MemoryContext old = MemoryContextSwitchTo(passCtx);
+		MvivfApproxState st;
 
-		CHECK_FOR_INTERRUPTS();
-		memcpy(tmp, s, sizeof(float) * q->nlists);
-		m[i] = KthLargest(tmp, q->nlists, probes);
-		*summ += m[i];
-		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
-			if (s[l] > m[i])
-				chosen[(Size) i * probes + taken++] = l;
-		for (l = 0; l < (uint32) q->nlists && taken < probes; l++)
-			if (s[l] == m[i])
-				chosen[(Size) i * probes + taken++] = l;
-		for (; taken < probes; taken++)
-			chosen[(Size) i * probes + taken] = PG_UINT32_MAX;
+		if (so->tables.ST != NULL)
+			st = so->tables;	/* one pass: kept from the centroid step */
+		else
+		{
+			st.nq = Min(so->perPass, nq - first);
+			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			BuildTables(q, so->query, first, &st);
+		}
+		RefinePass(scan, &st, refine, n, refScore);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(passCtx);
 	}
-	for (i = 0; i < nq * probes; i++)
-		if (chosen[i] != PG_UINT32_MAX)
-			probeCount[chosen[i]]++;
-	probeStart = palloc(sizeof(int) * (q->nlists + 1));
-	probeStart[0] = 0;
-	for (l = 0; l < (uint32) q->nlists; l++)
-		probeStart[l + 1] = probeStart[l] + probeCount[l];
-	probeRows = palloc(sizeof(int) * Max(probeStart[q->nlists], 1));
-	memset(probeCount, 0, sizeof(int) * q->nlists);
-	for (i = 0; i < nq * probes; i++)
+	MemoryContextDelete(passCtx);
+
+	/*
+	 * The gain is taken over the second half of the refined documents in
+	 * centroid-interaction order, the nearest to the unrefined ones (the best
+	 * documents often gain far more, as in RerankBatch's overshoot).
+	 */
+	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+	for (r = 0; r < n; r++)
+		gain[refine[r]] = refScore[r] - so->ciScore[refine[r]];
+	for (r = n / 2; r < n; r++)
+		shift = Max(shift, gain[ciOrder[r]]);
+	for (r = to; r < so->ncands; r++)
+		so->cands[r].score = -(so->ciScore[so->cands[r].docid] + shift);
+	for (r = 0; r < n; r++)
 	{
-		uint32		c = chosen[i];
-
-		if (c != PG_UINT32_MAX)
-			probeRows[probeStart[c] + probeCount[c]++] = i / probes;
+		so->cands[from + r].docid = refine[r];
+		so->cands[from + r].score = -refScore[r];
+		so->cands[from + r].tid = so->docs[refine[r]].tid;
 	}
-
-	st.q = q;
-	st.nq = nq;
-	st.ndocs = so->ndocs;
-	st.docs = so->docs;
-	st.S = S;
-	st.m = m;
-	st.lut = BuildLuts(q, so->query, first, nq);
-	st.probeStart = probeStart;
-	st.probeRows = probeRows;
-	st.delta = MemoryContextAllocHuge(CurrentMemoryContext,
-									  sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
-	memset(st.delta, 0, sizeof(float) * (Size) Max(so->ndocs, 1) * nq);
-
-	/* pending area first, then the list directory and the lists */
-	ScanPending(index, meta, &st);
-	listdir = MvivfReadListDir(index, meta);
-	for (l = 0; l < (uint32) q->nlists; l++)
-	{
-		if (probeStart[l + 1] == probeStart[l])
-			continue;
-		ScanList(index, meta, l, listdir[l].head, &st);
-	}
-
-	for (d = 0; d < so->ndocs; d++)
-	{
-		const float *dp = st.delta + (Size) d * nq;
-		double		sum = 0;
-
-		if ((d & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < nq; i++)
-			sum += dp[i];
-		docScore[d] += sum;
-	}
+	pg_qsort(so->cands + sortFrom, to - sortFrom, sizeof(MvivfScanCandidate),
+			 CandQsortCmp);
+	so->nrefined = to;
+	pfree(refine);
+	pfree(ciOrder);
+	pfree(gain);
+	pfree(refScore);
 }
 
 /*
  * ApproximateStage
- *		Fill so->cands with every live document, sorted by approximate
- *		distance (documents in order of id when the index is untrained or the
- *		query is NULL).
+ *		Fill so->cands with every live document in approximate order: first
+ *		the mvivf.refine documents the centroid interaction ranks best, by
+ *		their quantized MaxSim, then the others by their centroid
+ *		interaction (documents in order of id when the index is untrained or
+ *		the query is NULL).  A scan that goes past the refined documents
+ *		refines the rest first (mvivfgettuple).
  */
 static void
 ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
@@ -453,46 +470,58 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
+		so->nrefined = so->ncands;	/* nothing to refine */
 		return;
 	}
 
 	{
 		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
 		int			nq = so->query->nvec;
-		int			probes = Min(mvivf_probes, (int) meta->nlists);
-		int			perPass = RowsPerPass(q, nq, so->ndocs, probes);
-		double	   *docScore;
-		double		summ = 0;
-		MemoryContext passCtx;
 		int			first;
 
-		docScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
-								   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf approximate pass",
-										ALLOCSET_DEFAULT_SIZES);
-		for (first = 0; first < nq; first += perPass)
-		{
-			MemoryContext old = MemoryContextSwitchTo(passCtx);
+		so->meta = *meta;
+		so->perPass = RowsPerPass(q, nq, so->ndocs);
+		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+		for (d = 0; d < so->ndocs; d++)
+			so->startBlock[d] = InvalidBlockNumber;
+		so->ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
-			ApproximatePass(scan, meta, q, first, Min(perPass, nq - first),
-							probes, &summ, docScore);
+		/* 1. centroid interaction of every live document */
+		for (first = 0; first < nq; first += so->perPass)
+		{
+			MemoryContext passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf centroid pass",
+														  ALLOCSET_DEFAULT_SIZES);
+			MemoryContext old = MemoryContextSwitchTo(passCtx);
+			MvivfApproxState st;
+
+			st.nq = Min(so->perPass, nq - first);
+			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			BuildTables(q, so->query, first, &st);
+			CentroidPass(scan, meta, &st, so->ciScore);
 			MemoryContextSwitchTo(old);
-			MemoryContextReset(passCtx);
+			if (so->perPass >= nq)
+				so->tables = st;	/* one pass: keep the tables (scan context) */
+			else
+				MemoryContextDelete(passCtx);
 			so->npasses++;
 		}
-		MemoryContextDelete(passCtx);
 
+		/* 2. live documents by centroid interaction, best first */
 		for (d = 0; d < so->ndocs; d++)
 		{
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
 			so->cands[so->ncands].docid = d;
-			so->cands[so->ncands].score = -(summ + docScore[d]);
+			so->cands[so->ncands].score = -so->ciScore[d];
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
-		pfree(docScore);
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
+
+		/* 3. quantized MaxSim of the best mvivf.refine of them */
+		RefineCandidates(scan, 0, Min(mvivf_refine, so->ncands), 0);
 	}
 }
 
@@ -769,14 +798,16 @@ ReportScan(IndexScanDesc scan)
 
 	if (!so->started)
 		return;
+	MvivfExplainRecord(scan->indexRelation, so);
 	ereport(DEBUG1,
 			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows",
 							 RelationGetRelationName(scan->indexRelation),
 							 so->npasses, so->query ? so->query->nvec : 0)));
 	ereport(DEBUG2,
-			(errmsg_internal("mvivf scan of \"%s\": %d documents, %d reranked, %d invisible, %d skipped out of order",
+			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens, %d refined, " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
-							 so->ncands, so->nreranked, so->ninvisible, so->nskipped)));
+							 so->ncands, so->ntokens, so->nrefined,
+							 so->npages, so->nreranked, so->ninvisible, so->nskipped)));
 
 }
 
@@ -841,10 +872,40 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 	{
 		MemoryContext old = MemoryContextSwitchTo(so->scanCtx);
 
-		while (so->nextCand < so->budget &&
-			   (so->nheap == 0 ||
-				!(so->heap[0].score <= so->cands[so->nextCand].score - so->maxOvershoot)))
+		while (so->nextCand < so->budget)
 		{
+			double		bound = so->cands[so->nextCand].score;
+			bool		unrefinedBest = false;
+
+			/*
+			 * The documents not refined yet sit after the refined ones, at an
+			 * optimistic estimate of their quantized MaxSim
+			 * (RefineCandidates): the best of them may come before the next
+			 * refined one.
+			 */
+			if (so->nrefined < so->ncands && so->nrefined > so->nextCand &&
+				float8_cmp_internal(so->cands[so->nrefined].score, bound) < 0)
+			{
+				bound = so->cands[so->nrefined].score;
+				unrefinedBest = true;
+			}
+			if (so->nheap > 0 && so->heap[0].score <= bound - so->maxOvershoot)
+				break;			/* nothing unreranked can beat the best waiting row */
+
+			/*
+			 * Refine the rest first when one of them could come next, when
+			 * the scan goes past the refined documents, or when every
+			 * reranked row has been consumed (a filter rejects rows, or a
+			 * large LIMIT): such a scan walks far down the approximate order.
+			 */
+			if (so->nrefined < so->ncands &&
+				(unrefinedBest ||
+				 so->nextCand + so->batchSize > so->nrefined ||
+				 (so->nheap == 0 && so->returnedAny)))
+			{
+				RefineCandidates(scan, so->nrefined, so->ncands, so->nextCand);
+				continue;
+			}
 			if (!RerankBatch(scan, so->batchSize))
 				break;
 		}

@@ -84,7 +84,7 @@ RESET mvivf.probes;
 SET mvivf.candidates = 5;
 SET mvivf.rerank = 5;
 SET mvivf.iterative_scan = off;
-SELECT count(*) FROM (SELECT id FROM mv WHERE id % 10 = 1 ORDER BY emb <#> '[[0,1,0,0,0,0,0,0]]' LIMIT 10) x;
+SELECT count(*) < 10 AS fewer_rows FROM (SELECT id FROM mv WHERE id % 10 = 1 ORDER BY emb <#> '[[0,1,0,0,0,0,0,0]]' LIMIT 10) x;
 SET mvivf.iterative_scan = strict_order;
 SELECT count(*) FROM (SELECT id FROM mv WHERE id % 10 = 1 ORDER BY emb <#> '[[0,1,0,0,0,0,0,0]]' LIMIT 10) x;
 RESET mvivf.iterative_scan;

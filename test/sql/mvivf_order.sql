@@ -69,7 +69,8 @@ SET mvivf.max_scan_docs = 150;
 SELECT count(*) <= 150 AS bounded FROM (SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 500) x;
 RESET mvivf.max_scan_docs;
 SET mvivf.iterative_scan = off;
-SELECT count(*) FROM (SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 500) x;
+SELECT count(*) BETWEEN 1 AND current_setting('mvivf.candidates')::int AS bounded_by_candidates
+FROM (SELECT id FROM mo ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 500) x;
 SELECT bool_and(mo_ordered(q, 20, 7)) AS ordered FROM moq;
 RESET mvivf.iterative_scan;
 -- relaxed_order (0.1.0) is a synonym of strict_order now

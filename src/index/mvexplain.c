@@ -1,0 +1,159 @@
+/*
+ * mvexplain.c
+ *	  What mvivf index scans did, in EXPLAIN (ANALYZE) output.
+ *
+ * An index access method has no say in EXPLAIN's output in PostgreSQL 15-17
+ * (18 adds per-node hooks).  So the scans of a statement record their counters
+ * in a small backend-local table (MvivfExplainRecord, called when a scan ends
+ * or restarts), and an ExplainOneQuery_hook plans and explains the query as
+ * PostgreSQL would, then, for EXPLAIN (ANALYZE) in text format, adds one line
+ * per mvivf index that was scanned:
+ *
+ *	mvivf docs_idx: scans=1 documents=1000 tokens=1030000 refined=256
+ *	  pages=4900 passes=1 reranked=80 invisible=0 skipped=0
+ *
+ * (live documents ranked by centroid interaction and their tokens, documents
+ * scored from their residual codes, index pages read by the approximate
+ * stage, and documents reranked exactly from the heap).  Other formats are left
+ * untouched (their structure is closed when the plan is done);
+ * client_min_messages = debug2 shows the same counters per scan.
+ */
+#include "postgres.h"
+
+#include "commands/explain.h"
+#include "optimizer/optimizer.h"
+#include "portability/instr_time.h"
+#include "tcop/tcopprot.h"
+#include "utils/lsyscache.h"
+
+#include "mvivf.h"
+
+#define MAX_EXPLAINED_INDEXES 8
+
+typedef struct MvivfExplainEntry
+{
+	Oid			index;
+	uint64		scans;
+	uint64		documents;
+	uint64		tokens;
+	uint64		refined;
+	uint64		pages;
+	uint64		passes;
+	uint64		reranked;
+	uint64		invisible;
+	uint64		skipped;
+}			MvivfExplainEntry;
+
+static MvivfExplainEntry entries[MAX_EXPLAINED_INDEXES];
+static int	nentries = 0;
+static ExplainOneQuery_hook_type prev_ExplainOneQuery_hook = NULL;
+
+/*
+ * MvivfExplainRecord
+ *		Add the counters of one finished scan.
+ */
+void
+MvivfExplainRecord(Relation index, MvivfScanOpaque so)
+{
+	Oid			relid = RelationGetRelid(index);
+	MvivfExplainEntry *e = NULL;
+	int			i;
+
+	for (i = 0; i < nentries; i++)
+		if (entries[i].index == relid)
+			e = &entries[i];
+	if (e == NULL)
+	{
+		if (nentries == MAX_EXPLAINED_INDEXES)
+			return;
+		e = &entries[nentries++];
+		memset(e, 0, sizeof(*e));
+		e->index = relid;
+	}
+	e->scans++;
+	e->documents += so->ncands;
+	e->tokens += so->ntokens;
+	e->refined += so->nrefined;
+	e->pages += so->npages;
+	e->passes += so->npasses;
+	e->reranked += so->nreranked;
+	e->invisible += so->ninvisible;
+	e->skipped += so->nskipped;
+}
+
+/*
+ * MvivfExplainQuery
+ *		Plan and explain as PostgreSQL does, then add the mvivf counters.
+ */
+static void
+MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
+			 ExplainState *es, const char *queryString, ParamListInfo params,
+			 QueryEnvironment *queryEnv)
+{
+	int			i;
+
+	nentries = 0;
+	if (prev_ExplainOneQuery_hook)
+		prev_ExplainOneQuery_hook(query, cursorOptions, into, es, queryString,
+								  params, queryEnv);
+#if PG_VERSION_NUM >= 170000
+	else
+		standard_ExplainOneQuery(query, cursorOptions, into, es, queryString,
+								 params, queryEnv);
+#else
+	else
+	{
+		/* what ExplainOneQuery does without a hook (PostgreSQL 15-16) */
+		PlannedStmt *plan;
+		instr_time	planstart;
+		instr_time	planduration;
+		BufferUsage bufusage_start;
+		BufferUsage bufusage;
+
+		if (es->buffers)
+			bufusage_start = pgBufferUsage;
+		INSTR_TIME_SET_CURRENT(planstart);
+		plan = pg_plan_query(query, queryString, cursorOptions, params);
+		INSTR_TIME_SET_CURRENT(planduration);
+		INSTR_TIME_SUBTRACT(planduration, planstart);
+		if (es->buffers)
+		{
+			memset(&bufusage, 0, sizeof(BufferUsage));
+			BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+		}
+		ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
+					   &planduration, (es->buffers ? &bufusage : NULL));
+	}
+#endif
+
+	if (!es->analyze || es->format != EXPLAIN_FORMAT_TEXT)
+		return;
+	for (i = 0; i < nentries; i++)
+	{
+		MvivfExplainEntry *e = &entries[i];
+		char	   *name = get_rel_name(e->index);
+		char		label[NAMEDATALEN + 8];
+		char		value[512];
+
+		snprintf(label, sizeof(label), "mvivf %s", name ? name : "?");
+		snprintf(value, sizeof(value),
+				 "scans=" UINT64_FORMAT " documents=" UINT64_FORMAT " tokens=" UINT64_FORMAT
+				 " refined=" UINT64_FORMAT " pages=" UINT64_FORMAT " passes=" UINT64_FORMAT
+				 " reranked=" UINT64_FORMAT " invisible=" UINT64_FORMAT " skipped=" UINT64_FORMAT,
+				 e->scans, e->documents, e->tokens, e->refined, e->pages,
+				 e->passes, e->reranked, e->invisible, e->skipped);
+		ExplainPropertyText(label, value, es);
+	}
+	nentries = 0;
+}
+
+/*
+ * MvivfExplainInit
+ *		Install the hook; called from MvivfInit.
+ */
+void
+MvivfExplainInit(void)
+{
+	prev_ExplainOneQuery_hook = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = MvivfExplainQuery;
+}

@@ -1,0 +1,107 @@
+/*
+ * mvforward.c
+ *	  The forward store of an mvivf index: every document's token codes
+ *	  (centroid number and residual code), in groups per document.
+ *
+ * The approximate stage of a scan reads this store from end to end and
+ * computes, for every live document, sum over query rows of the maximum over
+ * its tokens of (query row . centroid + query row . decoded residual), the
+ * document's MaxSim on its quantized tokens.  Builds and inserts append to
+ * the chain's tail; a document's groups always come after its directory
+ * entry, so a scan never attributes codes to the wrong document (a group
+ * whose document is not in the scan's directory snapshot, or is dead, is
+ * skipped).  VACUUM does not reclaim the groups of dead documents; REINDEX
+ * does.
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+
+#include "mvivf.h"
+
+/*
+ * MvivfAppendForward
+ *		Append the codes of document docid (n tokens) to the forward store;
+ *		metabuf is exclusively locked by the caller.  Each generic WAL record
+ *		holds the metapage and at most three data pages, so the chain's tail
+ *		in the metapage always matches the pages.
+ */
+void
+MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
+				   const uint32 *lists, const uint8 *codes, int codeSize)
+{
+	Size		tokSize = MvivfForwardTokenSize(codeSize);
+	int			i = 0;
+
+	while (i < n)
+	{
+		GenericXLogState *state = GenericXLogStart(index);
+		MvivfMetaPage meta = MvivfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+		Buffer		bufs[MAX_GENERIC_XLOG_PAGES];
+		int			nbufs = 0;
+		Page		page = NULL;
+		int			j;
+
+		if (meta->forwardTail != InvalidBlockNumber)
+		{
+			bufs[nbufs] = ReadBuffer(index, meta->forwardTail);
+			LockBuffer(bufs[nbufs], BUFFER_LOCK_EXCLUSIVE);
+			page = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
+			nbufs++;
+		}
+		while (i < n)
+		{
+			PageHeader ph = (PageHeader) page;
+			Size		room = page ? ph->pd_upper - ph->pd_lower : 0;
+			MvivfForwardGroup group;
+			char	   *dst;
+			int			k;
+			int			t;
+
+			if (page == NULL || room < sizeof(MvivfForwardGroup) + tokSize)
+			{
+				Buffer		nbuf;
+				Page		npage;
+
+				if (nbufs + 1 >= MAX_GENERIC_XLOG_PAGES)
+					break;		/* the metapage takes one slot */
+				nbuf = MvivfNewBuffer(index, MAIN_FORKNUM);
+				npage = GenericXLogRegisterBuffer(state, nbuf, GENERIC_XLOG_FULL_IMAGE);
+				MvivfInitPage(npage, MVIVF_FORWARD);
+				if (page != NULL)
+					MvivfPageGetOpaque(page)->next = BufferGetBlockNumber(nbuf);
+				else
+					meta->forwardHead = BufferGetBlockNumber(nbuf);
+				meta->forwardTail = BufferGetBlockNumber(nbuf);
+				bufs[nbufs++] = nbuf;
+				page = npage;
+				continue;
+			}
+			k = Min(n - i, (int) ((room - sizeof(MvivfForwardGroup)) / tokSize));
+			k = Min(k, PG_UINT16_MAX);
+			group.docid = docid;
+			group.ntokens = k;
+			group.unused = 0;
+			dst = (char *) page + ph->pd_lower;
+			memcpy(dst, &group, sizeof(group));
+			dst += sizeof(group);
+			/* the group's centroid numbers, then its codes */
+			for (t = 0; t < k; t++)
+			{
+				uint16		list = (uint16) lists[i + t];
+
+				memcpy(dst, &list, sizeof(uint16));
+				dst += sizeof(uint16);
+			}
+			memcpy(dst, codes + (Size) i * codeSize, (Size) k * codeSize);
+			ph->pd_lower += sizeof(group) + k * tokSize;
+			MvivfPageGetOpaque(page)->nitems++;
+			i += k;
+			meta->ntokens += k;
+		}
+		GenericXLogFinish(state);
+		for (j = 0; j < nbufs; j++)
+			UnlockReleaseBuffer(bufs[j]);
+	}
+}
