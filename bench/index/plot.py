@@ -3,8 +3,8 @@
 
     python3 bench/index/plot.py corpora-output.txt out.png
 
-One line per corpus profile through the index's points (mvivf.rerank 40 =
-default, 80) and the exact scan (recall 1 at its latency), latency on a log
+One line per corpus profile through the index's points (mvivf.rerank 40 and
+80, the default) and the exact scan (recall 1 at its latency), latency on a log
 scale.  Only side-by-side ratios of one run mean anything: the latencies are
 those of one (shared, loaded) machine at one time.
 """
@@ -34,7 +34,7 @@ def main():
     ax.set_xscale("log")
     ax.set_xlabel("p50 latency, ms (log scale; squares: exact seq scan)")
     ax.set_ylabel("recall@10")
-    ax.set_title("mvivf, 1,000 pages x 1030 x 128: rerank 40 (default) and 80")
+    ax.set_title("mvivf, 1,000 pages x 1030 x 128: rerank 40 and 80 (default)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -17,7 +17,7 @@ PG_FUNCTION_INFO_V1(mvivfhandler);
 
 int			mvivf_probes = 32;
 int			mvivf_candidates = 100;
-int			mvivf_rerank = 40;
+int			mvivf_rerank = 80;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
 int			mvivf_refine = MVIVF_DEFAULT_REFINE;
@@ -68,7 +68,7 @@ MvivfInit(void)
 	DefineCustomIntVariable("mvivf.rerank",
 							"Documents reranked exactly before the first row is returned, and in each further batch.",
 							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
-							&mvivf_rerank, 40, 1, 100000,
+							&mvivf_rerank, 80, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
 							 "Keep reranking further documents while the query asks for rows.",
