@@ -204,8 +204,8 @@ COMMENT ON FUNCTION colpali_ir_metrics(regclass, regclass, integer) IS
 
 CREATE FUNCTION colpali_retrieve(corpus regclass, queries regclass, k integer,
 	method text DEFAULT 'exact',
-	corpus_id name DEFAULT 'id', corpus_embedding name DEFAULT 'emb',
-	query_id name DEFAULT 'id', query_embedding name DEFAULT 'emb',
+	corpus_id_column name DEFAULT 'id', corpus_embedding_column name DEFAULT 'emb',
+	query_id_column name DEFAULT 'id', query_embedding_column name DEFAULT 'emb',
 	OUT query_id text, OUT page_id text, OUT score double precision,
 	OUT rank integer)
 RETURNS SETOF record
@@ -236,8 +236,8 @@ BEGIN
 				ORDER BY x.s DESC, x.pid COLLATE "C" DESC
 				LIMIT $1) d
 			WHERE qq.%4$I IS NOT NULL
-			ORDER BY 1 COLLATE "C", 4
-			$q$, corpus, queries, query_id, query_embedding, corpus_id, corpus_embedding) USING k;
+			ORDER BY 1, 4
+			$q$, corpus, queries, query_id_column, query_embedding_column, corpus_id_column, corpus_embedding_column) USING k;
 		RETURN;
 	END IF;
 	-- method 'index': ORDER BY <#> LIMIT k through the corpus's mvivf index
@@ -248,12 +248,12 @@ BEGIN
 			JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid
 				AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::int2[])
 		WHERE i.indrelid OPERATOR(pg_catalog.=) corpus AND am.amname OPERATOR(pg_catalog.=) 'mvivf'
-			AND a.attname OPERATOR(pg_catalog.=) corpus_embedding AND i.indisvalid)
+			AND a.attname OPERATOR(pg_catalog.=) corpus_embedding_column AND i.indisvalid)
 		INTO has_index;
 	IF NOT has_index THEN
-		RAISE EXCEPTION 'colpali_retrieve: % has no valid mvivf index on column %', corpus, corpus_embedding
+		RAISE EXCEPTION 'colpali_retrieve: % has no valid mvivf index on column %', corpus, corpus_embedding_column
 			USING ERRCODE = 'undefined_object',
-				  HINT = pg_catalog.format('CREATE INDEX ON %s USING mvivf (%I);', corpus, corpus_embedding);
+				  HINT = pg_catalog.format('CREATE INDEX ON %s USING mvivf (%I);', corpus, corpus_embedding_column);
 	END IF;
 	-- the index, not a sequential scan and a sort; the settings are put back
 	-- before returning (an error rolls them back with the transaction)
@@ -270,20 +270,20 @@ BEGIN
 				  ORDER BY c.%6$I <#> qq.%4$I
 				  LIMIT $1) y) d
 		WHERE qq.%4$I IS NOT NULL
-		ORDER BY 1 COLLATE "C", 4
-		$q$, corpus, queries, query_id, query_embedding, corpus_id, corpus_embedding) USING k;
+		ORDER BY 1, 4
+		$q$, corpus, queries, query_id_column, query_embedding_column, corpus_id_column, corpus_embedding_column) USING k;
 	PERFORM pg_catalog.set_config('enable_seqscan', old_seqscan, true),
 			pg_catalog.set_config('enable_sort', old_sort, true);
 END
 $colpali$;
 
 COMMENT ON FUNCTION colpali_retrieve(regclass, regclass, integer, text, name, name, name, name) IS
-'a run: for each query (query_id, query_embedding of table queries), the k best pages (corpus_id, corpus_embedding of table corpus) with their MaxSim score and rank; method ''exact'' scores every page, ''index'' asks the corpus''s mvivf index (ORDER BY <#> LIMIT k, under the current mvivf settings)';
+'a run: for each query (columns query_id_column, query_embedding_column of table queries), the k best pages (corpus_id_column, corpus_embedding_column of table corpus) with their MaxSim score and rank; method ''exact'' scores every page, ''index'' asks the corpus''s mvivf index (ORDER BY <#> LIMIT k, under the current mvivf settings)';
 
 CREATE FUNCTION colpali_evaluate(corpus regclass, queries regclass, qrels regclass,
 	k integer DEFAULT 5, method text DEFAULT 'exact',
-	corpus_id name DEFAULT 'id', corpus_embedding name DEFAULT 'emb',
-	query_id name DEFAULT 'id', query_embedding name DEFAULT 'emb',
+	corpus_id_column name DEFAULT 'id', corpus_embedding_column name DEFAULT 'emb',
+	query_id_column name DEFAULT 'id', query_embedding_column name DEFAULT 'emb',
 	OUT queries_evaluated bigint, OUT ndcg double precision,
 	OUT recall double precision, OUT mrr double precision)
 RETURNS record
@@ -292,8 +292,8 @@ AS $colpali$
 BEGIN
 	DROP TABLE IF EXISTS pg_temp.colpali_evaluate_run;
 	CREATE TEMP TABLE colpali_evaluate_run AS
-		SELECT * FROM colpali_retrieve(corpus, queries, k, method, corpus_id,
-									   corpus_embedding, query_id, query_embedding);
+		SELECT * FROM colpali_retrieve(corpus, queries, k, method, corpus_id_column,
+									   corpus_embedding_column, query_id_column, query_embedding_column);
 	SELECT * INTO queries_evaluated, ndcg, recall, mrr
 	FROM colpali_ir_metrics('pg_temp.colpali_evaluate_run'::regclass, qrels, k);
 	DROP TABLE pg_temp.colpali_evaluate_run;

@@ -140,7 +140,7 @@ sub check_metrics
 		  && abs($re - $ref->{'recall@5'}) <= 1e-4
 		  && abs($mr - $ref->{'mrr@5'}) <= 1e-4
 		  && abs($r1 - $ref->{'recall@1'}) <= 1e-4,
-		sprintf("%s: nDCG@5 %.4f recall@1 %.4f recall@5 %.4f MRR@5 %.4f (reference %.4f %.4f %.4f %.4f)",
+		sprintf('%s: nDCG@5 %.4f recall@1 %.4f recall@5 %.4f MRR@5 %.4f (reference %.4f %.4f %.4f %.4f)',
 			$label, $nd, $r1, $re, $mr, @$ref{qw(ndcg@5 recall@1 recall@5 mrr@5)}));
 }
 for my $method ('exact', 'index')
@@ -190,7 +190,7 @@ SKIP:
 	my $probe = system("$py -c 'import pyarrow, psycopg' >/dev/null 2>&1");
 	skip "$py lacks pyarrow or psycopg 3: the ViDoRe loader is not tested (pip install pyarrow psycopg)", 4
 	  if $probe != 0;
-	my $dsn = $node->connstr('postgres');
+	my $dsn = $node->connstr('postgres') . " options='-c colpali.model_path=$fx/models/demo'";
 	my ($stdout, $stderr) = ('', '');
 	my $ok = IPC::Run::run([ $py, "$ENV{TESTDIR}/tools/colpali-load-vidore",
 			"$fx/eval/vidore_tiny", 'tiny', '--dsn', $dsn, '--embed' ],
@@ -201,7 +201,7 @@ SKIP:
 		SELECT (SELECT count(*) FROM tiny_corpus) || ' ' || (SELECT count(*) FROM tiny_queries) || ' '
 			|| (SELECT count(*) FROM tiny_qrels) || ' '
 			|| (SELECT bool_and(c.image = d.image) FROM tiny_corpus c JOIN corpus d USING (id))}),
-		'6 12 12 t', 'pages (image bytes intact), queries and qrels loaded');
+		'6 12 12 true', 'pages (image bytes intact), queries and qrels loaded');
 	my $m = $node->safe_psql('postgres',
 		"SELECT round(ndcg::numeric, 6) FROM colpali_evaluate('tiny_corpus', 'tiny_queries', 'tiny_qrels', 5)");
 	# the same pages and queries, encoded from the demo tables
