@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PGVER=${PGVER:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PGVER/bin/pg_config}
+# the cluster runs the binaries of the installation the extension goes into
+export PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 

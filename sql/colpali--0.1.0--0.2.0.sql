@@ -290,7 +290,9 @@ RETURNS record
 LANGUAGE plpgsql VOLATILE
 AS $colpali$
 BEGIN
-	DROP TABLE IF EXISTS pg_temp.colpali_evaluate_run;
+	IF pg_catalog.to_regclass('pg_temp.colpali_evaluate_run') IS NOT NULL THEN
+		DROP TABLE pg_temp.colpali_evaluate_run;
+	END IF;
 	CREATE TEMP TABLE colpali_evaluate_run AS
 		SELECT * FROM colpali_retrieve(corpus, queries, k, method, corpus_id_column,
 									   corpus_embedding_column, query_id_column, query_embedding_column);
