@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PGVER=${PGVER:-15}
-export PG_CONFIG=/usr/lib/postgresql/$PGVER/bin/pg_config
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PGVER/bin/pg_config}
+# the cluster runs the binaries of the installation the extension goes into
+export PGBIN=${PGBIN:-$("$PG_CONFIG" --bindir)}
 SUDO=
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 
@@ -20,12 +22,12 @@ chmod 755 "$work"
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" 5479)"
 trap 'tools/throwaway-cluster.sh stop "$work/cluster"; rm -rf "$work"' EXIT
 
-# The encoder part uses the tiny random-weight checkpoint and sample pages
-# from test/fixtures, copied where the cluster's user can read them.
+# The encoder part uses the demo model trained on synthetic pages and its
+# held-out pages (test/fixtures/train_demo.py), copied where the cluster's
+# user can read them.
 mkdir -p "$work/data"
-cp -r test/fixtures/models/tiny "$work/data/model"
-cp test/fixtures/images/page_text.png test/fixtures/images/page_table.png \
-	test/fixtures/images/page_chart.png test/fixtures/images/photo_baseline.jpg "$work/data/"
+cp -r test/fixtures/models/demo "$work/data/model"
+cp -r test/fixtures/demo/pages test/fixtures/demo/*.tsv "$work/data/"
 chmod -R a+rX "$work/data"
 
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -v "data=$work/data" -v "model=$work/data/model")

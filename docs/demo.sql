@@ -60,25 +60,51 @@ LIMIT 5;
 RESET mvivf.candidates;
 RESET mvivf.rerank;
 
--- The native encoder.  The demo points colpali.model_path at a TINY model
--- with RANDOM weights (test/fixtures/models/tiny): the embeddings have the
--- right shapes and come from the real ColPali computation, but carry no
--- meaning, so the ranking below is arbitrary.  For real retrieval, download
+-- The native encoder with the demo model (test/fixtures/models/demo): a toy
+-- ColPali (SigLIP-style vision tower, Gemma-style decoder, 128-d rows, 0.4 M
+-- parameters, 56 px input) trained from scratch on synthetic pages by
+-- test/fixtures/train_demo.py.  The pages below are its held-out split:
+-- company/layout pairs never seen in training.  For real documents, download
 -- a checkpoint such as vidore/colpali-v1.3-hf and, as a superuser:
 --   ALTER SYSTEM SET colpali.model_path = '/srv/models/colpali-v1.3-hf';
 --   SELECT pg_reload_conf();
-\echo '== native encoder (tiny model with random weights: shapes are real, meaning is not)'
+\echo '== native encoder: the demo model (a toy trained on synthetic pages) encodes 48 held-out pages'
 SET colpali.model_path = :'model';
-CREATE TABLE docs (name text PRIMARY KEY, img bytea, emb multivector);
-INSERT INTO docs (name, img)
-SELECT f, pg_read_binary_file(:'data' || '/' || f)
-FROM unnest(ARRAY['page_text.png', 'page_table.png', 'page_chart.png', 'photo_baseline.jpg']) f;
-UPDATE docs SET emb = colpali_image(img);
-SELECT name, length(img) AS bytes, num_vectors(emb) AS rows, dims(emb) AS dim FROM docs ORDER BY name;
+CREATE TABLE corpus (id bigint PRIMARY KEY, title text, image bytea, emb multivector(128));
+CREATE TABLE queries (id bigint PRIMARY KEY, text text, emb multivector(128));
+CREATE TABLE qrels (query_id bigint, page_id bigint, relevance integer);
+INSERT INTO corpus (id, title, image)
+SELECT split_part(l, E'\t', 1)::bigint, split_part(l, E'\t', 3),
+	   pg_read_binary_file(:'data' || '/' || split_part(l, E'\t', 2))
+FROM string_to_table(rtrim(pg_read_file(:'data' || '/corpus.tsv'), E'\n'), E'\n') l;
+INSERT INTO queries (id, text)
+SELECT split_part(l, E'\t', 1)::bigint, split_part(l, E'\t', 2)
+FROM string_to_table(rtrim(pg_read_file(:'data' || '/queries.tsv'), E'\n'), E'\n') l;
+INSERT INTO qrels
+SELECT split_part(l, E'\t', 1)::bigint, split_part(l, E'\t', 2)::bigint, split_part(l, E'\t', 3)::integer
+FROM string_to_table(rtrim(pg_read_file(:'data' || '/qrels.tsv'), E'\n'), E'\n') l;
+UPDATE corpus SET emb = colpali_image(image);
+UPDATE queries SET emb = colpali_query(text);
+CREATE INDEX ON corpus USING mvivf (emb);
+SELECT count(*) AS pages, min(num_vectors(emb)) AS rows_per_page, min(dims(emb)) AS dim,
+	   (SELECT count(*) FROM queries) AS held_out_queries
+FROM corpus;
 
-\echo '== pages ranked for a query'
-SELECT q.text, d.name, round((d.emb <#> q.emb)::numeric, 4) AS distance
-FROM (SELECT t AS text, colpali_query(t) AS emb
-	  FROM unnest(ARRAY['revenue by region in 2023', 'a table of numbers']) t) q,
-	 LATERAL (SELECT name, emb FROM docs ORDER BY emb <#> q.emb LIMIT 2) d
-ORDER BY q.text, distance;
+\echo '== five questions, the top 3 pages of each (through the mvivf index)'
+SELECT q.text AS question, r.rank, r.title,
+	   round(r.maxsim::numeric, 3) AS maxsim,
+	   CASE WHEN r.id = qr.page_id THEN '<- the right page' ELSE '' END AS " "
+FROM string_to_table(rtrim(pg_read_file(:'data' || '/demo_questions.tsv'), E'\n'), E'\n') d
+	JOIN queries q ON q.id = d::bigint
+	JOIN qrels qr ON qr.query_id = q.id
+	CROSS JOIN LATERAL (
+		SELECT c.id, c.title, -(c.emb <#> q.emb) AS maxsim,
+			   row_number() OVER (ORDER BY c.emb <#> q.emb) AS rank
+		FROM (SELECT * FROM corpus ORDER BY emb <#> q.emb LIMIT 3) c) r
+ORDER BY q.id, r.rank;
+
+\echo '== retrieval quality of the held-out split (96 queries, 48 pages), computed in SQL'
+SELECT queries_evaluated AS queries, round(ndcg::numeric, 4) AS "nDCG@5",
+	   round(recall::numeric, 4) AS "recall@5", round(mrr::numeric, 4) AS "MRR@5",
+	   (SELECT round(recall::numeric, 4) FROM colpali_evaluate('corpus', 'queries', 'qrels', 1)) AS "recall@1"
+FROM colpali_evaluate('corpus', 'queries', 'qrels', 5);
