@@ -1,6 +1,6 @@
 -- colpali_pool: hierarchical token pooling (docs/pooling.md).  The goldens of
 -- colpali-engine are compared in the engine test (test_token_pool) and in
--- TAP (060_token_pool.pl); this file checks the SQL surface.
+-- TAP (061_token_pool.pl); this file checks the SQL surface.
 
 -- two obvious pairs: each pooled row is the normalised mean of a pair,
 -- (0.95, 0.05) / sqrt(0.905), computed here in double precision
