@@ -124,3 +124,23 @@ COST 10000 ROWS 32;
 
 COMMENT ON FUNCTION colpali_explain(multivector, multivector, integer, integer) IS
 'for each query row (from 0): the best-matching page row, their dot product (the scores add up to maxsim(page, query)), and for image rows the patch position (patch_y, patch_x) in a grid grid_width patches wide whose first image_rows rows (default grid_width^2) are image rows; ColPali at 448 px: grid_width 32';
+
+-- ---------------------------------------------------------------------------
+-- colpali_model_info (new in 0.2.0; same text as sql/sections/57_model_info.sql)
+CREATE FUNCTION colpali_model_info(
+	OUT architecture text,
+	OUT embedding_dim integer,
+	OUT page_rows integer,
+	OUT visual_tokens integer,
+	OUT query_format text,
+	OUT page_format text,
+	OUT compute_precision text,
+	OUT device text,
+	OUT kernels text,
+	OUT mode text)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'colpali_model_info'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION colpali_model_info() IS
+'the configured model as the encoder sees it (loading it if needed): architecture from config.json (ColPali, ColQwen2, ColQwen2.5), output width, rows of a page embedding (every page for ColPali, at most at colpali.max_visual_tokens for ColQwen2) and its image rows, the query and page prompt formats (colpali.query_format, colpali.page_format), compute precision (fp32 or bf16), device and CPU kernels, and whether the worker or this backend answered';
