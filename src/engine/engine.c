@@ -65,6 +65,8 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	CpEngine   *e;
 	const char *cfg_dir;
 	const char *tok_dir;
+	const char *base_dir;
+	char		base_buf[PATH_MAX];
 	char		path[PATH_MAX];
 	CpBackendOptions bo;
 	CpStatus	st;
@@ -80,13 +82,22 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	e->cancel_arg = opts->cancel_arg;
 	e->max_image_pixels = opts->max_image_pixels;
 
-	/* a LoRA adapter folder may lack config.json / tokenizer.json: use the base's */
+	/*
+	 * a LoRA adapter folder may lack config.json / tokenizer.json: use the
+	 * base's, given or resolved from the adapter's base_model_name_or_path
+	 */
+	base_dir = opts->base_model_dir;
+	if ((base_dir == NULL || base_dir[0] == '\0') &&
+		cp_adapter_base_dir(opts->model_dir, base_buf, sizeof(base_buf)))
+		base_dir = base_buf;
+	if (base_dir != NULL && base_dir[0] == '\0')
+		base_dir = NULL;
 	cfg_dir = opts->model_dir;
-	if (!file_exists(cfg_dir, "config.json") && opts->base_model_dir != NULL)
-		cfg_dir = opts->base_model_dir;
+	if (!file_exists(cfg_dir, "config.json") && base_dir != NULL)
+		cfg_dir = base_dir;
 	tok_dir = opts->model_dir;
-	if (!file_exists(tok_dir, "tokenizer.json") && opts->base_model_dir != NULL)
-		tok_dir = opts->base_model_dir;
+	if (!file_exists(tok_dir, "tokenizer.json") && base_dir != NULL)
+		tok_dir = base_dir;
 
 	st = cp_config_load(cfg_dir, &e->cfg, err);
 	if (st != CP_OK)
