@@ -196,6 +196,38 @@ check_model($manifest->{models}[0], 1);
 my $requests = $node->safe_psql('postgres', "SELECT requests FROM colpali_stats WHERE mode = 'worker'");
 ok(defined $requests && $requests ne '' && $requests > 0, "the worker served requests ($requests)");
 
+# mvivf over ColQwen2 pages, whose row counts differ with the aspect ratio:
+# with every list probed and no candidate limit the index returns the exact
+# MaxSim order of a sequential scan
+{
+	my $m = $manifest->{models}[0];
+	my $g = $manifest->{goldens}{ $m->{golden} };
+	my $set = "SET colpali.model_path = '$fx/$m->{dir}'; SET colpali.max_visual_tokens = 24;";
+	my $sql = "$set CREATE TABLE qpages (id serial PRIMARY KEY, name text, emb multivector);"
+	  . " INSERT INTO qpages (name, emb) SELECT name, colpali_image(data) FROM img, generate_series(1, 3);"
+	  . " CREATE TABLE qq (id int, q multivector);";
+	for my $i (0 .. $#{ $g->{queries} })
+	{
+		next unless $g->{queries}[$i]{format} eq 'training';
+		(my $t = $g->{queries}[$i]{text}) =~ s/'/''/g;
+		$sql .= " INSERT INTO qq VALUES ($i, colpali_query('$t'));";
+	}
+	$node->safe_psql('postgres', $sql . ' CREATE INDEX qpages_idx ON qpages USING mvivf (emb) WITH (lists = 4);');
+	my $counts = $node->safe_psql('postgres',
+		'SELECT count(DISTINCT array_length(emb::real[], 1)) FROM qpages');
+	cmp_ok($counts, '>=', 3, "mvivf table holds pages of $counts different row counts");
+	my $exact = 'SET mvivf.probes = 4; SET mvivf.candidates = 100000; SET mvivf.rerank = 100000;';
+	my $q = "SELECT string_agg(ids, ';' ORDER BY id) FROM (SELECT id, (SELECT string_agg(p.id::text, ',')"
+	  . " FROM (SELECT id FROM qpages ORDER BY emb <#> qq.q, id LIMIT 10) p) AS ids FROM qq) x";
+	my $by_index = $node->safe_psql('postgres', "$exact SET enable_seqscan = off; $q");
+	my $by_scan = $node->safe_psql('postgres', "SET enable_indexscan = off; $q");
+	like($node->safe_psql('postgres',
+			"$exact SET enable_seqscan = off; EXPLAIN (COSTS OFF) SELECT id FROM qpages"
+			  . " ORDER BY emb <#> (SELECT q FROM qq LIMIT 1) LIMIT 10"),
+		qr/qpages_idx/, 'the mvivf index is used');
+	is($by_index, $by_scan, 'mvivf over pages of varying row counts gives the exact top 10');
+}
+
 # a query containing the image pad token is refused, as the reference does
 my ($ret, $out, $err) = $node->psql('postgres',
 	"SET colpali.model_path = '$fx/$manifest->{models}[0]{dir}'; SELECT colpali_query('a <|image_pad|> b')");
