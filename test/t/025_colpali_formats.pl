@@ -93,4 +93,15 @@ my ($ret, $out, $err) = $node->psql('postgres',
 isnt($ret, 0, 'an ordinary role cannot change colpali.query_format');
 like($err, qr/permission denied/, 'permission denied');
 
+# a prompt text travels with every request: at most 255 bytes
+($ret, $out, $err) = $node->psql('postgres',
+	"SET colpali.query_prefix = '" . ('x' x 300) . "'");
+isnt($ret, 0, 'a 300-byte query prefix is refused');
+like($err, qr/at most 255 bytes/, 'and the error says the limit');
+
+# without a model there is nothing to describe
+($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM colpali_model_info()');
+isnt($ret, 0, 'colpali_model_info without a model is an error');
+like($err, qr/no colpali model is configured/, 'that names the missing setting');
+
 done_testing();
