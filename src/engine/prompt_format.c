@@ -169,7 +169,6 @@ apply_query_format(CpPromptConfig *p, bool colpali, CpPromptFormat query_format,
 		if (newline)
 			append_visible(query_desc, desc_size, "\n");
 	}
-
 	return CP_OK;
 }
 
