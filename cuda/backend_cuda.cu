@@ -564,6 +564,7 @@ create_backend(int device, const CpBackendOptions *opts, CpBackend **out, CpErro
 	be->download = cu_download;
 	be->weight_upload = cu_weight_upload;
 	cuda_install_ops(be);
+	cuda_install_qwen_ops(be);
 	*out = be;
 	return CP_OK;
 }

@@ -125,5 +125,7 @@ extern CpStatus cuda_upload_index(CpBackend *be, const int *h, int n, int **out)
 
 /* The math operations of the vtable (backend_cuda_ops.cu). */
 extern void cuda_install_ops(CpBackend *be);
+/* The Qwen2-VL family's vtable entries (backend_cuda_qwen.cu). */
+extern void cuda_install_qwen_ops(CpBackend *be);
 
 #endif							/* CP_BACKEND_CUDA_INTERNAL_H */

@@ -69,4 +69,15 @@ extern cudaError_t cuk_attention(cudaStream_t s, float *out, const float *q,
 								 int nh, int nkv, int hd, float scale,
 								 const int *lens, bool causal, bool simple);
 
+/* Qwen2-VL family (kernels_qwen.cu) */
+extern cudaError_t cuk_rmsnorm_plain(cudaStream_t s, float *y, const float *x,
+									 const float *w, int rows, int dim,
+									 float eps);
+extern cudaError_t cuk_rotary(cudaStream_t s, float *x, const float *cos_t,
+							  const float *sin_t, int rows, int nh, int hd);
+extern cudaError_t cuk_swiglu(cudaStream_t s, float *out, const float *gate,
+							  const float *up, size_t n);
+extern cudaError_t cuk_quick_gelu(cudaStream_t s, float *x, size_t n);
+extern cudaError_t cuk_gelu_erf(cudaStream_t s, float *x, size_t n);
+
 #endif							/* COLPALI_CUDA_KERNELS_H */

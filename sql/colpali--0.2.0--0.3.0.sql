@@ -209,3 +209,23 @@ $colpali$;
 
 COMMENT ON FUNCTION colpali_evaluate(regclass, regclass, regclass, integer, text, name, name, name, name) IS
 'retrieval quality of a corpus of page multivectors for a table of query multivectors and a qrels table (query_id, page_id, relevance): mean nDCG@k, recall@k and MRR@k (trec_eval definitions), by the exact scan or the mvivf index';
+
+-- ---------------------------------------------------------------------------
+-- colpali_model_info (new in 0.2.0; same text as sql/sections/57_model_info.sql)
+CREATE FUNCTION colpali_model_info(
+	OUT architecture text,
+	OUT embedding_dim integer,
+	OUT page_rows integer,
+	OUT visual_tokens integer,
+	OUT query_format text,
+	OUT page_format text,
+	OUT compute_precision text,
+	OUT device text,
+	OUT kernels text,
+	OUT mode text)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'colpali_model_info'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION colpali_model_info() IS
+'the configured model as the encoder sees it (loading it if needed): architecture from config.json (ColPali, ColQwen2, ColQwen2.5), output width, rows of a page embedding (every page for ColPali, at most at colpali.max_visual_tokens for ColQwen2) and its image rows, the query and page prompt formats (colpali.query_format, colpali.page_format), compute precision (fp32 or bf16), device and CPU kernels, and whether the worker or this backend answered';

@@ -17,7 +17,8 @@
 typedef enum EncodeKind
 {
 	ENCODE_IMAGES = 0,
-	ENCODE_QUERIES = 1
+	ENCODE_QUERIES = 1,
+	ENCODE_MODEL_INFO = 2		/* no inputs: load the model, describe it */
 } EncodeKind;
 
 /* In which step an engine error happened (selects SQLSTATE and hint). */
@@ -41,6 +42,14 @@ extern int	colpali_attention;
 extern int	colpali_cpu_weights;
 extern int	colpali_cpu_precision;
 extern int	colpali_debug_batch_delay_ms;
+extern int	colpali_query_format;
+extern char *colpali_query_prefix;
+extern char *colpali_query_suffix;
+extern int	colpali_page_format;
+extern char *colpali_page_prompt;
+
+/* Longest prompt setting (query prefix / suffix, page prompt) + 1, in bytes. */
+#define COLPALI_PROMPT_TEXT_LEN		256
 
 /* Longest query text accepted, in bytes (a query is a sentence, not a book). */
 #define COLPALI_MAX_QUERY_BYTES		(64 * 1024)
@@ -62,12 +71,34 @@ typedef struct EncoderKey
 	int32		cpu_weights;	/* CpWeightMode */
 	int32		cpu_precision;	/* CpPrecision */
 	int32		max_visual_tokens;	/* ColQwen2 page budget; 0 = 768 */
+	int32		query_format;	/* CpPromptFormat */
+	int32		page_format;	/* CpPromptFormat */
+	char		query_prefix[COLPALI_PROMPT_TEXT_LEN];	/* UTF-8, custom format */
+	char		query_suffix[COLPALI_PROMPT_TEXT_LEN];
+	char		page_prompt[COLPALI_PROMPT_TEXT_LEN];	/* "" = checkpoint's */
 } EncoderKey;
 
 extern void EncoderKeyFromSettings(EncoderKey *key);
 extern void EncoderEngineOptions(const EncoderKey *key, CpDevice device,
 								 CpEngineOptions *opts);
 extern bool EncoderMayShowModelPath(void);
+
+/* What colpali_model_info() reports (model_info.c), copied from CpModelInfo. */
+typedef struct EncoderModelInfo
+{
+	char		architecture[32];
+	int32		embedding_dim;
+	int32		page_rows;
+	int32		visual_tokens;
+	char		query_format[512];
+	char		page_format[1024];
+	char		precision[8];
+	char		device[16];
+	char		kernels[256];
+} EncoderModelInfo;
+
+extern void EncoderModelInfoFromEngine(const CpEngine *engine,
+									   EncoderModelInfo *info);
 
 /* encode_errors.c */
 extern void ReportEncoderError(CpStatus status, const char *msg,
@@ -77,5 +108,6 @@ extern void ReportEncoderError(CpStatus status, const char *msg,
 /* encode_inprocess.c: the engine of the calling backend */
 extern void EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,
 							const size_t *lengths, MultiVector **out);
+extern void ModelInfoInProcess(EncoderModelInfo *info);
 
 #endif							/* COLPALI_ENCODE_H */

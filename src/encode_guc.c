@@ -18,6 +18,7 @@
 #include <limits.h>
 
 #include "catalog/pg_authid.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -38,6 +39,11 @@ int			colpali_attention = CP_ATTENTION_AUTO;
 int			colpali_cpu_weights = CP_WEIGHTS_AUTO;
 int			colpali_cpu_precision = CP_PRECISION_FP32;
 int			colpali_debug_batch_delay_ms = 0;
+int			colpali_query_format = CP_FORMAT_TRAINED;
+char	   *colpali_query_prefix = NULL;
+char	   *colpali_query_suffix = NULL;
+int			colpali_page_format = CP_FORMAT_TRAINED;
+char	   *colpali_page_prompt = NULL;
 
 static const struct config_enum_entry device_options[] = {
 	{"auto", CP_DEVICE_AUTO, false},
@@ -59,12 +65,45 @@ static const struct config_enum_entry cpu_precision_options[] = {
 	{NULL, 0, false}
 };
 
+static const struct config_enum_entry query_format_options[] = {
+	{"trained", CP_FORMAT_TRAINED, false},
+	{"colpali_engine", CP_FORMAT_COLPALI_ENGINE, false},
+	{"transformers", CP_FORMAT_TRANSFORMERS, false},
+	{"custom", CP_FORMAT_CUSTOM, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry page_format_options[] = {
+	{"trained", CP_FORMAT_TRAINED, false},
+	{"colpali_engine", CP_FORMAT_COLPALI_ENGINE, false},
+	{"transformers", CP_FORMAT_TRANSFORMERS, false},
+	{NULL, 0, false}
+};
+
 static const struct config_enum_entry cpu_weights_options[] = {
 	{"auto", CP_WEIGHTS_AUTO, false},
 	{"fp32", CP_WEIGHTS_FP32, false},
 	{"lazy", CP_WEIGHTS_LAZY, false},
 	{NULL, 0, false}
 };
+
+/*
+ * CheckPromptText
+ *		GUC check hook of the prompt texts: short enough to travel with each
+ *		request (EncoderKey), and no NUL (impossible anyway) or invalid
+ *		encoding (the server checked the value already).
+ */
+static bool
+CheckPromptText(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) >= COLPALI_PROMPT_TEXT_LEN)
+	{
+		GUC_check_errdetail("A prompt text may have at most %d bytes.",
+							COLPALI_PROMPT_TEXT_LEN - 1);
+		return false;
+	}
+	return true;
+}
 
 /*
  * HasParentComponent
@@ -195,6 +234,62 @@ EncoderInit(void)
 							0,
 							NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("colpali.query_format",
+							 "Prompt a query is wrapped in before it is encoded.",
+							 "trained is the prompt the published checkpoints were trained "
+							 "with (ColPali: <bos>Question: q<pad>x10 and a newline; ColQwen2: "
+							 "Query: q<|endoftext|>x10); colpali_engine and transformers are "
+							 "what those Python packages build; custom uses "
+							 "colpali.query_prefix + q + colpali.query_suffix. Pages and "
+							 "queries of one index must be encoded alike.",
+							 &colpali_query_format,
+							 CP_FORMAT_TRAINED,
+							 query_format_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("colpali.query_prefix",
+							   "Text before the query when colpali.query_format is custom.",
+							   "Tokenized together with the query; special tokens such as "
+							   "<bos> are written out.",
+							   &colpali_query_prefix,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   CheckPromptText, NULL, NULL);
+
+	DefineCustomStringVariable("colpali.query_suffix",
+							   "Text after the query when colpali.query_format is custom.",
+							   "For example ten <|endoftext|> (ColQwen2) or <pad> (ColPali) "
+							   "query augmentation tokens.",
+							   &colpali_query_suffix,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   CheckPromptText, NULL, NULL);
+
+	DefineCustomEnumVariable("colpali.page_format",
+							 "Prompt a page image is encoded with.",
+							 "trained and transformers give ColPali pages one <bos>, "
+							 "colpali_engine two (as colpali-engine 0.3.18); ColQwen2 pages "
+							 "are the same in every format.",
+							 &colpali_page_format,
+							 CP_FORMAT_TRAINED,
+							 page_format_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("colpali.page_prompt",
+							   "Instruction after the image in the page prompt.",
+							   "Empty uses the checkpoint's, normally \"Describe the image.\".",
+							   &colpali_page_prompt,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   CheckPromptText, NULL, NULL);
+
 	DefineCustomBoolVariable("colpali.use_worker",
 							 "Send encoding requests to the background worker when it runs.",
 							 "Off encodes inside the calling backend on the CPU.",
@@ -272,6 +367,29 @@ EncoderInit(void)
 }
 
 /*
+ * PromptTextToUtf8
+ *		Copy a prompt setting into a key field in UTF-8, what the engine
+ *		reads (the setting is in the server encoding).
+ */
+static void
+PromptTextToUtf8(char *dst, const char *value)
+{
+	char	   *utf8;
+
+	if (value == NULL)
+		value = "";
+	utf8 = pg_server_to_any(value, strlen(value), PG_UTF8);
+	if (strlen(utf8) >= COLPALI_PROMPT_TEXT_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a colpali prompt setting is longer than %d bytes in UTF-8",
+						COLPALI_PROMPT_TEXT_LEN - 1)));
+	strlcpy(dst, utf8, COLPALI_PROMPT_TEXT_LEN);
+	if (utf8 != value)
+		pfree(utf8);
+}
+
+/*
  * EncoderKeyFromSettings
  *		Fill *key from this session's settings.
  */
@@ -288,6 +406,11 @@ EncoderKeyFromSettings(EncoderKey *key)
 	key->cpu_weights = colpali_cpu_weights;
 	key->cpu_precision = colpali_cpu_precision;
 	key->max_visual_tokens = colpali_max_visual_tokens;
+	key->query_format = colpali_query_format;
+	key->page_format = colpali_page_format;
+	PromptTextToUtf8(key->query_prefix, colpali_query_prefix);
+	PromptTextToUtf8(key->query_suffix, colpali_query_suffix);
+	PromptTextToUtf8(key->page_prompt, colpali_page_prompt);
 }
 
 /*
@@ -315,6 +438,11 @@ EncoderEngineOptions(const EncoderKey *key, CpDevice device,
 	opts->max_batch = colpali_max_batch;
 	opts->attention = (CpAttentionMode) key->attention;
 	opts->max_visual_tokens = key->max_visual_tokens;
+	opts->query_format = (CpPromptFormat) key->query_format;
+	opts->query_prefix = key->query_prefix;
+	opts->query_suffix = key->query_suffix;
+	opts->page_format = (CpPromptFormat) key->page_format;
+	opts->page_prompt = key->page_prompt;
 }
 
 /*

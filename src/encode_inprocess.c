@@ -169,3 +169,19 @@ EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,
 
 	LocalStatsRecord(n, INSTR_TIME_GET_MILLISEC(duration));
 }
+
+/*
+ * ModelInfoInProcess
+ *		Describe the backend's own engine for the session's model, loading
+ *		it if needed (the caller has checked that one is configured).
+ */
+void
+ModelInfoInProcess(EncoderModelInfo *info)
+{
+	EncoderKey	key;
+	CpEngine   *engine;
+
+	EncoderKeyFromSettings(&key);
+	engine = GetLocalEngine(&key, ENCODE_MODEL_INFO);
+	EncoderModelInfoFromEngine(engine, info);
+}

@@ -384,6 +384,33 @@ PublishResult(int idx, int n, const CpEmbedding *embs)
 }
 
 /*
+ * PublishModelInfo
+ *		Answer the ENCODE_MODEL_INFO request of slot idx with the loaded
+ *		engine's description (or drop it if the requester has gone).
+ */
+static void
+PublishModelInfo(int idx)
+{
+	WorkerSlot *slot = &ColpaliWorkerShared->slots[idx];
+	EncoderModelInfo info;
+
+	EncoderModelInfoFromEngine(WorkerEngine, &info);
+	LWLockAcquire(ColpaliWorkerShared->lock, LW_EXCLUSIVE);
+	if (slot->state == SLOT_ABANDONED)
+		slot->state = SLOT_FREE;
+	else if (slot->state == SLOT_RUNNING)
+	{
+		memcpy(&slot->info, &info, sizeof(EncoderModelInfo));
+		slot->status = CP_OK;
+		slot->result = DSM_HANDLE_INVALID;
+		slot->state = SLOT_DONE;
+		RecordLatency(slot);
+		SetLatch(&GetPGProcByNumber(slot->procno)->procLatch);
+	}
+	LWLockRelease(ColpaliWorkerShared->lock);
+}
+
+/*
  * CompareSeq
  *		qsort comparator: slots in arrival order.
  */
@@ -596,7 +623,8 @@ ServeBatch(Batch *b)
 	char		activity[64];
 
 	snprintf(activity, sizeof(activity), "encoding %d %s from %d requests",
-			 b->nitems, b->kind == ENCODE_IMAGES ? "page images" : "queries",
+			 b->nitems, b->kind == ENCODE_IMAGES ? "page images" :
+			 b->kind == ENCODE_QUERIES ? "queries" : "model descriptions",
 			 b->nslots);
 	pgstat_report_activity(STATE_RUNNING, activity);
 	memset(&err, 0, sizeof(err));
@@ -607,6 +635,13 @@ ServeBatch(Batch *b)
 			CHECK_FOR_INTERRUPTS();
 		for (int s = 0; s < b->nslots; s++)
 			FinishSlot(b->slots[s], st, PHASE_LOAD, err.msg);
+		return;
+	}
+
+	if (b->kind == ENCODE_MODEL_INFO)
+	{
+		for (int s = 0; s < b->nslots; s++)
+			PublishModelInfo(b->slots[s]);
 		return;
 	}
 

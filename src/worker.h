@@ -53,6 +53,7 @@ typedef struct WorkerSlot
 	EncodePhase phase;
 	char		errmsg[CP_ERROR_MSG_LEN];
 	EncoderKey	key;			/* model the request wants */
+	EncoderModelInfo info;		/* answer to an ENCODE_MODEL_INFO request */
 } WorkerSlot;
 
 typedef struct WorkerShared

@@ -228,6 +228,7 @@ typedef struct RequestOutcome
 	char		errmsg[CP_ERROR_MSG_LEN];
 	dsm_handle	result;
 	bool		worker_lost;
+	EncoderModelInfo info;		/* ENCODE_MODEL_INFO answers */
 } RequestOutcome;
 
 /*
@@ -253,6 +254,8 @@ WaitForRequest(int idx, RequestOutcome *outcome)
 			outcome->phase = slot->phase;
 			strlcpy(outcome->errmsg, slot->errmsg, CP_ERROR_MSG_LEN);
 			outcome->result = slot->result;
+			if (slot->kind == ENCODE_MODEL_INFO)
+				memcpy(&outcome->info, &slot->info, sizeof(EncoderModelInfo));
 			slot->result = DSM_HANDLE_INVALID;
 			slot->state = SLOT_FREE;
 			done = true;
@@ -297,14 +300,15 @@ WaitForRequest(int idx, RequestOutcome *outcome)
 }
 
 /*
- * WorkerEncode
- *		Encode n inputs through the background worker; out[i] receives a
- *		palloc'd multivector.  ERROR if the worker reports one, if it exits
- *		while holding the request, or on cancel.
+ * WorkerRequest
+ *		Send n inputs of kind to the background worker and wait: out[i]
+ *		receives a palloc'd multivector (encoding requests), *info the
+ *		model description (ENCODE_MODEL_INFO).  ERROR if the worker reports
+ *		one, if it exits while holding the request, or on cancel.
  */
-void
-WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
-			 const size_t *lengths, MultiVector **out)
+static void
+WorkerRequest(EncodeKind kind, int n, const uint8 *const *inputs,
+			  const size_t *lengths, MultiVector **out, EncoderModelInfo *info)
 {
 	dsm_segment *input;
 	PendingRequest req;
@@ -329,7 +333,8 @@ WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
 		 * The slot is FREE now, so cleanup would not unpin the result: do it
 		 * here, first thing after attaching (CopyResult).
 		 */
-		if (!outcome.worker_lost && outcome.status == CP_OK)
+		if (!outcome.worker_lost && outcome.status == CP_OK &&
+			kind != ENCODE_MODEL_INFO)
 			CopyResult(outcome.result, n, out);
 		else if (outcome.result != DSM_HANDLE_INVALID)
 			dsm_unpin_segment(outcome.result);
@@ -346,4 +351,32 @@ WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
 	if (outcome.status != CP_OK)
 		ReportEncoderError(outcome.status, outcome.errmsg, outcome.phase, kind,
 						   key.model_path);
+	if (info != NULL)
+		memcpy(info, &outcome.info, sizeof(EncoderModelInfo));
+}
+
+/*
+ * WorkerEncode
+ *		Encode n inputs through the background worker; out[i] receives a
+ *		palloc'd multivector.
+ */
+void
+WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
+			 const size_t *lengths, MultiVector **out)
+{
+	WorkerRequest(kind, n, inputs, lengths, out, NULL);
+}
+
+/*
+ * WorkerModelInfo
+ *		The worker's description of the session's model (loaded there if
+ *		needed): one request with a single empty input.
+ */
+void
+WorkerModelInfo(EncoderModelInfo *info)
+{
+	const uint8 *empty = (const uint8 *) "";
+	size_t		len = 0;
+
+	WorkerRequest(ENCODE_MODEL_INFO, 1, &empty, &len, NULL, info);
 }

@@ -14,5 +14,6 @@
 extern bool WorkerAvailable(void);
 extern void WorkerEncode(EncodeKind kind, int n, const uint8 *const *inputs,
 						 const size_t *lengths, MultiVector **out);
+extern void WorkerModelInfo(EncoderModelInfo *info);
 
 #endif							/* COLPALI_WORKER_CLIENT_H */

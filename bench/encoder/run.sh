@@ -12,31 +12,49 @@
 # peak RSS for each, and the ratios.  Needs a Python with torch and
 # transformers ($PYTHON, default /work/venv-fixtures/bin/python) and a built
 # colpali-encode.
+#
+# ARCH=colqwen2 (or colqwen2_5) runs the same comparison for ColQwen2 /
+# ColQwen2.5: Qwen2-VL-2B (Qwen2.5-VL-3B) widths, one layer per tower,
+# random bf16 weights (test/fixtures/generate_qwen.py --realshape, written
+# once into build/bench/), pages at the trained budget of 768 visual tokens,
+# against colpali-engine's ColQwen2 on PyTorch (torch_bench_qwen.py; $PYTHON
+# default /work/venv-qwen-fixtures/bin/python).
 set -e
 cd "$(dirname "$0")/../.."
 THREADS=${1:-2}
 RUNS=${2:-3}
-PYTHON=${PYTHON:-/work/venv-fixtures/bin/python}
-MODEL=${BENCH_MODEL_DIR:-build/bench/colpali-realwidth}
-IMAGES=${BENCH_IMAGES:-"test/fixtures/images/page_text.png test/fixtures/images/page_table.png"}
+ARCH=${ARCH:-colpali}
+if [ "$ARCH" = colpali ]; then
+	PYTHON=${PYTHON:-/work/venv-fixtures/bin/python}
+	MODEL=${BENCH_MODEL_DIR:-build/bench/colpali-realwidth}
+	IMAGES=${BENCH_IMAGES:-"test/fixtures/images/page_text.png test/fixtures/images/page_table.png"}
+	TORCH_BENCH=bench/encoder/torch_bench.py
+	make_model() { "$PYTHON" bench/encoder/make_model.py "$MODEL"; }
+else
+	PYTHON=${PYTHON:-/work/venv-qwen-fixtures/bin/python}
+	MODEL=${BENCH_MODEL_DIR:-build/bench/$ARCH-realwidth/model}
+	IMAGES=${BENCH_IMAGES:-"test/fixtures/images/page_text.png test/fixtures/qwen/images/banner_1200x300.png"}
+	TORCH_BENCH=bench/encoder/torch_bench_qwen.py
+	make_model() { "$PYTHON" test/fixtures/generate_qwen.py --realshape "$ARCH" "$(dirname "$MODEL")"; }
+fi
 # On a shared machine spinning OpenMP workers only steal time from the
 # others; both sides get the same policy.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 QUERY="What is the total revenue in 2024?"
 
 [ -x ./colpali-encode ] || { echo "build colpali-encode first (make)"; exit 1; }
-[ -f "$MODEL/model.safetensors" ] || "$PYTHON" bench/encoder/make_model.py "$MODEL"
+[ -f "$MODEL/model.safetensors" ] || make_model
 
 set -- $IMAGES
 IMGARGS=""
 for f in "$@"; do IMGARGS="$IMGARGS --image $f"; done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads=$THREADS, runs=$RUNS (median)"
-echo "# torch attention: ${TORCH_ATTN:-sdpa}; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $ARCH; torch attention: ${TORCH_ATTN:-sdpa}; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
 c_bf16=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision bf16 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
-t_fp32=$(TORCH_DTYPE=float32 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
-t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" bench/encoder/torch_bench.py "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
+t_fp32=$(TORCH_DTYPE=float32 "$PYTHON" "$TORCH_BENCH" "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
+t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" "$TORCH_BENCH" "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
 # The kernels each side ran: ours from colpali-encode's own report (gemm=,
 # bf16_gemm=, elementwise=; docs/cpu-kernels.md), torch's CPU capability
 # (the ATen vector ISA) and whether its oneDNN (mkldnn) backend is on.

@@ -62,6 +62,21 @@ typedef enum CpAttentionMode
 	CP_ATTENTION_CAUSAL
 } CpAttentionMode;
 
+/*
+ * Prompt formats (docs/encoder.md#prompt-formats).  The published checkpoints
+ * were trained with one prompt, and the Python packages that serve them build
+ * others; no file of a checkpoint says which applies.
+ */
+typedef enum CpPromptFormat
+{
+	CP_FORMAT_TRAINED = 0,		/* what the published checkpoints were
+								 * trained with (default) */
+	CP_FORMAT_COLPALI_ENGINE,	/* what colpali-engine 0.3.18 builds */
+	CP_FORMAT_TRANSFORMERS,		/* what transformers' native processors build */
+	CP_FORMAT_CUSTOM			/* queries: query_prefix + text + query_suffix
+								 * verbatim; pages: as TRAINED */
+} CpPromptFormat;
+
 typedef struct CpEngineOptions
 {
 	const char *model_dir;		/* checkpoint folder (config.json, *.safetensors,
@@ -79,6 +94,12 @@ typedef struct CpEngineOptions
 	int			max_visual_tokens;	/* ColQwen2: page budget in visual tokens,
 									 * under the checkpoint's max_pixels;
 									 * 0 = 768, the trained budget */
+	CpPromptFormat query_format;	/* query prompt; TRAINED by default */
+	const char *query_prefix;	/* CUSTOM: text before the query (NULL = "") */
+	const char *query_suffix;	/* CUSTOM: text after the query (NULL = "") */
+	CpPromptFormat page_format; /* page prompt (CUSTOM = TRAINED) */
+	const char *page_prompt;	/* instruction after the image; NULL or "" =
+								 * the checkpoint's ("Describe the image.") */
 } CpEngineOptions;
 
 /* One output multivector: nvec rows of dim floats, row-major, malloc'd. */
@@ -120,5 +141,26 @@ extern int	cp_engine_embedding_dim(const CpEngine *engine);
  * bf16_gemm=amx-bf16 elementwise=avx512f" on the CPU, "cuda" on a GPU.
  */
 extern const char *cp_engine_kernels(const CpEngine *engine);
+
+/*
+ * What an open engine computes, for model-info reports.  The strings belong
+ * to the engine (valid until cp_engine_close).
+ */
+typedef struct CpModelInfo
+{
+	const char *architecture;	/* "ColPali", "ColQwen2", "ColQwen2.5" */
+	int			embedding_dim;
+	int			page_rows;		/* rows of a page embedding: every page
+								 * (ColPali), the most at the page budget
+								 * (ColQwen2) */
+	int			visual_tokens;	/* image rows of such a page */
+	const char *query_format;	/* e.g. "trained: Query: {query}<|endoftext|>x10" */
+	const char *page_format;	/* e.g. "trained: <image>x1024<bos>Describe the image.\n" */
+	const char *precision;		/* "fp32" or "bf16" (what the kernels do) */
+	const char *device;			/* cp_engine_device_name */
+	const char *kernels;		/* cp_engine_kernels */
+} CpModelInfo;
+
+extern void cp_engine_model_info(const CpEngine *engine, CpModelInfo *info);
 
 #endif							/* COLPALI_ENGINE_H */

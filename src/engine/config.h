@@ -99,6 +99,12 @@ typedef struct CpPromptConfig
 	char		visual_prompt_prefix[256];	/* "Describe the image." */
 	int			query_augmentation_tokens;	/* 10 pad tokens appended */
 	char		query_augmentation_token[32];	/* tokenizer's pad token, "<pad>" */
+	/* the chosen prompt format (prompt_format.c; set at engine open) */
+	char		query_before[1024]; /* a query prompt is query_before + text */
+	char		query_after[1024];	/* + query_after */
+	int			page_bos;		/* ColPali: <bos> before the page instruction */
+	bool		format_set;		/* false: the fields above are unset, the
+								 * builders use the trained format */
 } CpPromptConfig;
 
 typedef struct CpModelConfig

@@ -238,7 +238,11 @@ parse_qwen_vision(json_t *v, CpModelConfig *cfg, CpError *err)
 							CP_QWEN_MAX_FULLATT);
 		for (i = 0; i < json_array_size(fa); i++)
 		{
-			if (!small_int(json_array_get(fa, i), 0, q->depth - 1, &q->fullatt_block_indexes[q->n_fullatt]))
+			/*
+			 * an index past the last block never matches, as in
+			 * transformers (a reduced-depth copy keeps the real list)
+			 */
+			if (!small_int(json_array_get(fa, i), 0, 1 << 20, &q->fullatt_block_indexes[q->n_fullatt]))
 				return cp_error(err, CP_ERR_FORMAT, "config.json: fullatt_block_indexes[%zu] is not a block index", i);
 			q->n_fullatt++;
 		}

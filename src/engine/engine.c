@@ -65,6 +65,8 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	CpEngine   *e;
 	const char *cfg_dir;
 	const char *tok_dir;
+	const char *base_dir;
+	char		base_buf[PATH_MAX];
 	char		path[PATH_MAX];
 	CpBackendOptions bo;
 	CpStatus	st;
@@ -80,13 +82,22 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	e->cancel_arg = opts->cancel_arg;
 	e->max_image_pixels = opts->max_image_pixels;
 
-	/* a LoRA adapter folder may lack config.json / tokenizer.json: use the base's */
+	/*
+	 * a LoRA adapter folder may lack config.json / tokenizer.json: use the
+	 * base's, given or resolved from the adapter's base_model_name_or_path
+	 */
+	base_dir = opts->base_model_dir;
+	if ((base_dir == NULL || base_dir[0] == '\0') &&
+		cp_adapter_base_dir(opts->model_dir, base_buf, sizeof(base_buf)))
+		base_dir = base_buf;
+	if (base_dir != NULL && base_dir[0] == '\0')
+		base_dir = NULL;
 	cfg_dir = opts->model_dir;
-	if (!file_exists(cfg_dir, "config.json") && opts->base_model_dir != NULL)
-		cfg_dir = opts->base_model_dir;
+	if (!file_exists(cfg_dir, "config.json") && base_dir != NULL)
+		cfg_dir = base_dir;
 	tok_dir = opts->model_dir;
-	if (!file_exists(tok_dir, "tokenizer.json") && opts->base_model_dir != NULL)
-		tok_dir = opts->base_model_dir;
+	if (!file_exists(tok_dir, "tokenizer.json") && base_dir != NULL)
+		tok_dir = base_dir;
 
 	st = cp_config_load(cfg_dir, &e->cfg, err);
 	if (st != CP_OK)
@@ -123,13 +134,39 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	st = cp_tokenizer_load(path, &e->tok, err);
 	if (st != CP_OK)
 		goto fail;
+	st = cp_prompt_apply_format(&e->cfg, opts->query_format, opts->query_prefix,
+								opts->query_suffix, opts->page_format,
+								opts->page_prompt, e->query_format,
+								e->page_format, sizeof(e->query_format), err);
+	if (st != CP_OK)
+		goto fail;
 	/* ColQwen pages have a prompt per grid (engine_qwen.c) */
 	if (!qwen)
 	{
 		st = cp_build_image_prompt(e->tok, &e->cfg, &e->page_ids, &e->page_len, err);
 		if (st != CP_OK)
 			goto fail;
+		e->page_rows = e->page_len;
+		e->visual_tokens = e->cfg.num_image_tokens;
 	}
+	else
+	{
+		int32_t    *ids = NULL;
+		int			n = 0;
+
+		/* the prompt's text rows, plus the most visual tokens of a page */
+		st = cp_build_qwen_image_prompt(e->tok, &e->cfg, 1, &ids, &n, err);
+		free(ids);
+		if (st != CP_OK)
+			goto fail;
+		{
+			int64_t		cell = (int64_t) e->cfg.qwen.image.patch_size * e->cfg.qwen.image.merge_size;
+
+			e->visual_tokens = (int) (e->cfg.qwen.image.max_pixels / (cell * cell));
+		}
+		e->page_rows = n - 1 + e->visual_tokens;
+	}
+	e->bf16_requested = (opts->cpu_precision == CP_PRECISION_BF16);
 	st = cp_weights_open(opts->model_dir, opts->base_model_dir, &e->weights, err);
 	if (st != CP_OK)
 		goto fail;
@@ -492,4 +529,32 @@ int
 cp_engine_embedding_dim(const CpEngine *e)
 {
 	return e->cfg.embedding_dim;
+}
+
+/*
+ * cp_engine_model_info
+ *		See colpali_engine.h.  bf16 is reported only where it is computed:
+ *		the CPU backend with a bf16 GEMM kernel, or CUDA (bf16 GEMMs always).
+ */
+void
+cp_engine_model_info(const CpEngine *e, CpModelInfo *info)
+{
+	const char *kernels = cp_engine_kernels(e);
+	bool		cpu = (strcmp(e->be->name, "cpu") == 0);
+
+	memset(info, 0, sizeof(CpModelInfo));
+	info->architecture = e->cfg.arch == CP_ARCH_QWEN2_VL ? "ColQwen2" :
+		e->cfg.arch == CP_ARCH_QWEN2_5_VL ? "ColQwen2.5" : "ColPali";
+	info->embedding_dim = e->cfg.embedding_dim;
+	info->page_rows = e->page_rows;
+	info->visual_tokens = e->visual_tokens;
+	info->query_format = e->query_format;
+	info->page_format = e->page_format;
+	if (!cpu)
+		info->precision = "bf16";
+	else
+		info->precision = (e->bf16_requested &&
+						   strstr(kernels, "bf16_gemm=none") == NULL) ? "bf16" : "fp32";
+	info->device = cp_engine_device_name(e);
+	info->kernels = kernels;
 }

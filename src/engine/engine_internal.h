@@ -36,6 +36,12 @@ struct CpEngine
 	int64_t		max_image_pixels;
 	CpCancelFn	cancel;
 	void	   *cancel_arg;
+	/* for cp_engine_model_info */
+	char		query_format[512];
+	char		page_format[1024];
+	bool		bf16_requested;
+	int			page_rows;
+	int			visual_tokens;
 };
 
 /* ColQwen2 / ColQwen2.5 pages and queries, one at a time (engine_qwen.c). */

@@ -350,6 +350,31 @@ base_index(const CpWeights *w, int nbase, const char *module, size_t mlen,
 		return cp_error(err, CP_ERR_NOMEM, "out of memory");
 	}
 	*bi = cp_weights_find_exact(w, bname, bcanon);
+	if (*bi == -1)
+	{
+		/*
+		 * ColQwen2: the decoder is "model.layers.N" in the 2024 hub layout
+		 * and "language_model.layers.N" in colpali-engine's transformers-5
+		 * layout, and adapters come in either form over either base
+		 * (docs/encoder.md#colqwen2-layouts): try the other form.
+		 */
+		static const char lm[] = "language_model.";
+		size_t		clen = strlen(bcanon);
+		char	   *alt = malloc(clen + sizeof(lm));
+
+		if (alt == NULL)
+		{
+			free(bname);
+			free(bcanon);
+			return cp_error(err, CP_ERR_NOMEM, "out of memory");
+		}
+		if (strncmp(bcanon, lm, strlen(lm)) == 0)
+			strcpy(alt, bcanon + strlen(lm));
+		else
+			snprintf(alt, clen + sizeof(lm), "%s%s", lm, bcanon);
+		*bi = cp_weights_find_exact(w, "", alt);
+		free(alt);
+	}
 	if (*bi < 0 || *bi >= nbase)
 		st = cp_error(err, *bi == -2 ? CP_ERR_FORMAT : CP_ERR_NOT_FOUND,
 					  "LoRA adapter targets \"%s\", which the base checkpoint %s", bname,

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "colpali_engine.h"
 #include "config.h"
 #include "cp_status.h"
 #include "tokenizer.h"
@@ -58,6 +59,31 @@ extern CpStatus cp_build_qwen_query_prompt(const CpTokenizer *tok,
 										   const char *text, size_t len,
 										   int32_t **ids, int *n_ids,
 										   CpError *err);
+
+/*
+ * Apply the prompt formats chosen in CpEngineOptions to cfg->prompt (which
+ * holds the checkpoint's prompt settings on entry) and describe them in
+ * query_desc / page_desc (docs/encoder.md#prompt-formats; prompt_format.c).
+ * Until it is called (cp_config_load leaves query_before / query_after
+ * empty and page_bos 0) the builders use the trained format.
+ */
+extern CpStatus cp_prompt_apply_format(CpModelConfig *cfg,
+									   CpPromptFormat query_format,
+									   const char *custom_prefix,
+									   const char *custom_suffix,
+									   CpPromptFormat page_format,
+									   const char *page_prompt,
+									   char *query_desc, char *page_desc,
+									   size_t desc_size, CpError *err);
+
+/*
+ * The text of a query prompt for cfg's format: query_before + text +
+ * query_after, malloc'd and NUL-terminated (the trained format when
+ * cp_prompt_apply_format was not called).
+ */
+extern CpStatus cp_query_prompt_text(const CpModelConfig *cfg, const char *text,
+									 size_t len, char **out, size_t *out_len,
+									 CpError *err);
 
 /*
  * 3-D M-RoPE positions of one sequence (docs/encoder.md#colqwen2-positions)

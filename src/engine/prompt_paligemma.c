@@ -61,6 +61,8 @@ cp_build_image_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 	if (cp_tokenizer_token_id(tok, "<bos>") < 0)
 		return cp_error(err, CP_ERR_FORMAT, "tokenizer has no <bos> token");
 	if (!cp_str_append(&s, "<bos>", 5) ||
+		(cfg->prompt.format_set && cfg->prompt.page_bos == 2 &&
+		 !cp_str_append(&s, "<bos>", 5)) ||
 		!cp_str_append(&s, cfg->prompt.visual_prompt_prefix, strlen(cfg->prompt.visual_prompt_prefix)) ||
 		!cp_str_append(&s, "\n", 1))
 	{
@@ -88,18 +90,19 @@ cp_build_image_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 
 /*
  * cp_build_query_prompt
- *		Tokens of "<bos>" + query_prefix + text + augmentation x k + "\n"
- *		(ColPaliProcessor.process_queries).
+ *		Tokens of the query prompt of the chosen format
+ *		(docs/encoder.md#prompt-formats; by default "<bos>" + query_prefix +
+ *		text + augmentation x k + "\n", as transformers' ColPaliProcessor and
+ *		the training collator build it).
  */
 CpStatus
 cp_build_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 					  const char *text, size_t len,
 					  int32_t **ids, int *n_ids, CpError *err)
 {
-	CpStr		s = {0};
+	char	   *buf = NULL;
+	size_t		total = 0;
 	CpStatus	st;
-	bool		ok;
-	int			i;
 
 	*ids = NULL;
 	*n_ids = 0;
@@ -116,19 +119,10 @@ cp_build_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 	}
 	if (cfg->prompt.query_augmentation_tokens < 0 || cfg->prompt.query_augmentation_tokens > 4096)
 		return cp_error(err, CP_ERR_INVALID_ARG, "invalid number of query augmentation tokens");
-	ok = cp_str_append(&s, "<bos>", 5) &&
-		cp_str_append(&s, cfg->prompt.query_prefix, strlen(cfg->prompt.query_prefix)) &&
-		cp_str_append(&s, text ? text : "", len);
-	for (i = 0; ok && i < cfg->prompt.query_augmentation_tokens; i++)
-		ok = cp_str_append(&s, cfg->prompt.query_augmentation_token, strlen(cfg->prompt.query_augmentation_token));
-	ok = ok && cp_str_append(&s, "\n", 1);
-	if (!ok)
-	{
-		free(s.s);
-		return cp_error(err, CP_ERR_NOMEM, "out of memory");
-	}
-	st = encode_cstr(tok, &s, ids, n_ids, err);
-	free(s.s);
+	st = cp_query_prompt_text(cfg, text ? text : "", len, &buf, &total, err);
+	if (st != CP_OK)
+		return st;
+	st = cp_tokenizer_encode(tok, buf, total, 0, ids, n_ids, err);
+	free(buf);
 	return st;
 }
-

@@ -120,14 +120,9 @@ cp_build_qwen_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 						   const char *text, size_t len, int32_t **ids,
 						   int *n_ids, CpError *err)
 {
-	size_t		plen = strlen(cfg->prompt.query_prefix);
-	size_t		alen = strlen(cfg->prompt.query_augmentation_token);
-	int			naug = cfg->prompt.query_augmentation_tokens;
-	size_t		total;
-	char	   *buf;
-	size_t		off;
+	char	   *buf = NULL;
+	size_t		total = 0;
 	size_t		i;
-	int			k;
 	CpStatus	st;
 
 	*ids = NULL;
@@ -138,19 +133,9 @@ cp_build_qwen_query_prompt(const CpTokenizer *tok, const CpModelConfig *cfg,
 	for (i = 0; i + strlen(QWEN_IMAGE_PAD) <= len; i++)
 		if (memcmp(text + i, QWEN_IMAGE_PAD, strlen(QWEN_IMAGE_PAD)) == 0)
 			return cp_error(err, CP_ERR_INVALID_ARG, "a query must not contain the image placeholder token " QWEN_IMAGE_PAD);
-	if (naug < 0 || naug > 1024)
-		return cp_error(err, CP_ERR_INVALID_ARG, "%d query augmentation tokens", naug);
-	total = plen + len + (size_t) naug * alen;
-	buf = malloc(total + 1);
-	if (buf == NULL)
-		return cp_error(err, CP_ERR_NOMEM, "out of memory building a prompt");
-	memcpy(buf, cfg->prompt.query_prefix, plen);
-	if (len > 0)
-		memcpy(buf + plen, text, len);
-	off = plen + len;
-	for (k = 0; k < naug; k++, off += alen)
-		memcpy(buf + off, cfg->prompt.query_augmentation_token, alen);
-	buf[total] = '\0';
+	st = cp_query_prompt_text(cfg, text ? text : "", len, &buf, &total, err);
+	if (st != CP_OK)
+		return st;
 	st = cp_tokenizer_encode(tok, buf, total, 0, ids, n_ids, err);
 	free(buf);
 	return st;

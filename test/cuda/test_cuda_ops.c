@@ -493,6 +493,75 @@ test_elementwise(Pair *p, size_t n)
 	free(t);
 }
 
+/* The Qwen2-VL family's ops against the CPU backend's fp32 loops. */
+static void
+test_qwen_ops(Pair *p, int rows, int nh, int hd)
+{
+	char		name[96];
+	int			dim = nh * hd;
+	size_t		n = (size_t) rows * dim;
+	size_t		na = (size_t) rows * (hd / 2);
+	float	   *x = rand_array(n, 3.0f, false);
+	float	   *u = rand_array(n, 3.0f, false);
+	float	   *w = rand_array((size_t) dim, 1.0f, false);
+	float	   *ang = rand_array(na, 6.0f, false);
+	float	   *c = malloc(sizeof(float) * na);
+	float	   *sn = malloc(sizeof(float) * na);
+	Buf2		X,
+				U,
+				Y,
+				Wt,
+				Cs,
+				Sn;
+
+	for (size_t i = 0; i < na; i++)
+	{
+		c[i] = cosf(ang[i]);
+		sn[i] = sinf(ang[i]);
+	}
+	X = act(p, x, n);
+	U = act(p, u, n);
+	Y = act(p, NULL, n);
+	Wt = weight(p, w, 1, dim, CP_DTYPE_F32, CP_WEIGHT_VECTOR);
+	Cs = act(p, c, na);
+	Sn = act(p, sn, na);
+
+	CALL(p->cpu, p->cpu->rmsnorm_plain(p->cpu, cp_view(Y.c, 0), cp_view(X.c, 0), Wt.c, rows, dim, 1e-6f));
+	CALL(p->gpu, p->gpu->rmsnorm_plain(p->gpu, cp_view(Y.g, 0), cp_view(X.g, 0), Wt.g, rows, dim, 1e-6f));
+	snprintf(name, sizeof(name), "rmsnorm_plain %dx%d", rows, dim);
+	compare(p, name, &Y, 0, n, 1e-9);
+
+	CALL(p->cpu, p->cpu->rotary(p->cpu, cp_view(X.c, 0), cp_view(Cs.c, 0), cp_view(Sn.c, 0), rows, nh, hd));
+	CALL(p->gpu, p->gpu->rotary(p->gpu, cp_view(X.g, 0), cp_view(Cs.g, 0), cp_view(Sn.g, 0), rows, nh, hd));
+	snprintf(name, sizeof(name), "rotary %d rows h%d d%d", rows, nh, hd);
+	compare(p, name, &X, 0, n, 1e-9);
+
+	CALL(p->cpu, p->cpu->swiglu(p->cpu, cp_view(Y.c, 0), cp_view(X.c, 0), cp_view(U.c, 0), n));
+	CALL(p->gpu, p->gpu->swiglu(p->gpu, cp_view(Y.g, 0), cp_view(X.g, 0), cp_view(U.g, 0), n));
+	compare(p, "swiglu", &Y, 0, n, 1e-9);
+
+	CALL(p->cpu, p->cpu->quick_gelu(p->cpu, cp_view(X.c, 0), n));
+	CALL(p->gpu, p->gpu->quick_gelu(p->gpu, cp_view(X.g, 0), n));
+	compare(p, "quick_gelu", &X, 0, n, 1e-9);
+
+	CALL(p->cpu, p->cpu->gelu_erf(p->cpu, cp_view(U.c, 0), n));
+	CALL(p->gpu, p->gpu->gelu_erf(p->gpu, cp_view(U.g, 0), n));
+	compare(p, "gelu_erf", &U, 0, n, 1e-9);
+
+	free2(p, &X);
+	free2(p, &U);
+	free2(p, &Y);
+	free2(p, &Wt);
+	free2(p, &Cs);
+	free2(p, &Sn);
+	free(x);
+	free(u);
+	free(w);
+	free(ang);
+	free(c);
+	free(sn);
+}
+
 static void
 test_gathers(Pair *p)
 {
@@ -636,6 +705,8 @@ main(void)
 	test_rope(&p, 2, 1030, 8, 256);
 	test_rope(&p, 2, 33, 1, 16);
 	test_elementwise(&p, (size_t) 48 * 1000);
+	test_qwen_ops(&p, 300, 12, 128);
+	test_qwen_ops(&p, 7, 16, 80);
 	test_gathers(&p);
 	test_errors(&p);
 

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "prompt.h"
 #include "tokenizer.h"
+#include "golden_format.h"
 #include "test_util.h"
 
 #define QDIR "../fixtures/qwen/"
@@ -141,8 +142,11 @@ test_prompts(const char *dir, json_t *gold)
 		int			n = 0;
 		bool		same;
 
-		if (strcmp(fmt, "engine-0.3.18") == 0)
-			qc.prompt.query_prefix[0] = '\0';
+		if (!golden_query_format(&qc, fmt))
+		{
+			CHECK(false, "query %zu: format %s", i, fmt ? fmt : "(none)");
+			continue;
+		}
 		if (cp_build_qwen_query_prompt(tok, &qc, text, strlen(text), &ids, &n, &err) != CP_OK)
 		{
 			CHECK(false, "query prompt: %s", err.msg);
@@ -235,6 +239,37 @@ test_refusals(void)
 	}
 }
 
+/*
+ * test_reduced_depth
+ *		A Qwen2.5-VL config whose vision depth was cut (as in the real-shape
+ *		check) keeps the real fullatt_block_indexes: transformers ignores
+ *		the ones past the last block, so must the engine; a negative index
+ *		is still refused.
+ */
+static void
+test_reduced_depth(json_t *c25)
+{
+	json_t	   *cfg = json_deep_copy(c25);
+	json_t	   *v = json_object_get(cfg, "vision_config");
+	CpModelConfig mc;
+	CpError		err = {0};
+	char	   *text;
+	CpStatus	st;
+
+	json_object_set_new(v, "depth", json_integer(1));
+	json_object_set_new(v, "fullatt_block_indexes", json_pack("[iiii]", 7, 15, 23, 31));
+	text = json_dumps(cfg, 0);
+	st = cp_config_parse(text, NULL, NULL, NULL, &mc, &err);
+	CHECK(st == CP_OK && mc.qwen.depth == 1 && mc.qwen.n_fullatt == 4,
+		  "depth 1 with fullatt_block_indexes [7, 15, 23, 31]: %s \"%s\"", cp_status_name(st), err.msg);
+	free(text);
+	json_object_set_new(v, "fullatt_block_indexes", json_pack("[i]", -1));
+	text = json_dumps(cfg, 0);
+	expect_refused("negative fullatt index", text, CP_ERR_FORMAT, "fullatt_block_indexes");
+	free(text);
+	json_decref(cfg);
+}
+
 int
 main(void)
 {
@@ -253,6 +288,7 @@ main(void)
 		test_model_config(QDIR "models/colqwen2_5-hub2024", CP_ARCH_QWEN2_5_VL, c25);
 		test_prompts(QDIR "models/colqwen2-hub2024", json_object_get(goldens, "colqwen2"));
 		test_prompts(QDIR "models/colqwen2_5-hub2024", json_object_get(goldens, "colqwen2_5"));
+		test_reduced_depth(c25);
 	}
 	test_refusals();
 	json_decref(manifest);

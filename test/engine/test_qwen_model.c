@@ -24,6 +24,7 @@
 #include "prompt.h"
 #include "tokenizer.h"
 #include "weights.h"
+#include "golden_format.h"
 #include "test_util.h"
 
 #define QDIR "../fixtures/qwen/"
@@ -201,8 +202,11 @@ run_model(const char *dir, json_t *manifest, const char *golden, bool reference)
 			int			n = 0;
 			float	   *emb;
 
-			if (strcmp(json_string_value(json_object_get(q, "format")), "engine-0.3.18") == 0)
-				qc.prompt.query_prefix[0] = '\0';
+			if (!golden_query_format(&qc, json_string_value(json_object_get(q, "format"))))
+			{
+				CHECK(false, "query %zu: unknown format", i);
+				continue;
+			}
 			if (cp_build_qwen_query_prompt(tok, &qc, text, strlen(text), &ids, &n, &err) != CP_OK)
 			{
 				CHECK(false, "query: %s", err.msg);
