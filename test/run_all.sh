@@ -87,6 +87,16 @@ regress() {
 }
 step "pg_regress" regress || true
 
+# The ViDoRe loader's TAP checks need pyarrow, which Debian 12 does not
+# package: a venv over the system packages with the pinned wheel from PyPI.
+# Without it (no network) those checks skip and say so.
+if [ -z "${COLPALI_TEST_PYTHON:-}" ] &&
+	"${RUNAS[@]}" /usr/bin/python3 -m venv --system-site-packages "$work/pyenv" >/dev/null 2>&1 &&
+	"${RUNAS[@]}" "$work/pyenv/bin/pip" install -q --disable-pip-version-check pyarrow==26.0.1 >/dev/null 2>&1; then
+	export COLPALI_TEST_PYTHON="$work/pyenv/bin/python"
+	echo "pyarrow 26.0.1 in $work/pyenv for the ViDoRe loader checks"
+fi
+
 tap() {
 	"${RUNAS[@]}" env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE \
 		make prove_installcheck PG_CONFIG="$PG_CONFIG" PROVE_FLAGS="--timer"

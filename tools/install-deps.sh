@@ -9,7 +9,7 @@ pkgs=(
 	libopenblas-dev libstb-dev libjansson-dev libjpeg-dev
 	libpcre2-dev libutf8proc-dev
 	libipc-run-perl
-	python3-numpy python3-threadpoolctl python3-psycopg python3-pytest
+	python3-numpy python3-threadpoolctl python3-psycopg python3-pytest python3-venv
 )
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
