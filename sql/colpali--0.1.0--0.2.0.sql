@@ -130,6 +130,15 @@ COMMENT ON FUNCTION colpali_explain(multivector, multivector, integer, integer) 
 -- halfmultivector, bitmultivector, casts and MaxSim; the same text as
 -- sql/sections/15_compact_multivector.sql
 -- ---------------------------------------------------------------------------
+-- multivector is the preferred type of its category, so that calls whose
+-- arguments are all untyped literals keep resolving to multivector as they
+-- did before the compact types existed: maxsim('[[..]]', '[[..]]'),
+-- dims('[[..]]'), '[[..]]' <#> '[[..]]'.  (CREATE TYPE has no way to change
+-- this afterwards and ALTER TYPE cannot set it; the extension is untrusted,
+-- so its scripts run as a superuser.)
+UPDATE pg_catalog.pg_type SET typispreferred = true
+WHERE oid = 'multivector'::pg_catalog.regtype;
+
 CREATE TYPE halfmultivector;
 
 CREATE FUNCTION halfmultivector_in(cstring, oid, integer) RETURNS halfmultivector

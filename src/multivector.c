@@ -269,7 +269,10 @@ MultiVectorReportParseError(const char *typname, const char *lit,
 			break;
 		case MVP_NAN:
 		case MVP_INFINITE:
-			CheckElement(err->status == MVP_NAN ? get_float4_nan() : get_float4_infinity());
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s not allowed in %s",
+							err->status == MVP_NAN ? "NaN" : "infinite value", typname)));
 			break;
 		case MVP_TOO_MANY_DIMS:
 			CheckDimLimit(MV_MAX_DIM + 1);

@@ -5,6 +5,15 @@
 --     src/multivector_compact.c, src/maxsim_compact.c; reference: docs/multivector.md
 -- ===========================================================================
 
+-- multivector is the preferred type of its category, so that calls whose
+-- arguments are all untyped literals keep resolving to multivector as they
+-- did before the compact types existed: maxsim('[[..]]', '[[..]]'),
+-- dims('[[..]]'), '[[..]]' <#> '[[..]]'.  (CREATE TYPE has no way to change
+-- this afterwards and ALTER TYPE cannot set it; the extension is untrusted,
+-- so its scripts run as a superuser.)
+UPDATE pg_catalog.pg_type SET typispreferred = true
+WHERE oid = 'multivector'::pg_catalog.regtype;
+
 CREATE TYPE halfmultivector;
 
 CREATE FUNCTION halfmultivector_in(cstring, oid, integer) RETURNS halfmultivector
