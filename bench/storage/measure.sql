@@ -20,7 +20,7 @@ END $$;
 
 -- recall@10 against truth and p50 latency of `stmt` (returns int[] of ids,
 -- takes the float query as $1); index scans allowed or not
-CREATE OR REPLACE FUNCTION st_run(stmt text, use_index bool,
+CREATE OR REPLACE FUNCTION st_run(stmt text, use_index bool, max_queries int DEFAULT NULL,
 	OUT recall float8, OUT p50_ms float8)
 LANGUAGE plpgsql AS $$
 DECLARE r record; t0 timestamptz; ids int[]; hits int := 0; n int := 0; lat float8[] := '{}';
@@ -32,7 +32,7 @@ BEGIN
 		SET LOCAL enable_bitmapscan = off;
 	END IF;
 	SET LOCAL jit = off;
-	FOR r IN SELECT t.qid, q.q, t.ids FROM truth t JOIN queries q USING (qid) ORDER BY qid LOOP
+	FOR r IN SELECT t.qid, q.q, t.ids FROM truth t JOIN queries q USING (qid) ORDER BY qid LIMIT max_queries LOOP
 		t0 := clock_timestamp();
 		EXECUTE stmt INTO ids USING r.q;
 		lat := lat || extract(epoch FROM clock_timestamp() - t0) * 1000;

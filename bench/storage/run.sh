@@ -62,7 +62,7 @@ echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 
 # st_row NAME BYTES_SQL EXACT_STMT [INDEX_STMT]
 row() {
 	local name=$1 bytes=$2 stmt=$3 istmt=${4:-}
-	$Q -c "SET client_min_messages = warning" -c "SELECT st_run(\$q\$$stmt\$q\$, false)" >/dev/null	# warm-up
+	$Q -c "SET client_min_messages = warning" -c "SELECT st_run(\$q\$$stmt\$q\$, false, 5)" >/dev/null	# warm-up
 	local res
 	res=$($Q -c "SET client_min_messages = warning" -c "
 		SELECT round(($bytes)::numeric, 1), round(e.p50_ms::numeric, 2), round(e.recall::numeric, 3),
