@@ -125,11 +125,13 @@ Datum
 maxsim(PG_FUNCTION_ARGS)
 {
 	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	MultiVector *query = PG_GETARG_MULTIVECTOR_P(1);
+	bool		cached;
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
 	double		result = MaxSimScore(doc, query);
 
 	PG_FREE_IF_COPY(doc, 0);
-	PG_FREE_IF_COPY(query, 1);
+	if (!cached)
+		PG_FREE_IF_COPY(query, 1);
 	PG_RETURN_FLOAT8(result);
 }
 
@@ -141,11 +143,13 @@ Datum
 multivector_negative_maxsim(PG_FUNCTION_ARGS)
 {
 	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	MultiVector *query = PG_GETARG_MULTIVECTOR_P(1);
+	bool		cached;
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
 	double		result = -MaxSimScore(doc, query);
 
 	PG_FREE_IF_COPY(doc, 0);
-	PG_FREE_IF_COPY(query, 1);
+	if (!cached)
+		PG_FREE_IF_COPY(query, 1);
 	PG_RETURN_FLOAT8(result);
 }
 

@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -63,6 +64,52 @@ void *
 MaxSimDocBuffer(Size bytes)
 {
 	return GrowBuffer(&doc_buffer, &doc_buffer_size, bytes);
+}
+
+/*
+ * The detoasted query of one call site, kept for the next call with the same
+ * stored value (see MaxSimQueryArg).
+ */
+typedef struct QueryCache
+{
+	char		pointer[TOAST_POINTER_SIZE];	/* the on-disk TOAST pointer */
+	MultiVector *value;			/* its detoasted value, in fn_mcxt */
+} QueryCache;
+
+/*
+ * MaxSimQueryArg
+ *		The query argument, detoasted.  A query that comes from a table, as in
+ *		ORDER BY emb <#> (SELECT q FROM queries WHERE ...), reaches every call
+ *		as the same on-disk TOAST pointer; fetching it again for each row
+ *		would cost as many TOAST chunk reads per row as a binary page has.
+ *		The detoasted copy is kept in the call site's fn_extra, keyed by the
+ *		pointer (value id and TOAST relation: stored values never change).
+ *		*cached tells the caller not to free it.
+ */
+MultiVector *
+MaxSimQueryArg(FunctionCallInfo fcinfo, int argno, bool *cached)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+	QueryCache *cache = (QueryCache *) fcinfo->flinfo->fn_extra;
+	MemoryContext old;
+
+	*cached = false;
+	if (!VARATT_IS_EXTERNAL_ONDISK(v) || VARSIZE_EXTERNAL(v) != TOAST_POINTER_SIZE)
+		return (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(argno));
+	*cached = true;
+	if (cache != NULL && memcmp(cache->pointer, v, TOAST_POINTER_SIZE) == 0)
+		return cache->value;
+	if (cache == NULL)
+		cache = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(QueryCache));
+	else if (cache->value != NULL)
+		pfree(cache->value);
+	cache->value = NULL;
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	cache->value = (MultiVector *) detoast_attr(v);
+	MemoryContextSwitchTo(old);
+	memcpy(cache->pointer, v, TOAST_POINTER_SIZE);
+	return cache->value;
 }
 
 /*
@@ -157,20 +204,24 @@ Datum \
 maxsim_##NAME(PG_FUNCTION_ARGS) \
 { \
 	MultiVector *doc = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)); \
-	MultiVector *query = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(1)); \
+	bool		cached; \
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached); \
 	double		result = SCORE(doc, query); \
 	PG_FREE_IF_COPY(doc, 0); \
-	PG_FREE_IF_COPY(query, 1); \
+	if (!cached) \
+		PG_FREE_IF_COPY(query, 1); \
 	PG_RETURN_FLOAT8(result); \
 } \
 Datum \
 negative_maxsim_##NAME(PG_FUNCTION_ARGS) \
 { \
 	MultiVector *doc = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)); \
-	MultiVector *query = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(1)); \
+	bool		cached; \
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached); \
 	double		result = -SCORE(doc, query); \
 	PG_FREE_IF_COPY(doc, 0); \
-	PG_FREE_IF_COPY(query, 1); \
+	if (!cached) \
+		PG_FREE_IF_COPY(query, 1); \
 	PG_RETURN_FLOAT8(result); \
 }
 

@@ -92,6 +92,12 @@ extern double MaxSimKernel(const float *doc, int ndoc, const float *query,
 						   int nquery, int dim);
 extern double MaxSimScore(const MultiVector *doc, const MultiVector *query);
 
+/*
+ * The query argument argno detoasted; a stored (TOAST) query is fetched once
+ * per call site, not once per row (*cached: do not free it).  maxsim_compact.c.
+ */
+extern MultiVector *MaxSimQueryArg(FunctionCallInfo fcinfo, int argno, bool *cached);
+
 /* A backend-lifetime scratch buffer of at least `bytes` (maxsim_compact.c). */
 extern void *MaxSimDocBuffer(Size bytes);
 

@@ -79,7 +79,6 @@ row() {
 }
 na() { printf '%-34s %10s %12s %9s %12s %13s %11s\n' "$1" n/a n/a n/a n/a n/a n/a; }
 
-$Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null	# warm-up
 $Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null
 $Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "CREATE INDEX docs_f_idx ON docs_f USING mvivf (emb)"
 printf '%-34s %10s %12s %9s %12s %13s %11s\n' storage bytes/token exact_p50_ms vs_float exact_recall indexed_p50_ms idx_recall

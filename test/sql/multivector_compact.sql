@@ -164,3 +164,20 @@ GROUP BY pair ORDER BY pair;
 -- and in a scan with the operator in ORDER BY
 SELECT array_agg(id ORDER BY dist, id) = (SELECT array_agg(id ORDER BY ref DESC, id) FROM got WHERE pair = 'bf' AND sid = 7 AND qid = 3) AS same_order
 FROM (SELECT id, b <#> (SELECT q FROM queries WHERE sid = 7 AND qid = 3) AS dist FROM docs WHERE sid = 7) s;
+
+-- a query stored in a table reaches each call as the same TOAST pointer; it
+-- is fetched once per call site and the scores are those of the literal
+CREATE TEMP TABLE stored_q (qid int, q multivector);
+ALTER TABLE stored_q ALTER q SET STORAGE external;
+INSERT INTO stored_q SELECT qid, q FROM queries WHERE sid = 7 AND qid IN (3, 4);
+SELECT pg_relation_size(reltoastrelid) > 8000 AS stored_out_of_line FROM pg_class WHERE relname = 'stored_q';
+SELECT s.qid, count(*) AS docs,
+	count(*) FILTER (WHERE d.f <#> (SELECT q FROM stored_q x WHERE x.qid = s.qid) = d.f <#> q.q) AS float_same,
+	count(*) FILTER (WHERE maxsim(d.h, (SELECT q FROM stored_q x WHERE x.qid = s.qid)) = maxsim(d.h, q.q)) AS half_same,
+	count(*) FILTER (WHERE d.b <#> (SELECT q FROM stored_q x WHERE x.qid = s.qid) = d.b <#> q.q) AS bit_same
+FROM stored_q s JOIN queries q ON q.sid = 7 AND q.qid = s.qid JOIN docs d ON d.sid = 7
+GROUP BY s.qid ORDER BY s.qid;
+-- two stored queries alternating through one call site
+SELECT count(*) FILTER (WHERE d.f <#> s.q = d.f <#> q.q) AS same, count(*)
+FROM docs d JOIN stored_q s ON true JOIN queries q ON q.sid = 7 AND q.qid = s.qid
+WHERE d.sid = 7;
