@@ -52,3 +52,32 @@ BEGIN
 	b := pg_table_size(tbl) + coalesce(pg_relation_size(idx), 0);
 	RETURN b / tokens;
 END $$;
+
+-- Side by side: for each query in turn, every statement once (round robin),
+-- so that all of them see the same machine load; recall@10 against truth and
+-- p50 latency per statement.  use_index[i]: index scans allowed (else only
+-- sequential scans).
+CREATE OR REPLACE FUNCTION st_compare(names text[], stmts text[], use_index bool[],
+	max_queries int DEFAULT NULL)
+RETURNS TABLE (pos int, name text, recall float8, p50_ms float8)
+LANGUAGE plpgsql AS $$
+DECLARE r record; t0 timestamptz; ids int[]; i int;
+BEGIN
+	SET LOCAL jit = off;
+	CREATE TEMP TABLE IF NOT EXISTS st_lat (pos int, qid int, ms float8, hits int);
+	TRUNCATE st_lat;
+	FOR r IN SELECT t.qid, q.q, t.ids FROM truth t JOIN queries q USING (qid) ORDER BY qid LIMIT max_queries LOOP
+		FOR i IN 1 .. array_length(stmts, 1) LOOP
+			PERFORM set_config('enable_seqscan', CASE WHEN use_index[i] THEN 'off' ELSE 'on' END, true);
+			PERFORM set_config('enable_indexscan', CASE WHEN use_index[i] THEN 'on' ELSE 'off' END, true);
+			PERFORM set_config('enable_bitmapscan', 'off', true);
+			t0 := clock_timestamp();
+			EXECUTE stmts[i] INTO ids USING r.q;
+			INSERT INTO st_lat VALUES (i, r.qid, extract(epoch FROM clock_timestamp() - t0) * 1000,
+				(SELECT count(*) FROM unnest(ids) x WHERE x = ANY (r.ids)));
+		END LOOP;
+	END LOOP;
+	RETURN QUERY SELECT l.pos, names[l.pos], sum(l.hits)::float8 / (10 * count(*)),
+		percentile_cont(0.5) WITHIN GROUP (ORDER BY l.ms)
+	FROM st_lat l GROUP BY l.pos ORDER BY l.pos;
+END $$;

@@ -59,65 +59,57 @@ fi
 $Q -f "$HERE/measure.sql" >/dev/null
 
 echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()')"
-# st_row NAME BYTES_SQL EXACT_STMT [INDEX_STMT]
-row() {
-	local name=$1 bytes=$2 stmt=$3 istmt=${4:-}
-	$Q -c "SET client_min_messages = warning" -c "SELECT st_run(\$q\$$stmt\$q\$, false, 5)" >/dev/null	# warm-up
-	local res
-	res=$($Q -c "SET client_min_messages = warning" -c "
-		SELECT round(($bytes)::numeric, 1), round(e.p50_ms::numeric, 2), round(e.recall::numeric, 3),
-		       round(((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM truth) / e.p50_ms)::numeric, 2)
-		FROM st_run(\$q\$$stmt\$q\$, false) e" | tr '|' ' ')
-	local ires="n/a n/a"
-	if [ -n "$istmt" ]; then
-		ires=$($Q -c "SET client_min_messages = warning" -c "SELECT round(p50_ms::numeric, 2), round(recall::numeric, 3) FROM st_run(\$q\$$istmt\$q\$, true)" | tr '|' ' ')
-	fi
-	set -- $res
-	local b=$1 p=$2 r=$3 x=$4
-	set -- $ires
-	printf '%-34s %10s %12s %9s %12s %13s %11s\n' "$name" "$b" "$p" "${x}x" "$r" "$1" "$2"
-}
-na() { printf '%-34s %10s %12s %9s %12s %13s %11s\n' "$1" n/a n/a n/a n/a n/a n/a; }
-
 $Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null
 $Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "CREATE INDEX docs_f_idx ON docs_f USING mvivf (emb)"
-printf '%-34s %10s %12s %9s %12s %13s %11s\n' storage bytes/token exact_p50_ms vs_float exact_recall indexed_p50_ms idx_recall
-row "float" "st_bytes('docs_f', 'docs_f_idx')" \
-	'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)' \
-	'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
-row "half (float query)" "st_bytes('docs_h')" \
-	'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
-row "binary (binary query, hamming)" "st_bytes('docs_b')" \
-	'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
-row "binary (float query, q.(2b-1))" "st_bytes('docs_b')" \
-	'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1 LIMIT 10)'
-row "binary first pass + float rerank $K" "st_bytes('docs_b')" \
-	"SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
-row "binary q.(2b-1) + float rerank $K" "st_bytes('docs_b')" \
-	"SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1 LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+
+# Every measured statement: name|bytes per token (SQL)|index scan?|statement ($1: the float query)
+rows=()
+add() { rows+=("$1|$2|$3|$4"); }
+add "float" "st_bytes('docs_f')" f 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
+add "float, mvivf index" "st_bytes('docs_f', 'docs_f_idx')" t 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
+add "half (float query)" "st_bytes('docs_h')" f 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
+add "binary (binary query, hamming)" "st_bytes('docs_b')" f 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+add "binary (float query, q.(2b-1))" "st_bytes('docs_b')" f 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1 LIMIT 10)'
+add "binary + float rerank $K" "st_bytes('docs_b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+add "binary q.(2b-1) + float rerank $K" "st_bytes('docs_b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1 LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
 if [ "$POOL" = t ]; then
-	row "pooled x3 float" "st_bytes('docs_p3')" \
-		'SELECT array(SELECT id FROM docs_p3 ORDER BY emb <#> $1 LIMIT 10)'
-	row "pooled x3 binary + float rerank $K" "st_bytes('docs_p3b')" \
-		"SELECT array(SELECT c.id FROM (SELECT id FROM docs_p3b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+	add "pooled x3 float" "st_bytes('docs_p3')" f 'SELECT array(SELECT id FROM docs_p3 ORDER BY emb <#> $1 LIMIT 10)'
+	add "pooled x3 binary + float rerank $K" "st_bytes('docs_p3b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_p3b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
 else
-	na "pooled x3 float"
-	na "pooled x3 binary + float rerank $K"
+	add "pooled x3 float" "NULL" - ""
+	add "pooled x3 binary + float rerank $K" "NULL" - ""
 fi
+add "short binary (343 rows), main (inline)" "st_bytes('docs_b343')" f 'SELECT array(SELECT id FROM docs_b343 ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+add "short binary (343 rows), external" "st_bytes('docs_b343x')" f 'SELECT array(SELECT id FROM docs_b343x ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+add "float scan, header only" "NULL" f 'SELECT array(SELECT id FROM docs_f ORDER BY num_vectors(emb) + 0 * dims($1) LIMIT 10)'
+add "float scan, detoast + 1-row query" "NULL" f 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> (($1::real[])[1:1][1:128])::multivector LIMIT 10)'
 
-echo "== storage of short binary values (343 x 128 bits = 5.5 kB): hamming exact scan"
-row "343 rows, STORAGE main (inline)" "st_bytes('docs_b343')" \
-	'SELECT array(SELECT id FROM docs_b343 ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
-row "343 rows, STORAGE external" "st_bytes('docs_b343x')" \
-	'SELECT array(SELECT id FROM docs_b343x ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+names=() stmts=() idx=() bytes=()
+for r in "${rows[@]}"; do
+	IFS='|' read -r n b i s <<<"$r"
+	[ "$i" = - ] && continue
+	names+=("$n"); bytes+=("$b"); idx+=("$i"); stmts+=("$s")
+done
+arr() { local out="ARRAY[" sep="" x; for x in "$@"; do out+="$sep\$st\$$x\$st\$"; sep=","; done; echo "$out]"; }
+call="SELECT * FROM st_compare($(arr "${names[@]}")::text[], $(arr "${stmts[@]}")::text[], $(arr "${idx[@]}")::bool[]"
+$Q -c "SET client_min_messages = warning" -c "$call, 2)" >/dev/null	# warm-up
+res=$($Q -F '|' -c "SET client_min_messages = warning" -c "$call, $NQ)")
+fp50=$(echo "$res" | awk -F'|' '$2 == "float" { print $4 }')
 
-echo "== where the float exact scan's time goes (p50 ms per query over $N pages)"
-$Q <<'SQL'
-SET client_min_messages = warning;
-SELECT 'header only (num_vectors)', round(p50_ms::numeric, 2) FROM st_run('SELECT array(SELECT id FROM docs_f ORDER BY num_vectors(emb) + 0 * dims($1) LIMIT 10)', false);
-SELECT 'detoast + 1-row query', round(p50_ms::numeric, 2) FROM st_run('SELECT array(SELECT id FROM docs_f ORDER BY emb <#> (($1::real[])[1:1][1:128])::multivector LIMIT 10)', false);
-SELECT 'full scan (detoast + kernel)', round(p50_ms::numeric, 2) FROM st_run('SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)', false);
-SQL
+printf '%-40s %11s %12s %9s %9s\n' storage bytes/token p50_ms vs_float recall@10
+for r in "${rows[@]}"; do
+	IFS='|' read -r n b i s <<<"$r"
+	if [ "$i" = - ]; then
+		printf '%-40s %11s %12s %9s %9s\n' "$n" n/a n/a n/a n/a
+		continue
+	fi
+	line=$(echo "$res" | awk -F'|' -v n="$n" '$2 == n')
+	p50=$(echo "$line" | cut -d'|' -f4)
+	rec=$(echo "$line" | cut -d'|' -f3)
+	bt=$($Q -c "SELECT coalesce(round(($b)::numeric, 1)::text, '')")
+	printf '%-40s %11s %12.2f %8.2fx %9.3f\n' "$n" "$bt" "$p50" "$(echo "$fp50 / $p50" | bc -l)" "$rec"
+done
+echo "(recall@10 against the float exact answer; 'vs_float': float exact-scan p50 / this p50, measured round robin, query by query, in this run)"
 
 if [ "${KEEP:-0}" != 1 ]; then
 	$PSQL -X -q -d postgres -c "DROP DATABASE $DB"
