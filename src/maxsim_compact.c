@@ -131,17 +131,14 @@ CheckPair(const MultiVector *doc, int docfmt, const MultiVector *query,
 						   doc->dim, query->dim)));
 }
 
-/* The document widened to float32 (half: exact values; binary: +-1). */
+/* A binary document widened to float32 +-1. */
 static const float *
 WidenDoc(const MultiVector *doc)
 {
 	Size		n = (Size) doc->nvec * doc->dim;
 	float	   *x = MaxSimDocBuffer(n * sizeof(float));
 
-	if (doc->format == MV_FORMAT_HALF)
-		mvk_half_to_float(mvk_best(), MV_HALF_DATA(doc), n, x);
-	else
-		mvk_bits_to_pm1(MV_BIT_DATA(doc), doc->nvec, doc->dim, x);
+	mvk_bits_to_pm1(MV_BIT_DATA(doc), doc->nvec, doc->dim, x);
 	return x;
 }
 
@@ -149,8 +146,8 @@ static double
 HalfFloat(const MultiVector *doc, const MultiVector *query)
 {
 	CheckPair(doc, MV_FORMAT_HALF, query, MV_FORMAT_FLOAT32);
-	return MaxSimKernel(WidenDoc(doc), doc->nvec, query->x, query->nvec,
-						doc->dim);
+	return MaxSimHalfKernel(MV_HALF_DATA(doc), doc->nvec, query->x,
+							query->nvec, doc->dim);
 }
 
 static double
@@ -162,7 +159,8 @@ HalfHalf(const MultiVector *doc, const MultiVector *query)
 	CheckPair(doc, MV_FORMAT_HALF, query, MV_FORMAT_HALF);
 	q = GrowBuffer(&query_buffer, &query_buffer_size, nq * sizeof(float));
 	mvk_half_to_float(mvk_best(), MV_HALF_DATA(query), nq, q);
-	return MaxSimKernel(WidenDoc(doc), doc->nvec, q, query->nvec, doc->dim);
+	return MaxSimHalfKernel(MV_HALF_DATA(doc), doc->nvec, q, query->nvec,
+							doc->dim);
 }
 
 static double

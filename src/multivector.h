@@ -91,6 +91,8 @@ extern void MultiVectorReportParseError(const char *typname, const char *lit,
 extern double MaxSimKernel(const float *doc, int ndoc, const float *query,
 						   int nquery, int dim);
 extern double MaxSimScore(const MultiVector *doc, const MultiVector *query);
+extern double MaxSimHalfKernel(const uint16 *doc, int ndoc, const float *query,
+							   int nquery, int dim);
 
 /*
  * The query argument argno detoasted; a stored (TOAST) query is fetched once

@@ -191,10 +191,87 @@ TestHamming(void)
 		   mvk_hamming_name(mvk_best(), 128), compared);
 }
 
+/*
+ * TestHalfKernel
+ *		mvk_maxsim_half of every kernel gives the float kernel's bits on the
+ *		widened document, over shapes that cross the widening chunks (dim
+ *		128: 64 rows a chunk; dim 300: 27) and query blocks, and with values
+ *		whose products overflow to +-Infinity and NaN.
+ */
+static void
+TestHalfKernel(void)
+{
+	static const int dims[] = {1, 5, 16, 17, 128, 300};
+	static const int ndocs[] = {1, 7, 63, 64, 65, 130, 1030};
+	static const int nqs[] = {1, 9, 24, 32, 64, 70};
+	int			compared = 0;
+	size_t		di;
+	size_t		ni;
+
+	for (di = 0; di < sizeof(dims) / sizeof(dims[0]); di++)
+		for (ni = 0; ni < sizeof(ndocs) / sizeof(ndocs[0]); ni++)
+		{
+			int			dim = dims[di];
+			int			ndoc = ndocs[ni];
+			int			nq = nqs[(di + ni) % (sizeof(nqs) / sizeof(nqs[0]))];
+			uint16_t   *doc = malloc(sizeof(uint16_t) * ndoc * dim);
+			float	   *wide = malloc(sizeof(float) * ndoc * dim);
+			float	   *w2 = malloc(sizeof(float) * ndoc * dim);
+			float	   *q = malloc(sizeof(float) * nq * dim);
+			float	   *scratch = malloc(sizeof(float) * mvk_scratch_floats(dim));
+			double		ref;
+			int			k;
+			int			kind;
+
+			for (k = 0; k < ndoc * dim; k++)
+			{
+				double		x = ((double) (Next() >> 11) / 9007199254740992.0) * 2 - 1;
+				uint16_t	h;
+
+				if (mv_double_to_half(x, &h) != 0)
+					abort();
+				doc[k] = h;
+			}
+			for (k = 0; k < nq * dim; k++)
+				q[k] = (float) (((double) (Next() >> 11) / 9007199254740992.0) * 2 - 1);
+			if (ni % 3 == 1)
+			{
+				doc[0] = 0x7bff;	/* 65504 */
+				q[0] = 3.4e38f;		/* overflow to +Infinity */
+				if (dim > 1)
+				{
+					doc[1] = 0x7bff;
+					q[1] = -3.4e38f;	/* Infinity - Infinity = NaN */
+				}
+			}
+			HalfToFloatScalar(doc, (size_t) ndoc * dim, wide);
+			ref = mvk_maxsim(MVK_SCALAR, wide, ndoc, q, nq, dim, scratch);
+			for (kind = MVK_SCALAR; kind <= MVK_AVX512; kind++)
+			{
+				double		got;
+
+				if (!mvk_available((MvkKind) kind))
+					continue;
+				got = mvk_maxsim_half((MvkKind) kind, doc, ndoc, q, nq, dim, scratch, w2);
+				compared++;
+				CHECK(memcmp(&got, &ref, sizeof(double)) == 0,
+					  "half kernel %s dim %d ndoc %d nq %d: %.17g, float kernel %.17g",
+					  mvk_name((MvkKind) kind), dim, ndoc, nq, got, ref);
+			}
+			free(doc);
+			free(wide);
+			free(w2);
+			free(q);
+			free(scratch);
+		}
+	printf("%d half-kernel results compared with the float kernel on the widened values\n", compared);
+}
+
 int
 main(void)
 {
 	TestHalf();
+	TestHalfKernel();
 	TestHamming();
 	printf("%d passed, %d failed\n", failed ? 0 : 1, failed ? 1 : 0);
 	return failed ? 1 : 0;
