@@ -26,7 +26,8 @@ SQL_SECTIONS = $(sort $(wildcard sql/sections/*.sql))
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # Upgrade scripts, and the install scripts of released versions (frozen, so
 # that ALTER EXTENSION ... UPDATE can be tested from them).
-DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql \
+	sql/$(EXTENSION)--0.2.0.sql
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
 REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))
@@ -114,12 +115,13 @@ enginecheck: $(ENGINE_TESTS)
 # ---- fuzzing: test/fuzz/fuzz_*.c, libFuzzer + ASan/UBSan ----
 FUZZ_SECONDS ?= 20
 FUZZ_TARGETS = $(patsubst test/fuzz/%.c,build/fuzz/%,$(sort $(wildcard test/fuzz/fuzz_*.c)))
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc/engine
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fsanitize-coverage-ignorelist=test/fuzz/coverage_ignore.txt -Isrc/engine
 
 # The fuzzers exercise the input parsers only, not the compute backends.
 FUZZ_ENGINE_SRCS = $(filter-out src/engine/backend% src/engine/model% src/engine/engine%,$(ENGINE_SRCS))
 
-build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h)
+build/fuzz/%: test/fuzz/%.c $(FUZZ_ENGINE_SRCS) $(wildcard src/engine/*.h) test/fuzz/coverage_ignore.txt
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_ENGINE_SRCS) -ljansson -ljpeg -lpcre2-8 -lutf8proc -lopenblas -lm
 

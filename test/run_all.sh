@@ -74,7 +74,9 @@ step "doc references resolve" python3 tools/check-doc-links.py || true
 
 port=$((15432 + RANDOM % 1000))
 eval "$(tools/throwaway-cluster.sh start "$work/cluster" "$port")"
-trap 'tools/throwaway-cluster.sh stop "$work/cluster"' EXIT
+# The copy of the tree (about 1.4 GB once built) is removed when every suite
+# passed and kept for a look otherwise (KEEP_WORK=1 keeps it always).
+trap 'rc=$?; tools/throwaway-cluster.sh stop "$work/cluster"; if [ $rc -eq 0 ] && [ "${KEEP_WORK:-0}" != 1 ]; then rm -rf "$work"; else echo "test tree kept in $work"; fi' EXIT
 
 regress() {
 	if ! "${RUNAS[@]}" env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" \

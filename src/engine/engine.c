@@ -335,6 +335,7 @@ cp_engine_encode_queries(CpEngine *e, int n, const char *const *texts,
 	int32_t   **qids;
 	int		   *qlen;
 	int			done = 0,
+				batch,
 				i;
 	CpStatus	st = CP_OK;
 
@@ -376,9 +377,21 @@ cp_engine_encode_queries(CpEngine *e, int n, const char *const *texts,
 		}
 	}
 
+	/*
+	 * On the CPU every query gets a forward pass of its own, so that its
+	 * embedding is a function of its text alone: the fp32 GEMMs choose their
+	 * kernel by the number of rows multiplied (our few-row kernel up to
+	 * SMALL_M rows, OpenBLAS's small-matrix or blocked kernels above), and
+	 * these kernels round differently, so the last bits of a query encoded
+	 * in a padded batch would depend on which queries the worker batched
+	 * with it.  Batching saves little there: a query's products are bound by
+	 * arithmetic, not by reading the weights.  (cuBLAS also chooses by shape;
+	 * the GPU keeps the batches and does not promise this.)
+	 */
+	batch = strcmp(e->be->name, "cpu") == 0 ? 1 : CP_QUERY_BATCH;
 	while (done < n)
 	{
-		int			B = (n - done < CP_QUERY_BATCH) ? n - done : CP_QUERY_BATCH;
+		int			B = (n - done < batch) ? n - done : batch;
 		int			T = 0,
 					b;
 		int32_t    *ids;

@@ -293,6 +293,76 @@ cancel_always(void *arg)
 }
 
 /*
+ * batch_independence
+ *		Encode every query alone, and all of them after a long query in one
+ *		call, and compare the bits with "ref" (the same queries encoded
+ *		together).
+ */
+static void
+batch_independence(CpEngine *eng, const char *name, int nq, const char **texts,
+				   const CpEmbedding *ref)
+{
+	CpEmbedding *mixed = calloc(nq + 1, sizeof(CpEmbedding));
+	const char **withlong = calloc(nq + 1, sizeof(char *));
+	char		longq[1200];
+	CpError		err;
+	int			i,
+				bad = 0;
+
+	/* about 150 words: well over the few-row kernels' 64 rows */
+	longq[0] = '\0';
+	for (i = 0; i < 150; i++)
+		strcat(longq, i % 3 ? "chart " : "revenue ");
+	withlong[0] = longq;
+	for (i = 0; i < nq; i++)
+		withlong[i + 1] = texts[i];
+	for (i = 0; i < nq && !bad; i++)
+	{
+		CpEmbedding one;
+
+		if (cp_engine_encode_queries(eng, 1, &texts[i], &one, &err) != CP_OK)
+		{
+			fail("%s: encode alone: %s", name, err.msg);
+			bad++;
+			break;
+		}
+		if (one.nvec != ref[i].nvec ||
+			memcmp(one.data, ref[i].data, sizeof(float) * one.nvec * one.dim) != 0)
+		{
+			printf("FAIL %s: query %d encoded alone differs from the same query in a batch\n",
+				   name, i);
+			failures++;
+			bad++;
+		}
+		cp_embedding_free(&one);
+	}
+	if (!bad && cp_engine_encode_queries(eng, nq + 1, withlong, mixed, &err) != CP_OK)
+	{
+		fail("%s: encode with a long query: %s", name, err.msg);
+		bad++;
+	}
+	else if (!bad)
+	{
+		for (i = 0; i < nq; i++)
+			if (mixed[i + 1].nvec != ref[i].nvec ||
+				memcmp(mixed[i + 1].data, ref[i].data,
+					   sizeof(float) * ref[i].nvec * ref[i].dim) != 0)
+			{
+				printf("FAIL %s: query %d differs when a long query is in its batch\n", name, i);
+				failures++;
+				bad++;
+				break;
+			}
+		for (i = 0; i <= nq; i++)
+			cp_embedding_free(&mixed[i]);
+	}
+	if (!bad)
+		printf("ok   %s %d queries: same bits alone, together and beside a long query\n", name, nq);
+	free(mixed);
+	free(withlong);
+}
+
+/*
  * test_model
  *		Encode all golden pages and queries of one model and compare.
  */
@@ -472,6 +542,14 @@ test_model(json_t *manifest, const char *name, const char *mdir,
 		   precision == CP_PRECISION_BF16 ? "bf16 precision, " : "",
 		   attention == CP_ATTENTION_CAUSAL ? "causal" : "bidirectional",
 		   np, nq, worst_d, worst_cos, worst_s, worst_rel);
+
+	/*
+	 * A query's embedding is a function of its text alone, not of the other
+	 * queries encoded with it: each query again, alone and in one call with
+	 * a long query (more rows than the few-row GEMM kernels take), must give
+	 * the same bits as in the batch above.
+	 */
+	batch_independence(eng, name, nq, texts, qe);
 
 	/* bad input: clean errors, outputs left empty, the engine stays usable */
 	if (strcmp(name, "tiny") == 0)

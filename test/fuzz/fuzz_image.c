@@ -15,7 +15,7 @@
 #include "image.h"
 
 /* Small pixel limit: keeps each run fast and exercises the limit path. */
-#define FUZZ_MAX_PIXELS (1 << 18)
+#define FUZZ_MAX_PIXELS (1 << 16)
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

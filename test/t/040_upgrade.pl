@@ -1,6 +1,7 @@
 #!/usr/bin/perl
-# ALTER EXTENSION colpali UPDATE from the frozen 0.1.0 install script to the
-# current version, with data and an mvivf index in place:
+# ALTER EXTENSION colpali UPDATE from the frozen install scripts of the
+# released versions (0.1.0, 0.2.0) to the current version; from 0.1.0 with
+# data and an mvivf index in place:
 #  - the version after the update is colpali.control's default_version;
 #  - the rows are unchanged (hash of the binary form), the index is still
 #    valid and used, and it answers exactly like a sequential scan under
@@ -10,7 +11,7 @@
 #    types, volatility, strictness, parallel safety, cost, security, C
 #    symbols and ACLs, types, operators, casts, operator classes and their
 #    members, access methods, views, tables, comments.  So an object changed
-#    in sql/sections/ but not in sql/colpali--0.1.0--*.sql fails here.
+#    in sql/sections/ but not in the upgrade scripts fails here.
 use strict;
 use warnings;
 
@@ -28,6 +29,7 @@ $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE up');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE DATABASE up020');
 
 # 0.1.0 with data and an index
 $node->safe_psql(
@@ -208,6 +210,21 @@ is(scalar(@missing), 0, 'every object of a fresh install exists, identical, afte
   or diag("fresh install only:\n  " . join("\n  ", @missing));
 is(scalar(@extra), 0, 'the update leaves no object a fresh install lacks')
   or diag("updated only:\n  " . join("\n  ", @extra));
+
+# The same from the frozen 0.2.0 script.
+$node->safe_psql('up020', q{CREATE EXTENSION colpali VERSION '0.2.0'});
+is($node->safe_psql('up020', q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
+	'0.2.0', 'installed as 0.2.0');
+$node->safe_psql('up020', 'ALTER EXTENSION colpali UPDATE');
+is($node->safe_psql('up020', q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
+	$current, "0.2.0 updated to $current");
+my %in_updated020 = map { $_ => 1 } split /\n/, $node->safe_psql('up020', $objects_sql);
+my @missing020 = grep { !$in_updated020{$_} } @fresh_lines;
+my @extra020 = grep { !$in_fresh{$_} } keys %in_updated020;
+is(scalar(@missing020), 0, 'from 0.2.0: every object of a fresh install exists, identical, after the update')
+  or diag("fresh install only:\n  " . join("\n  ", @missing020));
+is(scalar(@extra020), 0, 'from 0.2.0: the update leaves no object a fresh install lacks')
+  or diag("updated only:\n  " . join("\n  ", sort @extra020));
 
 $node->stop;
 done_testing();
