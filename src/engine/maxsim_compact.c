@@ -17,6 +17,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MVC_HAVE_X86 1
+#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -59,6 +60,24 @@ HalfToFloatF16c(const uint16_t *src, size_t n, float *dst)
 }
 #endif
 
+#ifdef MVC_HAVE_X86
+/*
+ * HaveF16c
+ *		CPUID leaf 1, ECX bit 29 (not every compiler's __builtin_cpu_supports
+ *		knows "f16c").
+ */
+static int
+HaveF16c(void)
+{
+	unsigned int a,
+				b,
+				c,
+				d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 void
 mvk_half_to_float(MvkKind kind, const uint16_t *src, size_t n, float *dst)
 {
@@ -68,8 +87,7 @@ mvk_half_to_float(MvkKind kind, const uint16_t *src, size_t n, float *dst)
 		HalfToFloatAvx512(src, n, dst);
 		return;
 	}
-	if (kind >= MVK_AVX2 && mvk_available(MVK_AVX2) &&
-		__builtin_cpu_supports("f16c"))
+	if (kind >= MVK_AVX2 && mvk_available(MVK_AVX2) && HaveF16c())
 	{
 		HalfToFloatF16c(src, n, dst);
 		return;
