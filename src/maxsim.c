@@ -88,6 +88,37 @@ MaxSimKernel(const float *doc, int ndoc, const float *query, int nquery,
 }
 
 /*
+ * MaxSimHalfKernel
+ *		MaxSim of a half document and a float32 query with the best kernel,
+ *		a block of query rows at a time with interrupt checks: the same bits
+ *		as MaxSimKernel on the widened document (maxsim_kernels.h).  The
+ *		AVX-512 kernel widens the document chunk by chunk in the scratch
+ *		space; the others widen it whole into a buffer first.
+ */
+double
+MaxSimHalfKernel(const uint16 *doc, int ndoc, const float *query, int nquery,
+				 int dim)
+{
+	MvkKind		kind = mvk_best();
+	float	   *s = GetScratch(dim);
+	float	   *widened = NULL;
+	double		total = 0.0;
+	int			q0;
+
+	if (kind != MVK_AVX512)
+		widened = MaxSimDocBuffer((Size) ndoc * dim * sizeof(float));
+	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = Min(MVK_QUERY_BLOCK, nquery - q0);
+
+		CHECK_FOR_INTERRUPTS();
+		total += mvk_maxsim_half(kind, doc, ndoc, query + (size_t) q0 * dim, nb,
+								 dim, s, widened);
+	}
+	return total;
+}
+
+/*
  * CheckSameDims
  *		ERROR unless document and query rows have the same dimension.
  */
@@ -125,11 +156,13 @@ Datum
 maxsim(PG_FUNCTION_ARGS)
 {
 	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	MultiVector *query = PG_GETARG_MULTIVECTOR_P(1);
+	bool		cached;
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
 	double		result = MaxSimScore(doc, query);
 
 	PG_FREE_IF_COPY(doc, 0);
-	PG_FREE_IF_COPY(query, 1);
+	if (!cached)
+		PG_FREE_IF_COPY(query, 1);
 	PG_RETURN_FLOAT8(result);
 }
 
@@ -141,11 +174,13 @@ Datum
 multivector_negative_maxsim(PG_FUNCTION_ARGS)
 {
 	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	MultiVector *query = PG_GETARG_MULTIVECTOR_P(1);
+	bool		cached;
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
 	double		result = -MaxSimScore(doc, query);
 
 	PG_FREE_IF_COPY(doc, 0);
-	PG_FREE_IF_COPY(query, 1);
+	if (!cached)
+		PG_FREE_IF_COPY(query, 1);
 	PG_RETURN_FLOAT8(result);
 }
 

@@ -66,7 +66,18 @@ PG_FUNCTION_INFO_V1(multivector_l2_normalize);
 MultiVector *
 InitMultiVector(int nvec, int dim)
 {
-	Size		size = MV_SIZE(nvec, dim);
+	return InitMultiVectorFormat(nvec, dim, MV_FORMAT_FLOAT32);
+}
+
+/*
+ * InitMultiVectorFormat
+ *		Allocate a zero-filled nvec x dim value of any of the three formats.
+ */
+MultiVector *
+InitMultiVectorFormat(int nvec, int dim, int format)
+{
+	Size		size = format == MV_FORMAT_HALF ? MV_HALF_SIZE(nvec, dim) :
+		format == MV_FORMAT_BINARY ? MV_BIT_SIZE(nvec, dim) : MV_SIZE(nvec, dim);
 	MultiVector *result;
 
 	Assert(nvec >= 1 && nvec <= MV_MAX_VECTORS);
@@ -75,7 +86,7 @@ InitMultiVector(int nvec, int dim)
 	result = (MultiVector *) palloc0(size);
 	SET_VARSIZE(result, size);
 	result->dim = dim;
-	result->format = MV_FORMAT_FLOAT32;
+	result->format = format;
 	result->flags = 0;
 	result->nvec = nvec;
 	result->reserved = 0;
@@ -110,8 +121,8 @@ CheckNvecLimit(long nvec)
  * CheckTypmod
  *		A declared multivector(D) accepts only values with D dimensions.
  */
-static void
-CheckTypmod(int dim, int32 typmod)
+void
+MultiVectorCheckTypmod(int dim, int32 typmod)
 {
 	if (typmod != -1 && dim != typmod)
 		ereport(ERROR,
@@ -138,16 +149,31 @@ CheckElement(float val)
 
 /*
  * MultiVectorCheckFormat
- *		Only float32 elements exist in this version; anything else on disk is
+ *		A multivector holds float32 elements; anything else on disk is
  *		corruption (in and recv never produce it).
  */
 void
 MultiVectorCheckFormat(const MultiVector *mv)
 {
-	if (mv->format != MV_FORMAT_FLOAT32 || mv->flags != 0 ||
-		mv->dim < 1 || mv->dim > MV_MAX_DIM ||
-		mv->nvec < 1 || mv->nvec > MV_MAX_VECTORS ||
-		VARSIZE_ANY(mv) != MV_SIZE(mv->nvec, mv->dim))
+	MultiVectorCheckAnyFormat(mv, MV_FORMAT_FLOAT32);
+}
+
+/*
+ * MultiVectorCheckAnyFormat
+ *		The header check of all three types, for the expected format.
+ */
+void
+MultiVectorCheckAnyFormat(const MultiVector *mv, int format)
+{
+	Size		expect = 0;
+
+	if (mv->dim >= 1 && mv->dim <= MV_MAX_DIM &&
+		mv->nvec >= 1 && mv->nvec <= MV_MAX_VECTORS)
+		expect = format == MV_FORMAT_HALF ? MV_HALF_SIZE(mv->nvec, mv->dim) :
+			format == MV_FORMAT_BINARY ? MV_BIT_SIZE(mv->nvec, mv->dim) :
+			MV_SIZE(mv->nvec, mv->dim);
+	if (mv->format != format || mv->flags != 0 || expect == 0 ||
+		VARSIZE_ANY(mv) != expect)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("invalid multivector header"),
@@ -156,18 +182,18 @@ MultiVectorCheckFormat(const MultiVector *mv)
 						   (Size) VARSIZE_ANY(mv))));
 }
 
-static void SyntaxError(const char *lit, const char *detail) pg_attribute_noreturn();
+static void SyntaxError(const char *typname, const char *lit, const char *detail) pg_attribute_noreturn();
 
 /*
  * SyntaxError
- *		Report malformed multivector text.
+ *		Report malformed multivector (or sibling type) text.
  */
 static void
-SyntaxError(const char *lit, const char *detail)
+SyntaxError(const char *typname, const char *lit, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid input syntax for type multivector: \"%s\"", lit),
+			 errmsg("invalid input syntax for type %s: \"%s\"", typname, lit),
 			 errdetail_internal("%s", detail)));
 }
 
@@ -199,30 +225,42 @@ static void ReportParseError(const char *lit, const MvParseError *err) pg_attrib
 static void
 ReportParseError(const char *lit, const MvParseError *err)
 {
+	MultiVectorReportParseError("multivector", lit, err);
+}
+
+/*
+ * MultiVectorReportParseError
+ *		ReportParseError for any of the multivector types (`typname` names the
+ *		type in syntax errors).
+ */
+void
+MultiVectorReportParseError(const char *typname, const char *lit,
+							const MvParseError *err)
+{
 	switch (err->status)
 	{
 		case MVP_SYNTAX_START:
-			SyntaxError(lit, "Multivector contents must start with \"[\".");
+			SyntaxError(typname, lit, "Multivector contents must start with \"[\".");
 		case MVP_SYNTAX_NO_ROWS:
-			SyntaxError(lit, "A multivector must have at least one row.");
+			SyntaxError(typname, lit, "A multivector must have at least one row.");
 		case MVP_SYNTAX_ROW_START:
-			SyntaxError(lit, "Each row must start with \"[\".");
+			SyntaxError(typname, lit, "Each row must start with \"[\".");
 		case MVP_SYNTAX_EMPTY_ROW:
-			SyntaxError(lit, "A row must have at least one element.");
+			SyntaxError(typname, lit, "A row must have at least one element.");
 		case MVP_SYNTAX_NUMBER:
-			SyntaxError(lit, "Expected a number.");
+			SyntaxError(typname, lit, "Expected a number.");
 		case MVP_SYNTAX_ROW_LONGER:
-			SyntaxError(lit, psprintf("Row %d is longer than row 1, which has %d elements.",
+			SyntaxError(typname, lit, psprintf("Row %d is longer than row 1, which has %d elements.",
 									  err->row, err->dim));
 		case MVP_SYNTAX_AFTER_NUMBER:
-			SyntaxError(lit, "Expected \",\" or \"]\" after a number.");
+			SyntaxError(typname, lit, "Expected \",\" or \"]\" after a number.");
 		case MVP_SYNTAX_ROW_SHORTER:
-			SyntaxError(lit, psprintf("Row %d is shorter than row 1, which has %d elements.",
+			SyntaxError(typname, lit, psprintf("Row %d is shorter than row 1, which has %d elements.",
 									  err->row, err->dim));
 		case MVP_SYNTAX_AFTER_ROW:
-			SyntaxError(lit, "Expected \",\" or \"]\" after a row.");
+			SyntaxError(typname, lit, "Expected \",\" or \"]\" after a row.");
 		case MVP_SYNTAX_JUNK:
-			SyntaxError(lit, "Junk after closing right bracket.");
+			SyntaxError(typname, lit, "Junk after closing right bracket.");
 		case MVP_OUT_OF_RANGE:
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
@@ -231,7 +269,10 @@ ReportParseError(const char *lit, const MvParseError *err)
 			break;
 		case MVP_NAN:
 		case MVP_INFINITE:
-			CheckElement(err->status == MVP_NAN ? get_float4_nan() : get_float4_infinity());
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s not allowed in %s",
+							err->status == MVP_NAN ? "NaN" : "infinite value", typname)));
 			break;
 		case MVP_TOO_MANY_DIMS:
 			CheckDimLimit(MV_MAX_DIM + 1);
@@ -283,6 +324,21 @@ ReportParseError(const char *lit, const MvParseError *err)
 							(Size) err->nvec * err->dim * sizeof(float),
 							err->nvec, err->dim)));
 			break;
+		case MVP_HALF_OVERFLOW:
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("\"%s\" is out of range for a half-precision element",
+							pnstrdup(lit + err->token_start, err->token_len)),
+					 errdetail("Half-precision elements lie between -65504 and 65504.")));
+			break;
+		case MVP_SYNTAX_BITS:
+			SyntaxError(typname, lit, "Each row must be a run of \"0\" and \"1\" characters.");
+		case MVP_BIN_PADDING:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("padding bits of bitmultivector row %d must be zero",
+							err->row)));
+			break;
 		case MVP_OK:
 		case MVP_BUFFER_TOO_SMALL:
 			break;
@@ -315,7 +371,7 @@ multivector_in(PG_FUNCTION_ARGS)
 	if (mv_parse_text(lit, result->x, cap, &nvec, &dim, &err) != MVP_OK)
 		ReportParseError(lit, &err);
 
-	CheckTypmod(dim, typmod);
+	MultiVectorCheckTypmod(dim, typmod);
 
 	if (MV_SIZE(nvec, dim) < MV_SIZE(cap, 1))
 		result = repalloc(result, MV_SIZE(nvec, dim));
@@ -440,7 +496,7 @@ multivector_recv(PG_FUNCTION_ARGS)
 
 	if (mv_parse_binary_header(data, len, &nvec, &dim, &err) != MVP_OK)
 		ReportParseError(NULL, &err);
-	CheckTypmod(dim, typmod);
+	MultiVectorCheckTypmod(dim, typmod);
 
 	/* the length is checked before anything is allocated */
 	if (len - MV_BINARY_HEADER_SIZE != (Size) nvec * dim * sizeof(float))
@@ -489,7 +545,7 @@ multivector_send(PG_FUNCTION_ARGS)
  *		Fetch only the 16-byte header: with STORAGE external the value is
  *		stored uncompressed, so this reads one TOAST chunk, not the matrix.
  */
-static MultiVector *
+MultiVector *
 MultiVectorHeader(Datum d)
 {
 	return (MultiVector *) PG_DETOAST_DATUM_SLICE(d, 0, MV_HEADER_SIZE - VARHDRSZ);
@@ -505,7 +561,7 @@ multivector(PG_FUNCTION_ARGS)
 	int32		typmod = PG_GETARG_INT32(1);
 
 	if (typmod != -1)
-		CheckTypmod(MultiVectorHeader(PG_GETARG_DATUM(0))->dim, typmod);
+		MultiVectorCheckTypmod(MultiVectorHeader(PG_GETARG_DATUM(0))->dim, typmod);
 	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
@@ -514,8 +570,8 @@ multivector(PG_FUNCTION_ARGS)
  *		Check that an array is 2-D without NULLs and within the limits;
  *		return its N and D.
  */
-static void
-ArrayShape(ArrayType *arr, int *nvec, int *dim)
+void
+MultiVectorArrayShape(ArrayType *arr, int *nvec, int *dim)
 {
 	if (ARR_NDIM(arr) != 2)
 		ereport(ERROR,
@@ -553,8 +609,8 @@ array_to_multivector(PG_FUNCTION_ARGS)
 	if (ARR_ELEMTYPE(arr) != FLOAT4OID)
 		elog(ERROR, "array_to_multivector expects real[], got type %u",
 			 ARR_ELEMTYPE(arr));
-	ArrayShape(arr, &nvec, &dim);
-	CheckTypmod(dim, typmod);
+	MultiVectorArrayShape(arr, &nvec, &dim);
+	MultiVectorCheckTypmod(dim, typmod);
 
 	result = InitMultiVector(nvec, dim);
 	n = (Size) nvec * dim;
@@ -587,8 +643,8 @@ float8_array_to_multivector(PG_FUNCTION_ARGS)
 	if (ARR_ELEMTYPE(arr) != FLOAT8OID)
 		elog(ERROR, "float8_array_to_multivector expects double precision[], got type %u",
 			 ARR_ELEMTYPE(arr));
-	ArrayShape(arr, &nvec, &dim);
-	CheckTypmod(dim, typmod);
+	MultiVectorArrayShape(arr, &nvec, &dim);
+	MultiVectorCheckTypmod(dim, typmod);
 
 	result = InitMultiVector(nvec, dim);
 	n = (Size) nvec * dim;

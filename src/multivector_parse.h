@@ -25,8 +25,11 @@
 #define MV_MAX_ELEMENTS		16777216	/* N * D, 2^24 (64 MiB of float32) */
 
 #define MV_FORMAT_FLOAT32	0
-#define MV_FORMAT_HALF		1	/* reserved */
-#define MV_FORMAT_BINARY	2	/* reserved */
+#define MV_FORMAT_HALF		1	/* IEEE binary16: halfmultivector */
+#define MV_FORMAT_BINARY	2	/* sign bits, packed: bitmultivector */
+
+/* bytes of one bitmultivector row: D bits, MSB first, zero padding bits */
+#define MV_BIT_ROW_BYTES(dim)	(((size_t) (dim) + 7) / 8)
 
 /* the binary (network) form's header: int16, int8, int8, int32, int32 */
 #define MV_BINARY_HEADER_SIZE	12
@@ -60,6 +63,10 @@ typedef enum MvParseStatus
 	MVP_BIN_NO_DIM,				/* D < 1 */
 	MVP_BIN_NO_VECTOR,			/* N < 1 */
 	MVP_BIN_LENGTH,				/* `nbytes` of data, not 4 N D */
+	/* compact formats */
+	MVP_HALF_OVERFLOW,			/* 22003: a half element >= 65520 in magnitude */
+	MVP_SYNTAX_BITS,			/* 22P02: a bit row must be a run of 0 and 1 */
+	MVP_BIN_PADDING,			/* 22P03: padding bits of row `row` not zero */
 	/* the caller's buffer is too small (a bug in the caller) */
 	MVP_BUFFER_TOO_SMALL
 } MvParseStatus;
@@ -115,6 +122,54 @@ extern MvParseStatus mv_parse_binary_header(const uint8_t *data, size_t len,
  */
 extern MvParseStatus mv_parse_binary_data(const uint8_t *data, size_t len,
 										  int nvec, int dim, float *out,
+										  MvParseError *err);
+
+/*
+ * mv_parse_text_half
+ *		As mv_parse_text, for halfmultivector: each number is read as a double
+ *		and rounded once to the nearest half (ties to even); a finite number
+ *		that rounds beyond the half range is MVP_HALF_OVERFLOW (token set),
+ *		one below the smallest subnormal becomes +-0.
+ */
+extern MvParseStatus mv_parse_text_half(const char *lit, uint16_t *out,
+										size_t cap, int *nvec, int *dim,
+										MvParseError *err);
+
+/*
+ * mv_bits_text_max_bytes, mv_parse_text_bits
+ *		The bitmultivector text form '[0101...,1100...]': rows of '0' and
+ *		'1' characters (character k is dimension k), separated by commas,
+ *		whitespace allowed around brackets and commas.  Packs row-major,
+ *		MV_BIT_ROW_BYTES(D) bytes a row, dimension k in byte k / 8 at bit
+ *		7 - k % 8, padding bits zero.  `out` has room for `cap` bytes;
+ *		mv_bits_text_max_bytes(strlen(lit)) is always enough.
+ */
+extern size_t mv_bits_text_max_bytes(size_t len);
+extern MvParseStatus mv_parse_text_bits(const char *lit, uint8_t *out,
+										size_t cap, int *nvec, int *dim,
+										MvParseError *err);
+
+/*
+ * mv_parse_binary_header_format
+ *		mv_parse_binary_header for an expected element format `want`
+ *		(MV_FORMAT_*); any other format is MVP_BIN_FORMAT.
+ */
+extern MvParseStatus mv_parse_binary_header_format(const uint8_t *data,
+												   size_t len, int want,
+												   int *nvec, int *dim,
+												   MvParseError *err);
+
+/*
+ * mv_parse_binary_half, mv_parse_binary_bits
+ *		The data after the header: nvec x dim big-endian binary16 (no Inf or
+ *		NaN patterns), or nvec rows of MV_BIT_ROW_BYTES(dim) bytes with zero
+ *		padding bits.  The length must match exactly.
+ */
+extern MvParseStatus mv_parse_binary_half(const uint8_t *data, size_t len,
+										  int nvec, int dim, uint16_t *out,
+										  MvParseError *err);
+extern MvParseStatus mv_parse_binary_bits(const uint8_t *data, size_t len,
+										  int nvec, int dim, uint8_t *out,
 										  MvParseError *err);
 
 #endif							/* MULTIVECTOR_PARSE_H */

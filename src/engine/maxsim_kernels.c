@@ -31,6 +31,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "mv_half.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define MVK_HAVE_X86 1
 #include <immintrin.h>
@@ -68,7 +70,7 @@
 size_t
 mvk_scratch_floats(int dim)
 {
-	return (size_t) dim * MVK_QUERY_BLOCK + 16;
+	return (size_t) dim * MVK_QUERY_BLOCK + 16 + MVK_HALF_CHUNK_FLOATS;
 }
 
 /*
@@ -222,6 +224,11 @@ Avx512Pass##NZ##_##NH(const float *doc, int ndoc, int dim, const float *qt, \
 	int			v; \
 	for (v = 0; v < 4; v++) \
 		M[v] = _mm512_set1_ps(-INFINITY); \
+	/* the running maxima continue from out (-Infinity for a fresh pass) */ \
+	for (v = 0; v < (NZ); v++) \
+		M[v] = _mm512_loadu_ps(out + 16 * v); \
+	if (NH) \
+		Mh = _mm256_loadu_ps(out + 16 * (NZ)); \
 	for (i = 0; i + (R) <= ndoc; i += (R)) \
 		Avx512Rows(doc + (size_t) i * dim, dim, qt, 16 * ((NZ) + (NH)), \
 				   (NZ), (NH), (R), M, &Mh); \
@@ -251,6 +258,92 @@ AVX512_PASS(4, 0, 5)
  * MaxSimAvx512
  *		MaxSim with AVX-512F/VL; see the file header for the scheme.
  */
+static __attribute__((target("avx512f,avx512vl,avx2,fma"))) void
+Avx512PassAny(const float *doc, int ndoc, int dim, const float *qt, int n8,
+			  float *m)
+{
+	switch (n8)
+	{
+		case 1:
+			Avx512Pass0_1(doc, ndoc, dim, qt, m);
+			break;
+		case 2:
+			Avx512Pass1_0(doc, ndoc, dim, qt, m);
+			break;
+		case 3:
+			Avx512Pass1_1(doc, ndoc, dim, qt, m);
+			break;
+		case 4:
+			Avx512Pass2_0(doc, ndoc, dim, qt, m);
+			break;
+		case 5:
+			Avx512Pass2_1(doc, ndoc, dim, qt, m);
+			break;
+		case 6:
+			Avx512Pass3_0(doc, ndoc, dim, qt, m);
+			break;
+		case 7:
+			Avx512Pass3_1(doc, ndoc, dim, qt, m);
+			break;
+		default:
+			Avx512Pass4_0(doc, ndoc, dim, qt, m);
+			break;
+	}
+}
+
+/*
+ * MaxSimAvx512Half
+ *		MaxSim of a half document (binary16, row-major) with AVX-512: the
+ *		document is widened (VCVTPH2PS, exact) MVK_HALF_CHUNK_FLOATS at a
+ *		time into the scratch space after the query block, and each chunk of
+ *		rows continues the running maxima of the previous one.  Every row is
+ *		folded into the maxima in row order as in MaxSimAvx512, so the result
+ *		is that of the float kernel on the widened document, bit for bit,
+ *		without writing and rereading a float copy of the whole document.
+ */
+static __attribute__((target("avx512f,avx512vl,avx2,fma"))) double
+MaxSimAvx512Half(const uint16_t *doc, int ndoc, const float *query, int nquery,
+				 int dim, float *scratch)
+{
+	float	   *qt = MVK_ALIGN64(scratch);
+	float	   *chunk = qt + (size_t) dim * MVK_QUERY_BLOCK;
+	int			rows = MVK_HALF_CHUNK_FLOATS / dim;
+	float		m[MVK_QUERY_BLOCK];
+	double		total = 0.0;
+	int			q0;
+
+	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = nquery - q0 < MVK_QUERY_BLOCK ? nquery - q0 : MVK_QUERY_BLOCK;
+		int			n8 = (nb + 7) / 8;
+		double		part = 0.0;
+		int			i0;
+		int			j;
+
+		TransposeQueryBlock(query, q0, nb, dim, 16 * ((n8 + 1) / 2), qt);
+		for (j = 0; j < MVK_QUERY_BLOCK; j++)
+			m[j] = -INFINITY;
+		for (i0 = 0; i0 < ndoc; i0 += rows)
+		{
+			int			nr = ndoc - i0 < rows ? ndoc - i0 : rows;
+			size_t		n = (size_t) nr * dim;
+			const uint16_t *src = doc + (size_t) i0 * dim;
+			size_t		k;
+
+			for (k = 0; k + 16 <= n; k += 16)
+				_mm512_storeu_ps(chunk + k,
+								 _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (src + k))));
+			for (; k < n; k++)
+				chunk[k] = mv_half_to_float(src[k]);
+			Avx512PassAny(chunk, nr, dim, qt, n8, m);
+		}
+		for (j = 0; j < nb; j++)
+			part += m[j];
+		total += part;
+	}
+	return total;
+}
+
 static __attribute__((target("avx512f,avx512vl,avx2,fma"))) double
 MaxSimAvx512(const float *doc, int ndoc, const float *query, int nquery,
 			 int dim, float *scratch)
@@ -268,6 +361,8 @@ MaxSimAvx512(const float *doc, int ndoc, const float *query, int nquery,
 		int			j;
 
 		TransposeQueryBlock(query, q0, nb, dim, 16 * ((n8 + 1) / 2), qt);
+		for (j = 0; j < MVK_QUERY_BLOCK; j++)
+			m[j] = -INFINITY;
 		switch (n8)
 		{
 			case 1:
@@ -496,6 +591,29 @@ mvk_name(MvkKind kind)
 			return "avx512";
 	}
 	return "unknown";
+}
+
+/*
+ * mvk_maxsim_half
+ *		MaxSim of a half document (widened exactly) and a float32 query: the
+ *		same bits as mvk_maxsim on the widened document.  AVX-512 widens a
+ *		chunk at a time inside the kernel; the other kernels widen the whole
+ *		document into `widened` (ndoc * dim floats, the caller's) first.
+ */
+double
+mvk_maxsim_half(MvkKind kind, const uint16_t *doc, int ndoc, const float *query,
+				int nquery, int dim, float *scratch, float *widened)
+{
+	size_t		n = (size_t) ndoc * dim;
+	size_t		k;
+
+#ifdef MVK_HAVE_X86
+	if (kind == MVK_AVX512 && mvk_available(MVK_AVX512))
+		return MaxSimAvx512Half(doc, ndoc, query, nquery, dim, scratch);
+#endif
+	for (k = 0; k < n; k++)
+		widened[k] = mv_half_to_float(doc[k]);
+	return mvk_maxsim(kind, widened, ndoc, query, nquery, dim, scratch);
 }
 
 /*

@@ -31,6 +31,7 @@
 #define MAXSIM_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Kernel implementations, best last. */
 typedef enum MvkKind
@@ -42,6 +43,9 @@ typedef enum MvkKind
 
 /* Query rows handled per pass over the document (doc streamed once if nquery <= this). */
 #define MVK_QUERY_BLOCK		64
+
+/* Floats of a half document widened at a time by the AVX-512 half kernel (32 kB). */
+#define MVK_HALF_CHUNK_FLOATS	8192
 
 /*
  * Scratch space (in floats) the SIMD kernels need for a transposed block of
@@ -65,5 +69,15 @@ extern const char *mvk_name(MvkKind kind);
 extern double mvk_maxsim(MvkKind kind, const float *doc, int ndoc,
 						 const float *query, int nquery, int dim,
 						 float *scratch);
+
+/*
+ * MaxSim of a half (binary16) document and a float32 query: bit-identical
+ * to mvk_maxsim on the exactly widened document.  `widened`: room for
+ * ndoc * dim floats, used by the kernels that widen the whole document
+ * first (the AVX-512 one widens chunks inside the scratch space).
+ */
+extern double mvk_maxsim_half(MvkKind kind, const uint16_t *doc, int ndoc,
+							  const float *query, int nquery, int dim,
+							  float *scratch, float *widened);
 
 #endif							/* MAXSIM_KERNELS_H */
