@@ -98,6 +98,7 @@ my $ok;
 		'>', \$out, '2>', \$err);
 }
 ok($ok, 'every block of the tutorial runs') or diag("stdout:\n$out\nstderr:\n$err");
+note("tutorial stdout:\n$out\ntutorial stderr:\n$err");
 
 # --- what it did -------------------------------------------------------------
 like($err, qr/^colpali-ingest: 5 pages to load from 2 files into pages \(0 already loaded\)$/m,
