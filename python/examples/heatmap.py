@@ -80,6 +80,9 @@ def draw(page_png, grid, heat, caption, max_side):
         pen.rectangle(box(*best), outline=(255, 0, 0, 255), width=3)
     shaded = Image.alpha_composite(page.convert("RGBA"), overlay).convert("RGB")
 
+    # the default bitmap font is 6 pixels wide: wrap the caption to the page
+    width = max(10, (w - 12) // 6)
+    caption = [line[i:i + width] for line in caption for i in range(0, max(len(line), 1), width)]
     strip = 18 * len(caption) + 8
     out = Image.new("RGB", (w, h + strip), "white")
     out.paste(shaded, (0, 0))
@@ -114,9 +117,9 @@ def main(argv=None):
     document, page, image, distance, grid = rows[0][:5]
     heat = patch_heat(rows)
     caption = ["query: %s" % args.query,
-               "%s, page %d: MaxSim %.3f, %d of %d query tokens on image patches" % (
-                   document, page, -distance,
-                   sum(1 for r in rows if r[6] is not None), len(rows))]
+               "%s, page %d: MaxSim %.3f" % (document, page, -distance),
+               "%d of %d query tokens matched best on an image patch (grid %d x %d)" % (
+                   sum(1 for r in rows if r[6] is not None), len(rows), grid, grid)]
     draw(bytes(image), grid, heat, caption, args.max_side).save(args.out, optimize=True)
     print("%s page %d  maxsim %.4f  -> %s" % (document, page, -distance, args.out))
     return 0
