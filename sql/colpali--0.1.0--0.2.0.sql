@@ -197,6 +197,7 @@ DECLARE
 	batch_first_state text;
 	batch_same_state boolean;
 	ever_embedded boolean := false;
+	report boolean := true;
 BEGIN
 	IF batch_size IS NULL OR batch_size < 1 THEN
 		RAISE EXCEPTION 'batch_size must be at least 1'
@@ -205,7 +206,13 @@ BEGIN
 	EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s WHERE %I IS NULL AND %I IS NOT NULL',
 							  tbl, embedding_column, image_column)
 		INTO total;
-	PERFORM @extschema@.colpali_progress_report(tbl, 'encoding', total, 0, 0, batch_size);
+	BEGIN
+		PERFORM @extschema@.colpali_progress_report(tbl, 'encoding', total, 0, 0, batch_size);
+	EXCEPTION WHEN out_of_memory THEN
+		-- no spare shared memory for the progress table (not preloaded)
+		RAISE NOTICE 'colpali_embed_images: progress is not shown in colpali_progress: %', SQLERRM;
+		report := false;
+	END;
 	-- the primary key columns name a row in messages (else its ctid)
 	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
 		INTO key_columns
@@ -245,7 +252,9 @@ BEGIN
 				RAISE;		-- the run's error, not a row's
 			END IF;
 			-- a row of the batch is bad: row by row, skipping the bad ones
-			PERFORM @extschema@.colpali_progress_report(tbl, 'encoding row by row', total, done, failed, batch_size);
+			IF report THEN
+				PERFORM @extschema@.colpali_progress_report(tbl, 'encoding row by row', total, done, failed, batch_size);
+			END IF;
 			n := 0;
 			batch_first_state := NULL;
 			batch_same_state := true;
@@ -288,11 +297,15 @@ BEGIN
 		END;
 		done := done + n;
 		ever_embedded := ever_embedded OR n > 0;
-		PERFORM @extschema@.colpali_progress_report(tbl, 'encoding', total, done, failed, batch_size);
+		IF report THEN
+			PERFORM @extschema@.colpali_progress_report(tbl, 'encoding', total, done, failed, batch_size);
+		END IF;
 		RAISE NOTICE 'colpali_embed_images: % of % images embedded', done, total;
 		COMMIT;
 	END LOOP;
-	PERFORM @extschema@.colpali_progress_end();
+	IF report THEN
+		PERFORM @extschema@.colpali_progress_end();
+	END IF;
 	IF failed > 0 THEN
 		RAISE WARNING 'colpali_embed_images: % of % images could not be embedded', failed, total
 			USING HINT = 'Their embeddings stay NULL; the warnings above name the rows.';

@@ -17,8 +17,9 @@
  * start.  Without it, the first backend that reports progress takes the
  * table from the spare shared memory PostgreSQL keeps for such late
  * allocations (ShmemInitStruct after start-up); other backends attach to it
- * by name.  Should that fail (no spare memory), reporting is skipped with a
- * NOTICE and the run itself goes on.
+ * by name.  Should that fail (no spare memory), ShmemInitStruct's ERROR
+ * (out_of_memory) reaches the caller: colpali_embed_images and colpali-ingest
+ * catch it, say so once and go on without showing progress.
  */
 #include "postgres.h"
 

@@ -348,10 +348,18 @@ def main(argv=None):
                 total, len(usable), args.table, skipped))
 
         def report():
-            if has_progress:
+            nonlocal has_progress
+            if not has_progress:
+                return
+            try:
                 conn.execute("SELECT colpali_progress_report(%s::regclass, 'colpali-ingest', %s, %s, %s, %s)",
                              (args.table, total, progress.done, progress.failed, args.batch_size))
                 conn.commit()
+            except psycopg.errors.OutOfMemory as e:
+                # no spare shared memory for the progress table: go on without it
+                conn.rollback()
+                has_progress = False
+                progress.message("colpali-ingest: progress is not shown in colpali_progress: %s" % str(e).strip())
 
         interrupted = False
         try:
