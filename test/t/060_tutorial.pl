@@ -134,5 +134,27 @@ like($out, qr/^\s*5 \|\s*5\s*$/m, 'the tutorial shows them all embedded');
 is($node->safe_psql('tutorial', 'SELECT count(*) FROM colpali_progress'), '0',
 	'no run is left in colpali_progress');
 
+# --- embedding in the database: a file the server cannot embed is that ----
+# file's error, and the run goes on
+make_path("$tmp/mixed");
+{
+	open(my $fh, '>:raw', "$tmp/mixed/truncated.png") or die $!;
+	print $fh substr(slurp_file("$top/test/fixtures/images/page_chart.png"), 0, 3000);
+	close $fh;
+}
+system('cp', "$pdfs/handbook.pdf", "$tmp/mixed/") == 0 or die 'cp failed';
+($out, $err) = ('', '');
+{
+	local %ENV = %env;
+	my $h = IPC::Run::start([ 'colpali-ingest', "$tmp/mixed" ], '>', \$out, '2>', \$err);
+	$h->finish;
+	is($h->result(0), 1, 'colpali-ingest exits with 1 when a file failed');
+}
+like($err, qr/^colpali-ingest: error: \Q$tmp\E\/mixed\/truncated\.png: could not encode image/m,
+	'the image the server cannot decode is named with the reason');
+is($node->safe_psql('tutorial',
+		"SELECT count(*), count(embedding) FROM pages WHERE document = 'mixed/handbook.pdf'"),
+	'2|2', 'the other file of the run is loaded and embedded');
+
 $node->stop;
 done_testing();
