@@ -32,7 +32,11 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#else
 #include "storage/backendid.h"
+#endif
 #include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
