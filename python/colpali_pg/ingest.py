@@ -99,7 +99,20 @@ def find_sources(paths, errors):
             sources.append(make_source(arg, base))
         else:
             errors.append((arg, "no such file or folder"))
-    return sources
+    # two files may not share a document name: the second would be taken
+    # for pages already loaded
+    named = {}
+    unique = []
+    for src in sources:
+        if src.document in named:
+            if os.path.samefile(named[src.document].path, src.path):
+                continue
+            errors.append((src.path, "its document name %s is already that of %s: load it from another folder"
+                           % (src.document, named[src.document].path)))
+            continue
+        named[src.document] = src
+        unique.append(src)
+    return unique
 
 
 def make_source(path, base):

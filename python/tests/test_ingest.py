@@ -126,6 +126,21 @@ def test_a_bad_file_is_reported_and_the_run_goes_on(conn, tmp_path):
     assert "3 files failed" in r.stderr.splitlines()[-1]
 
 
+def test_two_files_with_one_document_name(conn, tmp_path):
+    (tmp_path / "x" / "papers").mkdir(parents=True)
+    (tmp_path / "y" / "papers").mkdir(parents=True)
+    make_pdf(str(tmp_path / "x" / "papers" / "a.pdf"), 1)
+    make_pdf(str(tmp_path / "y" / "papers" / "a.pdf"), 2)
+    r = ingest("--create", "--embed", "later", "--table", "ingest_t",
+               str(tmp_path / "x" / "papers"), str(tmp_path / "y" / "papers"), str(tmp_path / "x" / "papers"))
+    assert r.returncode == 1
+    errors = [l for l in r.stderr.splitlines() if ": error: " in l]
+    assert errors == ["colpali-ingest: error: %s: its document name papers/a.pdf is already that of %s: "
+                      "load it from another folder" % (tmp_path / "y" / "papers" / "a.pdf",
+                                                       tmp_path / "x" / "papers" / "a.pdf")]
+    assert rows(conn) == [("papers/a.pdf", 1)]
+
+
 def test_progress_is_log_lines_unless_a_bar_is_asked_for(conn, tmp_path):
     make_pdf(str(tmp_path / "a.pdf"), 5)
     r = ingest("--create", "--embed", "later", "--table", "ingest_t", "--batch-size", "2", str(tmp_path))
