@@ -28,6 +28,7 @@ _PG_init(void)
 {
 	EncoderInit();
 	WorkerInit();
+	ProgressInit();
 	MvivfInit();
 	PoolInit();
 	MarkGUCPrefixReserved("colpali");

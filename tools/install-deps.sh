@@ -10,6 +10,7 @@ pkgs=(
 	libpcre2-dev libutf8proc-dev
 	libipc-run-perl
 	python3-numpy python3-threadpoolctl python3-psycopg python3-pytest python3-venv
+	poppler-utils python3-pil
 )
 if [ "$(id -u)" -ne 0 ]; then
 	SUDO=sudo
