@@ -3,7 +3,7 @@
 PDFs are drawn with Pillow at test time; pages are rendered by poppler's
 pdftoppm, as in use.  Most tests store images only (--embed later), which
 needs no model; the database-embedding path is exercised by the tutorial
-test (test/t/060_tutorial.pl) with the fixture model.
+test (test/t/062_tutorial.pl) with the fixture model.
 """
 import os
 import struct
