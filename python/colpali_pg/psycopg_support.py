@@ -1,10 +1,26 @@
-"""psycopg 3 adapters for multivector."""
+"""psycopg 3 adapters for multivector and its compact siblings."""
 import numpy as np
 from psycopg.adapt import Dumper, Loader
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from .multivector import from_binary, from_text, to_binary, to_text
+from .multivector import (bits_from_binary, bits_from_text, bits_to_binary, bits_to_text,
+                          from_binary, from_text, half_from_binary, half_from_text,
+                          half_to_binary, to_binary, to_text)
+
+
+class HalfMultiVector:
+    """Marks a 2-D array to be sent as halfmultivector (rounded to float16)."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+
+class BitMultiVector:
+    """Marks a 2-D array of bits (bool, or > 0 means 1) to be sent as bitmultivector."""
+
+    def __init__(self, value):
+        self.value = np.asarray(value)
 
 
 def register_multivector(context):
@@ -54,13 +70,66 @@ def register_multivector(context):
     adapters.register_loader(info.oid, MultiVectorBinaryLoader)
     # COPY ... (FORMAT binary) looks dumpers up by type name
     adapters.types.add(info)
+    _register_compact(context, "halfmultivector", HalfMultiVector, half_to_binary,
+                      lambda v: to_text(np.asarray(v, dtype=np.float32)),
+                      half_from_binary, half_from_text)
+    _register_compact(context, "bitmultivector", BitMultiVector, bits_to_binary,
+                      bits_to_text, bits_from_binary, bits_from_text)
+
+
+def _register_compact(context, name, marker, to_bin, to_txt, from_bin, from_txt):
+    """Adapters of one compact type, when the installed extension has it:
+    values of the marker class (or numpy arrays in COPY columns of that
+    type) are sent in its format; results come back as numpy arrays
+    (float16 for halfmultivector, bool for bitmultivector)."""
+    info = TypeInfo.fetch(context, name)
+    if info is None:
+        return
+
+    def unwrap(obj):
+        return obj.value if isinstance(obj, marker) else obj
+
+    class TextDumper(Dumper):
+        format = Format.TEXT
+        oid = info.oid
+
+        def dump(self, obj):
+            return to_txt(unwrap(obj)).encode()
+
+    class BinaryDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj):
+            return to_bin(unwrap(obj))
+
+    class TextLoader(Loader):
+        format = Format.TEXT
+
+        def load(self, data):
+            return from_txt(bytes(data).decode())
+
+    class BinaryLoader(Loader):
+        format = Format.BINARY
+
+        def load(self, data):
+            return from_bin(data)
+
+    adapters = context.adapters
+    info.register(context)
+    adapters.register_dumper(marker, TextDumper)
+    adapters.register_dumper(marker, BinaryDumper)
+    adapters.register_dumper(name, BinaryDumper)
+    adapters.register_loader(info.oid, TextLoader)
+    adapters.register_loader(info.oid, BinaryLoader)
+    adapters.types.add(info)
 
 
 def copy_rows(cursor, table, columns, types, rows):
     """Bulk-load rows with COPY ... FROM STDIN (FORMAT binary).
 
     columns and types are lists of column names and type names (use
-    "multivector" for numpy arrays); rows is an iterable of tuples.  Returns
+    "multivector", "halfmultivector" or "bitmultivector" for numpy arrays); rows is an iterable of tuples.  Returns
     the number of rows written.
     """
     from psycopg import sql

@@ -92,3 +92,49 @@ def test_server_rejects_what_the_type_rejects(conn):
         conn.execute("SELECT %s::multivector", (np.array([[1.0, np.nan]], dtype=np.float32),))
     with pytest.raises(psycopg.DataError):
         conn.execute("SELECT %s::multivector(3)", (unit_rows(2, 4),))
+
+
+# ---- compact formats ----
+
+from colpali_pg import (BitMultiVector, HalfMultiVector, bits_from_binary, bits_to_binary,  # noqa: E402
+                        half_from_binary, half_to_binary)
+
+
+def test_compact_codecs():
+    a = unit_rows(9, 19)
+    assert (half_from_binary(half_to_binary(a)) == a.astype(np.float16)).all()
+    bits = a > 0
+    assert (bits_from_binary(bits_to_binary(bits)) == bits).all()
+    with pytest.raises(ValueError):
+        half_to_binary(np.array([[70000.0]], dtype=np.float32))   # beyond float16, as the server says
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_compact_server_round_trip(conn, binary):
+    a = unit_rows(20, 128)
+    cur = conn.cursor(binary=binary)
+    # the server rounds float -> half to nearest even, as numpy does
+    got = cur.execute("SELECT %s::halfmultivector, %s::multivector::halfmultivector",
+                      (HalfMultiVector(a), a)).fetchone()
+    assert got[0].dtype == np.float16 and (got[0] == a.astype(np.float16)).all()
+    assert (got[1] == a.astype(np.float16)).all()
+    # float -> binary takes the sign (0 -> 1 in the server's cast; no zeros here)
+    got = cur.execute("SELECT %s::bitmultivector, %s::multivector::bitmultivector",
+                      (BitMultiVector(a > 0), a)).fetchone()
+    assert got[0].dtype == bool and (got[0] == (a > 0)).all()
+    assert (got[1] == (a > 0)).all()
+
+
+def test_compact_copy(conn):
+    conn.execute("DROP TABLE IF EXISTS pytest_compact")
+    conn.execute("CREATE TABLE pytest_compact (id int, h halfmultivector(64), b bitmultivector(64))")
+    pages = [unit_rows(3 + i, 64) for i in range(5)]
+    with conn.cursor() as cur:
+        n = copy_rows(cur, "pytest_compact", ["id", "h", "b"], ["int4", "halfmultivector", "bitmultivector"],
+                      ((i, p, p > 0) for i, p in enumerate(pages)))
+    assert n == 5
+    for binary in (False, True):
+        rows = conn.cursor(binary=binary).execute("SELECT id, h, b FROM pytest_compact ORDER BY id").fetchall()
+        for (i, h, b), p in zip(rows, pages):
+            assert (h == p.astype(np.float16)).all() and (b == (p > 0)).all()
+    conn.execute("DROP TABLE pytest_compact")
