@@ -286,6 +286,9 @@ main(void)
 		test_model_config(QDIR "models/colqwen2-hub2024", CP_ARCH_QWEN2_VL, c2);
 		test_model_config(QDIR "models/colqwen2-t5", CP_ARCH_QWEN2_VL, c2);
 		test_model_config(QDIR "models/colqwen2_5-hub2024", CP_ARCH_QWEN2_5_VL, c25);
+		test_model_config(QDIR "models/colqwen2_5-t5", CP_ARCH_QWEN2_5_VL, c25);
+		test_model_config(QDIR "models/colqwen2-native", CP_ARCH_QWEN2_VL, c2);
+		test_model_config(QDIR "models/colqwen2_5-native", CP_ARCH_QWEN2_5_VL, c25);
 		test_prompts(QDIR "models/colqwen2-hub2024", json_object_get(goldens, "colqwen2"));
 		test_prompts(QDIR "models/colqwen2_5-hub2024", json_object_get(goldens, "colqwen2_5"));
 		test_reduced_depth(c25);

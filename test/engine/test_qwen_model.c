@@ -3,9 +3,11 @@
  *	  The ColQwen2 / ColQwen2.5 model on the backend ops (model_qwen2vl.c)
  *	  against colpali-engine's embeddings in test/fixtures/qwen, on the
  *	  fast and the reference CPU backend, fp32: every golden page (the
- *	  engine's preprocessing and prompt) and query of the three tiny
+ *	  engine's preprocessing and prompt) and query of the tiny
  *	  checkpoints; the MaxSim scores of those embeddings against the
- *	  golden score matrix; and the same through the public engine API.
+ *	  golden score matrix; and the same through the public engine API for
+ *	  every checkpoint of the manifest (hub, transformers-5, native and
+ *	  LoRA layouts of both architectures).
  */
 #include <math.h>
 #include <stdbool.h>
@@ -254,12 +256,12 @@ done:
 
 /*
  * run_engine
- *		The public API on one folder: cp_engine_open with the goldens'
- *		visual-token budget, every golden page from its file bytes and
- *		every training-format query.
+ *		The public API on one folder (with its LoRA base folder, or NULL):
+ *		cp_engine_open with the goldens' visual-token budget, every golden
+ *		page from its file bytes and every training-format query.
  */
 static void
-run_engine(const char *dir, json_t *manifest, const char *golden)
+run_engine(const char *dir, const char *base_dir, json_t *manifest, const char *golden)
 {
 	json_t	   *gold = json_object_get(json_object_get(manifest, "goldens"), golden);
 	json_t	   *images = json_object_get(manifest, "images");
@@ -273,10 +275,12 @@ run_engine(const char *dir, json_t *manifest, const char *golden)
 	size_t		i,
 				j;
 	int			npages = 0,
-				nqueries = 0;
+				nqueries = 0,
+				want_queries = 0;
 
 	memset(&opts, 0, sizeof(opts));
 	opts.model_dir = dir;
+	opts.base_model_dir = base_dir;
 	opts.device = CP_DEVICE_CPU;
 	opts.max_visual_tokens = (int) (json_integer_value(json_object_get(gold, "max_pixels")) / (28 * 28));
 	if (cp_engine_open(&opts, &e, &err) != CP_OK)
@@ -319,6 +323,7 @@ run_engine(const char *dir, json_t *manifest, const char *golden)
 
 		if (strcmp(json_string_value(json_object_get(q, "format")), "training") != 0)
 			continue;
+		want_queries++;
 		if (cp_engine_encode_queries(e, 1, t, out, &err) == CP_OK)
 		{
 			CHECK((size_t) out[0].nvec == json_array_size(json_object_get(q, "ids")), "engine query rows %d", out[0].nvec);
@@ -331,8 +336,9 @@ run_engine(const char *dir, json_t *manifest, const char *golden)
 	}
 	printf("%s (engine API, %s): %d pages + %d queries: max |diff| %.3g, min row cosine %.9f\n",
 		   dir, cp_engine_device_name(e), npages, nqueries, maxdiff, mincos);
-	CHECK(npages >= 10 && nqueries >= 5 && maxdiff <= 1e-4 && mincos >= 0.99999, "engine %s: max |diff| %.3g, min cosine %.9f",
-		  dir, maxdiff, mincos);
+	CHECK(npages >= 2 && (size_t) npages == json_array_size(pages) && nqueries >= 5 && nqueries == want_queries &&
+		  maxdiff <= 1e-4 && mincos >= 0.99999, "engine %s: %d pages + %d queries, max |diff| %.3g, min cosine %.9f",
+		  dir, npages, nqueries, maxdiff, mincos);
 	cp_engine_close(e);
 }
 
@@ -341,17 +347,42 @@ main(void)
 {
 	json_error_t jerr;
 	json_t	   *manifest = json_load_file(QDIR "manifest.json", 0, &jerr);
+	size_t		i;
 
 	CHECK(manifest != NULL, "qwen manifest: %s", jerr.text);
 	if (manifest)
 	{
+		json_t	   *models = json_object_get(manifest, "models");
+		int			seen[2][4] = {{0}};
+
 		run_model(QDIR "models/colqwen2-hub2024", manifest, "colqwen2", false);
 		run_model(QDIR "models/colqwen2-t5", manifest, "colqwen2", false);
 		run_model(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5", false);
+		run_model(QDIR "models/colqwen2_5-t5", manifest, "colqwen2_5", false);
 		run_model(QDIR "models/colqwen2-hub2024", manifest, "colqwen2", true);
 		run_model(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5", true);
-		run_engine(QDIR "models/colqwen2-hub2024", manifest, "colqwen2");
-		run_engine(QDIR "models/colqwen2_5-hub2024", manifest, "colqwen2_5");
+		/* every checkpoint of the manifest, in every layout, for both architectures */
+		for (i = 0; i < json_array_size(models); i++)
+		{
+			json_t	   *mo = json_array_get(models, i);
+			const char *arch = json_string_value(json_object_get(mo, "architecture"));
+			const char *layout = json_string_value(json_object_get(mo, "layout"));
+			const char *base = json_string_value(json_object_get(mo, "base_dir"));
+			char		dir[512],
+						base_dir[512];
+
+			snprintf(dir, sizeof(dir), "../fixtures/%s", json_string_value(json_object_get(mo, "dir")));
+			if (base)
+				snprintf(base_dir, sizeof(base_dir), "../fixtures/%s", base);
+			run_engine(dir, base ? base_dir : NULL, manifest, json_string_value(json_object_get(mo, "golden")));
+			seen[strcmp(arch, "ColQwen2_5") == 0][strcmp(layout, "hub2024") == 0 ? 0 :
+												   strcmp(layout, "colpali-engine-t5") == 0 ? 1 :
+												   strncmp(layout, "transformers-native", 19) == 0 ? 2 : 3] += 1;
+		}
+		for (i = 0; i < 2; i++)
+			CHECK(seen[i][0] == 1 && seen[i][1] == 1 && seen[i][2] == 1 && seen[i][3] == 2,
+				  "%s: the manifest has the hub, transformers-5, native and both LoRA layouts (%d %d %d %d)",
+				  i ? "ColQwen2.5" : "ColQwen2", seen[i][0], seen[i][1], seen[i][2], seen[i][3]);
 		json_decref(manifest);
 	}
 	if (failures)

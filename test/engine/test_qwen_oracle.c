@@ -575,12 +575,13 @@ main(void)
 {
 	json_error_t jerr;
 	json_t	   *manifest = json_load_file(QDIR "manifest.json", 0, &jerr);
-	const char *dirs[3] = {QDIR "models/colqwen2-hub2024", QDIR "models/colqwen2-t5", QDIR "models/colqwen2_5-hub2024"};
-	const char *golds[3] = {"colqwen2", "colqwen2", "colqwen2_5"};
+	const char *dirs[4] = {QDIR "models/colqwen2-hub2024", QDIR "models/colqwen2-t5", QDIR "models/colqwen2_5-hub2024",
+	QDIR "models/colqwen2_5-t5"};
+	const char *golds[4] = {"colqwen2", "colqwen2", "colqwen2_5", "colqwen2_5"};
 	int			d;
 
 	CHECK(manifest != NULL, "qwen manifest: %s", jerr.text);
-	for (d = 0; manifest && d < 3; d++)
+	for (d = 0; manifest && d < 4; d++)
 	{
 		Oracle		o;
 		CpTokenizer *tok = NULL;

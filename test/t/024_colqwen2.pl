@@ -5,9 +5,9 @@
 # worker; embeddings within max |delta| <= 1e-4 and per-row cosine >=
 # 0.99999, MaxSim within 1e-3.  The goldens were made at a page budget of
 # 24 visual tokens (max_pixels 18816), set with colpali.max_visual_tokens.
-# Every layout of the manifest: the 2024 hub layout, colpali-engine's
-# transformers-5 layout, the transformers-native layout (sharded), and a
-# LoRA adapter in both tensor naming forms (base resolved next to it, or
+# Every layout of the manifest, for both architectures: the 2024 hub
+# layout, colpali-engine's transformers-5 layout, the transformers-native
+# layout (sharded), and a LoRA adapter in both tensor naming forms (base resolved next to it, or
 # given by colpali.base_model_path).  Also: query 0 in the other prompt
 # formats (colpali.query_format), colpali_model_info(), and the measured
 # difference to transformers' native ColQwen2ForRetrieval on image rows.
@@ -90,10 +90,16 @@ for my $m (@{ $manifest->{models} })
 {
 	check_model($m, 0);
 }
-ok((grep { $_->{layout} =~ /native/ } @{ $manifest->{models} })
-	  && (grep { $_->{layout} =~ /LoRA/ && $_->{base_dir} } @{ $manifest->{models} })
-	  && (grep { $_->{layout} =~ /LoRA/ && !$_->{base_dir} } @{ $manifest->{models} }),
-	'the manifest has the native layout and both LoRA forms');
+for my $arch ('ColQwen2', 'ColQwen2_5')
+{
+	my @ms = grep { $_->{architecture} eq $arch } @{ $manifest->{models} };
+	ok((grep { $_->{layout} eq 'hub2024' } @ms)
+		  && (grep { $_->{layout} eq 'colpali-engine-t5' } @ms)
+		  && (grep { $_->{layout} =~ /native/ } @ms)
+		  && (grep { $_->{layout} =~ /LoRA/ && $_->{base_dir} } @ms)
+		  && (grep { $_->{layout} =~ /LoRA/ && !$_->{base_dir} } @ms),
+		"the manifest has $arch in the hub, transformers-5 and native layouts and both LoRA forms");
+}
 
 # query 0 in every other prompt format, in process and through the worker
 my $m0 = $manifest->{models}[0];
@@ -160,16 +166,19 @@ for my $worker (0, 1)
 }
 
 # transformers' native ColQwen2ForRetrieval differs on image rows (no 3-D
-# M-RoPE positions); the engine follows colpali-engine
+# M-RoPE positions), over a Qwen2-VL and over a Qwen2.5-VL backbone; the
+# engine follows colpali-engine
+for my $tag ('colqwen2', 'colqwen2_5')
 {
-	my $nat = $manifest->{goldens}{colqwen2_native};
-	my ($m) = grep { $_->{golden} eq 'colqwen2' && $_->{layout} eq 'hub2024' } @{ $manifest->{models} };
+	my $nat = $manifest->{goldens}{"${tag}_native"};
+	my ($m) = grep { $_->{golden} eq $tag && $_->{layout} eq 'hub2024' } @{ $manifest->{models} };
+	ok($nat && @{ $nat->{pages} } == 2, "$tag: native goldens for two pages");
 	for my $p (@{ $nat->{pages} })
 	{
 		my $got = $node->safe_psql('postgres',
 			"SET colpali.model_path = '$fx/$m->{dir}'; SET colpali.max_visual_tokens = 24;"
 			  . " SELECT colpali_image(data)::real[] FROM img WHERE name = '$p->{image}'");
-		compare($fx, "native diff page $p->{image}: engine = colpali-engine", $got,
+		compare($fx, "$tag native diff page $p->{image}: engine = colpali-engine", $got,
 			$p->{engine_embedding});
 		(my $flat = $got) =~ tr/{}//d;
 		my @v = split /,/, $flat;
@@ -185,10 +194,10 @@ for my $worker (0, 1)
 			elsif ($r < $r0) { $dtext = $d if $d > $dtext; }
 		}
 		ok(abs($dimg - $p->{max_abs_diff_image_rows}) <= 1e-3 && $dimg > 1e-2,
-			sprintf("native diff page %s: image rows differ from native by %.4f (colpali-engine: %.4f)",
-				$p->{image}, $dimg, $p->{max_abs_diff_image_rows}));
+			sprintf("%s native diff page %s: image rows differ from native by %.4f (colpali-engine: %.4f)",
+				$tag, $p->{image}, $dimg, $p->{max_abs_diff_image_rows}));
 		ok($dtext <= 1e-4,
-			sprintf("native diff page %s: text rows before the image agree (%.1e)", $p->{image}, $dtext));
+			sprintf("%s native diff page %s: text rows before the image agree (%.1e)", $tag, $p->{image}, $dtext));
 	}
 }
 # the worker: one model is enough to show the path
