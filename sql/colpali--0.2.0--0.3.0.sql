@@ -7,7 +7,6 @@
 -- objects of a fresh one.
 
 -- ---------------------------------------------------------------------------
-<<<<<<< HEAD
 -- Token pooling (sql/sections/70_pool.sql, repeated here verbatim).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION colpali_pool(multivector, factor integer) RETURNS multivector
@@ -230,7 +229,6 @@ CREATE FUNCTION colpali_model_info(
 
 COMMENT ON FUNCTION colpali_model_info() IS
 'the configured model as the encoder sees it (loading it if needed): architecture from config.json (ColPali, ColQwen2, ColQwen2.5), output width, rows of a page embedding (every page for ColPali, at most at colpali.max_visual_tokens for ColQwen2) and its image rows, the query and page prompt formats (colpali.query_format, colpali.page_format), compute precision (fp32 or bf16), device and CPU kernels, and whether the worker or this backend answered';
-=======
 -- Compact multivectors (src/multivector_compact.c, src/maxsim_compact.c):
 -- halfmultivector, bitmultivector, casts and MaxSim; the same text as
 -- sql/sections/15_compact_multivector.sql
@@ -474,7 +472,6 @@ CREATE OPERATOR <#> (LEFTARG = bitmultivector, RIGHTARG = bitmultivector,
 	FUNCTION = bitmultivector_negative_maxsim);
 COMMENT ON OPERATOR <#> (bitmultivector, bitmultivector) IS
 	'negative hamming MaxSim, doc <#> query: ORDER BY doc <#> query gives the best first';
->>>>>>> storage
 
 -- ---------------------------------------------------------------------------
 -- Progress of bulk encoding (src/progress.c, sql/sections/52_progress.sql) and
