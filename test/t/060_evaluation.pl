@@ -209,7 +209,7 @@ SKIP:
 		CREATE VIEW sub_corpus AS SELECT * FROM corpus WHERE id IN (SELECT id FROM tiny_corpus);
 		CREATE VIEW sub_queries AS SELECT * FROM queries WHERE id IN (SELECT id FROM tiny_queries);
 		SELECT round(ndcg::numeric, 6) FROM colpali_evaluate('sub_corpus', 'sub_queries', 'qrels_demo', 5)});
-	is($m, $want, "nDCG@5 of the loaded set ($m) is that of the same pages and queries");
+	is($m, $want, "nDCG\@5 of the loaded set ($m) is that of the same pages and queries");
 }
 
 $node->stop;
