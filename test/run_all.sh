@@ -92,9 +92,9 @@ step "pg_regress" regress || true
 # Without it (no network) those checks skip and say so.
 if [ -z "${COLPALI_TEST_PYTHON:-}" ] &&
 	"${RUNAS[@]}" /usr/bin/python3 -m venv --system-site-packages "$work/pyenv" >/dev/null 2>&1 &&
-	"${RUNAS[@]}" "$work/pyenv/bin/pip" install -q --disable-pip-version-check pyarrow==26.0.1 >/dev/null 2>&1; then
+	"${RUNAS[@]}" "$work/pyenv/bin/pip" install -q --disable-pip-version-check pyarrow==17.0.0 >/dev/null 2>&1; then
 	export COLPALI_TEST_PYTHON="$work/pyenv/bin/python"
-	echo "pyarrow 26.0.1 in $work/pyenv for the ViDoRe loader checks"
+	echo "pyarrow 17.0.0 in $work/pyenv for the ViDoRe loader checks"
 fi
 
 tap() {
