@@ -28,8 +28,8 @@ PG_FUNCTION_INFO_V1(maxsim_kernel);
  * Scratch for the transposed query block, kept for the life of the backend
  * and grown to the largest dimension seen (at most 1 MB for MV_MAX_DIM).
  */
-static float *scratch = NULL;
-static size_t scratch_floats = 0;
+static void *scratch = NULL;
+static Size scratch_bytes = 0;
 
 /*
  * GetScratch
@@ -38,16 +38,8 @@ static size_t scratch_floats = 0;
 static float *
 GetScratch(int dim)
 {
-	size_t		need = mvk_scratch_floats(dim);
-
-	if (need > scratch_floats)
-	{
-		if (scratch)
-			pfree(scratch);
-		scratch = MemoryContextAlloc(TopMemoryContext, need * sizeof(float));
-		scratch_floats = need;
-	}
-	return scratch;
+	return MaxSimGrowBuffer(&scratch, &scratch_bytes,
+							mvk_scratch_floats(dim) * sizeof(float));
 }
 
 /*

@@ -42,13 +42,13 @@ static void *query_buffer = NULL;
 static Size query_buffer_size = 0;
 
 /*
- * GrowBuffer
+ * MaxSimGrowBuffer
  *		A TopMemoryContext buffer of at least `bytes`, kept for reuse: a scan
  *		widens one document per row, and a fresh 0.5 MB allocation per row
  *		would cost more than the widening.
  */
-static void *
-GrowBuffer(void **buf, Size *size, Size bytes)
+void *
+MaxSimGrowBuffer(void **buf, Size *size, Size bytes)
 {
 	if (bytes > *size)
 	{
@@ -63,7 +63,7 @@ GrowBuffer(void **buf, Size *size, Size bytes)
 void *
 MaxSimDocBuffer(Size bytes)
 {
-	return GrowBuffer(&doc_buffer, &doc_buffer_size, bytes);
+	return MaxSimGrowBuffer(&doc_buffer, &doc_buffer_size, bytes);
 }
 
 /*
@@ -157,7 +157,7 @@ HalfHalf(const MultiVector *doc, const MultiVector *query)
 	float	   *q;
 
 	CheckPair(doc, MV_FORMAT_HALF, query, MV_FORMAT_HALF);
-	q = GrowBuffer(&query_buffer, &query_buffer_size, nq * sizeof(float));
+	q = MaxSimGrowBuffer(&query_buffer, &query_buffer_size, nq * sizeof(float));
 	mvk_half_to_float(mvk_best(), MV_HALF_DATA(query), nq, q);
 	return MaxSimHalfKernel(MV_HALF_DATA(doc), doc->nvec, q, query->nvec,
 							doc->dim);

@@ -101,6 +101,7 @@ extern double MaxSimHalfKernel(const uint16 *doc, int ndoc, const float *query,
 extern MultiVector *MaxSimQueryArg(FunctionCallInfo fcinfo, int argno, bool *cached);
 
 /* A backend-lifetime scratch buffer of at least `bytes` (maxsim_compact.c). */
+extern void *MaxSimGrowBuffer(void **buf, Size *size, Size bytes);
 extern void *MaxSimDocBuffer(Size bytes);
 
 #endif							/* MULTIVECTOR_H */

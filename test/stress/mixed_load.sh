@@ -6,11 +6,10 @@
 #   ORDER BY emb <#> q LIMIT k queries (unfiltered, filtered by a column,
 #   LIMIT 500, and a query encoded by colpali_query in the statement).
 # The query value of each check is computed once (a materialized CTE or a
-# table row): the encoder's output for one text was seen to differ in the
-# last bits from call to call under concurrent load (most likely batches of
-# different composition in the worker), so
-# "emb <#> colpali_query(t)" written twice may be two slightly different
-# values.
+# table row), so that each check compares against one value.  (Before 0.3.0
+# the encoder's output for one text differed in its last bits with the
+# worker's batch composition; on the CPU each query now gets its own forward
+# pass, but on a GPU two calls may still differ in the last bits.)
 # Every query checks, in the same statement (so under one snapshot), that
 # its rows come in non-decreasing <#> order and that it returned
 # min(k, matching rows) rows; a violation is recorded in a table (the client
