@@ -27,7 +27,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 # Upgrade scripts, and the install scripts of released versions (frozen, so
 # that ALTER EXTENSION ... UPDATE can be tested from them).
 DATA = $(wildcard sql/$(EXTENSION)--*--*.sql) sql/$(EXTENSION)--0.1.0.sql \
-	sql/$(EXTENSION)--0.2.0.sql
+	sql/$(EXTENSION)--0.2.0.sql sql/$(EXTENSION)--0.3.0.sql
 
 TESTS = $(sort $(wildcard test/sql/*.sql))
 REGRESS = $(patsubst test/sql/%.sql,%,$(TESTS))

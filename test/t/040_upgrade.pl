@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # ALTER EXTENSION colpali UPDATE from the frozen install scripts of the
-# released versions (0.1.0, 0.2.0) to the current version; from 0.1.0 with
+# released versions (0.1.0, 0.2.0, 0.3.0) to the current version; from 0.1.0 with
 # data and an mvivf index in place:
 #  - the version after the update is colpali.control's default_version;
 #  - the rows are unchanged (hash of the binary form), the index is still
@@ -29,7 +29,6 @@ $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE up');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
-$node->safe_psql('postgres', 'CREATE DATABASE up020');
 
 # 0.1.0 with data and an index
 $node->safe_psql(
@@ -211,20 +210,25 @@ is(scalar(@missing), 0, 'every object of a fresh install exists, identical, afte
 is(scalar(@extra), 0, 'the update leaves no object a fresh install lacks')
   or diag("updated only:\n  " . join("\n  ", @extra));
 
-# The same from the frozen 0.2.0 script.
-$node->safe_psql('up020', q{CREATE EXTENSION colpali VERSION '0.2.0'});
-is($node->safe_psql('up020', q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
-	'0.2.0', 'installed as 0.2.0');
-$node->safe_psql('up020', 'ALTER EXTENSION colpali UPDATE');
-is($node->safe_psql('up020', q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
-	$current, "0.2.0 updated to $current");
-my %in_updated020 = map { $_ => 1 } split /\n/, $node->safe_psql('up020', $objects_sql);
-my @missing020 = grep { !$in_updated020{$_} } @fresh_lines;
-my @extra020 = grep { !$in_fresh{$_} } keys %in_updated020;
-is(scalar(@missing020), 0, 'from 0.2.0: every object of a fresh install exists, identical, after the update')
-  or diag("fresh install only:\n  " . join("\n  ", @missing020));
-is(scalar(@extra020), 0, 'from 0.2.0: the update leaves no object a fresh install lacks')
-  or diag("updated only:\n  " . join("\n  ", sort @extra020));
+# The same from the frozen install scripts of the later releases.
+foreach my $from ('0.2.0', '0.3.0')
+{
+	(my $db = "up$from") =~ s/\.//g;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, "CREATE EXTENSION colpali VERSION '$from'");
+	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
+		$from, "installed as $from");
+	$node->safe_psql($db, 'ALTER EXTENSION colpali UPDATE');
+	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'colpali'}),
+		$current, "$from updated to $current");
+	my %in_updated_from = map { $_ => 1 } split /\n/, $node->safe_psql($db, $objects_sql);
+	my @missing_from = grep { !$in_updated_from{$_} } @fresh_lines;
+	my @extra_from = grep { !$in_fresh{$_} } keys %in_updated_from;
+	is(scalar(@missing_from), 0, "from $from: every object of a fresh install exists, identical, after the update")
+	  or diag("fresh install only:\n  " . join("\n  ", @missing_from));
+	is(scalar(@extra_from), 0, "from $from: the update leaves no object a fresh install lacks")
+	  or diag("updated only:\n  " . join("\n  ", sort @extra_from));
+}
 
 $node->stop;
 done_testing();
