@@ -224,6 +224,10 @@ typedef struct MvivfQuantizer
 	int		   *groupStart;		/* ncoarse + 1 offsets into groupMembers */
 	int		   *groupMembers;	/* list numbers, grouped by coarse centroid */
 	float	   *groupCentroids; /* centroids in groupMembers order */
+	/* the coarse and groups' centroids in bf16 AMX tiles (NULL without AMX) */
+	uint32	   *coarsePacked;
+	uint32	   *groupPacked;
+	Size	   *groupPackedStart;	/* ncoarse offsets into groupPacked */
 }			MvivfQuantizer;
 
 /* a posting waiting to be appended to a list (build, merge) */
