@@ -299,6 +299,7 @@ cpu_destroy(CpBackend *be)
 
 		free(impl->scratch);
 		free(impl->xb16);
+		free(impl->attn_kv);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);
 		for (t = 0; impl->bf16_pack && t < impl->threads; t++)
@@ -332,15 +333,15 @@ cpu_install_common(CpBackend *be)
  * --------------------------------------------------------------------- */
 
 /*
- * softmax_rows
+ * cpu_softmax_rows
  *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32
  *		(called by one thread).  With causal, row r covers only the first
  *		t + 1 columns, t = (row0 + r) / per_token its token, and the rest
  *		of the row becomes 0.
  */
-static void
-softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
-			 int per_token, const CpCpuImpl *impl)
+void
+cpu_softmax_rows(const CpCpuImpl *impl, float *s, int rows, int n, int ld,
+				 bool causal, int row0, int per_token)
 {
 	int			r;
 
@@ -394,6 +395,9 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				b;
 	CpStatus	st;
 
+	if (impl->amx)
+		return cpu_attention_amx(be, out, q, k, v, B, T, nh, nkv, hd, scale,
+								 lens, causal);
 	st = cpu_thread_scratch(be, (size_t) ATT_ROWS * T);
 	if (st != CP_OK)
 		return st;
@@ -444,7 +448,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 		}
 		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
-		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1, impl);
+		cpu_softmax_rows(impl, s, rn, L, L, causal, r0, mqa ? nh : 1);
 		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
 					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}
