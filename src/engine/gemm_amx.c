@@ -11,18 +11,23 @@
  * Eight tile registers: four accumulators (a 32 x 32 block of y), two
  * tiles of x and two of W.  Both operands are kept in layouts where every
  * tile is 1 KB of consecutive memory (gemm_amx.h): the weights are packed
- * once at load, x is rounded into its layout per GEMM.  A tile load then
- * reads 16 consecutive cache lines, and a block's k-steps are one
- * sequential stream, which the hardware prefetchers follow; with x
- * row-major and W in 64-column panels (the first version), each tile load
- * touched 16 lines 4 KB apart and the kernel ran at L2 speed.
+ * once at load, x is rounded into its layout per GEMM, so a tile load reads
+ * 16 consecutive cache lines and a block's k-steps are one stream.
  *
- * Loop order: a group of CP_AMX_GROUP_N columns, a k-block of KC (the
- * group's W block stays in L2), a block of 32 rows (its x block, 32 x KC
- * bf16, stays in L1 while the group's column blocks pass), 32 columns.
- * The partial sums of the group live in cbuf between k-blocks.  x is thus
- * read once per group of columns, W once per GEMM.  The next k-step of W
- * is prefetched into L1 while the current one is multiplied.
+ * Loop order: a group of CP_AMX_GROUP_N columns, a k-block of KC_STEPS
+ * k-steps, a block of 32 rows (its x block stays in L1 while the group's
+ * column blocks pass), 32 columns.  Partial sums between k-blocks live in
+ * cbuf (the group's part stays in L2); a block inside y starts from y when
+ * adding and its last k-block stores straight into y, so only the edge
+ * blocks (past M rows or the caller's columns) are copied at the end.  A
+ * query (one row block) runs the whole K per block with no partial sums.
+ *
+ * What bounds it (measured with a tile-only loop on this kernel's access
+ * pattern, docs/cpu-kernels.md): TDPBF16PS peaks at ~3.1 TFLOP/s per core
+ * when both operands come from L1 or one from L2; loading and storing the
+ * accumulators every 8 k-steps costs a third of that, and tiles of both
+ * operands from L2 half.  The whole kernel reaches about 1 TFLOP/s per
+ * CPU-second on the page shapes.
  *
  * Linux hands out the AMX register state (8 KB per thread) only to a
  * process that asked for it with arch_prctl(ARCH_REQ_XCOMP_PERM); without
@@ -42,13 +47,14 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-/* k-steps per k-block (x block of 32 rows: 32 x 32 * KC_STEPS bf16). */
-static int	kc_steps = 8;
-/* columns per column group */
-static int	b_outer = 0;
-static int	ng_cols = CP_AMX_GROUP_N;
-/* prefetch distance, in k-steps, of W into L1 (0: none) */
-static int	pf_dist = 0;
+/*
+ * k-steps per k-block: the x block of one row block (2 x KC_STEPS tiles,
+ * 16 KB) stays in L1 while the group's column blocks pass, and the
+ * group's partial sums (cbuf, roundup(M, 32) x 256 fp32, 1 MB for a page)
+ * stay in L2.  Measured on the page shapes: 8 beats 4, 12, 16 and the
+ * whole K (2 to 64 tried).
+ */
+#define KC_STEPS 8
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static bool amx_usable;
@@ -68,14 +74,6 @@ amx_probe(void)
 		return;
 	if (!cp_cpu_has_avx512bf16())	/* the edge kernels */
 		return;
-	if (getenv("CP_AMX_KC"))
-		kc_steps = atoi(getenv("CP_AMX_KC"));
-	if (getenv("CP_AMX_NG"))
-		ng_cols = atoi(getenv("CP_AMX_NG"));
-	if (getenv("CP_AMX_BOUTER"))
-		b_outer = atoi(getenv("CP_AMX_BOUTER"));
-	if (getenv("CP_AMX_PF"))
-		pf_dist = atoi(getenv("CP_AMX_PF"));
 	amx_usable = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM,
 						 XFEATURE_XTILEDATA) == 0;
 }
@@ -246,8 +244,7 @@ load_tile_config(void)
  */
 __attribute__((target("amx-tile,amx-bf16")))
 static inline void
-block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps,
-			int pf)
+block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps)
 {
 	int			s;
 
@@ -255,14 +252,6 @@ block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps
 	{
 		const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
 
-		if (pf > 0)
-		{
-			const char *q = (const char *) (bk + (size_t) pf * CP_AMX_TILE_ELEMS);
-			int			l;
-
-			for (l = 0; l < 2048; l += 64)
-				_mm_prefetch(q + l, _MM_HINT_T0);
-		}
 		_tile_loadd(4, a0 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
 		_tile_loadd(6, bk, 64);
 		_tile_dpbf16ps(0, 4, 6);
@@ -291,13 +280,13 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	const size_t ystride = (size_t) ldy * sizeof(float);
 	/* one row block (a query): x stays in L2 anyway, no partial sums */
-	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps;
+	int			kcs = (mp == CP_AMX_BLOCK) ? steps : KC_STEPS;
 	int			g0;
 
 	load_tile_config();
-	for (g0 = n0; g0 < n1; g0 += ng_cols)
+	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
-		int			g1 = (n1 - g0 < ng_cols) ? n1 : g0 + ng_cols;
+		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
 		int			kb,
 					nb,
 					mb;
@@ -311,8 +300,8 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 
 			for (i = 0; i < nblk * mblk; i++)
 			{
-				int			mbi = CP_AMX_BLOCK * (b_outer ? i % mblk : i / nblk),
-							nbi = g0 + CP_AMX_BLOCK * (b_outer ? i / mblk : i % nblk);
+				int			mbi = CP_AMX_BLOCK * (i / nblk),
+							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
 				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
 					(size_t) kb * CP_AMX_TILE_ELEMS;
 				const uint16_t *x1 = x0 + rowtile;
@@ -352,7 +341,7 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 					_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
 					_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
 				}
-				block_32x32(x0, x1, wp, ks, pf_dist);
+				block_32x32(x0, x1, wp, ks);
 				if (last && inside)
 				{
 					_tile_stored(0, yb, ystride);
@@ -419,7 +408,7 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 		_tile_zero(1);
 		_tile_zero(2);
 		_tile_zero(3);
-		block_32x32(a0, a1, b + (size_t) nb * colblock, steps, 0);
+		block_32x32(a0, a1, b + (size_t) nb * colblock, steps);
 		_tile_stored(0, cb, cs);
 		_tile_stored(1, cb + 16, cs);
 		_tile_stored(2, cb + (size_t) 16 * ldc, cs);
@@ -428,11 +417,3 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 	_tile_release();
 }
 
-void		cp_amx_tune(int kc, int ng, int bo);
-void
-cp_amx_tune(int kc, int ng, int bo)
-{
-	kc_steps = kc;
-	ng_cols = ng;
-	b_outer = bo;
-}

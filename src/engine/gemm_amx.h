@@ -13,7 +13,7 @@
 /* Rows of x and columns of W per block (2 x 2 tiles of 16 x 16). */
 #define CP_AMX_BLOCK 32
 /* Columns of W per group (whose partial sums live in cbuf). */
-#define CP_AMX_GROUP_N 512
+#define CP_AMX_GROUP_N 256
 /* k of one A tile row / of the packed weights' padding. */
 #define CP_AMX_K_STEP 32
 /* bf16 elements of one A tile (16 rows x 32 k) and one k-step's 2 B tiles. */
