@@ -95,6 +95,21 @@ cpu_thread_share(size_t n, size_t *lo, size_t *hi)
 	*hi = n * (t + 1) / nt;
 }
 
+/*
+ * Elements below which an element-wise op runs on the calling thread
+ * alone: for a query's few rows, waking the other threads and waiting for
+ * them at the barrier costs more than the loop (and on a loaded machine a
+ * parallel region ends only when every thread has been scheduled).
+ */
+#define CPU_PARALLEL_MIN_WORK ((size_t) 1 << 16)
+
+/* Threads for an element-wise op over work elements. */
+static inline int
+cpu_threads_for(const CpCpuImpl *impl, size_t work)
+{
+	return work < CPU_PARALLEL_MIN_WORK ? 1 : impl->threads;
+}
+
 /* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */

@@ -166,7 +166,8 @@ cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				   sizeof(float) * (size_t) (T - L) * nh * hd);
 	}
 
-#pragma omp parallel num_threads(impl->threads)
+	/* a query: one work item and one block of keys, no second thread */
+#pragma omp parallel num_threads(items < 2 && B * nkv * kblocks < 2 ? 1 : impl->threads)
 	{
 		int			tid = omp_get_thread_num();
 		float	   *s = impl->tscratch[tid];

@@ -256,7 +256,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	if (bias != NULL && !accumulate)
 	{
 		/* preload the bias and let the GEMM add onto it */
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(impl, (size_t) M * N)) schedule(static)
 		for (m = 0; m < M; m++)
 			memcpy(yp + (size_t) m * N, bias->data, sizeof(float) * N);
 		beta = 1.0f;
@@ -340,7 +340,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 bias_after:
 	if (bias != NULL && accumulate)
 	{
-#pragma omp parallel for num_threads(impl->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(impl, (size_t) M * N)) schedule(static)
 		for (m = 0; m < M; m++)
 		{
 			float	   *yr = yp + (size_t) m * N;
