@@ -22,12 +22,12 @@
  * blocks (past M rows or the caller's columns) are copied at the end.  A
  * query (one row block) runs the whole K per block with no partial sums.
  *
- * What bounds it (measured with a tile-only loop on this kernel's access
- * pattern, docs/cpu-kernels.md): TDPBF16PS peaks at ~3.1 TFLOP/s per core
- * when both operands come from L1 or one from L2; loading and storing the
- * accumulators every 8 k-steps costs a third of that, and tiles of both
- * operands from L2 half.  The whole kernel reaches about 1 TFLOP/s per
- * CPU-second on the page shapes.
+ * What bounds it (bench/cpu/amx_tile_bench.c, this loop on synthetic data,
+ * docs/cpu-kernels.md): TDPBF16PS peaks at ~3.2 TFLOP/s per core on tiles
+ * in registers, 2.3 with x in L1 and W from L2, 1.5 when the accumulators
+ * are also loaded and stored every 8 k-steps, 0.7 with both operands from
+ * L2.  The whole kernel reaches about 1 TFLOP/s per CPU-second on the page
+ * shapes.
  *
  * Linux hands out the AMX register state (8 KB per thread) only to a
  * process that asked for it with arch_prctl(ARCH_REQ_XCOMP_PERM); without
