@@ -141,7 +141,7 @@ cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 					int			p,
 								q;
 
-					cp_bf16_pack_panel(w, K, n0, ncols, 0 + p0, np, pan);
+					cp_bf16_pack_panel(w, K, n0, ncols, p0, np, pan);
 					for (p = 0; p < np; p++)
 						for (q = 0; q < nblk * 2; q++)
 							memcpy(dst + cp_amx_b_index(n0 + q * 16, p0 + p, kp),
