@@ -10,6 +10,8 @@
  *	  cc -O2 -fopenmp -Isrc/engine bench/cpu/gemm_bench.c \
  *		  build/libcolpali_engine.a -ljansson -ljpeg -lm -ldl [-DWITH_DNNL -ldnnl]
  *	  ./a.out [THREADS]
+ *	  (GEMM_BENCH_BF16_ONLY=1: only the AMX kernel and oneDNN's bf16 matmul
+ *	  on weights reordered once into its own layout)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +101,7 @@ bench_backend(const char *kernel, CpBackendOptions *o, bool f32_weights,
  *		"ba" weights, as we keep them mapped), x rounded per call.
  */
 static void
-bench_dnnl(bool bf16, const uint16_t *wbf, const float *wf, const float *x,
+bench_dnnl(bool bf16, bool packed, const uint16_t *wbf, const float *wf, const float *x,
 		   int M, int N, int K)
 {
 	float	   *y = malloc(sizeof(float) * M * N);
@@ -128,7 +130,13 @@ bench_dnnl(bool bf16, const uint16_t *wbf, const float *wf, const float *x,
 		DNNL_OK(dnnl_engine_create(&eng, dnnl_cpu, 0));
 		DNNL_OK(dnnl_stream_create(&str, eng, dnnl_stream_default_flags));
 		DNNL_OK(dnnl_memory_desc_init_by_tag(&a_md, 2, ad, dnnl_bf16, dnnl_ab));
-		DNNL_OK(dnnl_memory_desc_init_by_tag(&b_md, 2, bd, dnnl_bf16, dnnl_ba));
+		dnnl_memory_desc_t w_md;
+
+		DNNL_OK(dnnl_memory_desc_init_by_tag(&w_md, 2, bd, dnnl_bf16, dnnl_ba));
+		if (packed)
+			DNNL_OK(dnnl_memory_desc_init_by_tag(&b_md, 2, bd, dnnl_bf16, dnnl_format_tag_any));
+		else
+			b_md = w_md;
 		DNNL_OK(dnnl_memory_desc_init_by_tag(&c_md, 2, cd, dnnl_f32, dnnl_ab));
 		DNNL_OK(dnnl_matmul_desc_init(&md, &a_md, &b_md, NULL, &c_md));
 		DNNL_OK(dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL));
@@ -140,7 +148,28 @@ bench_dnnl(bool bf16, const uint16_t *wbf, const float *wf, const float *x,
 			printf("onednn matmul implementation: %s\n", impl ? impl : "?");
 		}
 		DNNL_OK(dnnl_memory_create(&am, &a_md, eng, xb));
-		DNNL_OK(dnnl_memory_create(&bm, &b_md, eng, (void *) wbf));
+		if (packed)
+		{
+			/* weights reordered once into the layout the kernel wants */
+			const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+			dnnl_memory_t src;
+			dnnl_primitive_desc_t rpd;
+			dnnl_primitive_t rp;
+			dnnl_exec_arg_t rargs[2];
+
+			DNNL_OK(dnnl_memory_create(&src, &w_md, eng, (void *) wbf));
+			DNNL_OK(dnnl_memory_create(&bm, want, eng, DNNL_MEMORY_ALLOCATE));
+			DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, &w_md, eng, want, eng, NULL));
+			DNNL_OK(dnnl_primitive_create(&rp, rpd));
+			rargs[0].arg = DNNL_ARG_FROM;
+			rargs[0].memory = src;
+			rargs[1].arg = DNNL_ARG_TO;
+			rargs[1].memory = bm;
+			DNNL_OK(dnnl_primitive_execute(rp, str, 2, rargs));
+			dnnl_stream_wait(str);
+		}
+		else
+			DNNL_OK(dnnl_memory_create(&bm, &b_md, eng, (void *) wbf));
 		DNNL_OK(dnnl_memory_create(&cm, &c_md, eng, y));
 	}
 	do
@@ -165,7 +194,7 @@ bench_dnnl(bool bf16, const uint16_t *wbf, const float *wf, const float *x,
 			dnnl_sgemm('N', 'T', M, N, K, 1.0f, x, K, wf, K, 0.0f, y, N);
 		reps++;
 	} while (reps < 1 || now(CLOCK_MONOTONIC) - w0 < 1.5 || reps < 2);
-	report(bf16 ? "onednn matmul bf16" : "onednn sgemm", M, N, K, reps,
+	report(!bf16 ? "onednn sgemm" : packed ? "onednn matmul bf16, packed W" : "onednn matmul bf16", M, N, K, reps,
 		   now(CLOCK_PROCESS_CPUTIME_ID) - c0, now(CLOCK_MONOTONIC) - w0);
 	free(y);
 	free(xb);
@@ -183,6 +212,7 @@ main(int argc, char **argv)
 		{24, 2048, 16384},		/* Gemma down, a query */
 	};
 	int			threads = argc > 1 ? atoi(argv[1]) : 1;
+	bool		amx_only = getenv("GEMM_BENCH_BF16_ONLY") != NULL;
 	int			s;
 
 	for (s = 0; s < (int) (sizeof(shapes) / sizeof(shapes[0])); s++)
@@ -207,18 +237,28 @@ main(int argc, char **argv)
 		memset(&o, 0, sizeof(o));
 		o.threads = threads;
 		o.lazy_convert = true;
-		bench_backend("fp32, bf16 weights (lazy)", &o, false, wbf, wf, x, M, N, K);
+		if (!amx_only)
+		{
+			bench_backend("fp32, bf16 weights (lazy)", &o, false, wbf, wf, x, M, N, K);
+			o.lazy_convert = false;
+			snprintf(name, sizeof(name), "fp32, fp32 weights");
+			bench_backend(name, &o, true, wbf, wf, x, M, N, K);
+		}
 		o.lazy_convert = false;
-		snprintf(name, sizeof(name), "fp32, fp32 weights");
-		bench_backend(name, &o, true, wbf, wf, x, M, N, K);
 		o.bf16_matmul = true;
 		o.no_amx = true;
-		bench_backend("bf16, avx512bf16", &o, false, wbf, wf, x, M, N, K);
+		if (!amx_only)
+			bench_backend("bf16, avx512bf16", &o, false, wbf, wf, x, M, N, K);
 		o.no_amx = false;
 		bench_backend("bf16, amx-bf16", &o, false, wbf, wf, x, M, N, K);
 #ifdef WITH_DNNL
-		bench_dnnl(false, wbf, wf, x, M, N, K);
-		bench_dnnl(true, wbf, wf, x, M, N, K);
+		if (!getenv("GEMM_BENCH_BF16_ONLY"))
+		{
+			bench_dnnl(false, false, wbf, wf, x, M, N, K);
+			bench_dnnl(true, false, wbf, wf, x, M, N, K);
+		}
+		if (!getenv("GEMM_BENCH_AMX_ONLY"))
+			bench_dnnl(true, true, wbf, wf, x, M, N, K);
 #endif
 		free(wf);
 		free(x);

@@ -13,6 +13,10 @@
 # transformers ($PYTHON, default /work/venv-fixtures/bin/python) and a built
 # colpali-encode.
 #
+# BASE_ENCODE=/path/to/another/colpali-encode (e.g. built from main) adds its
+# two rows (same model, same run) and the ratios of this build against it:
+# before / after numbers side by side.
+#
 # ARCH=colqwen2 (or colqwen2_5) runs the same comparison for ColQwen2 /
 # ColQwen2.5: Qwen2-VL-2B (Qwen2.5-VL-3B) widths, one layer per tower,
 # random bf16 weights (test/fixtures/generate_qwen.py --realshape, written
@@ -53,12 +57,16 @@ echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'
 echo "# $ARCH; torch attention: ${TORCH_ATTN:-sdpa}; OMP_WAIT_POLICY=$OMP_WAIT_POLICY; model: $MODEL ($(du -m "$MODEL/model.safetensors" | cut -f1) MB bf16), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 c_fp32=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
 c_bf16=$(./colpali-encode --model "$MODEL" --threads "$THREADS" --precision bf16 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
+if [ -n "$BASE_ENCODE" ]; then
+	b_fp32=$("$BASE_ENCODE" --model "$MODEL" --threads "$THREADS" --precision fp32 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
+	b_bf16=$("$BASE_ENCODE" --model "$MODEL" --threads "$THREADS" --precision bf16 --bench --runs "$RUNS" $IMGARGS --query "$QUERY")
+fi
 t_fp32=$(TORCH_DTYPE=float32 "$PYTHON" "$TORCH_BENCH" "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
 t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" "$TORCH_BENCH" "$MODEL" "$THREADS" "$RUNS" "$QUERY" $IMAGES 2>/dev/null | tail -1)
 # The kernels each side ran: ours from colpali-encode's own report (gemm=,
-# bf16_gemm=, elementwise=; docs/cpu-kernels.md), torch's CPU capability
+# bf16_gemm=, elementwise=, attention=; docs/cpu-kernels.md), torch's CPU capability
 # (the ATen vector ISA) and whether its oneDNN (mkldnn) backend is on.
-kern() { echo "$1" | tr ' ' '\n' | grep -E '^(gemm|gemm_few_rows|bf16_gemm|elementwise)=' | tr '\n' ' '; }
+kern() { echo "$1" | tr ' ' '\n' | grep -E '^(gemm|gemm_few_rows|bf16_gemm|elementwise|attention)=' | tr '\n' ' '; }
 torch_kernels=$("$PYTHON" -c 'import torch; print("cpu_capability=%s mkldnn=%s" % (torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.is_available()))' 2>/dev/null || echo unknown)
 echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p') (family $(sed -n 's/^cpu family[^:]*: *//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[^:]*: *//p' /proc/cpuinfo | grep -v '[a-zA-Z]' | head -1)), AMX: $(grep -q amx_bf16 /proc/cpuinfo && echo yes || echo no), AVX512_BF16: $(grep -q avx512_bf16 /proc/cpuinfo && echo yes || echo no)"
 echo "# kernels, C fp32: $(kern "$c_fp32")"
@@ -66,6 +74,10 @@ echo "# kernels, C bf16: $(kern "$c_bf16")"
 echo "# kernels, torch: $torch_kernels"
 echo "C engine, fp32 (default):        $c_fp32"
 echo "C engine, colpali.cpu_precision=bf16: $c_bf16"
+if [ -n "$BASE_ENCODE" ]; then
+	echo "baseline build, fp32:            $b_fp32"
+	echo "baseline build, bf16:            $b_bf16"
+fi
 echo "transformers, float32:           $t_fp32"
 echo "transformers, bfloat16:          $t_bf16"
 get() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
@@ -80,3 +92,9 @@ ratio() {
 ratio "C fp32 vs torch float32:" "$c_fp32" "$t_fp32"
 ratio "C bf16 vs torch float32:" "$c_bf16" "$t_fp32"
 ratio "C bf16 vs torch bfloat16:" "$c_bf16" "$t_bf16"
+if [ -n "$BASE_ENCODE" ]; then
+	ratio "baseline fp32 vs torch float32:" "$b_fp32" "$t_fp32"
+	ratio "baseline bf16 vs torch bfloat16:" "$b_bf16" "$t_bf16"
+	ratio "C fp32 vs baseline fp32:" "$c_fp32" "$b_fp32"
+	ratio "C bf16 vs baseline bf16:" "$c_bf16" "$b_bf16"
+fi

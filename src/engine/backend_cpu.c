@@ -299,6 +299,7 @@ cpu_destroy(CpBackend *be)
 
 		free(impl->scratch);
 		free(impl->xb16);
+		free(impl->attn_kv);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);
 		for (t = 0; impl->bf16_pack && t < impl->threads; t++)
@@ -332,15 +333,15 @@ cpu_install_common(CpBackend *be)
  * --------------------------------------------------------------------- */
 
 /*
- * softmax_rows
+ * cpu_softmax_rows
  *		Row-wise softmax of s[rows, n] (row stride ld) in place, fp32
  *		(called by one thread).  With causal, row r covers only the first
  *		t + 1 columns, t = (row0 + r) / per_token its token, and the rest
  *		of the row becomes 0.
  */
-static void
-softmax_rows(float *s, int rows, int n, int ld, bool causal, int row0,
-			 int per_token, const CpCpuImpl *impl)
+void
+cpu_softmax_rows(const CpCpuImpl *impl, float *s, int rows, int n, int ld,
+				 bool causal, int row0, int per_token)
 {
 	int			r;
 
@@ -394,6 +395,9 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				b;
 	CpStatus	st;
 
+	if (impl->amx)
+		return cpu_attention_amx(be, out, q, k, v, B, T, nh, nkv, hd, scale,
+								 lens, causal);
 	st = cpu_thread_scratch(be, (size_t) ATT_ROWS * T);
 	if (st != CP_OK)
 		return st;
@@ -408,7 +412,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				   sizeof(float) * (size_t) (T - L) * nh * hd);
 	}
 
-#pragma omp parallel for num_threads(impl->threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(items < 2 ? 1 : impl->threads) schedule(dynamic, 1)
 	for (it = 0; it < items; it++)
 	{
 		int			bb = it / (heads * chunks);
@@ -444,7 +448,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 		}
 		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
-		softmax_rows(s, rn, L, L, causal, r0, mqa ? nh : 1, impl);
+		cpu_softmax_rows(impl, s, rn, L, L, causal, r0, mqa ? nh : 1);
 		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rn, hd, L,
 					1.0f, s, L, vb, nkv * hd, 0.0f, ob, ldq);
 	}
@@ -484,7 +488,7 @@ cpu_layernorm(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *b,
 	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) rows * dim)) schedule(static)
 	for (r = 0; r < rows; r++)
 	{
 		const float *xr = cpu_ptr(x) + (size_t) r * dim;
@@ -514,7 +518,7 @@ cpu_rmsnorm(CpBackend *be, CpView y, CpView x, CpBuf *w, int rows, int dim,
 	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) rows * dim)) schedule(static)
 	for (r = 0; r < rows; r++)
 	{
 		const float *xr = cpu_ptr(x) + (size_t) r * dim;
@@ -541,7 +545,7 @@ cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 	const CpCpuImpl *impl = IMPL(be);
 	int			r;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) rows * dim)) schedule(static)
 	for (r = 0; r < rows; r++)
 	{
 		float	   *xr = cpu_ptr(x) + (size_t) r * dim;
@@ -575,7 +579,7 @@ cpu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta,
 	st = cpu_scratch(be, (size_t) T * hd, &tab);
 	if (st != CP_OK)
 		return st;
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) B * T * nh * hd)) schedule(static)
 	for (t = 0; t < T; t++)
 	{
 		int			i;
@@ -589,7 +593,7 @@ cpu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta,
 			tab[(size_t) t * hd + half + i] = sinf(ang);
 		}
 	}
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) B * T * nh * hd)) schedule(static)
 	for (bt = 0; bt < B * T; bt++)
 	{
 		const float *c = tab + (size_t) (bt % T) * hd;
@@ -625,7 +629,7 @@ cpu_gelu_tanh(CpBackend *be, CpView x, size_t n)
 	bool		avx512 = IMPL(be)->avx512,
 				avx2 = IMPL(be)->avx2;
 
-#pragma omp parallel num_threads(IMPL(be)->threads)
+#pragma omp parallel num_threads(cpu_threads_for(IMPL(be), n))
 	{
 		size_t		lo,
 					hi;
@@ -654,7 +658,7 @@ cpu_geglu(CpBackend *be, CpView out, CpView gate, CpView up, size_t n)
 	bool		avx512 = IMPL(be)->avx512,
 				avx2 = IMPL(be)->avx2;
 
-#pragma omp parallel num_threads(IMPL(be)->threads)
+#pragma omp parallel num_threads(cpu_threads_for(IMPL(be), n))
 	{
 		size_t		lo,
 					hi;
@@ -681,7 +685,7 @@ cpu_add(CpBackend *be, CpView y, CpView x, size_t n)
 	const float *xp = cpu_ptr(x);
 	int64_t		i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), n)) schedule(static)
 	for (i = 0; i < (int64_t) n; i++)
 		yp[i] += xp[i];
 	return CP_OK;
@@ -696,7 +700,7 @@ cpu_add_rows(CpBackend *be, CpView y, CpBuf *t, int rows, int period, int dim)
 {
 	int			r;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) rows * dim)) schedule(static)
 	for (r = 0; r < rows; r++)
 	{
 		float	   *yr = cpu_ptr(y) + (size_t) r * dim;
@@ -719,7 +723,7 @@ cpu_scale(CpBackend *be, CpView x, size_t n, float s)
 	float	   *p = cpu_ptr(x);
 	int64_t		i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), n)) schedule(static)
 	for (i = 0; i < (int64_t) n; i++)
 		p[i] *= s;
 	return CP_OK;
@@ -735,7 +739,7 @@ cpu_embedding(CpBackend *be, CpView out, CpBuf *table, const int32_t *ids,
 {
 	int			i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) n * dim)) schedule(static)
 	for (i = 0; i < n; i++)
 	{
 		float	   *o = cpu_ptr(out) + (size_t) i * dim;
@@ -761,7 +765,7 @@ cpu_scatter_rows(CpBackend *be, CpView dst, CpView src, const int *rows,
 {
 	int			i;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) n * dim)) schedule(static)
 	for (i = 0; i < n; i++)
 	{
 		float	   *d = cpu_ptr(dst) + (size_t) rows[i] * dim;
@@ -788,7 +792,7 @@ cpu_im2col(CpBackend *be, CpView cols, CpView pixels, int B, int C, int H,
 	int			np = B * gh * gw;
 	int			idx;
 
-#pragma omp parallel for num_threads(IMPL(be)->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) np * C * P * P)) schedule(static)
 	for (idx = 0; idx < np; idx++)
 	{
 		int			b = idx / (gh * gw);
@@ -862,11 +866,12 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
 	cp_blas_set_threads(1);
 	snprintf(impl->kernels, sizeof(impl->kernels),
-			 "gemm=%s gemm_few_rows=%s bf16_gemm=%s elementwise=%s",
+			 "gemm=%s gemm_few_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
 			 cp_blas_kernel_name(),
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->amx ? "amx-bf16" : impl->bf16_matmul ? "avx512bf16" : "none",
-			 cp_vecmath_kernel_name(opts && opts->no_simd));
+			 cp_vecmath_kernel_name(opts && opts->no_simd),
+			 impl->amx ? "amx-bf16" : cp_blas_kernel_name());
 	*out = be;
 	return CP_OK;
 }

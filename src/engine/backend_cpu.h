@@ -42,6 +42,8 @@ typedef struct CpCpuImpl
 	char		kernels[160];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
+	uint32_t   *attn_kv;		/* AMX attention: keys and values packed */
+	size_t		attn_kv_n;
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */
 	float	   *scratch;		/* shared scratch (rope tables) */
 	size_t		scratch_n;
@@ -93,6 +95,21 @@ cpu_thread_share(size_t n, size_t *lo, size_t *hi)
 	*hi = n * (t + 1) / nt;
 }
 
+/*
+ * Elements below which an element-wise op runs on the calling thread
+ * alone: for a query's few rows, waking the other threads and waiting for
+ * them at the barrier costs more than the loop (and on a loaded machine a
+ * parallel region ends only when every thread has been scheduled).
+ */
+#define CPU_PARALLEL_MIN_WORK ((size_t) 1 << 16)
+
+/* Threads for an element-wise op over work elements. */
+static inline int
+cpu_threads_for(const CpCpuImpl *impl, size_t work)
+{
+	return work < CPU_PARALLEL_MIN_WORK ? 1 : impl->threads;
+}
+
 /* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
@@ -101,6 +118,19 @@ cpu_thread_share(size_t n, size_t *lo, size_t *hi)
 /* The fast matmul (backend_cpu_matmul.c). */
 extern CpStatus cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w,
 						   CpBuf *bias, int M, int N, int K, bool accumulate);
+
+/*
+ * Row-wise softmax of s[rows, n] (row stride ld) in place, fp32; with
+ * causal, row r covers only the first t + 1 columns, t = (row0 + r) /
+ * per_token its token, and the rest of the row becomes 0 (backend_cpu.c).
+ */
+extern void cpu_softmax_rows(const CpCpuImpl *impl, float *s, int rows, int n,
+							 int ld, bool causal, int row0, int per_token);
+
+/* Attention in bf16 precision on AMX tiles (backend_cpu_attn_amx.c). */
+extern CpStatus cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k,
+								  CpView v, int B, int T, int nh, int nkv, int hd,
+								  float scale, const int *lens, bool causal);
 
 /*
  * A CPU backend with buffer management installed and no math ops yet

@@ -144,23 +144,21 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 /*
  * amx_matmul
  *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
- *		into a zero-padded [roundup(M, 32), Kp] bf16 copy, then each thread
- *		runs the tile GEMM on its own blocks of 32 output columns.
+ *		into the A layout (gemm_amx.h), then each thread runs the tile GEMM
+ *		on its own blocks of 32 output columns.
  */
 static CpStatus
 amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 		   int M, int N, int K, bool add)
 {
 	CpCpuImpl  *impl = IMPL(be);
-	int			kp = cp_amx_padded_k(K),
-				ldx = cp_amx_x_stride(kp);
-	int			mp = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
+	int			kp = cp_amx_padded_k(K);
+	int			mp = cp_amx_padded_m(M);
 	int			nthreads = impl->threads;
-	int			r;
 	CpStatus	st;
 
 	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * ldx, sizeof(uint16_t));
+						  (size_t) mp * kp, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -171,25 +169,17 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 #pragma omp parallel num_threads(impl->threads)
 	{
 		int			tid = omp_get_thread_num();
-		int			c0,
+		int			t0,
+					t1,
+					c0,
 					c1;
 
-#pragma omp for schedule(static)
-		for (r = 0; r < mp; r++)
-		{
-			uint16_t   *dst = impl->xb16 + (size_t) r * ldx;
-
-			if (r < M)
-			{
-				cp_round_to_bf16(x + (size_t) r * K, dst, K);
-				memset(dst + K, 0, sizeof(uint16_t) * (ldx - K));
-			}
-			else
-				memset(dst, 0, sizeof(uint16_t) * ldx);
-		}
+		split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
+		cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
+#pragma omp barrier
 		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
 		if (tid < nthreads && c1 > c0)
-			cp_gemm_amx_bf16(impl->xb16, ldx, M, kp, w->amx_packed, c0, c1, y,
+			cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
 							 N, add, impl->tscratch[tid]);
 	}
 	return CP_OK;
@@ -266,7 +256,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	if (bias != NULL && !accumulate)
 	{
 		/* preload the bias and let the GEMM add onto it */
-#pragma omp parallel for num_threads(nthreads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(impl, (size_t) M * N)) schedule(static)
 		for (m = 0; m < M; m++)
 			memcpy(yp + (size_t) m * N, bias->data, sizeof(float) * N);
 		beta = 1.0f;
@@ -350,7 +340,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 bias_after:
 	if (bias != NULL && accumulate)
 	{
-#pragma omp parallel for num_threads(impl->threads) schedule(static)
+#pragma omp parallel for num_threads(cpu_threads_for(impl, (size_t) M * N)) schedule(static)
 		for (m = 0; m < M; m++)
 		{
 			float	   *yr = yp + (size_t) m * N;

@@ -9,17 +9,25 @@
  * AVX512_BF16 kernel, so both give the same results up to summation order.
  *
  * Eight tile registers: four accumulators (a 32 x 32 block of y), two
- * tiles of x and two of W.  The weights are packed once at load into the
- * layout a W tile is loaded from (k-pair rows of 64 columns, a 256-byte
- * stride), so a GEMM reads them as a stream; x is rounded into a
- * zero-padded bf16 copy per GEMM.  Loop order: a group of
- * CP_AMX_GROUP_N columns, a k-block of KC (the group's W block, 512 KB,
- * stays in L2), a block of 32 rows (its 64 KB of x stay in L1/L2 while
- * the group's column blocks pass), 32 columns.  The partial sums of the
- * group live in cbuf between k-blocks.  x is thus read once per group of
- * columns, W once per GEMM: with 32 columns at a time instead, x (4 to
- * 34 MB for a page) was read hundreds of times per GEMM and the kernel
- * ran at memory speed.
+ * tiles of x and two of W.  Both operands are kept in layouts where every
+ * tile is 1 KB of consecutive memory (gemm_amx.h): the weights are packed
+ * once at load, x is rounded into its layout per GEMM, so a tile load reads
+ * 16 consecutive cache lines and a block's k-steps are one stream.
+ *
+ * Loop order: a group of CP_AMX_GROUP_N columns, a k-block of KC_STEPS
+ * k-steps, a block of 32 rows (its x block stays in L1 while the group's
+ * column blocks pass), 32 columns.  Partial sums between k-blocks live in
+ * cbuf (the group's part stays in L2); a block inside y starts from y when
+ * adding and its last k-block stores straight into y, so only the edge
+ * blocks (past M rows or the caller's columns) are copied at the end.  A
+ * query (one row block) runs the whole K per block with no partial sums.
+ *
+ * What bounds it (bench/cpu/amx_tile_bench.c, this loop on synthetic data,
+ * docs/cpu-kernels.md): TDPBF16PS peaks at ~3.2 TFLOP/s per core on tiles
+ * in registers, 2.3 with x in L1 and W from L2, 1.5 when the accumulators
+ * are also loaded and stored every 8 k-steps, 0.7 with both operands from
+ * L2.  The whole kernel reaches about 1 TFLOP/s per CPU-second on the page
+ * shapes.
  *
  * Linux hands out the AMX register state (8 KB per thread) only to a
  * process that asked for it with arch_prctl(ARCH_REQ_XCOMP_PERM); without
@@ -28,6 +36,7 @@
  */
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -38,8 +47,14 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-/* k per block of the W columns kept in L2 (512 pairs x 256 columns x 4 B). */
-#define KC 1024
+/*
+ * k-steps per k-block: the x block of one row block (2 x KC_STEPS tiles,
+ * 16 KB) stays in L1 while the group's column blocks pass, and the
+ * group's partial sums (cbuf, roundup(M, 32) x 256 fp32, 1 MB for a page)
+ * stay in L2.  Measured on the page shapes: 8 beats 4, 12, 16 and the
+ * whole K (2 to 64 tried).
+ */
+#define KC_STEPS 8
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static bool amx_usable;
@@ -73,9 +88,9 @@ cp_cpu_amx_bf16_usable(void)
 size_t
 cp_amx_packed_words(int N, int K)
 {
-	size_t		panels = (size_t) (N + CP_BF16_PANEL_N - 1) / CP_BF16_PANEL_N;
+	size_t		blocks = (size_t) (N + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK;
 
-	return panels * (size_t) (cp_amx_padded_k(K) / 2) * CP_BF16_PANEL_N;
+	return blocks * (size_t) cp_amx_padded_k(K) * (CP_AMX_BLOCK / 2);
 }
 
 void
@@ -83,35 +98,113 @@ cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 					int threads)
 {
 	int			kp = cp_amx_padded_k(K),
-				pairs = kp / 2,
 				full = K / 2;
 	int			n0;
 
-#pragma omp parallel for num_threads(threads) schedule(static)
-	for (n0 = 0; n0 < N; n0 += CP_BF16_PANEL_N)
+	/*
+	 * Through the AVX-512 transposing packer of gemm_bf16.c: a 64-column
+	 * panel of up to CP_BF16_PANEL_K / 2 pairs into a scratch panel, whose
+	 * 64-byte rows are then spread over the B layout's tiles.
+	 */
+#pragma omp parallel num_threads(threads)
 	{
-		int			ncols = (N - n0 < CP_BF16_PANEL_N) ? N - n0 : CP_BF16_PANEL_N;
-		uint32_t   *pan = dst + (size_t) (n0 / CP_BF16_PANEL_N) * pairs * CP_BF16_PANEL_N;
-		int			p0;
+		uint32_t   *pan = aligned_alloc(64, CP_BF16_PACK_WORDS * sizeof(uint32_t));
 
-		/* whole pairs, through the AVX-512 transposing packer */
-		for (p0 = 0; p0 < full; p0 += CP_BF16_PANEL_K / 2)
+#pragma omp for schedule(static)
+		for (n0 = 0; n0 < N; n0 += CP_BF16_PANEL_N)
 		{
-			int			np = (full - p0 < CP_BF16_PANEL_K / 2) ? full - p0 : CP_BF16_PANEL_K / 2;
+			int			ncols = (N - n0 < CP_BF16_PANEL_N) ? N - n0 : CP_BF16_PANEL_N;
+			int			nblk = (ncols + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK;
+			int			p0,
+						b;
 
-			cp_bf16_pack_panel(w, K, n0, ncols, p0, np,
-							   pan + (size_t) p0 * CP_BF16_PANEL_N);
+			/* zero the panel's blocks first: pads past K and N */
+			for (b = 0; b < nblk; b++)
+				memset(dst + cp_amx_b_index(n0 + b * CP_AMX_BLOCK, 0, kp), 0,
+					   sizeof(uint32_t) * (size_t) kp * (CP_AMX_BLOCK / 2));
+			if (pan == NULL)
+			{
+				/* no scratch: the plain way */
+				int			c,
+							p;
+
+				for (c = 0; c < ncols; c++)
+					for (p = 0; p < full; p++)
+						dst[cp_amx_b_index(n0 + c, p, kp)] =
+							w[(size_t) (n0 + c) * K + 2 * p] |
+							(uint32_t) w[(size_t) (n0 + c) * K + 2 * p + 1] << 16;
+			}
+			else
+				for (p0 = 0; p0 < full; p0 += CP_BF16_PANEL_K / 2)
+				{
+					int			np = (full - p0 < CP_BF16_PANEL_K / 2) ? full - p0 : CP_BF16_PANEL_K / 2;
+					int			p,
+								q;
+
+					cp_bf16_pack_panel(w, K, n0, ncols, p0, np, pan);
+					for (p = 0; p < np; p++)
+						for (q = 0; q < nblk * 2; q++)
+							memcpy(dst + cp_amx_b_index(n0 + q * 16, p0 + p, kp),
+								   pan + (size_t) p * CP_BF16_PANEL_N + q * 16,
+								   16 * sizeof(uint32_t));
+				}
+			if (K % 2 == 1)
+			{
+				int			c;
+
+				for (c = 0; c < ncols; c++)
+					dst[cp_amx_b_index(n0 + c, full, kp)] =
+						w[(size_t) (n0 + c) * K + K - 1];
+			}
 		}
-		/* odd K's last half pair, then zero pairs up to Kp */
-		memset(pan + (size_t) full * CP_BF16_PANEL_N, 0,
-			   sizeof(uint32_t) * (size_t) (pairs - full) * CP_BF16_PANEL_N);
-		if (K % 2 == 1)
-		{
-			int			c;
+		free(pan);
+	}
+}
 
-			for (c = 0; c < ncols; c++)
-				pan[(size_t) full * CP_BF16_PANEL_N + c] =
-					w[(size_t) (n0 + c) * K + K - 1];
+__attribute__((target("avx512f,avx512bf16")))
+void
+cp_amx_pack_rows(const float *src, size_t lds, int rows, int K, int Kp,
+				 int t0, int t1, uint16_t *dst)
+{
+	int			steps = Kp / CP_AMX_K_STEP;
+	int			r;
+
+	for (r = t0 * 16; r < t1 * 16; r++)
+	{
+		uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
+			(size_t) (r % 16) * CP_AMX_K_STEP;
+		const float *x = src + (size_t) r * lds;
+		int			s;
+
+		if (r >= rows)
+		{
+			for (s = 0; s < steps; s++)
+				memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
+			continue;
+		}
+		for (s = 0; s < steps; s++)
+		{
+			int			k = s * CP_AMX_K_STEP;
+			__m512		lo,
+						hi;
+
+			if (k + 32 <= K)
+			{
+				lo = _mm512_loadu_ps(x + k);
+				hi = _mm512_loadu_ps(x + k + 16);
+			}
+			else
+			{
+				int			na = K - k,
+							nb = K - k - 16;
+				__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
+				__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
+
+				lo = _mm512_maskz_loadu_ps(ma, x + k);
+				hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
+			}
+			_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
+							   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
 		}
 	}
 }
@@ -144,21 +237,50 @@ load_tile_config(void)
 }
 
 /*
+ * block_32x32
+ *		Tiles 0-3 (+)= the 32 x 32 product of A row tiles a0, a1 (k-steps
+ *		of CP_AMX_TILE_ELEMS elements) and one column block b of the B
+ *		layout, over steps k-steps; the caller zeroes or loads 0-3.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+static inline void
+block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps)
+{
+	int			s;
+
+	for (s = 0; s < steps; s++)
+	{
+		const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
+
+		_tile_loadd(4, a0 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
+		_tile_loadd(6, bk, 64);
+		_tile_dpbf16ps(0, 4, 6);
+		_tile_loadd(7, bk + 256, 64);
+		_tile_dpbf16ps(1, 4, 7);
+		_tile_loadd(5, a1 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
+		_tile_dpbf16ps(2, 5, 6);
+		_tile_dpbf16ps(3, 5, 7);
+	}
+}
+
+/*
  * cp_gemm_amx_bf16
  *		See gemm_amx.h and the file header.  Tiles: 0-3 accumulate y
  *		(rows 0-15 / 16-31 by columns 0-15 / 16-31), 4-5 x, 6-7 W.
  */
 __attribute__((target("amx-tile,amx-bf16")))
 void
-cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
-				 const uint32_t *packed, int n0, int n1, float *y, int ldy,
-				 bool add, float *cbuf)
+cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
+				 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
 {
-	int			mp = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
-	size_t		panel_words = (size_t) (Kp / 2) * CP_BF16_PANEL_N;
-	size_t		xstride = (size_t) ldx * sizeof(uint16_t);
+	int			mp = cp_amx_padded_m(M);
+	int			steps = Kp / CP_AMX_K_STEP;
+	size_t		rowtile = (size_t) steps * CP_AMX_TILE_ELEMS;	/* x: one row tile */
+	size_t		colblock = (size_t) steps * CP_AMX_TILE_ELEMS;	/* W: one column block */
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
-	const size_t wstride = CP_BF16_PANEL_N * sizeof(uint32_t);
+	const size_t ystride = (size_t) ldy * sizeof(float);
+	/* one row block (a query): x stays in L2 anyway, no partial sums */
+	int			kcs = (mp == CP_AMX_BLOCK) ? steps : KC_STEPS;
 	int			g0;
 
 	load_tile_config();
@@ -166,53 +288,69 @@ cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
 	{
 		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
 		int			kb,
-					nb;
+					nb,
+					mb;
 
-		for (kb = 0; kb < Kp; kb += KC)
+		for (kb = 0; kb < steps; kb += kcs)
 		{
-			int			ke = (Kp - kb < KC) ? Kp : kb + KC;
-			int			mb;
+			int			ks = (steps - kb < kcs) ? steps - kb : kcs;
+			int			nblk = (g1 - g0 + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK,
+						mblk = mp / CP_AMX_BLOCK,
+						i;
 
-			for (mb = 0; mb < mp; mb += CP_AMX_BLOCK)
+			for (i = 0; i < nblk * mblk; i++)
 			{
-				const uint16_t *x0 = xa + (size_t) mb * ldx;
-				const uint16_t *x1 = x0 + (size_t) 16 * ldx;
+				int			mbi = CP_AMX_BLOCK * (i / nblk),
+							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
+				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
+					(size_t) kb * CP_AMX_TILE_ELEMS;
+				const uint16_t *x1 = x0 + rowtile;
+				const uint32_t *wp = packed + (size_t) (nbi / CP_AMX_BLOCK) * colblock +
+					(size_t) kb * CP_AMX_TILE_ELEMS;
+				bool		inside = (mbi + CP_AMX_BLOCK <= M && nbi + CP_AMX_BLOCK <= n1);
+				bool		first = (kb == 0),
+							last = (kb + ks == steps);
+				float	   *cb = cbuf + (size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+					(size_t) mbi * CP_AMX_BLOCK;
+				float	   *yb = y + (size_t) mbi * ldy + nbi;
 
-				for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
+				/*
+				 * Partial sums between k-blocks live in cbuf (the group's
+				 * part of it stays in L2); blocks inside y start from y
+				 * when adding and end in y; edge blocks, whose tiles would
+				 * cross the end of y or of our columns, end in cbuf.
+				 */
+				if (first && inside && add)
 				{
-					const uint32_t *wp = packed + (size_t) (nb / CP_BF16_PANEL_N) * panel_words +
-						nb % CP_BF16_PANEL_N;
-					float	   *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
-						(size_t) mb * CP_AMX_BLOCK;
-					int			k;
-
-					if (kb == 0)
-					{
-						_tile_zero(0);
-						_tile_zero(1);
-						_tile_zero(2);
-						_tile_zero(3);
-					}
-					else
-					{
-						_tile_loadd(0, cb, cstride);
-						_tile_loadd(1, cb + 16, cstride);
-						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
-						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
-					}
-					for (k = kb; k < ke; k += CP_AMX_K_STEP)
-					{
-						const uint32_t *wk = wp + (size_t) (k / 2) * CP_BF16_PANEL_N;
-
-						_tile_loadd(4, x0 + k, xstride);
-						_tile_loadd(5, x1 + k, xstride);
-						_tile_loadd(6, wk, wstride);
-						_tile_loadd(7, wk + 16, wstride);
-						_tile_dpbf16ps(0, 4, 6);
-						_tile_dpbf16ps(1, 4, 7);
-						_tile_dpbf16ps(2, 5, 6);
-						_tile_dpbf16ps(3, 5, 7);
-					}
+					_tile_loadd(0, yb, ystride);
+					_tile_loadd(1, yb + 16, ystride);
+					_tile_loadd(2, yb + 16 * (size_t) ldy, ystride);
+					_tile_loadd(3, yb + 16 * (size_t) ldy + 16, ystride);
+				}
+				else if (first)
+				{
+					_tile_zero(0);
+					_tile_zero(1);
+					_tile_zero(2);
+					_tile_zero(3);
+				}
+				else
+				{
+					_tile_loadd(0, cb, cstride);
+					_tile_loadd(1, cb + 16, cstride);
+					_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
+					_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+				}
+				block_32x32(x0, x1, wp, ks);
+				if (last && inside)
+				{
+					_tile_stored(0, yb, ystride);
+					_tile_stored(1, yb + 16, ystride);
+					_tile_stored(2, yb + 16 * (size_t) ldy, ystride);
+					_tile_stored(3, yb + 16 * (size_t) ldy + 16, ystride);
+				}
+				else
+				{
 					_tile_stored(0, cb, cstride);
 					_tile_stored(1, cb + 16, cstride);
 					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
@@ -220,25 +358,62 @@ cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
 				}
 			}
 		}
-		for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
-		{
-			const float *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK;
-			int			ncols = (g1 - nb < CP_AMX_BLOCK) ? g1 - nb : CP_AMX_BLOCK;
-			int			m;
-
-			for (m = 0; m < M; m++)
+		/* the edge blocks' valid part into y */
+		for (mb = 0; mb < mp; mb += CP_AMX_BLOCK)
+			for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
 			{
-				const float *src = cb + (size_t) m * CP_AMX_BLOCK;
-				float	   *dst = y + (size_t) m * ldy + nb;
-				int			j;
+				const float *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+					(size_t) mb * CP_AMX_BLOCK;
+				int			ncols = (g1 - nb < CP_AMX_BLOCK) ? g1 - nb : CP_AMX_BLOCK;
+				int			m,
+							j;
 
-				if (add)
-					for (j = 0; j < ncols; j++)
-						dst[j] += src[j];
-				else
-					memcpy(dst, src, sizeof(float) * ncols);
+				if (mb + CP_AMX_BLOCK <= M && nb + CP_AMX_BLOCK <= n1)
+					continue;
+				for (m = 0; m < CP_AMX_BLOCK && mb + m < M; m++)
+				{
+					const float *src = cb + (size_t) m * CP_AMX_BLOCK;
+					float	   *dst = y + (size_t) (mb + m) * ldy + nb;
+
+					if (add)
+						for (j = 0; j < ncols; j++)
+							dst[j] += src[j];
+					else
+						memcpy(dst, src, sizeof(float) * ncols);
+				}
 			}
-		}
 	}
 	_tile_release();
 }
+
+/*
+ * cp_amx_tile_product
+ *		See gemm_amx.h.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+void
+cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
+					int steps, int nb0, int nb1, float *c, int ldc)
+{
+	size_t		colblock = (size_t) steps * CP_AMX_TILE_ELEMS;
+	size_t		cs = (size_t) ldc * sizeof(float);
+	int			nb;
+
+	load_tile_config();
+	for (nb = nb0; nb < nb1; nb++)
+	{
+		float	   *cb = c + (size_t) (nb - nb0) * CP_AMX_BLOCK;
+
+		_tile_zero(0);
+		_tile_zero(1);
+		_tile_zero(2);
+		_tile_zero(3);
+		block_32x32(a0, a1, b + (size_t) nb * colblock, steps);
+		_tile_stored(0, cb, cs);
+		_tile_stored(1, cb + 16, cs);
+		_tile_stored(2, cb + (size_t) 16 * ldc, cs);
+		_tile_stored(3, cb + (size_t) 16 * ldc + 16, cs);
+	}
+	_tile_release();
+}
+

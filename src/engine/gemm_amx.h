@@ -16,6 +16,8 @@
 #define CP_AMX_GROUP_N 256
 /* k of one A tile row / of the packed weights' padding. */
 #define CP_AMX_K_STEP 32
+/* bf16 elements of one A tile (16 rows x 32 k) and one k-step's 2 B tiles. */
+#define CP_AMX_TILE_ELEMS 512
 
 /*
  * cp_cpu_amx_bf16_usable
@@ -31,43 +33,73 @@ cp_amx_padded_k(int K)
 	return (K + CP_AMX_K_STEP - 1) / CP_AMX_K_STEP * CP_AMX_K_STEP;
 }
 
-/* uint32 words of cp_amx_pack_weights's output for a [N, K] weight. */
+/* M rounded up to whole row blocks. */
+static inline int
+cp_amx_padded_m(int M)
+{
+	return (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK * CP_AMX_BLOCK;
+}
+
+/*
+ * The "B layout" of a [N, K] matrix (weights, attention keys / values):
+ * blocks of 32 columns, each [Kp / 32 k-steps][2 tiles of 16 columns][16
+ * k-pairs][16 columns] uint32 words (a pair is two consecutive k of one
+ * column, the lower k in the low half), so that one k-step of a block is
+ * two B tiles in 2 KB of consecutive memory and a block is one stream.
+ * Zero past N and K.  cp_amx_packed_words is its size.
+ */
 extern size_t cp_amx_packed_words(int N, int K);
+
+/* Word index of pair p (k = 2p, 2p + 1) of column n in the B layout. */
+static inline size_t
+cp_amx_b_index(int n, int p, int Kp)
+{
+	return ((size_t) (n / 32) * (Kp / 32) + p / 16) * 512 +
+		(size_t) ((n % 32) / 16) * 256 + (size_t) (p % 16) * 16 + n % 16;
+}
 
 /*
  * cp_amx_pack_weights
  *		w [N, K] bf16 (row-major, any 2-byte alignment) into dst (64-byte
- *		aligned, cp_amx_packed_words words): panels of 64 columns, each
- *		[Kp / 2 k-pairs][64 columns] words (a pair is two consecutive k of
- *		one column), zero past N and K.  A 16 x 16 block of it is one B tile.
- *		Panels are spread over threads OpenMP threads.
+ *		aligned, cp_amx_packed_words words) in the B layout.  Column blocks
+ *		are spread over threads OpenMP threads.
  */
 extern void cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 								int threads);
 
 /*
- * cp_amx_x_stride
- *		Row stride (bf16 elements) for x: Kp plus one cache line, so that
- *		the 16 rows of an x tile do not all fall into the same L1 set
- *		when Kp * 2 is a multiple of 4 KB (K = 2048, 16384).
+ * The "A layout" of a [M, K] matrix (activations): rounded to bf16, as A
+ * tiles of 16 rows x 32 k (1 KB each), [roundup(M, 32) / 16 row tiles][Kp /
+ * 32 k-steps][16][32], zero past M and K: every tile is 1 KB of consecutive
+ * memory.  cp_amx_pack_rows writes row tiles [t0, t1) (16 rows each) of it
+ * from fp32 src (rows of lds floats, `rows` of them valid).  Needs
+ * AVX512_BF16 (implied by cp_cpu_amx_bf16_usable).
  */
-static inline int
-cp_amx_x_stride(int Kp)
-{
-	return Kp + 32;
-}
+extern void cp_amx_pack_rows(const float *src, size_t lds, int rows, int K,
+							 int Kp, int t0, int t1, uint16_t *dst);
 
 /*
  * cp_gemm_amx_bf16
- *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1):
- *		xa is [roundup(M, 32)] rows of ldx bf16 (cp_amx_x_stride(Kp)),
- *		zero past M rows and K columns (Kp = cp_amx_padded_k(K)); packed
- *		is W as cp_amx_pack_weights wrote it; n0 a multiple of 32.  cbuf
- *		holds roundup(M, 32) * CP_AMX_GROUP_N floats.  Single-threaded;
- *		the caller splits the columns between threads.
+ *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1): xa
+ *		is x in the A layout (Kp = cp_amx_padded_k(K)), packed is W in the
+ *		B layout; n0 a multiple of 32.  cbuf holds roundup(M, 32) *
+ *		CP_AMX_GROUP_N floats.  Single-threaded; the caller splits the
+ *		columns between threads.
  */
-extern void cp_gemm_amx_bf16(const uint16_t *xa, int ldx, int M, int Kp,
+extern void cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp,
 							 const uint32_t *packed, int n0, int n1,
 							 float *y, int ldy, bool add, float *cbuf);
+
+/*
+ * cp_amx_tile_product
+ *		c = a . b for one 32-row block of a (A layout, two row tiles at a0
+ *		and a1, k-steps [0, steps)) and 32-column blocks [nb0, nb1) of b (B
+ *		layout, steps k-steps per block): c is [32, (nb1 - nb0) * 32] fp32
+ *		with row stride ldc floats.  Loads and releases the tile
+ *		configuration itself.
+ */
+extern void cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1,
+								const uint32_t *b, int steps, int nb0, int nb1,
+								float *c, int ldc);
 
 #endif							/* CP_GEMM_AMX_H */

@@ -45,6 +45,16 @@ fill(float *p, size_t n, float amp)
 		p[i] = frand() * amp;
 }
 
+/* p[i] = bf16(p[i]) */
+static void
+round_bf16(float *p, size_t n)
+{
+	size_t		i;
+
+	for (i = 0; i < n; i++)
+		p[i] = cp_bf16_to_f32(cp_f32_to_bf16(p[i]));
+}
+
 static CpBackend *fast,
 		   *ref,
 		   *lazy,
@@ -253,7 +263,8 @@ test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
 
 /* attention with optional padding. */
 static void
-test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
+test_attention_on(CpBackend *be, double tol, int B, int T, int nh, int nkv,
+				  int hd, bool pad, bool causal)
 {
 	size_t		nq = (size_t) B * T * nh * hd,
 				nk = (size_t) B * T * nkv * hd;
@@ -283,15 +294,29 @@ test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
 	v = mkbuf(vh, nk);
 	of = mkbuf(NULL, nq);
 	orf = mkbuf(NULL, nq);
-	check_st(fast->attention(fast, cp_view(of, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
-							 B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), fast, "attention");
+	if (be == bf16)
+	{
+		/* bf16-exact inputs: what remains is the rounding of p to bf16 */
+		round_bf16(qh, nq);
+		round_bf16(kh, nk);
+		round_bf16(vh, nk);
+		fast->free(fast, q);
+		fast->free(fast, k);
+		fast->free(fast, v);
+		q = mkbuf(qh, nq);
+		k = mkbuf(kh, nk);
+		v = mkbuf(vh, nk);
+	}
+	check_st(be->attention(be, cp_view(of, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
+						   B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), be, "attention");
 	check_st(ref->attention(ref, cp_view(orf, 0), cp_view(q, 0), cp_view(k, 0), cp_view(v, 0),
 							B, T, nh, nkv, hd, 1.0f / sqrtf(hd), pad ? lens : NULL, causal), ref, "attention");
 	gf = dl(of, nq);
 	gr = dl(orf, nq);
-	snprintf(name, sizeof(name), "attention B%d T%d %dq/%dkv x%d%s%s", B, T, nh, nkv, hd,
+	snprintf(name, sizeof(name), "%sattention B%d T%d %dq/%dkv x%d%s%s",
+			 be == bf16 ? "bf16 " : "", B, T, nh, nkv, hd,
 			 pad ? " padded" : "", causal ? " causal" : "");
-	compare(name, gf, gr, nq, 1e-5);
+	compare(name, gf, gr, nq, tol);
 	fast->free(fast, q);
 	fast->free(fast, k);
 	fast->free(fast, v);
@@ -303,6 +328,13 @@ test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
 	free(lens);
 	free(gf);
 	free(gr);
+}
+
+/* Attention of the fp32 backend against the reference. */
+static void
+test_attention(int B, int T, int nh, int nkv, int hd, bool pad, bool causal)
+{
+	test_attention_on(fast, 1e-5, B, T, nh, nkv, hd, pad, causal);
 }
 
 /* Norms, element-wise ops, gathers, rope, im2col. */
@@ -731,6 +763,22 @@ main(void)
 		test_matmul_bf16(32, 64, 32, CP_DTYPE_BF16, false, false);
 		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
+		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
+
+		/*
+		 * Attention (on AMX: bf16 tile products, fp32 softmax): SigLIP's
+		 * head size 72 (padded to 96), Gemma's MQA with padding and the
+		 * causal mask, several row chunks, GQA; inputs bf16-exact, so the
+		 * difference is the rounding of the probabilities to bf16.
+		 */
+		test_attention_on(bf16, 4e-3, 1, 1, 1, 1, 8, false, false);
+		test_attention_on(bf16, 4e-3, 2, 17, 4, 4, 12, false, false);
+		test_attention_on(bf16, 4e-3, 1, 300, 3, 3, 72, false, false);
+		test_attention_on(bf16, 4e-3, 3, 23, 8, 1, 32, true, false);
+		test_attention_on(bf16, 4e-3, 3, 23, 8, 1, 32, true, true);
+		test_attention_on(bf16, 4e-3, 2, 70, 8, 1, 256, true, true);
+		test_attention_on(bf16, 4e-3, 2, 11, 6, 2, 16, true, true);
+		test_attention_on(bf16, 4e-3, 1, 300, 8, 1, 24, false, true);
 		bf16->destroy(bf16);
 	}
 

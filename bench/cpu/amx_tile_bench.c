@@ -1,0 +1,190 @@
+/*
+ * amx_tile_bench.c
+ *	  What bounds the AMX tile kernel (src/engine/gemm_amx.c): the kernel's
+ *	  inner loop (2 x 2 accumulator tiles, two tiles of x and two of W per
+ *	  k-step) on synthetic data, without the rest of a GEMM, in the
+ *	  configurations docs/cpu-kernels.md quotes:
+ *
+ *	  - "registers": TDPBF16PS on tiles already loaded (the unit's peak);
+ *	  - "x in L1, W in L2": one 16 KB x block reused by 8 column blocks of
+ *		W (the kernel's k-block of 8 k-steps), no accumulator traffic;
+ *	  - "+ accumulators": the same with the accumulators loaded and stored
+ *		every 8 k-steps from a 1 MB buffer (the kernel's cbuf);
+ *	  - "x and W in L2": tiles of both operands from 1 MB buffers.
+ *
+ *	  Prints GFLOP/s per CPU-second of the calling thread (best of 10).
+ *	  Needs a CPU with AMX-BF16 and a kernel that grants the tile state.
+ *
+ *	  cc -O2 bench/cpu/amx_tile_bench.c -o amx_tile_bench && ./amx_tile_bench
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARCH_REQ_XCOMP_PERM 0x1023
+#define XFEATURE_XTILEDATA 18
+#define TILE 512				/* bf16 elements (or 256 words x 2) per 1 KB tile */
+
+typedef struct TileConfig
+{
+	uint8_t		palette;
+	uint8_t		start_row;
+	uint8_t		reserved[14];
+	uint16_t	colsb[16];
+	uint8_t		rows[16];
+} TileConfig;
+
+static double
+cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* 8 k-steps of the 2 x 2 block: x tiles at a (k-step stride TILE), W at b */
+__attribute__((target("amx-tile,amx-bf16")))
+static inline void
+ksteps(const uint16_t *a0, const uint16_t *a1, const uint16_t *b, int steps)
+{
+	int			s;
+
+	for (s = 0; s < steps; s++)
+	{
+		_tile_loadd(4, a0 + s * TILE, 64);
+		_tile_loadd(6, b + s * 2 * TILE, 64);
+		_tile_dpbf16ps(0, 4, 6);
+		_tile_loadd(7, b + s * 2 * TILE + TILE, 64);
+		_tile_dpbf16ps(1, 4, 7);
+		_tile_loadd(5, a1 + s * TILE, 64);
+		_tile_dpbf16ps(2, 5, 6);
+		_tile_dpbf16ps(3, 5, 7);
+	}
+}
+
+/*
+ * run
+ *		mode 0: registers only; 1: x block in L1, W (8 column blocks x 8
+ *		k-steps) in L2; 2: same plus accumulators every 8 k-steps; 3: x and
+ *		W tiles from 1 MB buffers.  Returns GFLOP/s per CPU-second.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+static double
+run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
+{
+	const long	blocks = 20000;
+	double		best = 0;
+	int			rep;
+
+	for (rep = 0; rep < 10; rep++)
+	{
+		double		t0 = cpu_now(),
+					dt;
+		long		i;
+
+		for (i = 0; i < blocks; i++)
+		{
+			int			nb = i % 8,
+						mb = (i / 8) % 32;
+
+			if (mode == 0)
+			{
+				int			s;
+
+				for (s = 0; s < 8; s++)
+				{
+					_tile_dpbf16ps(0, 4, 6);
+					_tile_dpbf16ps(1, 4, 7);
+					_tile_dpbf16ps(2, 5, 6);
+					_tile_dpbf16ps(3, 5, 7);
+				}
+				continue;
+			}
+			if (mode == 2)
+			{
+				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
+
+				_tile_loadd(0, c, 128);
+				_tile_loadd(1, c + 16, 128);
+				_tile_loadd(2, c + 512, 128);
+				_tile_loadd(3, c + 528, 128);
+			}
+			if (mode == 3)
+				ksteps(x + (size_t) (i % 64) * 16 * TILE, x + (size_t) (i % 64) * 16 * TILE + 8 * TILE,
+					   w + (size_t) (i % 64) * 16 * TILE, 8);
+			else
+				ksteps(x, x + 8 * TILE, w + (size_t) nb * 16 * TILE, 8);
+			if (mode == 2)
+			{
+				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
+
+				_tile_stored(0, c, 128);
+				_tile_stored(1, c + 16, 128);
+				_tile_stored(2, c + 512, 128);
+				_tile_stored(3, c + 528, 128);
+			}
+		}
+		dt = cpu_now() - t0;
+		if (blocks * 8 * 4 * 16384.0 / dt * 1e-9 > best)
+			best = blocks * 8 * 4 * 16384.0 / dt * 1e-9;
+	}
+	return best;
+}
+
+__attribute__((target("amx-tile,amx-bf16")))
+int
+main(void)
+{
+	static const char *names[] = {"registers", "x in L1, W in L2",
+	"x in L1, W in L2, + accumulators", "x and W in L2"};
+	TileConfig	cfg __attribute__((aligned(64)));
+	size_t		mb = (size_t) 1 << 20;
+	uint16_t   *x = aligned_alloc(4096, mb),
+			   *w = aligned_alloc(4096, mb);
+	float	   *acc = aligned_alloc(4096, mb);
+	int			i;
+
+	if (x == NULL || w == NULL || acc == NULL)
+		return 1;
+	if (!__builtin_cpu_supports("avx512f") ||
+		syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+	{
+		printf("skip: no usable AMX on this CPU / kernel\n");
+		return 0;
+	}
+	/* touch everything: untouched pages all map to one zero page */
+	memset(x, 1, mb);
+	memset(w, 1, mb);
+	memset(acc, 0, mb);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.palette = 1;
+	for (i = 0; i < 8; i++)
+	{
+		cfg.rows[i] = 16;
+		cfg.colsb[i] = 64;
+	}
+	_tile_loadconfig(&cfg);
+	for (i = 0; i < 4; i++)
+	{
+		_tile_zero(0);
+		_tile_zero(1);
+		_tile_zero(2);
+		_tile_zero(3);
+		_tile_loadd(4, x, 64);
+		_tile_loadd(5, x + TILE, 64);
+		_tile_loadd(6, w, 64);
+		_tile_loadd(7, w + TILE, 64);
+		printf("%-36s %6.0f GFLOP/s per CPU-second\n", names[i], run(i, x, w, acc));
+	}
+	_tile_release();
+	free(x);
+	free(w);
+	free(acc);
+	return 0;
+}
