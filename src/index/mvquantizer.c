@@ -184,11 +184,28 @@ typedef struct MvivfTileConfig
 }			MvivfTileConfig;
 
 /*
+ * AmxCopyRow
+ *		Copy row sr of src to row dr of dst, both in the A layout (each row
+ *		is 64 bytes in each of its `steps` k-step tiles).
+ */
+static inline void
+AmxCopyRow(const uint16 *src, int sr, uint16 *dst, int dr, int steps)
+{
+	int			s;
+
+	for (s = 0; s < steps; s++)
+		memcpy(dst + ((Size) (dr / 16) * steps + s) * CP_AMX_TILE_ELEMS + (dr % 16) * CP_AMX_K_STEP,
+			   src + ((Size) (sr / 16) * steps + s) * CP_AMX_TILE_ELEMS + (sr % 16) * CP_AMX_K_STEP,
+			   sizeof(uint16) * CP_AMX_K_STEP);
+}
+
+/*
  * AmxFirstMax
- *		For each row m < M of xa (bf16, ldx elements apart, 64-byte aligned,
- *		readable up to a multiple of 32 rows, zero in columns K..Kp), the
- *		first column n < N of the largest xa[m] . W[n] (W as
- *		cp_amx_pack_weights packed it) into arg[m] (-1 when no score is above
+ *		For each row m < M of xa (in the engine's AMX "A layout": 16-row x
+ *		32-k bf16 tiles, readable up to a multiple of 32 rows, zero in
+ *		columns K..Kp), the first column n < N of the largest xa[m] . W[n]
+ *		(W in the "B layout" cp_amx_pack_weights writes: blocks of 32
+ *		columns, two 16-column tiles per k-step) into arg[m] (-1 when no score is above
  *		-FLT_MAX) and its score into max[m].  The scores go from the tiles
  *		straight into per-row, per-lane running maxima (strictly greater
  *		wins, so each lane keeps its first maximum), so that no score
@@ -196,15 +213,15 @@ typedef struct MvivfTileConfig
  *		of what an assignment costs.
  */
 static __attribute__((target("amx-tile,amx-bf16,avx512f"))) void
-AmxFirstMax(const uint16 *xa, int ldx, int M, int Kp, const uint32 *packed,
+AmxFirstMax(const uint16 *xa, int M, int Kp, const uint32 *packed,
 			int N, float *max, int *arg)
 {
 	MvivfTileConfig cfg __attribute__((aligned(64)));
 	float		cb[4][16][16] __attribute__((aligned(64)));
 	float		laneMax[32][16] __attribute__((aligned(64)));
 	int32		laneCol[32][16] __attribute__((aligned(64)));
-	const Size	panelWords = (Size) (Kp / 2) * CP_BF16_PANEL_N;
-	const Size	xstride = (Size) ldx * sizeof(uint16);
+	const int	steps = Kp / CP_AMX_K_STEP;
+	const Size	tileStride = 64;	/* bytes per tile row, A and B alike */
 	const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8,
 										   7, 6, 5, 4, 3, 2, 1, 0);
 	int			mb;
@@ -221,8 +238,8 @@ AmxFirstMax(const uint16 *xa, int ldx, int M, int Kp, const uint32 *packed,
 
 	for (mb = 0; mb < M; mb += 32)
 	{
-		const uint16 *x0 = xa + (Size) mb * ldx;
-		const uint16 *x1 = x0 + (Size) 16 * ldx;
+		const uint16 *x0 = xa + (Size) (mb / 16) * steps * CP_AMX_TILE_ELEMS;
+		const uint16 *x1 = x0 + (Size) steps * CP_AMX_TILE_ELEMS;
 		int			rows = Min(32, M - mb);
 		int			nb;
 		int			r;
@@ -234,8 +251,7 @@ AmxFirstMax(const uint16 *xa, int ldx, int M, int Kp, const uint32 *packed,
 		}
 		for (nb = 0; nb < N; nb += 32)
 		{
-			const uint32 *wp = packed + (Size) (nb / CP_BF16_PANEL_N) * panelWords +
-				nb % CP_BF16_PANEL_N;
+			const uint32 *wp = packed + (Size) (nb / 32) * steps * CP_AMX_TILE_ELEMS;
 			int			k;
 			int			h;
 
@@ -243,14 +259,14 @@ AmxFirstMax(const uint16 *xa, int ldx, int M, int Kp, const uint32 *packed,
 			_tile_zero(1);
 			_tile_zero(2);
 			_tile_zero(3);
-			for (k = 0; k < Kp; k += CP_AMX_K_STEP)
+			for (k = 0; k < steps; k++)
 			{
-				const uint32 *wk = wp + (Size) (k / 2) * CP_BF16_PANEL_N;
+				const uint32 *wk = wp + (Size) k * CP_AMX_TILE_ELEMS;
 
-				_tile_loadd(4, x0 + k, xstride);
-				_tile_loadd(5, x1 + k, xstride);
-				_tile_loadd(6, wk, CP_BF16_PANEL_N * sizeof(uint32));
-				_tile_loadd(7, wk + 16, CP_BF16_PANEL_N * sizeof(uint32));
+				_tile_loadd(4, x0 + (Size) k * CP_AMX_TILE_ELEMS, tileStride);
+				_tile_loadd(5, x1 + (Size) k * CP_AMX_TILE_ELEMS, tileStride);
+				_tile_loadd(6, wk, tileStride);
+				_tile_loadd(7, wk + CP_AMX_TILE_ELEMS / 2, tileStride);
 				_tile_dpbf16ps(0, 4, 6);
 				_tile_dpbf16ps(1, 4, 7);
 				_tile_dpbf16ps(2, 5, 6);
@@ -761,7 +777,7 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 	bool		amx = q->groupPacked != NULL;
 	int			maxChunk = Min(npairs, amx ? MVIVF_AMX_GATHER : MVIVF_TWOLEVEL_GATHER);
 	int			kp = cp_amx_padded_k(dim);
-	int			ldx = cp_amx_x_stride(kp);
+	int			ldx = kp;		/* bf16 elements per row in the A layout */
 	int			mp = TYPEALIGN(CP_AMX_BLOCK, maxChunk);
 	int			np = TYPEALIGN(CP_AMX_BLOCK, n);
 	uint16	   *rowsBf = NULL;
@@ -794,11 +810,9 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 		cbuf = (float *) (work + off);
 		off += TYPEALIGN(64, sizeof(float) * (Size) np * CP_AMX_GROUP_N);
 		/* padding columns and rows, and rows past a chunk's own, are zero */
-		memset(rowsBf, 0, sizeof(uint16) * (Size) np * ldx);
-		for (r = 0; r < n; r++)
-			cp_round_to_bf16(rows + (Size) r * dim, rowsBf + (Size) r * ldx, dim);
+		cp_amx_pack_rows(rows, dim, n, dim, kp, 0, np / 16, rowsBf);
 		memset(xa, 0, sizeof(uint16) * (Size) mp * ldx);
-		cp_gemm_amx_bf16(rowsBf, ldx, n, kp, AmxAligned(q->coarsePacked), 0,
+		cp_gemm_amx_bf16(rowsBf, n, kp, AmxAligned(q->coarsePacked), 0,
 						 q->ncoarse, cs, q->ncoarse, false, cbuf);
 	}
 	else
@@ -860,10 +874,9 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 			if (amx)
 			{
 				for (i = 0; i < m; i++)
-					memcpy(xa + (Size) i * ldx, rowsBf + (Size) pairRow[p + i] * ldx,
-						   sizeof(uint16) * dim);
+					AmxCopyRow(rowsBf, pairRow[p + i], xa, i, kp / CP_AMX_K_STEP);
 				/* rows past m hold earlier rows: their scores are not read */
-				AmxFirstMax(xa, ldx, m, kp,
+				AmxFirstMax(xa, m, kp,
 							AmxAligned(q->groupPacked) + q->groupPackedStart[g],
 							ng, amxMax, amxArg);
 				for (i = 0; i < m; i++)
