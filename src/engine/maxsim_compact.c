@@ -133,31 +133,32 @@ mvk_bits_to_pm1(const uint8_t *bits, int nvec, int dim, float *dst)
 
 /*
  * HammingScalar
- *		The oracle: bit by bit, no popcount instruction.
+ *		The oracle: bit by bit, no popcount instruction.  Every hamming
+ *		kernel lowers best[j] to the smallest hamming distance between query
+ *		row j and the given document rows (so a document may come in parts).
  */
-static double
+static void
 HammingScalar(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
-			  int dim)
+			  int dim, int32_t *best)
 {
 	size_t		rb = MVC_ROW_BYTES(dim);
-	double		total = 0.0;
 	int			j;
 
 	for (j = 0; j < nquery; j++)
 	{
 		const uint8_t *q = query + (size_t) j * rb;
-		int			best = INT_MAX;
+		int32_t		b = best[j];
 		int			i;
 
 		for (i = 0; i < ndoc; i++)
 		{
 			const uint8_t *d = doc + (size_t) i * rb;
-			int			h = 0;
-			size_t		b;
+			int32_t		h = 0;
+			size_t		k;
 
-			for (b = 0; b < rb; b++)
+			for (k = 0; k < rb; k++)
 			{
-				unsigned	x = d[b] ^ q[b];
+				unsigned	x = d[k] ^ q[k];
 
 				while (x)
 				{
@@ -165,12 +166,11 @@ HammingScalar(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
 					h++;
 				}
 			}
-			if (h < best)
-				best = h;
+			if (h < b)
+				b = h;
 		}
-		total += dim - 2 * best;
+		best[j] = b;
 	}
-	return total;
 }
 
 #ifdef MVC_HAVE_X86
@@ -178,25 +178,24 @@ HammingScalar(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
  * HammingPopcnt
  *		Rows of whole 64-bit words (dim % 64 == 0), hardware POPCNT.
  */
-static __attribute__((target("popcnt"))) double
+static __attribute__((target("popcnt"))) void
 HammingPopcnt(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
-			  int dim)
+			  int dim, int32_t *best)
 {
 	size_t		nw = (size_t) dim / 64;
-	double		total = 0.0;
 	int			j;
 
 	for (j = 0; j < nquery; j++)
 	{
 		uint64_t	q[64];		/* MV_MAX_DIM / 64 words */
-		long		best = LONG_MAX;
+		int32_t		b = best[j];
 		int			i;
 
 		memcpy(q, query + (size_t) j * nw * 8, nw * 8);
 		for (i = 0; i < ndoc; i++)
 		{
 			const uint8_t *d = doc + (size_t) i * nw * 8;
-			long		h = 0;
+			int32_t		h = 0;
 			size_t		w;
 
 			for (w = 0; w < nw; w++)
@@ -206,12 +205,11 @@ HammingPopcnt(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
 				memcpy(&x, d + w * 8, 8);
 				h += __builtin_popcountll(x ^ q[w]);
 			}
-			if (h < best)
-				best = h;
+			if (h < b)
+				b = h;
 		}
-		total += dim - 2 * best;
+		best[j] = b;
 	}
-	return total;
 }
 
 /*
@@ -221,11 +219,10 @@ HammingPopcnt(const uint8_t *doc, int ndoc, const uint8_t *query, int nquery,
  *		8 query rows (broadcast to the 4 lanes) are matched against it, each
  *		with a running minimum of the per-row counts.
  */
-static __attribute__((target("avx512f,avx512vpopcntdq"))) double
+static __attribute__((target("avx512f,avx512vpopcntdq"))) void
 HammingAvx512x128(const uint8_t *doc, int ndoc, const uint8_t *query,
-				  int nquery, int dim)
+				  int nquery, int dim, int32_t *best)
 {
-	double		total = 0.0;
 	int			j0;
 
 	for (j0 = 0; j0 < nquery; j0 += 8)
@@ -271,9 +268,13 @@ HammingAvx512x128(const uint8_t *doc, int ndoc, const uint8_t *query,
 			}
 		}
 		for (j = 0; j < nb; j++)
-			total += dim - 2 * (long) _mm512_reduce_min_epu64(M[j]);
+		{
+			int32_t		h = (int32_t) _mm512_reduce_min_epu64(M[j]);
+
+			if (h < best[j0 + j])
+				best[j0 + j] = h;
+		}
 	}
-	return total;
 }
 
 static int
@@ -297,15 +298,61 @@ mvk_hamming_name(MvkKind kind, int dim)
 	return "scalar";
 }
 
+void
+mvk_hamming_minima(MvkKind kind, const uint8_t *doc, int ndoc,
+				   const uint8_t *query, int nquery, int dim, int32_t *best)
+{
+	if (ndoc <= 0)
+		return;
+#ifdef MVC_HAVE_X86
+	if (kind == MVK_AVX512 && MVC_ROW_BYTES(dim) == 16 && HaveVpopcntdq())
+	{
+		HammingAvx512x128(doc, ndoc, query, nquery, dim, best);
+		return;
+	}
+	if (kind >= MVK_AVX2 && dim % 64 == 0 && __builtin_cpu_supports("popcnt"))
+	{
+		HammingPopcnt(doc, ndoc, query, nquery, dim, best);
+		return;
+	}
+#endif
+	HammingScalar(doc, ndoc, query, nquery, dim, best);
+}
+
+/*
+ * mvk_hamming_sum
+ *		sum_j (dim - 2 best[j]) in query row order: an exact integer.
+ */
+double
+mvk_hamming_sum(const int32_t *best, int nquery, int dim)
+{
+	double		total = 0.0;
+	int			j;
+
+	for (j = 0; j < nquery; j++)
+		total += dim - 2 * (long) best[j];
+	return total;
+}
+
 double
 mvk_hamming_maxsim(MvkKind kind, const uint8_t *doc, int ndoc,
 				   const uint8_t *query, int nquery, int dim)
 {
-#ifdef MVC_HAVE_X86
-	if (kind == MVK_AVX512 && MVC_ROW_BYTES(dim) == 16 && HaveVpopcntdq())
-		return HammingAvx512x128(doc, ndoc, query, nquery, dim);
-	if (kind >= MVK_AVX2 && dim % 64 == 0 && __builtin_cpu_supports("popcnt"))
-		return HammingPopcnt(doc, ndoc, query, nquery, dim);
-#endif
-	return HammingScalar(doc, ndoc, query, nquery, dim);
+	int32_t		best[MVK_QUERY_BLOCK];
+	double		total = 0.0;
+	int			j0;
+
+	/* a block of query rows at a time, so that best[] stays on the stack */
+	for (j0 = 0; j0 < nquery; j0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = nquery - j0 < MVK_QUERY_BLOCK ? nquery - j0 : MVK_QUERY_BLOCK;
+		int			j;
+
+		for (j = 0; j < nb; j++)
+			best[j] = INT32_MAX;
+		mvk_hamming_minima(kind, doc, ndoc, query + (size_t) j0 * MVC_ROW_BYTES(dim),
+						   nb, dim, best);
+		total += mvk_hamming_sum(best, nb, dim);
+	}
+	return total;
 }
