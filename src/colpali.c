@@ -31,6 +31,7 @@ _PG_init(void)
 	ProgressInit();
 	MvivfInit();
 	PoolInit();
+	MaxSimStreamInit();
 	MarkGUCPrefixReserved("colpali");
 	MarkGUCPrefixReserved("mvivf");
 }

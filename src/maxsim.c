@@ -7,7 +7,9 @@
  * The kernels themselves (SIMD with runtime dispatch, error bound) live in
  * maxsim_kernels.c, which is free of PostgreSQL so that the benchmark can
  * use them.  This file adds the dimension check, the scratch buffer and
- * interrupt checks between blocks of query rows.
+ * interrupt checks between blocks of query rows; maxsim() and <#> read the
+ * stored document through maxsim_stream.c (out-of-line values chunk by
+ * chunk, never materialised).
  */
 #include "postgres.h"
 
@@ -17,6 +19,7 @@
 #include "utils/memutils.h"
 
 #include "maxsim_kernels.h"
+#include "maxsim_stream.h"
 #include "multivector.h"
 
 PG_FUNCTION_INFO_V1(maxsim);
@@ -147,15 +150,7 @@ MaxSimScore(const MultiVector *doc, const MultiVector *query)
 Datum
 maxsim(PG_FUNCTION_ARGS)
 {
-	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	bool		cached;
-	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
-	double		result = MaxSimScore(doc, query);
-
-	PG_FREE_IF_COPY(doc, 0);
-	if (!cached)
-		PG_FREE_IF_COPY(query, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(MaxSimArgs(fcinfo, MV_FORMAT_FLOAT32, MV_FORMAT_FLOAT32));
 }
 
 /*
@@ -165,15 +160,7 @@ maxsim(PG_FUNCTION_ARGS)
 Datum
 multivector_negative_maxsim(PG_FUNCTION_ARGS)
 {
-	MultiVector *doc = PG_GETARG_MULTIVECTOR_P(0);
-	bool		cached;
-	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
-	double		result = -MaxSimScore(doc, query);
-
-	PG_FREE_IF_COPY(doc, 0);
-	if (!cached)
-		PG_FREE_IF_COPY(query, 1);
-	PG_RETURN_FLOAT8(result);
+	PG_RETURN_FLOAT8(-MaxSimArgs(fcinfo, MV_FORMAT_FLOAT32, MV_FORMAT_FLOAT32));
 }
 
 /*

@@ -12,7 +12,8 @@
  * (the widening is exact), so the float kernel's error bound applies
  * unchanged; binary x binary is an exact integer.  The kernels live in
  * src/engine/maxsim_compact.c (PostgreSQL-free); interrupts are checked
- * between blocks of query rows as for multivector.
+ * between blocks of query rows as for multivector.  A stored document is
+ * read as it is stored (maxsim_stream.c): out-of-line values chunk by chunk.
  */
 #include "postgres.h"
 
@@ -24,6 +25,7 @@
 
 #include "maxsim_compact.h"
 #include "maxsim_kernels.h"
+#include "maxsim_stream.h"
 #include "multivector.h"
 
 PG_FUNCTION_INFO_V1(maxsim_half_float);
@@ -112,25 +114,6 @@ MaxSimQueryArg(FunctionCallInfo fcinfo, int argno, bool *cached)
 	return cache->value;
 }
 
-/*
- * CheckPair
- *		Headers of the expected formats and the same D.
- */
-static void
-CheckPair(const MultiVector *doc, int docfmt, const MultiVector *query,
-		  int queryfmt)
-{
-	MultiVectorCheckAnyFormat(doc, docfmt);
-	MultiVectorCheckAnyFormat(query, queryfmt);
-	if (doc->dim != query->dim)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("different multivector dimensions %d and %d",
-						doc->dim, query->dim),
-				 errdetail("The document has %d dimensions and the query has %d.",
-						   doc->dim, query->dim)));
-}
-
 /* A binary document widened to float32 +-1. */
 static const float *
 WidenDoc(const MultiVector *doc)
@@ -145,7 +128,6 @@ WidenDoc(const MultiVector *doc)
 static double
 HalfFloat(const MultiVector *doc, const MultiVector *query)
 {
-	CheckPair(doc, MV_FORMAT_HALF, query, MV_FORMAT_FLOAT32);
 	return MaxSimHalfKernel(MV_HALF_DATA(doc), doc->nvec, query->x,
 							query->nvec, doc->dim);
 }
@@ -156,7 +138,6 @@ HalfHalf(const MultiVector *doc, const MultiVector *query)
 	Size		nq = (Size) query->nvec * query->dim;
 	float	   *q;
 
-	CheckPair(doc, MV_FORMAT_HALF, query, MV_FORMAT_HALF);
 	q = MaxSimGrowBuffer(&query_buffer, &query_buffer_size, nq * sizeof(float));
 	mvk_half_to_float(mvk_best(), MV_HALF_DATA(query), nq, q);
 	return MaxSimHalfKernel(MV_HALF_DATA(doc), doc->nvec, q, query->nvec,
@@ -166,7 +147,6 @@ HalfHalf(const MultiVector *doc, const MultiVector *query)
 static double
 BitFloat(const MultiVector *doc, const MultiVector *query)
 {
-	CheckPair(doc, MV_FORMAT_BINARY, query, MV_FORMAT_FLOAT32);
 	return MaxSimKernel(WidenDoc(doc), doc->nvec, query->x, query->nvec,
 						doc->dim);
 }
@@ -184,7 +164,6 @@ BitBit(const MultiVector *doc, const MultiVector *query)
 	double		total = 0.0;
 	int			q0;
 
-	CheckPair(doc, MV_FORMAT_BINARY, query, MV_FORMAT_BINARY);
 	for (q0 = 0; q0 < query->nvec; q0 += MVK_QUERY_BLOCK)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -196,34 +175,61 @@ BitBit(const MultiVector *doc, const MultiVector *query)
 	return total;
 }
 
+/*
+ * MaxSimPairScore
+ *		MaxSim of in-memory operands whose headers, pair and dimensions the
+ *		caller checked (maxsim_stream.c).
+ */
+double
+MaxSimPairScore(const MultiVector *doc, const MultiVector *query)
+{
+	switch (doc->format)
+	{
+		case MV_FORMAT_HALF:
+			return query->format == MV_FORMAT_HALF ? HalfHalf(doc, query) :
+				HalfFloat(doc, query);
+		case MV_FORMAT_BINARY:
+			return query->format == MV_FORMAT_BINARY ? BitBit(doc, query) :
+				BitFloat(doc, query);
+		default:
+			return MaxSimKernel(doc->x, doc->nvec, query->x, query->nvec,
+								doc->dim);
+	}
+}
+
+/*
+ * MaxSimArgs
+ *		maxsim(doc, query) of a call whose argument 0 is the stored document
+ *		of docformat and argument 1 the query of queryformat: the document is
+ *		read as stored (maxsim_stream.c), the query through MaxSimQueryArg.
+ */
+double
+MaxSimArgs(FunctionCallInfo fcinfo, int docformat, int queryformat)
+{
+	bool		cached;
+	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached);
+	double		result = MaxSimStored(PG_GETARG_DATUM(0), docformat, query,
+									  queryformat);
+
+	if (!cached)
+		PG_FREE_IF_COPY(query, 1);
+	return result;
+}
+
 /* maxsim(doc, query) and doc <#> query for one pair. */
-#define MAXSIM_PAIR(NAME, SCORE) \
+#define MAXSIM_PAIR(NAME, DOCFMT, QUERYFMT) \
 Datum \
 maxsim_##NAME(PG_FUNCTION_ARGS) \
 { \
-	MultiVector *doc = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)); \
-	bool		cached; \
-	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached); \
-	double		result = SCORE(doc, query); \
-	PG_FREE_IF_COPY(doc, 0); \
-	if (!cached) \
-		PG_FREE_IF_COPY(query, 1); \
-	PG_RETURN_FLOAT8(result); \
+	PG_RETURN_FLOAT8(MaxSimArgs(fcinfo, DOCFMT, QUERYFMT)); \
 } \
 Datum \
 negative_maxsim_##NAME(PG_FUNCTION_ARGS) \
 { \
-	MultiVector *doc = (MultiVector *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)); \
-	bool		cached; \
-	MultiVector *query = MaxSimQueryArg(fcinfo, 1, &cached); \
-	double		result = -SCORE(doc, query); \
-	PG_FREE_IF_COPY(doc, 0); \
-	if (!cached) \
-		PG_FREE_IF_COPY(query, 1); \
-	PG_RETURN_FLOAT8(result); \
+	PG_RETURN_FLOAT8(-MaxSimArgs(fcinfo, DOCFMT, QUERYFMT)); \
 }
 
-MAXSIM_PAIR(half_float, HalfFloat)
-MAXSIM_PAIR(half_half, HalfHalf)
-MAXSIM_PAIR(bit_float, BitFloat)
-MAXSIM_PAIR(bit_bit, BitBit)
+MAXSIM_PAIR(half_float, MV_FORMAT_HALF, MV_FORMAT_FLOAT32)
+MAXSIM_PAIR(half_half, MV_FORMAT_HALF, MV_FORMAT_HALF)
+MAXSIM_PAIR(bit_float, MV_FORMAT_BINARY, MV_FORMAT_FLOAT32)
+MAXSIM_PAIR(bit_bit, MV_FORMAT_BINARY, MV_FORMAT_BINARY)

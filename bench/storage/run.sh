@@ -10,8 +10,12 @@
 # pass + float rerank of the best RERANK (40) pages, inline vs out-of-line
 # storage of short binary values, where the float scan's time goes, and the
 # "pooled x3" rows when colpali_pool(multivector, int) exists (else n/a).
+# Then CPU time per statement (cpu_compare.py): the exact scans with
+# colpali.maxsim_streaming on and off, and one-thread numpy on the same pages.
 # Environment: PSQL, PGHOST/PGPORT as usual, GEN_SEED (42), RERANK (40),
-# KEEP=1 keeps the database.
+# KEEP=1 keeps the database, SKIP_POOL=1 leaves the pooled rows out (pooling
+# 1,000 pages takes minutes), CPU_COMPARE=0 skips cpu_compare.py (it needs
+# python3 with numpy and psycopg, PYTHON, and the server on this machine).
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-100}
@@ -32,6 +36,7 @@ $Q -c "CREATE EXTENSION colpali" \
 "$GEN" docs "$N" "$SEED" | $Q -c "COPY docs_f FROM STDIN (FORMAT binary)"
 "$GEN" queries "$N" "$NQ" "$SEED" | $Q -c "COPY queries FROM STDIN (FORMAT binary)"
 POOL=$($Q -c "SELECT to_regprocedure('colpali_pool(multivector,integer)') IS NOT NULL")
+[ "${SKIP_POOL:-0}" = 1 ] && POOL=f
 $Q <<SQL
 SET client_min_messages = warning;
 CREATE TABLE docs_h (id int PRIMARY KEY, emb halfmultivector);
@@ -110,6 +115,16 @@ for r in "${rows[@]}"; do
 	printf '%-40s %11s %12.2f %8.2fx %9.3f\n' "$n" "$bt" "$p50" "$(echo "$fp50 / $p50" | bc -l)" "$rec"
 done
 echo "(recall@10 against the float exact answer; 'vs_float': float exact-scan p50 / this p50, measured round robin, query by query, in this run)"
+
+# CPU time of the exact scans side by side (bench/storage/cpu_compare.py):
+# steadier than wall time on a shared machine; streaming on and off, the
+# float scan's parts, and one-thread numpy on the same pages
+if [ "${CPU_COMPARE:-1}" = 1 ]; then
+	echo
+	GEN="$GEN" NDOCS="$N" GEN_SEED="$SEED" OPENBLAS_NUM_THREADS=1 \
+		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "${PYTHON:-/usr/bin/python3}" \
+		"$HERE/cpu_compare.py" "$DB" "$NQ"
+fi
 
 if [ "${KEEP:-0}" != 1 ]; then
 	$PSQL -X -q -d postgres -c "DROP DATABASE $DB"

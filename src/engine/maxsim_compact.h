@@ -45,6 +45,17 @@ extern void mvk_bits_to_pm1(const uint8_t *bits, int nvec, int dim,
 extern double mvk_hamming_maxsim(MvkKind kind, const uint8_t *doc, int ndoc,
 								 const uint8_t *query, int nquery, int dim);
 
+/*
+ * The same in parts (a stored document read chunk by chunk): lower best[j]
+ * (start at INT32_MAX) to the smallest hamming distance between query row j
+ * and any of the ndoc document rows; mvk_hamming_sum then gives
+ * sum_j (dim - 2 best[j]), the value of mvk_hamming_maxsim.
+ */
+extern void mvk_hamming_minima(MvkKind kind, const uint8_t *doc, int ndoc,
+							   const uint8_t *query, int nquery, int dim,
+							   int32_t *best);
+extern double mvk_hamming_sum(const int32_t *best, int nquery, int dim);
+
 /* Is the hamming kernel of this kind using a hardware popcount? ("avx512-vpopcntdq", "popcnt", "scalar") */
 extern const char *mvk_hamming_name(MvkKind kind, int dim);
 

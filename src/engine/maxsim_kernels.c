@@ -59,6 +59,9 @@
 #define MVK_PREFETCH(base, off) \
 	__builtin_prefetch((const void *) ((uintptr_t) (base) + (off)), 0, MVK_PF_LOCALITY)
 
+/* Rows that make whole register blocks for every kernel (6, 5, 3, 2 rows). */
+#define MVK_ROWS_MULTIPLE 30
+
 /* Align a scratch pointer up to 64 bytes. */
 #define MVK_ALIGN64(p)	((float *) (((uintptr_t) (p) + 63) & ~(uintptr_t) 63))
 
@@ -312,6 +315,10 @@ MaxSimAvx512Half(const uint16_t *doc, int ndoc, const float *query, int nquery,
 	double		total = 0.0;
 	int			q0;
 
+	/* whole register blocks per chunk (see maxsim_kernels.h, streaming) */
+	if (rows >= MVK_ROWS_MULTIPLE)
+		rows -= rows % MVK_ROWS_MULTIPLE;
+
 	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)
 	{
 		int			nb = nquery - q0 < MVK_QUERY_BLOCK ? nquery - q0 : MVK_QUERY_BLOCK;
@@ -458,8 +465,9 @@ Avx2Pass##NQV(const float *doc, int ndoc, int dim, const float *qt, int pad, \
 	__m256		M[4]; \
 	int			i; \
 	int			v; \
+	/* the running maxima continue from out (-Infinity for a fresh pass) */ \
 	for (v = 0; v < (NQV); v++) \
-		M[v] = _mm256_set1_ps(-INFINITY); \
+		M[v] = _mm256_loadu_ps(out + 8 * v); \
 	for (i = 0; i + (R) <= ndoc; i += (R)) \
 		Avx2Rows(doc + (size_t) i * dim, dim, qt, pad, (NQV), (R), M); \
 	for (; i < ndoc; i++) \
@@ -496,6 +504,8 @@ MaxSimAvx2(const float *doc, int ndoc, const float *query, int nquery,
 		int			j;
 
 		TransposeQueryBlock(query, q0, nb, dim, pad, qt);
+		for (j = 0; j < MVK_QUERY_BLOCK; j++)
+			m[j] = -INFINITY;
 		for (v0 = 0; v0 < nv; v0 += 4)
 		{
 			int			nqv = nv - v0 < 4 ? nv - v0 : 4;
@@ -632,4 +642,175 @@ mvk_maxsim(MvkKind kind, const float *doc, int ndoc, const float *query,
 		return MaxSimAvx2(doc, ndoc, query, nquery, dim, scratch);
 #endif
 	return MaxSimScalar(doc, ndoc, query, nquery, dim);
+}
+
+/* ---------------------------------------------------------------------------
+ * Streaming MaxSim (maxsim_kernels.h): the passes above already continue the
+ * running maxima they are given, so a stream is the transposed query blocks,
+ * the maxima, and the same passes over whatever rows arrive.
+ * ---------------------------------------------------------------------------
+ */
+
+/* Floats between two transposed query blocks of a stream (64 lanes at most). */
+#define MVK_STREAM_QT_FLOATS(dim)	((size_t) (dim) * MVK_QUERY_BLOCK)
+
+/*
+ * StreamPad
+ *		Row stride of a transposed block of nb query rows for this kernel,
+ *		as MaxSimAvx512 and MaxSimAvx2 lay it out.
+ */
+static int
+StreamPad(MvkKind kind, int nb)
+{
+	int			n8 = (nb + 7) / 8;
+
+	return kind == MVK_AVX512 ? 16 * ((n8 + 1) / 2) : 8 * n8;
+}
+
+size_t
+mvk_stream_scratch_floats(int nquery, int dim)
+{
+	size_t		nblocks = MVK_STREAM_BLOCKS(nquery);
+
+	return nblocks * (MVK_STREAM_QT_FLOATS(dim) + MVK_QUERY_BLOCK) + 16;
+}
+
+/*
+ * mvk_stream_begin
+ *		Transpose every query block (SIMD kernels) and set the maxima to
+ *		-Infinity.  An unavailable kernel falls back to the scalar one.
+ */
+void
+mvk_stream_begin(MvkStream *st, MvkKind kind, const float *query, int nquery,
+				 int dim, float *scratch)
+{
+	int			nblocks = MVK_STREAM_BLOCKS(nquery);
+	int			b;
+	size_t		j;
+
+	if (!mvk_available(kind))
+		kind = MVK_SCALAR;
+	st->kind = kind;
+	st->dim = dim;
+	st->nquery = nquery;
+	st->query = query;
+	st->qt = MVK_ALIGN64(scratch);
+	st->maxima = st->qt + (size_t) nblocks * MVK_STREAM_QT_FLOATS(dim);
+	for (j = 0; j < (size_t) nblocks * MVK_QUERY_BLOCK; j++)
+		st->maxima[j] = -INFINITY;
+	if (kind == MVK_SCALAR)
+		return;
+	for (b = 0; b < nblocks; b++)
+	{
+		int			q0 = b * MVK_QUERY_BLOCK;
+		int			nb = nquery - q0 < MVK_QUERY_BLOCK ? nquery - q0 : MVK_QUERY_BLOCK;
+
+		TransposeQueryBlock(query, q0, nb, dim, StreamPad(kind, nb),
+							st->qt + (size_t) b * MVK_STREAM_QT_FLOATS(dim));
+	}
+}
+
+/*
+ * StreamRowsScalar
+ *		The oracle's loop (MaxSimScalar) over some document rows, continuing
+ *		the maxima m[0 .. nb-1] of query rows query[0 .. nb-1].
+ */
+static void
+StreamRowsScalar(const float *query, int nb, const float *doc, int nrows,
+				 int dim, float *m)
+{
+	int			j;
+
+	for (j = 0; j < nb; j++)
+	{
+		const float *q = query + (size_t) j * dim;
+		float		mj = m[j];
+		int			i;
+
+		for (i = 0; i < nrows; i++)
+		{
+			const float *d = doc + (size_t) i * dim;
+			float		s = 0.0f;
+			int			k;
+
+			for (k = 0; k < dim; k++)
+				s = fmaf(d[k], q[k], s);
+			mj = (mj > s) ? mj : s;
+		}
+		m[j] = mj;
+	}
+}
+
+void
+mvk_stream_rows(MvkStream *st, int b, const float *rows, int nrows)
+{
+	int			q0 = b * MVK_QUERY_BLOCK;
+	int			nb = st->nquery - q0 < MVK_QUERY_BLOCK ? st->nquery - q0 : MVK_QUERY_BLOCK;
+	float	   *m = st->maxima + (size_t) b * MVK_QUERY_BLOCK;
+	const float *qt = st->qt + (size_t) b * MVK_STREAM_QT_FLOATS(st->dim);
+
+	if (nrows <= 0)
+		return;
+#ifdef MVK_HAVE_X86
+	if (st->kind == MVK_AVX512)
+	{
+		Avx512PassAny(rows, nrows, st->dim, qt, (nb + 7) / 8, m);
+		return;
+	}
+	if (st->kind == MVK_AVX2)
+	{
+		int			nv = (nb + 7) / 8;
+		int			v0;
+
+		for (v0 = 0; v0 < nv; v0 += 4)
+		{
+			int			nqv = nv - v0 < 4 ? nv - v0 : 4;
+			const float *qp = qt + 8 * v0;
+			float	   *mp = m + 8 * v0;
+
+			switch (nqv)
+			{
+				case 1:
+					Avx2Pass1(rows, nrows, st->dim, qp, 8 * nv, mp);
+					break;
+				case 2:
+					Avx2Pass2(rows, nrows, st->dim, qp, 8 * nv, mp);
+					break;
+				case 3:
+					Avx2Pass3(rows, nrows, st->dim, qp, 8 * nv, mp);
+					break;
+				default:
+					Avx2Pass4(rows, nrows, st->dim, qp, 8 * nv, mp);
+					break;
+			}
+		}
+		return;
+	}
+#endif
+	StreamRowsScalar(st->query + (size_t) q0 * st->dim, nb, rows, nrows,
+					 st->dim, m);
+}
+
+/*
+ * mvk_stream_end
+ *		Sum the maxima in double, one partial sum per query block, the
+ *		partial sums in block order (as mvk_maxsim and MaxSimRun do).
+ */
+double
+mvk_stream_end(const MvkStream *st)
+{
+	double		total = 0.0;
+	int			q0;
+
+	for (q0 = 0; q0 < st->nquery; q0 += MVK_QUERY_BLOCK)
+	{
+		int			nb = st->nquery - q0 < MVK_QUERY_BLOCK ? st->nquery - q0 : MVK_QUERY_BLOCK;
+		double		part = 0.0;
+		int			j;
+
+		for (j = 0; j < nb; j++)
+			part += st->maxima[q0 + j];
+		total += part;
+	}
+	return total;
 }

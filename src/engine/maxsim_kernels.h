@@ -80,4 +80,43 @@ extern double mvk_maxsim_half(MvkKind kind, const uint16_t *doc, int ndoc,
 							  const float *query, int nquery, int dim,
 							  float *scratch, float *widened);
 
+/*
+ * Streaming MaxSim: the document arrives a few rows at a time (as a stored
+ * value is read chunk by chunk) and never exists as one array.  The query is
+ * transposed once, at mvk_stream_begin; mvk_stream_rows folds rows into the
+ * running maxima of one block of MVK_QUERY_BLOCK query rows (the caller
+ * loops over the blocks, with interrupt checks in between, and feeds every
+ * row of the document to every block, rows in document order);
+ * mvk_stream_end sums the maxima.  The operations, and so the bits, are
+ * those of mvk_maxsim on the whole document: each row enters each query
+ * row's maximum in row order, and the sums are taken as described above.
+ * Rows may be fed in any number of calls; calls of a multiple of 30 rows
+ * (all register blocks are 6, 5, 3 or 2 rows) run at full speed.
+ */
+typedef struct MvkStream
+{
+	MvkKind		kind;
+	int			dim;
+	int			nquery;
+	const float *query;			/* the caller's, row-major (scalar kernel) */
+	float	   *qt;				/* transposed blocks, one every dim * 64 floats */
+	float	   *maxima;			/* 64 running maxima per block */
+} MvkStream;
+
+/* Scratch (in floats) for a stream of nquery query rows of dim dimensions. */
+extern size_t mvk_stream_scratch_floats(int nquery, int dim);
+
+/* Number of query blocks of a stream (ceil(nquery / MVK_QUERY_BLOCK)). */
+#define MVK_STREAM_BLOCKS(nquery)	(((nquery) + MVK_QUERY_BLOCK - 1) / MVK_QUERY_BLOCK)
+
+/* Start a stream; query must stay valid until mvk_stream_end. */
+extern void mvk_stream_begin(MvkStream *st, MvkKind kind, const float *query,
+							 int nquery, int dim, float *scratch);
+
+/* Fold nrows document rows (row-major) into the maxima of query block b. */
+extern void mvk_stream_rows(MvkStream *st, int b, const float *rows, int nrows);
+
+/* The MaxSim of everything fed (at least one row). */
+extern double mvk_stream_end(const MvkStream *st);
+
 #endif							/* MAXSIM_KERNELS_H */

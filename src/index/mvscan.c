@@ -66,6 +66,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "maxsim_stream.h"
 #include "mvivf.h"
 
 /*
@@ -658,7 +659,8 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 	bool		all_dead = false;
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
-	MultiVector *doc;
+	double		score;
+	int			docdim;
 	bool		found;
 
 	if (so->fetch == NULL)
@@ -690,11 +692,10 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 		ExecClearTuple(so->slot);
 		return false;
 	}
-	doc = MvivfDatumGetValue(values[0]);
-	if (doc->dim != so->query->dim)
-		MvivfCheckDim(scan->indexRelation, so->query->dim, doc->dim);
-	*dist = -MaxSimKernel(doc->x, doc->nvec, so->query->x, so->query->nvec,
-						  doc->dim);
+	/* read as stored: an out-of-line page chunk by chunk (maxsim_stream.c) */
+	if (!MaxSimStoredScore(values[0], -1, so->query, -1, &score, &docdim))
+		MvivfCheckDim(scan->indexRelation, so->query->dim, docdim);
+	*dist = -score;
 	ExecClearTuple(so->slot);
 	ResetExprContext(GetPerTupleExprContext(so->estate));
 	return true;

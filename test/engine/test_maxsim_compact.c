@@ -164,7 +164,7 @@ TestHamming(void)
 				for (k = 0; k < dim; k++)
 					CHECK(fd[i * dim + k] == (((doc[i * rb + k / 8] >> (7 - k % 8)) & 1) ? 1.0f : -1.0f),
 						  "bits_to_pm1 row %d dim %d", i, k);
-			oracle = HammingScalar(doc, ndoc, q, nq, dim);
+			oracle = mvk_hamming_maxsim(MVK_SCALAR, doc, ndoc, q, nq, dim);
 			viafloat = mvk_maxsim(MVK_SCALAR, fd, ndoc, fq, nq, dim, scratch);
 			CHECK(oracle == viafloat, "dim %d ndoc %d nq %d: hamming %.17g, float on +-1 %.17g",
 				  dim, ndoc, nq, oracle, viafloat);

@@ -1,0 +1,553 @@
+/*
+ * maxsim_stream.c
+ *	  MaxSim of a stored document without materialising it.
+ *
+ * An exact scan (ORDER BY emb <#> q) or the mvivf rerank scores one stored
+ * page per row.  A ColPali page is 527 kB of float32 stored out of line,
+ * uncompressed, in about 264 TOAST chunks of 1,996 bytes; detoasting it
+ * copies every chunk into a fresh 527 kB buffer which the kernel then reads
+ * again, so the copy into memory the cache no longer holds cost more than
+ * the arithmetic.  Here an out-of-line, uncompressed value is read chunk by
+ * chunk with the TOAST index (as heap_fetch_toast_slice does, with the same
+ * checks of chunk numbers and sizes), its bytes are gathered into a small
+ * staging buffer that stays in the L1/L2 cache, and every time the buffer
+ * holds STREAM_FLUSH_BYTES of rows they are fed to the streaming kernels
+ * (maxsim_kernels.h: mvk_stream_*; half rows are widened and binary rows
+ * expanded on the way, binary x binary uses the hamming minima).  The result
+ * has the bits of the materialised computation: every row enters every
+ * query row's running maximum in row order, and the sums are those of
+ * mvk_maxsim.
+ *
+ * Every other storage form (inline, short header, compressed inline or out
+ * of line, indirect, or a TOAST table that is not heap) is detoasted as
+ * before and scored in memory.  The header (the first 12 bytes of the
+ * stored data) is checked against the value's size before any row is
+ * scored, and interrupts are checked between kernel calls.
+ *
+ * The TOAST relation and its index are opened and closed per value, as
+ * detoast_attr does: measured, that is about 1 % of a page's time, and
+ * keeping them open across rows would need resource-owner bookkeeping that
+ * survives errors and subtransaction aborts.
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/toast_internals.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "maxsim_compact.h"
+#include "maxsim_kernels.h"
+#include "maxsim_stream.h"
+#include "multivector.h"
+
+/* Bytes of kernel input (float rows, or bit rows for hamming) per kernel call. */
+#define STREAM_FLUSH_BYTES	(16 * 1024)
+
+/* Rows per call that make whole register blocks for every float kernel. */
+#define STREAM_ROWS_MULTIPLE 30
+
+/* Bytes of the stored header after the varlena header. */
+#define STORED_HEADER_BYTES	(MV_HEADER_SIZE - VARHDRSZ)
+
+bool		maxsim_streaming = true;
+
+/* Backend-lifetime buffers (MaxSimGrowBuffer), reused by every value. */
+static void *stage_buf = NULL;
+static Size stage_size = 0;
+static void *rows_buf = NULL;
+static Size rows_size = 0;
+static void *stream_scratch = NULL;
+static Size stream_scratch_size = 0;
+static void *query_wide = NULL;
+static Size query_wide_size = 0;
+static void *hamming_best = NULL;
+static Size hamming_best_size = 0;
+
+/* One value being read and scored. */
+typedef struct StreamState
+{
+	/* the header, assembled behind a varlena header of the stored size */
+	union
+	{
+		MultiVector mv;
+		char		bytes[MV_HEADER_SIZE];
+	}			hdr;
+	Size		hdr_have;		/* header bytes seen so far */
+	int32		extsize;		/* stored bytes (varlena header excluded) */
+	int			docformat;		/* expected document format, or -1 */
+	const MultiVector *query;
+	int			queryformat;	/* expected query format, or -1 */
+	bool		started;		/* header checked, kernels ready */
+	bool		dims_differ;	/* header read, D differs: stop */
+
+	int			format;			/* the document's MV_FORMAT_* */
+	Size		rowbytes;		/* stored bytes per row */
+	int			flushrows;		/* rows per kernel call */
+	uint8	   *stage;			/* flushrows rows of stored bytes */
+	Size		staged;			/* bytes in stage */
+	float	   *rows;			/* half/binary rows widened to float32 */
+	bool		hamming;		/* binary x binary */
+	int32	   *best;			/* hamming minima, one per query row */
+	MvkStream	st;				/* float kernels */
+} StreamState;
+
+/*
+ * MaxSimStreamInit
+ *		Define colpali.maxsim_streaming (called from _PG_init).
+ */
+void
+MaxSimStreamInit(void)
+{
+	DefineCustomBoolVariable("colpali.maxsim_streaming",
+							 "Reads out-of-line documents chunk by chunk for MaxSim.",
+							 "Off detoasts every stored document whole before scoring it, as "
+							 "earlier versions did; the scores are the same.  For tests and "
+							 "benchmarks.",
+							 &maxsim_streaming,
+							 true,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+}
+
+/*
+ * CheckHeader
+ *		ERROR unless mv (whose varlena size is the stored size) is a valid
+ *		header of the expected format (any of the three when format < 0).
+ */
+static void
+CheckHeader(const MultiVector *mv, int format)
+{
+	if (VARSIZE_ANY(mv) < MV_HEADER_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid multivector header"),
+				 errdetail("The value has %zu bytes, fewer than a header.",
+						   (Size) VARSIZE_ANY(mv))));
+	if (format < 0)
+		format = (mv->format == MV_FORMAT_HALF || mv->format == MV_FORMAT_BINARY) ?
+			mv->format : MV_FORMAT_FLOAT32;
+	MultiVectorCheckAnyFormat(mv, format);
+}
+
+/*
+ * CheckPairAndDims
+ *		Check the query's header and the (document, query) pair; false when
+ *		the dimensions differ.
+ */
+static bool
+CheckPairAndDims(const MultiVector *doc, const MultiVector *query,
+				 int queryformat)
+{
+	CheckHeader(query, queryformat);
+	if (!(query->format == MV_FORMAT_FLOAT32 || query->format == doc->format))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("MaxSim of a document of format %d and a query of format %d is not defined",
+						doc->format, query->format)));
+	return doc->dim == query->dim;
+}
+
+/*
+ * ReportDims
+ *		The ERROR of different document and query dimensions.
+ */
+static void
+ReportDims(int docdim, int querydim)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("different multivector dimensions %d and %d",
+					docdim, querydim),
+			 errdetail("The document has %d dimensions and the query has %d.",
+					   docdim, querydim)));
+}
+
+/*
+ * StreamStart
+ *		The header is complete: check it, the pair and the dimensions, and
+ *		prepare the kernels.  False when the dimensions differ.
+ */
+static bool
+StreamStart(StreamState *ss)
+{
+	MultiVector *hdr = &ss->hdr.mv;
+	const MultiVector *query = ss->query;
+	int			dim;
+	Size		kernelrow;
+	const float *qx;
+
+	SET_VARSIZE(hdr, ss->extsize + VARHDRSZ);
+	CheckHeader(hdr, ss->docformat);
+	if (!CheckPairAndDims(hdr, query, ss->queryformat))
+	{
+		ss->dims_differ = true;
+		return false;
+	}
+	dim = hdr->dim;
+	ss->format = hdr->format;
+	ss->rowbytes = ss->format == MV_FORMAT_BINARY ? MV_BIT_ROW_BYTES(dim) :
+		ss->format == MV_FORMAT_HALF ? sizeof(uint16) * (Size) dim :
+		sizeof(float) * (Size) dim;
+	ss->hamming = ss->format == MV_FORMAT_BINARY &&
+		query->format == MV_FORMAT_BINARY;
+
+	/* rows per kernel call: about STREAM_FLUSH_BYTES of kernel input */
+	kernelrow = ss->hamming ? ss->rowbytes : sizeof(float) * (Size) dim;
+	ss->flushrows = Max(1, (int) (STREAM_FLUSH_BYTES / kernelrow));
+	if (ss->flushrows >= STREAM_ROWS_MULTIPLE)
+		ss->flushrows -= ss->flushrows % STREAM_ROWS_MULTIPLE;
+	ss->stage = MaxSimGrowBuffer(&stage_buf, &stage_size,
+								 ss->rowbytes * ss->flushrows);
+	ss->staged = 0;
+
+	if (ss->hamming)
+	{
+		int			j;
+
+		ss->best = MaxSimGrowBuffer(&hamming_best, &hamming_best_size,
+									sizeof(int32) * (Size) query->nvec);
+		for (j = 0; j < query->nvec; j++)
+			ss->best[j] = PG_INT32_MAX;
+	}
+	else
+	{
+		if (ss->format != MV_FORMAT_FLOAT32)
+			ss->rows = MaxSimGrowBuffer(&rows_buf, &rows_size,
+										sizeof(float) * (Size) dim * ss->flushrows);
+		qx = query->x;
+		if (query->format == MV_FORMAT_HALF)
+		{
+			Size		nq = (Size) query->nvec * dim;
+			float	   *q = MaxSimGrowBuffer(&query_wide, &query_wide_size,
+											 nq * sizeof(float));
+
+			mvk_half_to_float(mvk_best(), MV_HALF_DATA(query), nq, q);
+			qx = q;
+		}
+		mvk_stream_begin(&ss->st, mvk_best(), qx, query->nvec, dim,
+						 MaxSimGrowBuffer(&stream_scratch, &stream_scratch_size,
+										  sizeof(float) * mvk_stream_scratch_floats(query->nvec, dim)));
+	}
+	ss->started = true;
+	return true;
+}
+
+/*
+ * StreamFlush
+ *		Score the staged rows (a whole number of them) and empty the stage.
+ */
+static void
+StreamFlush(StreamState *ss)
+{
+	int			nrows = (int) (ss->staged / ss->rowbytes);
+	int			dim = ss->hdr.mv.dim;
+	const float *rows;
+	int			b;
+
+	if (ss->staged % ss->rowbytes != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored multivector ends inside a row")));
+	if (nrows == 0)
+		return;
+	CHECK_FOR_INTERRUPTS();
+	if (ss->hamming)
+	{
+		const MultiVector *query = ss->query;
+		Size		qrb = MV_BIT_ROW_BYTES(dim);
+		int			j0;
+
+		for (j0 = 0; j0 < query->nvec; j0 += MVK_QUERY_BLOCK)
+		{
+			if (j0 > 0)
+				CHECK_FOR_INTERRUPTS();
+			mvk_hamming_minima(mvk_best(), ss->stage, nrows,
+							   MV_BIT_DATA(query) + (Size) j0 * qrb,
+							   Min(MVK_QUERY_BLOCK, query->nvec - j0), dim,
+							   ss->best + j0);
+		}
+		ss->staged = 0;
+		return;
+	}
+	if (ss->format == MV_FORMAT_HALF)
+	{
+		mvk_half_to_float(mvk_best(), (const uint16 *) ss->stage,
+						  (Size) nrows * dim, ss->rows);
+		rows = ss->rows;
+	}
+	else if (ss->format == MV_FORMAT_BINARY)
+	{
+		mvk_bits_to_pm1(ss->stage, nrows, dim, ss->rows);
+		rows = ss->rows;
+	}
+	else
+		rows = (const float *) ss->stage;
+	for (b = 0; b < MVK_STREAM_BLOCKS(ss->query->nvec); b++)
+	{
+		if (b > 0)
+			CHECK_FOR_INTERRUPTS();
+		mvk_stream_rows(&ss->st, b, rows, nrows);
+	}
+	ss->staged = 0;
+}
+
+/*
+ * StreamFeed
+ *		The next len stored bytes of the value.  False once the header shows
+ *		different dimensions (the rest need not be read).
+ */
+static bool
+StreamFeed(StreamState *ss, const char *data, Size len)
+{
+	if (ss->hdr_have < STORED_HEADER_BYTES)
+	{
+		Size		n = Min(len, STORED_HEADER_BYTES - ss->hdr_have);
+
+		memcpy(ss->hdr.bytes + VARHDRSZ + ss->hdr_have, data, n);
+		ss->hdr_have += n;
+		data += n;
+		len -= n;
+		if (ss->hdr_have < STORED_HEADER_BYTES)
+			return true;
+		if (!StreamStart(ss))
+			return false;
+	}
+	while (len > 0)
+	{
+		Size		cap = ss->rowbytes * ss->flushrows;
+		Size		n = Min(len, cap - ss->staged);
+
+		memcpy(ss->stage + ss->staged, data, n);
+		ss->staged += n;
+		data += n;
+		len -= n;
+		if (ss->staged == cap)
+			StreamFlush(ss);
+	}
+	return true;
+}
+
+/*
+ * StreamScore
+ *		Read the out-of-line, uncompressed value `tp` chunk by chunk into the
+ *		kernels.  Returns 1 with *score set, 0 when the dimensions differ
+ *		(ss->hdr holds the document's header), -1 when the TOAST table is
+ *		not heap (the caller detoasts).
+ */
+static int
+StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
+{
+	Relation	toastrel;
+	Relation   *toastidxs;
+	int			num_indexes;
+	int			validIndex;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	ttup;
+	TupleDesc	tupdesc;
+	int32		totalchunks;
+	int32		expected = 0;
+	bool		go_on = true;
+	Buffer		lastbuf = InvalidBuffer;
+#if PG_VERSION_NUM < 180000
+	SnapshotData SnapshotToast;
+#endif
+
+	if (ss->extsize < STORED_HEADER_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("invalid multivector header"),
+				 errdetail("The value has %zu bytes, fewer than a header.",
+						   (Size) ss->extsize + VARHDRSZ)));
+	toastrel = table_open(tp->va_toastrelid, AccessShareLock);
+	if (toastrel->rd_tableam != GetHeapamTableAmRoutine())
+	{
+		table_close(toastrel, AccessShareLock);
+		return -1;
+	}
+	tupdesc = RelationGetDescr(toastrel);
+	totalchunks = ((ss->extsize - 1) / TOAST_MAX_CHUNK_SIZE) + 1;
+	validIndex = toast_open_indexes(toastrel, AccessShareLock, &toastidxs,
+									&num_indexes);
+	ScanKeyInit(&key, (AttrNumber) 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(tp->va_valueid));
+#if PG_VERSION_NUM >= 180000
+	scan = systable_beginscan_ordered(toastrel, toastidxs[validIndex],
+									  get_toast_snapshot(), 1, &key);
+#else
+	init_toast_snapshot(&SnapshotToast);
+	scan = systable_beginscan_ordered(toastrel, toastidxs[validIndex],
+									  &SnapshotToast, 1, &key);
+#endif
+
+	/* the index is on (chunk_id, chunk_seq): chunks come in order */
+	while (go_on &&
+		   (ttup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		int32		curchunk;
+		Pointer		chunk;
+		char	   *chunkdata;
+		int32		chunksize;
+		int32		expected_size;
+
+		curchunk = DatumGetInt32(fastgetattr(ttup, 2, tupdesc, &isnull));
+		if (isnull)
+			curchunk = -1;
+		chunk = DatumGetPointer(fastgetattr(ttup, 3, tupdesc, &isnull));
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg_internal("null chunk %d for toast value %u in %s",
+									 curchunk, tp->va_valueid,
+									 RelationGetRelationName(toastrel))));
+		if (!VARATT_IS_EXTENDED(chunk))
+		{
+			chunksize = VARSIZE(chunk) - VARHDRSZ;
+			chunkdata = VARDATA(chunk);
+		}
+		else if (VARATT_IS_SHORT(chunk))
+		{
+			chunksize = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
+			chunkdata = VARDATA_SHORT(chunk);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg_internal("found toasted toast chunk for toast value %u in %s",
+									 tp->va_valueid,
+									 RelationGetRelationName(toastrel))));
+		if (curchunk != expected || curchunk >= totalchunks)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg_internal("unexpected chunk number %d (expected %d) for toast value %u in %s",
+									 curchunk, expected, tp->va_valueid,
+									 RelationGetRelationName(toastrel))));
+		expected_size = curchunk < totalchunks - 1 ? TOAST_MAX_CHUNK_SIZE :
+			ss->extsize - (totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
+		if (chunksize != expected_size)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg_internal("unexpected chunk size %d (expected %d) in chunk %d of %d for toast value %u in %s",
+									 chunksize, expected_size, curchunk,
+									 totalchunks, tp->va_valueid,
+									 RelationGetRelationName(toastrel))));
+		/*
+		 * The first chunk read from a TOAST page: prefetch the whole page,
+		 * which holds the next chunks too (heap pages fill from their end,
+		 * so they lie below this one), so that their copies overlap with
+		 * each other instead of waiting for memory one after another.
+		 */
+		{
+			Buffer		buf = ((BufferHeapTupleTableSlot *) scan->slot)->buffer;
+
+			if (BufferIsValid(buf) && buf != lastbuf)
+			{
+				const char *page = (const char *) BufferGetPage(buf);
+				Size		off;
+
+				for (off = 0; off < BLCKSZ; off += 64)
+					__builtin_prefetch(page + off, 0, 3);
+				lastbuf = buf;
+			}
+		}
+		go_on = StreamFeed(ss, chunkdata, chunksize);
+		expected++;
+	}
+	if (go_on && expected != totalchunks)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("missing chunk number %d for toast value %u in %s",
+								 expected, tp->va_valueid,
+								 RelationGetRelationName(toastrel))));
+	systable_endscan_ordered(scan);
+	toast_close_indexes(toastidxs, num_indexes, AccessShareLock);
+	table_close(toastrel, AccessShareLock);
+	if (!go_on)
+		return 0;
+
+	/* the last rows (the chunk checks make the bytes add up to extsize) */
+	StreamFlush(ss);
+	if (ss->hamming)
+		*score = mvk_hamming_sum(ss->best, ss->query->nvec, ss->hdr.mv.dim);
+	else
+		*score = mvk_stream_end(&ss->st);
+	return 1;
+}
+
+/*
+ * MaxSimStoredScore
+ *		See maxsim_stream.h.
+ */
+bool
+MaxSimStoredScore(Datum doc, int docformat, const MultiVector *query,
+				  int queryformat, double *score, int *docdim)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(doc);
+	MultiVector *mv;
+	bool		same;
+
+	if (maxsim_streaming && VARATT_IS_EXTERNAL_ONDISK(v))
+	{
+		struct varatt_external tp;
+
+		VARATT_EXTERNAL_GET_POINTER(tp, v);
+		if (!VARATT_EXTERNAL_IS_COMPRESSED(tp))
+		{
+			StreamState ss;
+			int			r;
+
+			memset(&ss, 0, sizeof(ss));
+			ss.extsize = VARATT_EXTERNAL_GET_EXTSIZE(tp);
+			ss.docformat = docformat;
+			ss.query = query;
+			ss.queryformat = queryformat;
+			r = StreamScore(&ss, &tp, score);
+			if (r >= 0)
+			{
+				*docdim = ss.hdr.mv.dim;
+				return r == 1;
+			}
+		}
+	}
+
+	/* any other form: detoast (a no-op for a plain inline value) */
+	mv = (MultiVector *) PG_DETOAST_DATUM(doc);
+	CheckHeader(mv, docformat);
+	*docdim = mv->dim;
+	same = CheckPairAndDims(mv, query, queryformat);
+	if (same)
+		*score = MaxSimPairScore(mv, query);
+	if ((Pointer) mv != (Pointer) v)
+		pfree(mv);
+	return same;
+}
+
+/*
+ * MaxSimStored
+ *		MaxSimStoredScore with the standard ERROR for different dimensions.
+ */
+double
+MaxSimStored(Datum doc, int docformat, const MultiVector *query,
+			 int queryformat)
+{
+	double		score = 0.0;
+	int			docdim;
+
+	if (!MaxSimStoredScore(doc, docformat, query, queryformat, &score, &docdim))
+		ReportDims(docdim, query->dim);
+	return score;
+}
