@@ -8,14 +8,15 @@
  *	2. centroid interaction: the forward store (mvforward.c) is read from end
  *	   to end and every live document gets sum_i max over its tokens of
  *	   S[i, centroid(token)] (only the centroid numbers are read);
- *	3. the mvivf.refine best of them get their quantized MaxSim, sum_i max
- *	   over tokens of (S[i, centroid] + q_i . decoded residual), read from
- *	   their codes; they come first, in that order, then the others by
- *	   centroid interaction shifted by the largest gain the residuals gave a
- *	   refined document (an optimistic estimate on the same scale);
+ *	3. the mvivf.refine best of them, and a random sample of the others, get
+ *	   their quantized MaxSim, sum_i max over tokens of (S[i, centroid] +
+ *	   q_i . decoded residual), read from their codes; they come first, in
+ *	   that order, then the others by centroid interaction raised by the
+ *	   gain margin, a bound of what their residuals may add fitted on the
+ *	   sample (an optimistic estimate on the same scale);
  *	4. a scan that walks past the refined documents, whose reranked rows are
  *	   all consumed (a filter, a large LIMIT), or for which an unrefined
- *	   document could come next, refines all the rest first.
+ *	   document could come next, refines more: the refined prefix doubles.
  * The per-row tables are built for as many query rows at a time as fit in
  * work_mem; a query with more rows takes several passes.
  *
@@ -26,19 +27,25 @@
  * that heap, so the scan's output is in exact non-decreasing distance order
  * (xs_recheckorderby = false), NaN last as float8 sorts it:
  *
- *	- mvivf.rerank documents are reranked before the first row is returned;
- *	- before each row, further batches of mvivf.rerank documents down the
+ *	- mvivf.rerank documents are reranked before the first row is returned,
+ *	  and a random sample of the other refined ones;
+ *	- before each row, further batches of mvivf.rerank / 2 documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
  *	  rejected them, or the LIMIT is large) or while an unreranked document
  *	  (the next one, or the best unrefined one) could still beat the best
- *	  waiting one: its approximate distance less the largest overshoot
- *	  (approximate - exact) seen near the end of the last batch;
+ *	  waiting one: its approximate distance less the error margin, fitted
+ *	  after each batch on the errors (approximate - exact distance) of the
+ *	  random sample and of the second half of the reranked documents, so
+ *	  that fewer than mvivf.miss_tolerance unreranked documents are expected
+ *	  to exceed it under a normal model (ErrorMargin); docs/mvivf.md, "How
+ *	  deep a scan reranks";
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
  *	- the scan ends when every live document was reranked or when
  *	  mvivf.max_scan_docs documents were (mvivf.candidates when
- *	  mvivf.iterative_scan = off).
+ *	  mvivf.iterative_scan = off); it returns what waits without checking
+ *	  the bound once mvivf.max_rerank documents were reranked.
  *
  * So the order is always exact; what is approximate is only which rows are
  * found, as with any approximate index.  An untrained index (built on an
@@ -519,11 +526,10 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 
 	/*
 	 * The gain (quantized - centroid score) that an unrefined document may
-	 * have is bounded from the gains of the random sample of them, which
-	 * stand for all of them, and of the second half of the documents refined
-	 * in centroid-interaction order, the nearest to them (the documents the
-	 * centroid interaction ranks best often gain far less: a bound from them
-	 * alone is too low).
+	 * have is bounded from the gains of the random sample of them, drawn
+	 * from those very documents.  (The gains of the documents the centroid
+	 * interaction ranks best are of another kind: often far smaller, as
+	 * their centroid score erred upwards, sometimes far more spread.)
 	 */
 	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 	for (r = 0; r < n; r++)
@@ -532,16 +538,11 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 	{
 		int			nsample = to - sampleFrom;
 		int			nprefix = sampleFrom - from;
-		int			nwin = nprefix - nprefix / 2;
-		double	   *x = palloc(sizeof(double) * Max(nsample, nwin) + 1);
+		double	   *x = palloc(sizeof(double) * nsample);
 
 		for (r = 0; r < nsample; r++)
 			x[r] = gain[ciOrder[nprefix + r]];
-		shift = ErrorMargin(x, nsample, so->ncands - to);
-		for (r = 0; r < nwin; r++)
-			x[r] = gain[ciOrder[nprefix / 2 + r]];
-		shift = Max(shift, ErrorMargin(x, nwin, so->ncands - to));
-		so->gainMargin = shift;
+		so->gainMargin = ErrorMargin(x, nsample, so->ncands - to);
 		pfree(x);
 	}
 	shift = so->gainMargin;
