@@ -33,3 +33,25 @@ BEGIN
 	SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.95) WITHIN GROUP (ORDER BY x)
 		INTO p50_ms, p95_ms FROM unnest(lat) x;
 END $$;
+
+-- mean documents refined and reranked per query at the current settings,
+-- from the mvivf line of EXPLAIN (ANALYZE)
+CREATE OR REPLACE FUNCTION mvb_depth(OUT refined float8, OUT reranked float8)
+LANGUAGE plpgsql AS $$
+DECLARE r record; l text; m text[]; sref float8 := 0; srr float8 := 0; n int := 0;
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	SET LOCAL jit = off;
+	PERFORM '[[1]]'::multivector;	-- the library is loaded: EXPLAIN shows the line
+	FOR r IN SELECT q FROM queries ORDER BY qid LOOP
+		FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) '
+				'SELECT id FROM docs ORDER BY emb <#> $1 LIMIT 10' USING r.q LOOP
+			m := regexp_match(l, 'refined=(\d+) .* reranked=(\d+)');
+			IF m IS NOT NULL THEN
+				sref := sref + m[1]::float8; srr := srr + m[2]::float8; n := n + 1;
+			END IF;
+		END LOOP;
+	END LOOP;
+	refined := sref / greatest(n, 1);
+	reranked := srr / greatest(n, 1);
+END $$;

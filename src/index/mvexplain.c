@@ -10,11 +10,16 @@
  * per mvivf index that was scanned:
  *
  *	mvivf docs_idx: scans=1 documents=1000 tokens=1030000 refined=256
- *	  pages=4900 passes=1 reranked=80 invisible=0 skipped=0
+ *	  pages=4900 passes=1 reranked=80 invisible=0 skipped=0 margin=0.412
+ *	  stop=bound
  *
  * (live documents ranked by centroid interaction and their tokens, documents
  * scored from their residual codes, index pages read by the approximate
- * stage, and documents reranked exactly from the heap).  Other formats are left
+ * stage, documents reranked exactly from the heap, the largest error margin
+ * the adaptive rerank ended with, and why the rerank stopped: bound = no
+ * unreranked document could beat the rows returned, all = every document
+ * was reranked, budget = mvivf.max_scan_docs or mvivf.candidates, cap =
+ * mvivf.max_rerank; several reasons joined by "+" over several scans).  Other formats are left
  * untouched (their structure is closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
  */
@@ -42,6 +47,8 @@ typedef struct MvivfExplainEntry
 	uint64		reranked;
 	uint64		invisible;
 	uint64		skipped;
+	double		margin;			/* largest final error margin of a scan */
+	uint64		stops[MVIVF_STOP_CAP + 1];	/* scans per stop reason */
 }			MvivfExplainEntry;
 
 static MvivfExplainEntry entries[MAX_EXPLAINED_INDEXES];
@@ -79,6 +86,9 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 	e->reranked += so->nreranked;
 	e->invisible += so->ninvisible;
 	e->skipped += so->nskipped;
+	e->margin = Max(e->margin, so->errMargin);
+	if (so->stopReason >= 0 && so->stopReason <= MVIVF_STOP_CAP)
+		e->stops[so->stopReason]++;
 }
 
 /*
@@ -133,7 +143,10 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 		MvivfExplainEntry *e = &entries[i];
 		char	   *name = get_rel_name(e->index);
 		char		label[NAMEDATALEN + 8];
-		char		value[512];
+		char		value[640];
+		static const char *const stopNames[] = {"none", "bound", "all", "budget", "cap"};
+		char		stops[64] = "";
+		int			r;
 
 		snprintf(label, sizeof(label), "mvivf %s", name ? name : "?");
 		snprintf(value, sizeof(value),
@@ -142,6 +155,15 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 				 " reranked=" UINT64_FORMAT " invisible=" UINT64_FORMAT " skipped=" UINT64_FORMAT,
 				 e->scans, e->documents, e->tokens, e->refined, e->pages,
 				 e->passes, e->reranked, e->invisible, e->skipped);
+		for (r = MVIVF_STOP_BOUND; r <= MVIVF_STOP_CAP; r++)
+			if (e->stops[r] > 0)
+			{
+				if (stops[0] != '\0')
+					strlcat(stops, "+", sizeof(stops));
+				strlcat(stops, stopNames[r], sizeof(stops));
+			}
+		snprintf(value + strlen(value), sizeof(value) - strlen(value),
+				 " margin=%.3g stop=%s", e->margin, stops[0] ? stops : "none");
 		ExplainPropertyText(label, value, es);
 	}
 	nentries = 0;

@@ -17,10 +17,12 @@ PG_FUNCTION_INFO_V1(mvivfhandler);
 
 int			mvivf_probes = 32;
 int			mvivf_candidates = 100;
-int			mvivf_rerank = 80;
+int			mvivf_rerank = 40;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
 int			mvivf_refine = MVIVF_DEFAULT_REFINE;
+double		mvivf_miss_tolerance = MVIVF_DEFAULT_MISS_TOLERANCE;
+int			mvivf_max_rerank = 0;
 
 static relopt_kind mvivf_relopt_kind;
 
@@ -66,9 +68,9 @@ MvivfInit(void)
 							&mvivf_candidates, 100, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.rerank",
-							"Documents reranked exactly before the first row is returned, and in each further batch.",
-							"Higher gives better recall; each reranked document costs one read of the indexed value from the table.",
-							&mvivf_rerank, 80, 1, 100000,
+							"Fewest documents reranked exactly before the first row is returned; further batches are half as large.",
+							"The scan reranks further batches on its own while an unreranked document could still beat a returned row (see mvivf.miss_tolerance); each reranked document costs one read of the indexed value from the table.",
+							&mvivf_rerank, 40, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
 							 "Keep reranking further documents while the query asks for rows.",
@@ -77,14 +79,24 @@ MvivfInit(void)
 							 mvivf_iterative_scan_options,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.refine",
-							"Documents whose quantized MaxSim is computed from their residual codes.",
-							"The approximate stage ranks every document by centroid interaction, then scores this many of the best from their residual codes; higher gives better recall and costs about 1/20 of an exact rerank per document.",
+							"Fewest documents whose quantized MaxSim is computed from their residual codes.",
+							"The approximate stage ranks every document by centroid interaction, then scores this many of the best (and a random sample of the others) from their residual codes; the scan refines more, doubling, while an unrefined document could still beat a returned row.",
 							&mvivf_refine, MVIVF_DEFAULT_REFINE, 0, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.max_scan_docs",
 							"Most documents one iterative scan reranks.",
 							"A scan that reaches it ends, even if the query asked for more rows; the planner avoids the index when it expects that.",
 							&mvivf_max_scan_docs, 20000, 1, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("mvivf.miss_tolerance",
+							 "How many documents the adaptive rerank may leave unreranked although they could beat a returned row.",
+							 "Before each row, the scan reranks further documents while, under a normal model of this query's approximation errors (mean and spread of approximate - exact distance of the documents reranked last), more than this many unreranked documents are expected to beat the row.  Smaller reranks deeper; 0 reranks and refines every document (exact results).",
+							 &mvivf_miss_tolerance, MVIVF_DEFAULT_MISS_TOLERANCE, 0.0, 1000.0,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mvivf.max_rerank",
+							"Most documents the adaptive rerank reranks before returning a row (0: no limit but mvivf.max_scan_docs).",
+							"Caps the cost of a query on data the approximate stage ranks poorly, at the price of recall; rows rejected by a filter still make the scan go on, up to mvivf.max_scan_docs.",
+							&mvivf_max_rerank, 0, 0, INT_MAX,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 }
 

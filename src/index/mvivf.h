@@ -93,6 +93,7 @@
 #define MVIVF_DEFAULT_SAMPLES	64	/* sampled tokens per list for k-means */
 #define MVIVF_MAX_BUCKETS		16
 #define MVIVF_DEFAULT_REFINE	256
+#define MVIVF_DEFAULT_MISS_TOLERANCE 0.001
 #define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
 #define MVIVF_COARSE_MIN_LISTS	1024	/* two-level assignment from here on */
 #define MVIVF_COARSE_PROBES		8	/* coarse groups searched per token */
@@ -117,6 +118,8 @@ extern int	mvivf_rerank;
 extern int	mvivf_iterative_scan;
 extern int	mvivf_max_scan_docs;
 extern int	mvivf_refine;
+extern double mvivf_miss_tolerance;
+extern int	mvivf_max_rerank;
 
 /* reloptions, as stored in rd_options */
 typedef struct MvivfOptions
@@ -263,6 +266,13 @@ typedef struct MvivfScanCandidate
 	double		score;			/* approximate, then exact distance */
 }			MvivfScanCandidate;
 
+/* why a scan's adaptive rerank stopped (EXPLAIN shows it) */
+#define MVIVF_STOP_NONE		0
+#define MVIVF_STOP_BOUND	1	/* no unreranked document can beat the row */
+#define MVIVF_STOP_ALL		2	/* every live document reranked */
+#define MVIVF_STOP_BUDGET	3	/* mvivf.max_scan_docs / mvivf.candidates */
+#define MVIVF_STOP_CAP		4	/* mvivf.max_rerank */
+
 typedef struct MvivfScanOpaqueData
 {
 	MemoryContext scanCtx;		/* everything of one ORDER BY evaluation */
@@ -283,8 +293,20 @@ typedef struct MvivfScanOpaqueData
 	int			heapCap;
 	bool		returnedAny;
 	double		lastDistance;	/* distance of the last row returned */
-	double		maxOvershoot;	/* largest approximate - exact distance near
-								 * the end of the last batch */
+	double		errMargin;		/* how far an unreranked document's exact
+								 * distance may fall below its approximate
+								 * one (MvivfErrorMargin) */
+	/* approximate - exact distance of each reranked row, in rerank order */
+	double	   *overshoot;
+	int			novershoot;
+	int			overshootCap;
+	int			stopReason;		/* MVIVF_STOP_*: why reranking last stopped */
+	/* the same for a random sample of the unreranked documents */
+	double	   *sampleErr;
+	int			nsampleErr;
+	bool		sampling;		/* the batch being reranked is that sample */
+	double		gainMargin;		/* bound of the residual gain of an
+								 * unrefined document (RefineCandidates) */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;

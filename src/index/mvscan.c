@@ -8,14 +8,15 @@
  *	2. centroid interaction: the forward store (mvforward.c) is read from end
  *	   to end and every live document gets sum_i max over its tokens of
  *	   S[i, centroid(token)] (only the centroid numbers are read);
- *	3. the mvivf.refine best of them get their quantized MaxSim, sum_i max
- *	   over tokens of (S[i, centroid] + q_i . decoded residual), read from
- *	   their codes; they come first, in that order, then the others by
- *	   centroid interaction shifted by the largest gain the residuals gave a
- *	   refined document (an optimistic estimate on the same scale);
+ *	3. the mvivf.refine best of them, and a random sample of the others, get
+ *	   their quantized MaxSim, sum_i max over tokens of (S[i, centroid] +
+ *	   q_i . decoded residual), read from their codes; they come first, in
+ *	   that order, then the others by centroid interaction raised by the
+ *	   gain margin, a bound of what their residuals may add fitted on the
+ *	   sample (an optimistic estimate on the same scale);
  *	4. a scan that walks past the refined documents, whose reranked rows are
  *	   all consumed (a filter, a large LIMIT), or for which an unrefined
- *	   document could come next, refines all the rest first.
+ *	   document could come next, refines more: the refined prefix doubles.
  * The per-row tables are built for as many query rows at a time as fit in
  * work_mem; a query with more rows takes several passes.
  *
@@ -26,19 +27,25 @@
  * that heap, so the scan's output is in exact non-decreasing distance order
  * (xs_recheckorderby = false), NaN last as float8 sorts it:
  *
- *	- mvivf.rerank documents are reranked before the first row is returned;
- *	- before each row, further batches of mvivf.rerank documents down the
+ *	- mvivf.rerank documents are reranked before the first row is returned,
+ *	  and a random sample of the other refined ones;
+ *	- before each row, further batches of mvivf.rerank / 2 documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
  *	  rejected them, or the LIMIT is large) or while an unreranked document
  *	  (the next one, or the best unrefined one) could still beat the best
- *	  waiting one: its approximate distance less the largest overshoot
- *	  (approximate - exact) seen near the end of the last batch;
+ *	  waiting one: its approximate distance less the error margin, fitted
+ *	  after each batch on the errors (approximate - exact distance) of the
+ *	  random sample and of the second half of the reranked documents, so
+ *	  that fewer than mvivf.miss_tolerance unreranked documents are expected
+ *	  to exceed it under a normal model (ErrorMargin); docs/mvivf.md, "How
+ *	  deep a scan reranks";
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
  *	- the scan ends when every live document was reranked or when
  *	  mvivf.max_scan_docs documents were (mvivf.candidates when
- *	  mvivf.iterative_scan = off).
+ *	  mvivf.iterative_scan = off); it returns what waits without checking
+ *	  the bound once mvivf.max_rerank documents were reranked.
  *
  * So the order is always exact; what is approximate is only which rows are
  * found, as with any approximate index.  An untrained index (built on an
@@ -57,6 +64,7 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "catalog/index.h"
+#include "common/pg_prng.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -68,6 +76,15 @@
 
 #include "maxsim_stream.h"
 #include "mvivf.h"
+
+/*
+ * Random samples that calibrate the error margins: unrefined documents
+ * refined with the first ones, unreranked documents reranked with the first
+ * batch.  A fixed seed keeps a query's results reproducible.
+ */
+#define MVIVF_REFINE_SAMPLE		32
+#define MVIVF_RERANK_SAMPLE		16
+#define MVIVF_SAMPLE_SEED		UINT64CONST(0x6d76697666)
 
 /*
  * CandCmp
@@ -88,6 +105,96 @@ static int
 CandQsortCmp(const void *a, const void *b)
 {
 	return CandCmp(a, b);
+}
+
+/*
+ * NormalUpperQuantile
+ *		z such that a standard normal variable exceeds z with probability p,
+ *		by bisection on erfc (exact enough: it only sets a safety margin).
+ */
+static double
+NormalUpperQuantile(double p)
+{
+	double		lo = 0;
+	double		hi = 40;
+	int			i;
+
+	if (p >= 0.5)
+		return 0;
+	if (p <= 0)
+		return hi;
+	for (i = 0; i < 60; i++)
+	{
+		double		mid = (lo + hi) / 2;
+
+		if (0.5 * erfc(mid / M_SQRT2) > p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
+/*
+ * ErrorMargin
+ *		How much larger than any of the observed errors x[0 .. n-1] the error
+ *		of one of nrem unobserved documents may be: the largest observed one,
+ *		or mean + z * standard deviation if larger, with z the normal quantile
+ *		that nrem documents exceed mvivf.miss_tolerance times in expectation
+ *		(z = 4.75 for 1,000 documents at the default 0.001); never negative.
+ *		The errors are those of the documents nearest in approximate rank to
+ *		the unobserved ones, so the margin is calibrated on this query and
+ *		this index, not on a corpus chosen in advance.
+ */
+static double
+ErrorMargin(const double *x, int n, double nrem)
+{
+	double		max = 0;
+	double		sum = 0;
+	double		sumsq = 0;
+	double		mean;
+	double		var;
+	int			i;
+
+	if (n <= 0 || nrem <= 0)
+		return 0;
+	for (i = 0; i < n; i++)
+	{
+		max = Max(max, x[i]);
+		sum += x[i];
+	}
+	if (n < 2)
+		return max;
+	mean = sum / n;
+	for (i = 0; i < n; i++)
+		sumsq += (x[i] - mean) * (x[i] - mean);
+	var = sumsq / (n - 1);
+	return Max(max, mean + NormalUpperQuantile(mvivf_miss_tolerance / nrem) * sqrt(var));
+}
+
+/*
+ * SampleToFront
+ *		Move k candidates drawn at random from so->cands[lo .. hi-1] to
+ *		positions lo .. lo+k-1 (a partial Fisher-Yates shuffle), then sort
+ *		the others, lo+k .. hi-1, back into approximate order.
+ */
+static void
+SampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
+{
+	pg_prng_state prng;
+	int			i;
+
+	pg_prng_seed(&prng, MVIVF_SAMPLE_SEED + (uint64) lo);
+	for (i = 0; i < k; i++)
+	{
+		int			j = lo + i + (int) pg_prng_uint64_range(&prng, 0, hi - lo - i - 1);
+		MvivfScanCandidate tmp = so->cands[lo + i];
+
+		so->cands[lo + i] = so->cands[j];
+		so->cands[j] = tmp;
+	}
+	pg_qsort(so->cands + lo + k, hi - lo - k, sizeof(MvivfScanCandidate),
+			 CandQsortCmp);
 }
 
 /*
@@ -358,16 +465,21 @@ StartOrderCmp(const void *a, const void *b)
 
 /*
  * RefineCandidates
- *		Replace the approximate scores of so->cands[from .. to-1] (in
- *		centroid-interaction order) by their quantized MaxSim, and sort
- *		so->cands[sortFrom .. to-1] (sortFrom <= from: candidates refined
- *		earlier and not reranked yet take their place among the new ones).  The candidates after it keep their centroid interaction,
- *		shifted by the mean amount by which the residuals raised the refined
- *		documents' scores: so all approximate distances stay on one scale,
- *		which the rerank's overshoot bound (RerankBatch) relies on.
+ *		Replace the approximate scores of so->cands[from .. to-1] by their
+ *		quantized MaxSim, and sort so->cands[sortFrom .. to-1] (sortFrom <=
+ *		from: candidates refined earlier and not reranked yet take their place
+ *		among the new ones).  cands[from .. sampleFrom-1] are the next ones in
+ *		centroid-interaction order, cands[sampleFrom .. to-1] (possibly none)
+ *		a random sample of the unrefined ones.  The candidates after to keep
+ *		their centroid interaction, raised by so->gainMargin, an optimistic
+ *		bound of what their residuals would add (set here when there is a
+ *		sample): so all approximate distances stay on one scale, an
+ *		optimistic estimate of the quantized one, which the rerank's error
+ *		margin relies on.
  */
 static void
-RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
+RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
+				 int sampleFrom)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	const MvivfQuantizer *q = MvivfGetQuantizer(scan->indexRelation, &so->meta);
@@ -414,15 +526,27 @@ RefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom)
 	MemoryContextDelete(passCtx);
 
 	/*
-	 * The gain is taken over the second half of the refined documents in
-	 * centroid-interaction order, the nearest to the unrefined ones (the best
-	 * documents often gain far more, as in RerankBatch's overshoot).
+	 * The gain (quantized - centroid score) that an unrefined document may
+	 * have is bounded from the gains of the random sample of them, drawn
+	 * from those very documents.  (The gains of the documents the centroid
+	 * interaction ranks best are of another kind: often far smaller, as
+	 * their centroid score erred upwards, sometimes far more spread.)
 	 */
 	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 	for (r = 0; r < n; r++)
 		gain[refine[r]] = refScore[r] - so->ciScore[refine[r]];
-	for (r = n / 2; r < n; r++)
-		shift = Max(shift, gain[ciOrder[r]]);
+	if (sampleFrom < to)
+	{
+		int			nsample = to - sampleFrom;
+		int			nprefix = sampleFrom - from;
+		double	   *x = palloc(sizeof(double) * nsample);
+
+		for (r = 0; r < nsample; r++)
+			x[r] = gain[ciOrder[nprefix + r]];
+		so->gainMargin = ErrorMargin(x, nsample, so->ncands - to);
+		pfree(x);
+	}
+	shift = so->gainMargin;
 	for (r = to; r < so->ncands; r++)
 		so->cands[r].score = -(so->ciScore[so->cands[r].docid] + shift);
 	for (r = 0; r < n; r++)
@@ -521,8 +645,21 @@ ApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		}
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
 
-		/* 3. quantized MaxSim of the best mvivf.refine of them */
-		RefineCandidates(scan, 0, Min(mvivf_refine, so->ncands), 0);
+		/*
+		 * 3. quantized MaxSim of the best mvivf.refine of them (of all of
+		 * them for exact results: mvivf.miss_tolerance = 0)
+		 */
+		if (mvivf_miss_tolerance <= 0)
+			RefineCandidates(scan, 0, so->ncands, 0, so->ncands);
+		else
+		{
+			int			prefix = Min(mvivf_refine, so->ncands);
+			int			nsample = Min(MVIVF_REFINE_SAMPLE, so->ncands - prefix);
+
+			/* plus a random sample of the others, to bound their gain */
+			SampleToFront(so, prefix, so->ncands, nsample);
+			RefineCandidates(scan, 0, prefix + nsample, 0, prefix);
+		}
 	}
 }
 
@@ -583,7 +720,9 @@ BeginSearch(IndexScanDesc scan)
 		else
 			so->budget = Min(so->ncands, Max(mvivf_max_scan_docs, rerank));
 		so->firstBatch = Min(rerank, Max(so->budget, 1));
-		so->batchSize = rerank;
+		so->batchSize = Max(rerank / 2, 1);
+		if (mvivf_miss_tolerance <= 0)
+			so->firstBatch = Max(so->budget, 1);	/* exact: rerank them all */
 	}
 	so->heapCap = Max(1, Min(so->budget, so->firstBatch + so->batchSize));
 	so->heap = palloc_extended(sizeof(MvivfScanCandidate) * so->heapCap, MCXT_ALLOC_HUGE);
@@ -713,8 +852,7 @@ RerankBatch(IndexScanDesc scan, int n)
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	MemoryContext tmp;
 	int			end;
-	int			frontier;
-	double		overshoot;
+	int			half;
 
 	end = Min(so->nextCand + n, so->budget);
 	if (so->nextCand >= end)
@@ -728,14 +866,11 @@ RerankBatch(IndexScanDesc scan, int n)
 		return true;
 	}
 
-	/*
-	 * The overshoot is measured on the second half of the batch: those
-	 * documents are the nearest in approximate rank to the ones not
-	 * reranked yet, whose errors it is to bound (the best documents, at the
-	 * head of the first batch, often have errors of another size).
-	 */
-	frontier = so->nextCand + (end - so->nextCand) / 2;
-	overshoot = 0;
+	if (so->overshoot == NULL)
+	{
+		so->overshootCap = Max(end, 16);
+		so->overshoot = palloc_extended(sizeof(double) * so->overshootCap, MCXT_ALLOC_HUGE);
+	}
 	tmp = AllocSetContextCreate(CurrentMemoryContext, "mvivf rerank",
 								ALLOCSET_DEFAULT_SIZES);
 	for (; so->nextCand < end; so->nextCand++)
@@ -757,8 +892,20 @@ RerankBatch(IndexScanDesc scan, int n)
 			continue;
 		}
 		/* how far the approximate distance overshot the exact one */
-		if (so->nextCand >= frontier && !isnan(dist) && c.score - dist > overshoot)
-			overshoot = c.score - dist;
+		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined)
+		{
+			if (so->sampling)
+				so->sampleErr[so->nsampleErr++] = c.score - dist;
+			else
+			{
+				if (so->novershoot == so->overshootCap)
+				{
+					so->overshootCap *= 2;
+					so->overshoot = repalloc_huge(so->overshoot, sizeof(double) * so->overshootCap);
+				}
+				so->overshoot[so->novershoot++] = c.score - dist;
+			}
+		}
 		c.score = dist;
 		if (so->returnedAny && float8_cmp_internal(dist, so->lastDistance) < 0)
 		{
@@ -768,8 +915,46 @@ RerankBatch(IndexScanDesc scan, int n)
 		HeapPush(so, &c);
 	}
 	MemoryContextDelete(tmp);
-	so->maxOvershoot = overshoot;
+
+	/*
+	 * The margin must bound the errors of the documents not reranked yet.
+	 * Those of the second half of the documents reranked in approximate
+	 * order are the nearest to them in rank; those of the random sample
+	 * stand for all of them.  Both are needed: the documents ranked best
+	 * are the ones whose approximate score erred upwards most (the winner's
+	 * curse), so errors seen near the head of the order understate those
+	 * further down, and a margin from them alone returns rows that a later
+	 * batch would beat.
+	 */
+	half = so->novershoot / 2;
+	so->errMargin = Max(ErrorMargin(so->overshoot + half, so->novershoot - half,
+									so->ncands - so->nextCand),
+						ErrorMargin(so->sampleErr, so->nsampleErr,
+									so->ncands - so->nextCand));
 	return true;
+}
+
+/*
+ * RerankSample
+ *		Rerank a random sample of the refined documents not reranked yet,
+ *		whose errors calibrate the margin (RerankBatch); nothing when they
+ *		are few enough for the next batches to cover them.
+ */
+static void
+RerankSample(IndexScanDesc scan)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	int			lo = so->nextCand;
+	int			hi = Min(so->nrefined, so->budget);
+	int			k = MVIVF_RERANK_SAMPLE;
+
+	if (so->nullQuery || hi - lo <= 2 * k)
+		return;
+	SampleToFront(so, lo, hi, k);
+	so->sampleErr = palloc(sizeof(double) * k);
+	so->sampling = true;
+	RerankBatch(scan, k);
+	so->sampling = false;
 }
 
 /*
@@ -861,18 +1046,24 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		pgstat_count_index_scan(scan->indexRelation);
 		old = MemoryContextSwitchTo(so->scanCtx);
 		RerankBatch(scan, so->firstBatch);
+		if (mvivf_miss_tolerance > 0)
+			RerankSample(scan);
 		MemoryContextSwitchTo(old);
 	}
 
 	/*
 	 * Rerank further batches while an unreranked document could still come
-	 * before the best waiting row: its exact distance is at least its
-	 * approximate one minus the largest overshoot seen so far.
+	 * before the best waiting row: while its approximate distance less the
+	 * error margin of this query (ErrorMargin, recomputed after each batch)
+	 * is below the row's exact distance.  The depth adapts to the query: a
+	 * query whose approximate scores are close to the exact ones stops after
+	 * the first batch, one with near-ties and large errors reranks deep.
 	 */
 	if (!so->nullQuery)
 	{
 		MemoryContext old = MemoryContextSwitchTo(so->scanCtx);
 
+		so->stopReason = so->budget >= so->ncands ? MVIVF_STOP_ALL : MVIVF_STOP_BUDGET;
 		while (so->nextCand < so->budget)
 		{
 			double		bound = so->cands[so->nextCand].score;
@@ -890,21 +1081,36 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				bound = so->cands[so->nrefined].score;
 				unrefinedBest = true;
 			}
-			if (so->nheap > 0 && so->heap[0].score <= bound - so->maxOvershoot)
-				break;			/* nothing unreranked can beat the best waiting row */
+			if (so->nheap > 0 && so->heap[0].score <= bound - so->errMargin)
+			{
+				/* nothing unreranked can beat the best waiting row */
+				so->stopReason = MVIVF_STOP_BOUND;
+				break;
+			}
+			if (so->nheap > 0 && mvivf_max_rerank > 0 &&
+				so->nextCand >= mvivf_max_rerank)
+			{
+				/* the cap: return what waits, recall may suffer */
+				so->stopReason = MVIVF_STOP_CAP;
+				break;
+			}
 
 			/*
-			 * Refine the rest first when one of them could come next, when
-			 * the scan goes past the refined documents, or when every
-			 * reranked row has been consumed (a filter rejects rows, or a
-			 * large LIMIT): such a scan walks far down the approximate order.
+			 * Refine more first when one of them could come next, when the
+			 * scan goes past the refined documents, or when every reranked
+			 * row has been consumed (a filter rejects rows, or a large
+			 * LIMIT): such a scan walks far down the approximate order.  The
+			 * refined prefix doubles each time (at least mvivf.refine more).
 			 */
 			if (so->nrefined < so->ncands &&
 				(unrefinedBest ||
 				 so->nextCand + so->batchSize > so->nrefined ||
 				 (so->nheap == 0 && so->returnedAny)))
 			{
-				RefineCandidates(scan, so->nrefined, so->ncands, so->nextCand);
+				int			more = Max(so->nrefined, Max(mvivf_refine, 1));
+				int			to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
+
+				RefineCandidates(scan, so->nrefined, to, so->nextCand, to);
 				continue;
 			}
 			if (!RerankBatch(scan, so->batchSize))

@@ -41,6 +41,25 @@ FROM mvexp_counters('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0],
 SELECT c.reranked > 30 AS reranked_more
 FROM mvexp_counters('SELECT id FROM mvexp WHERE id % 20 = 0 ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0]]'' LIMIT 8') c;
 
+-- the adaptive rerank's error margin and why it stopped: with a LIMIT it
+-- stops on its bound (or after every document), with mvivf.max_rerank on the cap
+CREATE FUNCTION mvexp_stop(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE l text;
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+		IF l ~ '^mvivf mvexp_idx: ' THEN
+			RETURN substring(l FROM ' margin=[0-9.e+-]+ stop=(\S+)$');
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END $$;
+SELECT mvexp_stop('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0]]'' LIMIT 3') IN ('bound', 'all') AS stop_shown;
+SET mvivf.max_rerank = 1;
+SET mvivf.rerank = 1;
+SELECT mvexp_stop('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0]]'' LIMIT 3') AS stop_capped;
+RESET mvivf.max_rerank;
+SET mvivf.rerank = 30;
+
 -- deleted rows: the scan scores only live documents
 DELETE FROM mvexp WHERE id <= 50;
 VACUUM mvexp;
@@ -55,4 +74,4 @@ FROM mvexp_counters('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0]]
 RESET enable_indexscan;
 RESET mvivf.rerank;
 DROP TABLE mvexp;
-DROP FUNCTION mvexp_counters(text);
+DROP FUNCTION mvexp_counters(text), mvexp_stop(text);
