@@ -553,7 +553,7 @@ BeginSearch(IndexScanDesc scan)
 		so->nullQuery = true;
 	else
 	{
-		so->query = MvivfDatumGetValue(scan->orderByData[0].sk_argument);
+		so->query = MvivfQueryGetValue(index, scan->orderByData[0].sk_argument);
 		if (meta.dim != 0)
 			MvivfCheckDim(index, meta.dim, so->query->dim);
 	}
@@ -658,7 +658,6 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 	bool		all_dead = false;
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
-	MultiVector *doc;
 	bool		found;
 
 	if (so->fetch == NULL)
@@ -690,11 +689,8 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 		ExecClearTuple(so->slot);
 		return false;
 	}
-	doc = MvivfDatumGetValue(values[0]);
-	if (doc->dim != so->query->dim)
-		MvivfCheckDim(scan->indexRelation, so->query->dim, doc->dim);
-	*dist = -MaxSimKernel(doc->x, doc->nvec, so->query->x, so->query->nvec,
-						  doc->dim);
+	/* the operator's own function: exact for every stored format */
+	*dist = MvivfExactDistance(scan, values[0]);
 	ExecClearTuple(so->slot);
 	ResetExprContext(GetPerTupleExprContext(so->estate));
 	return true;
