@@ -56,13 +56,17 @@ END $$;
 -- Side by side: for each query in turn, every statement once (round robin),
 -- so that all of them see the same machine load; recall@10 against truth and
 -- p50 latency per statement.  use_index[i]: index scans allowed (else only
--- sequential scans).
+-- sequential scans).  settings[i]: 'name=value;name=value' applied to that
+-- statement only (the mvivf settings start from their defaults each time).
 CREATE OR REPLACE FUNCTION st_compare(names text[], stmts text[], use_index bool[],
-	max_queries int DEFAULT NULL)
+	settings text[], max_queries int DEFAULT NULL)
 RETURNS TABLE (pos int, name text, recall float8, p50_ms float8)
 LANGUAGE plpgsql AS $$
-DECLARE r record; t0 timestamptz; ids int[]; i int;
+DECLARE r record; t0 timestamptz; ids int[]; i int; kv text; rerank0 text; refine0 text;
 BEGIN
+	PERFORM maxsim_kernel();	-- loads the library, which defines the mvivf settings
+	rerank0 := current_setting('mvivf.rerank');
+	refine0 := current_setting('mvivf.refine');
 	SET LOCAL jit = off;
 	CREATE TEMP TABLE IF NOT EXISTS st_lat (pos int, qid int, ms float8, hits int);
 	TRUNCATE st_lat;
@@ -71,6 +75,12 @@ BEGIN
 			PERFORM set_config('enable_seqscan', CASE WHEN use_index[i] THEN 'off' ELSE 'on' END, true);
 			PERFORM set_config('enable_indexscan', CASE WHEN use_index[i] THEN 'on' ELSE 'off' END, true);
 			PERFORM set_config('enable_bitmapscan', 'off', true);
+			PERFORM set_config('mvivf.rerank', rerank0, true);
+			PERFORM set_config('mvivf.refine', refine0, true);
+			FOREACH kv IN ARRAY string_to_array(coalesce(settings[i], ''), ';') LOOP
+				CONTINUE WHEN kv = '';
+				PERFORM set_config(split_part(kv, '=', 1), split_part(kv, '=', 2), true);
+			END LOOP;
 			t0 := clock_timestamp();
 			EXECUTE stmts[i] INTO ids USING r.q;
 			INSERT INTO st_lat VALUES (i, r.qid, extract(epoch FROM clock_timestamp() - t0) * 1000,

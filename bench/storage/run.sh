@@ -6,20 +6,32 @@
 # rows) as float32, makes half and binary copies (casts), and prints for
 # each storage: bytes per token (heap + TOAST + index), exact-scan p50
 # (ORDER BY emb <#> q LIMIT 10, sequential), indexed p50 and recall@10
-# against the float exact answer, with ratios to float.  Also: binary first
-# pass + float rerank of the best RERANK (40) pages, inline vs out-of-line
-# storage of short binary values, where the float scan's time goes, and the
-# "pooled x3" rows when colpali_pool(multivector, int) exists (else n/a).
+# against the float exact answer, with ratios to float.  Also: mvivf indexes
+# on the half and binary columns, and the two "binary first pass,
+# full-precision rerank" recipes: (1) an mvivf index on the float column
+# with 1-bit codes (bits = 1, mvivf.rerank = RERANK), (2) an mvivf index on
+# the binary column choosing RERANK candidates, reranked by the float
+# MaxSim in SQL; binary first pass + float rerank of the best RERANK (40)
+# pages by sequential scan, inline vs out-of-line storage of short binary
+# values, where the float scan's time goes, and the "pooled x3" rows when
+# colpali_pool(multivector, int) exists (else n/a).
+# From NDOCS >= 5000 on only the float exact scan, the binary rows (but the
+# sequential float-query ones) and the two recipes are measured (the half and pooled copies and the diagnostics
+# would take hours on a small machine).
 # Then CPU time per statement (cpu_compare.py): the exact scans with
 # colpali.maxsim_streaming on and off, and one-thread numpy on the same pages.
 # Environment: PSQL, PGHOST/PGPORT as usual, GEN_SEED (42), RERANK (40),
-# KEEP=1 keeps the database, SKIP_POOL=1 leaves the pooled rows out (pooling
-# 1,000 pages takes minutes), CPU_COMPARE=0 skips cpu_compare.py (it needs
-# python3 with numpy and psycopg, PYTHON, and the server on this machine).
+# DIAG=0 skips the diagnostic rows (short binary values, float scan
+# header/detoast), KEEP=1 keeps the database, SKIP_POOL=1 leaves the pooled
+# rows out (pooling 1,000 pages takes minutes), CPU_COMPARE=0 skips
+# cpu_compare.py (it needs python3 with numpy and psycopg, PYTHON, and the
+# server on this machine).
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-100}
 K=${RERANK:-40}
+DIAG=${DIAG:-1}
+FULL=$([ "$N" -lt 5000 ] && echo 1 || echo 0)
 SEED=${GEN_SEED:-42}
 PSQL=${PSQL:-psql}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -39,10 +51,25 @@ POOL=$($Q -c "SELECT to_regprocedure('colpali_pool(multivector,integer)') IS NOT
 [ "${SKIP_POOL:-0}" = 1 ] && POOL=f
 $Q <<SQL
 SET client_min_messages = warning;
-CREATE TABLE docs_h (id int PRIMARY KEY, emb halfmultivector);
-INSERT INTO docs_h SELECT id, emb FROM docs_f;
 CREATE TABLE docs_b (id int PRIMARY KEY, emb bitmultivector);
 INSERT INTO docs_b SELECT id, emb FROM docs_f;
+VACUUM ANALYZE;
+SQL
+if [ "$FULL" = 1 ]; then
+	$Q <<SQL
+SET client_min_messages = warning;
+CREATE TABLE docs_h (id int PRIMARY KEY, emb halfmultivector);
+INSERT INTO docs_h SELECT id, emb FROM docs_f;
+-- a second float table for the 1-bit index of recipe 1 (the default index is
+-- on docs_f: one table with both would leave the choice to the planner)
+CREATE TABLE docs_f1 (id int PRIMARY KEY, emb multivector);
+INSERT INTO docs_f1 SELECT id, emb FROM docs_f;
+VACUUM ANALYZE;
+SQL
+fi
+if [ "$FULL" = 1 ] && [ "$DIAG" = 1 ]; then
+	$Q <<SQL
+SET client_min_messages = warning;
 -- short binary values (343 rows, a third of a page) inline (main) and out of line
 CREATE TABLE docs_b343 (id int PRIMARY KEY, emb bitmultivector);
 INSERT INTO docs_b343 SELECT id, ((emb::real[])[1:343][1:128])::bitmultivector FROM docs_f;
@@ -51,7 +78,8 @@ ALTER TABLE docs_b343x ALTER emb SET STORAGE external;
 INSERT INTO docs_b343x SELECT * FROM docs_b343;
 VACUUM ANALYZE;
 SQL
-if [ "$POOL" = t ]; then
+fi
+if [ "$POOL" = t ] && [ "$FULL" = 1 ]; then
 	$Q <<SQL
 SET client_min_messages = warning;
 CREATE TABLE docs_p3 (id int PRIMARY KEY, emb multivector);
@@ -65,56 +93,87 @@ $Q -f "$HERE/measure.sql" >/dev/null
 
 echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()')"
 $Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null
-$Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "CREATE INDEX docs_f_idx ON docs_f USING mvivf (emb)"
-
-# Every measured statement: name|bytes per token (SQL)|index scan?|statement ($1: the float query)
-rows=()
-add() { rows+=("$1|$2|$3|$4"); }
-add "float" "st_bytes('docs_f')" f 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
-add "float, mvivf index" "st_bytes('docs_f', 'docs_f_idx')" t 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
-add "half (float query)" "st_bytes('docs_h')" f 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
-add "binary (binary query, hamming)" "st_bytes('docs_b')" f 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
-add "binary (float query, q.(2b-1))" "st_bytes('docs_b')" f 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1 LIMIT 10)'
-add "binary + float rerank $K" "st_bytes('docs_b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
-add "binary q.(2b-1) + float rerank $K" "st_bytes('docs_b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1 LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
-if [ "$POOL" = t ]; then
-	add "pooled x3 float" "st_bytes('docs_p3')" f 'SELECT array(SELECT id FROM docs_p3 ORDER BY emb <#> $1 LIMIT 10)'
-	add "pooled x3 binary + float rerank $K" "st_bytes('docs_p3b')" f "SELECT array(SELECT c.id FROM (SELECT id FROM docs_p3b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+idx() { $Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "$1"; }
+T0=$(date +%s)
+if [ "$FULL" = 1 ]; then
+	idx "CREATE INDEX docs_f_idx ON docs_f USING mvivf (emb)"
+	idx "CREATE INDEX docs_f1_idx ON docs_f1 USING mvivf (emb) WITH (bits = 1)"
+	idx "CREATE INDEX docs_h_idx ON docs_h USING mvivf (emb)"
+	[ "$POOL" = t ] && idx "CREATE INDEX docs_p3b_idx ON docs_p3b USING mvivf (emb)"
+	F1=docs_f1
 else
-	add "pooled x3 float" "NULL" - ""
-	add "pooled x3 binary + float rerank $K" "NULL" - ""
+	idx "CREATE INDEX docs_f1_idx ON docs_f USING mvivf (emb) WITH (bits = 1)"
+	F1=docs_f
 fi
-add "short binary (343 rows), main (inline)" "st_bytes('docs_b343')" f 'SELECT array(SELECT id FROM docs_b343 ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
-add "short binary (343 rows), external" "st_bytes('docs_b343x')" f 'SELECT array(SELECT id FROM docs_b343x ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
-add "float scan, header only" "NULL" f 'SELECT array(SELECT id FROM docs_f ORDER BY num_vectors(emb) + 0 * dims($1) LIMIT 10)'
-add "float scan, detoast + 1-row query" "NULL" f 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> (($1::real[])[1:1][1:128])::multivector LIMIT 10)'
+idx "CREATE INDEX docs_b_idx ON docs_b USING mvivf (emb)"
+echo "(index builds: $(( $(date +%s) - T0 )) s)"
 
-names=() stmts=() idx=() bytes=()
+# Every measured statement: name|bytes per token (SQL)|index scan?|settings|statement ($1: the float query)
+rows=()
+add() { rows+=("$1|$2|$3|$4|$5"); }
+# the candidates of an index on the binary column, reranked by the float MaxSim
+two_stage() { echo "WITH c AS MATERIALIZED (SELECT id FROM $1 ORDER BY emb <#> $2 LIMIT $K) SELECT array(SELECT f.id FROM docs_f f JOIN c USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"; }
+add "float" "st_bytes('docs_f')" f "" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
+[ "$FULL" = 1 ] && add "float, mvivf index (defaults)" "st_bytes('docs_f', 'docs_f_idx')" t "" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
+add "recipe 1: float, mvivf bits=1, rerank $K" "st_bytes('$F1', 'docs_f1_idx')" t "mvivf.rerank=$K" "SELECT array(SELECT id FROM $F1 ORDER BY emb <#> \$1 LIMIT 10)"
+add "recipe 1, refine 64" "st_bytes('$F1', 'docs_f1_idx')" t "mvivf.rerank=$K;mvivf.refine=64" "SELECT array(SELECT id FROM $F1 ORDER BY emb <#> \$1 LIMIT 10)"
+if [ "$FULL" = 1 ]; then
+	add "half (float query)" "st_bytes('docs_h')" f "" 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
+	add "half, mvivf index (float query)" "st_bytes('docs_h', 'docs_h_idx')" t "" 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
+fi
+add "binary (binary query, hamming)" "st_bytes('docs_b')" f "" 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+[ "$FULL" = 1 ] && add "binary (float query, q.(2b-1))" "st_bytes('docs_b')" f "" 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1 LIMIT 10)'
+add "binary, mvivf index (hamming)" "st_bytes('docs_b', 'docs_b_idx')" t "" 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+add "binary, mvivf index (q.(2b-1))" "st_bytes('docs_b', 'docs_b_idx')" t "" 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1 LIMIT 10)'
+add "binary + float rerank $K" "st_bytes('docs_b')" f "" "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+[ "$FULL" = 1 ] && add "binary q.(2b-1) + float rerank $K" "st_bytes('docs_b')" f "" "SELECT array(SELECT c.id FROM (SELECT id FROM docs_b ORDER BY emb <#> \$1 LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+add "recipe 2: binary index (hamming) + float $K" "st_bytes('docs_b', 'docs_b_idx')" t "" "$(two_stage docs_b '$1::bitmultivector')"
+add "recipe 2: binary index (q.(2b-1)) + float $K" "st_bytes('docs_b', 'docs_b_idx')" t "" "$(two_stage docs_b '$1')"
+add "recipe 2 (hamming), refine 64" "st_bytes('docs_b', 'docs_b_idx')" t "mvivf.refine=64" "$(two_stage docs_b '$1::bitmultivector')"
+if [ "$FULL" = 1 ]; then
+	if [ "$POOL" = t ]; then
+		add "pooled x3 float" "st_bytes('docs_p3')" f "" 'SELECT array(SELECT id FROM docs_p3 ORDER BY emb <#> $1 LIMIT 10)'
+		add "pooled x3 binary + float rerank $K" "st_bytes('docs_p3b')" f "" "SELECT array(SELECT c.id FROM (SELECT id FROM docs_p3b ORDER BY emb <#> \$1::bitmultivector LIMIT $K) c JOIN docs_f f USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"
+		add "pooled x3 binary index (hamming) + float $K" "st_bytes('docs_p3b', 'docs_p3b_idx')" t "" "$(two_stage docs_p3b '$1::bitmultivector')"
+	else
+		add "pooled x3 float" "NULL" - "" ""
+		add "pooled x3 binary + float rerank $K" "NULL" - "" ""
+	fi
+fi
+if [ "$FULL" = 1 ] && [ "$DIAG" = 1 ]; then
+	add "short binary (343 rows), main (inline)" "st_bytes('docs_b343')" f "" 'SELECT array(SELECT id FROM docs_b343 ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+	add "short binary (343 rows), external" "st_bytes('docs_b343x')" f "" 'SELECT array(SELECT id FROM docs_b343x ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
+	add "float scan, header only" "NULL" f "" 'SELECT array(SELECT id FROM docs_f ORDER BY num_vectors(emb) + 0 * dims($1) LIMIT 10)'
+	add "float scan, detoast + 1-row query" "NULL" f "" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> (($1::real[])[1:1][1:128])::multivector LIMIT 10)'
+fi
+
+names=() stmts=() useidx=() bytes=() sets=()
 for r in "${rows[@]}"; do
-	IFS='|' read -r n b i s <<<"$r"
+	IFS='|' read -r n b i g s <<<"$r"
 	[ "$i" = - ] && continue
-	names+=("$n"); bytes+=("$b"); idx+=("$i"); stmts+=("$s")
+	names+=("$n"); bytes+=("$b"); useidx+=("$i"); sets+=("$g"); stmts+=("$s")
 done
 arr() { local out="ARRAY[" sep="" x; for x in "$@"; do out+="$sep\$st\$$x\$st\$"; sep=","; done; echo "$out]"; }
-call="SELECT * FROM st_compare($(arr "${names[@]}")::text[], $(arr "${stmts[@]}")::text[], $(arr "${idx[@]}")::bool[]"
+call="SELECT * FROM st_compare($(arr "${names[@]}")::text[], $(arr "${stmts[@]}")::text[], $(arr "${useidx[@]}")::bool[], $(arr "${sets[@]}")::text[]"
 $Q -c "SET client_min_messages = warning" -c "$call, 2)" >/dev/null	# warm-up
 res=$($Q -F '|' -c "SET client_min_messages = warning" -c "$call, $NQ)")
 fp50=$(echo "$res" | awk -F'|' '$2 == "float" { print $4 }')
 
-printf '%-40s %11s %12s %9s %9s\n' storage bytes/token p50_ms vs_float recall@10
+printf '%-46s %11s %12s %9s %9s\n' storage bytes/token p50_ms vs_float recall@10
 for r in "${rows[@]}"; do
-	IFS='|' read -r n b i s <<<"$r"
+	IFS='|' read -r n b i g s <<<"$r"
 	if [ "$i" = - ]; then
-		printf '%-40s %11s %12s %9s %9s\n' "$n" n/a n/a n/a n/a
+		printf '%-46s %11s %12s %9s %9s\n' "$n" n/a n/a n/a n/a
 		continue
 	fi
 	line=$(echo "$res" | awk -F'|' -v n="$n" '$2 == n')
 	p50=$(echo "$line" | cut -d'|' -f4)
 	rec=$(echo "$line" | cut -d'|' -f3)
 	bt=$($Q -c "SELECT coalesce(round(($b)::numeric, 1)::text, '')")
-	printf '%-40s %11s %12.2f %8.2fx %9.3f\n' "$n" "$bt" "$p50" "$(echo "$fp50 / $p50" | bc -l)" "$rec"
+	printf '%-46s %11s %12.2f %8.2fx %9.3f\n' "$n" "$bt" "$p50" "$(echo "$fp50 / $p50" | bc -l)" "$rec"
 done
-echo "(recall@10 against the float exact answer; 'vs_float': float exact-scan p50 / this p50, measured round robin, query by query, in this run)"
+echo "(recall@10 against the float exact answer; 'vs_float': float exact-scan p50 / this p50, measured round robin, query by query, in this run;"
+echo " bytes/token: heap + TOAST (+ index) of the table(s) named; the recipes and the float reranks also keep the float column, 531.5 bytes/token)"
 
 # CPU time of the exact scans side by side (bench/storage/cpu_compare.py):
 # steadier than wall time on a shared machine; streaming on and off, the

@@ -359,6 +359,9 @@ extern MvivfDocEntry *MvivfReadDocDir(Relation index, MvivfMetaPageData * meta,
 extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
 extern void MvivfCheckSupportedDim(Relation index, int dim);
 extern MultiVector *MvivfDatumGetValue(Datum value);
+extern int	MvivfIndexFormat(Relation index);
+extern MultiVector *MvivfQueryGetValue(Relation index, Datum value);
+extern double MvivfExactDistance(IndexScanDesc scan, Datum value);
 extern int	MvivfPostingCmp(const void *a, const void *b);
 
 /* mvquantizer.c */

@@ -74,7 +74,6 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-#include "maxsim_stream.h"
 #include "mvivf.h"
 
 /*
@@ -691,7 +690,7 @@ BeginSearch(IndexScanDesc scan)
 		so->nullQuery = true;
 	else
 	{
-		so->query = MvivfDatumGetValue(scan->orderByData[0].sk_argument);
+		so->query = MvivfQueryGetValue(index, scan->orderByData[0].sk_argument);
 		if (meta.dim != 0)
 			MvivfCheckDim(index, meta.dim, so->query->dim);
 	}
@@ -798,8 +797,6 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 	bool		all_dead = false;
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
-	double		score;
-	int			docdim;
 	bool		found;
 
 	if (so->fetch == NULL)
@@ -831,10 +828,8 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 		ExecClearTuple(so->slot);
 		return false;
 	}
-	/* read as stored: an out-of-line page chunk by chunk (maxsim_stream.c) */
-	if (!MaxSimStoredScore(values[0], -1, so->query, -1, &score, &docdim))
-		MvivfCheckDim(scan->indexRelation, so->query->dim, docdim);
-	*dist = -score;
+	/* the operator's own function: exact for every stored format */
+	*dist = MvivfExactDistance(scan, values[0]);
 	ExecClearTuple(so->slot);
 	ResetExprContext(GetPerTupleExprContext(so->estate));
 	return true;

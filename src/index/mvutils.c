@@ -14,10 +14,16 @@
 #include "miscadmin.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+#include "maxsim_compact.h"
 #include "mvivf.h"
+
+/* the input functions that tell the compact types apart (MvivfIndexFormat) */
+extern PGDLLEXPORT Datum halfmultivector_in(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum bitmultivector_in(PG_FUNCTION_ARGS);
 
 /*
  * MvivfNewBuffer
@@ -396,16 +402,149 @@ MvivfPostingCmp(const void *a, const void *b)
 }
 
 /*
+ * Compact columns (halfmultivector, bitmultivector).
+ *
+ * The quantizer works on float32 rows of unit length, whatever the column
+ * stores, so build and insert read every value as float rows:
+ *	 multivector      the stored floats;
+ *	 halfmultivector  the stored halves widened to float32 (exact);
+ *	 bitmultivector   each sign bit as +-1/sqrt(D): the +-1 vector that the
+ *	                  binary MaxSim scores (q . (2b - 1)), scaled to unit
+ *	                  length as the spherical k-means and the residual codes
+ *	                  assume.
+ * The approximate stage scores the query, read as float rows too (a binary
+ * query as +-1), against those rows; on a binary index it multiplies the
+ * query by sqrt(D) so that its estimates are on the scale of the exact
+ * binary MaxSim (the scan compares the two to decide when to stop).  The
+ * exact rerank calls the ORDER BY operator's own function
+ * (MvivfExactDistance): the distance of every pair is the very float8 a
+ * sequential scan computes, exact for what is stored.
+ */
+
+/*
+ * DatumGetAnyFormat
+ *		Detoast a value of any of the three formats and validate its header
+ *		(format, dimensions, row count against the datum's size), so that a
+ *		corrupt value is an ERROR rather than a read past its end.
+ */
+static MultiVector *
+DatumGetAnyFormat(Datum value)
+{
+	MultiVector *mv = DatumGetMultiVector(value);
+
+	if (mv->format == MV_FORMAT_HALF || mv->format == MV_FORMAT_BINARY)
+		MultiVectorCheckAnyFormat(mv, mv->format);
+	else
+		MultiVectorCheckFormat(mv);
+	return mv;
+}
+
+/*
+ * AsFloatRows
+ *		A validated value of any format as a float32 multivector, every
+ *		element multiplied by `binaryScale` when the value is binary (+-1
+ *		before scaling); a float value is returned as it is.
+ */
+static MultiVector *
+AsFloatRows(MultiVector *mv, float binaryScale)
+{
+	MultiVector *result;
+	Size		n;
+
+	if (mv->format == MV_FORMAT_FLOAT32)
+		return mv;
+	n = (Size) mv->nvec * mv->dim;
+	result = InitMultiVector(mv->nvec, mv->dim);
+	if (mv->format == MV_FORMAT_HALF)
+		mvk_half_to_float(mvk_best(), MV_HALF_DATA(mv), n, result->x);
+	else
+	{
+		Size		i;
+
+		mvk_bits_to_pm1(MV_BIT_DATA(mv), mv->nvec, mv->dim, result->x);
+		if (binaryScale != 1.0f)
+			for (i = 0; i < n; i++)
+				result->x[i] *= binaryScale;
+	}
+	return result;
+}
+
+/*
  * MvivfDatumGetValue
- *		Detoast an indexed or query value and validate its header (format,
- *		dimensions, row count against the datum's size), so that a corrupt
- *		value is an ERROR rather than a read past its end.
+ *		An indexed value of any format as float32 rows for the quantizer
+ *		(binary rows as +-1/sqrt(D), see above), header validated.
  */
 MultiVector *
 MvivfDatumGetValue(Datum value)
 {
-	MultiVector *mv = DatumGetMultiVector(value);
+	MultiVector *mv = DatumGetAnyFormat(value);
 
-	MultiVectorCheckFormat(mv);
+	return AsFloatRows(mv, (float) (1.0 / sqrt((double) mv->dim)));
+}
+
+/*
+ * MvivfIndexFormat
+ *		The MV_FORMAT_* of the values an index stores, from the input type of
+ *		its operator class (the type's input function tells which of the
+ *		three it is).
+ */
+int
+MvivfIndexFormat(Relation index)
+{
+	Oid			typinput;
+	Oid			typioparam;
+	FmgrInfo	finfo;
+
+	getTypeInputInfo(index->rd_opcintype[0], &typinput, &typioparam);
+	fmgr_info(typinput, &finfo);
+	if (finfo.fn_addr == bitmultivector_in)
+		return MV_FORMAT_BINARY;
+	if (finfo.fn_addr == halfmultivector_in)
+		return MV_FORMAT_HALF;
+	return MV_FORMAT_FLOAT32;
+}
+
+/*
+ * MvivfQueryGetValue
+ *		The query of a scan of `index` as float32 rows for the approximate
+ *		stage: half widened, binary as +-1, and on a binary index scaled by
+ *		sqrt(D) so that query . (+-1/sqrt(D)) estimates the exact binary
+ *		MaxSim on its own scale.
+ */
+MultiVector *
+MvivfQueryGetValue(Relation index, Datum value)
+{
+	MultiVector *mv = DatumGetAnyFormat(value);
+	float		scale = 1.0f;
+
+	if (MvivfIndexFormat(index) == MV_FORMAT_BINARY)
+		scale = (float) sqrt((double) mv->dim);
+	mv = AsFloatRows(mv, 1.0f);
+	if (scale != 1.0f)
+	{
+		Size		n = (Size) mv->nvec * mv->dim;
+		MultiVector *scaled = InitMultiVector(mv->nvec, mv->dim);
+		Size		i;
+
+		for (i = 0; i < n; i++)
+			scaled->x[i] = mv->x[i] * scale;
+		mv = scaled;
+	}
 	return mv;
+}
+
+/*
+ * MvivfExactDistance
+ *		The exact distance of a stored value: the ORDER BY operator's own
+ *		function applied to the value and the scan's query, so that the index
+ *		returns the float8 a sequential scan sorts by, for every (document,
+ *		query) format pair the operator family has.
+ */
+double
+MvivfExactDistance(IndexScanDesc scan, Datum value)
+{
+	ScanKey		key = &scan->orderByData[0];
+
+	return DatumGetFloat8(FunctionCall2Coll(&key->sk_func, key->sk_collation,
+											value, key->sk_argument));
 }

@@ -18,8 +18,11 @@
 
 /*
  * mvivfvalidate
- *		An mvivf operator family has exactly one member: operator 1, an
- *		ordering operator returning a float, and no support functions.
+ *		An mvivf operator family has ordering operators only: operator 1,
+ *		returning a float, one per query type (a halfmultivector or
+ *		bitmultivector column is ordered against a float or a compact query
+ *		by one index: the scan reranks with the operator's own function),
+ *		and no support functions.
  */
 bool
 mvivfvalidate(Oid opclassoid)
@@ -70,11 +73,11 @@ mvivfvalidate(Oid opclassoid)
 						opclassname)));
 		result = false;
 	}
-	if (nordering != 1)
+	if (nordering < 1)
 	{
 		ereport(INFO,
 				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("mvivf operator class \"%s\" needs exactly one ordering operator",
+				 errmsg("mvivf operator class \"%s\" needs an ordering operator",
 						opclassname)));
 		result = false;
 	}
