@@ -434,18 +434,7 @@ cpu_attention(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			continue;
 		kb = cpu_ptr(k) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
 		vb = cpu_ptr(v) + (size_t) bb * T * nkv * hd + (size_t) kvh * hd;
-		if (mqa)
-		{
-			qb = cpu_ptr(q) + ((size_t) bb * T * nh + r0) * hd;
-			ob = cpu_ptr(out) + ((size_t) bb * T * nh + r0) * hd;
-			ldq = hd;
-		}
-		else
-		{
-			qb = cpu_ptr(q) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
-			ob = cpu_ptr(out) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
-			ldq = nh * hd;
-		}
+		cpu_attn_query_rows(q, out, bb, T, nh, hd, h, r0, mqa, &qb, &ob, &ldq);
 		cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rn, L, hd,
 					scale, qb, ldq, kb, nkv * hd, 0.0f, s, L);
 		cpu_softmax_rows(impl, s, rn, L, L, causal, r0, mqa ? nh : 1);

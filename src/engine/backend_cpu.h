@@ -61,6 +61,34 @@ cpu_ptr(CpView v)
 	return v.buf->data + v.off;
 }
 
+/*
+ * cpu_attn_query_rows
+ *		Where attention's query rows [r0, ...) of sequence bb, head h start
+ *		in q and in out, and their row stride.  With multi-query attention
+ *		(one kv head) the nh heads of a position are consecutive rows of one
+ *		stream; otherwise each head is a column slice of [T, nh * hd].
+ */
+static inline void
+cpu_attn_query_rows(CpView q, CpView out, int bb, int T, int nh, int hd,
+					int h, int r0, bool mqa, const float **qb, float **ob,
+					int *ldq)
+{
+	size_t		off;
+
+	if (mqa)
+	{
+		off = ((size_t) bb * T * nh + r0) * hd;
+		*ldq = hd;
+	}
+	else
+	{
+		off = ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
+		*ldq = nh * hd;
+	}
+	*qb = cpu_ptr(q) + off;
+	*ob = cpu_ptr(out) + off;
+}
+
 /* Element idx of a (possibly lazy) weight buffer as fp32. */
 static inline float
 cpu_w(const CpBuf *b, size_t idx)

@@ -219,18 +219,7 @@ cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 
 			if (rn <= 0)
 				continue;
-			if (mqa)
-			{
-				qb = cpu_ptr(q) + ((size_t) bb * T * nh + r0) * hd;
-				obase = cpu_ptr(out) + ((size_t) bb * T * nh + r0) * hd;
-				ldq = hd;
-			}
-			else
-			{
-				qb = cpu_ptr(q) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
-				obase = cpu_ptr(out) + ((size_t) bb * T + r0) * nh * hd + (size_t) h * hd;
-				ldq = nh * hd;
-			}
+			cpu_attn_query_rows(q, out, bb, T, nh, hd, h, r0, mqa, &qb, &obase, &ldq);
 
 			/* S = Q K^T (fp32), scaled, softmax (fp32) */
 			cp_amx_pack_rows(qb, ldq, rn, hd, hdp, 0, rp / 16, qa);
