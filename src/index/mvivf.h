@@ -95,6 +95,7 @@
 #define MVIVF_DEFAULT_REFINE	256
 #define MVIVF_DEFAULT_MISS_TOLERANCE 0.001
 #define MVIVF_ASSIGN_BLOCK		1024	/* rows per centroid-scoring GEMM */
+#define MVIVF_TWOLEVEL_BLOCK	2048	/* rows assigned per coarse GEMM */
 #define MVIVF_COARSE_MIN_LISTS	1024	/* two-level assignment from here on */
 #define MVIVF_COARSE_PROBES		8	/* coarse groups searched per token */
 
@@ -375,6 +376,16 @@ extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
 extern void MvivfPrepareCoarse(MvivfQuantizer * q);
 extern void MvivfFreeCoarse(MvivfQuantizer * q);
+/* mvassign.c: do assignments run on AMX-BF16 tiles (CPU and kernel allow)? */
+extern bool MvivfUseAmx(void);
+
+/* The first 64-byte boundary in a buffer allocated with 64 spare bytes. */
+static inline uint32 *
+MvivfAmxAligned(uint32 *p)
+{
+	return (uint32 *) TYPEALIGN(64, p);
+}
+
 extern void MvivfAssignEncode(const MvivfQuantizer * q, const float *rows,
 							  int nrows, uint32 *lists, uint8 *codes,
 							  float *scratch);
