@@ -158,19 +158,6 @@ ScoreTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int 
 		_mm512_storeu_ps(acc + blk, a);
 	}
 }
-
-static bool
-UseAvx512(void)
-{
-	static int	use = -1;
-
-	if (use < 0)
-	{
-		__builtin_cpu_init();
-		use = __builtin_cpu_supports("avx512f") ? 1 : 0;
-	}
-	return use == 1;
-}
 #endif
 
 /*
@@ -181,7 +168,7 @@ void
 MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
 #ifdef MVIVF_HAVE_AVX512
-	if (UseAvx512())
+	if (MvivfCpuHasAvx512())
 	{
 		CentroidTokensAvx512(st, acc, tok, n);
 		return;
@@ -198,7 +185,7 @@ void
 MvivfScoreTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
 #ifdef MVIVF_HAVE_AVX512
-	if (UseAvx512())
+	if (MvivfCpuHasAvx512())
 	{
 		ScoreTokensAvx512(st, acc, tok, n);
 		return;

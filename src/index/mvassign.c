@@ -268,11 +268,12 @@ FirstMaxAvx512(const float *v, int n, float *max)
 }
 
 /*
- * UseAvx512
- *		Whether this CPU runs the AVX-512 forms.
+ * MvivfCpuHasAvx512
+ *		Whether this CPU runs the AVX-512 forms (of this file's loops and of
+ *		mvapprox.c's scoring).
  */
-static bool
-UseAvx512(void)
+bool
+MvivfCpuHasAvx512(void)
 {
 	static int	use = -1;
 
@@ -293,7 +294,7 @@ static inline int
 FirstMax(const float *v, int n, float *max)
 {
 #ifdef MVIVF_HAVE_AVX512
-	if (UseAvx512())
+	if (MvivfCpuHasAvx512())
 		return FirstMaxAvx512(v, n, max);
 #endif
 	return FirstMaxPortable(v, n, max);
@@ -427,7 +428,7 @@ TopGroups(const float *c, int nc, int G, int *t)
 	int			g;
 
 #ifdef MVIVF_HAVE_AVX512
-	if (UseAvx512() && TopGroupsAvx512(c, nc, G, t))
+	if (MvivfCpuHasAvx512() && TopGroupsAvx512(c, nc, G, t))
 		return;
 #endif
 	for (g = 0; g < nc; g++)
@@ -694,7 +695,7 @@ EncodeResiduals(const MvivfQuantizer * q, const float *rows, int n,
 		int			j;
 
 #ifdef MVIVF_HAVE_AVX512
-		if (UseAvx512() && (nbits == 1 || nbits == 2 || nbits == 4))
+		if (MvivfCpuHasAvx512() && (nbits == 1 || nbits == 2 || nbits == 4))
 		{
 			memset(code, 0, q->codeSize);
 			EncodeRowAvx512(q, x, c, code);

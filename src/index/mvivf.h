@@ -378,6 +378,8 @@ extern void MvivfPrepareCoarse(MvivfQuantizer * q);
 extern void MvivfFreeCoarse(MvivfQuantizer * q);
 /* mvassign.c: do assignments run on AMX-BF16 tiles (CPU and kernel allow)? */
 extern bool MvivfUseAmx(void);
+/* mvassign.c: does this CPU have AVX-512F (x86-64 builds with GCC/clang)? */
+extern bool MvivfCpuHasAvx512(void);
 
 /* The first 64-byte boundary in a buffer allocated with 64 spare bytes. */
 static inline uint32 *
