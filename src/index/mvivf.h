@@ -243,7 +243,7 @@ typedef struct MvivfPosting
 }			MvivfPosting;
 
 /*
- * Tables of one pass of the approximate stage (mvscan.c, mvapprox.c): query
+ * Tables of one pass of the approximate stage (mvrank.c, mvapprox.c): query
  * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
  */
 #define MVIVF_ROW_BLOCK	16
@@ -307,7 +307,7 @@ typedef struct MvivfScanOpaqueData
 	int			nsampleErr;
 	bool		sampling;		/* the batch being reranked is that sample */
 	double		gainMargin;		/* bound of the residual gain of an
-								 * unrefined document (RefineCandidates) */
+								 * unrefined document (MvivfRefineCandidates) */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
@@ -335,6 +335,14 @@ typedef struct MvivfScanOpaqueData
 }			MvivfScanOpaqueData;
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;
+
+/* mvrank.c: the approximate stage of an ordered scan */
+extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
+extern double MvivfErrorMargin(const double *x, int n, double nrem);
+extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,
+								  int sortFrom, int sampleFrom);
+extern void MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta);
 
 /* mvexplain.c */
 extern void MvivfExplainInit(void);
