@@ -53,19 +53,38 @@ typedef struct MvivfTileConfig
 }			MvivfTileConfig;
 
 /*
- * AmxCopyRow
- *		Copy row sr of src to row dr of dst, both in the A layout (each row
- *		is 64 bytes in each of its `steps` k-step tiles).
+ * AmxGatherRows
+ *		Copy rows rowIdx[0..m) of src to rows 0..m) of dst, both in the A
+ *		layout (each row is 64 bytes, padding included, in each of its
+ *		`steps` k-step tiles, which are 64-byte aligned), and zero dst's rows
+ *		m up to the next multiple of 32: AmxFirstMax reads whole 32-row
+ *		blocks, and those rows' scores are never used, but they are defined.
  */
-static inline void
-AmxCopyRow(const uint16 *src, int sr, uint16 *dst, int dr, int steps)
+static __attribute__((target("avx512f"))) void
+AmxGatherRows(const uint16 *src, const int *rowIdx, int m, uint16 *dst,
+			  int steps)
 {
+	const Size	blockElems = (Size) steps * CP_AMX_TILE_ELEMS;	/* 16 rows */
+	int			i;
 	int			s;
 
-	for (s = 0; s < steps; s++)
-		memcpy(dst + ((Size) (dr / 16) * steps + s) * CP_AMX_TILE_ELEMS + (dr % 16) * CP_AMX_K_STEP,
-			   src + ((Size) (sr / 16) * steps + s) * CP_AMX_TILE_ELEMS + (sr % 16) * CP_AMX_K_STEP,
-			   sizeof(uint16) * CP_AMX_K_STEP);
+	for (i = 0; i < m; i++)
+	{
+		int			sr = rowIdx[i];
+		const uint16 *sp = src + (Size) (sr / 16) * blockElems + (sr % 16) * CP_AMX_K_STEP;
+		uint16	   *dp = dst + (Size) (i / 16) * blockElems + (i % 16) * CP_AMX_K_STEP;
+
+		for (s = 0; s < steps; s++)
+			_mm512_store_si512(dp + (Size) s * CP_AMX_TILE_ELEMS,
+							   _mm512_load_si512(sp + (Size) s * CP_AMX_TILE_ELEMS));
+	}
+	for (; i % 32 != 0; i++)
+	{
+		uint16	   *dp = dst + (Size) (i / 16) * blockElems + (i % 16) * CP_AMX_K_STEP;
+
+		for (s = 0; s < steps; s++)
+			_mm512_store_si512(dp + (Size) s * CP_AMX_TILE_ELEMS, _mm512_setzero_si512());
+	}
 }
 
 /*
@@ -492,9 +511,11 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 		off += TYPEALIGN(64, sizeof(uint16) * (Size) np * ldx);
 		cbuf = (float *) (work + off);
 		off += TYPEALIGN(64, sizeof(float) * (Size) np * CP_AMX_GROUP_N);
-		/* padding columns and rows, and rows past a chunk's own, are zero */
+		/*
+		 * padding columns are zero (xa's rows are copied whole from rowsBf,
+		 * and AmxGatherRows zeroes the rows past a chunk's own)
+		 */
 		cp_amx_pack_rows(rows, dim, n, dim, kp, 0, np / 16, rowsBf);
-		memset(xa, 0, sizeof(uint16) * (Size) mp * ldx);
 		cp_gemm_amx_bf16(rowsBf, n, kp, MvivfAmxAligned(q->coarsePacked), 0,
 						 q->ncoarse, cs, q->ncoarse, false, cbuf);
 	}
@@ -556,9 +577,7 @@ AssignTwoLevel(const MvivfQuantizer * q, const float *rows, int n,
 #ifdef MVIVF_HAVE_AVX512
 			if (amx)
 			{
-				for (i = 0; i < m; i++)
-					AmxCopyRow(rowsBf, pairRow[p + i], xa, i, kp / CP_AMX_K_STEP);
-				/* rows past m hold earlier rows: their scores are not read */
+				AmxGatherRows(rowsBf, pairRow + p, m, xa, kp / CP_AMX_K_STEP);
 				AmxFirstMax(xa, m, kp,
 							MvivfAmxAligned(q->groupPacked) + q->groupPackedStart[g],
 							ng, amxMax, amxArg);
@@ -666,6 +685,112 @@ EncodeRowAvx512(const MvivfQuantizer * q, const float *x, const float *c,
 }
 #endif
 
+#ifdef MVIVF_HAVE_AVX512
+/*
+ * CpuHasBmi2
+ *		Whether this CPU has BMI2's bit deposit (every AVX-512 CPU so far).
+ */
+static bool
+CpuHasBmi2(void)
+{
+	static int	use = -1;
+
+	if (use < 0)
+	{
+		__builtin_cpu_init();
+		use = __builtin_cpu_supports("bmi2") ? 1 : 0;
+	}
+	return use == 1;
+}
+
+/*
+ * CutoffsSorted
+ *		Whether the cutoffs are in non-decreasing order (they are quantiles,
+ *		so always, unless a NaN came into the training residuals).
+ */
+static bool
+CutoffsSorted(const MvivfQuantizer * q)
+{
+	int			j;
+
+	for (j = 0; j + 1 < (1 << q->nbits) - 1; j++)
+		if (!(q->cutoffs[j] <= q->cutoffs[j + 1]))
+			return false;
+	return true;
+}
+
+/*
+ * EncodeRowNestedAvx512
+ *		EncodeRowAvx512 for sorted cutoffs, from comparison masks alone.  With
+ *		c_0 <= c_1 <= ..., the set of coordinates above c_j contains the set
+ *		above c_(j+1), so a coordinate's bucket b (the number of cutoffs
+ *		below it) is above c_j exactly for j < b, and bit p of b is the parity
+ *		of how many of c_(2^p - 1), c_(2^p - 1 + 2^p), c_(2^p - 1 + 2 * 2^p),
+ *		... it is above: the XOR of those masks.  Each bit's 16-lane mask is
+ *		then deposited at every nbits-th bit of the code word.  The same bits
+ *		as EncodeRowAvx512, with no vector reduction.
+ */
+static __attribute__((target("avx512f,bmi2"))) void
+EncodeRowNestedAvx512(const MvivfQuantizer * q, const float *x, const float *c,
+					  uint8 *code)
+{
+	const int	nbits = q->nbits;
+	const int	ncut = (1 << nbits) - 1;
+	__m512		cut[MVIVF_MAX_BUCKETS - 1];
+	int			d;
+	int			j;
+
+	for (j = 0; j < ncut; j++)
+		cut[j] = _mm512_set1_ps(q->cutoffs[j]);
+	for (d = 0; d + 16 <= q->dim; d += 16)
+	{
+		__m512		res = _mm512_sub_ps(_mm512_loadu_ps(x + d), _mm512_loadu_ps(c + d));
+		uint8	   *dst = code + d * nbits / 8;
+		uint32		m[MVIVF_MAX_BUCKETS - 1];
+
+		for (j = 0; j < ncut; j++)
+			m[j] = _mm512_cmp_ps_mask(res, cut[j], _CMP_GT_OQ);
+		if (nbits == 1)
+		{
+			uint16		w = (uint16) m[0];
+
+			memcpy(dst, &w, 2);
+		}
+		else if (nbits == 2)
+		{
+			uint32		w = _pdep_u32(m[0] ^ m[1] ^ m[2], 0x55555555u) |
+				_pdep_u32(m[1], 0xAAAAAAAAu);
+
+			memcpy(dst, &w, 4);
+		}
+		else
+		{
+			uint32		b0 = 0;
+			uint64		w;
+
+			for (j = 0; j < 15; j++)
+				b0 ^= m[j];
+			w = _pdep_u64(b0, UINT64CONST(0x1111111111111111)) |
+				_pdep_u64(m[1] ^ m[3] ^ m[5] ^ m[7] ^ m[9] ^ m[11] ^ m[13],
+						  UINT64CONST(0x2222222222222222)) |
+				_pdep_u64(m[3] ^ m[7] ^ m[11], UINT64CONST(0x4444444444444444)) |
+				_pdep_u64(m[7], UINT64CONST(0x8888888888888888));
+			memcpy(dst, &w, 8);
+		}
+	}
+	for (; d < q->dim; d++)
+	{
+		float		r = x[d] - c[d];
+		int			b = 0;
+		int			bit = d * nbits;
+
+		for (j = 0; j < ncut; j++)
+			b += r > q->cutoffs[j];
+		code[bit / 8] |= (uint8) (b << (bit % 8));
+	}
+}
+#endif
+
 /*
  * EncodeResiduals
  *		codes of the residuals of n rows from their assigned centroids.  A
@@ -686,6 +811,33 @@ EncodeResiduals(const MvivfQuantizer * q, const float *rows, int n,
 	int			r;
 
 	Assert(dim <= MVIVF_MAX_DIM);
+#ifdef MVIVF_HAVE_AVX512
+	if (MvivfCpuHasAvx512() && CpuHasBmi2() && CutoffsSorted(q) &&
+		(nbits == 1 || nbits == 2 || nbits == 4))
+	{
+		for (r = 0; r < n; r++)
+		{
+			uint8	   *code = codes + (Size) r * q->codeSize;
+
+			/*
+			 * a row's centroid is anywhere in the table (a few MB): fetch
+			 * that of a later row while this one is encoded
+			 */
+			if (r + 4 < n)
+			{
+				const char *next = (const char *) (q->centroids + (Size) lists[r + 4] * dim);
+				Size		off;
+
+				for (off = 0; off < sizeof(float) * dim; off += 64)
+					__builtin_prefetch(next + off);
+			}
+			memset(code, 0, q->codeSize);
+			EncodeRowNestedAvx512(q, rows + (Size) r * dim,
+								  q->centroids + (Size) lists[r] * dim, code);
+		}
+		return;
+	}
+#endif
 	for (r = 0; r < n; r++)
 	{
 		const float *x = rows + (Size) r * dim;

@@ -56,8 +56,19 @@ MvivfBlasRestore(int threads)
 /*
  * The backend's quantizer cache: the quantizers of the last few indexes
  * used, each in its own memory context under TopMemoryContext, keyed by the
- * index's OID and relfilenode (centroids never change until REINDEX, which
- * gives a new relfilenode).  Saves reading the centroid pages and grouping
+ * index's OID and relfilenode.  The centroids of an index never change
+ * until it is rebuilt, and every rebuild of a trained index (REINDEX, also
+ * CONCURRENTLY, TRUNCATE, VACUUM FULL, CLUSTER, a tablespace move) gives it
+ * a new relfilenode: the relcache invalidation that follows a rebuild,
+ * committed in any session, makes the next lookup miss, and a rolled-back
+ * rebuild leaves the old relfilenode and its still valid entry.  The only
+ * rebuild in place, a TRUNCATE in the transaction that created the table,
+ * builds on an empty table (no centroids, nothing looked up).  As a guard
+ * against a relfilenode number used again for another build (possible once
+ * the old file is gone and the OID counter wraps around), an entry also
+ * keeps the metapage's quantizer fields (list count, dimension, bits,
+ * where the centroids start, the trained bucket cutoffs and weights) and is
+ * used only while they match.  Saves reading the centroid pages and grouping
  * them on every insert statement and scan; several entries, so that a table
  * with several mvivf indexes does not reload them for every row.
  */
@@ -67,6 +78,7 @@ typedef struct MvivfCachedQuantizer
 {
 	Oid			relid;
 	Oid			relfilenode;
+	MvivfMetaPageData meta;		/* the metapage it was loaded with */
 	uint64		lastUse;
 	MemoryContext ctx;
 	MvivfQuantizer *q;
@@ -74,6 +86,20 @@ typedef struct MvivfCachedQuantizer
 
 static MvivfCachedQuantizer quantizerCache[MVIVF_QUANTIZER_CACHE_SIZE];
 static uint64 quantizerCacheClock = 0;
+
+/*
+ * SameQuantizer
+ *		Whether two metapages describe the same trained quantizer.
+ */
+static bool
+SameQuantizer(const MvivfMetaPageData * a, const MvivfMetaPageData * b)
+{
+	return a->nlists == b->nlists && a->dim == b->dim && a->nbits == b->nbits &&
+		a->codeSize == b->codeSize && a->centroidStart == b->centroidStart &&
+		a->centroidsPerPage == b->centroidsPerPage &&
+		memcmp(a->weights, b->weights, sizeof(a->weights)) == 0 &&
+		memcmp(a->cutoffs, b->cutoffs, sizeof(a->cutoffs)) == 0;
+}
 
 /*
  * MvivfGetQuantizer
@@ -94,7 +120,7 @@ MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 		MvivfCachedQuantizer *e = &quantizerCache[i];
 
 		if (e->q != NULL && e->relid == relid && e->relfilenode == node &&
-			e->q->nlists == (int) meta->nlists && e->q->dim == meta->dim)
+			SameQuantizer(&e->meta, meta))
 		{
 			e->lastUse = ++quantizerCacheClock;
 			return e->q;
@@ -120,6 +146,7 @@ MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 	MemoryContextSwitchTo(old);
 	slot->relid = relid;
 	slot->relfilenode = node;
+	slot->meta = *meta;
 	slot->lastUse = ++quantizerCacheClock;
 	return slot->q;
 }
