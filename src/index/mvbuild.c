@@ -73,6 +73,34 @@ typedef struct MvivfBuildState
 }			MvivfBuildState;
 
 /*
+ * KeepRandomRows
+ *		Move a uniformly random k of the n rows of sample to its front (a
+ *		partial Fisher-Yates shuffle).  The reservoir's order is not random:
+ *		until it fills, and in the slots never replaced after that, row i is
+ *		the table's token i, so its first k rows would be the first pages of
+ *		the table in scan order.
+ */
+static void
+KeepRandomRows(float *sample, int64 n, int64 k, int dim, pg_prng_state *prng)
+{
+	float	   *tmp = palloc(sizeof(float) * dim);
+	int64		i;
+
+	for (i = 0; i < k; i++)
+	{
+		int64		j = (int64) pg_prng_uint64_range(prng, i, n - 1);
+
+		if (j != i)
+		{
+			memcpy(tmp, sample + i * dim, sizeof(float) * dim);
+			memcpy(sample + i * dim, sample + j * dim, sizeof(float) * dim);
+			memcpy(sample + j * dim, tmp, sizeof(float) * dim);
+		}
+	}
+	pfree(tmp);
+}
+
+/*
  * SampleCallback
  *		Pass 1: count and reservoir-sample the token rows of one document.
  */
@@ -431,9 +459,13 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 				(errmsg("mvivf trains %d lists on %lld sampled tokens, fewer than the %d per list asked for",
 						nlists, (long long) bs.nsample, bs.opts->samplesPerList),
 				 errhint("Increase maintenance_work_mem to train on a larger sample.")));
-	/* keep at most samplesPerList rows per list (the reservoir is random) */
+	/* keep at most samplesPerList rows per list, taken at random */
 	if (bs.nsample > (int64) nlists * bs.opts->samplesPerList)
+	{
+		KeepRandomRows(bs.sample, bs.nsample, (int64) nlists * bs.opts->samplesPerList,
+					   bs.dim, &bs.prng);
 		bs.nsample = (int64) nlists * bs.opts->samplesPerList;
+	}
 
 	bs.q.dim = bs.dim;
 	bs.q.nbits = bs.opts->bits;
