@@ -90,6 +90,9 @@ KeepRandomRows(float *sample, int64 n, int64 k, int dim, pg_prng_state *prng)
 	{
 		int64		j = (int64) pg_prng_uint64_range(prng, i, n - 1);
 
+		if ((i & 65535) == 0)
+			CHECK_FOR_INTERRUPTS();
+
 		if (j != i)
 		{
 			memcpy(tmp, sample + i * dim, sizeof(float) * dim);
