@@ -62,7 +62,11 @@ SELECT mvi_self_hits(2001, 2010) AS built, mvi_self_hits(3001, 3010) AS inserted
 -- trains it again
 TRUNCATE mvi;
 INSERT INTO mvi SELECT i, mvi_rand(16, 0) FROM generate_series(7001, 7300) i;
+SET mvivf.iterative_scan = strict_order;
+SET mvivf.miss_tolerance = 0;
 SELECT mvi_self_hits(7001, 7010) AS untrained;
+SET mvivf.iterative_scan = off;
+RESET mvivf.miss_tolerance;
 REINDEX INDEX mvi_idx;
 INSERT INTO mvi SELECT i, mvi_rand(16, 0) FROM generate_series(8001, 8010) i;
 SELECT mvi_self_hits(7001, 7010) AS built, mvi_self_hits(8001, 8010) AS inserted;
@@ -78,6 +82,8 @@ SELECT pg_relation_filenode('mvi2_idx') AS mvi2_node \gset
 TRUNCATE mvi2;
 SELECT pg_relation_filenode('mvi2_idx') = :mvi2_node AS in_place;
 INSERT INTO mvi2 SELECT i, mvi_rand(16, 1) FROM generate_series(2001, 2005) i;
+SET LOCAL mvivf.iterative_scan = strict_order;
+SET LOCAL mvivf.miss_tolerance = 0;
 SELECT count(*) FILTER (WHERE (SELECT id FROM mvi2 ORDER BY emb <#> t.emb LIMIT 1) = t.id) AS found
 FROM mvi2 t;
 COMMIT;
