@@ -5,16 +5,27 @@
  *
  * Centroid interaction (every live document):
  *	acc[i] = max(acc[i], ST[list][i])
- * Quantized MaxSim (the documents the centroid interaction ranks best):
- *	acc[i] = max(acc[i], ST[list][i] + sum over code bytes b of
- *	                     lut[b][code[b]][i])
- * where ST[list][i] is query row i . centroid and lut[b][v][i] the
- * contribution of code byte value v at byte b to query row i . residual.
+ * Quantized MaxSim (the documents the approximate order ranks best):
+ *	acc[i] = max(acc[i], ST[list][i] + sum over code nibbles k of
+ *	                     lut[k][nibble k of the code][i])
+ * where ST[list][i] is query row i . centroid and lut[k][v][i] the
+ * contribution of value v of the code's k-th 4-bit nibble to query row i .
+ * residual.  Nibble tables, not byte tables: one block of 16 query rows
+ * needs 16 x 16 floats per nibble (64 kB for a 128-d code of 2 bits), which
+ * stays in the L2 cache, where byte tables (512 kB a block) did not and cost
+ * a cache miss per lookup.  The even and odd nibbles are summed in two
+ * chains (for instruction-level parallelism), then added.
+ * Probing a document list (MvivfProbeEntries) raises the per-row maxima of
+ * each listed document to the list's centroid scores.
+ * The same loop also keeps the document's centroid interaction (ciAcc),
+ * which the scan needs to calibrate what residuals add.
  * An AVX-512 form (one register = MVIVF_ROW_BLOCK rows) is chosen at run
  * time; the portable form computes the same sums in the same order, so both
  * give the same floats.
  */
 #include "postgres.h"
+
+#include <float.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -69,42 +80,104 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 }
 
 static void
-ScoreTokensPortable(const MvivfApproxState * st, float *acc, const char *tok, int n)
+ScoreTokensPortable(const MvivfApproxState * st, float *acc, float *ciAcc,
+					const char *tok, int n)
 {
+	int			nnib = 2 * st->codeSize;
 	int			blk;
 
 	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
 	{
 		float		a[MVIVF_ROW_BLOCK];
+		float		ci[MVIVF_ROW_BLOCK];
+		const float *lut = st->lut + (Size) blk * nnib * 16;
 		int			t;
 
 		memcpy(a, acc + blk, sizeof(a));
+		if (ciAcc)
+			memcpy(ci, ciAcc + blk, sizeof(ci));
+		else
+		{
+			for (t = 0; t < MVIVF_ROW_BLOCK; t++)
+				ci[t] = -FLT_MAX;
+		}
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
 			uint32		list = TokenList(st, tok, n, t, &code);
-			float		s[MVIVF_ROW_BLOCK];
+			float		s0[MVIVF_ROW_BLOCK];
+			float		s1[MVIVF_ROW_BLOCK];
 			int			b;
 			int			j;
 
 			if (list > PG_UINT16_MAX)
 				continue;
-			memcpy(s, st->ST + (Size) list * st->nqPad + blk, sizeof(s));
+			memcpy(s0, st->ST + (Size) list * st->nqPad + blk, sizeof(s0));
+			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+			{
+				ci[j] = Max(s0[j], ci[j]);
+				s1[j] = 0;
+			}
 			for (b = 0; b < st->codeSize; b++)
 			{
-				const float *lv = st->lut + ((Size) b * 256 + code[b]) * st->nqPad + blk;
+				const float *lo = lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_ROW_BLOCK;
+				const float *hi = lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_ROW_BLOCK;
 
 				for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-					s[j] += lv[j];
+				{
+					s0[j] += lo[j];
+					s1[j] += hi[j];
+				}
 			}
 			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-				a[j] = Max(s[j], a[j]);
+				a[j] = Max(s0[j] + s1[j], a[j]);
 		}
 		memcpy(acc + blk, a, sizeof(a));
+		if (ciAcc)
+			memcpy(ciAcc + blk, ci, sizeof(ci));
+	}
+}
+
+static void
+ProbeEntriesPortable(float *acc, int nqPad, const float *v, const uint32 *ids,
+					 int n, uint32 limit)
+{
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		float	   *a;
+		int			j;
+
+		if (ids[k] >= limit)
+			continue;
+		a = acc + (Size) ids[k] * nqPad;
+		for (j = 0; j < nqPad; j++)
+			a[j] = Max(v[j], a[j]);
 	}
 }
 
 #ifdef MVIVF_HAVE_AVX512
+static __attribute__((target("avx512f"))) void
+ProbeEntriesAvx512(float *acc, int nqPad, const float *v, const uint32 *ids,
+				   int n, uint32 limit)
+{
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		float	   *a;
+		int			j;
+
+		if (ids[k] >= limit)
+			continue;
+		a = acc + (Size) ids[k] * nqPad;
+		for (j = 0; j < nqPad; j += MVIVF_ROW_BLOCK)
+			_mm512_storeu_ps(a + j, _mm512_max_ps(_mm512_loadu_ps(v + j),
+												  _mm512_loadu_ps(a + j)));
+	}
+}
+
 static __attribute__((target("avx512f"))) void
 CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
@@ -129,33 +202,43 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 }
 
 static __attribute__((target("avx512f"))) void
-ScoreTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
+ScoreTokensAvx512(const MvivfApproxState * st, float *acc, float *ciAcc,
+				  const char *tok, int n)
 {
 	int			codeSize = st->codeSize;
+	int			nnib = 2 * codeSize;
 	int			nqPad = st->nqPad;
 	int			blk;
 
 	for (blk = 0; blk < nqPad; blk += MVIVF_ROW_BLOCK)
 	{
 		__m512		a = _mm512_loadu_ps(acc + blk);
-		const float *lut = st->lut + blk;
+		__m512		ci = ciAcc ? _mm512_loadu_ps(ciAcc + blk) : _mm512_set1_ps(-FLT_MAX);
+		const float *lut = st->lut + (Size) blk * nnib * 16;
 		int			t;
 
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
 			uint32		list = TokenList(st, tok, n, t, &code);
-			__m512		s;
+			__m512		s0;
+			__m512		s1 = _mm512_setzero_ps();
 			int			b;
 
 			if (list > PG_UINT16_MAX)
 				continue;
-			s = _mm512_loadu_ps(st->ST + (Size) list * nqPad + blk);
+			s0 = _mm512_loadu_ps(st->ST + (Size) list * nqPad + blk);
+			ci = _mm512_max_ps(s0, ci);
 			for (b = 0; b < codeSize; b++)
-				s = _mm512_add_ps(s, _mm512_loadu_ps(lut + ((Size) b * 256 + code[b]) * nqPad));
-			a = _mm512_max_ps(s, a);
+			{
+				s0 = _mm512_add_ps(s0, _mm512_loadu_ps(lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_ROW_BLOCK));
+				s1 = _mm512_add_ps(s1, _mm512_loadu_ps(lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_ROW_BLOCK));
+			}
+			a = _mm512_max_ps(_mm512_add_ps(s0, s1), a);
 		}
 		_mm512_storeu_ps(acc + blk, a);
+		if (ciAcc)
+			_mm512_storeu_ps(ciAcc + blk, ci);
 	}
 }
 #endif
@@ -179,17 +262,39 @@ MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, in
 
 /*
  * MvivfScoreTokens
- *		Fold n tokens of one document into its quantized-MaxSim maxima.
+ *		Fold n tokens of one document into its quantized-MaxSim maxima (acc)
+ *		and, unless ciAcc is NULL, its centroid-interaction maxima.
  */
 void
-MvivfScoreTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
+MvivfScoreTokens(const MvivfApproxState * st, float *acc, float *ciAcc,
+				 const char *tok, int n)
 {
 #ifdef MVIVF_HAVE_AVX512
 	if (MvivfCpuHasAvx512())
 	{
-		ScoreTokensAvx512(st, acc, tok, n);
+		ScoreTokensAvx512(st, acc, ciAcc, tok, n);
 		return;
 	}
 #endif
-	ScoreTokensPortable(st, acc, tok, n);
+	ScoreTokensPortable(st, acc, ciAcc, tok, n);
+}
+
+/*
+ * MvivfProbeEntries
+ *		For each document id of a probed list (ids below limit), raise its
+ *		nqPad per-row maxima in acc to v, the list's centroid scores of the
+ *		rows that probe it (-FLT_MAX for the others).
+ */
+void
+MvivfProbeEntries(float *acc, int nqPad, const float *v, const uint32 *ids,
+				  int n, uint32 limit)
+{
+#ifdef MVIVF_HAVE_AVX512
+	if (MvivfCpuHasAvx512())
+	{
+		ProbeEntriesAvx512(acc, nqPad, v, ids, n, limit);
+		return;
+	}
+#endif
+	ProbeEntriesPortable(acc, nqPad, v, ids, n, limit);
 }

@@ -66,7 +66,10 @@
 #include "multivector.h"
 
 #define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
-#define MVIVF_VERSION			2	/* 1: 0.1.0-0.2.0 (codes in posting lists) */
+#define MVIVF_VERSION			3	/* written by builds: document lists */
+#define MVIVF_MIN_VERSION		2	/* oldest readable: 2 (no document lists);
+									 * 1 (0.1.0-0.2.0, codes in posting
+									 * lists) is refused */
 #define MVIVF_METAPAGE_BLKNO	0
 #define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
 #define MVIVF_PAGE_ID			0xFF8C
@@ -80,6 +83,7 @@
 #define MVIVF_PENDING			(1 << 5)
 #define MVIVF_DELETED			(1 << 6)
 #define MVIVF_FORWARD			(1 << 7)
+#define MVIVF_DOCLIST			(1 << 8)	/* document lists (version 3) */
 
 /* document flags */
 #define MVIVF_DOC_DEAD			(1 << 0)
@@ -167,6 +171,14 @@ typedef struct MvivfMetaPageData
 	float		cutoffs[MVIVF_MAX_BUCKETS]; /* bucket upper bounds (n - 1) */
 	BlockNumber forwardHead;	/* token codes per document (version 2) */
 	BlockNumber forwardTail;
+	/* document lists (version 3; all zero in a version 2 index: no lists) */
+	uint32		listedDocs;		/* documents 0 .. listedDocs-1 are listed */
+	BlockNumber listedForwardTail;	/* the build's last forward page: the
+									 * unlisted tail's groups follow */
+	BlockNumber docListDir;		/* nlists + 1 uint32 offsets */
+	BlockNumber docListStart;	/* npostings uint32 document ids */
+	BlockNumber docLocStart;	/* listedDocs MvivfDocLocation */
+	uint32		npostings;		/* entries of the document lists */
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -184,6 +196,14 @@ typedef struct MvivfDocEntry
 	uint16		ntokens;		/* saturates at PG_UINT16_MAX */
 	uint16		flags;			/* MVIVF_DOC_* */
 }			MvivfDocEntry;
+
+/* where a listed document's first forward group is (version 3) */
+typedef struct MvivfDocLocation
+{
+	BlockNumber block;
+	uint16		offset;			/* byte offset of the group in the page */
+	uint16		unused;
+}			MvivfDocLocation;
 
 /*
  * Forward pages: groups of one document's token codes, each
@@ -255,7 +275,9 @@ typedef struct MvivfApproxState
 	int			nlists;
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
-	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
+	const float *lut;			/* per block of MVIVF_ROW_BLOCK rows: 2 *
+								 * codeSize nibbles x 16 values x
+								 * MVIVF_ROW_BLOCK: a code nibble value's
 								 * contribution to query row . residual */
 }			MvivfApproxState;
 
@@ -316,6 +338,11 @@ typedef struct MvivfScanOpaqueData
 	uint64		ntokens;		/* tokens scored by the centroid interaction */
 	int			nrefined;		/* documents scored from residual codes */
 	uint64		npages;			/* index pages read by the approximate stage */
+	uint64		nprobed;		/* document lists probed (summed over rows' passes) */
+	uint64		npostings;		/* their entries read */
+	int			ntail;			/* unlisted documents (inserted after the build) */
+	int			nexact;			/* listed documents whose exact centroid
+								 * interaction was computed */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -433,12 +460,28 @@ extern bool mvivfvalidate(Oid opclassoid);
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
 								const char *tok, int n);
 extern void MvivfScoreTokens(const MvivfApproxState * st, float *acc,
-							 const char *tok, int n);
+							 float *ciAcc, const char *tok, int n);
+extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
+							  const uint32 *ids, int n, uint32 limit);
 
 /* forward store of token codes (mvforward.c) */
 extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
 							   int n, const uint32 *lists, const uint8 *codes,
 							   int codeSize);
+
+/* document lists (mvdoclists.c) */
+extern void MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta,
+								 uint32 ndocs, uint32 **offsets,
+								 uint32 **entries, uint64 *nentries,
+								 MvivfDocLocation * *locs);
+extern uint32 *MvivfReadDocListDir(Relation index, MvivfMetaPageData * meta);
+extern void MvivfScanDocList(Relation index, MvivfMetaPageData * meta,
+							 uint32 from, uint32 to,
+							 void (*fn) (void *arg, const uint32 *ids, int n),
+							 void *arg, uint64 *npages);
+extern void MvivfReadDocLocation(Relation index, MvivfMetaPageData * meta,
+								 uint32 doc, BlockNumber *block,
+								 uint16 *offset);
 
 /* merge of the pending area into the lists (mvvacuum.c) */
 extern void MvivfMergePending(Relation index);
