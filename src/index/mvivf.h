@@ -268,17 +268,30 @@ typedef struct MvivfPosting
  */
 #define MVIVF_ROW_BLOCK	16
 
+/*
+ * The quantized MaxSim runs on 16-bit fixed-point scores (value x
+ * MVIVF_FIXED_SCALE, saturating adds), 32 query rows per AVX-512 register:
+ * one register covers a whole ColPali query, where float needed two, and the
+ * tables are half the size.  A row's sum of a centroid score and 64 table
+ * entries is exact to about 1e-3.
+ */
+#define MVIVF_FIXED_BLOCK	32
+#define MVIVF_FIXED_SCALE	4096.0f
+
 typedef struct MvivfApproxState
 {
 	int			nq;				/* query rows of this pass */
 	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
+	int			nqPadFixed;		/* nq rounded up to MVIVF_FIXED_BLOCK */
 	int			nlists;
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
-	const float *lut;			/* per block of MVIVF_ROW_BLOCK rows: 2 *
+	const int16 *STFixed;		/* nlists x nqPadFixed: the same, fixed point */
+	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: 2 *
 								 * codeSize nibbles x 16 values x
-								 * MVIVF_ROW_BLOCK: a code nibble value's
-								 * contribution to query row . residual */
+								 * MVIVF_FIXED_BLOCK, fixed point: a code
+								 * nibble value's contribution to query row .
+								 * residual */
 }			MvivfApproxState;
 
 /* scan state */
@@ -459,8 +472,8 @@ extern bool mvivfvalidate(Oid opclassoid);
 /* mvapprox.c */
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
 								const char *tok, int n);
-extern void MvivfScoreTokens(const MvivfApproxState * st, float *acc,
-							 float *ciAcc, const char *tok, int n);
+extern void MvivfScoreTokens(const MvivfApproxState * st, int16 *acc,
+							 int16 *ciAcc, const char *tok, int n);
 extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
 							  const uint32 *ids, int n, uint32 limit);
 

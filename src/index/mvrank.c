@@ -148,6 +148,22 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 }
 
 /*
+ * ToFixed
+ *		A score in the fixed point of the quantized MaxSim (saturating).
+ */
+static inline int16
+ToFixed(float v)
+{
+	float		x = rintf(v * MVIVF_FIXED_SCALE);
+
+	if (!(x > PG_INT16_MIN))
+		return PG_INT16_MIN;	/* also NaN: it can never be a maximum */
+	if (x > PG_INT16_MAX)
+		return PG_INT16_MAX;
+	return (int16) x;
+}
+
+/*
  * BuildTables
  *		The tables of one pass over query rows first .. first + st->nq - 1:
  *		ST (centroid scores, transposed so that one token's scores for every
@@ -159,28 +175,40 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			MvivfApproxState * st)
 {
 	int			nqPad = st->nqPad;
+	int			nqFix;
 	int			nnib = 2 * q->codeSize;
 	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
 	float	   *S = palloc_extended(sizeof(float) * (Size) st->nq * q->nlists, MCXT_ALLOC_HUGE);
-	float	   *ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
-									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	float	   *lut = palloc_extended(sizeof(float) * (Size) nnib * 16 * nqPad,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *ST;
+	int16	   *STFixed;
+	int16	   *lut;
 	int			i;
 	int			l;
 
+	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
+	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
+						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
+							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
+						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	MvivfScoreCentroids(q, MV_ROW(query, first), st->nq, S);
 	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
-		float	   *rowLut = lut + (Size) (i / MVIVF_ROW_BLOCK) * nnib * 16 * MVIVF_ROW_BLOCK +
-			i % MVIVF_ROW_BLOCK;
+		int16	   *rowLut = lut + (Size) (i / MVIVF_FIXED_BLOCK) * nnib * 16 * MVIVF_FIXED_BLOCK +
+			i % MVIVF_FIXED_BLOCK;
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
 		for (l = 0; l < q->nlists; l++)
-			ST[(Size) l * nqPad + i] = S[(Size) i * q->nlists + l];
+		{
+			float		v = S[(Size) i * q->nlists + l];
+
+			ST[(Size) l * nqPad + i] = v;
+			STFixed[(Size) l * nqFix + i] = ToFixed(v);
+		}
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
 		for (k = 0; k < nnib; k++)
 		{
@@ -198,7 +226,7 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 					if (d < q->dim)
 						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
 				}
-				rowLut[((Size) k * 16 + v) * MVIVF_ROW_BLOCK] = sum;
+				rowLut[((Size) k * 16 + v) * MVIVF_FIXED_BLOCK] = ToFixed(sum);
 			}
 		}
 	}
@@ -206,6 +234,7 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	st->nlists = q->nlists;
 	st->codeSize = q->codeSize;
 	st->ST = ST;
+	st->STFixed = STFixed;
 	st->lut = lut;
 }
 
@@ -331,8 +360,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
-	float	   *acc = palloc(sizeof(float) * st->nqPad);
-	float	   *ciAcc = palloc(sizeof(float) * st->nqPad);
+	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
+	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -349,8 +378,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < st->nqPad; i++)
-			acc[i] = ciAcc[i] = -FLT_MAX;
+		for (i = 0; i < st->nqPadFixed; i++)
+			acc[i] = ciAcc[i] = PG_INT16_MIN;
 		if (blkno == InvalidBlockNumber)
 			continue;			/* no codes: keeps its centroid score */
 		/* the document's groups follow each other from its first one */
@@ -369,15 +398,14 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 					break;
 				}
 				MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
-				so->ntokens += group.ntokens;
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
 		}
 		for (i = 0; i < st->nq; i++)
 		{
-			sum += acc[i];
-			ciSum += ciAcc[i];
+			sum += acc[i] / (double) MVIVF_FIXED_SCALE;
+			ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
 		}
 		score[r] += sum;
 		ci[r] += ciSum;
@@ -724,7 +752,7 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
 {
-	double		perRow = sizeof(float) * (2.0 * q->nlists + (double) q->codeSize * 32 +
+	double		perRow = sizeof(float) * (2.5 * q->nlists + (double) q->codeSize * 16 +
 										  (double) ndocs + 1);
 	double		budget = (double) work_mem * 1024.0;
 	double		rows = floor(budget / perRow);
