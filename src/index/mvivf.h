@@ -4,7 +4,9 @@
  *	  columns answering ORDER BY emb <#> query LIMIT k (see docs/mvivf.md).
  *
  * Search: every live document is ranked by centroid interaction (sum over
- * query rows of the best query row . centroid over its tokens), the best
+ * query rows of the best query row . centroid over its tokens), bounded from
+ * the document lists of mvivf.probes centroids per query row and computed
+ * exactly only where the bound can reach the refined prefix; the best
  * mvivf.refine of them by their quantized MaxSim (centroid + decoded residual
  * code of every token), then documents are reranked exactly, best
  * approximate first, by reading the indexed value from the heap under the
@@ -12,7 +14,7 @@
  * (xs_recheckorderby = false), see mvscan.c for how later batches keep that
  * order.
  *
- * ON-DISK FORMAT, version 2 (8 KB pages; all pages use the standard page
+ * ON-DISK FORMAT, version 3 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
  * MvivfPageOpaqueData sits in the special space):
  *
@@ -29,13 +31,26 @@
  *	                 tokens {MvivfForwardGroup; uint16 list[n];
  *	                 uint8 code[n][codeSize]}, appended by builds and
  *	                 inserts; a document's groups follow each other
+ *	document lists   (version 3; written by CREATE INDEX, never changed) three
+ *	                 areas of contiguous MVIVF_DOCLIST pages from
+ *	                 docListDir, docListStart, docLocStart: nlists + 1
+ *	                 uint32 offsets; the entries, uint32 document ids (list
+ *	                 c = entries off[c] .. off[c+1]-1: the documents with a
+ *	                 token assigned to centroid c, increasing); per listed
+ *	                 document an MvivfDocLocation {forward block, offset of
+ *	                 its first group}.  Item i of an area is on page start +
+ *	                 i / MvivfItemsPerPage(item size).  Documents from
+ *	                 listedDocs on (inserted later) are not listed: their
+ *	                 groups follow listedForwardTail's
  *	posting, pending pages of version 1 are no longer written; VACUUM's
  *	                 merge and compaction find them empty
  *	free pages       pages emptied by VACUUM, marked MVIVF_DELETED and
  *	                 recorded in the free space map
  *
- * Version 1 indexes (codes in posting lists) are refused with a hint to
- * REINDEX (MvivfReadMeta).
+ * Version 2 indexes (no document lists; their metapage ends at forwardTail)
+ * are read as they are and scanned by a full pass.  Version 1 indexes
+ * (codes in posting lists) are refused with a hint to REINDEX
+ * (MvivfReadMeta).
  *
  * A residual code stores, per dimension, nbits (1, 2 or 4) selecting one of
  * 2^nbits bucket weights (meta.weights); an approximate dot product with a
