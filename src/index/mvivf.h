@@ -371,6 +371,8 @@ typedef struct MvivfScanOpaqueData
 	int			ntail;			/* unlisted documents (inserted after the build) */
 	int			nexact;			/* listed documents whose exact centroid
 								 * interaction was computed */
+	bool		pruned;			/* centroid scores bounded from the lists */
+	bool	   *ciExact;		/* per document: is ciScore exact? */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -398,6 +400,7 @@ extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,
 								  int sortFrom, int sampleFrom);
 extern void MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta);
+extern void MvivfExactCentroids(IndexScanDesc scan, int from, int k);
 
 /* mvexplain.c */
 extern void MvivfExplainInit(void);

@@ -179,7 +179,8 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	int			nnib = 2 * q->codeSize;
 	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *S = palloc_extended(sizeof(float) * (Size) st->nq * q->nlists, MCXT_ALLOC_HUGE);
+	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
+									MCXT_ALLOC_HUGE);
 	float	   *ST;
 	int16	   *STFixed;
 	int16	   *lut;
@@ -193,7 +194,6 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
 						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	MvivfScoreCentroids(q, MV_ROW(query, first), st->nq, S);
 	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
@@ -202,9 +202,13 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
+		/* the centroid scores of a block of rows at a time (less memory) */
+		if (i % MVIVF_ROW_BLOCK == 0)
+			MvivfScoreCentroids(q, MV_ROW(query, first + i),
+								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
 		for (l = 0; l < q->nlists; l++)
 		{
-			float		v = S[(Size) i * q->nlists + l];
+			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
 
 			ST[(Size) l * nqPad + i] = v;
 			STFixed[(Size) l * nqFix + i] = ToFixed(v);
@@ -457,123 +461,138 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 	int			nprobe = Min(mvivf_probes, nlists);
 	int			keep = Min(nprobe + 1, nlists);
 	uint32		listed = so->meta.listedDocs;
-	float	   *thresh = palloc(sizeof(float) * nqPad);
+	float		thresh[MVIVF_ROW_BLOCK];
 	int32	   *slot = palloc_extended(sizeof(int32) * nlists, MCXT_ALLOC_HUGE);
-	float	   *V = palloc_extended(sizeof(float) * (Size) st->nq * nprobe * nqPad,
+	int		   *used = palloc_extended(sizeof(int) * Min((Size) nlists, (Size) MVIVF_ROW_BLOCK * nprobe),
+									   MCXT_ALLOC_HUGE);
+	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
 									MCXT_ALLOC_HUGE);
 	float	   *hs = palloc(sizeof(float) * keep);
 	int		   *hl = palloc(sizeof(int) * keep);
-	float	   *acc;
-	int			nunion = 0;
+	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
+									  MCXT_ALLOC_HUGE);
 	ProbeArg	pa;
-	int			i;
+	int			blk;
 	int			l;
 	uint32		d;
 
 	for (l = 0; l < nlists; l++)
 		slot[l] = -1;
-	for (i = 0; i < nqPad; i++)
-		thresh[i] = -FLT_MAX;
-	for (i = 0; i < st->nq; i++)
+	pa.acc = acc;
+	pa.nqPad = MVIVF_ROW_BLOCK;
+	pa.limit = listed;
+
+	/* a block of MVIVF_ROW_BLOCK query rows at a time: acc stays small */
+	for (blk = 0; blk < st->nq; blk += MVIVF_ROW_BLOCK)
 	{
-		int			n = 0;
-		int			k;
+		int			nrows = Min(MVIVF_ROW_BLOCK, st->nq - blk);
+		int			nused = 0;
+		int			u;
+		int			j;
 
-		CHECK_FOR_INTERRUPTS();
-		/* the keep best centroids of row i: a min-heap on the score */
-		for (l = 0; l < nlists; l++)
+		for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+			thresh[j] = -FLT_MAX;
+		for (j = 0; j < nrows; j++)
 		{
-			float		sc = st->ST[(Size) l * nqPad + i];
-			int			pos;
+			int			i = blk + j;
+			int			n = 0;
+			int			k;
 
-			if (n < keep)
-				pos = n++;
-			else if (sc > hs[0])
+			CHECK_FOR_INTERRUPTS();
+			/* the keep best centroids of row i: a min-heap on the score */
+			for (l = 0; l < nlists; l++)
 			{
-				/* replace the root and sift it down */
-				pos = 0;
-				for (;;)
-				{
-					int			child = 2 * pos + 1;
+				float		sc = st->ST[(Size) l * nqPad + i];
+				int			pos;
 
-					if (child >= n)
-						break;
-					if (child + 1 < n && hs[child + 1] < hs[child])
-						child++;
-					if (hs[child] >= sc)
-						break;
-					hs[pos] = hs[child];
-					hl[pos] = hl[child];
-					pos = child;
+				if (n < keep)
+					pos = n++;
+				else if (sc > hs[0])
+				{
+					/* replace the root and sift it down */
+					pos = 0;
+					for (;;)
+					{
+						int			child = 2 * pos + 1;
+
+						if (child >= n)
+							break;
+						if (child + 1 < n && hs[child + 1] < hs[child])
+							child++;
+						if (hs[child] >= sc)
+							break;
+						hs[pos] = hs[child];
+						hl[pos] = hl[child];
+						pos = child;
+					}
+					hs[pos] = sc;
+					hl[pos] = l;
+					continue;
+				}
+				else
+					continue;
+				/* sift up a new entry */
+				while (pos > 0 && hs[(pos - 1) / 2] > sc)
+				{
+					hs[pos] = hs[(pos - 1) / 2];
+					hl[pos] = hl[(pos - 1) / 2];
+					pos = (pos - 1) / 2;
 				}
 				hs[pos] = sc;
 				hl[pos] = l;
-				continue;
 			}
-			else
-				continue;
-			/* sift up a new entry */
-			while (pos > 0 && hs[(pos - 1) / 2] > sc)
+			k = 0;
+			if (nprobe < nlists)
 			{
-				hs[pos] = hs[(pos - 1) / 2];
-				hl[pos] = hl[(pos - 1) / 2];
-				pos = (pos - 1) / 2;
+				/* the root is the best unprobed centroid: its score is t_i */
+				thresh[j] = hs[0];
+				k = 1;
 			}
-			hs[pos] = sc;
-			hl[pos] = l;
+			for (; k < n; k++)
+			{
+				l = hl[k];
+				if (slot[l] < 0)
+				{
+					int			z;
+
+					slot[l] = nused;
+					used[nused++] = l;
+					for (z = 0; z < MVIVF_ROW_BLOCK; z++)
+						V[(Size) slot[l] * MVIVF_ROW_BLOCK + z] = -FLT_MAX;
+				}
+				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = hs[k];
+			}
 		}
-		k = 0;
-		if (nprobe < nlists)
+
+		for (d = 0; d < listed; d++)
+			memcpy(acc + (Size) d * MVIVF_ROW_BLOCK, thresh, sizeof(thresh));
+		/* in list order: the entries' pages are read in order */
+		for (l = 0; l < nlists; l++)
 		{
-			/* the root is the best unprobed centroid: its score is t_i */
-			thresh[i] = hs[0];
-			k = 1;
-		}
-		for (; k < n; k++)
-		{
-			l = hl[k];
 			if (slot[l] < 0)
-			{
-				int			j;
-
-				slot[l] = nunion++;
-				for (j = 0; j < nqPad; j++)
-					V[(Size) slot[l] * nqPad + j] = -FLT_MAX;
-			}
-			V[(Size) slot[l] * nqPad + i] = hs[k];
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			pa.v = V + (Size) slot[l] * MVIVF_ROW_BLOCK;
+			MvivfScanDocList(scan->indexRelation, &so->meta, offsets[l], offsets[l + 1],
+							 ProbeCallback, &pa, &so->npages);
+			so->nprobed++;
+			so->npostings += offsets[l + 1] - offsets[l];
 		}
-	}
+		for (u = 0; u < nused; u++)
+			slot[used[u]] = -1;
+		for (d = 0; d < listed; d++)
+		{
+			const float *ap = acc + (Size) d * MVIVF_ROW_BLOCK;
+			double		sum = 0;
 
-	acc = palloc_extended(sizeof(float) * Max(listed, 1) * nqPad, MCXT_ALLOC_HUGE);
-	for (d = 0; d < listed; d++)
-		memcpy(acc + (Size) d * nqPad, thresh, sizeof(float) * nqPad);
-	pa.acc = acc;
-	pa.nqPad = nqPad;
-	pa.limit = listed;
-	/* in list order: the entries' pages are read in order */
-	for (l = 0; l < nlists; l++)
-	{
-		if (slot[l] < 0)
-			continue;
-		CHECK_FOR_INTERRUPTS();
-		pa.v = V + (Size) slot[l] * nqPad;
-		MvivfScanDocList(scan->indexRelation, &so->meta, offsets[l], offsets[l + 1],
-						 ProbeCallback, &pa, &so->npages);
-		so->nprobed++;
-		so->npostings += offsets[l + 1] - offsets[l];
-	}
-	for (d = 0; d < listed; d++)
-	{
-		const float *ap = acc + (Size) d * nqPad;
-		double		sum = 0;
-
-		for (i = 0; i < st->nq; i++)
-			sum += ap[i];
-		score[d] += sum;
+			for (j = 0; j < nrows; j++)
+				sum += ap[j];
+			score[d] += sum;
+		}
 	}
 	pfree(acc);
-	pfree(thresh);
 	pfree(slot);
+	pfree(used);
 	pfree(V);
 	pfree(hs);
 	pfree(hl);
@@ -633,40 +652,51 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 }
 
 /*
- * ExactCentroidTop
- *		so->cands are in order of their centroid score, the probed bound of
- *		the listed documents (unlisted ones first).  Replace the bound by the
- *		exact centroid interaction, best bound first, until k documents have
- *		it and the next bound is no higher than the k-th best of them: then
- *		no other document's centroid interaction can reach the k best (its
- *		bound is below), so the k best are exactly those of a full pass.
- *		The others keep their bound, an optimistic estimate.  Re-sorts the
- *		candidates.
+ * MvivfExactCentroids
+ *		so->cands[from ..] are unrefined candidates in order of their centroid
+ *		score: the exact centroid interaction or, for a listed document not
+ *		computed yet, its probed bound.  Replace bounds by the exact value,
+ *		best first, until k of these candidates have it and the next bound is
+ *		no higher than the k-th best of them: then no other candidate's
+ *		centroid interaction can reach the k best (its bound is below), so
+ *		the next k in order are exactly those of a full pass.  The others
+ *		keep their bound, an optimistic estimate.  Re-sorts cands[from ..],
+ *		scored as MvivfRefineCandidates scores unrefined ones (centroid score
+ *		raised by the gain margin).  Nothing to do without document lists.
  */
-static void
-ExactCentroidTop(IndexScanDesc scan, const MvivfApproxState * st, int k)
+void
+MvivfExactCentroids(IndexScanDesc scan, int from, int k)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	float	   *acc = palloc(sizeof(float) * st->nqPad);
-	double	   *best = palloc(sizeof(double) * Max(k, 1));	/* min-heap */
+	const MvivfApproxState *st = &so->tables;
+	float	   *acc;
+	double	   *best;			/* min-heap of the k best */
 	int			nbest = 0;
 	int			r;
 
-	for (r = 0; r < so->ncands; r++)
+	if (!so->pruned || k <= 0 || from >= so->ncands)
+		return;
+	acc = palloc(sizeof(float) * st->nqPad);
+	best = palloc(sizeof(double) * k);
+	for (r = from; r < so->ncands; r++)
 	{
 		uint32		doc = so->cands[r].docid;
-		double		ci;
+		double		ci = so->ciScore[doc];
 		int			pos;
 
-		if (doc >= so->meta.listedDocs)
-			continue;			/* unlisted: refined anyway */
-		if (nbest >= k && so->ciScore[doc] <= best[0])
+		if (!so->ciExact[doc])
+		{
+			if (nbest >= k && ci <= best[0])
+				break;
+			CHECK_FOR_INTERRUPTS();
+			ci = DocCentroidScore(scan, st, doc, acc);
+			so->ciScore[doc] = ci;
+			so->ciExact[doc] = true;
+			so->nexact++;
+		}
+		else if (nbest >= k && ci <= best[0])
 			break;
-		CHECK_FOR_INTERRUPTS();
-		ci = DocCentroidScore(scan, st, doc, acc);
-		so->ciScore[doc] = ci;
-		so->cands[r].score = -ci;
-		so->nexact++;
+		so->cands[r].score = -(ci + so->gainMargin);
 		/* keep the k largest in a min-heap */
 		if (nbest < k)
 		{
@@ -697,7 +727,7 @@ ExactCentroidTop(IndexScanDesc scan, const MvivfApproxState * st, int k)
 			best[pos] = ci;
 		}
 	}
-	pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
+	pg_qsort(so->cands + from, so->ncands - from, sizeof(MvivfScanCandidate), CandQsortCmp);
 	pfree(acc);
 	pfree(best);
 }
@@ -746,17 +776,26 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 /*
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
- *		its per-row tables (centroid scores twice, lookup tables, the
- *		documents x rows maxima) stay within work_mem; at least one.
+ *		its tables stay within work_mem; at least one.  Per row: the centroid
+ *		scores (float and fixed point) and the lookup tables, and for a full
+ *		pass the documents x rows maxima; once: the centroid scores of a block
+ *		of rows being computed and, when probing document lists, a block of
+ *		rows' maxima of every listed document and the probed lists' scores.
  */
 static int
-RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
+RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
+			bool probe)
 {
-	double		perRow = sizeof(float) * (2.5 * q->nlists + (double) q->codeSize * 16 +
-										  (double) ndocs + 1);
+	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
+	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
 	double		budget = (double) work_mem * 1024.0;
-	double		rows = floor(budget / perRow);
+	double		rows;
 
+	if (probe)
+		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
+	else
+		perRow += 4.0 * ((double) ndocs + 1);
+	rows = floor((budget - fixed) / perRow);
 	if (rows < 1)
 		return 1;
 	return (int) Min(rows, (double) nq);
@@ -867,7 +906,14 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 	 */
 	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 	for (r = 0; r < n; r++)
+	{
 		gain[refine[r]] = refScore[r] - refCI[r];
+		if (so->pruned)
+		{
+			so->ciScore[refine[r]] = refCI[r];
+			so->ciExact[refine[r]] = true;
+		}
+	}
 	if (sampleFrom < to)
 	{
 		int			nsample = to - sampleFrom;
@@ -948,10 +994,11 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		bool		prune;
 
 		so->meta = *meta;
-		so->perPass = RowsPerPass(q, nq, so->ndocs);
 		/* (one pass only: the exact centroid step needs every row's table) */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
-			mvivf_probes > 0 && mvivf_miss_tolerance > 0 && so->perPass >= nq;
+			mvivf_probes > 0 && mvivf_miss_tolerance > 0 &&
+			RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true) >= nq;
+		so->perPass = prune ? nq : RowsPerPass(q, nq, so->ndocs, 0, false);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -1006,7 +1053,14 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		}
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
 		if (prune)
-			ExactCentroidTop(scan, &so->tables, Min(mvivf_refine, so->ncands));
+		{
+			so->pruned = true;
+			so->ciExact = palloc0(sizeof(bool) * Max(so->ndocs, 1));
+			for (d = 0; d < so->ndocs; d++)
+				if (d >= meta->listedDocs)
+					so->ciExact[d] = true;	/* unlisted: refined first */
+			MvivfExactCentroids(scan, 0, Min(mvivf_refine, so->ncands));
+		}
 
 		/*
 		 * 3. quantized MaxSim of the best mvivf.refine of them (of all of

@@ -525,6 +525,8 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				int			more = Max(so->nrefined, Max(mvivf_refine, 1));
 				int			to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
 
+				/* the next ones by exact centroid interaction, not its bound */
+				MvivfExactCentroids(scan, so->nrefined, to - so->nrefined);
 				MvivfRefineCandidates(scan, so->nrefined, to, so->nextCand, to);
 				continue;
 			}
