@@ -11,10 +11,15 @@
  * (avg tokens * nq * dim), with the approximate stage's parts weighed as
  * measured (perf, 1,000 ColPali pages): a document's exact centroid
  * interaction costs about 1/30 of its exact MaxSim, its quantized MaxSim
- * about half of it, a probed list entry one vector max per 16 query rows:
+ * about half of it, a probed list entry one vector max per 16 query rows
+ * (16 multiply-adds' worth):
  *
  *	centroids = nq*nlists*dim					(query rows x centroids)
- *	probe     = nq * min(nlists, nq*probes) * N/nlists	(list entries read)
+ *	probe     = ceil(nq/16) * min(nlists, 4*probes) * N/nlists * 16
+ *	                                            (list entries read per block
+ *	                                            of 16 rows: the rows of a
+ *	                                            block share most of their
+ *	                                            probed lists, measured)
  *	ci        = E * avgTokens * nq * 4			(exact centroid interaction)
  *	refine    = R * avgTokens * nq * dim / 2	(quantized MaxSim)
  *	stage1    = per_row * (centroids + probe + ci + refine) / W
@@ -26,7 +31,8 @@
  * with N the entries of the document lists, R = mvivf.refine + 32 the
  * documents refined, E the documents whose exact centroid interaction is
  * computed: those whose probed bound can still reach the R best, taken as
- * min(D, 4 R) (measured: all of 1,000, a few thousand of 10,000); without
+ * min(D, 2 R) (measured at the default 256 probes: about R on 1,000
+ * ColPali pages, 1-2 R on 10,000); without
  * document lists (format version 2, an untrained index, or mvivf.probes =
  * 0) there is no probe and E = D (every token's centroid number is read);
  * nq the query's rows (32 when the query is not a constant), D live
@@ -181,9 +187,10 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 		if (meta.version >= 3 && meta.listedDocs > 0 && mvivf_probes > 0)
 		{
-			probe = nq * Min((double) meta.nlists, nq * (double) mvivf_probes) *
-				meta.npostings / meta.nlists;
-			exact = Min(live, 4 * refined);
+			probe = ceil(nq / MVIVF_ROW_BLOCK) *
+				Min((double) meta.nlists, 4.0 * mvivf_probes) *
+				meta.npostings / meta.nlists * MVIVF_ROW_BLOCK;
+			exact = Min(live, 2 * refined);
 		}
 		stage1 = nq * meta.nlists * meta.dim + probe + exact * avgTokens * nq * 4 +
 			refined * avgTokens * nq * meta.dim / 2.0;
