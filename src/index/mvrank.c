@@ -1059,7 +1059,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			for (d = 0; d < so->ndocs; d++)
 				if (d >= meta->listedDocs)
 					so->ciExact[d] = true;	/* unlisted: refined first */
-			MvivfExactCentroids(scan, 0, Min(mvivf_refine, so->ncands));
+			MvivfExactCentroids(scan, 0, Min(mvivf_refine + so->ntail, so->ncands));
 		}
 
 		/*
