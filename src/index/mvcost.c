@@ -8,20 +8,19 @@
  * index does the same exact work for each document it reranks, plus one
  * random page read for it, plus an approximate stage whose work is
  * expressed in the same unit, W = the multiply-adds of one exact MaxSim
- * (avg tokens * nq * dim), with the approximate stage's parts weighed as
- * measured (perf, 1,000 ColPali pages): a document's exact centroid
- * interaction costs about 1/30 of its exact MaxSim, its quantized MaxSim
- * about half of it, a probed list entry one vector max per 16 query rows
- * (16 multiply-adds' worth):
+ * (avg tokens * nq * dim), one unit per token (or list entry) and query row
+ * for a vector max, 2 per code byte for the quantized MaxSim (measured on
+ * 1,000 ColPali pages, 2-bit codes: a document's quantized MaxSim costs
+ * about half of its exact MaxSim's arithmetic, its centroid interaction a
+ * few percent):
  *
  *	centroids = nq*nlists*dim					(query rows x centroids)
- *	probe     = ceil(nq/16) * min(nlists, 4*probes) * N/nlists * 16
- *	                                            (list entries read per block
- *	                                            of 16 rows: the rows of a
- *	                                            block share most of their
- *	                                            probed lists, measured)
- *	ci        = E * avgTokens * nq * 4			(exact centroid interaction)
- *	refine    = R * avgTokens * nq * dim / 2	(quantized MaxSim)
+ *	probe     = nq * min(nlists, 4*probes) * N/nlists
+ *	                                            (list entries read; the rows
+ *	                                            of a block of 16 share most
+ *	                                            of their probed lists)
+ *	ci        = E * avgTokens * nq				(exact centroid interaction)
+ *	refine    = R * avgTokens * nq * 2 * codeSize	(quantized MaxSim)
  *	stage1    = per_row * (centroids + probe + ci + refine) / W
  *	          + seq_page_cost * (E + R) * forward pages per document
  *	rerank    = per_row + random_page_cost			(one document)
@@ -187,13 +186,12 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 		if (meta.version >= 3 && meta.listedDocs > 0 && mvivf_probes > 0)
 		{
-			probe = ceil(nq / MVIVF_ROW_BLOCK) *
-				Min((double) meta.nlists, 4.0 * mvivf_probes) *
-				meta.npostings / meta.nlists * MVIVF_ROW_BLOCK;
+			probe = nq * Min((double) meta.nlists, 4.0 * mvivf_probes) *
+				meta.npostings / meta.nlists;
 			exact = Min(live, 2 * refined);
 		}
-		stage1 = nq * meta.nlists * meta.dim + probe + exact * avgTokens * nq * 4 +
-			refined * avgTokens * nq * meta.dim / 2.0;
+		stage1 = nq * meta.nlists * meta.dim + probe + exact * avgTokens * nq +
+			refined * avgTokens * nq * 2.0 * meta.codeSize;
 		frac = Min(1.0, (exact + refined) * fwdPages / Max(pages, 1));
 		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
 			budget = Min((double) mvivf_candidates, live);
