@@ -12,8 +12,8 @@
  * where STFixed[list][i] is query row i . centroid and lut[k][v][i] the
  * contribution of value v of the code's k-th 4-bit nibble to query row i .
  * residual; adds saturate.  Nibble tables, not byte tables: one block of 32
- * query rows needs 16 x 32 values per nibble (32 kB for a 128-d code of 2
- * bits), which stays in the L1/L2 cache, where float byte tables (512 kB a
+ * query rows needs 16 x 32 values per nibble (64 kB for a 128-d code of 2
+ * bits), which stays in the L2 cache, where float byte tables (512 kB a
  * block of 16 rows) did not.  The even and odd nibbles are summed in two
  * chains (for instruction-level parallelism), then added.  Integer sums are
  * exact, so the portable form gives the very same numbers.
