@@ -5,16 +5,29 @@
  *
  * Centroid interaction (every live document):
  *	acc[i] = max(acc[i], ST[list][i])
- * Quantized MaxSim (the documents the centroid interaction ranks best):
- *	acc[i] = max(acc[i], ST[list][i] + sum over code bytes b of
- *	                     lut[b][code[b]][i])
- * where ST[list][i] is query row i . centroid and lut[b][v][i] the
- * contribution of code byte value v at byte b to query row i . residual.
+ * Quantized MaxSim (the documents the approximate order ranks best), in
+ * 16-bit fixed point (MVIVF_FIXED_SCALE), 32 query rows per register:
+ *	acc[i] = max(acc[i], STFixed[list][i] + sum over code nibbles k of
+ *	                     lut[k][nibble k of the code][i])
+ * where STFixed[list][i] is query row i . centroid and lut[k][v][i] the
+ * contribution of value v of the code's k-th 4-bit nibble to query row i .
+ * residual; adds saturate.  Nibble tables, not byte tables: one block of 32
+ * query rows needs 16 x 32 values per nibble (64 kB for a 128-d code of 2
+ * bits), which stays in the L2 cache, where float byte tables (512 kB a
+ * block of 16 rows) did not.  The even and odd nibbles are summed in two
+ * chains (for instruction-level parallelism), then added.  Integer sums are
+ * exact, so the portable form gives the very same numbers.
+ * Probing a document list (MvivfProbeEntries) raises the per-row maxima of
+ * each listed document to the list's centroid scores.
+ * The same loop also keeps the document's centroid interaction (ciAcc),
+ * which the scan needs to calibrate what residuals add.
  * An AVX-512 form (one register = MVIVF_ROW_BLOCK rows) is chosen at run
  * time; the portable form computes the same sums in the same order, so both
  * give the same floats.
  */
 #include "postgres.h"
+
+#include <float.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -68,43 +81,101 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 	}
 }
 
-static void
-ScoreTokensPortable(const MvivfApproxState * st, float *acc, const char *tok, int n)
+/* a + b, saturated to int16: what _mm512_adds_epi16 computes */
+static inline int16
+SatAdd16(int16 a, int16 b)
 {
+	int32		x = (int32) a + b;
+
+	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
+}
+
+static void
+ScoreTokensPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+					const char *tok, int n)
+{
+	int			nnib = 2 * st->codeSize;
 	int			blk;
 
-	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
+	for (blk = 0; blk < st->nqPadFixed; blk += MVIVF_FIXED_BLOCK)
 	{
-		float		a[MVIVF_ROW_BLOCK];
+		const int16 *lut = st->lut + (Size) blk * nnib * 16;
 		int			t;
 
-		memcpy(a, acc + blk, sizeof(a));
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
 			uint32		list = TokenList(st, tok, n, t, &code);
-			float		s[MVIVF_ROW_BLOCK];
+			int16		s0[MVIVF_FIXED_BLOCK];
+			int16		s1[MVIVF_FIXED_BLOCK];
 			int			b;
 			int			j;
 
 			if (list > PG_UINT16_MAX)
 				continue;
-			memcpy(s, st->ST + (Size) list * st->nqPad + blk, sizeof(s));
+			memcpy(s0, st->STFixed + (Size) list * st->nqPadFixed + blk, sizeof(s0));
+			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+			{
+				ciAcc[blk + j] = Max(s0[j], ciAcc[blk + j]);
+				s1[j] = 0;
+			}
 			for (b = 0; b < st->codeSize; b++)
 			{
-				const float *lv = st->lut + ((Size) b * 256 + code[b]) * st->nqPad + blk;
+				const int16 *lo = lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_FIXED_BLOCK;
+				const int16 *hi = lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_FIXED_BLOCK;
 
-				for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-					s[j] += lv[j];
+				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+				{
+					s0[j] = SatAdd16(s0[j], lo[j]);
+					s1[j] = SatAdd16(s1[j], hi[j]);
+				}
 			}
-			for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-				a[j] = Max(s[j], a[j]);
+			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+				acc[blk + j] = Max(SatAdd16(s0[j], s1[j]), acc[blk + j]);
 		}
-		memcpy(acc + blk, a, sizeof(a));
+	}
+}
+
+static void
+ProbeEntriesPortable(float *acc, int nqPad, const float *v, const uint32 *ids,
+					 int n, uint32 limit)
+{
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		float	   *a;
+		int			j;
+
+		if (ids[k] >= limit)
+			continue;
+		a = acc + (Size) ids[k] * nqPad;
+		for (j = 0; j < nqPad; j++)
+			a[j] = Max(v[j], a[j]);
 	}
 }
 
 #ifdef MVIVF_HAVE_AVX512
+static __attribute__((target("avx512f"))) void
+ProbeEntriesAvx512(float *acc, int nqPad, const float *v, const uint32 *ids,
+				   int n, uint32 limit)
+{
+	int			k;
+
+	for (k = 0; k < n; k++)
+	{
+		float	   *a;
+		int			j;
+
+		if (ids[k] >= limit)
+			continue;
+		a = acc + (Size) ids[k] * nqPad;
+		for (j = 0; j < nqPad; j += MVIVF_ROW_BLOCK)
+			_mm512_storeu_ps(a + j, _mm512_max_ps(_mm512_loadu_ps(v + j),
+												  _mm512_loadu_ps(a + j)));
+	}
+}
+
 static __attribute__((target("avx512f"))) void
 CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
 {
@@ -128,35 +199,62 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 	}
 }
 
-static __attribute__((target("avx512f"))) void
-ScoreTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, int n)
+static __attribute__((target("avx512f,avx512bw"))) void
+ScoreTokensAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+				  const char *tok, int n)
 {
 	int			codeSize = st->codeSize;
-	int			nqPad = st->nqPad;
+	int			nnib = 2 * codeSize;
+	int			nqPad = st->nqPadFixed;
 	int			blk;
 
-	for (blk = 0; blk < nqPad; blk += MVIVF_ROW_BLOCK)
+	for (blk = 0; blk < nqPad; blk += MVIVF_FIXED_BLOCK)
 	{
-		__m512		a = _mm512_loadu_ps(acc + blk);
-		const float *lut = st->lut + blk;
+		__m512i		a = _mm512_loadu_si512(acc + blk);
+		__m512i		ci = _mm512_loadu_si512(ciAcc + blk);
+		const int16 *lut = st->lut + (Size) blk * nnib * 16;
 		int			t;
 
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
 			uint32		list = TokenList(st, tok, n, t, &code);
-			__m512		s;
+			__m512i		s0;
+			__m512i		s1 = _mm512_setzero_si512();
 			int			b;
 
 			if (list > PG_UINT16_MAX)
 				continue;
-			s = _mm512_loadu_ps(st->ST + (Size) list * nqPad + blk);
+			s0 = _mm512_loadu_si512(st->STFixed + (Size) list * nqPad + blk);
+			ci = _mm512_max_epi16(s0, ci);
 			for (b = 0; b < codeSize; b++)
-				s = _mm512_add_ps(s, _mm512_loadu_ps(lut + ((Size) b * 256 + code[b]) * nqPad));
-			a = _mm512_max_ps(s, a);
+			{
+				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_FIXED_BLOCK));
+				s1 = _mm512_adds_epi16(s1, _mm512_loadu_si512(lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_FIXED_BLOCK));
+			}
+			a = _mm512_max_epi16(_mm512_adds_epi16(s0, s1), a);
 		}
-		_mm512_storeu_ps(acc + blk, a);
+		_mm512_storeu_si512(acc + blk, a);
+		_mm512_storeu_si512(ciAcc + blk, ci);
 	}
+}
+
+/*
+ * CpuHasAvx512Bw
+ *		Whether this CPU has AVX-512BW (16-bit lanes), which the fixed-point
+ *		quantized MaxSim needs.
+ */
+static bool
+CpuHasAvx512Bw(void)
+{
+	static int	use = -1;
+
+	if (use < 0)
+	{
+		__builtin_cpu_init();
+		use = (MvivfCpuHasAvx512() && __builtin_cpu_supports("avx512bw")) ? 1 : 0;
+	}
+	return use == 1;
 }
 #endif
 
@@ -179,17 +277,39 @@ MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, in
 
 /*
  * MvivfScoreTokens
- *		Fold n tokens of one document into its quantized-MaxSim maxima.
+ *		Fold n tokens of one document into its quantized-MaxSim maxima (acc)
+ *		and, unless ciAcc is NULL, its centroid-interaction maxima.
  */
 void
-MvivfScoreTokens(const MvivfApproxState * st, float *acc, const char *tok, int n)
+MvivfScoreTokens(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+				 const char *tok, int n)
+{
+#ifdef MVIVF_HAVE_AVX512
+	if (CpuHasAvx512Bw())
+	{
+		ScoreTokensAvx512(st, acc, ciAcc, tok, n);
+		return;
+	}
+#endif
+	ScoreTokensPortable(st, acc, ciAcc, tok, n);
+}
+
+/*
+ * MvivfProbeEntries
+ *		For each document id of a probed list (ids below limit), raise its
+ *		nqPad per-row maxima in acc to v, the list's centroid scores of the
+ *		rows that probe it (-FLT_MAX for the others).
+ */
+void
+MvivfProbeEntries(float *acc, int nqPad, const float *v, const uint32 *ids,
+				  int n, uint32 limit)
 {
 #ifdef MVIVF_HAVE_AVX512
 	if (MvivfCpuHasAvx512())
 	{
-		ScoreTokensAvx512(st, acc, tok, n);
+		ProbeEntriesAvx512(acc, nqPad, v, ids, n, limit);
 		return;
 	}
 #endif
-	ScoreTokensPortable(st, acc, tok, n);
+	ProbeEntriesPortable(acc, nqPad, v, ids, n, limit);
 }

@@ -13,7 +13,9 @@
  *	   residual; each document's codes are appended to the forward store
  *	   (mvforward.c) as it is read;
  *	4. the document directory, an empty list directory (the lists of format
- *	   version 1 are no longer filled) and the metapage are written.
+ *	   version 1 are no longer filled), the document lists (per centroid,
+ *	   the documents with a token assigned to it, and where each document's
+ *	   codes start: mvdoclists.c) and the metapage are written.
  * Every page goes through generic WAL, so the index is crash safe and
  * replicated as it is built.
  */
@@ -357,6 +359,10 @@ InitMeta(MvivfMetaPageData * meta, int nbits)
 	meta->pendingTail = InvalidBlockNumber;
 	meta->forwardHead = InvalidBlockNumber;
 	meta->forwardTail = InvalidBlockNumber;
+	meta->listedForwardTail = InvalidBlockNumber;
+	meta->docListDir = InvalidBlockNumber;
+	meta->docListStart = InvalidBlockNumber;
+	meta->docLocStart = InvalidBlockNumber;
 }
 
 /*
@@ -543,9 +549,35 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		meta.forwardTail = written.forwardTail;
 	}
 
-	/* directories and metapage */
+	/* directories, document lists and metapage */
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_WRITE);
 	MvivfWriteListDir(index, &meta, bs.listdir);
+	if (bs.ndocs > 0)
+	{
+		uint32	   *offsets;
+		uint32	   *entries;
+		uint64		nentries;
+		MvivfDocLocation *locs;
+		BlockNumber last;
+
+		meta.ndocs = bs.ndocs;
+		MvivfCollectDocLists(index, &meta, bs.ndocs, &offsets, &entries,
+							 &nentries, &locs);
+		meta.docListDir = WriteArrayPages(index, (char *) offsets, (int64) nlists + 1,
+										  sizeof(uint32), MVIVF_DOCLIST, false, &last);
+		if (nentries > 0)
+			meta.docListStart = WriteArrayPages(index, (char *) entries, nentries,
+												sizeof(uint32), MVIVF_DOCLIST, false, &last);
+		meta.docLocStart = WriteArrayPages(index, (char *) locs, bs.ndocs,
+										   sizeof(MvivfDocLocation), MVIVF_DOCLIST,
+										   false, &last);
+		meta.npostings = (uint32) nentries;
+		meta.listedDocs = bs.ndocs;
+		meta.listedForwardTail = meta.forwardTail;
+		pfree(offsets);
+		pfree(entries);
+		pfree(locs);
+	}
 	meta.docDirHead = WriteArrayPages(index, (char *) bs.docs, bs.ndocs,
 									  sizeof(MvivfDocEntry), MVIVF_DOCDIR,
 									  true, &meta.docDirTail);

@@ -8,22 +8,36 @@
  * index does the same exact work for each document it reranks, plus one
  * random page read for it, plus an approximate stage whose work is
  * expressed in the same unit, W = the multiply-adds of one exact MaxSim
- * (avg tokens * nq * dim):
+ * (avg tokens * nq * dim), one unit per token (or list entry) and query row
+ * for a vector max, 2 per code byte for the quantized MaxSim (measured on
+ * 1,000 ColPali pages, 2-bit codes: a document's quantized MaxSim costs
+ * about half of its exact MaxSim's arithmetic, its centroid interaction a
+ * few percent):
  *
- *	stage1  = per_row * (nq*nlists*dim + nq*T*(1 + codeSize/4)) / W
- *	        + seq_page_cost * P
- *	rerank  = per_row + random_page_cost			(one document)
- *	startup = stage1 + F * rerank
- *	total   = startup + (D - F) * rerank
+ *	centroids = nq*nlists*dim					(query rows x centroids)
+ *	probe     = nq * min(nlists, 4*probes) * N/nlists
+ *	                                            (list entries read; the rows
+ *	                                            of a block of 16 share most
+ *	                                            of their probed lists)
+ *	ci        = E * avgTokens * nq				(exact centroid interaction)
+ *	refine    = R * avgTokens * nq * 2 * codeSize	(quantized MaxSim)
+ *	stage1    = per_row * (centroids + probe + ci + refine) / W
+ *	          + seq_page_cost * (E + R) * forward pages per document
+ *	rerank    = per_row + random_page_cost			(one document)
+ *	startup   = stage1 + F * rerank
+ *	total     = startup + (D - F) * rerank
  *
- * with T tokens and P pages in the index (the approximate stage reads the
- * whole forward store and scores every token: one centroid-score load per
- * token and query row, and for about a quarter of them, measured, the
- * residual code's codeSize lookups), nq the query's
- * rows (32 when the query is not a constant), D live documents and F the
- * documents reranked before the first row (mvivf.rerank; all of them for
- * an untrained index).  The planner scales total - startup by the fraction
- * of rows a LIMIT takes.
+ * with N the entries of the document lists, R = mvivf.refine + 32 the
+ * documents refined, E the documents whose exact centroid interaction is
+ * computed: those whose probed bound can still reach the R best, taken as
+ * min(D, 2 R) (measured at the default 256 probes: about R on 1,000
+ * ColPali pages, 1-2 R on 10,000); without
+ * document lists (format version 2, an untrained index, or mvivf.probes =
+ * 0) there is no probe and E = D (every token's centroid number is read);
+ * nq the query's rows (32 when the query is not a constant), D live
+ * documents and F the documents reranked before the first row
+ * (mvivf.rerank; all of them for an untrained index).  The planner scales
+ * total - startup by the fraction of rows a LIMIT takes.
  *
  * A scan ends after B documents (mvivf.max_scan_docs, or mvivf.candidates
  * with iterative scans off), so when the query needs more, the index would
@@ -164,9 +178,21 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	work = Max(avgTokens * nq * Max(meta.dim, 1), 1);
 	if (meta.nlists > 0)
 	{
-		stage1 = nq * meta.nlists * meta.dim +
-			nq * (double) meta.ntokens * (1 + meta.codeSize / 4.0);
-		frac = 1;
+		double		refined = Min(live, (double) mvivf_refine + 32);
+		double		exact = live;
+		double		probe = 0;
+		double		fwdPages = meta.ndocs > 0 ?
+			avgTokens * MvivfForwardTokenSize(meta.codeSize) / BLCKSZ + 1 : 1;
+
+		if (meta.version >= 3 && meta.listedDocs > 0 && mvivf_probes > 0)
+		{
+			probe = nq * Min((double) meta.nlists, 4.0 * mvivf_probes) *
+				meta.npostings / meta.nlists;
+			exact = Min(live, 2 * refined);
+		}
+		stage1 = nq * meta.nlists * meta.dim + probe + exact * avgTokens * nq +
+			refined * avgTokens * nq * 2.0 * meta.codeSize;
+		frac = Min(1.0, (exact + refined) * fwdPages / Max(pages, 1));
 		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
 			budget = Min((double) mvivf_candidates, live);
 		else

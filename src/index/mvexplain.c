@@ -47,6 +47,9 @@ typedef struct MvivfExplainEntry
 	uint64		reranked;
 	uint64		invisible;
 	uint64		skipped;
+	uint64		probed;			/* document lists probed */
+	uint64		postings;		/* their entries */
+	uint64		exact;			/* exact centroid interactions of listed docs */
 	double		margin;			/* largest final error margin of a scan */
 	uint64		stops[MVIVF_STOP_CAP + 1];	/* scans per stop reason */
 }			MvivfExplainEntry;
@@ -86,6 +89,9 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 	e->reranked += so->nreranked;
 	e->invisible += so->ninvisible;
 	e->skipped += so->nskipped;
+	e->probed += so->nprobed;
+	e->postings += so->npostings;
+	e->exact += so->nexact;
 	e->margin = Max(e->margin, so->errMargin);
 	if (so->stopReason >= 0 && so->stopReason <= MVIVF_STOP_CAP)
 		e->stops[so->stopReason]++;
@@ -162,6 +168,9 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 					strlcat(stops, "+", sizeof(stops));
 				strlcat(stops, stopNames[r], sizeof(stops));
 			}
+		snprintf(value + strlen(value), sizeof(value) - strlen(value),
+				 " probed=" UINT64_FORMAT " postings=" UINT64_FORMAT " exact=" UINT64_FORMAT,
+				 e->probed, e->postings, e->exact);
 		snprintf(value + strlen(value), sizeof(value) - strlen(value),
 				 " margin=%.3g stop=%s", e->margin, stops[0] ? stops : "none");
 		ExplainPropertyText(label, value, es);

@@ -15,7 +15,7 @@
 
 PG_FUNCTION_INFO_V1(mvivfhandler);
 
-int			mvivf_probes = 32;
+int			mvivf_probes = 256;
 int			mvivf_candidates = 100;
 int			mvivf_rerank = 40;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
@@ -58,9 +58,9 @@ MvivfInit(void)
 					  MVIVF_DEFAULT_SAMPLES, 4, 1024, AccessExclusiveLock);
 
 	DefineCustomIntVariable("mvivf.probes",
-							"No effect since mvivf format version 2 (kept for compatibility).",
-							"Format 1 probed this many lists per query row; format 2 ranks every document by centroid interaction (see mvivf.refine).",
-							&mvivf_probes, 32, 1, MVIVF_MAX_LISTS,
+							"Centroids whose document lists each query row probes to bound the documents' centroid interaction; 0 reads every document's centroid numbers instead.",
+							"Only indexes with document lists (format version 3) probe; the exact centroid interaction is then computed for the documents whose bound can still reach the mvivf.refine best.",
+							&mvivf_probes, 256, 0, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",
 							"Most documents one scan reranks when mvivf.iterative_scan is off.",

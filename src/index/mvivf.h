@@ -4,7 +4,9 @@
  *	  columns answering ORDER BY emb <#> query LIMIT k (see docs/mvivf.md).
  *
  * Search: every live document is ranked by centroid interaction (sum over
- * query rows of the best query row . centroid over its tokens), the best
+ * query rows of the best query row . centroid over its tokens), bounded from
+ * the document lists of mvivf.probes centroids per query row and computed
+ * exactly only where the bound can reach the refined prefix; the best
  * mvivf.refine of them by their quantized MaxSim (centroid + decoded residual
  * code of every token), then documents are reranked exactly, best
  * approximate first, by reading the indexed value from the heap under the
@@ -12,7 +14,7 @@
  * (xs_recheckorderby = false), see mvscan.c for how later batches keep that
  * order.
  *
- * ON-DISK FORMAT, version 2 (8 KB pages; all pages use the standard page
+ * ON-DISK FORMAT, version 3 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
  * MvivfPageOpaqueData sits in the special space):
  *
@@ -29,13 +31,26 @@
  *	                 tokens {MvivfForwardGroup; uint16 list[n];
  *	                 uint8 code[n][codeSize]}, appended by builds and
  *	                 inserts; a document's groups follow each other
+ *	document lists   (version 3; written by CREATE INDEX, never changed) three
+ *	                 areas of contiguous MVIVF_DOCLIST pages from
+ *	                 docListDir, docListStart, docLocStart: nlists + 1
+ *	                 uint32 offsets; the entries, uint32 document ids (list
+ *	                 c = entries off[c] .. off[c+1]-1: the documents with a
+ *	                 token assigned to centroid c, increasing); per listed
+ *	                 document an MvivfDocLocation {forward block, offset of
+ *	                 its first group}.  Item i of an area is on page start +
+ *	                 i / MvivfItemsPerPage(item size).  Documents from
+ *	                 listedDocs on (inserted later) are not listed: their
+ *	                 groups follow listedForwardTail's
  *	posting, pending pages of version 1 are no longer written; VACUUM's
  *	                 merge and compaction find them empty
  *	free pages       pages emptied by VACUUM, marked MVIVF_DELETED and
  *	                 recorded in the free space map
  *
- * Version 1 indexes (codes in posting lists) are refused with a hint to
- * REINDEX (MvivfReadMeta).
+ * Version 2 indexes (no document lists; their metapage ends at forwardTail)
+ * are read as they are and scanned by a full pass.  Version 1 indexes
+ * (codes in posting lists) are refused with a hint to REINDEX
+ * (MvivfReadMeta).
  *
  * A residual code stores, per dimension, nbits (1, 2 or 4) selecting one of
  * 2^nbits bucket weights (meta.weights); an approximate dot product with a
@@ -66,7 +81,10 @@
 #include "multivector.h"
 
 #define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
-#define MVIVF_VERSION			2	/* 1: 0.1.0-0.2.0 (codes in posting lists) */
+#define MVIVF_VERSION			3	/* written by builds: document lists */
+#define MVIVF_MIN_VERSION		2	/* oldest readable: 2 (no document lists);
+									 * 1 (0.1.0-0.2.0, codes in posting
+									 * lists) is refused */
 #define MVIVF_METAPAGE_BLKNO	0
 #define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
 #define MVIVF_PAGE_ID			0xFF8C
@@ -80,6 +98,7 @@
 #define MVIVF_PENDING			(1 << 5)
 #define MVIVF_DELETED			(1 << 6)
 #define MVIVF_FORWARD			(1 << 7)
+#define MVIVF_DOCLIST			(1 << 8)	/* document lists (version 3) */
 
 /* document flags */
 #define MVIVF_DOC_DEAD			(1 << 0)
@@ -167,6 +186,14 @@ typedef struct MvivfMetaPageData
 	float		cutoffs[MVIVF_MAX_BUCKETS]; /* bucket upper bounds (n - 1) */
 	BlockNumber forwardHead;	/* token codes per document (version 2) */
 	BlockNumber forwardTail;
+	/* document lists (version 3; all zero in a version 2 index: no lists) */
+	uint32		listedDocs;		/* documents 0 .. listedDocs-1 are listed */
+	BlockNumber listedForwardTail;	/* the build's last forward page: the
+									 * unlisted tail's groups follow */
+	BlockNumber docListDir;		/* nlists + 1 uint32 offsets */
+	BlockNumber docListStart;	/* npostings uint32 document ids */
+	BlockNumber docLocStart;	/* listedDocs MvivfDocLocation */
+	uint32		npostings;		/* entries of the document lists */
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -184,6 +211,14 @@ typedef struct MvivfDocEntry
 	uint16		ntokens;		/* saturates at PG_UINT16_MAX */
 	uint16		flags;			/* MVIVF_DOC_* */
 }			MvivfDocEntry;
+
+/* where a listed document's first forward group is (version 3) */
+typedef struct MvivfDocLocation
+{
+	BlockNumber block;
+	uint16		offset;			/* byte offset of the group in the page */
+	uint16		unused;
+}			MvivfDocLocation;
 
 /*
  * Forward pages: groups of one document's token codes, each
@@ -248,15 +283,30 @@ typedef struct MvivfPosting
  */
 #define MVIVF_ROW_BLOCK	16
 
+/*
+ * The quantized MaxSim runs on 16-bit fixed-point scores (value x
+ * MVIVF_FIXED_SCALE, saturating adds), 32 query rows per AVX-512 register:
+ * one register covers a whole ColPali query, where float needed two, and the
+ * tables are half the size.  A row's sum of a centroid score and 64 table
+ * entries is exact to about 1e-3.
+ */
+#define MVIVF_FIXED_BLOCK	32
+#define MVIVF_FIXED_SCALE	4096.0f
+
 typedef struct MvivfApproxState
 {
 	int			nq;				/* query rows of this pass */
 	int			nqPad;			/* nq rounded up to MVIVF_ROW_BLOCK */
+	int			nqPadFixed;		/* nq rounded up to MVIVF_FIXED_BLOCK */
 	int			nlists;
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
-	const float *lut;			/* codeSize x 256 x nqPad: a code byte value's
-								 * contribution to query row . residual */
+	const int16 *STFixed;		/* nlists x nqPadFixed: the same, fixed point */
+	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: 2 *
+								 * codeSize nibbles x 16 values x
+								 * MVIVF_FIXED_BLOCK, fixed point: a code
+								 * nibble value's contribution to query row .
+								 * residual */
 }			MvivfApproxState;
 
 /* scan state */
@@ -316,6 +366,13 @@ typedef struct MvivfScanOpaqueData
 	uint64		ntokens;		/* tokens scored by the centroid interaction */
 	int			nrefined;		/* documents scored from residual codes */
 	uint64		npages;			/* index pages read by the approximate stage */
+	uint64		nprobed;		/* document lists probed (summed over rows' passes) */
+	uint64		npostings;		/* their entries read */
+	int			ntail;			/* unlisted documents (inserted after the build) */
+	int			nexact;			/* listed documents whose exact centroid
+								 * interaction was computed */
+	bool		pruned;			/* centroid scores bounded from the lists */
+	bool	   *ciExact;		/* per document: is ciScore exact? */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -343,6 +400,7 @@ extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,
 								  int sortFrom, int sampleFrom);
 extern void MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta);
+extern void MvivfExactCentroids(IndexScanDesc scan, int from, int k);
 
 /* mvexplain.c */
 extern void MvivfExplainInit(void);
@@ -432,13 +490,29 @@ extern bool mvivfvalidate(Oid opclassoid);
 /* mvapprox.c */
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
 								const char *tok, int n);
-extern void MvivfScoreTokens(const MvivfApproxState * st, float *acc,
-							 const char *tok, int n);
+extern void MvivfScoreTokens(const MvivfApproxState * st, int16 *acc,
+							 int16 *ciAcc, const char *tok, int n);
+extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
+							  const uint32 *ids, int n, uint32 limit);
 
 /* forward store of token codes (mvforward.c) */
 extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
 							   int n, const uint32 *lists, const uint8 *codes,
 							   int codeSize);
+
+/* document lists (mvdoclists.c) */
+extern void MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta,
+								 uint32 ndocs, uint32 **offsets,
+								 uint32 **entries, uint64 *nentries,
+								 MvivfDocLocation * *locs);
+extern uint32 *MvivfReadDocListDir(Relation index, MvivfMetaPageData * meta);
+extern void MvivfScanDocList(Relation index, MvivfMetaPageData * meta,
+							 uint32 from, uint32 to,
+							 void (*fn) (void *arg, const uint32 *ids, int n),
+							 void *arg, uint64 *npages);
+extern void MvivfReadDocLocation(Relation index, MvivfMetaPageData * meta,
+								 uint32 doc, BlockNumber *block,
+								 uint16 *offset);
 
 /* merge of the pending area into the lists (mvvacuum.c) */
 extern void MvivfMergePending(Relation index);

@@ -33,6 +33,9 @@
 #define MVIVF_REFINE_SAMPLE		32
 #define MVIVF_SAMPLE_SEED		UINT64CONST(0x6d76697666)
 
+/* the centroid score that puts an unlisted document first in line */
+#define MVIVF_TAIL_SCORE		1e30
+
 /*
  * MvivfCandCmp
  *		Order candidates by distance as float8 sorts (NaN after every number),
@@ -145,6 +148,22 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 }
 
 /*
+ * ToFixed
+ *		A score in the fixed point of the quantized MaxSim (saturating).
+ */
+static inline int16
+ToFixed(float v)
+{
+	float		x = rintf(v * MVIVF_FIXED_SCALE);
+
+	if (!(x > PG_INT16_MIN))
+		return PG_INT16_MIN;	/* also NaN: it can never be a maximum */
+	if (x > PG_INT16_MAX)
+		return PG_INT16_MAX;
+	return (int16) x;
+}
+
+/*
  * BuildTables
  *		The tables of one pass over query rows first .. first + st->nq - 1:
  *		ST (centroid scores, transposed so that one token's scores for every
@@ -156,42 +175,62 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			MvivfApproxState * st)
 {
 	int			nqPad = st->nqPad;
-	int			perByte = 8 / q->nbits;
+	int			nqFix;
+	int			nnib = 2 * q->codeSize;
+	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *S = palloc_extended(sizeof(float) * (Size) st->nq * q->nlists, MCXT_ALLOC_HUGE);
-	float	   *ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
-									 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	float	   *lut = palloc_extended(sizeof(float) * (Size) q->codeSize * 256 * nqPad,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
+									MCXT_ALLOC_HUGE);
+	float	   *ST;
+	int16	   *STFixed;
+	int16	   *lut;
 	int			i;
 	int			l;
 
-	MvivfScoreCentroids(q, MV_ROW(query, first), st->nq, S);
+	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
+	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
+						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
+							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
+						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
-		int			b;
+		int16	   *rowLut = lut + (Size) (i / MVIVF_FIXED_BLOCK) * nnib * 16 * MVIVF_FIXED_BLOCK +
+			i % MVIVF_FIXED_BLOCK;
+		int			k;
 
 		CHECK_FOR_INTERRUPTS();
+		/* the centroid scores of a block of rows at a time (less memory) */
+		if (i % MVIVF_ROW_BLOCK == 0)
+			MvivfScoreCentroids(q, MV_ROW(query, first + i),
+								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
 		for (l = 0; l < q->nlists; l++)
-			ST[(Size) l * nqPad + i] = S[(Size) i * q->nlists + l];
-		for (b = 0; b < q->codeSize; b++)
+		{
+			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
+
+			ST[(Size) l * nqPad + i] = v;
+			STFixed[(Size) l * nqFix + i] = ToFixed(v);
+		}
+		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
+		for (k = 0; k < nnib; k++)
 		{
 			int			v;
 
-			for (v = 0; v < 256; v++)
+			for (v = 0; v < 16; v++)
 			{
 				float		sum = 0;
 				int			j;
 
-				for (j = 0; j < perByte; j++)
+				for (j = 0; j < perNib; j++)
 				{
-					int			d = b * perByte + j;
+					int			d = k * perNib + j;
 
 					if (d < q->dim)
 						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
 				}
-				lut[((Size) b * 256 + v) * nqPad + i] = sum;
+				rowLut[((Size) k * 16 + v) * MVIVF_FIXED_BLOCK] = ToFixed(sum);
 			}
 		}
 	}
@@ -199,6 +238,7 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	st->nlists = q->nlists;
 	st->codeSize = q->codeSize;
 	st->ST = ST;
+	st->STFixed = STFixed;
 	st->lut = lut;
 }
 
@@ -314,16 +354,18 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
  * RefinePass
  *		Quantized MaxSim of the documents refine[0 .. nrefine-1] (in forward
  *		store order) for the rows of st, added to score[k] (k = position in
- *		refine): each document's groups are read from its first one on.
+ *		refine), and their exact centroid interaction, added to ci[k]: each
+ *		document's groups are read from its first one on.
  */
 static void
 RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
-		   const uint32 *refine, int nrefine, double *score)
+		   const uint32 *refine, int nrefine, double *score, double *ci)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
-	float	   *acc = palloc(sizeof(float) * st->nqPad);
+	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
+	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -336,11 +378,12 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		MvivfForwardGroup group;
 		bool		done = false;
 		double		sum = 0;
+		double		ciSum = 0;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
-		for (i = 0; i < st->nqPad; i++)
-			acc[i] = -FLT_MAX;
+		for (i = 0; i < st->nqPadFixed; i++)
+			acc[i] = ciAcc[i] = PG_INT16_MIN;
 		if (blkno == InvalidBlockNumber)
 			continue;			/* no codes: keeps its centroid score */
 		/* the document's groups follow each other from its first one */
@@ -358,32 +401,401 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 					done = true;
 					break;
 				}
-				MvivfScoreTokens(st, acc, tokens, group.ntokens);
+				MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
 		}
 		for (i = 0; i < st->nq; i++)
-			sum += acc[i];
+		{
+			sum += acc[i] / (double) MVIVF_FIXED_SCALE;
+			ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
+		}
 		score[r] += sum;
+		ci[r] += ciSum;
 	}
 	pfree(acc);
+	pfree(ciAcc);
+}
+
+/*
+ * ProbeCallback
+ *		MvivfScanDocList's callback of ProbePass.
+ */
+typedef struct ProbeArg
+{
+	float	   *acc;
+	int			nqPad;
+	const float *v;
+	uint32		limit;
+}			ProbeArg;
+
+static void
+ProbeCallback(void *arg, const uint32 *ids, int n)
+{
+	ProbeArg   *pa = (ProbeArg *) arg;
+
+	MvivfProbeEntries(pa->acc, pa->nqPad, pa->v, ids, n, pa->limit);
+}
+
+/*
+ * ProbePass
+ *		An upper bound of the centroid interaction of every listed document
+ *		for the rows of st, added to score[doc], from the document lists of a
+ *		few centroids per row instead of every token (PLAID's pruning with
+ *		WARP's imputation).  Row i probes its mvivf.probes best centroids by
+ *		q_i . c; t_i is the score of its next best one.  A document found in
+ *		a probed list of row i has its exact maximum for that row: the best
+ *		of its probed centroids, since any other centroid of it scores at
+ *		most t_i.  One found in none gets t_i, an upper bound of its maximum
+ *		(its centroids are all unprobed).  The cost follows the entries of
+ *		the probed lists, not the tokens of the corpus.
+ */
+static void
+ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
+		  const uint32 *offsets, double *score)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	int			nlists = st->nlists;
+	int			nqPad = st->nqPad;
+	int			nprobe = Min(mvivf_probes, nlists);
+	int			keep = Min(nprobe + 1, nlists);
+	uint32		listed = so->meta.listedDocs;
+	float		thresh[MVIVF_ROW_BLOCK];
+	int32	   *slot = palloc_extended(sizeof(int32) * nlists, MCXT_ALLOC_HUGE);
+	int		   *used = palloc_extended(sizeof(int) * Min((Size) nlists, (Size) MVIVF_ROW_BLOCK * nprobe),
+									   MCXT_ALLOC_HUGE);
+	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
+									MCXT_ALLOC_HUGE);
+	float	   *hs = palloc(sizeof(float) * keep);
+	int		   *hl = palloc(sizeof(int) * keep);
+	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
+									  MCXT_ALLOC_HUGE);
+	ProbeArg	pa;
+	int			blk;
+	int			l;
+	uint32		d;
+
+	for (l = 0; l < nlists; l++)
+		slot[l] = -1;
+	pa.acc = acc;
+	pa.nqPad = MVIVF_ROW_BLOCK;
+	pa.limit = listed;
+
+	/* a block of MVIVF_ROW_BLOCK query rows at a time: acc stays small */
+	for (blk = 0; blk < st->nq; blk += MVIVF_ROW_BLOCK)
+	{
+		int			nrows = Min(MVIVF_ROW_BLOCK, st->nq - blk);
+		int			nused = 0;
+		int			u;
+		int			j;
+
+		for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+			thresh[j] = -FLT_MAX;
+		for (j = 0; j < nrows; j++)
+		{
+			int			i = blk + j;
+			int			n = 0;
+			int			k;
+
+			CHECK_FOR_INTERRUPTS();
+			/* the keep best centroids of row i: a min-heap on the score */
+			for (l = 0; l < nlists; l++)
+			{
+				float		sc = st->ST[(Size) l * nqPad + i];
+				int			pos;
+
+				if (n < keep)
+					pos = n++;
+				else if (sc > hs[0])
+				{
+					/* replace the root and sift it down */
+					pos = 0;
+					for (;;)
+					{
+						int			child = 2 * pos + 1;
+
+						if (child >= n)
+							break;
+						if (child + 1 < n && hs[child + 1] < hs[child])
+							child++;
+						if (hs[child] >= sc)
+							break;
+						hs[pos] = hs[child];
+						hl[pos] = hl[child];
+						pos = child;
+					}
+					hs[pos] = sc;
+					hl[pos] = l;
+					continue;
+				}
+				else
+					continue;
+				/* sift up a new entry */
+				while (pos > 0 && hs[(pos - 1) / 2] > sc)
+				{
+					hs[pos] = hs[(pos - 1) / 2];
+					hl[pos] = hl[(pos - 1) / 2];
+					pos = (pos - 1) / 2;
+				}
+				hs[pos] = sc;
+				hl[pos] = l;
+			}
+			k = 0;
+			if (nprobe < nlists)
+			{
+				/* the root is the best unprobed centroid: its score is t_i */
+				thresh[j] = hs[0];
+				k = 1;
+			}
+			for (; k < n; k++)
+			{
+				l = hl[k];
+				if (slot[l] < 0)
+				{
+					int			z;
+
+					slot[l] = nused;
+					used[nused++] = l;
+					for (z = 0; z < MVIVF_ROW_BLOCK; z++)
+						V[(Size) slot[l] * MVIVF_ROW_BLOCK + z] = -FLT_MAX;
+				}
+				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = hs[k];
+			}
+		}
+
+		for (d = 0; d < listed; d++)
+			memcpy(acc + (Size) d * MVIVF_ROW_BLOCK, thresh, sizeof(thresh));
+		/* in list order: the entries' pages are read in order */
+		for (l = 0; l < nlists; l++)
+		{
+			if (slot[l] < 0)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			pa.v = V + (Size) slot[l] * MVIVF_ROW_BLOCK;
+			MvivfScanDocList(scan->indexRelation, &so->meta, offsets[l], offsets[l + 1],
+							 ProbeCallback, &pa, &so->npages);
+			so->nprobed++;
+			so->npostings += offsets[l + 1] - offsets[l];
+		}
+		for (u = 0; u < nused; u++)
+			slot[used[u]] = -1;
+		for (d = 0; d < listed; d++)
+		{
+			const float *ap = acc + (Size) d * MVIVF_ROW_BLOCK;
+			double		sum = 0;
+
+			for (j = 0; j < nrows; j++)
+				sum += ap[j];
+			score[d] += sum;
+		}
+	}
+	pfree(acc);
+	pfree(slot);
+	pfree(used);
+	pfree(V);
+	pfree(hs);
+	pfree(hl);
+}
+
+/*
+ * DocCentroidScore
+ *		The exact centroid interaction of listed document doc, from its
+ *		centroid numbers (read from its location on), for the one-pass
+ *		tables st.
+ */
+static double
+DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
+				 float *acc)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
+	BlockNumber blkno;
+	bool		done = false;
+	double		sum = 0;
+	int			i;
+
+	if (so->startBlock[doc] == InvalidBlockNumber)
+		MvivfReadDocLocation(index, &so->meta, doc, &so->startBlock[doc],
+							 &so->startOffset[doc]);
+	blkno = so->startBlock[doc];
+	for (i = 0; i < st->nqPad; i++)
+		acc[i] = -FLT_MAX;
+	while (!done && blkno != InvalidBlockNumber)
+	{
+		char	   *p;
+		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
+		Buffer		buf = ReadForwardPage(index, blkno, &p, &end);
+
+		so->npages++;
+		if (blkno == so->startBlock[doc])
+			p = (char *) BufferGetPage(buf) + so->startOffset[doc];
+		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		{
+			if (group.docid != doc)
+			{
+				done = true;
+				break;
+			}
+			MvivfCentroidTokens(st, acc, tokens, group.ntokens);
+			so->ntokens += group.ntokens;
+		}
+		blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
+		UnlockReleaseBuffer(buf);
+	}
+	for (i = 0; i < st->nq; i++)
+		sum += acc[i];
+	return sum;
+}
+
+/*
+ * MvivfExactCentroids
+ *		so->cands[from ..] are unrefined candidates in order of their centroid
+ *		score: the exact centroid interaction or, for a listed document not
+ *		computed yet, its probed bound.  Replace bounds by the exact value,
+ *		best first, until k of these candidates have it and the next bound is
+ *		no higher than the k-th best of them: then no other candidate's
+ *		centroid interaction can reach the k best (its bound is below), so
+ *		the next k in order are exactly those of a full pass.  The others
+ *		keep their bound, an optimistic estimate.  Re-sorts cands[from ..],
+ *		scored as MvivfRefineCandidates scores unrefined ones (centroid score
+ *		raised by the gain margin).  Nothing to do without document lists.
+ */
+void
+MvivfExactCentroids(IndexScanDesc scan, int from, int k)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	const MvivfApproxState *st = &so->tables;
+	float	   *acc;
+	double	   *best;			/* min-heap of the k best */
+	int			nbest = 0;
+	int			r;
+
+	if (!so->pruned || k <= 0 || from >= so->ncands)
+		return;
+	acc = palloc(sizeof(float) * st->nqPad);
+	best = palloc(sizeof(double) * k);
+	for (r = from; r < so->ncands; r++)
+	{
+		uint32		doc = so->cands[r].docid;
+		double		ci = so->ciScore[doc];
+		int			pos;
+
+		if (!so->ciExact[doc])
+		{
+			if (nbest >= k && ci <= best[0])
+				break;
+			CHECK_FOR_INTERRUPTS();
+			ci = DocCentroidScore(scan, st, doc, acc);
+			so->ciScore[doc] = ci;
+			so->ciExact[doc] = true;
+			so->nexact++;
+		}
+		else if (nbest >= k && ci <= best[0])
+			break;
+		so->cands[r].score = -(ci + so->gainMargin);
+		/* keep the k largest in a min-heap */
+		if (nbest < k)
+		{
+			pos = nbest++;
+			while (pos > 0 && best[(pos - 1) / 2] > ci)
+			{
+				best[pos] = best[(pos - 1) / 2];
+				pos = (pos - 1) / 2;
+			}
+			best[pos] = ci;
+		}
+		else if (ci > best[0])
+		{
+			pos = 0;
+			for (;;)
+			{
+				int			child = 2 * pos + 1;
+
+				if (child >= nbest)
+					break;
+				if (child + 1 < nbest && best[child + 1] < best[child])
+					child++;
+				if (best[child] >= ci)
+					break;
+				best[pos] = best[child];
+				pos = child;
+			}
+			best[pos] = ci;
+		}
+	}
+	pg_qsort(so->cands + from, so->ncands - from, sizeof(MvivfScanCandidate), CandQsortCmp);
+	pfree(acc);
+	pfree(best);
+}
+
+/*
+ * LocateTail
+ *		Where the codes of the documents inserted after the build (not in the
+ *		document lists) start: they follow the build's last forward page.
+ */
+static void
+LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	Size		tokSize = MvivfForwardTokenSize(meta->codeSize);
+	BlockNumber blkno = meta->listedForwardTail;
+
+	if (blkno == InvalidBlockNumber)
+		blkno = meta->forwardHead;
+	while (blkno != InvalidBlockNumber)
+	{
+		char	   *p;
+		char	   *end;
+		char	   *tokens;
+		MvivfForwardGroup group;
+		Buffer		buf;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = ReadForwardPage(index, blkno, &p, &end);
+		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		{
+			uint32		doc = group.docid;
+
+			if (doc < meta->listedDocs || doc >= so->ndocs ||
+				so->startBlock[doc] != InvalidBlockNumber)
+				continue;
+			so->startBlock[doc] = blkno;
+			so->startOffset[doc] = (tokens - sizeof(MvivfForwardGroup)) - (char *) BufferGetPage(buf);
+		}
+		blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
+		UnlockReleaseBuffer(buf);
+		so->npages++;
+	}
 }
 
 /*
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
- *		its per-row tables (centroid scores twice, lookup tables, the
- *		documents x rows maxima) stay within work_mem; at least one.
+ *		its tables stay within work_mem; at least one.  Per row: the centroid
+ *		scores (float and fixed point) and the lookup tables, and for a full
+ *		pass the documents x rows maxima; once: the centroid scores of a block
+ *		of rows being computed and, when probing document lists, a block of
+ *		rows' maxima of every listed document and the probed lists' scores.
  */
 static int
-RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs)
+RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
+			bool probe)
 {
-	double		perRow = sizeof(float) * (2.0 * q->nlists + (double) q->codeSize * 256 +
-										  (double) ndocs + 1);
+	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
+	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
 	double		budget = (double) work_mem * 1024.0;
-	double		rows = floor(budget / perRow);
+	double		rows;
 
+	if (probe)
+		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
+	else
+		perRow += 4.0 * ((double) ndocs + 1);
+	rows = floor((budget - fixed) / perRow);
 	if (rows < 1)
 		return 1;
 	return (int) Min(rows, (double) nq);
@@ -435,6 +847,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 	uint32	   *refine;
 	uint32	   *ciOrder;
 	double	   *refScore;
+	double	   *refCI;
 	double	   *gain;
 	double		shift = 0;
 	MemoryContext passCtx;
@@ -446,11 +859,20 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 	refine = palloc(sizeof(uint32) * n);
 	ciOrder = palloc(sizeof(uint32) * n);
 	for (r = 0; r < n; r++)
-		refine[r] = ciOrder[r] = so->cands[from + r].docid;
+	{
+		uint32		doc = so->cands[from + r].docid;
+
+		refine[r] = ciOrder[r] = doc;
+		/* a listed document's codes are found from its location */
+		if (so->startBlock[doc] == InvalidBlockNumber && doc < so->meta.listedDocs)
+			MvivfReadDocLocation(scan->indexRelation, &so->meta, doc,
+								 &so->startBlock[doc], &so->startOffset[doc]);
+	}
 	/* in forward store order: fewer page switches */
 	startOrderScan = so;
 	qsort(refine, n, sizeof(uint32), StartOrderCmp);
 	refScore = palloc0(sizeof(double) * n);
+	refCI = palloc0(sizeof(double) * n);
 	passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf refine pass",
 									ALLOCSET_DEFAULT_SIZES);
 	for (first = 0; first < nq; first += so->perPass)
@@ -466,22 +888,32 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 			BuildTables(q, so->query, first, &st);
 		}
-		RefinePass(scan, &st, refine, n, refScore);
+		RefinePass(scan, &st, refine, n, refScore, refCI);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(passCtx);
 	}
 	MemoryContextDelete(passCtx);
 
 	/*
-	 * The gain (quantized - centroid score) that an unrefined document may
-	 * have is bounded from the gains of the random sample of them, drawn
-	 * from those very documents.  (The gains of the documents the centroid
-	 * interaction ranks best are of another kind: often far smaller, as
-	 * their centroid score erred upwards, sometimes far more spread.)
+	 * The gain (quantized - exact centroid interaction) that an unrefined
+	 * document may have is bounded from the gains of the random sample of
+	 * them, drawn from those very documents.  (The gains of the documents
+	 * the centroid interaction ranks best are of another kind: often far
+	 * smaller, as their centroid score erred upwards, sometimes far more
+	 * spread.)  An unrefined document's ciScore is its centroid interaction
+	 * or, after probing the document lists, an upper bound of it: either
+	 * way ciScore + gain margin stays an optimistic estimate.
 	 */
 	gain = palloc_extended(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 	for (r = 0; r < n; r++)
-		gain[refine[r]] = refScore[r] - so->ciScore[refine[r]];
+	{
+		gain[refine[r]] = refScore[r] - refCI[r];
+		if (so->pruned)
+		{
+			so->ciScore[refine[r]] = refCI[r];
+			so->ciExact[refine[r]] = true;
+		}
+	}
 	if (sampleFrom < to)
 	{
 		int			nsample = to - sampleFrom;
@@ -509,6 +941,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 	pfree(ciOrder);
 	pfree(gain);
 	pfree(refScore);
+	pfree(refCI);
 }
 
 /*
@@ -550,9 +983,22 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
 		int			nq = so->query->nvec;
 		int			first;
+		uint32	   *offsets = NULL;
+
+		/*
+		 * With document lists, bound the centroid interaction of the listed
+		 * documents from a few lists per query row; the documents inserted
+		 * since the build are refined by every scan.  Exact scans
+		 * (mvivf.miss_tolerance = 0) refine every document anyway.
+		 */
+		bool		prune;
 
 		so->meta = *meta;
-		so->perPass = RowsPerPass(q, nq, so->ndocs);
+		/* (one pass only: the exact centroid step needs every row's table) */
+		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
+			mvivf_probes > 0 && mvivf_miss_tolerance > 0 &&
+			RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true) >= nq;
+		so->perPass = prune ? nq : RowsPerPass(q, nq, so->ndocs, 0, false);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -560,7 +1006,13 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		so->ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
 									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
-		/* 1. centroid interaction of every live document */
+		if (prune)
+		{
+			offsets = MvivfReadDocListDir(index, meta);
+			LocateTail(scan, meta);
+		}
+
+		/* 1. centroid interaction of every live document, or its bound */
 		for (first = 0; first < nq; first += so->perPass)
 		{
 			MemoryContext passCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf centroid pass",
@@ -571,7 +1023,10 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 			BuildTables(q, so->query, first, &st);
-			CentroidPass(scan, meta, &st, so->ciScore);
+			if (prune)
+				ProbePass(scan, &st, offsets, so->ciScore);
+			else
+				CentroidPass(scan, meta, &st, so->ciScore);
 			MemoryContextSwitchTo(old);
 			if (so->perPass >= nq)
 				so->tables = st;	/* one pass: keep the tables (scan context) */
@@ -585,12 +1040,27 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		{
 			if (so->docs[d].flags & MVIVF_DOC_DEAD)
 				continue;
+			if (prune && d >= meta->listedDocs)
+			{
+				/* unlisted: first in line to be refined */
+				so->ciScore[d] = MVIVF_TAIL_SCORE;
+				so->ntail++;
+			}
 			so->cands[so->ncands].docid = d;
 			so->cands[so->ncands].score = -so->ciScore[d];
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
 		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), CandQsortCmp);
+		if (prune)
+		{
+			so->pruned = true;
+			so->ciExact = palloc0(sizeof(bool) * Max(so->ndocs, 1));
+			for (d = 0; d < so->ndocs; d++)
+				if (d >= meta->listedDocs)
+					so->ciExact[d] = true;	/* unlisted: refined first */
+			MvivfExactCentroids(scan, 0, Min(mvivf_refine + so->ntail, so->ncands));
+		}
 
 		/*
 		 * 3. quantized MaxSim of the best mvivf.refine of them (of all of
@@ -600,7 +1070,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			MvivfRefineCandidates(scan, 0, so->ncands, 0, so->ncands);
 		else
 		{
-			int			prefix = Min(mvivf_refine, so->ncands);
+			int			prefix = Min(mvivf_refine + so->ntail, so->ncands);
 			int			nsample = Min(MVIVF_REFINE_SAMPLE, so->ncands - prefix);
 
 			/* plus a random sample of the others, to bound their gain */

@@ -5,9 +5,12 @@
  * The first amgettuple call does the approximate stage:
  *	1. S = Q x C^T, the score of every query row against every centroid, and
  *	   per query row the lookup tables of the residual codes;
- *	2. centroid interaction: the forward store (mvforward.c) is read from end
- *	   to end and every live document gets sum_i max over its tokens of
- *	   S[i, centroid(token)] (only the centroid numbers are read);
+ *	2. centroid interaction, sum_i max over a document's tokens of
+ *	   S[i, centroid(token)]: bounded for every listed document from the
+ *	   document lists of mvivf.probes centroids per query row (mvdoclists.c),
+ *	   then computed exactly from the centroid numbers of the documents
+ *	   whose bound can reach the mvivf.refine best; without document lists
+ *	   the forward store (mvforward.c) is read from end to end instead;
  *	3. the mvivf.refine best of them, and a random sample of the others, get
  *	   their quantized MaxSim, sum_i max over tokens of (S[i, centroid] +
  *	   q_i . decoded residual), read from their codes; they come first, in
@@ -522,6 +525,8 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				int			more = Max(so->nrefined, Max(mvivf_refine, 1));
 				int			to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
 
+				/* the next ones by exact centroid interaction, not its bound */
+				MvivfExactCentroids(scan, so->nrefined, to - so->nrefined);
 				MvivfRefineCandidates(scan, so->nrefined, to, so->nextCand, to);
 				continue;
 			}

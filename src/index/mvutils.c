@@ -116,13 +116,23 @@ MvivfReadMeta(Relation index, MvivfMetaPageData * meta)
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" is not an mvivf index",
 						RelationGetRelationName(index))));
-	if (meta->version != MVIVF_VERSION)
+	if (meta->version < MVIVF_MIN_VERSION || meta->version > MVIVF_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has mvivf format version %u, expected %d",
+				 errmsg("index \"%s\" has mvivf format version %u, expected %d to %d",
 						RelationGetRelationName(index), meta->version,
-						MVIVF_VERSION),
+						MVIVF_MIN_VERSION, MVIVF_VERSION),
 				 errhint("REINDEX the index.")));
+	if (meta->version < 3)
+	{
+		/* version 2: no document lists (its metapage ends before them) */
+		meta->listedDocs = 0;
+		meta->listedForwardTail = InvalidBlockNumber;
+		meta->docListDir = InvalidBlockNumber;
+		meta->docListStart = InvalidBlockNumber;
+		meta->docLocStart = InvalidBlockNumber;
+		meta->npostings = 0;
+	}
 }
 
 /*

@@ -98,7 +98,7 @@ CREATE INDEX ON mv USING mvivf (emb) WITH (lists = -1);
 CREATE INDEX ON mv USING mvivf (emb) WITH (lists = 70000);
 CREATE INDEX ON mv USING mvivf (emb) WITH (kmeans_iterations = 0);
 CREATE INDEX ON mv USING mvivf (emb) WITH (nosuch = 1);
-SET mvivf.probes = 0;
+SET mvivf.probes = -1;
 SET mvivf.iterative_scan = strict;
 SET mvivf.nosuch = 1;
 -- bits 1 and 4, automatic lists
