@@ -179,7 +179,81 @@ struct CpBackend
 	CpStatus	(*quick_gelu) (CpBackend *be, CpView x, size_t n);
 	/* x = exact (erf) GELU of x in place. */
 	CpStatus	(*gelu_erf) (CpBackend *be, CpView x, size_t n);
+
+	/*
+	 * ---- fused forms (optional) ----
+	 * A backend that leaves one NULL gets the plain ops it stands for
+	 * (cp_backend_matmul_shared, cp_backend_act_matmul below).  The CPU
+	 * backend uses them in bf16 precision to round a GEMM input into the
+	 * tile layout once, or straight from the activation that produces it.
+	 */
+	/*
+	 * y[i] = x . w[i]^T + bias[i] for i < n, every product of the same x
+	 * [M, K]; y[i] is [M, N[i]]; bias[i] may be NULL.
+	 */
+	CpStatus	(*matmul_shared) (CpBackend *be, int n, const CpView *y,
+								  CpView x, CpBuf *const *w,
+								  CpBuf *const *bias, int M, const int *N,
+								  int K);
+	/*
+	 * y (+)= act(x, up) . w^T + bias, x [M, K]: act(x) = gelu_tanh(x) with
+	 * CP_FUSED_GELU_TANH (up unused), gelu_tanh(x) * up with CP_FUSED_GEGLU.
+	 * x (and up) may be overwritten.
+	 */
+	CpStatus	(*act_matmul) (CpBackend *be, CpView y, CpView x, CpView up,
+							   int act, CpBuf *w, CpBuf *bias, int M, int N,
+							   int K, bool accumulate);
 };
+
+/* Activations of act_matmul. */
+#define CP_FUSED_GELU_TANH 1
+#define CP_FUSED_GEGLU 2
+
+/*
+ * cp_backend_matmul_shared
+ *		be->matmul_shared, or the n plain products.
+ */
+static inline CpStatus
+cp_backend_matmul_shared(CpBackend *be, int n, const CpView *y, CpView x,
+						 CpBuf *const *w, CpBuf *const *bias, int M,
+						 const int *N, int K)
+{
+	int			i;
+
+	if (be->matmul_shared != NULL)
+		return be->matmul_shared(be, n, y, x, w, bias, M, N, K);
+	for (i = 0; i < n; i++)
+	{
+		CpStatus	st = be->matmul(be, y[i], x, w[i], bias[i], M, N[i], K,
+									false);
+
+		if (st != CP_OK)
+			return st;
+	}
+	return CP_OK;
+}
+
+/*
+ * cp_backend_act_matmul
+ *		be->act_matmul, or the activation in place on x and the product.
+ */
+static inline CpStatus
+cp_backend_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
+					  CpBuf *w, CpBuf *bias, int M, int N, int K,
+					  bool accumulate)
+{
+	CpStatus	st;
+
+	if (be->act_matmul != NULL)
+		return be->act_matmul(be, y, x, up, act, w, bias, M, N, K, accumulate);
+	if (act == CP_FUSED_GEGLU)
+		st = be->geglu(be, x, x, up, (size_t) M * K);
+	else
+		st = be->gelu_tanh(be, x, (size_t) M * K);
+	if (st != CP_OK)
+		return st;
+	return be->matmul(be, y, x, w, bias, M, N, K, accumulate);
+}
 
 /* Backend constructors. */
 typedef struct CpBackendOptions

@@ -902,6 +902,8 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	be->embedding = cpu_embedding;
 	be->scatter_rows = cpu_scatter_rows;
 	be->im2col = cpu_im2col;
+	be->matmul_shared = cpu_matmul_shared;
+	be->act_matmul = cpu_act_matmul;
 	*out = be;
 	return CP_OK;
 }

@@ -42,6 +42,9 @@ typedef struct CpCpuImpl
 	char		kernels[160];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
+	bool		xb16_ready;		/* xb16 holds the next AMX product's x in
+								 * the A layout already (set by the fused
+								 * ops, backend_cpu_fused.c, for one call) */
 	uint32_t   *attn_kv;		/* AMX attention: keys and values packed */
 	size_t		attn_kv_n;
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */
@@ -146,6 +149,15 @@ cpu_threads_for(const CpCpuImpl *impl, size_t work)
 /* The fast matmul (backend_cpu_matmul.c). */
 extern CpStatus cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w,
 						   CpBuf *bias, int M, int N, int K, bool accumulate);
+
+/* The fused ops of backend.h (backend_cpu_fused.c). */
+extern CpStatus cpu_matmul_shared(CpBackend *be, int n, const CpView *y,
+								  CpView x, CpBuf *const *w,
+								  CpBuf *const *bias, int M, const int *N,
+								  int K);
+extern CpStatus cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up,
+							   int act, CpBuf *w, CpBuf *bias, int M, int N,
+							   int K, bool accumulate);
 
 /*
  * Row-wise softmax of s[rows, n] (row stride ld) in place, fp32; with

@@ -144,8 +144,9 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 /*
  * amx_matmul
  *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
- *		into the A layout (gemm_amx.h), then each thread runs the tile GEMM
- *		on its own blocks of 32 output columns.
+ *		into the A layout (gemm_amx.h), unless a fused op did it already
+ *		(xb16_ready), then each thread runs the tile GEMM on its own blocks
+ *		of 32 output columns.
  */
 static CpStatus
 amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
@@ -155,10 +156,12 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	int			kp = cp_amx_padded_k(K);
 	int			mp = cp_amx_padded_m(M);
 	int			nthreads = impl->threads;
-	CpStatus	st;
+	bool		ready = impl->xb16_ready;
+	CpStatus	st = CP_OK;
 
-	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * kp, sizeof(uint16_t));
+	if (!ready)
+		st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+							  (size_t) mp * kp, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -174,9 +177,12 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 					c0,
 					c1;
 
-		split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
-		cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
+		if (!ready)
+		{
+			split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
+			cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
 #pragma omp barrier
+		}
 		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
 		if (tid < nthreads && c1 > c0)
 			cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,

@@ -161,52 +161,63 @@ cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 	}
 }
 
+/*
+ * cp_amx_pack_row
+ *		See gemm_amx.h.
+ */
 __attribute__((target("avx512f,avx512bf16")))
+void
+cp_amx_pack_row(const float *x, int K, int Kp, int r, uint16_t *dst)
+{
+	int			steps = Kp / CP_AMX_K_STEP;
+	uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
+		(size_t) (r % 16) * CP_AMX_K_STEP;
+	int			s;
+
+	if (x == NULL)
+	{
+		for (s = 0; s < steps; s++)
+			memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
+		return;
+	}
+	for (s = 0; s < steps; s++)
+	{
+		int			k = s * CP_AMX_K_STEP;
+		__m512		lo,
+					hi;
+
+		if (k + 32 <= K)
+		{
+			lo = _mm512_loadu_ps(x + k);
+			hi = _mm512_loadu_ps(x + k + 16);
+		}
+		else
+		{
+			int			na = K - k,
+						nb = K - k - 16;
+			__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
+			__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
+
+			lo = _mm512_maskz_loadu_ps(ma, x + k);
+			hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
+		}
+		_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
+						   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
+	}
+}
+
+/*
+ * cp_amx_pack_rows
+ *		See gemm_amx.h.
+ */
 void
 cp_amx_pack_rows(const float *src, size_t lds, int rows, int K, int Kp,
 				 int t0, int t1, uint16_t *dst)
 {
-	int			steps = Kp / CP_AMX_K_STEP;
 	int			r;
 
 	for (r = t0 * 16; r < t1 * 16; r++)
-	{
-		uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
-			(size_t) (r % 16) * CP_AMX_K_STEP;
-		const float *x = src + (size_t) r * lds;
-		int			s;
-
-		if (r >= rows)
-		{
-			for (s = 0; s < steps; s++)
-				memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
-			continue;
-		}
-		for (s = 0; s < steps; s++)
-		{
-			int			k = s * CP_AMX_K_STEP;
-			__m512		lo,
-						hi;
-
-			if (k + 32 <= K)
-			{
-				lo = _mm512_loadu_ps(x + k);
-				hi = _mm512_loadu_ps(x + k + 16);
-			}
-			else
-			{
-				int			na = K - k,
-							nb = K - k - 16;
-				__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
-				__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
-
-				lo = _mm512_maskz_loadu_ps(ma, x + k);
-				hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
-			}
-			_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
-							   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
-		}
-	}
+		cp_amx_pack_row(r < rows ? src + (size_t) r * lds : NULL, K, Kp, r, dst);
 }
 
 /* The tile configuration: palette 1, every tile 16 rows of 64 bytes. */

@@ -79,6 +79,14 @@ extern void cp_amx_pack_rows(const float *src, size_t lds, int rows, int K,
 							 int Kp, int t0, int t1, uint16_t *dst);
 
 /*
+ * cp_amx_pack_row
+ *		Row r of the A layout (as cp_amx_pack_rows) from the K floats at x,
+ *		or zeros when x is NULL.
+ */
+extern void cp_amx_pack_row(const float *x, int K, int Kp, int r,
+							uint16_t *dst);
+
+/*
  * cp_gemm_amx_bf16
  *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1): xa
  *		is x in the A layout (Kp = cp_amx_padded_k(K)), packed is W in the

@@ -261,6 +261,161 @@ test_matmul(int M, int N, int K, CpDType dt, bool use_lazy, bool bias,
 	free(gr);
 }
 
+/* Bitwise equality of two results (a fused op against its plain ops). */
+static void
+compare_same(const char *what, const float *got, const float *want, size_t n)
+{
+	if (memcmp(got, want, n * sizeof(float)) != 0)
+	{
+		printf("FAIL %-40s differs from the plain ops\n", what);
+		failures++;
+	}
+	else
+		printf("ok   %-40s same as the plain ops\n", what);
+}
+
+/*
+ * test_fused_on
+ *		The fused ops of backend be (matmul_shared: three products of one
+ *		x; act_matmul with GELU and GeGLU) against the same backend's plain
+ *		ops (must be bitwise equal: the fused forms only skip passes over
+ *		memory) and against the reference (tol: fp32, or bf16 rounding).
+ */
+static void
+test_fused_on(CpBackend *be, const char *label, double tol, int M, int N,
+			  int K, CpDType dt)
+{
+	int			Ns[3] = {N, N + 7, 40};
+	float	   *x = malloc(sizeof(float) * M * K),
+			   *up = malloc(sizeof(float) * M * K),
+			   *w = malloc(sizeof(float) * (N + 7 > 40 ? N + 7 : 40) * K),
+			   *bv = malloc(sizeof(float) * (N + 7)),
+			   *y0 = malloc(sizeof(float) * M * (N + 7));
+	void	   *ws[3],
+			   *bs;
+	CpBuf	   *wb[3],
+			   *bb,
+			   *bias3[3];
+	CpView		yv[3];
+	CpBuf	   *yb[3];
+	int			i,
+				act;
+	char		name[128];
+
+	fill(x, (size_t) M * K, 1.0f);
+	fill(up, (size_t) M * K, 1.0f);
+	fill(bv, N + 7, 1.0f);
+	fill(y0, (size_t) M * (N + 7), 1.0f);
+	for (i = 0; i < 3; i++)
+	{
+		fill(w, (size_t) Ns[i] * K, 0.5f);
+		wb[i] = upload_matrix(be, w, Ns[i], K, dt, &ws[i]);
+	}
+	bb = upload_bias(true, bv, N + 7, &bs);
+	bias3[0] = NULL;
+	bias3[1] = bb;
+	bias3[2] = NULL;
+
+	/* three products of one x */
+	{
+		CpBuf	   *xb = mkbuf(x, (size_t) M * K);
+
+		for (i = 0; i < 3; i++)
+		{
+			yb[i] = mkbuf(NULL, (size_t) M * Ns[i]);
+			yv[i] = cp_view(yb[i], 0);
+		}
+		check_st(be->matmul_shared(be, 3, yv, cp_view(xb, 0), wb, bias3, M, Ns, K), be, "matmul_shared");
+		for (i = 0; i < 3; i++)
+		{
+			CpBuf	   *yp = mkbuf(NULL, (size_t) M * Ns[i]),
+					   *yr = mkbuf(NULL, (size_t) M * Ns[i]);
+			float	   *gf,
+					   *gp,
+					   *gr;
+
+			check_st(be->matmul(be, cp_view(yp, 0), cp_view(xb, 0), wb[i], bias3[i], M, Ns[i], K, false), be, "matmul");
+			check_st(ref->matmul(ref, cp_view(yr, 0), cp_view(xb, 0), wb[i], bias3[i], M, Ns[i], K, false), ref, "matmul");
+			gf = dl(yb[i], (size_t) M * Ns[i]);
+			gp = dl(yp, (size_t) M * Ns[i]);
+			gr = dl(yr, (size_t) M * Ns[i]);
+			snprintf(name, sizeof(name), "%s shared %d/3 %dx%dx%d", label, i + 1, M, Ns[i], K);
+			compare_same(name, gf, gp, (size_t) M * Ns[i]);
+			compare(name, gf, gr, (size_t) M * Ns[i], tol);
+			fast->free(fast, yp);
+			fast->free(fast, yr);
+			fast->free(fast, yb[i]);
+			free(gf);
+			free(gp);
+			free(gr);
+		}
+		fast->free(fast, xb);
+	}
+
+	/* activation, then the product: GELU with a bias, GeGLU accumulating */
+	for (act = CP_FUSED_GELU_TANH; act <= CP_FUSED_GEGLU; act++)
+	{
+		bool		geglu = (act == CP_FUSED_GEGLU);
+		CpBuf	   *xf = mkbuf(x, (size_t) M * K),
+				   *xp = mkbuf(x, (size_t) M * K),
+				   *xr = mkbuf(x, (size_t) M * K),
+				   *ub = mkbuf(up, (size_t) M * K),
+				   *yf = mkbuf(y0, (size_t) M * (N + 7)),
+				   *yp = mkbuf(y0, (size_t) M * (N + 7)),
+				   *yr = mkbuf(y0, (size_t) M * (N + 7));
+		CpBuf	   *bias = geglu ? NULL : bb;
+		float	   *gf,
+				   *gp,
+				   *gr;
+		size_t		n = (size_t) M * K,
+					ny = (size_t) M * (N + 7);
+
+		check_st(be->act_matmul(be, cp_view(yf, 0), cp_view(xf, 0), cp_view(ub, 0), act,
+								wb[1], bias, M, N + 7, K, geglu), be, "act_matmul");
+		if (geglu)
+		{
+			check_st(be->geglu(be, cp_view(xp, 0), cp_view(xp, 0), cp_view(ub, 0), n), be, "geglu");
+			check_st(ref->geglu(ref, cp_view(xr, 0), cp_view(xr, 0), cp_view(ub, 0), n), ref, "geglu");
+		}
+		else
+		{
+			check_st(be->gelu_tanh(be, cp_view(xp, 0), n), be, "gelu");
+			check_st(ref->gelu_tanh(ref, cp_view(xr, 0), n), ref, "gelu");
+		}
+		check_st(be->matmul(be, cp_view(yp, 0), cp_view(xp, 0), wb[1], bias, M, N + 7, K, geglu), be, "matmul");
+		check_st(ref->matmul(ref, cp_view(yr, 0), cp_view(xr, 0), wb[1], bias, M, N + 7, K, geglu), ref, "matmul");
+		gf = dl(yf, ny);
+		gp = dl(yp, ny);
+		gr = dl(yr, ny);
+		snprintf(name, sizeof(name), "%s %s matmul %dx%dx%d", label,
+				 geglu ? "geglu acc" : "gelu bias", M, N + 7, K);
+		compare_same(name, gf, gp, ny);
+		compare(name, gf, gr, ny, tol);
+		fast->free(fast, xf);
+		fast->free(fast, xp);
+		fast->free(fast, xr);
+		fast->free(fast, ub);
+		fast->free(fast, yf);
+		fast->free(fast, yp);
+		fast->free(fast, yr);
+		free(gf);
+		free(gp);
+		free(gr);
+	}
+	for (i = 0; i < 3; i++)
+	{
+		be->free(be, wb[i]);
+		free(ws[i]);
+	}
+	fast->free(fast, bb);
+	free(bs);
+	free(x);
+	free(up);
+	free(w);
+	free(bv);
+	free(y0);
+}
+
 /* attention with optional padding. */
 static void
 test_attention_on(CpBackend *be, double tol, int B, int T, int nh, int nkv,
@@ -573,10 +728,12 @@ test_vecmath_forms(void)
 		for (li = 0; li < (int) (sizeof(lens) / sizeof(lens[0])); li++)
 		{
 			int			n = lens[li];
+
+			/* a and b hold at least the two row sums below */
 			float	   *g = malloc(sizeof(float) * n),
 					   *u = malloc(sizeof(float) * n),
-					   *a = malloc(sizeof(float) * n),
-					   *b = malloc(sizeof(float) * n);
+					   *a = malloc(sizeof(float) * (n < 2 ? 2 : n)),
+					   *b = malloc(sizeof(float) * (n < 2 ? 2 : n));
 			char		name[96];
 
 			fill(g, n, 12.0f);
@@ -686,6 +843,10 @@ test_all_ops(void)
 	test_attention(1, 300, 3, 3, 16, false, false);
 	test_attention(1, 64, 2, 2, 72, false, false);
 
+	test_fused_on(fast, "fp32", 1e-5, 45, 70, 96, CP_DTYPE_F32);
+	test_fused_on(lazy, "fp32 lazy", 1e-5, 70, 64, 1040, CP_DTYPE_BF16);
+	test_fused_on(lazy, "fp32 lazy", 1e-5, 3, 64, 1040, CP_DTYPE_BF16);
+
 	test_misc();
 }
 
@@ -764,6 +925,14 @@ main(void)
 		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
+		/*
+		 * Fused GEMM inputs (one rounding of a shared x; GELU / GeGLU
+		 * rounded straight into the tile layout on AMX): bitwise equal to
+		 * the plain ops, and near the fp32 reference (bf16 rounding of x).
+		 */
+		test_fused_on(bf16, "bf16", 4e-3, 70, 64, 1040, CP_DTYPE_BF16);
+		test_fused_on(bf16, "bf16", 4e-3, 33, 96, 300, CP_DTYPE_BF16);
+		test_fused_on(bf16, "bf16", 4e-3, 5, 32, 64, CP_DTYPE_BF16);
 
 		/*
 		 * Attention (on AMX: bf16 tile products, fp32 softmax): SigLIP's

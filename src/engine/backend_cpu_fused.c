@@ -1,0 +1,131 @@
+/*
+ * backend_cpu_fused.c
+ *	  The CPU backend's fused GEMM inputs (backend.h: matmul_shared,
+ *	  act_matmul).  In bf16 precision on AMX every GEMM input is rounded
+ *	  into the tile layout (gemm_amx.h) before the tile product; here that
+ *	  happens once for the products that share an input (queries, keys and
+ *	  values; gate and up), and the GELU / GeGLU output that feeds the next
+ *	  GEMM goes into the tile layout row by row through a small per-thread
+ *	  buffer, instead of a full fp32 activation written to memory, read
+ *	  back and rounded.  The values are those of the plain ops (the same
+ *	  element-wise kernels, the same rounding).  Other precisions and
+ *	  kernels run the plain ops.
+ */
+#include <string.h>
+
+#include "backend_cpu.h"
+#include "vecmath.h"
+
+#define IMPL(be) ((CpCpuImpl *) (be)->impl)
+
+/*
+ * cpu_matmul_shared
+ *		The n products one after the other; on AMX a product whose
+ *		predecessor also ran on AMX tiles reuses its rounded x.
+ */
+CpStatus
+cpu_matmul_shared(CpBackend *be, int n, const CpView *y, CpView x,
+				  CpBuf *const *w, CpBuf *const *bias, int M, const int *N,
+				  int K)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	CpStatus	st = CP_OK;
+	int			i;
+
+	for (i = 0; i < n && st == CP_OK; i++)
+	{
+		impl->xb16_ready = (i > 0 && w[i]->amx_packed != NULL &&
+							w[i - 1]->amx_packed != NULL);
+		st = cpu_matmul(be, y[i], x, w[i], bias[i], M, N[i], K, false);
+	}
+	impl->xb16_ready = false;
+	return st;
+}
+
+/* dst[0..n) = act(x, up) with the vector form the CPU runs (one thread). */
+static void
+act_row(const CpCpuImpl *impl, int act, float *dst, const float *x,
+		const float *up, int n)
+{
+	if (act == CP_FUSED_GEGLU)
+	{
+		if (impl->avx512)
+			cp_geglu_avx512(dst, x, up, n);
+		else if (impl->avx2)
+			cp_geglu_avx2(dst, x, up, n);
+		else
+			cp_geglu_scalar(dst, x, up, n);
+		return;
+	}
+	memcpy(dst, x, sizeof(float) * n);
+	if (impl->avx512)
+		cp_gelu_tanh_avx512(dst, n);
+	else if (impl->avx2)
+		cp_gelu_tanh_avx2(dst, n);
+	else
+		cp_gelu_tanh_scalar(dst, n);
+}
+
+/*
+ * cpu_act_matmul
+ *		On AMX: each thread computes the activation of its rows (tiles of
+ *		16) into its scratch row and rounds it into the A layout, then the
+ *		tile product runs on it.  Otherwise the plain activation in place
+ *		on x and cpu_matmul.
+ */
+CpStatus
+cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
+			   CpBuf *w, CpBuf *bias, int M, int N, int K, bool accumulate)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	int			kp,
+				mp;
+	CpStatus	st;
+
+	if (w->amx_packed == NULL)
+	{
+		if (act == CP_FUSED_GEGLU)
+			st = be->geglu(be, x, x, up, (size_t) M * K);
+		else
+			st = be->gelu_tanh(be, x, (size_t) M * K);
+		if (st != CP_OK)
+			return st;
+		return cpu_matmul(be, y, x, w, bias, M, N, K, accumulate);
+	}
+
+	kp = cp_amx_padded_k(K);
+	mp = cp_amx_padded_m(M);
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+						  (size_t) mp * kp, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_thread_scratch(be, (size_t) K);
+	if (st != CP_OK)
+		return st;
+
+#pragma omp parallel num_threads(cpu_threads_for(impl, (size_t) M * K))
+	{
+		int			tiles = mp / 16,
+					nt = omp_get_num_threads(),
+					tid = omp_get_thread_num();
+		int			r0 = tiles * tid / nt * 16,
+					r1 = tiles * (tid + 1) / nt * 16;
+		float	   *row = impl->tscratch[tid];
+		int			r;
+
+		for (r = r0; r < r1; r++)
+		{
+			if (r < M)
+			{
+				act_row(impl, act, row, cpu_ptr(x) + (size_t) r * K,
+						act == CP_FUSED_GEGLU ? cpu_ptr(up) + (size_t) r * K : NULL, K);
+				cp_amx_pack_row(row, K, kp, r, impl->xb16);
+			}
+			else
+				cp_amx_pack_row(NULL, K, kp, r, impl->xb16);
+		}
+	}
+	impl->xb16_ready = true;
+	st = cpu_matmul(be, y, x, w, bias, M, N, K, accumulate);
+	impl->xb16_ready = false;
+	return st;
+}
