@@ -855,8 +855,9 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
 	cp_blas_set_threads(1);
 	snprintf(impl->kernels, sizeof(impl->kernels),
-			 "gemm=%s gemm_few_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
+			 "gemm=%s gemm_few_rows=%s gemm_many_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
 			 cp_blas_kernel_name(),
+			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->amx ? "amx-bf16" : impl->bf16_matmul ? "avx512bf16" : "none",
 			 cp_vecmath_kernel_name(opts && opts->no_simd),

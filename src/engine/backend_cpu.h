@@ -39,7 +39,7 @@ typedef struct CpCpuImpl
 	bool		avx2;			/* AVX2 + FMA element-wise kernels usable */
 	bool		bf16_matmul;	/* bf16 GEMMs (option set and CPU able) */
 	bool		amx;			/* ... on AMX tiles (CPU and kernel able) */
-	char		kernels[160];	/* names of the kernels that run */
+	char		kernels[200];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
 	bool		xb16_ready;		/* xb16 holds the next AMX product's x in

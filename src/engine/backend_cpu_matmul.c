@@ -2,8 +2,9 @@
  * backend_cpu_matmul.c
  *	  The CPU backend's matmul (y = x W^T + b): fp32 weights through
  *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
- *	  as mapped and converted tile by tile (lazy), or, for few rows, read
- *	  straight from the mapping by an AVX-512 kernel; with bf16 precision,
+ *	  as mapped, read straight from the mapping by our AVX-512 kernels
+ *	  (few rows: dot products; many rows: widened while packed, gemm_f32.c)
+ *	  or, without AVX-512, converted tile by tile for OpenBLAS; with bf16 precision,
  *	  bf16 GEMMs on AMX tiles (gemm_amx.c, weights packed at load) or
  *	  with AVX512_BF16 (gemm_bf16.c).
  */
@@ -16,6 +17,7 @@
 #include <immintrin.h>
 
 #include "backend_cpu.h"
+#include "gemm_f32.h"
 
 #define IMPL(be) ((CpCpuImpl *) (be)->impl)
 
@@ -300,6 +302,27 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 			split_range(N, nthreads, omp_get_thread_num(), 16, &lo, &hi);
 			if (hi > lo)
 				fp32_gemm_on_bf16_weights(xp, M, K, wb, lo, hi, yp, N, add);
+		}
+		goto bias_after;
+	}
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && K % 2 == 0 && impl->avx512)
+	{
+		/* many rows: widened while packed for our register kernel */
+		const uint16_t *wb = (const uint16_t *) w->raw;
+		bool		add = (beta != 0.0f);
+		CpStatus	st = cpu_thread_scratch(be, cp_gemm_f32_bf16w_scratch(M));
+
+		if (st != CP_OK)
+			return st;
+#pragma omp parallel num_threads(nthreads)
+		{
+			int			lo,
+						hi;
+
+			split_range(N, nthreads, omp_get_thread_num(), CP_F32W_NR, &lo, &hi);
+			if (hi > lo)
+				cp_gemm_f32_bf16w(xp, M, K, wb, lo, hi, yp, N, add,
+								  impl->tscratch[omp_get_thread_num()]);
 		}
 		goto bias_after;
 	}

@@ -832,6 +832,11 @@ test_all_ops(void)
 	test_matmul(5, 70, 96, CP_DTYPE_F16, false, false, false);
 	test_matmul(5, 70, 96, CP_DTYPE_F16, true, true, true);
 	test_matmul(130, 257, 588, CP_DTYPE_F32, false, true, false);
+	/* many rows + lazy bf16: the AVX-512 kernel's edges (rows, columns, k) */
+	test_matmul(130, 257, 588, CP_DTYPE_BF16, true, true, true);
+	test_matmul(97, 530, 2050, CP_DTYPE_BF16, true, false, false);
+	test_matmul(70, 33, 66, CP_DTYPE_BF16, true, true, false);
+	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
 
 	test_attention(1, 1, 1, 1, 8, false, false);
 	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
