@@ -141,6 +141,22 @@ cpu_threads_for(const CpCpuImpl *impl, size_t work)
 	return work < CPU_PARALLEL_MIN_WORK ? 1 : impl->threads;
 }
 
+/*
+ * Columns per work item when a weight GEMM's columns are handed out to
+ * whichever thread is free (schedule(dynamic)), or 0 for equal shares
+ * fixed in advance.  On a machine shared with other work one thread may
+ * get half a core: equal shares would make the other wait at the end of
+ * every GEMM.  Blocks of 256 columns (an AMX column group) where there are
+ * at least 8 of them; narrower GEMMs keep equal shares.
+ */
+#define CPU_GEMM_DYNAMIC_COLS 256
+
+static inline int
+cpu_gemm_dynamic_cols(const CpCpuImpl *impl, int N)
+{
+	return (impl->threads > 1 && N >= 8 * CPU_GEMM_DYNAMIC_COLS) ? CPU_GEMM_DYNAMIC_COLS : 0;
+}
+
 /* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */

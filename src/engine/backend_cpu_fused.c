@@ -68,9 +68,9 @@ act_row(const CpCpuImpl *impl, int act, float *dst, const float *x,
 
 /*
  * cpu_act_matmul
- *		On AMX: each thread computes the activation of its rows (tiles of
- *		16) into its scratch row and rounds it into the A layout, then the
- *		tile product runs on it.  Otherwise the plain activation in place
+ *		On AMX: the threads compute the activation of a row at a time into
+ *		their scratch row and round it into the A layout, then the tile
+ *		product runs on it.  Otherwise the plain activation in place
  *		on x and cpu_matmul.
  */
 CpStatus
@@ -104,15 +104,12 @@ cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
 
 #pragma omp parallel num_threads(cpu_threads_for(impl, (size_t) M * K))
 	{
-		int			tiles = mp / 16,
-					nt = omp_get_num_threads(),
-					tid = omp_get_thread_num();
-		int			r0 = tiles * tid / nt * 16,
-					r1 = tiles * (tid + 1) / nt * 16;
-		float	   *row = impl->tscratch[tid];
+		float	   *row = impl->tscratch[omp_get_thread_num()];
 		int			r;
 
-		for (r = r0; r < r1; r++)
+		/* rows to whichever thread is free, a tile of 16 at a time */
+#pragma omp for schedule(dynamic, 16)
+		for (r = 0; r < mp; r++)
 		{
 			if (r < M)
 			{

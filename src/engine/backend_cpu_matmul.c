@@ -147,8 +147,9 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
  * amx_matmul
  *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
  *		into the A layout (gemm_amx.h), unless a fused op did it already
- *		(xb16_ready), then each thread runs the tile GEMM on its own blocks
- *		of 32 output columns.
+ *		(xb16_ready), then the threads run the tile GEMM on blocks of 32
+ *		output columns: equal shares, or groups of 256 columns handed out
+ *		to whichever thread is free (cpu_gemm_dynamic_cols).
  */
 static CpStatus
 amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
@@ -159,6 +160,7 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	int			mp = cp_amx_padded_m(M);
 	int			nthreads = impl->threads;
 	bool		ready = impl->xb16_ready;
+	int			dyn = cpu_gemm_dynamic_cols(impl, N);
 	CpStatus	st = CP_OK;
 
 	if (!ready)
@@ -185,10 +187,23 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 			cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
 #pragma omp barrier
 		}
-		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
-		if (tid < nthreads && c1 > c0)
-			cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
-							 N, add, impl->tscratch[tid]);
+		if (dyn > 0)
+		{
+			int			c;
+
+#pragma omp for schedule(dynamic, 1)
+			for (c = 0; c < (N + dyn - 1) / dyn; c++)
+				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c * dyn,
+								 N - c * dyn < dyn ? N : (c + 1) * dyn, y,
+								 N, add, impl->tscratch[tid]);
+		}
+		else
+		{
+			split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
+			if (tid < nthreads && c1 > c0)
+				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
+								 N, add, impl->tscratch[tid]);
+		}
 	}
 	return CP_OK;
 }
@@ -310,19 +325,32 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 		/* many rows: widened while packed for our register kernel */
 		const uint16_t *wb = (const uint16_t *) w->raw;
 		bool		add = (beta != 0.0f);
-		CpStatus	st = cpu_thread_scratch(be, cp_gemm_f32_bf16w_scratch(M));
+		int			dyn = cpu_gemm_dynamic_cols(impl, N);
+		CpStatus	st = cpu_thread_scratch(be, CP_F32W_SCRATCH);
 
 		if (st != CP_OK)
 			return st;
 #pragma omp parallel num_threads(nthreads)
 		{
+			float	   *scratch = impl->tscratch[omp_get_thread_num()];
 			int			lo,
-						hi;
+						hi,
+						c;
 
-			split_range(N, nthreads, omp_get_thread_num(), CP_F32W_NR, &lo, &hi);
-			if (hi > lo)
-				cp_gemm_f32_bf16w(xp, M, K, wb, lo, hi, yp, N, add,
-								  impl->tscratch[omp_get_thread_num()]);
+			if (dyn > 0)
+			{
+#pragma omp for schedule(dynamic, 1)
+				for (c = 0; c < (N + dyn - 1) / dyn; c++)
+					cp_gemm_f32_bf16w(xp, M, K, wb, c * dyn,
+									  N - c * dyn < dyn ? N : (c + 1) * dyn,
+									  yp, N, add, scratch);
+			}
+			else
+			{
+				split_range(N, nthreads, omp_get_thread_num(), CP_F32W_NR, &lo, &hi);
+				if (hi > lo)
+					cp_gemm_f32_bf16w(xp, M, K, wb, lo, hi, yp, N, add, scratch);
+			}
 		}
 		goto bias_after;
 	}

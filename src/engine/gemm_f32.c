@@ -2,51 +2,20 @@
  * gemm_f32.c
  *	  fp32 GEMM on bf16 weights as mapped (gemm_f32.h), AVX-512.
  *
- * Blocking, per thread (the caller gives each thread its own columns): for
- * each k-block (of equal size, at most CP_F32W_KC) x is copied into panels
- * of 12 rows with a fixed row stride (every broadcast of the kernel then
- * has a constant offset from one pointer); then for each block of
- * CP_F32W_NC columns the weights are gathered, widened and packed into
+ * Blocking, per call (the caller gives each thread its own columns): for
+ * each k-block (of equal size, at most CP_F32W_KC) and each block of
+ * CP_F32W_NC columns, the weights are gathered, widened and packed into
  * panels of 32 columns ([k][32], 768 KB for the block, resident in L2);
- * then every 12-row panel of x (18 KB, resident in L1) runs against every
- * column panel: 24 fp32 accumulators (12 rows x 2 vectors of 16 columns),
- * two weight loads and twelve broadcast FMAs pairs per k.  The block of y
- * is loaded and stored once per k-block.
+ * then every 12 rows of x, read in place (12 x 1.5 KB, resident in L1
+ * while the block's panels pass), run against every column panel: 24 fp32
+ * accumulators (12 rows x 2 vectors of 16 columns), two weight loads and
+ * twelve broadcast FMA pairs per k.  The block of y is loaded and stored
+ * once per k-block.  x is not copied, so a call may cover any columns
+ * (the backend hands out blocks of columns to whichever thread is free).
  */
 #include <immintrin.h>
-#include <string.h>
 
 #include "gemm_f32.h"
-
-/*
- * pack_x
- *		Rows [0, M) of x, k in [k0, k0 + kc), into panels of 12 rows with a
- *		fixed row stride of CP_F32W_KC: dst[p][i][k] = x[12 p + i][k0 + k],
- *		zero past M.  A plain copy per row; the fixed stride gives every
- *		broadcast of the kernel a constant offset from one pointer.
- */
-static void
-pack_x(const float *x, int M, int K, int k0, int kc, float *dst)
-{
-	int			p,
-				panels = (M + CP_F32W_MR - 1) / CP_F32W_MR;
-
-	for (p = 0; p < panels; p++)
-	{
-		int			i;
-
-		for (i = 0; i < CP_F32W_MR; i++)
-		{
-			int			m = p * CP_F32W_MR + i;
-			float	   *d = dst + ((size_t) p * CP_F32W_MR + i) * CP_F32W_KC;
-
-			if (m < M)
-				memcpy(d, x + (size_t) m * K + k0, sizeof(float) * kc);
-			else
-				memset(d, 0, sizeof(float) * kc);
-		}
-	}
-}
 
 /*
  * pack_w
@@ -93,16 +62,18 @@ pack_w(const uint16_t *w, int K, int c0, int ncols, int k0, int kc, float *dst)
 
 /*
  * kernel_12x32
- *		y[i, j] (+)= sum_k xp[i][k] * wp[k][j] for i < rows (<= 12), j <
- *		cols (<= 32), xp rows CP_F32W_KC apart; with first, y is replaced
+ *		y[i, j] (+)= sum_k x[i][k] * wp[k][j] for i < rows (<= 12), j <
+ *		cols (<= 32), rows of x ldx floats apart (rows past the last valid
+ *		one repeat it; their sums are dropped); with first, y is replaced
  *		instead.
  */
 __attribute__((target("avx512f")))
 static void
-kernel_12x32(const float *xp, const float *wp, int kc, float *y, int ldy,
-			 int rows, int cols, bool first)
+kernel_12x32(const float *x, size_t ldx, const float *wp, int kc, float *y,
+			 int ldy, int rows, int cols, bool first)
 {
 	__m512		c[CP_F32W_MR][2];
+	const float *xr[CP_F32W_MR];
 	__mmask16	m0 = cols >= 16 ? 0xFFFF : (__mmask16) ((1u << cols) - 1);
 	__mmask16	m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16) ((1u << (cols - 16)) - 1);
 	int			i,
@@ -111,6 +82,7 @@ kernel_12x32(const float *xp, const float *wp, int kc, float *y, int ldy,
 #pragma GCC unroll 12
 	for (i = 0; i < CP_F32W_MR; i++)
 	{
+		xr[i] = x + (size_t) (i < rows ? i : rows - 1) * ldx;
 		c[i][0] = _mm512_setzero_ps();
 		c[i][1] = _mm512_setzero_ps();
 	}
@@ -118,12 +90,11 @@ kernel_12x32(const float *xp, const float *wp, int kc, float *y, int ldy,
 	{
 		__m512		b0 = _mm512_load_ps(wp + (size_t) k * CP_F32W_NR);
 		__m512		b1 = _mm512_load_ps(wp + (size_t) k * CP_F32W_NR + 16);
-		const float *a = xp + k;
 
 #pragma GCC unroll 12
 		for (i = 0; i < CP_F32W_MR; i++)
 		{
-			__m512		av = _mm512_set1_ps(a[i * CP_F32W_KC]);
+			__m512		av = _mm512_set1_ps(xr[i][k]);
 
 			c[i][0] = _mm512_fmadd_ps(av, b0, c[i][0]);
 			c[i][1] = _mm512_fmadd_ps(av, b1, c[i][1]);
@@ -151,13 +122,10 @@ void
 cp_gemm_f32_bf16w(const float *x, int M, int K, const uint16_t *w, int n0,
 				  int n1, float *y, int ldy, bool add, float *scratch)
 {
-	float	   *wp = scratch;
-	float	   *xp = scratch + (size_t) CP_F32W_NC * CP_F32W_KC;
-	int			k0;
-
 	/* k-blocks of equal, even size up to CP_F32W_KC (no short last block) */
 	int			nkb = (K + CP_F32W_KC - 1) / CP_F32W_KC;
 	int			kcb = ((K + nkb - 1) / nkb + 1) / 2 * 2;
+	int			k0;
 
 	for (k0 = 0; k0 < K; k0 += kcb)
 	{
@@ -165,21 +133,20 @@ cp_gemm_f32_bf16w(const float *x, int M, int K, const uint16_t *w, int n0,
 		bool		first = (k0 == 0 && !add);
 		int			c0;
 
-		pack_x(x, M, K, k0, kc, xp);
 		for (c0 = n0; c0 < n1; c0 += CP_F32W_NC)
 		{
 			int			ncols = n1 - c0 < CP_F32W_NC ? n1 - c0 : CP_F32W_NC;
 			int			m0;
 
-			pack_w(w, K, c0, ncols, k0, kc, wp);
+			pack_w(w, K, c0, ncols, k0, kc, scratch);
 			for (m0 = 0; m0 < M; m0 += CP_F32W_MR)
 			{
-				const float *xpp = xp + (size_t) m0 * CP_F32W_KC;
 				int			rows = M - m0 < CP_F32W_MR ? M - m0 : CP_F32W_MR;
 				int			j;
 
 				for (j = 0; j < ncols; j += CP_F32W_NR)
-					kernel_12x32(xpp, wp + (size_t) (j / CP_F32W_NR) * kc * CP_F32W_NR,
+					kernel_12x32(x + (size_t) m0 * K + k0, (size_t) K,
+								 scratch + (size_t) (j / CP_F32W_NR) * kc * CP_F32W_NR,
 								 kc, y + (size_t) m0 * ldy + c0 + j, ldy, rows,
 								 ncols - j < CP_F32W_NR ? ncols - j : CP_F32W_NR,
 								 first);

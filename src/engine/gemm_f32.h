@@ -19,14 +19,8 @@
 #define CP_F32W_KC 384
 #define CP_F32W_NC 512
 
-/* Per-thread scratch of cp_gemm_f32_bf16w for M rows of x, in floats. */
-static inline size_t
-cp_gemm_f32_bf16w_scratch(int M)
-{
-	size_t		mp = (size_t) (M + CP_F32W_MR - 1) / CP_F32W_MR * CP_F32W_MR;
-
-	return (size_t) CP_F32W_NC * CP_F32W_KC + mp * CP_F32W_KC;
-}
+/* Per-thread scratch of cp_gemm_f32_bf16w (one packed weight block), floats. */
+#define CP_F32W_SCRATCH ((size_t) CP_F32W_NC * CP_F32W_KC)
 
 /*
  * cp_gemm_f32_bf16w
@@ -34,8 +28,8 @@ cp_gemm_f32_bf16w_scratch(int M)
  *		fp32 arithmetic (the bf16 weights widened exactly): x is [M, K] fp32
  *		row-major, w is [N, K] bf16 row-major (any 2-byte alignment), y has
  *		row stride ldy.  K must be even.  With add the result is added to y,
- *		otherwise it replaces it.  scratch holds cp_gemm_f32_bf16w_scratch(M)
- *		floats, 64-byte aligned.  Needs AVX-512F; single-threaded, the caller
+ *		otherwise it replaces it.  scratch holds CP_F32W_SCRATCH floats,
+ *		64-byte aligned.  Needs AVX-512F; single-threaded, the caller
  *		splits the columns between threads.
  */
 extern void cp_gemm_f32_bf16w(const float *x, int M, int K, const uint16_t *w,

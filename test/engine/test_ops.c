@@ -837,6 +837,8 @@ test_all_ops(void)
 	test_matmul(97, 530, 2050, CP_DTYPE_BF16, true, false, false);
 	test_matmul(70, 33, 66, CP_DTYPE_BF16, true, true, false);
 	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
+	/* >= 2048 columns: blocks of 256 columns handed out to free threads */
+	test_matmul(70, 2100, 64, CP_DTYPE_BF16, true, true, true);
 
 	test_attention(1, 1, 1, 1, 8, false, false);
 	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
@@ -930,6 +932,7 @@ main(void)
 		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
+		test_matmul_bf16(70, 2100, 96, CP_DTYPE_BF16, true, true);	/* dynamic column groups */
 		/*
 		 * Fused GEMM inputs (one rounding of a shared x; GELU / GeGLU
 		 * rounded straight into the tile layout on AMX): bitwise equal to
