@@ -299,6 +299,7 @@ cpu_destroy(CpBackend *be)
 
 		free(impl->scratch);
 		free(impl->xb16);
+		free(impl->xpad);
 		free(impl->attn_kv);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);

@@ -45,6 +45,9 @@ typedef struct CpCpuImpl
 	bool		xb16_ready;		/* xb16 holds the next AMX product's x in
 								 * the A layout already (set by the fused
 								 * ops, backend_cpu_fused.c, for one call) */
+	float	   *xpad;			/* fp32 GEMM input copied with a padded row
+								 * stride (cp_gemm_f32_ldx) */
+	size_t		xpad_n;
 	uint32_t   *attn_kv;		/* AMX attention: keys and values packed */
 	size_t		attn_kv_n;
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */

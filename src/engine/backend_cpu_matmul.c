@@ -326,30 +326,45 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 		const uint16_t *wb = (const uint16_t *) w->raw;
 		bool		add = (beta != 0.0f);
 		int			dyn = cpu_gemm_dynamic_cols(impl, N);
+		size_t		ldx = cp_gemm_f32_ldx(K);
+		const float *xs = xp;
 		CpStatus	st = cpu_thread_scratch(be, CP_F32W_SCRATCH);
 
+		if (st == CP_OK && ldx != (size_t) K)
+		{
+			st = cpu_grow_aligned(be, (void **) &impl->xpad, &impl->xpad_n,
+								  (size_t) M * ldx, sizeof(float));
+			xs = impl->xpad;
+		}
 		if (st != CP_OK)
 			return st;
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(impl->threads)
 		{
 			float	   *scratch = impl->tscratch[omp_get_thread_num()];
 			int			lo,
 						hi,
 						c;
 
+			if (xs != xp)
+			{
+#pragma omp for schedule(static)
+				for (c = 0; c < M; c++)
+					memcpy(impl->xpad + (size_t) c * ldx, xp + (size_t) c * K,
+						   sizeof(float) * K);
+			}
 			if (dyn > 0)
 			{
 #pragma omp for schedule(dynamic, 1)
 				for (c = 0; c < (N + dyn - 1) / dyn; c++)
-					cp_gemm_f32_bf16w(xp, M, K, wb, c * dyn,
+					cp_gemm_f32_bf16w(xs, ldx, M, K, wb, c * dyn,
 									  N - c * dyn < dyn ? N : (c + 1) * dyn,
 									  yp, N, add, scratch);
 			}
 			else
 			{
 				split_range(N, nthreads, omp_get_thread_num(), CP_F32W_NR, &lo, &hi);
-				if (hi > lo)
-					cp_gemm_f32_bf16w(xp, M, K, wb, lo, hi, yp, N, add, scratch);
+				if (omp_get_thread_num() < nthreads && hi > lo)
+					cp_gemm_f32_bf16w(xs, ldx, M, K, wb, lo, hi, yp, N, add, scratch);
 			}
 		}
 		goto bias_after;

@@ -7,7 +7,8 @@
  * CP_F32W_NC columns, the weights are gathered, widened and packed into
  * panels of 32 columns ([k][32], 768 KB for the block, resident in L2);
  * then every 12 rows of x, read in place (12 x 1.5 KB, resident in L1
- * while the block's panels pass), run against every column panel: 24 fp32
+ * while the block's panels pass; the caller gives x a row stride that is
+ * not a multiple of 4 KB, or the 12 rows would share one set of L1), run against every column panel: 24 fp32
  * accumulators (12 rows x 2 vectors of 16 columns), two weight loads and
  * twelve broadcast FMA pairs per k.  The block of y is loaded and stored
  * once per k-block.  x is not copied, so a call may cover any columns
@@ -119,8 +120,8 @@ kernel_12x32(const float *x, size_t ldx, const float *wp, int kc, float *y,
  *		See gemm_f32.h.
  */
 void
-cp_gemm_f32_bf16w(const float *x, int M, int K, const uint16_t *w, int n0,
-				  int n1, float *y, int ldy, bool add, float *scratch)
+cp_gemm_f32_bf16w(const float *x, size_t ldx, int M, int K, const uint16_t *w,
+				  int n0, int n1, float *y, int ldy, bool add, float *scratch)
 {
 	/* k-blocks of equal, even size up to CP_F32W_KC (no short last block) */
 	int			nkb = (K + CP_F32W_KC - 1) / CP_F32W_KC;
@@ -145,7 +146,7 @@ cp_gemm_f32_bf16w(const float *x, int M, int K, const uint16_t *w, int n0,
 				int			j;
 
 				for (j = 0; j < ncols; j += CP_F32W_NR)
-					kernel_12x32(x + (size_t) m0 * K + k0, (size_t) K,
+					kernel_12x32(x + (size_t) m0 * ldx + k0, ldx,
 								 scratch + (size_t) (j / CP_F32W_NR) * kc * CP_F32W_NR,
 								 kc, y + (size_t) m0 * ldy + c0 + j, ldy, rows,
 								 ncols - j < CP_F32W_NR ? ncols - j : CP_F32W_NR,

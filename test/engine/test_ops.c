@@ -836,6 +836,7 @@ test_all_ops(void)
 	test_matmul(130, 257, 588, CP_DTYPE_BF16, true, true, true);
 	test_matmul(97, 530, 2050, CP_DTYPE_BF16, true, false, false);
 	test_matmul(70, 33, 66, CP_DTYPE_BF16, true, true, false);
+	test_matmul(70, 100, 1024, CP_DTYPE_BF16, true, false, true);	/* x copied, padded stride */
 	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
 	/* >= 2048 columns: blocks of 256 columns handed out to free threads */
 	test_matmul(70, 2100, 64, CP_DTYPE_BF16, true, true, true);
