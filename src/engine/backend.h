@@ -203,6 +203,14 @@ struct CpBackend
 	CpStatus	(*act_matmul) (CpBackend *be, CpView y, CpView x, CpView up,
 							   int act, CpBuf *w, CpBuf *bias, int M, int N,
 							   int K, bool accumulate);
+	/*
+	 * Gemma's MLP: y += (gelu_tanh(x . w_gate^T) * (x . w_up^T)) . w_down^T,
+	 * x [M, K], w_gate and w_up [Ni, K], w_down [K, Ni], no biases; gate and
+	 * up are [M, Ni] scratch (they may or may not be written).
+	 */
+	CpStatus	(*geglu_mlp) (CpBackend *be, CpView y, CpView x, CpView gate,
+							  CpView up, CpBuf *w_gate, CpBuf *w_up,
+							  CpBuf *w_down, int M, int Ni, int K);
 };
 
 /* Activations of act_matmul. */
@@ -231,6 +239,46 @@ cp_backend_matmul_shared(CpBackend *be, int n, const CpView *y, CpView x,
 			return st;
 	}
 	return CP_OK;
+}
+
+/*
+ * cp_backend_geglu_mlp
+ *		be->geglu_mlp, or the gate and up products, GeGLU and the down
+ *		product.
+ */
+static inline CpStatus
+cp_backend_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate,
+					 CpView up, CpBuf *w_gate, CpBuf *w_up, CpBuf *w_down,
+					 int M, int Ni, int K)
+{
+	CpStatus	st;
+
+	if (be->geglu_mlp != NULL)
+		return be->geglu_mlp(be, y, x, gate, up, w_gate, w_up, w_down, M, Ni, K);
+	if (be->matmul_shared != NULL)
+	{
+		CpView		gu[2] = {gate, up};
+		CpBuf	   *gu_w[2] = {w_gate, w_up};
+		CpBuf	   *no_bias[2] = {NULL, NULL};
+		int			gu_n[2] = {Ni, Ni};
+
+		st = be->matmul_shared(be, 2, gu, x, gu_w, no_bias, M, gu_n, K);
+	}
+	else
+	{
+		st = be->matmul(be, gate, x, w_gate, NULL, M, Ni, K, false);
+		if (st == CP_OK)
+			st = be->matmul(be, up, x, w_up, NULL, M, Ni, K, false);
+	}
+	if (st != CP_OK)
+		return st;
+	if (be->act_matmul != NULL)
+		return be->act_matmul(be, y, gate, up, CP_FUSED_GEGLU, w_down, NULL,
+							  M, K, Ni, true);
+	st = be->geglu(be, gate, gate, up, (size_t) M * Ni);
+	if (st != CP_OK)
+		return st;
+	return be->matmul(be, y, gate, w_down, NULL, M, K, Ni, true);
 }
 
 /*

@@ -300,6 +300,7 @@ cpu_destroy(CpBackend *be)
 		free(impl->scratch);
 		free(impl->xb16);
 		free(impl->xpad);
+		free(impl->hb16);
 		free(impl->attn_kv);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);
@@ -906,6 +907,7 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	be->im2col = cpu_im2col;
 	be->matmul_shared = cpu_matmul_shared;
 	be->act_matmul = cpu_act_matmul;
+	be->geglu_mlp = cpu_geglu_mlp;
 	*out = be;
 	return CP_OK;
 }

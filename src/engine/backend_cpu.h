@@ -42,6 +42,9 @@ typedef struct CpCpuImpl
 	char		kernels[200];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
+	uint16_t   *hb16;			/* a second A layout: the fused MLP's
+								 * GeGLU output while xb16 holds its input */
+	size_t		hb16_n;
 	bool		xb16_ready;		/* xb16 holds the next AMX product's x in
 								 * the A layout already (set by the fused
 								 * ops, backend_cpu_fused.c, for one call) */
@@ -177,6 +180,9 @@ extern CpStatus cpu_matmul_shared(CpBackend *be, int n, const CpView *y,
 extern CpStatus cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up,
 							   int act, CpBuf *w, CpBuf *bias, int M, int N,
 							   int K, bool accumulate);
+extern CpStatus cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate,
+							  CpView up, CpBuf *w_gate, CpBuf *w_up,
+							  CpBuf *w_down, int M, int Ni, int K);
 
 /*
  * Row-wise softmax of s[rows, n] (row stride ld) in place, fp32; with

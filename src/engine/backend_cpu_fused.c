@@ -126,3 +126,82 @@ cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
 	impl->xb16_ready = false;
 	return st;
 }
+
+/*
+ * cpu_geglu_mlp
+ *		On AMX: x rounded into the A layout once; the gate and up tile
+ *		products of each group of 256 columns end in GeGLU and are rounded
+ *		into a second A layout (cp_gemm_amx_geglu, groups to whichever
+ *		thread is free), which becomes the down product's input: gate and
+ *		up never reach memory as fp32.  Otherwise the products one by one.
+ */
+CpStatus
+cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate, CpView up,
+			  CpBuf *w_gate, CpBuf *w_up, CpBuf *w_down, int M, int Ni, int K)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	int			kp = cp_amx_padded_k(K),
+				ip = cp_amx_padded_k(Ni),
+				mp = cp_amx_padded_m(M),
+				groups = (Ni + CP_AMX_GROUP_N - 1) / CP_AMX_GROUP_N;
+	CpGegluFn	geglu = impl->avx512 ? cp_geglu_avx512 : impl->avx2 ? cp_geglu_avx2 : cp_geglu_scalar;
+	CpStatus	st;
+
+	if (w_gate->amx_packed == NULL || w_up->amx_packed == NULL ||
+		w_down->amx_packed == NULL)
+	{
+		CpView		gu[2] = {gate, up};
+		CpBuf	   *gu_w[2] = {w_gate, w_up};
+		CpBuf	   *no_bias[2] = {NULL, NULL};
+		int			gu_n[2] = {Ni, Ni};
+
+		st = cpu_matmul_shared(be, 2, gu, x, gu_w, no_bias, M, gu_n, K);
+		if (st != CP_OK)
+			return st;
+		return cpu_act_matmul(be, y, gate, up, CP_FUSED_GEGLU, w_down, NULL,
+							  M, K, Ni, true);
+	}
+
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+						  (size_t) mp * kp, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_grow_aligned(be, (void **) &impl->hb16, &impl->hb16_n,
+							  (size_t) mp * ip, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_thread_scratch(be, (size_t) 2 * mp * CP_AMX_GROUP_N);
+	if (st != CP_OK)
+		return st;
+
+#pragma omp parallel num_threads(impl->threads)
+	{
+		int			tid = omp_get_thread_num();
+		int			r,
+					g;
+
+#pragma omp for schedule(dynamic, 16)
+		for (r = 0; r < mp; r++)
+			cp_amx_pack_row(r < M ? cpu_ptr(x) + (size_t) r * K : NULL, K, kp, r,
+							impl->xb16);
+#pragma omp for schedule(dynamic, 1)
+		for (g = 0; g < groups; g++)
+			cp_gemm_amx_geglu(impl->xb16, M, kp, w_gate->amx_packed,
+							  w_up->amx_packed, g * CP_AMX_GROUP_N,
+							  Ni - g * CP_AMX_GROUP_N < CP_AMX_GROUP_N ? Ni : (g + 1) * CP_AMX_GROUP_N,
+							  Ni, geglu, impl->hb16, ip, impl->tscratch[tid]);
+	}
+
+	/* the GeGLU output is the down product's x */
+	{
+		uint16_t   *t = impl->xb16;
+		size_t		tn = impl->xb16_n;
+
+		impl->xb16 = impl->hb16;
+		impl->xb16_n = impl->hb16_n;
+		impl->hb16 = t;
+		impl->hb16_n = tn;
+	}
+	impl->xb16_ready = true;
+	st = cpu_matmul(be, y, gate, w_down, NULL, M, K, Ni, true);
+	impl->xb16_ready = false;
+	return st;
+}

@@ -492,15 +492,8 @@ pg_forward(CpModel *m, int B, int T, const int32_t *ids, const int *lens,
 			CpView		hr = cp_view(h.buf, h.off + (size_t) r0 * D);
 			CpView		xr = cp_view(x.buf, x.off + (size_t) r0 * D);
 
-			CpView		gu[2] = {gate, up};
-			CpBuf	   *gu_w[2] = {L->gate_w, L->up_w};
-			CpBuf	   *no_bias[2] = {NULL, NULL};
-			int			gu_n[2] = {I, I};
-
-			CP_OP(be, cp_backend_matmul_shared(be, 2, gu, hr, gu_w, no_bias, rn,
-											   gu_n, D));
-			CP_OP(be, cp_backend_act_matmul(be, xr, gate, up, CP_FUSED_GEGLU,
-											L->down_w, NULL, rn, D, I, true));
+			CP_OP(be, cp_backend_geglu_mlp(be, xr, hr, gate, up, L->gate_w,
+										   L->up_w, L->down_w, rn, I, D));
 		}
 		CP_TRACE(m, "text_layer", l, x, R, D);
 	}

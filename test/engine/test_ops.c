@@ -277,7 +277,7 @@ compare_same(const char *what, const float *got, const float *want, size_t n)
 /*
  * test_fused_on
  *		The fused ops of backend be (matmul_shared: three products of one
- *		x; act_matmul with GELU and GeGLU) against the same backend's plain
+ *		x; act_matmul with GELU and GeGLU; geglu_mlp) against the same backend's plain
  *		ops (must be bitwise equal: the fused forms only skip passes over
  *		memory) and against the reference (tol: fp32, or bf16 rounding).
  */
@@ -292,8 +292,10 @@ test_fused_on(CpBackend *be, const char *label, double tol, int M, int N,
 			   *bv = malloc(sizeof(float) * (N + 7)),
 			   *y0 = malloc(sizeof(float) * M * (N + 7));
 	void	   *ws[3],
+			   *wus,
 			   *bs;
-	CpBuf	   *wb[3],
+	CpBuf	   *wbu,
+			   *wb[3],
 			   *bb,
 			   *bias3[3];
 	CpView		yv[3];
@@ -311,6 +313,8 @@ test_fused_on(CpBackend *be, const char *label, double tol, int M, int N,
 		fill(w, (size_t) Ns[i] * K, 0.5f);
 		wb[i] = upload_matrix(be, w, Ns[i], K, dt, &ws[i]);
 	}
+	fill(w, (size_t) N * K, 0.5f);
+	wbu = upload_matrix(be, w, N, K, dt, &wus);
 	bb = upload_bias(true, bv, N + 7, &bs);
 	bias3[0] = NULL;
 	bias3[1] = bb;
@@ -402,11 +406,64 @@ test_fused_on(CpBackend *be, const char *label, double tol, int M, int N,
 		free(gp);
 		free(gr);
 	}
+	/* Gemma's MLP: gate and up products, GeGLU, down product (acc) */
+	{
+		float	   *wd = malloc(sizeof(float) * K * N);
+		void	   *wds;
+		CpBuf	   *wdb,
+				   *xb = mkbuf(x, (size_t) M * K),
+				   *g1 = mkbuf(NULL, (size_t) M * N),
+				   *u1 = mkbuf(NULL, (size_t) M * N),
+				   *g2 = mkbuf(NULL, (size_t) M * N),
+				   *u2 = mkbuf(NULL, (size_t) M * N),
+				   *yf = mkbuf(x, (size_t) M * K),
+				   *yp = mkbuf(x, (size_t) M * K),
+				   *yr = mkbuf(x, (size_t) M * K);
+		float	   *gf,
+				   *gp,
+				   *gr;
+		size_t		ny = (size_t) M * K;
+
+		fill(wd, (size_t) K * N, 0.5f);
+		wdb = upload_matrix(be, wd, K, N, dt, &wds);
+		check_st(be->geglu_mlp(be, cp_view(yf, 0), cp_view(xb, 0), cp_view(g1, 0), cp_view(u1, 0),
+							   wb[0], wbu, wdb, M, N, K), be, "geglu_mlp");
+		check_st(be->matmul(be, cp_view(g2, 0), cp_view(xb, 0), wb[0], NULL, M, N, K, false), be, "matmul");
+		check_st(be->matmul(be, cp_view(u2, 0), cp_view(xb, 0), wbu, NULL, M, N, K, false), be, "matmul");
+		check_st(be->geglu(be, cp_view(g2, 0), cp_view(g2, 0), cp_view(u2, 0), (size_t) M * N), be, "geglu");
+		check_st(be->matmul(be, cp_view(yp, 0), cp_view(g2, 0), wdb, NULL, M, K, N, true), be, "matmul");
+		check_st(ref->matmul(ref, cp_view(g1, 0), cp_view(xb, 0), wb[0], NULL, M, N, K, false), ref, "matmul");
+		check_st(ref->matmul(ref, cp_view(u1, 0), cp_view(xb, 0), wbu, NULL, M, N, K, false), ref, "matmul");
+		check_st(ref->geglu(ref, cp_view(g1, 0), cp_view(g1, 0), cp_view(u1, 0), (size_t) M * N), ref, "geglu");
+		check_st(ref->matmul(ref, cp_view(yr, 0), cp_view(g1, 0), wdb, NULL, M, K, N, true), ref, "matmul");
+		gf = dl(yf, ny);
+		gp = dl(yp, ny);
+		gr = dl(yr, ny);
+		snprintf(name, sizeof(name), "%s geglu mlp %dx%dx%d", label, M, N, K);
+		compare_same(name, gf, gp, ny);
+		compare(name, gf, gr, ny, tol);
+		be->free(be, wdb);
+		free(wds);
+		free(wd);
+		fast->free(fast, xb);
+		fast->free(fast, g1);
+		fast->free(fast, u1);
+		fast->free(fast, g2);
+		fast->free(fast, u2);
+		fast->free(fast, yf);
+		fast->free(fast, yp);
+		fast->free(fast, yr);
+		free(gf);
+		free(gp);
+		free(gr);
+	}
 	for (i = 0; i < 3; i++)
 	{
 		be->free(be, wb[i]);
 		free(ws[i]);
 	}
+	be->free(be, wbu);
+	free(wus);
 	fast->free(fast, bb);
 	free(bs);
 	free(x);
@@ -942,6 +999,7 @@ main(void)
 		test_fused_on(bf16, "bf16", 4e-3, 70, 64, 1040, CP_DTYPE_BF16);
 		test_fused_on(bf16, "bf16", 4e-3, 33, 96, 300, CP_DTYPE_BF16);
 		test_fused_on(bf16, "bf16", 4e-3, 5, 32, 64, CP_DTYPE_BF16);
+		test_fused_on(bf16, "bf16", 4e-3, 40, 300, 64, CP_DTYPE_BF16);	/* 2 groups, a partial block */
 
 		/*
 		 * Attention (on AMX: bf16 tile products, fp32 softmax): SigLIP's
