@@ -11,7 +11,8 @@
  *		  build/libcolpali_engine.a -ljansson -ljpeg -lm -ldl [-DWITH_DNNL -ldnnl]
  *	  ./a.out [THREADS]
  *	  (GEMM_BENCH_BF16_ONLY=1: only the AMX kernel and oneDNN's bf16 matmul
- *	  on weights reordered once into its own layout)
+ *	  on weights reordered once into its own layout; GEMM_BENCH_FP32_ONLY=1:
+ *	  only the fp32 kernels)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,10 +241,16 @@ main(int argc, char **argv)
 		if (!amx_only)
 		{
 			bench_backend("fp32, bf16 weights (lazy)", &o, false, wbf, wf, x, M, N, K);
+			/* the same without our AVX-512 kernels: tiles converted for OpenBLAS */
+			o.no_simd = true;
+			bench_backend("fp32, lazy, OpenBLAS tiles", &o, false, wbf, wf, x, M, N, K);
+			o.no_simd = false;
 			o.lazy_convert = false;
 			snprintf(name, sizeof(name), "fp32, fp32 weights");
 			bench_backend(name, &o, true, wbf, wf, x, M, N, K);
 		}
+		if (getenv("GEMM_BENCH_FP32_ONLY"))
+			goto next;
 		o.lazy_convert = false;
 		o.bf16_matmul = true;
 		o.no_amx = true;
@@ -260,6 +267,7 @@ main(int argc, char **argv)
 		if (!getenv("GEMM_BENCH_AMX_ONLY"))
 			bench_dnnl(true, true, wbf, wf, x, M, N, K);
 #endif
+next:
 		free(wf);
 		free(x);
 		free(wbf);

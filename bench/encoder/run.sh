@@ -66,7 +66,7 @@ t_bf16=$(TORCH_DTYPE=bfloat16 "$PYTHON" "$TORCH_BENCH" "$MODEL" "$THREADS" "$RUN
 # The kernels each side ran: ours from colpali-encode's own report (gemm=,
 # bf16_gemm=, elementwise=, attention=; docs/cpu-kernels.md), torch's CPU capability
 # (the ATen vector ISA) and whether its oneDNN (mkldnn) backend is on.
-kern() { echo "$1" | tr ' ' '\n' | grep -E '^(gemm|gemm_few_rows|bf16_gemm|elementwise|attention)=' | tr '\n' ' '; }
+kern() { echo "$1" | tr ' ' '\n' | grep -E '^(gemm|gemm_few_rows|gemm_many_rows|bf16_gemm|elementwise|attention)=' | tr '\n' ' '; }
 torch_kernels=$("$PYTHON" -c 'import torch; print("cpu_capability=%s mkldnn=%s" % (torch.backends.cpu.get_cpu_capability(), torch.backends.mkldnn.is_available()))' 2>/dev/null || echo unknown)
 echo "# CPU: $(lscpu | sed -n 's/^Model name: *//p') (family $(sed -n 's/^cpu family[^:]*: *//p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[^:]*: *//p' /proc/cpuinfo | grep -v '[a-zA-Z]' | head -1)), AMX: $(grep -q amx_bf16 /proc/cpuinfo && echo yes || echo no), AVX512_BF16: $(grep -q avx512_bf16 /proc/cpuinfo && echo yes || echo no)"
 echo "# kernels, C fp32: $(kern "$c_fp32")"

@@ -179,7 +179,129 @@ struct CpBackend
 	CpStatus	(*quick_gelu) (CpBackend *be, CpView x, size_t n);
 	/* x = exact (erf) GELU of x in place. */
 	CpStatus	(*gelu_erf) (CpBackend *be, CpView x, size_t n);
+
+	/*
+	 * ---- fused forms (optional) ----
+	 * A backend that leaves one NULL gets the plain ops it stands for
+	 * (cp_backend_matmul_shared, cp_backend_act_matmul below).  The CPU
+	 * backend uses them in bf16 precision to round a GEMM input into the
+	 * tile layout once, or straight from the activation that produces it.
+	 */
+	/*
+	 * y[i] = x . w[i]^T + bias[i] for i < n, every product of the same x
+	 * [M, K]; y[i] is [M, N[i]]; bias[i] may be NULL.
+	 */
+	CpStatus	(*matmul_shared) (CpBackend *be, int n, const CpView *y,
+								  CpView x, CpBuf *const *w,
+								  CpBuf *const *bias, int M, const int *N,
+								  int K);
+	/*
+	 * y (+)= act(x, up) . w^T + bias, x [M, K]: act(x) = gelu_tanh(x) with
+	 * CP_FUSED_GELU_TANH (up unused), gelu_tanh(x) * up with CP_FUSED_GEGLU.
+	 * x (and up) may be overwritten.
+	 */
+	CpStatus	(*act_matmul) (CpBackend *be, CpView y, CpView x, CpView up,
+							   int act, CpBuf *w, CpBuf *bias, int M, int N,
+							   int K, bool accumulate);
+	/*
+	 * Gemma's MLP: y += (gelu_tanh(x . w_gate^T) * (x . w_up^T)) . w_down^T,
+	 * x [M, K], w_gate and w_up [Ni, K], w_down [K, Ni], no biases; gate and
+	 * up are [M, Ni] scratch (they may or may not be written).
+	 */
+	CpStatus	(*geglu_mlp) (CpBackend *be, CpView y, CpView x, CpView gate,
+							  CpView up, CpBuf *w_gate, CpBuf *w_up,
+							  CpBuf *w_down, int M, int Ni, int K);
 };
+
+/* Activations of act_matmul. */
+#define CP_FUSED_GELU_TANH 1
+#define CP_FUSED_GEGLU 2
+
+/*
+ * cp_backend_matmul_shared
+ *		be->matmul_shared, or the n plain products.
+ */
+static inline CpStatus
+cp_backend_matmul_shared(CpBackend *be, int n, const CpView *y, CpView x,
+						 CpBuf *const *w, CpBuf *const *bias, int M,
+						 const int *N, int K)
+{
+	int			i;
+
+	if (be->matmul_shared != NULL)
+		return be->matmul_shared(be, n, y, x, w, bias, M, N, K);
+	for (i = 0; i < n; i++)
+	{
+		CpStatus	st = be->matmul(be, y[i], x, w[i], bias[i], M, N[i], K,
+									false);
+
+		if (st != CP_OK)
+			return st;
+	}
+	return CP_OK;
+}
+
+/*
+ * cp_backend_geglu_mlp
+ *		be->geglu_mlp, or the gate and up products, GeGLU and the down
+ *		product.
+ */
+static inline CpStatus
+cp_backend_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate,
+					 CpView up, CpBuf *w_gate, CpBuf *w_up, CpBuf *w_down,
+					 int M, int Ni, int K)
+{
+	CpStatus	st;
+
+	if (be->geglu_mlp != NULL)
+		return be->geglu_mlp(be, y, x, gate, up, w_gate, w_up, w_down, M, Ni, K);
+	if (be->matmul_shared != NULL)
+	{
+		CpView		gu[2] = {gate, up};
+		CpBuf	   *gu_w[2] = {w_gate, w_up};
+		CpBuf	   *no_bias[2] = {NULL, NULL};
+		int			gu_n[2] = {Ni, Ni};
+
+		st = be->matmul_shared(be, 2, gu, x, gu_w, no_bias, M, gu_n, K);
+	}
+	else
+	{
+		st = be->matmul(be, gate, x, w_gate, NULL, M, Ni, K, false);
+		if (st == CP_OK)
+			st = be->matmul(be, up, x, w_up, NULL, M, Ni, K, false);
+	}
+	if (st != CP_OK)
+		return st;
+	if (be->act_matmul != NULL)
+		return be->act_matmul(be, y, gate, up, CP_FUSED_GEGLU, w_down, NULL,
+							  M, K, Ni, true);
+	st = be->geglu(be, gate, gate, up, (size_t) M * Ni);
+	if (st != CP_OK)
+		return st;
+	return be->matmul(be, y, gate, w_down, NULL, M, K, Ni, true);
+}
+
+/*
+ * cp_backend_act_matmul
+ *		be->act_matmul, or the activation in place on x and the product.
+ */
+static inline CpStatus
+cp_backend_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
+					  CpBuf *w, CpBuf *bias, int M, int N, int K,
+					  bool accumulate)
+{
+	CpStatus	st;
+
+	if (be->act_matmul != NULL)
+		return be->act_matmul(be, y, x, up, act, w, bias, M, N, K, accumulate);
+	if (act == CP_FUSED_GEGLU)
+		st = be->geglu(be, x, x, up, (size_t) M * K);
+	else
+		st = be->gelu_tanh(be, x, (size_t) M * K);
+	if (st != CP_OK)
+		return st;
+	return be->matmul(be, y, x, w, bias, M, N, K, accumulate);
+}
 
 /* Backend constructors. */
 typedef struct CpBackendOptions

@@ -299,6 +299,8 @@ cpu_destroy(CpBackend *be)
 
 		free(impl->scratch);
 		free(impl->xb16);
+		free(impl->xpad);
+		free(impl->hb16);
 		free(impl->attn_kv);
 		for (t = 0; impl->tscratch && t < impl->threads; t++)
 			free(impl->tscratch[t]);
@@ -855,8 +857,9 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
 	cp_blas_set_threads(1);
 	snprintf(impl->kernels, sizeof(impl->kernels),
-			 "gemm=%s gemm_few_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
+			 "gemm=%s gemm_few_rows=%s gemm_many_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
 			 cp_blas_kernel_name(),
+			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->amx ? "amx-bf16" : impl->bf16_matmul ? "avx512bf16" : "none",
 			 cp_vecmath_kernel_name(opts && opts->no_simd),
@@ -902,6 +905,9 @@ cp_backend_cpu_create(const CpBackendOptions *opts, CpBackend **out,
 	be->embedding = cpu_embedding;
 	be->scatter_rows = cpu_scatter_rows;
 	be->im2col = cpu_im2col;
+	be->matmul_shared = cpu_matmul_shared;
+	be->act_matmul = cpu_act_matmul;
+	be->geglu_mlp = cpu_geglu_mlp;
 	*out = be;
 	return CP_OK;
 }

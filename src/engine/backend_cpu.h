@@ -39,9 +39,18 @@ typedef struct CpCpuImpl
 	bool		avx2;			/* AVX2 + FMA element-wise kernels usable */
 	bool		bf16_matmul;	/* bf16 GEMMs (option set and CPU able) */
 	bool		amx;			/* ... on AMX tiles (CPU and kernel able) */
-	char		kernels[160];	/* names of the kernels that run */
+	char		kernels[200];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
+	uint16_t   *hb16;			/* a second A layout: the fused MLP's
+								 * GeGLU output while xb16 holds its input */
+	size_t		hb16_n;
+	bool		xb16_ready;		/* xb16 holds the next AMX product's x in
+								 * the A layout already (set by the fused
+								 * ops, backend_cpu_fused.c, for one call) */
+	float	   *xpad;			/* fp32 GEMM input copied with a padded row
+								 * stride (cp_gemm_f32_ldx) */
+	size_t		xpad_n;
 	uint32_t   *attn_kv;		/* AMX attention: keys and values packed */
 	size_t		attn_kv_n;
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */
@@ -138,6 +147,22 @@ cpu_threads_for(const CpCpuImpl *impl, size_t work)
 	return work < CPU_PARALLEL_MIN_WORK ? 1 : impl->threads;
 }
 
+/*
+ * Columns per work item when a weight GEMM's columns are handed out to
+ * whichever thread is free (schedule(dynamic)), or 0 for equal shares
+ * fixed in advance.  On a machine shared with other work one thread may
+ * get half a core: equal shares would make the other wait at the end of
+ * every GEMM.  Blocks of 256 columns (an AMX column group) where there are
+ * at least 8 of them; narrower GEMMs keep equal shares.
+ */
+#define CPU_GEMM_DYNAMIC_COLS 256
+
+static inline int
+cpu_gemm_dynamic_cols(const CpCpuImpl *impl, int N)
+{
+	return (impl->threads > 1 && N >= 8 * CPU_GEMM_DYNAMIC_COLS) ? CPU_GEMM_DYNAMIC_COLS : 0;
+}
+
 /* Rows of x up to which bf16 weights go through the AVX-512 kernel. */
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
@@ -146,6 +171,18 @@ cpu_threads_for(const CpCpuImpl *impl, size_t work)
 /* The fast matmul (backend_cpu_matmul.c). */
 extern CpStatus cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w,
 						   CpBuf *bias, int M, int N, int K, bool accumulate);
+
+/* The fused ops of backend.h (backend_cpu_fused.c). */
+extern CpStatus cpu_matmul_shared(CpBackend *be, int n, const CpView *y,
+								  CpView x, CpBuf *const *w,
+								  CpBuf *const *bias, int M, const int *N,
+								  int K);
+extern CpStatus cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up,
+							   int act, CpBuf *w, CpBuf *bias, int M, int N,
+							   int K, bool accumulate);
+extern CpStatus cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate,
+							  CpView up, CpBuf *w_gate, CpBuf *w_up,
+							  CpBuf *w_down, int M, int Ni, int K);
 
 /*
  * Row-wise softmax of s[rows, n] (row stride ld) in place, fp32; with

@@ -230,12 +230,21 @@ cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				cp_amx_tile_product(a0, a0 + (size_t) hdp * 16, kp, hdp / CP_AMX_K_STEP,
 									0, Lc / CP_AMX_BLOCK, s + (size_t) mb * Lc, Lc);
 			}
-			for (r = 0; r < rn; r++)
-				scale_row(s + (size_t) r * Lc, L, scale);
-			cpu_softmax_rows(impl, s, rn, L, Lc, causal, r0, mqa ? nh : 1);
+			/*
+			 * row by row while the row is in L1: scale, softmax, and the
+			 * probabilities rounded to bf16 for O = P V (fp32 sums)
+			 */
+			for (r = 0; r < rp; r++)
+			{
+				float	   *sr = s + (size_t) r * Lc;
 
-			/* O = P V: probabilities rounded to bf16, fp32 sums */
-			cp_amx_pack_rows(s, Lc, rn, L, Lc, 0, rp / 16, pa);
+				if (r < rn)
+				{
+					scale_row(sr, L, scale);
+					cpu_softmax_rows(impl, sr, 1, L, Lc, causal, r0 + r, mqa ? nh : 1);
+				}
+				cp_amx_pack_row(r < rn ? sr : NULL, L, Lc, r, pa);
+			}
 			for (mb = 0; mb < rp; mb += CP_AMX_BLOCK)
 			{
 				const uint16_t *a0 = pa + (size_t) (mb / 16) * Lc * 16;

@@ -2,8 +2,9 @@
  * backend_cpu_matmul.c
  *	  The CPU backend's matmul (y = x W^T + b): fp32 weights through
  *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
- *	  as mapped and converted tile by tile (lazy), or, for few rows, read
- *	  straight from the mapping by an AVX-512 kernel; with bf16 precision,
+ *	  as mapped, read straight from the mapping by our AVX-512 kernels
+ *	  (few rows: dot products; many rows: widened while packed, gemm_f32.c)
+ *	  or, without AVX-512, converted tile by tile for OpenBLAS; with bf16 precision,
  *	  bf16 GEMMs on AMX tiles (gemm_amx.c, weights packed at load) or
  *	  with AVX512_BF16 (gemm_bf16.c).
  */
@@ -16,6 +17,7 @@
 #include <immintrin.h>
 
 #include "backend_cpu.h"
+#include "gemm_f32.h"
 
 #define IMPL(be) ((CpCpuImpl *) (be)->impl)
 
@@ -144,8 +146,10 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 /*
  * amx_matmul
  *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
- *		into the A layout (gemm_amx.h), then each thread runs the tile GEMM
- *		on its own blocks of 32 output columns.
+ *		into the A layout (gemm_amx.h), unless a fused op did it already
+ *		(xb16_ready), then the threads run the tile GEMM on blocks of 32
+ *		output columns: equal shares, or groups of 256 columns handed out
+ *		to whichever thread is free (cpu_gemm_dynamic_cols).
  */
 static CpStatus
 amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
@@ -155,10 +159,13 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 	int			kp = cp_amx_padded_k(K);
 	int			mp = cp_amx_padded_m(M);
 	int			nthreads = impl->threads;
-	CpStatus	st;
+	bool		ready = impl->xb16_ready;
+	int			dyn = cpu_gemm_dynamic_cols(impl, N);
+	CpStatus	st = CP_OK;
 
-	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * kp, sizeof(uint16_t));
+	if (!ready)
+		st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+							  (size_t) mp * kp, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -174,13 +181,29 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 					c0,
 					c1;
 
-		split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
-		cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
+		if (!ready)
+		{
+			split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
+			cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
 #pragma omp barrier
-		split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
-		if (tid < nthreads && c1 > c0)
-			cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
-							 N, add, impl->tscratch[tid]);
+		}
+		if (dyn > 0)
+		{
+			int			c;
+
+#pragma omp for schedule(dynamic, 1)
+			for (c = 0; c < (N + dyn - 1) / dyn; c++)
+				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c * dyn,
+								 N - c * dyn < dyn ? N : (c + 1) * dyn, y,
+								 N, add, impl->tscratch[tid]);
+		}
+		else
+		{
+			split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
+			if (tid < nthreads && c1 > c0)
+				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
+								 N, add, impl->tscratch[tid]);
+		}
 	}
 	return CP_OK;
 }
@@ -294,6 +317,55 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 			split_range(N, nthreads, omp_get_thread_num(), 16, &lo, &hi);
 			if (hi > lo)
 				fp32_gemm_on_bf16_weights(xp, M, K, wb, lo, hi, yp, N, add);
+		}
+		goto bias_after;
+	}
+	if (w->lazy && w->dtype == CP_DTYPE_BF16 && K % 2 == 0 && impl->avx512)
+	{
+		/* many rows: widened while packed for our register kernel */
+		const uint16_t *wb = (const uint16_t *) w->raw;
+		bool		add = (beta != 0.0f);
+		int			dyn = cpu_gemm_dynamic_cols(impl, N);
+		size_t		ldx = cp_gemm_f32_ldx(K);
+		const float *xs = xp;
+		CpStatus	st = cpu_thread_scratch(be, CP_F32W_SCRATCH);
+
+		if (st == CP_OK && ldx != (size_t) K)
+		{
+			st = cpu_grow_aligned(be, (void **) &impl->xpad, &impl->xpad_n,
+								  (size_t) M * ldx, sizeof(float));
+			xs = impl->xpad;
+		}
+		if (st != CP_OK)
+			return st;
+#pragma omp parallel num_threads(impl->threads)
+		{
+			float	   *scratch = impl->tscratch[omp_get_thread_num()];
+			int			lo,
+						hi,
+						c;
+
+			if (xs != xp)
+			{
+#pragma omp for schedule(static)
+				for (c = 0; c < M; c++)
+					memcpy(impl->xpad + (size_t) c * ldx, xp + (size_t) c * K,
+						   sizeof(float) * K);
+			}
+			if (dyn > 0)
+			{
+#pragma omp for schedule(dynamic, 1)
+				for (c = 0; c < (N + dyn - 1) / dyn; c++)
+					cp_gemm_f32_bf16w(xs, ldx, M, K, wb, c * dyn,
+									  N - c * dyn < dyn ? N : (c + 1) * dyn,
+									  yp, N, add, scratch);
+			}
+			else
+			{
+				split_range(N, nthreads, omp_get_thread_num(), CP_F32W_NR, &lo, &hi);
+				if (omp_get_thread_num() < nthreads && hi > lo)
+					cp_gemm_f32_bf16w(xs, ldx, M, K, wb, lo, hi, yp, N, add, scratch);
+			}
 		}
 		goto bias_after;
 	}

@@ -28,7 +28,7 @@
  * cp_cuda_abi_check, which compares them with the ones the library was
  * built with.
  */
-#define CP_CUDA_ABI_VERSION 5
+#define CP_CUDA_ABI_VERSION 6
 
 #define CP_CUDA_ABI_CHECK_SYMBOL "cp_cuda_abi_check"
 #define CP_CUDA_MEMORY_STATS_SYMBOL "cp_cuda_memory_stats"

@@ -161,52 +161,63 @@ cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 	}
 }
 
+/*
+ * cp_amx_pack_row
+ *		See gemm_amx.h.
+ */
 __attribute__((target("avx512f,avx512bf16")))
+void
+cp_amx_pack_row(const float *x, int K, int Kp, int r, uint16_t *dst)
+{
+	int			steps = Kp / CP_AMX_K_STEP;
+	uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
+		(size_t) (r % 16) * CP_AMX_K_STEP;
+	int			s;
+
+	if (x == NULL)
+	{
+		for (s = 0; s < steps; s++)
+			memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
+		return;
+	}
+	for (s = 0; s < steps; s++)
+	{
+		int			k = s * CP_AMX_K_STEP;
+		__m512		lo,
+					hi;
+
+		if (k + 32 <= K)
+		{
+			lo = _mm512_loadu_ps(x + k);
+			hi = _mm512_loadu_ps(x + k + 16);
+		}
+		else
+		{
+			int			na = K - k,
+						nb = K - k - 16;
+			__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
+			__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
+
+			lo = _mm512_maskz_loadu_ps(ma, x + k);
+			hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
+		}
+		_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
+						   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
+	}
+}
+
+/*
+ * cp_amx_pack_rows
+ *		See gemm_amx.h.
+ */
 void
 cp_amx_pack_rows(const float *src, size_t lds, int rows, int K, int Kp,
 				 int t0, int t1, uint16_t *dst)
 {
-	int			steps = Kp / CP_AMX_K_STEP;
 	int			r;
 
 	for (r = t0 * 16; r < t1 * 16; r++)
-	{
-		uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
-			(size_t) (r % 16) * CP_AMX_K_STEP;
-		const float *x = src + (size_t) r * lds;
-		int			s;
-
-		if (r >= rows)
-		{
-			for (s = 0; s < steps; s++)
-				memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
-			continue;
-		}
-		for (s = 0; s < steps; s++)
-		{
-			int			k = s * CP_AMX_K_STEP;
-			__m512		lo,
-						hi;
-
-			if (k + 32 <= K)
-			{
-				lo = _mm512_loadu_ps(x + k);
-				hi = _mm512_loadu_ps(x + k + 16);
-			}
-			else
-			{
-				int			na = K - k,
-							nb = K - k - 16;
-				__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
-				__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
-
-				lo = _mm512_maskz_loadu_ps(ma, x + k);
-				hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
-			}
-			_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
-							   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
-		}
-	}
+		cp_amx_pack_row(r < rows ? src + (size_t) r * lds : NULL, K, Kp, r, dst);
 }
 
 /* The tile configuration: palette 1, every tile 16 rows of 64 bytes. */
@@ -417,3 +428,110 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 	_tile_release();
 }
 
+
+/*
+ * cp_gemm_amx_geglu
+ *		See gemm_amx.h.  The gate and up blocks run one after the other
+ *		with the loop order of cp_gemm_amx_bf16, their sums kept in cbuf
+ *		(gate: the first half, up: the second) up to the last k-block;
+ *		then each 32 x 32 block pair becomes one k-step of out.
+ */
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16")))
+void
+cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
+				  const uint32_t *up, int n0, int n1, int N,
+				  CpGegluFn geglu, uint16_t *out, int out_kp, float *cbuf)
+{
+	int			mp = cp_amx_padded_m(M);
+	int			steps = Kp / CP_AMX_K_STEP;
+	int			out_steps = out_kp / CP_AMX_K_STEP;
+	size_t		rowtile = (size_t) steps * CP_AMX_TILE_ELEMS;
+	size_t		colblock = (size_t) steps * CP_AMX_TILE_ELEMS;
+	size_t		half = (size_t) mp * CP_AMX_GROUP_N;
+	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
+	int			kcs = (mp == CP_AMX_BLOCK) ? steps : KC_STEPS;
+	int			g0;
+
+	load_tile_config();
+	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
+	{
+		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
+		int			nblk = (g1 - g0 + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK,
+					mblk = mp / CP_AMX_BLOCK;
+		int			kb,
+					i;
+
+		for (kb = 0; kb < steps; kb += kcs)
+		{
+			int			ks = (steps - kb < kcs) ? steps - kb : kcs;
+
+			for (i = 0; i < nblk * mblk; i++)
+			{
+				int			mbi = CP_AMX_BLOCK * (i / nblk),
+							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
+				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
+					(size_t) kb * CP_AMX_TILE_ELEMS;
+				const uint16_t *x1 = x0 + rowtile;
+				size_t		woff = (size_t) (nbi / CP_AMX_BLOCK) * colblock +
+					(size_t) kb * CP_AMX_TILE_ELEMS;
+				int			which;
+
+				for (which = 0; which < 2; which++)
+				{
+					float	   *cb = cbuf + which * half +
+						(size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+						(size_t) mbi * CP_AMX_BLOCK;
+
+					if (kb == 0)
+					{
+						_tile_zero(0);
+						_tile_zero(1);
+						_tile_zero(2);
+						_tile_zero(3);
+					}
+					else
+					{
+						_tile_loadd(0, cb, cstride);
+						_tile_loadd(1, cb + 16, cstride);
+						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
+						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+					}
+					block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks);
+					_tile_stored(0, cb, cstride);
+					_tile_stored(1, cb + 16, cstride);
+					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
+					_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+				}
+			}
+		}
+		/* gelu_tanh(gate) * up of each row of each block, into out */
+		for (i = 0; i < nblk * mblk; i++)
+		{
+			int			mbi = CP_AMX_BLOCK * (i / nblk),
+						nbi = g0 + CP_AMX_BLOCK * (i % nblk);
+			const float *cg = cbuf + (size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+				(size_t) mbi * CP_AMX_BLOCK;
+			const float *cu = cg + half;
+			int			valid = N - nbi < CP_AMX_BLOCK ? N - nbi : CP_AMX_BLOCK;
+			int			r;
+
+			for (r = 0; r < CP_AMX_BLOCK; r++)
+			{
+				int			row = mbi + r;
+				float		act[CP_AMX_BLOCK] __attribute__((aligned(64)));
+				uint16_t   *d = out + (size_t) (row / 16) * out_steps * CP_AMX_TILE_ELEMS +
+					(size_t) (nbi / CP_AMX_BLOCK) * CP_AMX_TILE_ELEMS +
+					(size_t) (row % 16) * CP_AMX_K_STEP;
+
+				geglu(act, cg + (size_t) r * CP_AMX_BLOCK, cu + (size_t) r * CP_AMX_BLOCK,
+					  CP_AMX_BLOCK);
+				if (valid < CP_AMX_BLOCK)
+					memset(act + valid, 0, sizeof(float) * (CP_AMX_BLOCK - valid));
+				_mm512_store_si512((__m512i *) d,
+								   (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(act + 16),
+																 _mm512_load_ps(act)));
+			}
+		}
+	}
+	_tile_release();
+}

@@ -79,6 +79,14 @@ extern void cp_amx_pack_rows(const float *src, size_t lds, int rows, int K,
 							 int Kp, int t0, int t1, uint16_t *dst);
 
 /*
+ * cp_amx_pack_row
+ *		Row r of the A layout (as cp_amx_pack_rows) from the K floats at x,
+ *		or zeros when x is NULL.
+ */
+extern void cp_amx_pack_row(const float *x, int K, int Kp, int r,
+							uint16_t *dst);
+
+/*
  * cp_gemm_amx_bf16
  *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1): xa
  *		is x in the A layout (Kp = cp_amx_padded_k(K)), packed is W in the
@@ -89,6 +97,26 @@ extern void cp_amx_pack_rows(const float *src, size_t lds, int rows, int K,
 extern void cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp,
 							 const uint32_t *packed, int n0, int n1,
 							 float *y, int ldy, bool add, float *cbuf);
+
+/* out[0..n) = gelu_tanh(gate) * up (one of vecmath.h's forms). */
+typedef void (*CpGegluFn) (float *out, const float *gate, const float *up,
+						   size_t n);
+
+/*
+ * cp_gemm_amx_geglu
+ *		Gemma's gate and up products and GeGLU in one pass, for the down
+ *		product's input: for m < roundup(M, 32), n in [n0, n1) (multiples
+ *		of 32 except n1 = N), out[m, n] = bf16(geglu(g, u)), g = sum_k xa[m,
+ *		k] * gate[n, k], u likewise with up, written into out in the A
+ *		layout (out_kp = cp_amx_padded_k(N) columns; zero past N).  The
+ *		sums and the rounding are those of cp_gemm_amx_bf16 followed by the
+ *		activation and cp_amx_pack_row, so the values are the same.  cbuf
+ *		holds 2 * roundup(M, 32) * CP_AMX_GROUP_N floats.  Single-threaded.
+ */
+extern void cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp,
+							  const uint32_t *gate, const uint32_t *up,
+							  int n0, int n1, int N, CpGegluFn geglu,
+							  uint16_t *out, int out_kp, float *cbuf);
 
 /*
  * cp_amx_tile_product

@@ -80,8 +80,14 @@ enum
 
 _Static_assert(WS_COUNT <= CP_MODEL_MAX_WORKSPACE, "too many workspace slots");
 
-/* Rows of the Gemma MLP computed at once (bounds the [rows, I] buffers). */
-#define MLP_CHUNK_ROWS 1024
+/*
+ * Rows of the Gemma MLP computed at once (bounds the [rows, I] buffers).
+ * The rows are split into chunks of equal size up to MLP_CHUNK_MAX_ROWS, so
+ * that a batch of pages (1030 rows each) runs one chunk per page instead of
+ * full chunks and a tail of a few rows, which would stream every MLP weight
+ * once more for almost no work.
+ */
+#define MLP_CHUNK_MAX_ROWS 1088
 
 /* The weights of the model (CpModel.arch_state). */
 typedef struct PaliGemma
@@ -365,16 +371,22 @@ vision_forward(CpModel *m, int B, const float *pixels, CpView *img,
 		if (cp_model_cancelled(cancel, cancel_arg))
 			return cp_error(err, CP_ERR_CANCELLED, "encoding cancelled");
 		CP_OP(be, be->layernorm(be, h, x, L->ln1_w, L->ln1_b, R, Dv, vc->layer_norm_eps));
-		CP_OP(be, be->matmul(be, q, h, L->q_w, L->q_b, R, Dv, Dv, false));
-		CP_OP(be, be->matmul(be, k, h, L->k_w, L->k_b, R, Dv, Dv, false));
-		CP_OP(be, be->matmul(be, v, h, L->v_w, L->v_b, R, Dv, Dv, false));
+		{
+			CpView		qkv[3] = {q, k, v};
+			CpBuf	   *qkv_w[3] = {L->q_w, L->k_w, L->v_w};
+			CpBuf	   *qkv_b[3] = {L->q_b, L->k_b, L->v_b};
+			int			qkv_n[3] = {Dv, Dv, Dv};
+
+			CP_OP(be, cp_backend_matmul_shared(be, 3, qkv, h, qkv_w, qkv_b, R,
+											   qkv_n, Dv));
+		}
 		CP_OP(be, be->attention(be, a, q, k, v, B, N, vc->num_heads, vc->num_heads,
 								vc->head_dim, scale, NULL, false));
 		CP_OP(be, be->matmul(be, x, a, L->o_w, L->o_b, R, Dv, Dv, true));
 		CP_OP(be, be->layernorm(be, h, x, L->ln2_w, L->ln2_b, R, Dv, vc->layer_norm_eps));
 		CP_OP(be, be->matmul(be, f, h, L->fc1_w, L->fc1_b, R, Iv, Dv, false));
-		CP_OP(be, be->gelu_tanh(be, f, (size_t) R * Iv));
-		CP_OP(be, be->matmul(be, x, f, L->fc2_w, L->fc2_b, R, Dv, Iv, true));
+		CP_OP(be, cp_backend_act_matmul(be, x, f, f, CP_FUSED_GELU_TANH, L->fc2_w,
+										L->fc2_b, R, Dv, Iv, true));
 		CP_TRACE(m, "vision_layer", l, x, R, Dv);
 	}
 	CP_OP(be, be->layernorm(be, h, x, pg->post_ln_w, pg->post_ln_b, R, Dv, vc->layer_norm_eps));
@@ -405,7 +417,8 @@ pg_forward(CpModel *m, int B, int T, const int32_t *ids, const int *lens,
 				hd = tc->head_dim,
 				E = m->cfg.embedding_dim;
 	int			R = B * T;
-	int			chunk = R < MLP_CHUNK_ROWS ? R : MLP_CHUNK_ROWS;
+	int			nchunks = R > MLP_CHUNK_MAX_ROWS ? (R + MLP_CHUNK_MAX_ROWS - 1) / MLP_CHUNK_MAX_ROWS : 1;
+	int			chunk = (R + nchunks - 1) / nchunks;
 	float		normalizer = sqrtf((float) D);
 	CpView		img = {0},
 				x,
@@ -458,9 +471,15 @@ pg_forward(CpModel *m, int B, int T, const int32_t *ids, const int *lens,
 		if (cp_model_cancelled(cancel, cancel_arg))
 			return cp_error(err, CP_ERR_CANCELLED, "encoding cancelled");
 		CP_OP(be, be->rmsnorm(be, h, x, L->in_norm, R, D, tc->rms_norm_eps));
-		CP_OP(be, be->matmul(be, q, h, L->q_w, NULL, R, nh * hd, D, false));
-		CP_OP(be, be->matmul(be, k, h, L->k_w, NULL, R, nkv * hd, D, false));
-		CP_OP(be, be->matmul(be, v, h, L->v_w, NULL, R, nkv * hd, D, false));
+		{
+			CpView		qkv[3] = {q, k, v};
+			CpBuf	   *qkv_w[3] = {L->q_w, L->k_w, L->v_w};
+			CpBuf	   *no_bias[3] = {NULL, NULL, NULL};
+			int			qkv_n[3] = {nh * hd, nkv * hd, nkv * hd};
+
+			CP_OP(be, cp_backend_matmul_shared(be, 3, qkv, h, qkv_w, no_bias, R,
+											   qkv_n, D));
+		}
 		CP_OP(be, be->rope(be, q, B, T, nh, hd, tc->rope_theta, 1));
 		CP_OP(be, be->rope(be, k, B, T, nkv, hd, tc->rope_theta, 1));
 		CP_OP(be, be->attention(be, a, q, k, v, B, T, nh, nkv, hd,
@@ -473,10 +492,8 @@ pg_forward(CpModel *m, int B, int T, const int32_t *ids, const int *lens,
 			CpView		hr = cp_view(h.buf, h.off + (size_t) r0 * D);
 			CpView		xr = cp_view(x.buf, x.off + (size_t) r0 * D);
 
-			CP_OP(be, be->matmul(be, gate, hr, L->gate_w, NULL, rn, I, D, false));
-			CP_OP(be, be->matmul(be, up, hr, L->up_w, NULL, rn, I, D, false));
-			CP_OP(be, be->geglu(be, gate, gate, up, (size_t) rn * I));
-			CP_OP(be, be->matmul(be, xr, gate, L->down_w, NULL, rn, D, I, true));
+			CP_OP(be, cp_backend_geglu_mlp(be, xr, hr, gate, up, L->gate_w,
+										   L->up_w, L->down_w, rn, I, D));
 		}
 		CP_TRACE(m, "text_layer", l, x, R, D);
 	}

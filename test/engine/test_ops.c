@@ -23,190 +23,7 @@
 #include "vecmath.h"
 #include "weights.h"
 
-static int	failures = 0;
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-/* xorshift64* uniform in [-1, 1). */
-static float
-frand(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return (float) ((double) ((rng_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static void
-fill(float *p, size_t n, float amp)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		p[i] = frand() * amp;
-}
-
-/* p[i] = bf16(p[i]) */
-static void
-round_bf16(float *p, size_t n)
-{
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-		p[i] = cp_bf16_to_f32(cp_f32_to_bf16(p[i]));
-}
-
-static CpBackend *fast,
-		   *ref,
-		   *lazy,
-		   *bf16;				/* bf16_matmul */
-
-/* Fatal setup failure: report and count. */
-static void
-check_st(CpStatus st, CpBackend *be, const char *what)
-{
-	if (st != CP_OK)
-	{
-		printf("FAIL %s: %s\n", what, be->err.msg);
-		failures++;
-	}
-}
-
-/* Activation buffer with the given host contents. */
-static CpBuf *
-mkbuf(const float *host, size_t n)
-{
-	CpBuf	   *b;
-
-	if (fast->alloc(fast, n, &b) != CP_OK)
-	{
-		printf("FAIL alloc\n");
-		exit(1);
-	}
-	if (host)
-		fast->upload(fast, cp_view(b, 0), host, n);
-	return b;
-}
-
-static float *
-dl(CpBuf *b, size_t n)
-{
-	float	   *h = malloc(n * sizeof(float));
-
-	fast->download(fast, cp_view(b, 0), h, n);
-	return h;
-}
-
-/* Compare got vs want: normalised max error must be <= tol. */
-static void
-compare(const char *what, const float *got, const float *want, size_t n,
-		double tol)
-{
-	double		maxref = 1e-30,
-				maxd = 0.0;
-	size_t		i;
-
-	for (i = 0; i < n; i++)
-	{
-		double		d = fabs((double) got[i] - want[i]);
-
-		if (!(d <= maxd))		/* NaN counts */
-			maxd = isnan(d) ? INFINITY : d;
-		if (fabs(want[i]) > maxref)
-			maxref = fabs(want[i]);
-	}
-	if (maxd / maxref > tol)
-	{
-		printf("FAIL %-40s max|d| %.3g (rel %.3g > %.1g)\n", what, maxd,
-			   maxd / maxref, tol);
-		failures++;
-	}
-	else
-		printf("ok   %-40s rel %.3g\n", what, maxd / maxref);
-}
-
-/* A weight tensor of the given dtype from float data. */
-static CpTensor
-mktensor(const float *src, int64_t rows, int64_t cols, CpDType dt, void **store)
-{
-	CpTensor	t;
-	int64_t		n = rows * cols,
-				i;
-
-	memset(&t, 0, sizeof(t));
-	t.name = "test";
-	t.dtype = dt;
-	t.ndim = 2;
-	t.shape[0] = rows;
-	t.shape[1] = cols;
-	t.numel = n;
-	if (dt == CP_DTYPE_F32)
-	{
-		float	   *p = malloc(n * sizeof(float));
-
-		memcpy(p, src, n * sizeof(float));
-		*store = p;
-		t.nbytes = n * 4;
-	}
-	else
-	{
-		uint16_t   *p = malloc(n * sizeof(uint16_t));
-
-		for (i = 0; i < n; i++)
-		{
-			if (dt == CP_DTYPE_BF16)
-				p[i] = cp_f32_to_bf16(src[i]);
-			else
-			{
-				/* f16 of small values: via bf16-exact values is enough */
-				float		f = src[i];
-				uint32_t	u;
-				int			e;
-				uint32_t	mant;
-
-				memcpy(&u, &f, 4);
-				e = (int) ((u >> 23) & 0xff) - 127 + 15;
-				mant = (u >> 13) & 0x3ff;
-				if (f == 0.0f || e <= 0)
-					p[i] = (uint16_t) ((u >> 16) & 0x8000);
-				else
-					p[i] = (uint16_t) (((u >> 16) & 0x8000) | (e << 10) | mant);
-			}
-		}
-		*store = p;
-		t.nbytes = n * 2;
-	}
-	t.data = *store;
-	return t;
-}
-
-/* Upload w [N, K] as a matmul weight of dtype dt on backend be. */
-static CpBuf *
-upload_matrix(CpBackend *be, const float *w, int N, int K, CpDType dt,
-			  void **store)
-{
-	CpTensor	t = mktensor(w, N, K, dt, store);
-	CpBuf	   *b = NULL;
-
-	check_st(be->weight_upload(be, &t, CP_WEIGHT_MATRIX, &b), be, "upload");
-	return b;
-}
-
-/* Upload bv [N] as an F32 bias vector (NULL unless wanted). */
-static CpBuf *
-upload_bias(bool wanted, const float *bv, int N, void **store)
-{
-	CpTensor	t;
-	CpBuf	   *b = NULL;
-
-	*store = NULL;
-	if (!wanted)
-		return NULL;
-	t = mktensor(bv, 1, N, CP_DTYPE_F32, store);
-	t.ndim = 1;
-	t.shape[0] = N;
-	check_st(fast->weight_upload(fast, &t, CP_WEIGHT_VECTOR, &b), fast, "upload");
-	return b;
-}
+#include "test_ops_util.h"
 
 /* matmul for a dtype and a backend for the weights, with/without bias/acc. */
 static void
@@ -573,10 +390,12 @@ test_vecmath_forms(void)
 		for (li = 0; li < (int) (sizeof(lens) / sizeof(lens[0])); li++)
 		{
 			int			n = lens[li];
+
+			/* a and b hold at least the two row sums below */
 			float	   *g = malloc(sizeof(float) * n),
 					   *u = malloc(sizeof(float) * n),
-					   *a = malloc(sizeof(float) * n),
-					   *b = malloc(sizeof(float) * n);
+					   *a = malloc(sizeof(float) * (n < 2 ? 2 : n)),
+					   *b = malloc(sizeof(float) * (n < 2 ? 2 : n));
 			char		name[96];
 
 			fill(g, n, 12.0f);
@@ -675,6 +494,14 @@ test_all_ops(void)
 	test_matmul(5, 70, 96, CP_DTYPE_F16, false, false, false);
 	test_matmul(5, 70, 96, CP_DTYPE_F16, true, true, true);
 	test_matmul(130, 257, 588, CP_DTYPE_F32, false, true, false);
+	/* many rows + lazy bf16: the AVX-512 kernel's edges (rows, columns, k) */
+	test_matmul(130, 257, 588, CP_DTYPE_BF16, true, true, true);
+	test_matmul(97, 530, 2050, CP_DTYPE_BF16, true, false, false);
+	test_matmul(70, 33, 66, CP_DTYPE_BF16, true, true, false);
+	test_matmul(70, 100, 1024, CP_DTYPE_BF16, true, false, true);	/* x copied, padded stride */
+	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
+	/* >= 2048 columns: blocks of 256 columns handed out to free threads */
+	test_matmul(70, 2100, 64, CP_DTYPE_BF16, true, true, true);
 
 	test_attention(1, 1, 1, 1, 8, false, false);
 	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
@@ -764,6 +591,7 @@ main(void)
 		test_matmul_bf16(45, 200, 2080, CP_DTYPE_BF16, false, true);
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
+		test_matmul_bf16(70, 2100, 96, CP_DTYPE_BF16, true, true);	/* dynamic column groups */
 
 		/*
 		 * Attention (on AMX: bf16 tile products, fp32 softmax): SigLIP's
