@@ -278,7 +278,7 @@ MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, in
 /*
  * MvivfScoreTokens
  *		Fold n tokens of one document into its quantized-MaxSim maxima (acc)
- *		and, unless ciAcc is NULL, its centroid-interaction maxima.
+ *		and its centroid-interaction maxima (ciAcc).
  */
 void
 MvivfScoreTokens(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,

@@ -290,6 +290,11 @@ FirstMaxAvx512(const float *v, int n, float *max)
  * MvivfCpuHasAvx512
  *		Whether this CPU runs the AVX-512 forms (of this file's loops and of
  *		mvapprox.c's scoring).
+ *
+ * The environment variable COLPALI_MVIVF_PORTABLE (any value), seen by the
+ * server when it starts, makes every backend take the portable loops
+ * instead: the tests use it to check that both forms give the same codes,
+ * scores and rows on a CPU that has AVX-512 (docs/DEVELOPING.md).
  */
 bool
 MvivfCpuHasAvx512(void)
@@ -299,7 +304,8 @@ MvivfCpuHasAvx512(void)
 	if (use < 0)
 	{
 		__builtin_cpu_init();
-		use = __builtin_cpu_supports("avx512f") ? 1 : 0;
+		use = (__builtin_cpu_supports("avx512f") &&
+			   getenv("COLPALI_MVIVF_PORTABLE") == NULL) ? 1 : 0;
 	}
 	return use == 1;
 }

@@ -1,0 +1,131 @@
+#!/usr/bin/perl
+# mvivf's AVX-512 loops and its portable loops compute the same integers and
+# floats: residual codes of inserted rows, centroid interaction, document-list
+# probes and the fixed-point quantized MaxSim.  On a CPU with AVX-512 the
+# server normally takes the AVX-512 forms; COLPALI_MVIVF_PORTABLE in the
+# server's environment makes it take the portable ones.  The same queries on
+# the same index must then give the same rows, distances and scan counters
+# (documents refined and reranked, list entries read, the error margin), and
+# the same rows inserted under either form must give byte-identical index
+# pages.  Where the CPU lacks AVX-512 both runs take the portable loops and
+# the test only checks that they repeat themselves.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('mvportable');
+$node->init;
+$node->append_conf('postgresql.conf', 'max_parallel_workers_per_gather = 0');
+$node->start;
+
+# 600 documents of 24 unit rows of 128 dimensions around 40 topics, so that
+# the approximate stage has an order to get right; queries of 20 and of 36
+# rows (more than one register of 32 query rows)
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION colpali;
+CREATE EXTENSION pageinspect;
+SELECT setseed(0.25);
+CREATE TABLE topic AS
+	SELECT t, array_agg((random() - 0.5)::real ORDER BY d) AS c
+	FROM generate_series(0, 39) t, generate_series(1, 128) d GROUP BY t;
+CREATE FUNCTION mvp_doc(nrows int, t1 int, t2 int) RETURNS multivector
+LANGUAGE sql VOLATILE AS $$
+	SELECT l2_normalize(array_agg(v ORDER BY r)::multivector)
+	FROM (SELECT r, array_agg(c[d] + 0.9 * (random()::real - 0.5) ORDER BY d) AS v
+		  FROM generate_series(1, nrows) r, generate_series(1, 128) d, topic
+		  WHERE topic.t = CASE WHEN r % 2 = 0 THEN t1 ELSE t2 END
+		  GROUP BY r) x
+$$;
+CREATE TABLE pages (id int PRIMARY KEY, emb multivector);
+ALTER TABLE pages ALTER emb SET STORAGE EXTERNAL;
+INSERT INTO pages SELECT i, mvp_doc(24, i % 40, (i * 7) % 40) FROM generate_series(1, 600) i;
+CREATE TABLE queries (qid int, q multivector);
+INSERT INTO queries SELECT j, mvp_doc(CASE WHEN j % 2 = 0 THEN 20 ELSE 36 END, j % 40, (j * 3) % 40)
+	FROM generate_series(1, 6) j;
+CREATE TABLE newrows AS SELECT i, mvp_doc(24, i % 40, (i * 11) % 40) AS emb FROM generate_series(601, 630) i;
+CREATE TABLE ins_avx (id int, emb multivector);
+CREATE TABLE ins_portable (id int, emb multivector);
+INSERT INTO ins_avx SELECT * FROM pages;
+INSERT INTO ins_portable SELECT * FROM pages;
+});
+for my $bits (1, 2, 4)
+{
+	$node->safe_psql('postgres',
+		"CREATE INDEX pages_idx$bits ON pages USING mvivf (emb) WITH (lists = 64, bits = $bits)");
+}
+$node->safe_psql('postgres', q{
+CREATE INDEX ins_avx_idx ON ins_avx USING mvivf (emb) WITH (lists = 64);
+CREATE INDEX ins_portable_idx ON ins_portable USING mvivf (emb) WITH (lists = 64);
+});
+
+# every query on every index: its rows with their distances, and the scan
+# counters of EXPLAIN (ANALYZE)
+sub scans
+{
+	my $out = '';
+	for my $bits (1, 2, 4)
+	{
+		my @others = grep { $_ != $bits } (1, 2, 4);
+		for my $qid (1 .. 6)
+		{
+			my $q = "(SELECT q FROM queries WHERE qid = $qid)";
+			# one index at a time: drop the others inside a transaction that is rolled back
+			my $sql = "BEGIN; "
+			  . join('', map { "DROP INDEX pages_idx$_; " } @others)
+			  . "SET LOCAL enable_seqscan = off; LOAD 'colpali'; "
+			  . "SELECT string_agg(id || ':' || d, ',') FROM "
+			  . "(SELECT id, emb <#> $q AS d FROM pages ORDER BY emb <#> $q LIMIT 10) x; "
+			  . "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+			  . "SELECT id FROM pages ORDER BY emb <#> $q LIMIT 10; ROLLBACK;";
+			my $res = $node->safe_psql('postgres', $sql);
+			my ($rows) = split /\n/, $res;
+			my ($counters) = $res =~ /(mvivf pages_idx\d+: .*)$/m;
+			$out .= "bits=$bits q=$qid rows=$rows\n" . ($counters // 'no counters') . "\n";
+		}
+	}
+	return $out;
+}
+
+sub insert_into
+{
+	my ($table) = @_;
+	$node->safe_psql('postgres', "INSERT INTO $table SELECT * FROM newrows ORDER BY i");
+}
+
+my $avx = scans();
+like($avx, qr/refined=\d+ .*reranked=\d+/, 'scan counters are reported');
+insert_into('ins_avx');
+
+$ENV{COLPALI_MVIVF_PORTABLE} = '1';
+$node->restart;
+my $portable = scans();
+insert_into('ins_portable');
+delete $ENV{COLPALI_MVIVF_PORTABLE};
+$node->restart;
+
+is($portable, $avx, 'portable loops: the same rows, distances and scan counters as the AVX-512 ones');
+
+# the index pages of the two tables after the same inserts: identical bytes
+# after each page's LSN (its first 8 bytes)
+my $pages = q{
+SELECT string_agg(md5(substr(get_raw_page('%s', b::int), 9)), ',' ORDER BY b)
+FROM generate_series(0, pg_relation_size('%s') / 8192 - 1) b};
+my $p_avx = $node->safe_psql('postgres', sprintf($pages, 'ins_avx_idx', 'ins_avx_idx'));
+my $p_portable = $node->safe_psql('postgres', sprintf($pages, 'ins_portable_idx', 'ins_portable_idx'));
+isnt($p_avx, '', 'index pages read');
+is($p_portable, $p_avx, 'inserted rows: the same index pages from the portable and the AVX-512 encoders');
+
+# and the inserted rows are found by an ordered scan
+is( $node->safe_psql(
+		'postgres', q{SET enable_seqscan = off;
+SELECT count(*) FROM newrows n WHERE n.i IN
+	(SELECT id FROM ins_portable ORDER BY emb <#> n.emb LIMIT 1)}),
+	'30',
+	'every inserted row is its own nearest document');
+
+$node->stop;
+done_testing();
