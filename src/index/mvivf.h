@@ -393,10 +393,13 @@ typedef struct MvivfScanOpaqueData
 
 typedef MvivfScanOpaqueData * MvivfScanOpaque;
 
-/* mvrank.c: the approximate stage of an ordered scan */
+/* mvmargin.c: candidate order, error margins, random samples */
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
+extern int	MvivfCandQsortCmp(const void *a, const void *b);
 extern double MvivfErrorMargin(const double *x, int n, double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+
+/* mvrank.c: the approximate stage of an ordered scan */
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,
 								  int sortFrom, int sampleFrom);
 extern void MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta);

@@ -40,7 +40,7 @@
  *	  after each batch on the errors (approximate - exact distance) of the
  *	  random sample and of the second half of the reranked documents, so
  *	  that fewer than mvivf.miss_tolerance unreranked documents are expected
- *	  to exceed it under a normal model (MvivfErrorMargin, mvrank.c); docs/mvivf.md, "How
+ *	  to exceed it under a normal model (MvivfErrorMargin, mvmargin.c); docs/mvivf.md, "How
  *	  deep a scan reranks";
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
@@ -79,7 +79,7 @@
 
 #include "mvivf.h"
 
-/* unreranked documents reranked with the first batch (mvrank.c samples them) */
+/* unreranked documents reranked with the first batch (mvmargin.c draws them) */
 #define MVIVF_RERANK_SAMPLE		16
 
 /*
