@@ -5,7 +5,7 @@
  *
  *	  colpali-encode --model DIR [--base DIR] [--threads N] [--device D]
  *					 [--weights fp32|lazy] [--precision fp32|bf16] [--batch N]
- *					 [--attention causal|bidirectional]
+ *					 [--attention causal|bidirectional] [--no-amx]
  *					 [--image FILE ...] [--query TEXT ...]
  *	  colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]
  *
@@ -38,7 +38,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: colpali-encode --model DIR [--base DIR] [--threads N] [--device auto|cpu|cuda]\n"
 			"                      [--weights fp32|lazy] [--precision fp32|bf16] [--batch N]\n"
-			"                      [--attention causal|bidirectional]\n"
+			"                      [--attention causal|bidirectional] [--no-amx]\n"
 			"                      [--image FILE ...] [--query TEXT ...]\n"
 			"       colpali-encode --model DIR --bench [--runs N] --image FILE ... [--query TEXT]\n");
 	return 2;
@@ -304,6 +304,11 @@ main(int argc, char **argv)
 		if (strcmp(a, "--bench") == 0)
 		{
 			bench = true;
+			continue;
+		}
+		if (strcmp(a, "--no-amx") == 0)
+		{
+			opts.cpu_no_amx = true;
 			continue;
 		}
 		if (v == NULL)

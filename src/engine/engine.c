@@ -181,6 +181,7 @@ cp_engine_open(const CpEngineOptions *opts, CpEngine **engine, CpError *err)
 	 */
 	bo.lazy_convert = (opts->cpu_weights != CP_WEIGHTS_FP32);
 	bo.bf16_matmul = (opts->cpu_precision == CP_PRECISION_BF16);
+	bo.no_amx = opts->cpu_no_amx;
 	/* the CUDA backend lacks the Qwen2-VL family's ops: AUTO stays on the CPU */
 	if (opts->device == CP_DEVICE_CUDA || (opts->device == CP_DEVICE_AUTO && !qwen))
 	{
