@@ -90,25 +90,24 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 			lastDoc[c] = PG_UINT32_MAX;
 		while (blkno != InvalidBlockNumber)
 		{
-			Buffer		buf = ReadBuffer(index, blkno);
-			Page		page;
+			char	   *page;
 			char	   *p;
 			char	   *end;
+			char	   *lists;
+			MvivfForwardGroup group;
+			Buffer		buf;
 
 			CHECK_FOR_INTERRUPTS();
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			p = MvivfPageItems(page);
-			end = (char *) page + ((PageHeader) page)->pd_lower;
-			while (p + sizeof(MvivfForwardGroup) <= end)
+			buf = MvivfReadForwardPage(index, blkno, &p, &end);
+			page = (char *) BufferGetPage(buf);
+			for (;;)
 			{
-				MvivfForwardGroup group;
-				const char *lists;
+				char	   *groupStart = p;
 				int			t;
 
-				memcpy(&group, p, sizeof(group));
-				lists = p + sizeof(group);
-				if (lists + (Size) group.ntokens * tokSize > end || group.docid >= ndocs)
+				if (!MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &lists))
+					break;
+				if (group.docid >= ndocs)
 					ereport(ERROR,
 							(errcode(ERRCODE_INDEX_CORRUPTED),
 							 errmsg("index \"%s\" has a malformed forward page %u",
@@ -116,7 +115,7 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 				if (pass == 0 && locs[group.docid].block == InvalidBlockNumber)
 				{
 					locs[group.docid].block = blkno;
-					locs[group.docid].offset = p - (char *) page;
+					locs[group.docid].offset = groupStart - page;
 				}
 				for (t = 0; t < group.ntokens; t++)
 				{
@@ -131,9 +130,8 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 					else
 						entries[fill[list]++] = group.docid;
 				}
-				p = (char *) lists + (Size) group.ntokens * tokSize;
 			}
-			blkno = MvivfPageGetOpaque(page)->next;
+			blkno = MvivfPageGetOpaque((Page) page)->next;
 			UnlockReleaseBuffer(buf);
 		}
 		if (pass == 0)

@@ -105,3 +105,49 @@ MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 			UnlockReleaseBuffer(bufs[j]);
 	}
 }
+
+/*
+ * MvivfReadForwardPage
+ *		Pin and share-lock a forward page, checking its kind.
+ */
+Buffer
+MvivfReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
+		((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper ||
+		((PageHeader) page)->pd_lower < MAXALIGN(SizeOfPageHeaderData))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*start = MvivfPageItems(page);
+	*end = (char *) page + ((PageHeader) page)->pd_lower;
+	return buf;
+}
+
+/*
+ * MvivfNextGroup
+ *		Read the group header at *p (within [.., end)) and advance *p past
+ *		the group; false at the end of the page.
+ */
+bool
+MvivfNextGroup(Relation index, BlockNumber blkno, char **p, char *end, Size tokSize,
+		  MvivfForwardGroup * group, char **tokens)
+{
+	if (*p + sizeof(MvivfForwardGroup) > end)
+		return false;
+	memcpy(group, *p, sizeof(MvivfForwardGroup));
+	*tokens = *p + sizeof(MvivfForwardGroup);
+	if (*tokens + (Size) group->ntokens * tokSize > end)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a malformed forward page %u",
+						RelationGetRelationName(index), blkno)));
+	*p = *tokens + (Size) group->ntokens * tokSize;
+	return true;
+}

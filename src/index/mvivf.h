@@ -502,6 +502,11 @@ extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
 extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
 							   int n, const uint32 *lists, const uint8 *codes,
 							   int codeSize);
+extern Buffer MvivfReadForwardPage(Relation index, BlockNumber blkno,
+								   char **start, char **end);
+extern bool MvivfNextGroup(Relation index, BlockNumber blkno, char **p,
+						   char *end, Size tokSize, MvivfForwardGroup * group,
+						   char **tokens);
 
 /* document lists (mvdoclists.c) */
 extern void MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta,

@@ -130,52 +130,6 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 }
 
 /*
- * ReadForwardPage
- *		Pin and share-lock a forward page, checking its kind.
- */
-static Buffer
-ReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end)
-{
-	Buffer		buf = ReadBuffer(index, blkno);
-	Page		page;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	if (!(MvivfPageGetOpaque(page)->flags & MVIVF_FORWARD) ||
-		((PageHeader) page)->pd_lower > ((PageHeader) page)->pd_upper ||
-		((PageHeader) page)->pd_lower < MAXALIGN(SizeOfPageHeaderData))
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has a malformed forward page %u",
-						RelationGetRelationName(index), blkno)));
-	*start = MvivfPageItems(page);
-	*end = (char *) page + ((PageHeader) page)->pd_lower;
-	return buf;
-}
-
-/*
- * NextGroup
- *		Read the group header at *p (within [.., end)) and advance *p past
- *		the group; false at the end of the page.
- */
-static bool
-NextGroup(Relation index, BlockNumber blkno, char **p, char *end, Size tokSize,
-		  MvivfForwardGroup * group, char **tokens)
-{
-	if (*p + sizeof(MvivfForwardGroup) > end)
-		return false;
-	memcpy(group, *p, sizeof(MvivfForwardGroup));
-	*tokens = *p + sizeof(MvivfForwardGroup);
-	if (*tokens + (Size) group->ntokens * tokSize > end)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" has a malformed forward page %u",
-						RelationGetRelationName(index), blkno)));
-	*p = *tokens + (Size) group->ntokens * tokSize;
-	return true;
-}
-
-/*
  * CentroidPass
  *		Centroid interaction of every live document for the rows of st: add
  *		sum_i max over its tokens of (query row i . centroid) to score[doc],
@@ -205,8 +159,8 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 		Buffer		buf;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadForwardPage(index, blkno, &p, &end);
-		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		buf = MvivfReadForwardPage(index, blkno, &p, &end);
+		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
@@ -276,12 +230,12 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		/* the document's groups follow each other from its first one */
 		while (!done && blkno != InvalidBlockNumber)
 		{
-			Buffer		buf = ReadForwardPage(index, blkno, &p, &end);
+			Buffer		buf = MvivfReadForwardPage(index, blkno, &p, &end);
 
 			so->npages++;
 			if (blkno == so->startBlock[doc])
 				p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-			while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+			while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
 			{
 				if (group.docid != doc)
 				{
@@ -515,12 +469,12 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 		char	   *end;
 		char	   *tokens;
 		MvivfForwardGroup group;
-		Buffer		buf = ReadForwardPage(index, blkno, &p, &end);
+		Buffer		buf = MvivfReadForwardPage(index, blkno, &p, &end);
 
 		so->npages++;
 		if (blkno == so->startBlock[doc])
 			p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
 		{
 			if (group.docid != doc)
 			{
@@ -643,8 +597,8 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 		Buffer		buf;
 
 		CHECK_FOR_INTERRUPTS();
-		buf = ReadForwardPage(index, blkno, &p, &end);
-		while (NextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		buf = MvivfReadForwardPage(index, blkno, &p, &end);
+		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
