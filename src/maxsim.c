@@ -6,7 +6,8 @@
  *
  * The kernels themselves (SIMD with runtime dispatch, error bound) live in
  * maxsim_kernels.c, which is free of PostgreSQL so that the benchmark can
- * use them.  This file adds the dimension check, the scratch buffer and
+ * use them; MaxSimKernel and MaxSimHalfKernel screen the document's rows
+ * first where they can (maxsim_screening.c, same bits).  This file adds the dimension check, the scratch buffer and
  * interrupt checks between blocks of query rows; maxsim() and <#> read the
  * stored document through maxsim_stream.c (out-of-line values chunk by
  * chunk, never materialised).
@@ -79,6 +80,22 @@ double
 MaxSimKernel(const float *doc, int ndoc, const float *query, int nquery,
 			 int dim)
 {
+	double		score;
+
+	if (MaxSimScreened(doc, NULL, ndoc, query, nquery, dim, &score))
+		return score;
+	return MaxSimRun(mvk_best(), doc, ndoc, query, nquery, dim);
+}
+
+/*
+ * MaxSimKernelUnscreened
+ *		MaxSimKernel without screening (binary documents widened to +-1 keep
+ *		the plain kernel).
+ */
+double
+MaxSimKernelUnscreened(const float *doc, int ndoc, const float *query,
+					   int nquery, int dim)
+{
 	return MaxSimRun(mvk_best(), doc, ndoc, query, nquery, dim);
 }
 
@@ -100,6 +117,8 @@ MaxSimHalfKernel(const uint16 *doc, int ndoc, const float *query, int nquery,
 	double		total = 0.0;
 	int			q0;
 
+	if (MaxSimScreened(NULL, doc, ndoc, query, nquery, dim, &total))
+		return total;
 	if (kind != MVK_AVX512)
 		widened = MaxSimDocBuffer((Size) ndoc * dim * sizeof(float));
 	for (q0 = 0; q0 < nquery; q0 += MVK_QUERY_BLOCK)

@@ -147,8 +147,8 @@ HalfHalf(const MultiVector *doc, const MultiVector *query)
 static double
 BitFloat(const MultiVector *doc, const MultiVector *query)
 {
-	return MaxSimKernel(WidenDoc(doc), doc->nvec, query->x, query->nvec,
-						doc->dim);
+	return MaxSimKernelUnscreened(WidenDoc(doc), doc->nvec, query->x,
+								  query->nvec, doc->dim);
 }
 
 /*

@@ -49,6 +49,7 @@
 
 #include "maxsim_compact.h"
 #include "maxsim_kernels.h"
+#include "maxsim_screen.h"
 #include "maxsim_stream.h"
 #include "multivector.h"
 
@@ -101,6 +102,7 @@ typedef struct StreamState
 	bool		hamming;		/* binary x binary */
 	int32	   *best;			/* hamming minima, one per query row */
 	MvkStream	st;				/* float kernels */
+	MvsScreen  *screen;			/* screened exact MaxSim, or NULL */
 } StreamState;
 
 /*
@@ -120,6 +122,7 @@ MaxSimStreamInit(void)
 							 PGC_USERSET,
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+	MaxSimScreeningInit();
 }
 
 /*
@@ -204,15 +207,6 @@ StreamStart(StreamState *ss)
 	ss->hamming = ss->format == MV_FORMAT_BINARY &&
 		query->format == MV_FORMAT_BINARY;
 
-	/* rows per kernel call: about STREAM_FLUSH_BYTES of kernel input */
-	kernelrow = ss->hamming ? ss->rowbytes : sizeof(float) * (Size) dim;
-	ss->flushrows = Max(1, (int) (STREAM_FLUSH_BYTES / kernelrow));
-	if (ss->flushrows >= STREAM_ROWS_MULTIPLE)
-		ss->flushrows -= ss->flushrows % STREAM_ROWS_MULTIPLE;
-	ss->stage = MaxSimGrowBuffer(&stage_buf, &stage_size,
-								 ss->rowbytes * ss->flushrows);
-	ss->staged = 0;
-
 	if (ss->hamming)
 	{
 		int			j;
@@ -224,9 +218,6 @@ StreamStart(StreamState *ss)
 	}
 	else
 	{
-		if (ss->format != MV_FORMAT_FLOAT32)
-			ss->rows = MaxSimGrowBuffer(&rows_buf, &rows_size,
-										sizeof(float) * (Size) dim * ss->flushrows);
 		qx = query->x;
 		if (query->format == MV_FORMAT_HALF)
 		{
@@ -240,7 +231,27 @@ StreamStart(StreamState *ss)
 		mvk_stream_begin(&ss->st, mvk_best(), qx, query->nvec, dim,
 						 MaxSimGrowBuffer(&stream_scratch, &stream_scratch_size,
 										  sizeof(float) * mvk_stream_scratch_floats(query->nvec, dim)));
+		/* float and half documents: screened when possible */
+		if (ss->format != MV_FORMAT_BINARY)
+			ss->screen = MaxSimScreenFor(qx, query->nvec, dim);
 	}
+
+	/*
+	 * Rows per kernel call: about STREAM_FLUSH_BYTES of kernel input, or a
+	 * screening batch (whose kept rows are what the kernel then reads).
+	 */
+	kernelrow = ss->hamming ? ss->rowbytes : sizeof(float) * (Size) dim;
+	ss->flushrows = Max(1, (int) (STREAM_FLUSH_BYTES / kernelrow));
+	if (ss->flushrows >= STREAM_ROWS_MULTIPLE)
+		ss->flushrows -= ss->flushrows % STREAM_ROWS_MULTIPLE;
+	if (ss->screen)
+		ss->flushrows = ss->screen->batch;
+	ss->stage = MaxSimGrowBuffer(&stage_buf, &stage_size,
+								 ss->rowbytes * ss->flushrows);
+	ss->staged = 0;
+	if (!ss->hamming && ss->format != MV_FORMAT_FLOAT32)
+		ss->rows = MaxSimGrowBuffer(&rows_buf, &rows_size,
+									sizeof(float) * (Size) dim * ss->flushrows);
 	ss->started = true;
 	return true;
 }
@@ -279,6 +290,18 @@ StreamFlush(StreamState *ss)
 							   Min(MVK_QUERY_BLOCK, query->nvec - j0), dim,
 							   ss->best + j0);
 		}
+		ss->staged = 0;
+		return;
+	}
+	if (ss->screen)
+	{
+		/* screened: the kept rows go to every query block */
+		if (ss->format == MV_FORMAT_HALF)
+			mvs_stream_half_rows(ss->screen, &ss->st, (const uint16 *) ss->stage,
+								 nrows);
+		else
+			mvs_stream_rows(ss->screen, &ss->st, (const float *) ss->stage,
+							nrows);
 		ss->staged = 0;
 		return;
 	}

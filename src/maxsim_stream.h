@@ -18,6 +18,21 @@ extern bool maxsim_streaming;
 extern void MaxSimStreamInit(void);
 
 /*
+ * Screened exact MaxSim (src/maxsim_screening.c, src/engine/maxsim_screen.h):
+ * colpali.maxsim_screening, the screen of a query (NULL when nothing is
+ * screened), and the screened in-memory kernels (false when not screening).
+ */
+struct MvsScreen;
+extern bool maxsim_screening;
+extern void MaxSimScreeningInit(void);
+extern struct MvsScreen *MaxSimScreenFor(const float *query, int nquery, int dim);
+extern bool MaxSimScreened(const float *doc, const uint16 *hdoc, int ndoc,
+						   const float *query, int nquery, int dim,
+						   double *score);
+extern double MaxSimKernelUnscreened(const float *doc, int ndoc,
+									 const float *query, int nquery, int dim);
+
+/*
  * MaxSimStoredScore
  *		MaxSim of the document datum `doc` (any storage form: inline, short,
  *		compressed, out of line, compressed out of line, indirect) and the
