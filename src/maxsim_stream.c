@@ -76,6 +76,16 @@ static Size query_wide_size = 0;
 static void *hamming_best = NULL;
 static Size hamming_best_size = 0;
 
+/*
+ * The stream of the last query, kept with a copy of the query's values: a
+ * scan scores one document per row against the same query, and
+ * transposing the query for each document cost about 2 % of a scan.
+ */
+static MvkStream last_stream;
+static bool last_stream_valid = false;
+static void *last_query = NULL;
+static Size last_query_size = 0;
+
 /* One value being read and scored. */
 typedef struct StreamState
 {
@@ -228,9 +238,26 @@ StreamStart(StreamState *ss)
 			mvk_half_to_float(mvk_best(), MV_HALF_DATA(query), nq, q);
 			qx = q;
 		}
-		mvk_stream_begin(&ss->st, mvk_best(), qx, query->nvec, dim,
-						 MaxSimGrowBuffer(&stream_scratch, &stream_scratch_size,
-										  sizeof(float) * mvk_stream_scratch_floats(query->nvec, dim)));
+		if (last_stream_valid && last_stream.nquery == query->nvec &&
+			last_stream.dim == dim && last_stream.kind == mvk_best() &&
+			memcmp(last_query, qx, sizeof(float) * (Size) query->nvec * dim) == 0)
+		{
+			ss->st = last_stream;
+			ss->st.query = qx;
+			mvk_stream_restart(&ss->st);
+		}
+		else
+		{
+			Size		qbytes = sizeof(float) * (Size) query->nvec * dim;
+
+			last_stream_valid = false;
+			mvk_stream_begin(&ss->st, mvk_best(), qx, query->nvec, dim,
+							 MaxSimGrowBuffer(&stream_scratch, &stream_scratch_size,
+											  sizeof(float) * mvk_stream_scratch_floats(query->nvec, dim)));
+			memcpy(MaxSimGrowBuffer(&last_query, &last_query_size, qbytes), qx, qbytes);
+			last_stream = ss->st;
+			last_stream_valid = true;
+		}
 		/* float and half documents: screened when possible */
 		if (ss->format != MV_FORMAT_BINARY)
 			ss->screen = MaxSimScreenFor(qx, query->nvec, dim);

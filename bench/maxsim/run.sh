@@ -5,7 +5,8 @@
 # queries 20 and 32 x 128), single core:
 #   1. the C kernels (src/engine/maxsim_kernels.c): docs/s, GB/s, in cache and out
 #      of cache (a pool of NDOCS documents, 527 kB each), after checking that
-#      every SIMD kernel returns the scalar oracle's bits;
+#      every SIMD kernel returns the scalar oracle's bits; and screened exact
+#      MaxSim (src/engine/maxsim_screen.c, AMX only) with the rows it keeps;
 #   2. numpy (Debian python3-numpy, one BLAS thread): matmul, max, sum on the
 #      same data;
 #   3. a single-thread memory read-bandwidth probe;
@@ -48,8 +49,10 @@ trap cleanup EXIT
 echo "== maxsim benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. C kernels (and the data files for the other stages)
-cc -O2 -std=gnu11 -Wall -I"$root/src/engine" -o "$work/maxsim_bench" \
-	"$here/maxsim_bench.c" "$root/src/engine/maxsim_kernels.c" -lm
+cc -O2 -std=gnu11 -Wall -fopenmp -I"$root/src/engine" -o "$work/maxsim_bench" \
+	"$here/maxsim_bench.c" "$root/src/engine/maxsim_kernels.c" \
+	"$root/src/engine/maxsim_screen.c" "$root/src/engine/maxsim_compact.c" \
+	"$root/src/engine/gemm_amx.c" "$root/src/engine/gemm_bf16.c" -lm
 nice "$work/maxsim_bench" "$work" "$ndocs" > "$work/results.txt"
 
 # 2. numpy, one BLAS thread; OPENBLAS_CORETYPE/L2_SIZE (set on some machines

@@ -42,6 +42,20 @@ def main():
                 gfl = 2.0 * 1030 * nq * 128 * npy / 1e9
                 pct = f"{100 * gbs / bw:10.0f}%" if where == "dram" else f"{'':11}"
                 print(f"  q{nq:<3} numpy{'':24}{npy:10.0f}{gbs:8.2f}{gfl:9.1f}{1:9.2f}{pct}")
+    if r.get("screen_available") == "yes":
+        print()
+        print(f"screened exact MaxSim (AMX bf16 screen + {best} on the kept rows; same bits as the "
+              f"kernel: {r.get('screened_equals_plain')})")
+        print(f"{'':34}{'docs/s':>10}{'x ' + best:>11}{'rows kept':>11}")
+        for where in ("cache", "dram"):
+            for nq in (20, 32, 4):
+                base = f(f"{best}_q{nq}_{where}_docs_per_s")
+                for split, name in ((0, "one bf16"), (1, "hi+lo bf16")):
+                    dps = f(f"screen{split}_q{nq}_{where}_docs_per_s")
+                    if dps is None or base is None:
+                        continue
+                    kept = f(f"screen{split}_q{nq}_kept_rows")
+                    print(f"  q{nq:<3} {where:<6} {name:<20}{dps:10.0f}{dps / base:11.2f}{kept:11.1f}")
     sc = f("scalar_q32_cache_docs_per_s")
     print(f"  q32  scalar oracle (in cache){'':4}{sc:10.1f}")
     if "sql_q32_ms" in r:

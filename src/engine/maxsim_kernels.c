@@ -710,6 +710,15 @@ mvk_stream_begin(MvkStream *st, MvkKind kind, const float *query, int nquery,
 	}
 }
 
+void
+mvk_stream_restart(MvkStream *st)
+{
+	size_t		j;
+
+	for (j = 0; j < (size_t) MVK_STREAM_BLOCKS(st->nquery) * MVK_QUERY_BLOCK; j++)
+		st->maxima[j] = -INFINITY;
+}
+
 /*
  * StreamRowsScalar
  *		The oracle's loop (MaxSimScalar) over some document rows, continuing

@@ -113,6 +113,12 @@ extern size_t mvk_stream_scratch_floats(int nquery, int dim);
 extern void mvk_stream_begin(MvkStream *st, MvkKind kind, const float *query,
 							 int nquery, int dim, float *scratch);
 
+/*
+ * Start the next document on a stream begun on the same query (the
+ * transposed blocks in its scratch unchanged): only the maxima are reset.
+ */
+extern void mvk_stream_restart(MvkStream *st);
+
 /* Fold nrows document rows (row-major) into the maxima of query block b. */
 extern void mvk_stream_rows(MvkStream *st, int b, const float *rows, int nrows);
 

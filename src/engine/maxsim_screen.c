@@ -74,6 +74,7 @@
 #include "maxsim_screen.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "maxsim_compact.h"
@@ -85,6 +86,9 @@
 #endif
 
 /* Align a pointer up to 64 bytes. */
+/* Prepared tiles in flight (a ring): see ScreenBatch. */
+#define MVS_RING 8
+
 #define MVS_ALIGN64(p)	((void *) (((uintptr_t) (p) + 63) & ~(uintptr_t) 63))
 #define MVS_ROUND64(n)	(((size_t) (n) + 63) & ~(size_t) 63)
 
@@ -128,15 +132,16 @@ ScratchSizes(int nquery, int dim, size_t *sz)
 	sz[1] = sz[0];				/* blo */
 	sz[2] = MVS_ROUND64((size_t) nqt * 16 * sizeof(float));	/* cq */
 	sz[3] = sz[2];				/* lower */
-	sz[4] = MVS_ROUND64((size_t) batch * kp * sizeof(uint16_t));	/* ahi */
+	sz[4] = MVS_ROUND64((size_t) MVS_RING * 16 * kp * sizeof(uint16_t));	/* ahi: a ring of tiles */
 	sz[5] = sz[4];				/* alo */
-	sz[6] = MVS_ROUND64((size_t) batch * sizeof(float));	/* dn */
+	sz[6] = MVS_ROUND64((size_t) (batch + 16) * sizeof(float));	/* dn */
 	sz[7] = MVS_ROUND64((size_t) batch * nqt * 16 * sizeof(float));	/* approx */
 	sz[8] = MVS_ROUND64((size_t) batch * dim * sizeof(float));	/* gather */
 	sz[9] = MVS_ROUND64((size_t) batch * sizeof(int));	/* keep */
+	sz[10] = MVS_ROUND64((size_t) (batch / 16) * nqt * 16 * sizeof(float));	/* tileb */
 }
 
-#define MVS_NAREAS 10
+#define MVS_NAREAS 11
 
 size_t
 mvs_scratch_bytes(int nquery, int dim)
@@ -241,6 +246,8 @@ mvs_begin(MvsScreen *sc, const float *query, int nquery, int dim, int split,
 	sc->gather = (float *) p;
 	p += sz[8];
 	sc->keep = (int *) p;
+	p += sz[9];
+	sc->tileb = (float *) p;
 
 	/* the bound factor (file header) */
 	if (sc->split)
@@ -344,17 +351,20 @@ mvs_doc_begin(MvsScreen *sc)
 /*
  * PrepRow
  *		One document row (float32, or half when half) into its bf16 parts
- *		(kp columns, zero past dim); returns its norm bound (file header).
+ *		(kp columns, zero past dim); returns its squares summed into 16
+ *		lanes (the caller adds the lanes).  Inlined with constant dim, kp
+ *		and split for the common shapes, so that the loop unrolls and the
+ *		masks fold away.
  */
-static inline __attribute__((always_inline, target(MVS_TARGET))) float
+static inline __attribute__((always_inline, target(MVS_TARGET))) __m512
 PrepRow(const void *src, int half, int dim, int kp, int split, uint16_t *hi,
 		uint16_t *lo)
 {
 	__m512		ss0 = _mm512_setzero_ps();
 	__m512		ss1 = _mm512_setzero_ps();
 	int			k;
-	float		ss;
 
+#pragma GCC unroll 8
 	for (k = 0; k < kp; k += 32)
 	{
 		int			na = dim - k;
@@ -393,8 +403,38 @@ PrepRow(const void *src, int half, int dim, int kp, int split, uint16_t *hi,
 			_mm512_store_si512((__m512i *) (lo + k), (__m512i) l);
 		}
 	}
-	ss = _mm512_reduce_add_ps(_mm512_add_ps(ss0, ss1));
-	return sqrtf(ss + (float) dim * 0x1p-124f) * (1.0f + 0x1p-10f);
+	return _mm512_add_ps(ss0, ss1);
+}
+
+/*
+ * SumLanes16
+ *		Lane r of the result = the sum of the 16 lanes of v[r]: a 16 x 16
+ *		transpose folded into additions (45 instructions for 16 rows).
+ */
+static inline __attribute__((always_inline, target(MVS_TARGET))) __m512
+SumLanes16(const __m512 *v)
+{
+	__m512		t[8];
+	__m512		u[4];
+	__m512		w0;
+	__m512		w1;
+	int			i;
+
+	/* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+	for (i = 0; i < 8; i++)
+		t[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
+							 _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+	/* per 128-bit lane: [a, b, c, d] (that lane's part of each row's sum) */
+	for (i = 0; i < 4; i++)
+		u[i] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+							 _mm512_shuffle_ps(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+	/* rows 0-7: [0-3 lanes 0+1, 0-3 lanes 2+3, 4-7 lanes 0+1, 4-7 lanes 2+3] */
+	w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
+					   _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+	w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
+					   _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
+	return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
+						 _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 /* The tile configuration: palette 1, tiles 0-7 of 16 rows x 64 bytes. */
@@ -425,161 +465,223 @@ typedef struct MvsTileConfig
 	} while (0)
 
 /*
- * ApproxTiles
- *		approx[r][j] = the bf16 dot products of the batch's rows (ntiles
- *		tiles of 16) with every query row.
+ * TileProducts
+ *		out[r][j] (row stride 16 nqt floats) = the bf16 dot products of the
+ *		16 prepared rows at ah / al (row stride kp) with every query row.
+ *		The tile configuration is loaded.
  */
-static __attribute__((target("amx-tile,amx-bf16"))) void
-ApproxTiles(MvsScreen *sc, int ntiles)
+static inline __attribute__((always_inline, target("amx-tile,amx-bf16"))) void
+TileProducts(const MvsScreen *sc, const uint16_t *ah, const uint16_t *al,
+			 float *out)
 {
-	MvsTileConfig cfg __attribute__((aligned(64)));
 	int			steps = sc->kp / 32;
 	int			split = sc->split;
 	size_t		lda = (size_t) sc->kp * sizeof(uint16_t);
-	size_t		ldc = (size_t) sc->nqt * 16;
-	int			t;
-	int			i;
+	size_t		ldc = (size_t) sc->nqt * 16 * sizeof(float);
+	int			g0;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.palette = 1;
-	for (i = 0; i < 8; i++)
+	for (g0 = 0; g0 < sc->nqt; g0 += 4)
 	{
-		cfg.rows[i] = 16;
-		cfg.colsb[i] = 64;
-	}
-	_tile_loadconfig(&cfg);
-	for (t = 0; t < ntiles; t++)
-	{
-		const uint16_t *ah = sc->ahi + (size_t) t * 16 * sc->kp;
-		const uint16_t *al = sc->alo + (size_t) t * 16 * sc->kp;
-		float	   *out = sc->approx + (size_t) t * 16 * ldc;
-		int			g0;
+		int			ng = sc->nqt - g0 < 4 ? sc->nqt - g0 : 4;
+		int			s;
 
-		for (g0 = 0; g0 < sc->nqt; g0 += 4)
+		_tile_zero(0);
+		_tile_zero(1);
+		_tile_zero(2);
+		_tile_zero(3);
+		for (s = 0; s < steps; s++)
 		{
-			int			ng = sc->nqt - g0 < 4 ? sc->nqt - g0 : 4;
-			int			s;
-
-			_tile_zero(0);
-			_tile_zero(1);
-			_tile_zero(2);
-			_tile_zero(3);
-			for (s = 0; s < steps; s++)
-			{
-				_tile_loadd(4, ah + (size_t) s * 32, lda);
-				if (split)
-					_tile_loadd(5, al + (size_t) s * 32, lda);
-				MVS_TILE_STEP(0);
-				if (ng > 1)
-					MVS_TILE_STEP(1);
-				if (ng > 2)
-					MVS_TILE_STEP(2);
-				if (ng > 3)
-					MVS_TILE_STEP(3);
-			}
-			_tile_stored(0, out + 16 * g0, ldc * sizeof(float));
+			_tile_loadd(4, ah + (size_t) s * 32, lda);
+			if (split)
+				_tile_loadd(5, al + (size_t) s * 32, lda);
+			MVS_TILE_STEP(0);
 			if (ng > 1)
-				_tile_stored(1, out + 16 * (g0 + 1), ldc * sizeof(float));
+				MVS_TILE_STEP(1);
 			if (ng > 2)
-				_tile_stored(2, out + 16 * (g0 + 2), ldc * sizeof(float));
+				MVS_TILE_STEP(2);
 			if (ng > 3)
-				_tile_stored(3, out + 16 * (g0 + 3), ldc * sizeof(float));
+				MVS_TILE_STEP(3);
 		}
+		_tile_stored(0, out + 16 * g0, ldc);
+		if (ng > 1)
+			_tile_stored(1, out + 16 * (g0 + 1), ldc);
+		if (ng > 2)
+			_tile_stored(2, out + 16 * (g0 + 2), ldc);
+		if (ng > 3)
+			_tile_stored(3, out + 16 * (g0 + 3), ldc);
 	}
-	_tile_release();
+}
+
+/* Tiles between a tile's preparation and its products, and its bounds. */
+#define MVS_LAG_PRODUCTS 2
+#define MVS_LAG_BOUNDS 4
+
+/*
+ * PrepTileShape
+ *		Rows [t0, t0 + n) of the batch into ring slot hi / lo (16 rows, the
+ *		ones past n zero); the largest of their norm bounds (file header)
+ *		into sc->dn[t0 / 16].
+ *		False when a row is outside the norm limit.
+ */
+static inline __attribute__((always_inline, target(MVS_TARGET))) bool
+PrepTileShape(MvsScreen *sc, const void *rows, int half, int t0, int n,
+			  uint16_t *hi, uint16_t *lo, int dim, int kp, int split)
+{
+	size_t		esz = half ? sizeof(uint16_t) : sizeof(float);
+	__m512		ss[16];
+	__m512		dn;
+	int			r;
+
+	for (r = 0; r < n; r++)
+	{
+		const char *src = (const char *) rows + (size_t) (t0 + r) * dim * esz;
+
+		ss[r] = PrepRow(src, half, dim, kp, split, hi + (size_t) r * kp,
+						lo + (size_t) r * kp);
+	}
+	for (; r < 16; r++)
+	{
+		ss[r] = _mm512_setzero_ps();
+		memset(hi + (size_t) r * kp, 0, (size_t) kp * sizeof(uint16_t));
+		if (split)
+			memset(lo + (size_t) r * kp, 0, (size_t) kp * sizeof(uint16_t));
+	}
+	/* sqrt(ss + n 2^-124) (1 + 2^-10), for 16 rows at once */
+	dn = _mm512_mul_ps(_mm512_sqrt_ps(_mm512_add_ps(SumLanes16(ss),
+													_mm512_set1_ps((float) dim * 0x1p-124f))),
+					   _mm512_set1_ps(1.0f + 0x1p-10f));
+	/* the tile's largest (the rows past n have norm bounds of zero rows) */
+	sc->dn[t0 / 16] = _mm512_reduce_max_ps(dn);
+	/* NaN compares false: not (dn <= limit) catches it with Infinity */
+	return _mm512_cmp_ps_mask(dn, _mm512_set1_ps(MVS_NORM_LIMIT), _CMP_LE_OQ) == 0xFFFF;
+}
+
+static inline __attribute__((always_inline, target(MVS_TARGET))) bool
+PrepTile(MvsScreen *sc, const void *rows, int half, int t0, int n,
+		 uint16_t *hi, uint16_t *lo)
+{
+	/* ColPali's shape unrolled, the rest generic */
+	if (sc->dim == 128 && !sc->split)
+		return half ? PrepTileShape(sc, rows, 1, t0, n, hi, lo, 128, 128, 0) :
+			PrepTileShape(sc, rows, 0, t0, n, hi, lo, 128, 128, 0);
+	if (sc->dim == 128)
+		return half ? PrepTileShape(sc, rows, 1, t0, n, hi, lo, 128, 128, 1) :
+			PrepTileShape(sc, rows, 0, t0, n, hi, lo, 128, 128, 1);
+	return half ? PrepTileShape(sc, rows, 1, t0, n, hi, lo, sc->dim, sc->kp, sc->split) :
+		PrepTileShape(sc, rows, 0, t0, n, hi, lo, sc->dim, sc->kp, sc->split);
 }
 
 /*
- * SelectRows
- *		Update L_j with the batch's rows and write the kept rows' indices
- *		into sc->keep; returns their number.
+ * TileBounds
+ *		Tile t0 / 16 (rows [t0, t0 + n)): its bound vectors B_j = c |q_j|
+ *		dmax + A(dmax), with dmax the tile's largest row norm bound (B is
+ *		increasing in |d|, so this bounds every row of the tile; ColPali rows
+ *		are L2-normalised, so it loses nothing there), into sc->tileb; and
+ *		L_j = max(L_j, a - B) over the tile's rows, with two running maxima
+ *		per vector (even and odd rows) to halve the dependency chain.
  */
-static __attribute__((target(MVS_TARGET))) int
-SelectRows(MvsScreen *sc, int nrows)
+static inline __attribute__((always_inline, target(MVS_TARGET))) void
+TileBounds(MvsScreen *sc, int t0, int n)
 {
-	int			nqt = sc->nqt;
-	size_t		ldc = (size_t) nqt * 16;
-	__m512		L[64];			/* 1024 query rows at most are screened */
-	int			nkeep = 0;
+	size_t		ldc = (size_t) sc->nqt * 16;
+	const float *out = sc->approx + (size_t) t0 * ldc;
+	float	   *tb = sc->tileb + (size_t) (t0 / 16) * ldc;
+	float		dmax = sc->dn[t0 / 16];
+	__m512		dv = _mm512_set1_ps(dmax);
+	__m512		A = _mm512_set1_ps(sc->acoef * (2.0f + sc->qmax + dmax));
 	int			r;
 	int			g;
 
-	for (g = 0; g < nqt; g++)
-		L[g] = _mm512_load_ps(sc->lower + 16 * g);
-	for (r = 0; r < nrows; r++)
+	for (g = 0; g < sc->nqt; g++)
 	{
-		const float *a = sc->approx + (size_t) r * ldc;
-		__m512		dn = _mm512_set1_ps(sc->dn[r]);
-		__m512		A = _mm512_set1_ps(sc->acoef * (2.0f + sc->qmax + sc->dn[r]));
+		__m512		L0 = _mm512_load_ps(sc->lower + 16 * g);
+		__m512		L1 = L0;
+		__m512		B = _mm512_fmadd_ps(_mm512_load_ps(sc->cq + 16 * g), dv, A);
 
-		for (g = 0; g < nqt; g++)
+		_mm512_store_ps(tb + 16 * g, B);
+		for (r = 0; r + 1 < n; r += 2)
 		{
-			__m512		B = _mm512_fmadd_ps(_mm512_load_ps(sc->cq + 16 * g), dn, A);
+			const float *a0 = out + (size_t) r * ldc + 16 * g;
 
-			L[g] = _mm512_max_ps(L[g], _mm512_sub_ps(_mm512_load_ps(a + 16 * g), B));
+			L0 = _mm512_max_ps(L0, _mm512_sub_ps(_mm512_load_ps(a0), B));
+			L1 = _mm512_max_ps(L1, _mm512_sub_ps(_mm512_load_ps(a0 + ldc), B));
 		}
+		if (r < n)
+			L0 = _mm512_max_ps(L0, _mm512_sub_ps(_mm512_load_ps(out + (size_t) r * ldc + 16 * g), B));
+		_mm512_store_ps(sc->lower + 16 * g, _mm512_max_ps(L0, L1));
 	}
-	for (g = 0; g < nqt; g++)
-		_mm512_store_ps(sc->lower + 16 * g, L[g]);
-	for (r = 0; r < nrows; r++)
-	{
-		const float *a = sc->approx + (size_t) r * ldc;
-		__m512		dn = _mm512_set1_ps(sc->dn[r]);
-		__m512		A = _mm512_set1_ps(sc->acoef * (2.0f + sc->qmax + sc->dn[r]));
-		__mmask16	any = 0;
-
-		for (g = 0; g < nqt && !any; g++)
-		{
-			__m512		B = _mm512_fmadd_ps(_mm512_load_ps(sc->cq + 16 * g), dn, A);
-
-			any = _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_load_ps(a + 16 * g), B),
-									 L[g], _CMP_GE_OQ);
-		}
-		if (any)
-			sc->keep[nkeep++] = r;
-	}
-	return nkeep;
 }
 
 /*
  * ScreenBatch
- *		mvs_screen_rows for float32 (half = 0) or half rows.
+ *		mvs_screen_rows for float32 (half = 0) or half rows: -1 when a row is
+ *		outside the norm limit, else the number of kept rows (in sc->keep).
+ *
+ *		Tiles of 16 rows go through three stages, software-pipelined: the
+ *		rows are prepared (bf16 parts and norms, into a ring of tile
+ *		buffers), multiplied on the AMX tiles MVS_LAG_PRODUCTS tiles later,
+ *		and their lower bounds folded into L_j MVS_LAG_BOUNDS tiles later.  The
+ *		distance matters: a tile load of data just written by vector stores,
+ *		or a vector load of a tile just stored, waits for the stores to
+ *		drain (measured: the AMX stage cost 4 times its arithmetic).  Then
+ *		every row of the batch is tested against the final L_j.
  */
-static __attribute__((target(MVS_TARGET))) int
+static __attribute__((target(MVS_TARGET ",amx-tile,amx-bf16"))) int
 ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 {
-	size_t		esz = half ? sizeof(uint16_t) : sizeof(float);
+	MvsTileConfig cfg __attribute__((aligned(64)));
 	int			ntiles = (nrows + 15) / 16;
-	int			bad = 0;
+	size_t		slot = (size_t) 16 * sc->kp;
+	size_t		ldc = (size_t) sc->nqt * 16;
+	int			nkeep = 0;
+	int			t;
 	int			r;
+	int			g;
 
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.palette = 1;
+	for (g = 0; g < 8; g++)
+	{
+		cfg.rows[g] = 16;
+		cfg.colsb[g] = 64;
+	}
+	_tile_loadconfig(&cfg);
+	for (t = 0; t < ntiles + MVS_LAG_BOUNDS; t++)
+	{
+		int			tp = t - MVS_LAG_PRODUCTS;
+		int			tb = t - MVS_LAG_BOUNDS;
+
+		if (t < ntiles &&
+			!PrepTile(sc, rows, half, 16 * t, nrows - 16 * t < 16 ? nrows - 16 * t : 16,
+					  sc->ahi + (t % MVS_RING) * slot, sc->alo + (t % MVS_RING) * slot))
+		{
+			_tile_release();
+			return -1;
+		}
+		if (tp >= 0 && tp < ntiles)
+			TileProducts(sc, sc->ahi + (tp % MVS_RING) * slot,
+						 sc->alo + (tp % MVS_RING) * slot,
+						 sc->approx + (size_t) 16 * tp * ldc);
+		if (tb >= 0)
+			TileBounds(sc, 16 * tb, nrows - 16 * tb < 16 ? nrows - 16 * tb : 16);
+	}
+	_tile_release();
+
+	/* keep the rows with a + B >= L_j for some j */
 	for (r = 0; r < nrows; r++)
 	{
-		const char *src = (const char *) rows + (size_t) r * sc->dim * esz;
-		uint16_t   *hi = sc->ahi + (size_t) r * sc->kp;
-		uint16_t   *lo = sc->alo + (size_t) r * sc->kp;
-		float		dn;
+		const float *a = sc->approx + (size_t) r * ldc;
+		const float *tb = sc->tileb + (size_t) (r / 16) * ldc;
+		__mmask16	any = 0;
 
-		if (half)
-			dn = PrepRow(src, 1, sc->dim, sc->kp, sc->split, hi, lo);
-		else
-			dn = PrepRow(src, 0, sc->dim, sc->kp, sc->split, hi, lo);
-		sc->dn[r] = dn;
-		bad |= !(dn <= MVS_NORM_LIMIT);
+		for (g = 0; g < sc->nqt; g++)
+			any |= _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_load_ps(a + 16 * g),
+													_mm512_load_ps(tb + 16 * g)),
+									  _mm512_load_ps(sc->lower + 16 * g), _CMP_GE_OQ);
+		if (any)
+			sc->keep[nkeep++] = r;
 	}
-	if (bad)
-		return -1;
-	/* rows past nrows in the last tile: zeros (their results are unused) */
-	if (nrows < ntiles * 16)
-	{
-		memset(sc->ahi + (size_t) nrows * sc->kp, 0,
-			   (size_t) (ntiles * 16 - nrows) * sc->kp * sizeof(uint16_t));
-		if (sc->split)
-			memset(sc->alo + (size_t) nrows * sc->kp, 0,
-				   (size_t) (ntiles * 16 - nrows) * sc->kp * sizeof(uint16_t));
-	}
-	ApproxTiles(sc, ntiles);
-	return SelectRows(sc, nrows);
+	return nkeep;
 }
 
 #endif							/* MVS_HAVE_X86 */

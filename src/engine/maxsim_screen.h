@@ -56,9 +56,10 @@ typedef struct MvsScreen
 	uint32_t   *blo;			/* its low parts (split) */
 	float	   *cq;				/* c * |q_j| per lane, 0 past nquery */
 	float	   *lower;			/* L_j per lane, +Infinity past nquery */
-	uint16_t   *ahi;			/* a batch of document rows, bf16, batch x kp */
+	uint16_t   *ahi;			/* 4 tiles of 16 document rows, bf16, 16 x kp each */
 	uint16_t   *alo;			/* their low parts */
-	float	   *dn;				/* their norms */
+	float	   *dn;				/* per tile of the batch: its largest row norm bound */
+	float	   *tileb;			/* per tile: B_j, 16 nqt floats */
 	float	   *approx;			/* a_ij, batch x (16 nqt) */
 	float	   *gather;			/* kept rows, float32, batch x dim */
 	int		   *keep;			/* kept row indices of a batch */
