@@ -16,7 +16,10 @@
  * expanded on the way, binary x binary uses the hamming minima).  The result
  * has the bits of the materialised computation: every row enters every
  * query row's running maximum in row order, and the sums are those of
- * mvk_maxsim.
+ * mvk_maxsim.  Float and half rows are screened first where the CPU has
+ * AMX (maxsim_screening.c, src/engine/maxsim_screen.h): the stage then holds
+ * a screening batch of rows, and only the rows that can hold a query row's
+ * maximum reach the kernel, in row order (same bits).
  *
  * Every other storage form (inline, short header, compressed inline or out
  * of line, indirect, or a TOAST table that is not heap) is detoasted as

@@ -15,7 +15,10 @@ and wall milliseconds per statement and the ratio to the first one.
 Statements: the exact seq scan ORDER BY emb <#> q LIMIT 10 on float, half and
 binary (hamming) pages, each with colpali.maxsim_streaming on (out-of-line
 pages read chunk by chunk) and off (each page detoasted whole first, as
-before), and the float scan's parts: headers only, and detoast + 1-row query.
+before), the float and half scans with colpali.maxsim_screening off (every
+row through the exact kernel; on, the default, screens rows on AMX where the
+CPU has it), and the float scan's parts: headers only, and detoast + 1-row
+query.
 The server must run on this machine (schedstat is read by backend PID).
 """
 import os
@@ -30,8 +33,10 @@ import psycopg
 STMTS = [
     ("float, streaming", "on", "SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10"),
     ("float, materialised", "off", "SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10"),
+    ("float, streaming, unscreened", "on,off", "SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10"),
     ("half, streaming", "on", "SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10"),
     ("half, materialised", "off", "SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10"),
+    ("half, streaming, unscreened", "on,off", "SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10"),
     ("binary hamming, streaming", "on", "SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10"),
     ("binary hamming, materialised", "off", "SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10"),
     ("float headers only", "on", "SELECT id FROM docs_f ORDER BY num_vectors(emb) + 0 * dims($1) LIMIT 10"),
@@ -79,8 +84,11 @@ def main():
     for qid, q in queries:
         qsql = f"(SELECT q FROM queries WHERE qid = {qid})"
         first = None
-        for name, streaming, stmt in STMTS:
+        for name, setting, stmt in STMTS:
+            # "streaming[,screening]": colpali.maxsim_screening is on unless named off
+            streaming, _, screening = setting.partition(",")
             cur.execute(f"SET colpali.maxsim_streaming = {streaming}")
+            cur.execute(f"SET colpali.maxsim_screening = {screening or 'on'}")
             c0, t0 = backend_cpu(), time.perf_counter()
             got = [r[0] for r in cur.execute(stmt.replace("$1", qsql))]
             wall[name].append((time.perf_counter() - t0) * 1000)

@@ -57,7 +57,8 @@ END $$;
 -- so that all of them see the same machine load; recall@10 against truth and
 -- p50 latency per statement.  use_index[i]: index scans allowed (else only
 -- sequential scans).  settings[i]: 'name=value;name=value' applied to that
--- statement only (the mvivf settings start from their defaults each time).
+-- statement only (the mvivf settings start from their defaults each time,
+-- colpali.maxsim_screening from on).
 CREATE OR REPLACE FUNCTION st_compare(names text[], stmts text[], use_index bool[],
 	settings text[], max_queries int DEFAULT NULL)
 RETURNS TABLE (pos int, name text, recall float8, p50_ms float8)
@@ -77,6 +78,7 @@ BEGIN
 			PERFORM set_config('enable_bitmapscan', 'off', true);
 			PERFORM set_config('mvivf.rerank', rerank0, true);
 			PERFORM set_config('mvivf.refine', refine0, true);
+			PERFORM set_config('colpali.maxsim_screening', 'on', true);
 			FOREACH kv IN ARRAY string_to_array(coalesce(settings[i], ''), ';') LOOP
 				CONTINUE WHEN kv = '';
 				PERFORM set_config(split_part(kv, '=', 1), split_part(kv, '=', 2), true);

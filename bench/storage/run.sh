@@ -14,7 +14,10 @@
 # MaxSim in SQL; binary first pass + float rerank of the best RERANK (40)
 # pages by sequential scan, inline vs out-of-line storage of short binary
 # values, where the float scan's time goes, and the "pooled x3" rows when
-# colpali_pool(multivector, int) exists (else n/a).
+# colpali_pool(multivector, int) exists (else n/a).  The float and half exact
+# scans also run with colpali.maxsim_screening = off ("unscreened": every row
+# through the exact kernel; on, the default, screens rows on AMX where the CPU
+# has it).
 # From NDOCS >= 5000 on only the float exact scan, the binary rows (but the
 # sequential float-query ones) and the two recipes are measured (the half and pooled copies and the diagnostics
 # would take hours on a small machine).
@@ -114,11 +117,13 @@ add() { rows+=("$1|$2|$3|$4|$5"); }
 # the candidates of an index on the binary column, reranked by the float MaxSim
 two_stage() { echo "WITH c AS MATERIALIZED (SELECT id FROM $1 ORDER BY emb <#> $2 LIMIT $K) SELECT array(SELECT f.id FROM docs_f f JOIN c USING (id) ORDER BY f.emb <#> \$1 LIMIT 10)"; }
 add "float" "st_bytes('docs_f')" f "" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
+add "float, unscreened" "st_bytes('docs_f')" f "colpali.maxsim_screening=off" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
 [ "$FULL" = 1 ] && add "float, mvivf index (defaults)" "st_bytes('docs_f', 'docs_f_idx')" t "" 'SELECT array(SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10)'
 add "recipe 1: float, mvivf bits=1, rerank $K" "st_bytes('$F1', 'docs_f1_idx')" t "mvivf.rerank=$K" "SELECT array(SELECT id FROM $F1 ORDER BY emb <#> \$1 LIMIT 10)"
 add "recipe 1, refine 64" "st_bytes('$F1', 'docs_f1_idx')" t "mvivf.rerank=$K;mvivf.refine=64" "SELECT array(SELECT id FROM $F1 ORDER BY emb <#> \$1 LIMIT 10)"
 if [ "$FULL" = 1 ]; then
 	add "half (float query)" "st_bytes('docs_h')" f "" 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
+	add "half (float query), unscreened" "st_bytes('docs_h')" f "colpali.maxsim_screening=off" 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
 	add "half, mvivf index (float query)" "st_bytes('docs_h', 'docs_h_idx')" t "" 'SELECT array(SELECT id FROM docs_h ORDER BY emb <#> $1 LIMIT 10)'
 fi
 add "binary (binary query, hamming)" "st_bytes('docs_b')" f "" 'SELECT array(SELECT id FROM docs_b ORDER BY emb <#> $1::bitmultivector LIMIT 10)'
