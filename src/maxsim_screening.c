@@ -82,7 +82,14 @@ MaxSimScreenFor(const float *query, int nquery, int dim)
 	if (!maxsim_screening)
 		return NULL;
 	if (screen_available < 0)
+	{
 		screen_available = mvs_available();
+		ereport(DEBUG1,
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg_internal("MaxSim screening: %s",
+								 screen_available ? "AMX-BF16 usable, rows are screened" :
+								 "no AMX-BF16 here, every row goes through the exact kernel")));
+	}
 	if (!screen_available)
 		return NULL;
 	if (!(screen_valid && screen.nquery == nquery && screen.dim == dim &&
