@@ -107,10 +107,19 @@ mvs_available(void)
 #endif
 }
 
+/*
+ * mvs_batch_rows
+ *		512 kB of float32 rows per batch (1024 rows at D = 128, so a ColPali
+ *		page is one batch): the larger the batch, the higher every row's
+ *		L_j, and a scan stages the rows anyway.  Measured on the exact scan
+ *		(float / half pages, screened against unscreened CPU time): batches
+ *		of 64 rows 1.04x / 1.19x, 256 rows 1.08-1.13x / 1.26-1.34x, 512 rows
+ *		1.15x / 1.35x, 1024 rows 1.16x / 1.40x.
+ */
 int
 mvs_batch_rows(int dim)
 {
-	int			b = 32768 / (dim > 0 ? dim : 1);
+	int			b = 131072 / (dim > 0 ? dim : 1);
 
 	b -= b % 16;
 	if (b < 16)

@@ -37,7 +37,7 @@
 #define MVS_NORM_LIMIT		0x1p60f
 
 /* Most document rows screened in one batch (mvs_batch_rows gives the number for a dim). */
-#define MVS_MAX_BATCH_ROWS	256
+#define MVS_MAX_BATCH_ROWS	1024
 
 /* A screening state: one query, then any number of documents. */
 typedef struct MvsScreen
