@@ -51,11 +51,15 @@
  *	 every bound below 2^125: nothing is infinite or NaN on either side.  A
  *	 query outside the limit is not screened at all.  A document row outside
  *	 it (or a NaN/Infinity) turns screening off for the rest of that
- *	 document: every later row is kept.  The rows of earlier batches were
- *	 each dropped only because a kept row before them had a larger exact
- *	 value in every query row, so the kernel's maxima when the bad row
- *	 arrives are exactly those of the unscreened kernel (below), and from
- *	 there on both fold the same rows.
+ *	 document: every row of its batch and of the later batches is kept.
+ *	 The rows of earlier batches were each dropped only because a kept row
+ *	 of an earlier batch or of their own had a larger exact value in every
+ *	 query row, so the kernel's maxima when the bad row's batch arrives are
+ *	 exactly those of the unscreened kernel (below), and from there on both
+ *	 fold the same rows, NaN and Infinity included.
+ *
+ *	 The bound of a row uses the largest norm of its tile of 16 rows: B
+ *	 grows with |d|, so that bounds every row of the tile.
  *
  * The candidate rule.  Rows come in batches (of a stored value read chunk
  * by chunk).  After a batch, L_j = max over the rows seen so far (this
@@ -64,7 +68,8 @@
  * a_i'j - B_i'j already (it is the largest now, so it was then), and
  * a_i'j + B_i'j >= a_i'j - B_i'j.  The rows of a batch are tested against
  * the L_j that includes the whole batch.  A row i is dropped when
- * a_ij + B_ij < L_j for every j, so e_ij < e_i'j for every j, with i' kept.  The exact kernel folds rows with m = (m > s) ? m : s, so its
+ * a_ij + B_ij < L_j for every j, so e_ij < e_i'j for every j, with i'
+ * kept.  The exact kernel folds rows with m = (m > s) ? m : s, so its
  * result is the value of the last row whose e equals the maximum (ties and
  * +0/-0 included): every such row is kept (it is not strictly below
  * anything), and dropping rows strictly below a kept one changes neither the
@@ -85,10 +90,10 @@
 #include "gemm_amx.h"
 #endif
 
-/* Align a pointer up to 64 bytes. */
 /* Prepared tiles in flight (a ring): see ScreenBatch. */
 #define MVS_RING 8
 
+/* Align a pointer up to 64 bytes. */
 #define MVS_ALIGN64(p)	((void *) (((uintptr_t) (p) + 63) & ~(uintptr_t) 63))
 #define MVS_ROUND64(n)	(((size_t) (n) + 63) & ~(size_t) 63)
 

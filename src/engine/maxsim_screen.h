@@ -20,10 +20,10 @@
  *		every other row is kept and folded, in row order, into the exact
  *		kernel's running maxima.
  *	 4. Screening needs finite norms below MVS_NORM_LIMIT (so that nothing
- *		overflows); a query outside that is not screened, and from a document
- *		row outside it on every row is kept (the rows before it were already
- *		decided correctly, see maxsim_screen.c).
- * Without AMX (or with MVS_ENABLED off) nothing is screened.
+ *		overflows); a query outside that is not screened, and from the batch
+ *		of a document row outside it on every row is kept (the rows before
+ *		were already decided correctly, see maxsim_screen.c).
+ * Without AMX-BF16 nothing is screened (mvs_begin returns 0).
  */
 #ifndef MAXSIM_SCREEN_H
 #define MAXSIM_SCREEN_H
