@@ -891,6 +891,7 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 	snprintf(impl->kernels, sizeof(impl->kernels),
 			 "gemm=%s gemm_few_rows=%s gemm_many_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
 			 cp_blas_kernel_name(),
+			 impl->amx_fp32 ? split_name :
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->amx_fp32 ? split_name :
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),

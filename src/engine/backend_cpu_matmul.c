@@ -214,6 +214,79 @@ amx_matmul(CpBackend *be, float *y, const float *x, CpBuf *w,
 }
 
 /*
+ * amx_few_rows_cols
+ *		Columns [lo, hi) of amx_few_rows_matmul (lo a multiple of 32).
+ */
+static void
+amx_few_rows_cols(CpCpuImpl *impl, float *y, const float *x, const uint16_t *wb,
+				  int M, int N, int K, int lo, int hi, bool add, float *cbuf)
+{
+	int			mid = lo + (hi - lo) / CP_AMX_BLOCK * CP_AMX_BLOCK;
+
+	if (mid > lo)
+		cp_gemm_amx_split_rows(wb, K, (const uint32_t *) impl->xb16, M,
+							   impl->amx_terms, lo, mid, y, N, add, cbuf);
+	if (hi > mid)
+		fp32_gemm_on_bf16_weights(x, M, K, wb, mid, hi, y, N, add);
+}
+
+/*
+ * amx_few_rows_matmul
+ *		fp32 y (+)= x . W^T for few rows of x (a query) on AMX, W bf16 read
+ *		straight from the mapping (K a multiple of 32): x is split into its
+ *		bf16 terms in the xt layout (gemm_amx.h) by the calling thread, then
+ *		the threads run cp_gemm_amx_split_rows on their columns, whole
+ *		blocks of 32; a last partial block runs on the AVX-512 kernel.
+ */
+static CpStatus
+amx_few_rows_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+					int M, int N, int K, bool add)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	const uint16_t *wb = (const uint16_t *) w->raw;
+	int			terms = impl->amx_terms;
+	int			dyn = cpu_gemm_dynamic_cols(impl, N);
+	int			nthreads = impl->threads;
+	CpStatus	st;
+
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+						  cp_amx_xt_words(M, K, terms) * 2, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_thread_scratch(be, (size_t) CP_AMX_GROUP_N * CP_AMX_BLOCK);
+	if (st != CP_OK)
+		return st;
+	cp_amx_pack_xt_split(x, M, K, terms, (uint32_t *) impl->xb16);
+	if (N < CP_AMX_BLOCK * nthreads)
+		nthreads = 1;
+
+#pragma omp parallel num_threads(nthreads)
+	{
+		float	   *cbuf = impl->tscratch[omp_get_thread_num()];
+		int			lo,
+					hi,
+					c;
+
+		if (dyn > 0)
+		{
+#pragma omp for schedule(dynamic, 1)
+			for (c = 0; c < (N + dyn - 1) / dyn; c++)
+			{
+				lo = c * dyn;
+				hi = N - lo < dyn ? N : lo + dyn;
+				amx_few_rows_cols(impl, y, x, wb, M, N, K, lo, hi, add, cbuf);
+			}
+		}
+		else
+		{
+			split_range(N, nthreads, omp_get_thread_num(), CP_AMX_BLOCK, &lo, &hi);
+			if (hi > lo)
+				amx_few_rows_cols(impl, y, x, wb, M, N, K, lo, hi, add, cbuf);
+		}
+	}
+	return CP_OK;
+}
+
+/*
  * bf16_matmul
  *		y (+)= bf16(x) . W^T with W bf16: x is rounded once into the
  *		backend's bf16 scratch, then each thread runs the bf16 GEMM on its
@@ -303,6 +376,15 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 		K % 2 == 0)
 	{
 		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
+		goto bias_after;
+	}
+	if (impl->amx_fp32 && w->lazy && w->dtype == CP_DTYPE_BF16 && M <= SMALL_M &&
+		K % CP_AMX_K_STEP == 0)
+	{
+		CpStatus	st = amx_few_rows_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
 
 		if (st != CP_OK)
 			return st;

@@ -172,6 +172,43 @@ extern void cp_gemm_amx_geglu_split(const uint16_t *xa, int terms, int M,
 									int out_kp, float *cbuf);
 
 /*
+ * fp32 products of few rows (a query) on AMX, the weights read in place:
+ * the transposed product y^T = W x^T, where 16 rows of W (32 k each, row
+ * stride K) are an A tile as they lie in the mapping, and x^T, split into
+ * its terms, is the B operand.  The "xt layout" of x [M, K] (K a multiple
+ * of 32): [roundup(M, 32) / 32 row blocks][K / 32 k-steps][terms][2 B
+ * tiles: rows 0-15 / 16-31 of the block][16 k-pairs][16 rows] uint32
+ * words (a pair: two consecutive k of one row, the lower k in the low
+ * half), zero past M.  cp_amx_xt_words is its size.
+ */
+static inline size_t
+cp_amx_xt_words(int M, int K, int terms)
+{
+	return (size_t) cp_amx_padded_m(M) * K / 2 * terms;
+}
+
+/*
+ * cp_amx_pack_xt_split
+ *		x [M, K] fp32 (row-major, K a multiple of 32) split into `terms`
+ *		bf16 terms into dst (64-byte aligned) in the xt layout.
+ */
+extern void cp_amx_pack_xt_split(const float *x, int M, int K, int terms,
+								 uint32_t *dst);
+
+/*
+ * cp_gemm_amx_split_rows
+ *		y[m, n] (+)= sum_k x[m, k] * w[n, k] for m < M, n in [n0, n1)
+ *		(n1 - n0 a multiple of 32): w [N, K] bf16 row-major as mapped (K a
+ *		multiple of 32), xt = x in the xt layout of `terms` terms.  The sums
+ *		of an element do not depend on n0, n1 or the rows beside it.  cbuf
+ *		holds CP_AMX_GROUP_N * 32 floats.  Single-threaded.
+ */
+extern void cp_gemm_amx_split_rows(const uint16_t *w, int K,
+								   const uint32_t *xt, int M, int terms,
+								   int n0, int n1, float *y, int ldy,
+								   bool add, float *cbuf);
+
+/*
  * cp_amx_tile_product
  *		c = a . b for one 32-row block of a (A layout, two row tiles at a0
  *		and a1, k-steps [0, steps)) and 32-column blocks [nb0, nb1) of b (B

@@ -564,7 +564,8 @@ test_split_exact(void)
  *		the form of fp32's own dot-product error bound; the FMA kernel
  *		(backend fb, no_amx) is measured the same way and printed beside
  *		it.  Then the first M1 rows alone must give the same bits as in
- *		the whole product (a page does not depend on the rows beside it).
+ *		the whole product (a page does not depend on the rows beside it;
+ *		for more than 65 rows, where both products take the many-row path).
  *		Returns the split path's error (tol = INFINITY: only measured).
  */
 static double
@@ -724,9 +725,10 @@ test_fp32_split(void)
 	if (cp_backend_cpu_create(&o, &sb, &err) != CP_OK)
 		exit(1);
 	printf("kernels: %s\n", cp_backend_cpu_kernels(sb));
-	if (strstr(cp_backend_cpu_kernels(sb), "gemm_many_rows=amx-bf16x3") == NULL)
+	if (strstr(cp_backend_cpu_kernels(sb), "gemm_many_rows=amx-bf16x3") == NULL ||
+		strstr(cp_backend_cpu_kernels(sb), "gemm_few_rows=amx-bf16x3") == NULL)
 	{
-		printf("FAIL fp32 on AMX: kernels do not say gemm_many_rows=amx-bf16x3\n");
+		printf("FAIL fp32 on AMX: kernels do not say gemm_few_rows=amx-bf16x3 gemm_many_rows=amx-bf16x3\n");
 		failures++;
 	}
 	o.fp32_split_terms = 2;
@@ -744,6 +746,13 @@ test_fp32_split(void)
 	test_matmul_split(sb, fb, 300, 2100, 96, true, true, 6, 2, tol);	/* dynamic column groups */
 	test_matmul_split(sb, fb, 1030, 96, 1152, false, true, 3, 1, tol);	/* a page's rows, 2 k-blocks */
 	test_matmul_split(sb, fb, 90, 40, 3000, false, false, 2, 1, tol);	/* 94 k-steps: 3 k-blocks */
+	/* few rows (a query): W read in place as A tiles, x^T split as B */
+	test_matmul_split(sb, fb, 24, 2100, 96, true, true, 20, 4, tol);	/* dynamic column groups, tail */
+	test_matmul_split(sb, fb, 5, 45, 2048, false, true, 12, 4, tol);	/* 2 k-blocks, 13-column tail */
+	test_matmul_split(sb, fb, 1, 7, 32, true, false, 4, 2, tol);	/* all tail */
+	test_matmul_split(sb, fb, 33, 250, 160, false, true, 20, 8, tol);	/* 2nd row block of 1 row */
+	test_matmul_split(sb, fb, 64, 68, 1024, true, false, 6, 2, tol);
+	test_matmul_split(sb, fb, 17, 96, 3200, false, false, 3, 1, tol);	/* 100 k-steps: 4 k-blocks */
 
 	/* the two-term split is short of fp32 (the bound sees a missing term) */
 	printf("-- fp32 on AMX with two terms (16 bits of x): expected to exceed the bound\n");
