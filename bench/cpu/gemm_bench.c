@@ -12,7 +12,9 @@
  *	  ./a.out [THREADS]
  *	  (GEMM_BENCH_BF16_ONLY=1: only the AMX kernel and oneDNN's bf16 matmul
  *	  on weights reordered once into its own layout; GEMM_BENCH_FP32_ONLY=1:
- *	  only the fp32 kernels)
+ *	  only the fp32 kernels; GEMM_BENCH_SPLIT_ONLY=1: only fp32 on bf16
+ *	  weights, on AMX (split activations) and without; GEMM_BENCH_SPLIT2=1
+ *	  adds the two-term split)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,6 +243,18 @@ main(int argc, char **argv)
 		if (!amx_only)
 		{
 			bench_backend("fp32, bf16 weights (lazy)", &o, false, wbf, wf, x, M, N, K);
+			/* the same without AMX: the AVX-512 FMA kernels */
+			o.no_amx = true;
+			bench_backend("fp32, lazy, no_amx", &o, false, wbf, wf, x, M, N, K);
+			o.no_amx = false;
+			if (getenv("GEMM_BENCH_SPLIT2"))
+			{
+				o.fp32_split_terms = 2;
+				bench_backend("fp32, lazy, amx-bf16x2", &o, false, wbf, wf, x, M, N, K);
+				o.fp32_split_terms = 0;
+			}
+			if (getenv("GEMM_BENCH_SPLIT_ONLY"))
+				goto next;
 			/* the same without our AVX-512 kernels: tiles converted for OpenBLAS */
 			o.no_simd = true;
 			bench_backend("fp32, lazy, OpenBLAS tiles", &o, false, wbf, wf, x, M, N, K);

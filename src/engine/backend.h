@@ -323,8 +323,18 @@ typedef struct CpBackendOptions
 	 * by the CUDA backend (which always multiplies in bf16).
 	 */
 	bool		bf16_matmul;
-	/* CPU: bf16_matmul without AMX tiles even where they exist (tests). */
+	/*
+	 * CPU: no AMX tiles even where they exist (tests, measurements): bf16
+	 * precision on AVX512_BF16, fp32 on the AVX-512 FMA kernels.
+	 */
 	bool		no_amx;
+	/*
+	 * CPU, fp32 precision on AMX: bf16 terms each activation is split into
+	 * for the tile products (gemm_amx.h); 0 = CP_AMX_SPLIT_TERMS (3, exact).
+	 * 2 (16 bits of each activation) exists only to measure what the third
+	 * term costs and buys.
+	 */
+	int			fp32_split_terms;
 } CpBackendOptions;
 
 extern CpStatus cp_backend_cpu_create(const CpBackendOptions *opts,

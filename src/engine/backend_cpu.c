@@ -177,6 +177,34 @@ cpu_download(CpBackend *be, CpView src, float *dst, size_t n)
 }
 
 /*
+ * cpu_amx_pack_weight
+ *		See backend_cpu.h.  The packed copy takes the weight's size again
+ *		next to the mapping; in fp32 precision only the weights a page's
+ *		products use are packed, on the first page, so that a process that
+ *		encodes only queries does not pay for it.
+ */
+CpStatus
+cpu_amx_pack_weight(CpBackend *be, CpBuf *w)
+{
+	size_t		words;
+
+	if (w->amx_packed != NULL)
+		return CP_OK;
+	words = cp_amx_packed_words((int) w->rows, (int) w->cols);
+	if (posix_memalign((void **) &w->amx_packed, 64,
+					   (words ? words : 1) * sizeof(uint32_t)) != 0)
+	{
+		w->amx_packed = NULL;
+		return cp_error(&be->err, CP_ERR_NOMEM,
+						"out of memory packing a [%lld, %lld] weight for AMX",
+						(long long) w->rows, (long long) w->cols);
+	}
+	cp_amx_pack_weights((const uint16_t *) w->raw, (int) w->rows,
+						(int) w->cols, w->amx_packed, IMPL(be)->threads);
+	return CP_OK;
+}
+
+/*
  * cpu_weight_upload
  *		Wrap a checkpoint tensor: in place (aligned F32), lazily (bf16/f16
  *		tables, and matrices with lazy_convert), or converted to fp32.
@@ -237,19 +265,13 @@ cpu_weight_upload(CpBackend *be, const CpTensor *t, CpWeightKind kind,
 		if (IMPL(be)->amx && b->rows <= INT32_MAX && b->cols <= INT32_MAX)
 		{
 			/* AMX tiles read the weights in their own layout: pack once */
-			size_t		words = cp_amx_packed_words((int) b->rows, (int) b->cols);
+			CpStatus	st = cpu_amx_pack_weight(be, b);
 
-			if (posix_memalign((void **) &b->amx_packed, 64,
-							   (words ? words : 1) * sizeof(uint32_t)) != 0)
+			if (st != CP_OK)
 			{
-				b->amx_packed = NULL;
 				cpu_free(be, b);
-				return cp_error(&be->err, CP_ERR_NOMEM,
-								"out of memory packing tensor \"%s\" for AMX",
-								t->name ? t->name : "?");
+				return st;
 			}
-			cp_amx_pack_weights((const uint16_t *) b->raw, (int) b->rows,
-								(int) b->cols, b->amx_packed, IMPL(be)->threads);
 		}
 	}
 	else if (t->dtype == CP_DTYPE_F32 && ((uintptr_t) t->data % sizeof(float)) == 0)
@@ -814,6 +836,7 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 {
 	CpBackend  *be = calloc(1, sizeof(CpBackend));
 	CpCpuImpl  *impl = calloc(1, sizeof(CpCpuImpl));
+	char		split_name[16];
 	int			t;
 
 	if (be == NULL || impl == NULL)
@@ -830,6 +853,14 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 		cp_cpu_has_avx512bf16();
 	impl->amx = impl->bf16_matmul && !(opts && opts->no_amx) &&
 		cp_cpu_amx_bf16_usable();
+	/* fp32 precision: bf16 weights' many-row products as split tile products */
+	impl->amx_fp32 = bf16_allowed && !impl->bf16_matmul && impl->avx512 &&
+		!(opts && opts->no_amx) && cp_cpu_amx_bf16_usable();
+	impl->amx_terms = impl->amx ? 1 : 0;
+	if (impl->amx_fp32)
+		impl->amx_terms = (opts && opts->fp32_split_terms >= 1 &&
+						   opts->fp32_split_terms <= CP_AMX_SPLIT_TERMS) ?
+			opts->fp32_split_terms : CP_AMX_SPLIT_TERMS;
 	impl->tscratch = calloc(impl->threads, sizeof(float *));
 	impl->tscratch_n = calloc(impl->threads, sizeof(size_t));
 	impl->bf16_pack = calloc(impl->threads, sizeof(uint32_t *));
@@ -856,10 +887,13 @@ cpu_backend_new(const CpBackendOptions *opts, bool bf16_allowed,
 		}
 	/* OpenMP does the threading; each thread runs a one-thread GEMM */
 	cp_blas_set_threads(1);
+	snprintf(split_name, sizeof(split_name), "amx-bf16x%d", impl->amx_terms);
 	snprintf(impl->kernels, sizeof(impl->kernels),
 			 "gemm=%s gemm_few_rows=%s gemm_many_rows=%s bf16_gemm=%s elementwise=%s attention=%s",
 			 cp_blas_kernel_name(),
+			 impl->amx_fp32 ? split_name :
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
+			 impl->amx_fp32 ? split_name :
 			 impl->avx512 ? "avx512f" : cp_blas_kernel_name(),
 			 impl->amx ? "amx-bf16" : impl->bf16_matmul ? "avx512bf16" : "none",
 			 cp_vecmath_kernel_name(opts && opts->no_simd),

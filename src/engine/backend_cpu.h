@@ -26,8 +26,9 @@ struct CpBuf
 	bool		owned;			/* data was malloc'd here */
 	bool		lazy;			/* convert raw on use */
 	bool		raw_owned;		/* raw was malloc'd here */
-	uint32_t   *amx_packed;		/* bf16 precision on AMX: raw packed for
-								 * AMX tiles (gemm_amx.h), owned */
+	uint32_t   *amx_packed;		/* raw packed for AMX tiles (gemm_amx.h),
+								 * owned: at load in bf16 precision, on the
+								 * first many-row product in fp32 */
 };
 
 typedef struct CpCpuImpl
@@ -39,6 +40,11 @@ typedef struct CpCpuImpl
 	bool		avx2;			/* AVX2 + FMA element-wise kernels usable */
 	bool		bf16_matmul;	/* bf16 GEMMs (option set and CPU able) */
 	bool		amx;			/* ... on AMX tiles (CPU and kernel able) */
+	bool		amx_fp32;		/* fp32 precision: many-row products on
+								 * bf16 weights as tile products of x split
+								 * into bf16 terms (gemm_amx.h) */
+	int			amx_terms;		/* terms of x in this backend's A layout:
+								 * 1 (amx), the split's (amx_fp32), or 0 */
 	char		kernels[200];	/* names of the kernels that run */
 	uint16_t   *xb16;			/* activations rounded to bf16 */
 	size_t		xb16_n;
@@ -167,6 +173,30 @@ cpu_gemm_dynamic_cols(const CpCpuImpl *impl, int N)
 #define SMALL_M 64
 /* k-chunk of that kernel: keeps a [M, KC] slice of x in L2. */
 #define SMALL_M_KC 1024
+
+/*
+ * cpu_amx_gemm
+ *		Does the product of M rows by weight w run on AMX tiles here?  In
+ *		bf16 precision on AMX: every weight packed at load.  In fp32
+ *		precision with AMX: bf16 weights (as mapped) for more than SMALL_M
+ *		rows (a page; the few rows of a query are bound by reading the
+ *		weights, which the few-row kernel does straight from the mapping),
+ *		packed on first use (cpu_amx_pack_weight).
+ */
+static inline bool
+cpu_amx_gemm(const CpCpuImpl *impl, const CpBuf *w, int M)
+{
+	if (impl->amx)
+		return w->amx_packed != NULL;
+	return impl->amx_fp32 && w->lazy && w->dtype == CP_DTYPE_BF16 &&
+		M > SMALL_M && w->rows <= INT32_MAX && w->cols <= INT32_MAX;
+}
+
+/*
+ * Pack w's bf16 weights for the tile products (gemm_amx.h), unless done
+ * (backend_cpu.c).
+ */
+extern CpStatus cpu_amx_pack_weight(CpBackend *be, CpBuf *w);
 
 /* The fast matmul (backend_cpu_matmul.c). */
 extern CpStatus cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w,

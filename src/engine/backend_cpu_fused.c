@@ -1,8 +1,9 @@
 /*
  * backend_cpu_fused.c
  *	  The CPU backend's fused GEMM inputs (backend.h: matmul_shared,
- *	  act_matmul).  In bf16 precision on AMX every GEMM input is rounded
- *	  into the tile layout (gemm_amx.h) before the tile product; here that
+ *	  act_matmul).  On AMX every GEMM input is rounded into the tile layout
+ *	  (gemm_amx.h; in fp32 precision, split into its bf16 terms) before the
+ *	  tile product; here that
  *	  happens once for the products that share an input (queries, keys and
  *	  values; gate and up), and the GELU / GeGLU output that feeds the next
  *	  GEMM goes into the tile layout row by row through a small per-thread
@@ -34,8 +35,8 @@ cpu_matmul_shared(CpBackend *be, int n, const CpView *y, CpView x,
 
 	for (i = 0; i < n && st == CP_OK; i++)
 	{
-		impl->xb16_ready = (i > 0 && w[i]->amx_packed != NULL &&
-							w[i - 1]->amx_packed != NULL);
+		impl->xb16_ready = (i > 0 && cpu_amx_gemm(impl, w[i], M) &&
+							cpu_amx_gemm(impl, w[i - 1], M));
 		st = cpu_matmul(be, y[i], x, w[i], bias[i], M, N[i], K, false);
 	}
 	impl->xb16_ready = false;
@@ -79,10 +80,11 @@ cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
 {
 	CpCpuImpl  *impl = IMPL(be);
 	int			kp,
-				mp;
+				mp,
+				terms = impl->amx_terms;
 	CpStatus	st;
 
-	if (w->amx_packed == NULL)
+	if (!cpu_amx_gemm(impl, w, M))
 	{
 		if (act == CP_FUSED_GEGLU)
 			st = be->geglu(be, x, x, up, (size_t) M * K);
@@ -96,7 +98,7 @@ cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
 	kp = cp_amx_padded_k(K);
 	mp = cp_amx_padded_m(M);
 	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * kp, sizeof(uint16_t));
+						  (size_t) mp * kp * terms, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) K);
 	if (st != CP_OK)
@@ -115,10 +117,10 @@ cpu_act_matmul(CpBackend *be, CpView y, CpView x, CpView up, int act,
 			{
 				act_row(impl, act, row, cpu_ptr(x) + (size_t) r * K,
 						act == CP_FUSED_GEGLU ? cpu_ptr(up) + (size_t) r * K : NULL, K);
-				cp_amx_pack_row(row, K, kp, r, impl->xb16);
+				cp_amx_pack_row_split(row, K, kp, r, terms, impl->xb16);
 			}
 			else
-				cp_amx_pack_row(NULL, K, kp, r, impl->xb16);
+				cp_amx_pack_row_split(NULL, K, kp, r, terms, impl->xb16);
 		}
 	}
 	impl->xb16_ready = true;
@@ -143,12 +145,13 @@ cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate, CpView up,
 	int			kp = cp_amx_padded_k(K),
 				ip = cp_amx_padded_k(Ni),
 				mp = cp_amx_padded_m(M),
-				groups = (Ni + CP_AMX_GROUP_N - 1) / CP_AMX_GROUP_N;
+				groups = (Ni + CP_AMX_GROUP_N - 1) / CP_AMX_GROUP_N,
+				terms = impl->amx_terms;
 	CpGegluFn	geglu = impl->avx512 ? cp_geglu_avx512 : impl->avx2 ? cp_geglu_avx2 : cp_geglu_scalar;
 	CpStatus	st;
 
-	if (w_gate->amx_packed == NULL || w_up->amx_packed == NULL ||
-		w_down->amx_packed == NULL)
+	if (!cpu_amx_gemm(impl, w_gate, M) || !cpu_amx_gemm(impl, w_up, M) ||
+		!cpu_amx_gemm(impl, w_down, M))
 	{
 		CpView		gu[2] = {gate, up};
 		CpBuf	   *gu_w[2] = {w_gate, w_up};
@@ -162,11 +165,15 @@ cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate, CpView up,
 							  M, K, Ni, true);
 	}
 
-	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-						  (size_t) mp * kp, sizeof(uint16_t));
+	st = cpu_amx_pack_weight(be, w_gate);
+	if (st == CP_OK)
+		st = cpu_amx_pack_weight(be, w_up);
+	if (st == CP_OK)
+		st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+							  (size_t) mp * kp * terms, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_grow_aligned(be, (void **) &impl->hb16, &impl->hb16_n,
-							  (size_t) mp * ip, sizeof(uint16_t));
+							  (size_t) mp * ip * terms, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) 2 * mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -180,14 +187,14 @@ cpu_geglu_mlp(CpBackend *be, CpView y, CpView x, CpView gate, CpView up,
 
 #pragma omp for schedule(dynamic, 16)
 		for (r = 0; r < mp; r++)
-			cp_amx_pack_row(r < M ? cpu_ptr(x) + (size_t) r * K : NULL, K, kp, r,
-							impl->xb16);
+			cp_amx_pack_row_split(r < M ? cpu_ptr(x) + (size_t) r * K : NULL, K, kp,
+								  r, terms, impl->xb16);
 #pragma omp for schedule(dynamic, 1)
 		for (g = 0; g < groups; g++)
-			cp_gemm_amx_geglu(impl->xb16, M, kp, w_gate->amx_packed,
-							  w_up->amx_packed, g * CP_AMX_GROUP_N,
-							  Ni - g * CP_AMX_GROUP_N < CP_AMX_GROUP_N ? Ni : (g + 1) * CP_AMX_GROUP_N,
-							  Ni, geglu, impl->hb16, ip, impl->tscratch[tid]);
+			cp_gemm_amx_geglu_split(impl->xb16, terms, M, kp, w_gate->amx_packed,
+									w_up->amx_packed, g * CP_AMX_GROUP_N,
+									Ni - g * CP_AMX_GROUP_N < CP_AMX_GROUP_N ? Ni : (g + 1) * CP_AMX_GROUP_N,
+									Ni, geglu, impl->hb16, ip, impl->tscratch[tid]);
 	}
 
 	/* the GeGLU output is the down product's x */

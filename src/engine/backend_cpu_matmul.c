@@ -4,9 +4,11 @@
  *	  OpenBLAS, each OpenMP thread on its own columns; bf16/f16 weights kept
  *	  as mapped, read straight from the mapping by our AVX-512 kernels
  *	  (few rows: dot products; many rows: widened while packed, gemm_f32.c)
- *	  or, without AVX-512, converted tile by tile for OpenBLAS; with bf16 precision,
- *	  bf16 GEMMs on AMX tiles (gemm_amx.c, weights packed at load) or
- *	  with AVX512_BF16 (gemm_bf16.c).
+ *	  or, without AVX-512, converted tile by tile for OpenBLAS, or, for many
+ *	  rows on AMX, as tile products of x split exactly into bf16 terms
+ *	  (gemm_amx.h); with bf16 precision, bf16 GEMMs on AMX tiles
+ *	  (gemm_amx.c, weights packed at load) or with AVX512_BF16
+ *	  (gemm_bf16.c).
  */
 #include <omp.h>
 #include <stdint.h>
@@ -145,27 +147,30 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 
 /*
  * amx_matmul
- *		y (+)= bf16(x) . W^T on AMX tiles, W packed at load: x is rounded
- *		into the A layout (gemm_amx.h), unless a fused op did it already
- *		(xb16_ready), then the threads run the tile GEMM on blocks of 32
- *		output columns: equal shares, or groups of 256 columns handed out
- *		to whichever thread is free (cpu_gemm_dynamic_cols).
+ *		y (+)= x . W^T on AMX tiles, W packed (gemm_amx.h): x is rounded
+ *		into the A layout (bf16 precision) or split into its bf16 terms
+ *		(fp32 precision: the split A layout, impl->amx_terms), unless a
+ *		fused op did it already (xb16_ready), then the threads run the tile
+ *		GEMM on blocks of 32 output columns: equal shares, or groups of 256
+ *		columns handed out to whichever thread is free
+ *		(cpu_gemm_dynamic_cols).
  */
 static CpStatus
-amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+amx_matmul(CpBackend *be, float *y, const float *x, CpBuf *w,
 		   int M, int N, int K, bool add)
 {
 	CpCpuImpl  *impl = IMPL(be);
 	int			kp = cp_amx_padded_k(K);
 	int			mp = cp_amx_padded_m(M);
+	int			terms = impl->amx_terms;
 	int			nthreads = impl->threads;
 	bool		ready = impl->xb16_ready;
 	int			dyn = cpu_gemm_dynamic_cols(impl, N);
-	CpStatus	st = CP_OK;
+	CpStatus	st = cpu_amx_pack_weight(be, w);
 
-	if (!ready)
+	if (st == CP_OK && !ready)
 		st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
-							  (size_t) mp * kp, sizeof(uint16_t));
+							  (size_t) mp * kp * terms, sizeof(uint16_t));
 	if (st == CP_OK)
 		st = cpu_thread_scratch(be, (size_t) mp * CP_AMX_GROUP_N);
 	if (st != CP_OK)
@@ -184,7 +189,7 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 		if (!ready)
 		{
 			split_range(mp / 16, omp_get_num_threads(), tid, 1, &t0, &t1);
-			cp_amx_pack_rows(x, K, M, K, kp, t0, t1, impl->xb16);
+			cp_amx_pack_rows_split(x, K, M, K, kp, t0, t1, terms, impl->xb16);
 #pragma omp barrier
 		}
 		if (dyn > 0)
@@ -193,16 +198,89 @@ amx_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
 
 #pragma omp for schedule(dynamic, 1)
 			for (c = 0; c < (N + dyn - 1) / dyn; c++)
-				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c * dyn,
-								 N - c * dyn < dyn ? N : (c + 1) * dyn, y,
-								 N, add, impl->tscratch[tid]);
+				cp_gemm_amx_split(impl->xb16, terms, M, kp, w->amx_packed, c * dyn,
+								  N - c * dyn < dyn ? N : (c + 1) * dyn, y,
+								  N, add, impl->tscratch[tid]);
 		}
 		else
 		{
 			split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
 			if (tid < nthreads && c1 > c0)
-				cp_gemm_amx_bf16(impl->xb16, M, kp, w->amx_packed, c0, c1, y,
-								 N, add, impl->tscratch[tid]);
+				cp_gemm_amx_split(impl->xb16, terms, M, kp, w->amx_packed, c0, c1,
+								  y, N, add, impl->tscratch[tid]);
+		}
+	}
+	return CP_OK;
+}
+
+/*
+ * amx_few_rows_cols
+ *		Columns [lo, hi) of amx_few_rows_matmul (lo a multiple of 32).
+ */
+static void
+amx_few_rows_cols(CpCpuImpl *impl, float *y, const float *x, const uint16_t *wb,
+				  int M, int N, int K, int lo, int hi, bool add, float *cbuf)
+{
+	int			mid = lo + (hi - lo) / CP_AMX_BLOCK * CP_AMX_BLOCK;
+
+	if (mid > lo)
+		cp_gemm_amx_split_rows(wb, K, (const uint32_t *) impl->xb16, M,
+							   impl->amx_terms, lo, mid, y, N, add, cbuf);
+	if (hi > mid)
+		fp32_gemm_on_bf16_weights(x, M, K, wb, mid, hi, y, N, add);
+}
+
+/*
+ * amx_few_rows_matmul
+ *		fp32 y (+)= x . W^T for few rows of x (a query) on AMX, W bf16 read
+ *		straight from the mapping (K a multiple of 32): x is split into its
+ *		bf16 terms in the xt layout (gemm_amx.h) by the calling thread, then
+ *		the threads run cp_gemm_amx_split_rows on their columns, whole
+ *		blocks of 32; a last partial block runs on the AVX-512 kernel.
+ */
+static CpStatus
+amx_few_rows_matmul(CpBackend *be, float *y, const float *x, const CpBuf *w,
+					int M, int N, int K, bool add)
+{
+	CpCpuImpl  *impl = IMPL(be);
+	const uint16_t *wb = (const uint16_t *) w->raw;
+	int			terms = impl->amx_terms;
+	int			dyn = cpu_gemm_dynamic_cols(impl, N);
+	int			nthreads = impl->threads;
+	CpStatus	st;
+
+	st = cpu_grow_aligned(be, (void **) &impl->xb16, &impl->xb16_n,
+						  cp_amx_xt_words(M, K, terms) * 2, sizeof(uint16_t));
+	if (st == CP_OK)
+		st = cpu_thread_scratch(be, (size_t) CP_AMX_GROUP_N * CP_AMX_BLOCK);
+	if (st != CP_OK)
+		return st;
+	cp_amx_pack_xt_split(x, M, K, terms, (uint32_t *) impl->xb16);
+	if (N < CP_AMX_BLOCK * nthreads)
+		nthreads = 1;
+
+#pragma omp parallel num_threads(nthreads)
+	{
+		float	   *cbuf = impl->tscratch[omp_get_thread_num()];
+		int			lo,
+					hi,
+					c;
+
+		if (dyn > 0)
+		{
+#pragma omp for schedule(dynamic, 1)
+			for (c = 0; c < (N + dyn - 1) / dyn; c++)
+			{
+				lo = c * dyn;
+				hi = N - lo < dyn ? N : lo + dyn;
+				amx_few_rows_cols(impl, y, x, wb, M, N, K, lo, hi, add, cbuf);
+			}
+		}
+		else
+		{
+			split_range(N, nthreads, omp_get_thread_num(), CP_AMX_BLOCK, &lo, &hi);
+			if (hi > lo)
+				amx_few_rows_cols(impl, y, x, wb, M, N, K, lo, hi, add, cbuf);
 		}
 	}
 	return CP_OK;
@@ -286,7 +364,7 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	}
 	if (N < 32 * nthreads)
 		nthreads = 1;
-	if (w->amx_packed != NULL)
+	if (cpu_amx_gemm(impl, w, M))
 	{
 		CpStatus	st = amx_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
 
@@ -298,6 +376,15 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 		K % 2 == 0)
 	{
 		CpStatus	st = bf16_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
+
+		if (st != CP_OK)
+			return st;
+		goto bias_after;
+	}
+	if (impl->amx_fp32 && w->lazy && w->dtype == CP_DTYPE_BF16 && M <= SMALL_M &&
+		K % CP_AMX_K_STEP == 0)
+	{
+		CpStatus	st = amx_few_rows_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
 
 		if (st != CP_OK)
 			return st;

@@ -98,9 +98,10 @@ typedef struct CpEngineOptions
 	const char *query_prefix;	/* CUSTOM: text before the query (NULL = "") */
 	const char *query_suffix;	/* CUSTOM: text after the query (NULL = "") */
 	CpPromptFormat page_format; /* page prompt (CUSTOM = TRAINED) */
-	bool		cpu_no_amx;		/* bf16 precision without AMX tiles even where
-								 * the CPU has them (to measure the
-								 * AVX512_BF16 path CPUs without AMX take) */
+	bool		cpu_no_amx;		/* no AMX tiles even where the CPU has them
+								 * (to measure the paths CPUs without AMX
+								 * take: AVX512_BF16 in bf16 precision, the
+								 * AVX-512 FMA kernel in fp32) */
 	const char *page_prompt;	/* instruction after the image; NULL or "" =
 								 * the checkpoint's ("Describe the image.") */
 } CpEngineOptions;

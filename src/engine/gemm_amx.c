@@ -7,6 +7,9 @@
  * multiply-adds, an order of magnitude more per cycle than AVX512_BF16.
  * Products of bf16 values are exact in fp32 and summed in fp32, as in the
  * AVX512_BF16 kernel, so both give the same results up to summation order.
+ * With x split into bf16 terms (gemm_amx.h), each k-step multiplies the
+ * terms one after the other by the same W tiles: fp32 products at fp32
+ * accuracy for the fp32 precision.
  *
  * Eight tile registers: four accumulators (a 32 x 32 block of y), two
  * tiles of x and two of W.  Both operands are kept in layouts where every
@@ -55,6 +58,15 @@
  * whole K (2 to 64 tried).
  */
 #define KC_STEPS 8
+
+/*
+ * The most k-steps per k-block with x split into two or three terms (fp32
+ * precision), in k-blocks of equal size.  Each W tile load now feeds
+ * `terms` times the tile products, and longer k-blocks (fewer round trips
+ * of the accumulators through cbuf) won, x and W from L2 notwithstanding:
+ * on the page shapes 32 beat 2, 4, 8, 16 and the whole K by 5-30 %.
+ */
+#define KC_STEPS_SPLIT 32
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static bool amx_usable;
@@ -162,27 +174,61 @@ cp_amx_pack_weights(const uint16_t *w, int N, int K, uint32_t *dst,
 }
 
 /*
- * cp_amx_pack_row
+ * split_store
+ *		The terms of 32 fp32 values (lo: the first 16, hi: the next 16) as
+ *		bf16 at d, d + CP_AMX_TILE_ELEMS, ...: term 0 = bf16(v) (rounded to
+ *		nearest even), term t = bf16(v - the terms before it).  Each
+ *		remainder is exact in fp32 (it is v less its leading bits), so three
+ *		terms hold all 24 bits of v (see gemm_amx.h for the denormal bound).
+ */
+__attribute__((target("avx512f,avx512bf16")))
+static inline void
+split_store(__m512 lo, __m512 hi, int terms, uint16_t *d)
+{
+	int			t;
+
+	for (t = 0; t < terms; t++)
+	{
+		__m512bh	b = _mm512_cvtne2ps_pbh(hi, lo);
+
+		_mm512_store_si512((__m512i *) (d + (size_t) t * CP_AMX_TILE_ELEMS), (__m512i) b);
+		if (t + 1 < terms)
+		{
+			/* the bf16 values back in fp32: each 16-bit half to the top */
+			__m512i		bi = (__m512i) b;
+			__m512		blo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(bi)), 16));
+			__m512		bhi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(bi, 1)), 16));
+
+			lo = _mm512_sub_ps(lo, blo);
+			hi = _mm512_sub_ps(hi, bhi);
+		}
+	}
+}
+
+/*
+ * cp_amx_pack_row_split
  *		See gemm_amx.h.
  */
 __attribute__((target("avx512f,avx512bf16")))
 void
-cp_amx_pack_row(const float *x, int K, int Kp, int r, uint16_t *dst)
+cp_amx_pack_row_split(const float *x, int K, int Kp, int r, int terms,
+					  uint16_t *dst)
 {
 	int			steps = Kp / CP_AMX_K_STEP;
-	uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
+	uint16_t   *d = dst + (size_t) (r / 16) * steps * terms * CP_AMX_TILE_ELEMS +
 		(size_t) (r % 16) * CP_AMX_K_STEP;
 	int			s;
 
 	if (x == NULL)
 	{
-		for (s = 0; s < steps; s++)
+		for (s = 0; s < steps * terms; s++)
 			memset(d + (size_t) s * CP_AMX_TILE_ELEMS, 0, CP_AMX_K_STEP * sizeof(uint16_t));
 		return;
 	}
 	for (s = 0; s < steps; s++)
 	{
 		int			k = s * CP_AMX_K_STEP;
+		uint16_t   *ds = d + (size_t) s * terms * CP_AMX_TILE_ELEMS;
 		__m512		lo,
 					hi;
 
@@ -201,9 +247,21 @@ cp_amx_pack_row(const float *x, int K, int Kp, int r, uint16_t *dst)
 			lo = _mm512_maskz_loadu_ps(ma, x + k);
 			hi = _mm512_maskz_loadu_ps(mb, x + k + 16);
 		}
-		_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
-						   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
+		if (terms == 1)
+			_mm512_store_si512((__m512i *) ds, (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
+		else
+			split_store(lo, hi, terms, ds);
 	}
+}
+
+/*
+ * cp_amx_pack_row
+ *		See gemm_amx.h.
+ */
+void
+cp_amx_pack_row(const float *x, int K, int Kp, int r, uint16_t *dst)
+{
+	cp_amx_pack_row_split(x, K, Kp, r, 1, dst);
 }
 
 /*
@@ -214,10 +272,22 @@ void
 cp_amx_pack_rows(const float *src, size_t lds, int rows, int K, int Kp,
 				 int t0, int t1, uint16_t *dst)
 {
+	cp_amx_pack_rows_split(src, lds, rows, K, Kp, t0, t1, 1, dst);
+}
+
+/*
+ * cp_amx_pack_rows_split
+ *		See gemm_amx.h.
+ */
+void
+cp_amx_pack_rows_split(const float *src, size_t lds, int rows, int K, int Kp,
+					   int t0, int t1, int terms, uint16_t *dst)
+{
 	int			r;
 
 	for (r = t0 * 16; r < t1 * 16; r++)
-		cp_amx_pack_row(r < rows ? src + (size_t) r * lds : NULL, K, Kp, r, dst);
+		cp_amx_pack_row_split(r < rows ? src + (size_t) r * lds : NULL, K, Kp, r,
+							  terms, dst);
 }
 
 /* The tile configuration: palette 1, every tile 16 rows of 64 bytes. */
@@ -249,49 +319,87 @@ load_tile_config(void)
 
 /*
  * block_32x32
- *		Tiles 0-3 (+)= the 32 x 32 product of A row tiles a0, a1 (k-steps
- *		of CP_AMX_TILE_ELEMS elements) and one column block b of the B
- *		layout, over steps k-steps; the caller zeroes or loads 0-3.
+ *		Tiles 0-3 (+)= the 32 x 32 product of A row tiles a0, a1 and one
+ *		column block b of the B layout, over steps k-steps; each k-step of
+ *		the A tiles holds `terms` tiles (the split of x, gemm_amx.h), all
+ *		multiplied by the same two W tiles, loaded once.  The caller zeroes
+ *		or loads 0-3.
  */
-__attribute__((target("amx-tile,amx-bf16")))
+__attribute__((target("amx-tile,amx-bf16"), always_inline))
 static inline void
-block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps)
+block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps,
+			int terms)
 {
-	int			s;
+	int			s,
+				t;
 
+	if (terms == 1)
+	{
+		for (s = 0; s < steps; s++)
+		{
+			const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
+
+			_tile_loadd(4, a0 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
+			_tile_loadd(6, bk, 64);
+			_tile_dpbf16ps(0, 4, 6);
+			_tile_loadd(7, bk + 256, 64);
+			_tile_dpbf16ps(1, 4, 7);
+			_tile_loadd(5, a1 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
+			_tile_dpbf16ps(2, 5, 6);
+			_tile_dpbf16ps(3, 5, 7);
+		}
+		return;
+	}
 	for (s = 0; s < steps; s++)
 	{
 		const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
+		const uint16_t *x0 = a0 + (size_t) s * terms * CP_AMX_TILE_ELEMS;
+		const uint16_t *x1 = a1 + (size_t) s * terms * CP_AMX_TILE_ELEMS;
 
-		_tile_loadd(4, a0 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
 		_tile_loadd(6, bk, 64);
-		_tile_dpbf16ps(0, 4, 6);
 		_tile_loadd(7, bk + 256, 64);
-		_tile_dpbf16ps(1, 4, 7);
-		_tile_loadd(5, a1 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
-		_tile_dpbf16ps(2, 5, 6);
-		_tile_dpbf16ps(3, 5, 7);
+		for (t = 0; t < terms; t++)
+		{
+			_tile_loadd(4, x0 + (size_t) t * CP_AMX_TILE_ELEMS, 64);
+			_tile_dpbf16ps(0, 4, 6);
+			_tile_dpbf16ps(1, 4, 7);
+			_tile_loadd(5, x1 + (size_t) t * CP_AMX_TILE_ELEMS, 64);
+			_tile_dpbf16ps(2, 5, 6);
+			_tile_dpbf16ps(3, 5, 7);
+		}
 	}
 }
 
+/* k-steps per k-block of a product of steps k-steps (see KC_STEPS). */
+static inline int
+kc_steps(int terms, int steps)
+{
+	int			nkb = (steps + KC_STEPS_SPLIT - 1) / KC_STEPS_SPLIT;
+
+	if (terms == 1)
+		return KC_STEPS;
+	return (steps + nkb - 1) / nkb;
+}
+
 /*
- * cp_gemm_amx_bf16
- *		See gemm_amx.h and the file header.  Tiles: 0-3 accumulate y
- *		(rows 0-15 / 16-31 by columns 0-15 / 16-31), 4-5 x, 6-7 W.
+ * amx_gemm
+ *		cp_gemm_amx_split's body, inlined for each number of terms.
+ *		Tiles: 0-3 accumulate y (rows 0-15 / 16-31 by columns 0-15 /
+ *		16-31), 4-5 x, 6-7 W.
  */
-__attribute__((target("amx-tile,amx-bf16")))
-void
-cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
-				 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+__attribute__((target("amx-tile,amx-bf16"), always_inline))
+static inline void
+amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
+		 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
 {
 	int			mp = cp_amx_padded_m(M);
 	int			steps = Kp / CP_AMX_K_STEP;
-	size_t		rowtile = (size_t) steps * CP_AMX_TILE_ELEMS;	/* x: one row tile */
+	size_t		rowtile = (size_t) steps * terms * CP_AMX_TILE_ELEMS;	/* x: one row tile */
 	size_t		colblock = (size_t) steps * CP_AMX_TILE_ELEMS;	/* W: one column block */
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	const size_t ystride = (size_t) ldy * sizeof(float);
 	/* one row block (a query): x stays in L2 anyway, no partial sums */
-	int			kcs = (mp == CP_AMX_BLOCK) ? steps : KC_STEPS;
+	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps(terms, steps);
 	int			g0;
 
 	load_tile_config();
@@ -314,7 +422,7 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 				int			mbi = CP_AMX_BLOCK * (i / nblk),
 							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
 				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
-					(size_t) kb * CP_AMX_TILE_ELEMS;
+					(size_t) kb * terms * CP_AMX_TILE_ELEMS;
 				const uint16_t *x1 = x0 + rowtile;
 				const uint32_t *wp = packed + (size_t) (nbi / CP_AMX_BLOCK) * colblock +
 					(size_t) kb * CP_AMX_TILE_ELEMS;
@@ -329,8 +437,23 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 				 * Partial sums between k-blocks live in cbuf (the group's
 				 * part of it stays in L2); blocks inside y start from y
 				 * when adding and end in y; edge blocks, whose tiles would
-				 * cross the end of y or of our columns, end in cbuf.
+				 * cross the end of y or of our columns, end in cbuf.  An
+				 * edge block also starts from y when adding (its valid part
+				 * copied into cbuf), so that every element is summed in the
+				 * same order wherever its block lies: a page's rows do not
+				 * depend on the rows beside it in the batch.
 				 */
+				if (first && add && !inside)
+				{
+					int			rows = M - mbi < CP_AMX_BLOCK ? M - mbi : CP_AMX_BLOCK,
+								cols = n1 - nbi < CP_AMX_BLOCK ? n1 - nbi : CP_AMX_BLOCK,
+								m;
+
+					memset(cb, 0, sizeof(float) * CP_AMX_BLOCK * CP_AMX_BLOCK);
+					for (m = 0; m < rows; m++)
+						memcpy(cb + (size_t) m * CP_AMX_BLOCK, yb + (size_t) m * ldy,
+							   sizeof(float) * cols);
+				}
 				if (first && inside && add)
 				{
 					_tile_loadd(0, yb, ystride);
@@ -338,7 +461,7 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 					_tile_loadd(2, yb + 16 * (size_t) ldy, ystride);
 					_tile_loadd(3, yb + 16 * (size_t) ldy + 16, ystride);
 				}
-				else if (first)
+				else if (first && !add)
 				{
 					_tile_zero(0);
 					_tile_zero(1);
@@ -352,7 +475,7 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 					_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
 					_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
 				}
-				block_32x32(x0, x1, wp, ks);
+				block_32x32(x0, x1, wp, ks, terms);
 				if (last && inside)
 				{
 					_tile_stored(0, yb, ystride);
@@ -369,32 +492,59 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 				}
 			}
 		}
-		/* the edge blocks' valid part into y */
+		/* the edge blocks' valid part into y (which they started from) */
 		for (mb = 0; mb < mp; mb += CP_AMX_BLOCK)
 			for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
 			{
 				const float *cb = cbuf + (size_t) ((nb - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
 					(size_t) mb * CP_AMX_BLOCK;
 				int			ncols = (g1 - nb < CP_AMX_BLOCK) ? g1 - nb : CP_AMX_BLOCK;
-				int			m,
-							j;
+				int			m;
 
 				if (mb + CP_AMX_BLOCK <= M && nb + CP_AMX_BLOCK <= n1)
 					continue;
 				for (m = 0; m < CP_AMX_BLOCK && mb + m < M; m++)
-				{
-					const float *src = cb + (size_t) m * CP_AMX_BLOCK;
-					float	   *dst = y + (size_t) (mb + m) * ldy + nb;
-
-					if (add)
-						for (j = 0; j < ncols; j++)
-							dst[j] += src[j];
-					else
-						memcpy(dst, src, sizeof(float) * ncols);
-				}
+					memcpy(y + (size_t) (mb + m) * ldy + nb, cb + (size_t) m * CP_AMX_BLOCK,
+						   sizeof(float) * ncols);
 			}
 	}
 	_tile_release();
+}
+
+/*
+ * cp_gemm_amx_bf16
+ *		See gemm_amx.h.
+ */
+void
+cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
+				 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+{
+	cp_gemm_amx_split(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+}
+
+/*
+ * cp_gemm_amx_split
+ *		See gemm_amx.h and the file header.  One copy of the kernel per
+ *		number of terms, so that the inner loop has constant bounds.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+void
+cp_gemm_amx_split(const uint16_t *xa, int terms, int M, int Kp,
+				  const uint32_t *packed, int n0, int n1, float *y, int ldy,
+				  bool add, float *cbuf)
+{
+	switch (terms)
+	{
+		case 2:
+			amx_gemm(xa, 2, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			break;
+		case 3:
+			amx_gemm(xa, 3, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			break;
+		default:
+			amx_gemm(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			break;
+	}
 }
 
 /*
@@ -419,7 +569,7 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 		_tile_zero(1);
 		_tile_zero(2);
 		_tile_zero(3);
-		block_32x32(a0, a1, b + (size_t) nb * colblock, steps);
+		block_32x32(a0, a1, b + (size_t) nb * colblock, steps, 1);
 		_tile_stored(0, cb, cs);
 		_tile_stored(1, cb + 16, cs);
 		_tile_stored(2, cb + (size_t) 16 * ldc, cs);
@@ -430,26 +580,27 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 
 
 /*
- * cp_gemm_amx_geglu
- *		See gemm_amx.h.  The gate and up blocks run one after the other
- *		with the loop order of cp_gemm_amx_bf16, their sums kept in cbuf
- *		(gate: the first half, up: the second) up to the last k-block;
- *		then each 32 x 32 block pair becomes one k-step of out.
+ * amx_geglu
+ *		cp_gemm_amx_geglu_split's body, inlined for each number of terms.
+ *		The gate and up blocks run one after the other with the loop order
+ *		of amx_gemm, their sums kept in cbuf (gate: the first half, up: the
+ *		second) up to the last k-block; then each 32 x 32 block pair
+ *		becomes one k-step of out (its terms).
  */
-__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16")))
-void
-cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
-				  const uint32_t *up, int n0, int n1, int N,
-				  CpGegluFn geglu, uint16_t *out, int out_kp, float *cbuf)
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16"), always_inline))
+static inline void
+amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
+		  const uint32_t *up, int n0, int n1, int N, CpGegluFn geglu,
+		  uint16_t *out, int out_kp, float *cbuf)
 {
 	int			mp = cp_amx_padded_m(M);
 	int			steps = Kp / CP_AMX_K_STEP;
 	int			out_steps = out_kp / CP_AMX_K_STEP;
-	size_t		rowtile = (size_t) steps * CP_AMX_TILE_ELEMS;
+	size_t		rowtile = (size_t) steps * terms * CP_AMX_TILE_ELEMS;
 	size_t		colblock = (size_t) steps * CP_AMX_TILE_ELEMS;
 	size_t		half = (size_t) mp * CP_AMX_GROUP_N;
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
-	int			kcs = (mp == CP_AMX_BLOCK) ? steps : KC_STEPS;
+	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps(terms, steps);
 	int			g0;
 
 	load_tile_config();
@@ -470,7 +621,7 @@ cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
 				int			mbi = CP_AMX_BLOCK * (i / nblk),
 							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
 				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
-					(size_t) kb * CP_AMX_TILE_ELEMS;
+					(size_t) kb * terms * CP_AMX_TILE_ELEMS;
 				const uint16_t *x1 = x0 + rowtile;
 				size_t		woff = (size_t) (nbi / CP_AMX_BLOCK) * colblock +
 					(size_t) kb * CP_AMX_TILE_ELEMS;
@@ -496,7 +647,7 @@ cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
 						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
 						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
 					}
-					block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks);
+					block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms);
 					_tile_stored(0, cb, cstride);
 					_tile_stored(1, cb + 16, cstride);
 					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
@@ -519,19 +670,240 @@ cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
 			{
 				int			row = mbi + r;
 				float		act[CP_AMX_BLOCK] __attribute__((aligned(64)));
-				uint16_t   *d = out + (size_t) (row / 16) * out_steps * CP_AMX_TILE_ELEMS +
-					(size_t) (nbi / CP_AMX_BLOCK) * CP_AMX_TILE_ELEMS +
+				uint16_t   *d = out + (size_t) (row / 16) * out_steps * terms * CP_AMX_TILE_ELEMS +
+					(size_t) (nbi / CP_AMX_BLOCK) * terms * CP_AMX_TILE_ELEMS +
 					(size_t) (row % 16) * CP_AMX_K_STEP;
 
 				geglu(act, cg + (size_t) r * CP_AMX_BLOCK, cu + (size_t) r * CP_AMX_BLOCK,
 					  CP_AMX_BLOCK);
 				if (valid < CP_AMX_BLOCK)
 					memset(act + valid, 0, sizeof(float) * (CP_AMX_BLOCK - valid));
-				_mm512_store_si512((__m512i *) d,
-								   (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(act + 16),
-																 _mm512_load_ps(act)));
+				if (terms == 1)
+					_mm512_store_si512((__m512i *) d,
+									   (__m512i) _mm512_cvtne2ps_pbh(_mm512_load_ps(act + 16),
+																	 _mm512_load_ps(act)));
+				else
+					split_store(_mm512_load_ps(act), _mm512_load_ps(act + 16), terms, d);
 			}
 		}
 	}
 	_tile_release();
+}
+
+/*
+ * cp_gemm_amx_geglu
+ *		See gemm_amx.h.
+ */
+void
+cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp, const uint32_t *gate,
+				  const uint32_t *up, int n0, int n1, int N,
+				  CpGegluFn geglu, uint16_t *out, int out_kp, float *cbuf)
+{
+	cp_gemm_amx_geglu_split(xa, 1, M, Kp, gate, up, n0, n1, N, geglu, out,
+							out_kp, cbuf);
+}
+
+/*
+ * cp_gemm_amx_geglu_split
+ *		See gemm_amx.h.
+ */
+__attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16")))
+void
+cp_gemm_amx_geglu_split(const uint16_t *xa, int terms, int M, int Kp,
+						const uint32_t *gate, const uint32_t *up, int n0,
+						int n1, int N, CpGegluFn geglu, uint16_t *out,
+						int out_kp, float *cbuf)
+{
+	switch (terms)
+	{
+		case 2:
+			amx_geglu(xa, 2, M, Kp, gate, up, n0, n1, N, geglu, out, out_kp, cbuf);
+			break;
+		case 3:
+			amx_geglu(xa, 3, M, Kp, gate, up, n0, n1, N, geglu, out, out_kp, cbuf);
+			break;
+		default:
+			amx_geglu(xa, 1, M, Kp, gate, up, n0, n1, N, geglu, out, out_kp, cbuf);
+			break;
+	}
+}
+
+
+/*
+ * cp_amx_pack_xt_split
+ *		See gemm_amx.h.  Each row's 32 values of a k-step are split into
+ *		their terms, and each term's 16 pairs are scattered down the row's
+ *		column of its B tile.
+ */
+__attribute__((target("avx512f,avx512bf16")))
+void
+cp_amx_pack_xt_split(const float *x, int M, int K, int terms, uint32_t *dst)
+{
+	const __m512i col = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112,
+										  128, 144, 160, 176, 192, 208, 224, 240);
+	int			steps = K / CP_AMX_K_STEP,
+				mp = cp_amx_padded_m(M),
+				m,
+				s,
+				t;
+
+	for (m = 0; m < mp; m++)
+	{
+		size_t		blk = (size_t) (m / CP_AMX_BLOCK) * steps;
+		int			half = (m % CP_AMX_BLOCK) / 16,
+					c = m % 16;
+
+		for (s = 0; s < steps; s++)
+		{
+			uint32_t   *d = dst + ((blk + s) * terms * 2 + half) * 256 + c;
+			__m512		lo = _mm512_setzero_ps(),
+						hi = _mm512_setzero_ps();
+
+			if (m < M)
+			{
+				lo = _mm512_loadu_ps(x + (size_t) m * K + s * CP_AMX_K_STEP);
+				hi = _mm512_loadu_ps(x + (size_t) m * K + s * CP_AMX_K_STEP + 16);
+			}
+			for (t = 0; t < terms; t++)
+			{
+				__m512i		b = (__m512i) _mm512_cvtne2ps_pbh(hi, lo);
+
+				_mm512_i32scatter_epi32(d + (size_t) t * 2 * 256, col, b, 4);
+				if (t + 1 < terms)
+				{
+					lo = _mm512_sub_ps(lo, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(b)), 16)));
+					hi = _mm512_sub_ps(hi, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(b, 1)), 16)));
+				}
+			}
+		}
+	}
+}
+
+/* k-steps per k-block of cp_gemm_amx_split_rows: its x part stays in L2. */
+#define ROWS_KC_STEPS 32
+
+/*
+ * amx_rows
+ *		cp_gemm_amx_split_rows's body, inlined for each number of terms.
+ *		Tiles: 0-3 accumulate y^T (W rows 0-15 / 16-31 of the block by x
+ *		rows 0-15 / 16-31), 4-5 W (16 rows of 32 k each, read in place),
+ *		6-7 one term of x^T.
+ */
+__attribute__((target("amx-tile,amx-bf16"), always_inline))
+static inline void
+amx_rows(const uint16_t *w, int K, const uint32_t *xt, int M, int terms,
+		 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+{
+	int			steps = K / CP_AMX_K_STEP;
+	int			nkb = (steps + ROWS_KC_STEPS - 1) / ROWS_KC_STEPS;
+	int			kcs = (steps + nkb - 1) / nkb;
+	int			mblocks = (M + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK;
+	const size_t wstride = (size_t) K * sizeof(uint16_t);
+	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
+	int			g0;
+
+	load_tile_config();
+	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
+	{
+		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
+		int			mb;
+
+		for (mb = 0; mb < mblocks; mb++)
+		{
+			int			rows = M - mb * CP_AMX_BLOCK < CP_AMX_BLOCK ? M - mb * CP_AMX_BLOCK : CP_AMX_BLOCK;
+			bool		two = rows > 16;
+			int			kb,
+						nb;
+
+			for (kb = 0; kb < steps; kb += kcs)
+			{
+				int			ks = (steps - kb < kcs) ? steps - kb : kcs;
+
+				for (nb = g0; nb < g1; nb += CP_AMX_BLOCK)
+				{
+					/* y^T row n (from g0) at cbuf + n * 32 */
+					float	   *cb = cbuf + (size_t) (nb - g0) * CP_AMX_BLOCK;
+					const uint16_t *wr = w + (size_t) nb * K;
+					int			s,
+								t;
+
+					if (kb == 0)
+					{
+						_tile_zero(0);
+						_tile_zero(1);
+						_tile_zero(2);
+						_tile_zero(3);
+					}
+					else
+					{
+						_tile_loadd(0, cb, cstride);
+						_tile_loadd(1, cb + 16, cstride);
+						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
+						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+					}
+					for (s = kb; s < kb + ks; s++)
+					{
+						const uint32_t *xs = xt + ((size_t) mb * steps + s) * terms * 512;
+
+						_tile_loadd(4, wr + (size_t) s * CP_AMX_K_STEP, wstride);
+						_tile_loadd(5, wr + (size_t) 16 * K + (size_t) s * CP_AMX_K_STEP, wstride);
+						for (t = 0; t < terms; t++)
+						{
+							_tile_loadd(6, xs + (size_t) t * 512, 64);
+							_tile_dpbf16ps(0, 4, 6);
+							_tile_dpbf16ps(2, 5, 6);
+							if (two)
+							{
+								_tile_loadd(7, xs + (size_t) t * 512 + 256, 64);
+								_tile_dpbf16ps(1, 4, 7);
+								_tile_dpbf16ps(3, 5, 7);
+							}
+						}
+					}
+					_tile_stored(0, cb, cstride);
+					_tile_stored(1, cb + 16, cstride);
+					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
+					_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+				}
+			}
+			/* y^T of the group's blocks into y */
+			for (nb = 0; nb < g1 - g0; nb++)
+			{
+				const float *c = cbuf + (size_t) nb * CP_AMX_BLOCK;
+				int			m;
+
+				for (m = 0; m < rows; m++)
+				{
+					float	   *yp = y + (size_t) (mb * CP_AMX_BLOCK + m) * ldy + g0 + nb;
+
+					*yp = add ? *yp + c[m] : c[m];
+				}
+			}
+		}
+	}
+	_tile_release();
+}
+
+/*
+ * cp_gemm_amx_split_rows
+ *		See gemm_amx.h.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+void
+cp_gemm_amx_split_rows(const uint16_t *w, int K, const uint32_t *xt, int M,
+					   int terms, int n0, int n1, float *y, int ldy, bool add,
+					   float *cbuf)
+{
+	switch (terms)
+	{
+		case 2:
+			amx_rows(w, K, xt, M, 2, n0, n1, y, ldy, add, cbuf);
+			break;
+		case 3:
+			amx_rows(w, K, xt, M, 3, n0, n1, y, ldy, add, cbuf);
+			break;
+		default:
+			amx_rows(w, K, xt, M, 1, n0, n1, y, ldy, add, cbuf);
+			break;
+	}
 }

@@ -1,7 +1,9 @@
 /*
  * gemm_amx.h
  *	  bf16 x bf16 -> fp32 GEMM on Intel AMX tiles (TDPBF16PS) for the CPU
- *	  backend's bf16 precision, with weights packed once at load.
+ *	  backend's bf16 precision, with weights packed once at load; and the
+ *	  same tile products on fp32 activations split exactly into bf16 terms,
+ *	  for fp32 precision on bf16 weights.
  */
 #ifndef CP_GEMM_AMX_H
 #define CP_GEMM_AMX_H
@@ -87,6 +89,36 @@ extern void cp_amx_pack_row(const float *x, int K, int Kp, int r,
 							uint16_t *dst);
 
 /*
+ * fp32 products on AMX: the "split A layout".  An fp32 value x is the sum
+ * of three bf16 terms: h = bf16(x) (rounded to nearest), m = bf16(x - h),
+ * l = bf16(x - h - m); each remainder is exact in fp32, and 3 x 8
+ * significand bits hold fp32's 24, so x = h + m + l exactly.  Products of
+ * bf16 values are exact in fp32, so x w = h w + m w + l w for a bf16
+ * weight w, summed by TDPBF16PS in fp32: an fp32 GEMM at fp32 accuracy
+ * from three tile products.  Exact except where bf16 (as AMX and the
+ * conversion instruction treat it) flushes values below 2^-126 to zero: a
+ * term or a product under 2^-126 in magnitude is lost, an absolute error
+ * below 2^-126 per term (zero for |x| >= 2^-102 unless the product itself
+ * underflows).  Two terms keep 16 bits of x (relative error 2^-17).
+ *
+ * The layout is the A layout with `terms` tiles per k-step, term after
+ * term: [roundup(M, 32) / 16 row tiles][Kp / 32 k-steps][terms][16][32]
+ * bf16; terms = 1 is the A layout itself.
+ */
+#define CP_AMX_SPLIT_TERMS 3
+
+/*
+ * cp_amx_pack_row_split / cp_amx_pack_rows_split
+ *		cp_amx_pack_row / cp_amx_pack_rows into the split A layout of
+ *		`terms` terms (1 to 3).
+ */
+extern void cp_amx_pack_row_split(const float *x, int K, int Kp, int r,
+								  int terms, uint16_t *dst);
+extern void cp_amx_pack_rows_split(const float *src, size_t lds, int rows,
+								   int K, int Kp, int t0, int t1, int terms,
+								   uint16_t *dst);
+
+/*
  * cp_gemm_amx_bf16
  *		y[m, n] (+)= sum_k xa[m, k] * W[n, k] for m < M, n in [n0, n1): xa
  *		is x in the A layout (Kp = cp_amx_padded_k(K)), packed is W in the
@@ -97,6 +129,16 @@ extern void cp_amx_pack_row(const float *x, int K, int Kp, int r,
 extern void cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp,
 							 const uint32_t *packed, int n0, int n1,
 							 float *y, int ldy, bool add, float *cbuf);
+
+/*
+ * cp_gemm_amx_split
+ *		cp_gemm_amx_bf16 with xa in the split A layout of `terms` terms (1
+ *		to 3): every k-step multiplies each term of x by the same W tiles,
+ *		into the same fp32 sums.  terms = 1 is cp_gemm_amx_bf16.
+ */
+extern void cp_gemm_amx_split(const uint16_t *xa, int terms, int M, int Kp,
+							  const uint32_t *packed, int n0, int n1,
+							  float *y, int ldy, bool add, float *cbuf);
 
 /* out[0..n) = gelu_tanh(gate) * up (one of vecmath.h's forms). */
 typedef void (*CpGegluFn) (float *out, const float *gate, const float *up,
@@ -117,6 +159,54 @@ extern void cp_gemm_amx_geglu(const uint16_t *xa, int M, int Kp,
 							  const uint32_t *gate, const uint32_t *up,
 							  int n0, int n1, int N, CpGegluFn geglu,
 							  uint16_t *out, int out_kp, float *cbuf);
+
+/*
+ * cp_gemm_amx_geglu_split
+ *		cp_gemm_amx_geglu with xa and out in the split A layout of `terms`
+ *		terms.
+ */
+extern void cp_gemm_amx_geglu_split(const uint16_t *xa, int terms, int M,
+									int Kp, const uint32_t *gate,
+									const uint32_t *up, int n0, int n1,
+									int N, CpGegluFn geglu, uint16_t *out,
+									int out_kp, float *cbuf);
+
+/*
+ * fp32 products of few rows (a query) on AMX, the weights read in place:
+ * the transposed product y^T = W x^T, where 16 rows of W (32 k each, row
+ * stride K) are an A tile as they lie in the mapping, and x^T, split into
+ * its terms, is the B operand.  The "xt layout" of x [M, K] (K a multiple
+ * of 32): [roundup(M, 32) / 32 row blocks][K / 32 k-steps][terms][2 B
+ * tiles: rows 0-15 / 16-31 of the block][16 k-pairs][16 rows] uint32
+ * words (a pair: two consecutive k of one row, the lower k in the low
+ * half), zero past M.  cp_amx_xt_words is its size.
+ */
+static inline size_t
+cp_amx_xt_words(int M, int K, int terms)
+{
+	return (size_t) cp_amx_padded_m(M) * K / 2 * terms;
+}
+
+/*
+ * cp_amx_pack_xt_split
+ *		x [M, K] fp32 (row-major, K a multiple of 32) split into `terms`
+ *		bf16 terms into dst (64-byte aligned) in the xt layout.
+ */
+extern void cp_amx_pack_xt_split(const float *x, int M, int K, int terms,
+								 uint32_t *dst);
+
+/*
+ * cp_gemm_amx_split_rows
+ *		y[m, n] (+)= sum_k x[m, k] * w[n, k] for m < M, n in [n0, n1)
+ *		(n1 - n0 a multiple of 32): w [N, K] bf16 row-major as mapped (K a
+ *		multiple of 32), xt = x in the xt layout of `terms` terms.  The sums
+ *		of an element do not depend on n0, n1 or the rows beside it.  cbuf
+ *		holds CP_AMX_GROUP_N * 32 floats.  Single-threaded.
+ */
+extern void cp_gemm_amx_split_rows(const uint16_t *w, int K,
+								   const uint32_t *xt, int M, int terms,
+								   int n0, int n1, float *y, int ldy,
+								   bool add, float *cbuf);
 
 /*
  * cp_amx_tile_product

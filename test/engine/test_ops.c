@@ -475,6 +475,299 @@ test_blas_core(void)
 		printf("ok   OpenBLAS core %s\n", name);
 }
 
+/* A value of magnitude up to 2^spread or down to 2^-spread, either sign. */
+static float
+frand_wide(int spread)
+{
+	int			e = (int) ((frand() + 1.0f) * (spread + 0.5f)) - spread;
+
+	return ldexpf(frand(), e);
+}
+
+/*
+ * test_split_exact
+ *		The split A layout (gemm_amx.h): the terms of every x, read back
+ *		from their tiles, sum exactly to x (three terms) for values over the
+ *		whole range where bf16 keeps them; below 2^-102 what is lost is
+ *		under 2^-126 (AMX's flushed denormals).  Two terms keep 16 bits:
+ *		not exact (checks that the test sees a missing term).
+ */
+static void
+test_split_exact(void)
+{
+	int			K = 83,
+				kp = cp_amx_padded_k(K),
+				rows = 19,
+				terms,
+				r,
+				k,
+				t;
+
+	for (terms = 2; terms <= CP_AMX_SPLIT_TERMS; terms++)
+	{
+		float	   *x = malloc(sizeof(float) * rows * K);
+		uint16_t   *a = aligned_alloc(64, sizeof(uint16_t) * cp_amx_padded_m(rows) * kp * terms);
+		int			inexact = 0,
+					bad = 0;
+		double		worst = 0.0;
+
+		for (k = 0; k < rows * K; k++)
+			x[k] = frand_wide(k % 5 == 0 ? 120 : 30);
+		x[0] = 1.0f + ldexpf(1.0f, -23);	/* all 24 bits set apart */
+		x[1] = -ldexpf(1.0f, 127) * 1.5f;
+		x[2] = ldexpf(1.0f, -110) * 1.3f;	/* the last term underflows */
+		cp_amx_pack_rows_split(x, K, rows, K, kp, 0, cp_amx_padded_m(rows) / 16, terms, a);
+		for (r = 0; r < rows; r++)
+			for (k = 0; k < kp; k++)
+			{
+				double		sum = 0.0,
+							want = k < K ? x[(size_t) r * K + k] : 0.0,
+							err;
+
+				for (t = 0; t < terms; t++)
+					sum += cp_bf16_to_f32(a[(size_t) (r / 16) * (kp / 32) * terms * 512 +
+											(size_t) (k / 32) * terms * 512 + (size_t) t * 512 +
+											(size_t) (r % 16) * 32 + k % 32]);
+				err = fabs(sum - want);
+				if (err != 0.0)
+					inexact++;
+				if (err / fabs(want) > worst && fabs(want) >= ldexp(1.0, -102))
+					worst = err / fabs(want);
+				if (terms == CP_AMX_SPLIT_TERMS &&
+					(fabs(want) >= ldexp(1.0, -102) ? err != 0.0 : err >= ldexp(1.0, -126)))
+					bad++;
+			}
+		if (terms == CP_AMX_SPLIT_TERMS && bad > 0)
+		{
+			printf("FAIL split of x into %d bf16 terms: %d of %d values not exact (worst rel %.3g)\n",
+				   terms, bad, rows * kp, worst);
+			failures++;
+		}
+		else if (terms < CP_AMX_SPLIT_TERMS && inexact == 0)
+		{
+			printf("FAIL split of x into %d bf16 terms is exact: the test cannot see a missing term\n",
+				   terms);
+			failures++;
+		}
+		else
+			printf("ok   split of x into %d bf16 terms: worst rel error %.3g\n", terms, worst);
+		free(x);
+		free(a);
+	}
+}
+
+/*
+ * test_matmul_split
+ *		fp32 products of the AMX split path (backend sb) against the
+ *		double reference, element by element, on x and W spread over 2^±xs
+ *		and 2^±ws: |y - ref| <= tol * (sum_k |x_k w_k| + |bias| + |y0|),
+ *		the form of fp32's own dot-product error bound; the FMA kernel
+ *		(backend fb, no_amx) is measured the same way and printed beside
+ *		it.  Then the first M1 rows alone must give the same bits as in
+ *		the whole product (a page does not depend on the rows beside it;
+ *		for more than 65 rows, where both products take the many-row path).
+ *		Returns the split path's error (tol = INFINITY: only measured).
+ */
+static double
+test_matmul_split(CpBackend *sb, CpBackend *fb, int M, int N, int K, bool bias,
+				  bool acc, int xs, int ws, double tol)
+{
+	float	   *x = malloc(sizeof(float) * M * K),
+			   *w = malloc(sizeof(float) * N * K),
+			   *bv = malloc(sizeof(float) * N),
+			   *y0 = malloc(sizeof(float) * M * N),
+			   *got[2];
+	double	   *want = malloc(sizeof(double) * M * N),
+			   *mag = malloc(sizeof(double) * M * N),
+				worst[2] = {0.0, 0.0};
+	void	   *ws_store[2],
+			   *bs[2];
+	CpBuf	   *wb[2],
+			   *bb[2],
+			   *xb,
+			   *yb;
+	CpBackend  *be[2] = {sb, fb};
+	int			M1 = M > 2 * 65 ? M / 2 + 1 : 65,
+				m,
+				n,
+				k,
+				i;
+	char		name[160];
+
+	for (k = 0; k < M * K; k++)
+		x[k] = frand_wide(xs);
+	for (k = 0; k < N * K; k++)
+		w[k] = cp_bf16_to_f32(cp_f32_to_bf16(frand_wide(ws)));
+	fill(bv, N, 1.0f);
+	fill(y0, (size_t) M * N, 1.0f);
+	for (m = 0; m < M; m++)
+		for (n = 0; n < N; n++)
+		{
+			double		s = 0.0,
+						a = 0.0;
+
+			for (k = 0; k < K; k++)
+			{
+				s += (double) x[(size_t) m * K + k] * w[(size_t) n * K + k];
+				a += fabs((double) x[(size_t) m * K + k] * w[(size_t) n * K + k]);
+			}
+			if (bias)
+			{
+				s += bv[n];
+				a += fabs(bv[n]);
+			}
+			if (acc)
+			{
+				s += y0[(size_t) m * N + n];
+				a += fabs(y0[(size_t) m * N + n]);
+			}
+			want[(size_t) m * N + n] = s;
+			mag[(size_t) m * N + n] = a;
+		}
+	xb = mkbuf(x, (size_t) M * K);
+	for (i = 0; i < 2; i++)
+	{
+		wb[i] = upload_matrix(be[i], w, N, K, CP_DTYPE_BF16, &ws_store[i]);
+		bb[i] = upload_bias(bias, bv, N, &bs[i]);
+		yb = mkbuf(y0, (size_t) M * N);
+		check_st(be[i]->matmul(be[i], cp_view(yb, 0), cp_view(xb, 0), wb[i], bb[i], M, N, K, acc),
+				 be[i], "matmul");
+		got[i] = dl(yb, (size_t) M * N);
+		fast->free(fast, yb);
+		for (k = 0; k < M * N; k++)
+		{
+			double		e = fabs(got[i][k] - want[k]) / mag[k];
+
+			if (!(e <= worst[i]))
+				worst[i] = isnan(e) ? INFINITY : e;
+		}
+	}
+	snprintf(name, sizeof(name), "fp32 split matmul %dx%dx%d 2^+-%d x 2^+-%d%s%s", M, N, K,
+			 xs, ws, bias ? " bias" : "", acc ? " acc" : "");
+	if (!(worst[0] <= tol))
+	{
+		printf("FAIL %-52s error %.3g of sum|x w| > %.1g (FMA kernel: %.3g)\n", name,
+			   worst[0], tol, worst[1]);
+		failures++;
+	}
+	else
+		printf("ok   %-52s error %.3g of sum|x w| (FMA kernel: %.3g)\n", name, worst[0],
+			   worst[1]);
+
+	/* the first M1 rows alone: the same bits */
+	if (M1 < M)
+	{
+		CpBuf	   *y1 = mkbuf(y0, (size_t) M1 * N);
+		float	   *g1;
+
+		check_st(sb->matmul(sb, cp_view(y1, 0), cp_view(xb, 0), wb[0], bb[0], M1, N, K, acc),
+				 sb, "matmul");
+		g1 = dl(y1, (size_t) M1 * N);
+		snprintf(name, sizeof(name), "fp32 split matmul %dx%dx%d%s: %d rows alone", M, N, K,
+				 acc ? " acc" : "", M1);
+		if (memcmp(g1, got[0], sizeof(float) * M1 * N) != 0)
+		{
+			printf("FAIL %-52s differ from the same rows in %d\n", name, M);
+			failures++;
+		}
+		else
+			printf("ok   %-52s same bits as in %d\n", name, M);
+		fast->free(fast, y1);
+		free(g1);
+	}
+	for (i = 0; i < 2; i++)
+	{
+		fast->free(fast, wb[i]);
+		fast->free(fast, bb[i]);
+		free(ws_store[i]);
+		free(bs[i]);
+		free(got[i]);
+	}
+	fast->free(fast, xb);
+	free(x);
+	free(w);
+	free(bv);
+	free(y0);
+	free(want);
+	free(mag);
+	return worst[0];
+}
+
+/*
+ * test_fp32_split
+ *		fp32 precision on AMX (bf16 weights, activations split into bf16
+ *		terms): the split itself, then products of many rows against the
+ *		reference with a bound of fp32 class, on shapes with ragged edges
+ *		(K not a multiple of 32, M not of 16, odd N) and values spread
+ *		over many binades; the two-term split must fail the same bound.
+ */
+static void
+test_fp32_split(void)
+{
+	CpBackendOptions o;
+	CpError		err;
+	CpBackend  *sb,
+			   *s2,
+			   *fb;
+	/* fp32's unit roundoff 2^-24 times a small multiple */
+	const double tol = 16.0 * ldexp(1.0, -24);
+
+	printf("-- fp32 precision on AMX tiles (activations split into bf16 terms)\n");
+	if (!cp_cpu_amx_bf16_usable() || !cp_vecmath_avx512())
+	{
+		printf("skip AMX-BF16 fp32 split GEMM: this CPU (or kernel) has no usable AMX-BF16\n");
+		return;
+	}
+	test_split_exact();
+	memset(&o, 0, sizeof(o));
+	o.threads = 2;
+	o.lazy_convert = true;
+	if (cp_backend_cpu_create(&o, &sb, &err) != CP_OK)
+		exit(1);
+	printf("kernels: %s\n", cp_backend_cpu_kernels(sb));
+	if (strstr(cp_backend_cpu_kernels(sb), "gemm_many_rows=amx-bf16x3") == NULL ||
+		strstr(cp_backend_cpu_kernels(sb), "gemm_few_rows=amx-bf16x3") == NULL)
+	{
+		printf("FAIL fp32 on AMX: kernels do not say gemm_few_rows=amx-bf16x3 gemm_many_rows=amx-bf16x3\n");
+		failures++;
+	}
+	o.fp32_split_terms = 2;
+	if (cp_backend_cpu_create(&o, &s2, &err) != CP_OK)
+		exit(1);
+	o.fp32_split_terms = 0;
+	o.no_amx = true;
+	if (cp_backend_cpu_create(&o, &fb, &err) != CP_OK)
+		exit(1);
+
+	test_matmul_split(sb, fb, 70, 33, 65, true, false, 4, 2, tol);
+	test_matmul_split(sb, fb, 65, 31, 31, false, true, 20, 4, tol);
+	test_matmul_split(sb, fb, 130, 257, 588, true, true, 20, 8, tol);
+	test_matmul_split(sb, fb, 97, 530, 2050, false, false, 12, 4, tol);
+	test_matmul_split(sb, fb, 300, 2100, 96, true, true, 6, 2, tol);	/* dynamic column groups */
+	test_matmul_split(sb, fb, 1030, 96, 1152, false, true, 3, 1, tol);	/* a page's rows, 2 k-blocks */
+	test_matmul_split(sb, fb, 90, 40, 3000, false, false, 2, 1, tol);	/* 94 k-steps: 3 k-blocks */
+	/* few rows (a query): W read in place as A tiles, x^T split as B */
+	test_matmul_split(sb, fb, 24, 2100, 96, true, true, 20, 4, tol);	/* dynamic column groups, tail */
+	test_matmul_split(sb, fb, 5, 45, 2048, false, true, 12, 4, tol);	/* 2 k-blocks, 13-column tail */
+	test_matmul_split(sb, fb, 1, 7, 32, true, false, 4, 2, tol);	/* all tail */
+	test_matmul_split(sb, fb, 33, 250, 160, false, true, 20, 8, tol);	/* 2nd row block of 1 row */
+	test_matmul_split(sb, fb, 64, 68, 1024, true, false, 6, 2, tol);
+	test_matmul_split(sb, fb, 17, 96, 3200, false, false, 3, 1, tol);	/* 100 k-steps: 4 k-blocks */
+
+	/* the two-term split is short of fp32 (the bound sees a missing term) */
+	printf("-- fp32 on AMX with two terms (16 bits of x): expected to exceed the bound\n");
+	if (test_matmul_split(s2, fb, 70, 33, 65, true, false, 4, 2, INFINITY) <= tol)
+	{
+		printf("FAIL two-term split within the fp32 bound: the bound cannot see a missing term\n");
+		failures++;
+	}
+	else
+		printf("ok   two-term split exceeds the fp32 bound %.3g (as it must)\n", tol);
+	sb->destroy(sb);
+	s2->destroy(s2);
+	fb->destroy(fb);
+}
+
 /* Every op of the fast backend (and its lazy twin) against the reference. */
 static void
 test_all_ops(void)
@@ -521,7 +814,7 @@ main(void)
 {
 	CpBackendOptions o;
 	CpError		err;
-	int			simd,
+	int			variant,
 				amx;
 
 	memset(&o, 0, sizeof(o));
@@ -529,21 +822,36 @@ main(void)
 	if (cp_backend_cpu_ref_create(&o, &ref, &err) != CP_OK)
 		return 1;
 
-	/* hand-written SIMD kernels (where the CPU has them), then portable C */
-	for (simd = 1; simd >= 0; simd--)
+	/*
+	 * hand-written SIMD kernels (where the CPU has them): with AMX (fp32
+	 * products of many rows on bf16 weights split into bf16 terms) where
+	 * it is usable, and without; then portable C
+	 */
+	for (variant = 0; variant < 3; variant++)
 	{
-		printf("-- %s\n", simd ? "SIMD kernels" : "portable C (no_simd)");
+		bool		simd = variant < 2;
+
+		if (variant == 0 && !cp_cpu_amx_bf16_usable())
+		{
+			printf("skip SIMD kernels with AMX: this CPU (or kernel) has no usable AMX-BF16\n");
+			continue;
+		}
+		printf("-- %s\n", variant == 0 ? "SIMD kernels, AMX tiles" :
+			   variant == 1 ? "SIMD kernels without AMX (no_amx)" : "portable C (no_simd)");
 		o.no_simd = !simd;
+		o.no_amx = (variant == 1);
 		o.lazy_convert = false;
 		if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
 			return 1;
 		o.lazy_convert = true;
 		if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
 			return 1;
+		printf("kernels: %s\n", cp_backend_cpu_kernels(lazy));
 		test_all_ops();
 		fast->destroy(fast);
 		lazy->destroy(lazy);
 	}
+	o.no_amx = false;
 	o.no_simd = false;
 	o.lazy_convert = false;
 	if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
@@ -551,6 +859,7 @@ main(void)
 
 	test_vecmath_forms();
 	test_blas_core();
+	test_fp32_split();
 
 	/* bf16 precision: the AMX kernel where it runs, then AVX512_BF16 */
 	o.bf16_matmul = true;

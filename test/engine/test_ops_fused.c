@@ -4,7 +4,8 @@
  *	  act_matmul, geglu_mlp) against the plain operations of the same
  *	  backend (bitwise equal: the fused forms only skip passes over memory)
  *	  and against the naive reference, for the fp32 backend (weights
- *	  converted at load and lazy), with and without the SIMD kernels, and
+ *	  converted at load and lazy; lazy bf16 weights on AMX tiles where AMX
+ *	  is usable), with and without the SIMD kernels, and
  *	  for bf16 precision on AMX tiles (where AMX is usable: elsewhere it
  *	  prints "skip AMX-BF16") and on AVX512_BF16.
  */
@@ -234,17 +235,30 @@ main(void)
 {
 	CpBackendOptions o;
 	CpError		err;
-	int			simd,
+	int			variant,
 				amx;
 
 	memset(&o, 0, sizeof(o));
 	o.threads = 2;
 	if (cp_backend_cpu_ref_create(&o, &ref, &err) != CP_OK)
 		return 1;
-	for (simd = 1; simd >= 0; simd--)
+	/*
+	 * SIMD kernels with AMX (fp32 on bf16 weights: many-row products as
+	 * split tile products) where it is usable, and without; portable C
+	 */
+	for (variant = 0; variant < 3; variant++)
 	{
-		printf("-- %s\n", simd ? "SIMD kernels" : "portable C (no_simd)");
+		bool		simd = variant < 2;
+
+		if (variant == 0 && !cp_cpu_amx_bf16_usable())
+		{
+			printf("skip fp32 fused ops on AMX: this CPU (or kernel) has no usable AMX-BF16\n");
+			continue;
+		}
+		printf("-- %s\n", variant == 0 ? "SIMD kernels, AMX tiles" :
+			   variant == 1 ? "SIMD kernels without AMX (no_amx)" : "portable C (no_simd)");
 		o.no_simd = !simd;
+		o.no_amx = (variant == 1);
 		o.lazy_convert = false;
 		if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
 			return 1;
@@ -254,10 +268,13 @@ main(void)
 		test_fused_on(fast, "fp32", 1e-5, 45, 70, 96, CP_DTYPE_F32);
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 70, 64, 1040, CP_DTYPE_BF16);
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 3, 64, 1040, CP_DTYPE_BF16);
+		/* 2 column groups with a partial block, K not a multiple of 32 */
+		test_fused_on(lazy, "fp32 lazy", 1e-5, 130, 300, 1100, CP_DTYPE_BF16);
 		lazy->destroy(lazy);
-		if (simd == 1)
+		if (variant < 2)
 			fast->destroy(fast);
 	}
+	o.no_amx = false;
 
 	/* bf16 precision: AMX tiles where they run, then AVX512_BF16 */
 	o.no_simd = false;
