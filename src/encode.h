@@ -41,6 +41,7 @@ extern int	colpali_max_wait_ms;
 extern int	colpali_attention;
 extern int	colpali_cpu_weights;
 extern int	colpali_cpu_precision;
+extern bool colpali_cpu_amx;
 extern int	colpali_debug_batch_delay_ms;
 extern int	colpali_query_format;
 extern char *colpali_query_prefix;
@@ -70,6 +71,7 @@ typedef struct EncoderKey
 	int32		attention;		/* CpAttentionMode */
 	int32		cpu_weights;	/* CpWeightMode */
 	int32		cpu_precision;	/* CpPrecision */
+	int32		cpu_amx;		/* colpali.cpu_amx: 1 = AMX tiles where usable */
 	int32		max_visual_tokens;	/* ColQwen2 page budget; 0 = 768 */
 	int32		query_format;	/* CpPromptFormat */
 	int32		page_format;	/* CpPromptFormat */

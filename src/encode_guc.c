@@ -38,6 +38,7 @@ int			colpali_max_wait_ms = 5;
 int			colpali_attention = CP_ATTENTION_AUTO;
 int			colpali_cpu_weights = CP_WEIGHTS_AUTO;
 int			colpali_cpu_precision = CP_PRECISION_FP32;
+bool		colpali_cpu_amx = true;
 int			colpali_debug_batch_delay_ms = 0;
 int			colpali_query_format = CP_FORMAT_TRAINED;
 char	   *colpali_query_prefix = NULL;
@@ -337,6 +338,17 @@ EncoderInit(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("colpali.cpu_amx",
+							 "Lets the CPU encoder use AMX tiles where the CPU has them.",
+							 "off runs the AVX-512 kernels instead: slower, but fp32 "
+							 "precision then keeps no packed copy of the weight "
+							 "matrices in the encoding process.",
+							 &colpali_cpu_amx,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("colpali.debug_batch_delay_ms",
 							"Developer option: the worker sleeps this long before each batch.",
 							"Makes requests stay in flight long enough for tests of "
@@ -405,6 +417,7 @@ EncoderKeyFromSettings(EncoderKey *key)
 	key->attention = colpali_attention;
 	key->cpu_weights = colpali_cpu_weights;
 	key->cpu_precision = colpali_cpu_precision;
+	key->cpu_amx = colpali_cpu_amx ? 1 : 0;
 	key->max_visual_tokens = colpali_max_visual_tokens;
 	key->query_format = colpali_query_format;
 	key->page_format = colpali_page_format;
@@ -435,6 +448,7 @@ EncoderEngineOptions(const EncoderKey *key, CpDevice device,
 	opts->cancel_arg = NULL;
 	opts->cpu_weights = (CpWeightMode) key->cpu_weights;
 	opts->cpu_precision = (CpPrecision) key->cpu_precision;
+	opts->cpu_no_amx = (key->cpu_amx == 0);
 	opts->max_batch = colpali_max_batch;
 	opts->attention = (CpAttentionMode) key->attention;
 	opts->max_visual_tokens = key->max_visual_tokens;

@@ -47,6 +47,8 @@ sub check_model
 	my $set = "SET colpali.model_path = '$fx/$m->{dir}';";
 	$set .= $m->{base_dir} ? " SET colpali.base_model_path = '$fx/$m->{base_dir}';"
 	  : " SET colpali.base_model_path = '';";
+	$set .= " SET colpali.cpu_amx = $opt{amx};" if $opt{amx};
+	$name .= " (cpu_amx = $opt{amx})" if $opt{amx};
 
 	my @pages = @{ $gold->{pages} };
 	my @queries = @{ $gold->{queries} };
@@ -112,6 +114,8 @@ my @check = (
 	[ 'tiny-sharded', pages => 2, queries => 2 ],
 	[ 'tiny-merged', pages => 2, queries => 2 ],
 	[ 'tiny-lora', pages => 2, queries => 2 ],
+	# the AVX-512 kernels, as on CPUs without AMX (on others: the same run)
+	[ 'tiny-bf16', pages => 2, queries => 2, amx => 'off' ],
 );
 my %only = map { $_ => 1 } split /,/, ($ENV{COLPALI_TEST_MODELS} // '');
 for my $c (@check)
@@ -119,6 +123,21 @@ for my $c (@check)
 	next if %only && !$only{ $c->[0] };
 	next unless $models{ $c->[0] };
 	check_model(@$c);
+}
+
+# colpali.cpu_amx (superuser, part of the engine's identity): off leaves the
+# AMX tiles alone; on a CPU with AMX-BF16 the default runs fp32 products on them
+{
+	my $k = "SET colpali.model_path = '$fx/models/tiny-bf16'; SELECT kernels FROM colpali_model_info()";
+	my $off = $node->safe_psql('postgres', "SET colpali.cpu_amx = off; $k");
+	unlike($off, qr/amx/, "colpali.cpu_amx = off: no AMX kernel ($off)");
+	my $cpuinfo = -r '/proc/cpuinfo' ? slurp_file('/proc/cpuinfo') : '';
+	SKIP:
+	{
+		skip 'the CPU has no AMX-BF16', 1 unless $cpuinfo =~ /\bamx_bf16\b/ && $cpuinfo =~ /\bavx512_bf16\b/;
+		my $on = $node->safe_psql('postgres', $k);
+		like($on, qr/gemm_many_rows=amx-bf16x3/, "colpali.cpu_amx = on: fp32 products on AMX tiles ($on)");
+	}
 }
 
 # the engine is reused, and reloaded when the model changes
