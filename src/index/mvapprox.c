@@ -81,25 +81,16 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 	}
 }
 
-/* a + b, saturated to int16: what _mm512_adds_epi16 computes */
-static inline int16
-SatAdd16(int16 a, int16 b)
-{
-	int32		x = (int32) a + b;
-
-	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
-}
-
 static void
 ScoreTokensPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 					const char *tok, int n)
 {
-	int			nnib = 2 * st->codeSize;
+	int			codeSize = st->codeSize;
 	int			blk;
 
 	for (blk = 0; blk < st->nqPadFixed; blk += MVIVF_FIXED_BLOCK)
 	{
-		const int16 *lut = st->lut + (Size) blk * nnib * 16;
+		const int16 *lut = st->lut + (Size) blk * codeSize * 256;
 		int			t;
 
 		for (t = 0; t < n; t++)
@@ -119,19 +110,16 @@ ScoreTokensPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 				ciAcc[blk + j] = Max(s0[j], ciAcc[blk + j]);
 				s1[j] = 0;
 			}
-			for (b = 0; b < st->codeSize; b++)
+			for (b = 0; b < codeSize; b++)
 			{
-				const int16 *lo = lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_FIXED_BLOCK;
-				const int16 *hi = lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_FIXED_BLOCK;
+				const int16 *e = lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK;
+				int16	   *s = (b & 1) ? s1 : s0;
 
 				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
-				{
-					s0[j] = SatAdd16(s0[j], lo[j]);
-					s1[j] = SatAdd16(s1[j], hi[j]);
-				}
+					s[j] = MvivfSatAdd16(s[j], e[j]);
 			}
 			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
-				acc[blk + j] = Max(SatAdd16(s0[j], s1[j]), acc[blk + j]);
+				acc[blk + j] = Max(MvivfSatAdd16(s0[j], s1[j]), acc[blk + j]);
 		}
 	}
 }
@@ -204,7 +192,6 @@ ScoreTokensAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 				  const char *tok, int n)
 {
 	int			codeSize = st->codeSize;
-	int			nnib = 2 * codeSize;
 	int			nqPad = st->nqPadFixed;
 	int			blk;
 
@@ -212,7 +199,7 @@ ScoreTokensAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 	{
 		__m512i		a = _mm512_loadu_si512(acc + blk);
 		__m512i		ci = _mm512_loadu_si512(ciAcc + blk);
-		const int16 *lut = st->lut + (Size) blk * nnib * 16;
+		const int16 *lut = st->lut + (Size) blk * codeSize * 256;
 		int			t;
 
 		for (t = 0; t < n; t++)
@@ -227,11 +214,14 @@ ScoreTokensAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 				continue;
 			s0 = _mm512_loadu_si512(st->STFixed + (Size) list * nqPad + blk);
 			ci = _mm512_max_epi16(s0, ci);
-			for (b = 0; b < codeSize; b++)
+			/* even bytes into s0, odd ones into s1 (codeSize is even) */
+			for (b = 0; b + 1 < codeSize; b += 2)
 			{
-				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) (2 * b) * 16 + (code[b] & 15)) * MVIVF_FIXED_BLOCK));
-				s1 = _mm512_adds_epi16(s1, _mm512_loadu_si512(lut + ((Size) (2 * b + 1) * 16 + (code[b] >> 4)) * MVIVF_FIXED_BLOCK));
+				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK));
+				s1 = _mm512_adds_epi16(s1, _mm512_loadu_si512(lut + ((Size) (b + 1) * 256 + code[b + 1]) * MVIVF_FIXED_BLOCK));
 			}
+			if (b < codeSize)
+				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK));
 			a = _mm512_max_epi16(_mm512_adds_epi16(s0, s1), a);
 		}
 		_mm512_storeu_si512(acc + blk, a);

@@ -302,12 +302,20 @@ typedef struct MvivfApproxState
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
 	const int16 *STFixed;		/* nlists x nqPadFixed: the same, fixed point */
-	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: 2 *
-								 * codeSize nibbles x 16 values x
-								 * MVIVF_FIXED_BLOCK, fixed point: a code
-								 * nibble value's contribution to query row .
-								 * residual */
+	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: codeSize
+								 * bytes x 256 values x MVIVF_FIXED_BLOCK,
+								 * fixed point: a code byte value's
+								 * contribution to query row . residual */
 }			MvivfApproxState;
+
+/* a + b, saturated to int16: what _mm512_adds_epi16 computes */
+static inline int16
+MvivfSatAdd16(int16 a, int16 b)
+{
+	int32		x = (int32) a + b;
+
+	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
+}
 
 /* scan state */
 typedef struct MvivfScanCandidate

@@ -63,33 +63,29 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 {
 	int			nqPad = st->nqPad;
 	int			nqFix;
-	int			nnib = 2 * q->codeSize;
 	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
 	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
 									MCXT_ALLOC_HUGE);
 	float	   *ST;
 	int16	   *STFixed;
+	int16		nib[2 * 16 * MVIVF_FIXED_BLOCK];	/* one code byte's nibble tables */
 	int16	   *lut;
 	int			i;
 	int			l;
+	int			b;
 
 	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
 	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
 						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
 							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
+	lut = palloc_extended(sizeof(int16) * (Size) q->codeSize * 256 * nqFix,
 						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (i = 0; i < st->nq; i++)
 	{
-		const float *x = MV_ROW(query, first + i);
-		int16	   *rowLut = lut + (Size) (i / MVIVF_FIXED_BLOCK) * nnib * 16 * MVIVF_FIXED_BLOCK +
-			i % MVIVF_FIXED_BLOCK;
-		int			k;
-
-		CHECK_FOR_INTERRUPTS();
 		/* the centroid scores of a block of rows at a time (less memory) */
+		CHECK_FOR_INTERRUPTS();
 		if (i % MVIVF_ROW_BLOCK == 0)
 			MvivfScoreCentroids(q, MV_ROW(query, first + i),
 								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
@@ -100,24 +96,60 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			ST[(Size) l * nqPad + i] = v;
 			STFixed[(Size) l * nqFix + i] = ToFixed(v);
 		}
-		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
-		for (k = 0; k < nnib; k++)
+	}
+
+	/*
+	 * The code tables, one per code byte: entry v of byte b is the sum of
+	 * the fixed-point contributions of its two nibbles (the low one holds
+	 * dimensions 2b * perNib .., the high one the next perNib), each
+	 * rounded on its own, so the sums are those of nibble tables.
+	 */
+	for (b = 0; b < q->codeSize; b++)
+	{
+		int			blk;
+
+		CHECK_FOR_INTERRUPTS();
+		for (blk = 0; blk < nqFix; blk += MVIVF_FIXED_BLOCK)
 		{
+			int16	   *byteLut = lut + ((Size) blk * q->codeSize + (Size) b * 256) * MVIVF_FIXED_BLOCK;
+			int			half;
 			int			v;
 
-			for (v = 0; v < 16; v++)
+			memset(nib, 0, sizeof(nib));
+			for (half = 0; half < 2; half++)
 			{
-				float		sum = 0;
+				int			k = 2 * b + half;
+
+				for (v = 0; v < 16; v++)
+				{
+					int			j;
+
+					for (j = 0; j < MVIVF_FIXED_BLOCK && blk + j < st->nq; j++)
+					{
+						const float *x = MV_ROW(query, first + blk + j);
+						float		sum = 0;
+						int			e;
+
+						for (e = 0; e < perNib; e++)
+						{
+							int			d = k * perNib + e;
+
+							if (d < q->dim)
+								sum += x[d] * q->weights[(v >> (e * q->nbits)) & mask];
+						}
+						nib[(half * 16 + v) * MVIVF_FIXED_BLOCK + j] = ToFixed(sum);
+					}
+				}
+			}
+			for (v = 0; v < 256; v++)
+			{
+				const int16 *lo = nib + (v & 15) * MVIVF_FIXED_BLOCK;
+				const int16 *hi = nib + (16 + (v >> 4)) * MVIVF_FIXED_BLOCK;
 				int			j;
 
-				for (j = 0; j < perNib; j++)
-				{
-					int			d = k * perNib + j;
-
-					if (d < q->dim)
-						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
-				}
-				rowLut[((Size) k * 16 + v) * MVIVF_FIXED_BLOCK] = ToFixed(sum);
+				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+					byteLut[(Size) v * MVIVF_FIXED_BLOCK + j] =
+						MvivfSatAdd16(lo[j], hi[j]);
 			}
 		}
 	}
@@ -627,7 +659,7 @@ static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
 			bool probe)
 {
-	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
+	double		perRow = 6.0 * q->nlists + 512.0 * q->codeSize;
 	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
