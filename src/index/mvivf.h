@@ -317,6 +317,18 @@ MvivfSatAdd16(int16 a, int16 b)
 	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
 }
 
+/*
+ * A sample of approximation errors (mvmargin.c): its size, mean, standard
+ * deviation and largest value.
+ */
+typedef struct MvivfErrorStats
+{
+	int			n;
+	double		mean;
+	double		sd;
+	double		max;
+}			MvivfErrorStats;
+
 /* scan state */
 typedef struct MvivfScanCandidate
 {
@@ -355,6 +367,7 @@ typedef struct MvivfScanOpaqueData
 	double		errMargin;		/* how far an unreranked document's exact
 								 * distance may fall below its approximate
 								 * one (MvivfErrorMargin) */
+	MvivfErrorStats errStats;	/* the sample errMargin was fitted on */
 	/* approximate - exact distance of each reranked row, in rerank order */
 	double	   *overshoot;
 	int			novershoot;
@@ -366,6 +379,7 @@ typedef struct MvivfScanOpaqueData
 	bool		sampling;		/* the batch being reranked is that sample */
 	double		gainMargin;		/* bound of the residual gain of an
 								 * unrefined document (MvivfRefineCandidates) */
+	MvivfErrorStats gainStats;	/* the sample gainMargin was fitted on */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
@@ -404,7 +418,11 @@ typedef MvivfScanOpaqueData * MvivfScanOpaque;
 /* mvmargin.c: candidate order, error margins, random samples */
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
+extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
+extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
 extern double MvivfErrorMargin(const double *x, int n, double nrem);
+extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
+							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
 
 /* mvrank.c: the approximate stage of an ordered scan */

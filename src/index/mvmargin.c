@@ -76,40 +76,99 @@ NormalUpperQuantile(double p)
 }
 
 /*
+ * MvivfErrorStatsOf
+ *		The size, mean, standard deviation (0 for fewer than two) and largest
+ *		value of the errors x[0 .. n-1].
+ */
+void
+MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s)
+{
+	double		sum = 0;
+	double		sumsq = 0;
+	int			i;
+
+	s->n = Max(n, 0);
+	s->mean = 0;
+	s->sd = 0;
+	s->max = 0;
+	if (n <= 0)
+		return;
+	s->max = x[0];
+	for (i = 0; i < n; i++)
+	{
+		s->max = Max(s->max, x[i]);
+		sum += x[i];
+	}
+	s->mean = sum / n;
+	if (n < 2)
+		return;
+	for (i = 0; i < n; i++)
+		sumsq += (x[i] - s->mean) * (x[i] - s->mean);
+	s->sd = sqrt(sumsq / (n - 1));
+}
+
+/*
+ * MvivfStatsMargin
+ *		How much larger than any of the observed errors (summarised in s) the
+ *		error of one of nrem unobserved documents may be: the largest observed
+ *		one, or mean + z * standard deviation if larger, with z the normal
+ *		quantile that nrem documents exceed mvivf.miss_tolerance times in
+ *		expectation (z = 4.75 for 1,000 documents at the default 0.001);
+ *		never negative.  The errors are those of the documents nearest in
+ *		approximate rank to the unobserved ones, so the margin is calibrated
+ *		on this query and this index, not on a corpus chosen in advance.
+ */
+double
+MvivfStatsMargin(const MvivfErrorStats * s, double nrem)
+{
+	double		max;
+
+	if (s->n <= 0 || nrem <= 0)
+		return 0;
+	max = Max(0, s->max);
+	if (s->n < 2)
+		return max;
+	return Max(max, s->mean + NormalUpperQuantile(mvivf_miss_tolerance / nrem) * s->sd);
+}
+
+/*
  * MvivfErrorMargin
- *		How much larger than any of the observed errors x[0 .. n-1] the error
- *		of one of nrem unobserved documents may be: the largest observed one,
- *		or mean + z * standard deviation if larger, with z the normal quantile
- *		that nrem documents exceed mvivf.miss_tolerance times in expectation
- *		(z = 4.75 for 1,000 documents at the default 0.001); never negative.
- *		The errors are those of the documents nearest in approximate rank to
- *		the unobserved ones, so the margin is calibrated on this query and
- *		this index, not on a corpus chosen in advance.
+ *		MvivfStatsMargin of the errors x[0 .. n-1].
  */
 double
 MvivfErrorMargin(const double *x, int n, double nrem)
 {
-	double		max = 0;
-	double		sum = 0;
-	double		sumsq = 0;
-	double		mean;
-	double		var;
-	int			i;
+	MvivfErrorStats s;
 
-	if (n <= 0 || nrem <= 0)
+	MvivfErrorStatsOf(x, n, &s);
+	return MvivfStatsMargin(&s, nrem);
+}
+
+/*
+ * MvivfSumMargin
+ *		The margin of the sum of two errors drawn independently from the
+ *		models of a and b: mean_a + mean_b + z * sqrt(sd_a^2 + sd_b^2), or
+ *		the sum of the largest observed ones if larger (never negative).  An
+ *		unrefined document's exact score is its centroid interaction plus the
+ *		gain of its residual codes (sample a) plus the error of its quantized
+ *		score (sample b): under the normal model the tail of the sum is what
+ *		matters, and it is narrower than the sum of the two tails' margins
+ *		(which it never exceeds).  With fewer than two observations in either
+ *		sample it is the sum of their margins.
+ */
+double
+MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b, double nrem)
+{
+	double		floor;
+
+	if (nrem <= 0)
 		return 0;
-	for (i = 0; i < n; i++)
-	{
-		max = Max(max, x[i]);
-		sum += x[i];
-	}
-	if (n < 2)
-		return max;
-	mean = sum / n;
-	for (i = 0; i < n; i++)
-		sumsq += (x[i] - mean) * (x[i] - mean);
-	var = sumsq / (n - 1);
-	return Max(max, mean + NormalUpperQuantile(mvivf_miss_tolerance / nrem) * sqrt(var));
+	if (a->n < 2 || b->n < 2)
+		return MvivfStatsMargin(a, nrem) + MvivfStatsMargin(b, nrem);
+	floor = Max(0, a->max) + Max(0, b->max);
+	return Max(floor, a->mean + b->mean +
+			   NormalUpperQuantile(mvivf_miss_tolerance / nrem) *
+			   sqrt(a->sd * a->sd + b->sd * b->sd));
 }
 
 /*

@@ -795,7 +795,8 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 
 		for (r = 0; r < nsample; r++)
 			x[r] = gain[ciOrder[nprefix + r]];
-		so->gainMargin = MvivfErrorMargin(x, nsample, so->ncands - to);
+		MvivfErrorStatsOf(x, nsample, &so->gainStats);
+		so->gainMargin = MvivfStatsMargin(&so->gainStats, so->ncands - to);
 		pfree(x);
 	}
 	shift = so->gainMargin;

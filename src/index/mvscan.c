@@ -342,10 +342,19 @@ RerankBatch(IndexScanDesc scan, int n)
 	 * batch would beat.
 	 */
 	half = so->novershoot / 2;
-	so->errMargin = Max(MvivfErrorMargin(so->overshoot + half, so->novershoot - half,
-									so->ncands - so->nextCand),
-						MvivfErrorMargin(so->sampleErr, so->nsampleErr,
-									so->ncands - so->nextCand));
+	{
+		MvivfErrorStats head;
+		MvivfErrorStats sample;
+		double		headMargin;
+		double		sampleMargin;
+
+		MvivfErrorStatsOf(so->overshoot + half, so->novershoot - half, &head);
+		MvivfErrorStatsOf(so->sampleErr, so->nsampleErr, &sample);
+		headMargin = MvivfStatsMargin(&head, so->ncands - so->nextCand);
+		sampleMargin = MvivfStatsMargin(&sample, so->ncands - so->nextCand);
+		so->errMargin = Max(headMargin, sampleMargin);
+		so->errStats = headMargin >= sampleMargin ? head : sample;
+	}
 	return true;
 }
 
@@ -481,22 +490,30 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->stopReason = so->budget >= so->ncands ? MVIVF_STOP_ALL : MVIVF_STOP_BUDGET;
 		while (so->nextCand < so->budget)
 		{
-			double		bound = so->cands[so->nextCand].score;
+			double		bound = so->cands[so->nextCand].score - so->errMargin;
 			bool		unrefinedBest = false;
 
 			/*
-			 * The documents not refined yet sit after the refined ones, at an
-			 * optimistic estimate of their quantized MaxSim
-			 * (MvivfRefineCandidates): the best of them may come before the next
-			 * refined one.
+			 * The documents not refined yet sit after the refined ones, in
+			 * order of their centroid interaction (or its bound).  Their
+			 * exact score is that plus the gain of their residual codes plus
+			 * the error of the quantized score: the best of them may come
+			 * before the next refined one unless its centroid interaction
+			 * plus the margin of that sum (MvivfSumMargin) is below it.
 			 */
-			if (so->nrefined < so->ncands && so->nrefined > so->nextCand &&
-				float8_cmp_internal(so->cands[so->nrefined].score, bound) < 0)
+			if (so->nrefined < so->ncands && so->nrefined > so->nextCand)
 			{
-				bound = so->cands[so->nrefined].score;
-				unrefinedBest = true;
+				double		unrefined = -so->ciScore[so->cands[so->nrefined].docid] -
+					MvivfSumMargin(&so->gainStats, &so->errStats,
+								   so->ncands - so->nextCand);
+
+				if (float8_cmp_internal(unrefined, bound) < 0)
+				{
+					bound = unrefined;
+					unrefinedBest = true;
+				}
 			}
-			if (so->nheap > 0 && so->heap[0].score <= bound - so->errMargin)
+			if (so->nheap > 0 && so->heap[0].score <= bound)
 			{
 				/* nothing unreranked can beat the best waiting row */
 				so->stopReason = MVIVF_STOP_BOUND;
