@@ -540,7 +540,17 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				 (so->nheap == 0 && so->returnedAny)))
 			{
 				int			more = Max(so->nrefined, Max(mvivf_refine, 1));
-				int			to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
+				int			to;
+
+				/*
+				 * Only because an unrefined document could come next: a
+				 * quarter of mvivf.refine more at a time, since the next
+				 * ones by centroid interaction mostly settle it.
+				 */
+				if (unrefinedBest && so->nheap > 0 &&
+					so->nextCand + so->batchSize <= so->nrefined)
+					more = Max(mvivf_refine / 4, 1);
+				to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
 
 				/* the next ones by exact centroid interaction, not its bound */
 				MvivfExactCentroids(scan, so->nrefined, to - so->nrefined);
