@@ -368,6 +368,9 @@ typedef struct MvivfScanOpaqueData
 								 * distance may fall below its approximate
 								 * one (MvivfErrorMargin) */
 	MvivfErrorStats errStats;	/* the sample errMargin was fitted on */
+	MvivfErrorStats headStats;	/* errors of the second half of the
+								 * documents reranked in approximate order */
+	MvivfErrorStats sampleStats;	/* errors of the random rerank sample */
 	/* approximate - exact distance of each reranked row, in rerank order */
 	double	   *overshoot;
 	int			novershoot;
@@ -424,6 +427,7 @@ extern double MvivfErrorMargin(const double *x, int n, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
 							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+extern bool MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst);
 
 /* mvrank.c: the approximate stage of an ordered scan */
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,

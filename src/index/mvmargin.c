@@ -12,6 +12,7 @@
 
 #include "common/pg_prng.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 
 #include "mvivf.h"
 
@@ -194,4 +195,133 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 	}
 	pg_qsort(so->cands + lo + k, hi - lo - k, sizeof(MvivfScanCandidate),
 			 MvivfCandQsortCmp);
+}
+
+/*
+ * TailProb
+ *		P(error > threshold) for an error drawn from the normal model of s.
+ */
+static double
+TailProb(double threshold, const MvivfErrorStats * s)
+{
+	if (s->sd > 0)
+		return 0.5 * erfc((threshold - s->mean) / (s->sd * M_SQRT2));
+	return threshold < s->mean ? 1 : 0;
+}
+
+/*
+ * ExpectedOver
+ *		The expected number of the documents cands[from .. to-1] whose error
+ *		exceeds their gap to the row at distance top, under the normal model
+ *		s: sum over them of P(error > gap).  gap(r) is the candidate's
+ *		approximate distance less top when ci is NULL, else its centroid
+ *		score's distance (-ci[doc]) less top.  The candidates are in
+ *		increasing order of that distance, so the terms decrease: the loop
+ *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
+ *		gives infinity (such a document cannot be ruled out).
+ */
+static double
+ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
+			 double top, const MvivfErrorStats * s)
+{
+	double		sum = 0;
+	int			r;
+
+	for (r = from; r < to; r++)
+	{
+		double		dist = ci ? -ci[so->cands[r].docid] : so->cands[r].score;
+		double		p;
+
+		if (isnan(dist))
+			return get_float8_infinity();
+		p = TailProb(dist - top, s);
+		sum += p;
+		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
+			break;
+	}
+	return sum;
+}
+
+/*
+ * MvivfMayStop
+ *		Whether the scan may return the waiting row at exact distance top:
+ *		whether, under this query's error model, fewer than
+ *		mvivf.miss_tolerance of the documents not reranked are expected to
+ *		beat it.
+ *
+ * For a refined document that is P(error > approximate distance - top),
+ * with the error modelled as normal with the mean and standard deviation
+ * of each of the two samples (the second half of the documents reranked in
+ * approximate order, the random sample of the other refined ones; the
+ * larger expectation counts).  For an unrefined one the error is that of
+ * its centroid interaction, the gain of its residual codes plus the error
+ * of its quantized score (MvivfSumMargin's model), against its centroid
+ * interaction.  The expectation is summed over the documents themselves,
+ * not bounded by their number times the probability of the nearest one,
+ * so documents far from the row count for what they are: next to nothing.
+ * Besides, no document may be within the largest error observed of the
+ * row.  *unrefinedFirst says whether the unrefined documents weigh more
+ * than the refined ones (then the scan refines more before it reranks).
+ */
+bool
+MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
+{
+	const MvivfErrorStats *head = &so->headStats;
+	const MvivfErrorStats *sample = &so->sampleStats;
+	int			refinedEnd = Min(so->nrefined, so->ncands);
+	int			unrefinedFrom = Max(so->nrefined, so->nextCand);
+	double		errFloor = 0;
+	double		eRefined = 0;
+	double		eUnrefined = 0;
+
+	*unrefinedFirst = false;
+	if (head->n >= 2)
+		errFloor = Max(errFloor, head->max);
+	if (sample->n >= 2)
+		errFloor = Max(errFloor, sample->max);
+
+	/* refined documents not reranked yet: cands[nextCand .. nrefined-1] */
+	if (so->nextCand < refinedEnd)
+	{
+		if (float8_cmp_internal(top, so->cands[so->nextCand].score - errFloor) > 0)
+			return false;
+		if (head->n >= 2)
+			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head);
+		if (sample->n >= 2)
+			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample));
+		if (head->n < 2 && sample->n < 2)
+			eRefined = float8_cmp_internal(top, so->cands[so->nextCand].score - so->errMargin) <= 0 ?
+				0 : get_float8_infinity();
+	}
+
+	/* unrefined documents: cands[nrefined ..], by centroid interaction */
+	if (unrefinedFrom < so->ncands)
+	{
+		const MvivfErrorStats *g = &so->gainStats;
+		const MvivfErrorStats *e = &so->errStats;
+		double		best = -so->ciScore[so->cands[unrefinedFrom].docid];
+
+		if (g->n >= 2 && e->n >= 2)
+		{
+			MvivfErrorStats sum;
+
+			if (float8_cmp_internal(top, best - Max(0, g->max) - Max(0, e->max)) > 0)
+			{
+				*unrefinedFirst = true;
+				return false;
+			}
+			sum.n = Min(g->n, e->n);
+			sum.mean = g->mean + e->mean;
+			sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
+			sum.max = g->max + e->max;
+			eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum);
+		}
+		else
+			eUnrefined = float8_cmp_internal(top, best - MvivfSumMargin(g, e, so->ncands - so->nextCand)) <= 0 ?
+				0 : get_float8_infinity();
+	}
+	if (eRefined + eUnrefined <= mvivf_miss_tolerance)
+		return true;
+	*unrefinedFirst = unrefinedFrom < so->ncands && eUnrefined > eRefined;
+	return false;
 }

@@ -34,14 +34,13 @@
  *	  and a random sample of the other refined ones;
  *	- before each row, further batches of mvivf.rerank / 2 documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
- *	  rejected them, or the LIMIT is large) or while an unreranked document
- *	  (the next one, or the best unrefined one) could still beat the best
- *	  waiting one: its approximate distance less the error margin, fitted
- *	  after each batch on the errors (approximate - exact distance) of the
- *	  random sample and of the second half of the reranked documents, so
- *	  that fewer than mvivf.miss_tolerance unreranked documents are expected
- *	  to exceed it under a normal model (MvivfErrorMargin, mvmargin.c); docs/mvivf.md, "How
- *	  deep a scan reranks";
+ *	  rejected them, or the LIMIT is large) or while unreranked documents
+ *	  could still beat the best waiting one: while more than
+ *	  mvivf.miss_tolerance of them are expected to, under a normal model of
+ *	  the errors (approximate - exact distance) fitted after each batch on
+ *	  the random sample and on the second half of the reranked documents
+ *	  (MvivfMayStop, mvmargin.c); docs/mvivf.md, "How deep a scan
+ *	  reranks";
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
@@ -354,6 +353,8 @@ RerankBatch(IndexScanDesc scan, int n)
 		sampleMargin = MvivfStatsMargin(&sample, so->ncands - so->nextCand);
 		so->errMargin = Max(headMargin, sampleMargin);
 		so->errStats = headMargin >= sampleMargin ? head : sample;
+		so->headStats = head;
+		so->sampleStats = sample;
 	}
 	return true;
 }
@@ -476,10 +477,10 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 	}
 
 	/*
-	 * Rerank further batches while an unreranked document could still come
-	 * before the best waiting row: while its approximate distance less the
-	 * error margin of this query (MvivfErrorMargin, recomputed after each batch)
-	 * is below the row's exact distance.  The depth adapts to the query: a
+	 * Rerank further batches while unreranked documents could still come
+	 * before the best waiting row: while, under the error model of this
+	 * query (fitted after each batch), more than mvivf.miss_tolerance of
+	 * them are expected to (MvivfMayStop).  The depth adapts to the query: a
 	 * query whose approximate scores are close to the exact ones stops after
 	 * the first batch, one with near-ties and large errors reranks deep.
 	 */
@@ -490,34 +491,37 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->stopReason = so->budget >= so->ncands ? MVIVF_STOP_ALL : MVIVF_STOP_BUDGET;
 		while (so->nextCand < so->budget)
 		{
-			double		bound = so->cands[so->nextCand].score - so->errMargin;
 			bool		unrefinedBest = false;
 
-			/*
-			 * The documents not refined yet sit after the refined ones, in
-			 * order of their centroid interaction (or its bound).  Their
-			 * exact score is that plus the gain of their residual codes plus
-			 * the error of the quantized score: the best of them may come
-			 * before the next refined one unless its centroid interaction
-			 * plus the margin of that sum (MvivfSumMargin) is below it.
-			 */
-			if (so->nrefined < so->ncands && so->nrefined > so->nextCand)
+			if (so->nheap > 0)
 			{
+				/*
+				 * Fewer than mvivf.miss_tolerance unreranked documents
+				 * expected to beat the best waiting row: return it
+				 * (MvivfMayStop, mvmargin.c, also says whether the
+				 * unrefined documents are the likelier to beat it).
+				 */
+				if (MvivfMayStop(so, so->heap[0].score, &unrefinedBest))
+				{
+					so->stopReason = MVIVF_STOP_BOUND;
+					break;
+				}
+			}
+			else if (so->nrefined < so->ncands && so->nrefined > so->nextCand)
+			{
+				/*
+				 * No row waits: the unrefined documents sit after the
+				 * refined ones, in order of their centroid interaction (or
+				 * its bound); the best of them may come before the next
+				 * refined one, by the margin of its gain plus the error of
+				 * its quantized score (MvivfSumMargin).
+				 */
 				double		unrefined = -so->ciScore[so->cands[so->nrefined].docid] -
 					MvivfSumMargin(&so->gainStats, &so->errStats,
 								   so->ncands - so->nextCand);
 
-				if (float8_cmp_internal(unrefined, bound) < 0)
-				{
-					bound = unrefined;
-					unrefinedBest = true;
-				}
-			}
-			if (so->nheap > 0 && so->heap[0].score <= bound)
-			{
-				/* nothing unreranked can beat the best waiting row */
-				so->stopReason = MVIVF_STOP_BOUND;
-				break;
+				unrefinedBest = float8_cmp_internal(unrefined,
+													so->cands[so->nextCand].score - so->errMargin) < 0;
 			}
 			if (so->nheap > 0 && mvivf_max_rerank > 0 &&
 				so->nextCand >= mvivf_max_rerank)
