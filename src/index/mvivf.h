@@ -302,9 +302,11 @@ typedef struct MvivfApproxState
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
 	const int16 *STFixed;		/* nlists x nqPadFixed: the same, fixed point */
-	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: codeSize
-								 * bytes x 256 values x MVIVF_FIXED_BLOCK,
-								 * fixed point: a code byte value's
+	bool		byteTables;		/* lut per code byte, else per nibble */
+	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: per
+								 * code byte 256 values (byteTables), else
+								 * per 4-bit nibble 16 values, x
+								 * MVIVF_FIXED_BLOCK, fixed point: the value's
 								 * contribution to query row . residual */
 }			MvivfApproxState;
 
@@ -412,6 +414,7 @@ typedef struct MvivfScanOpaqueData
 	/* approximate stage */
 	MvivfMetaPageData meta;
 	int			perPass;		/* query rows per pass */
+	bool		byteTables;		/* code tables per byte (else per nibble) */
 	double	   *ciScore;		/* centroid interaction, per document id */
 	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;

@@ -63,29 +63,33 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 {
 	int			nqPad = st->nqPad;
 	int			nqFix;
+	int			nnib = 2 * q->codeSize;
 	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
 	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
 									MCXT_ALLOC_HUGE);
 	float	   *ST;
 	int16	   *STFixed;
-	int16		nib[2 * 16 * MVIVF_FIXED_BLOCK];	/* one code byte's nibble tables */
 	int16	   *lut;
 	int			i;
 	int			l;
-	int			b;
 
 	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
 	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
 						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
 							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	lut = palloc_extended(sizeof(int16) * (Size) q->codeSize * 256 * nqFix,
+	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
 						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (i = 0; i < st->nq; i++)
 	{
-		/* the centroid scores of a block of rows at a time (less memory) */
+		const float *x = MV_ROW(query, first + i);
+		int16	   *rowLut = lut + (Size) (i / MVIVF_FIXED_BLOCK) * nnib * 16 * MVIVF_FIXED_BLOCK +
+			i % MVIVF_FIXED_BLOCK;
+		int			k;
+
 		CHECK_FOR_INTERRUPTS();
+		/* the centroid scores of a block of rows at a time (less memory) */
 		if (i % MVIVF_ROW_BLOCK == 0)
 			MvivfScoreCentroids(q, MV_ROW(query, first + i),
 								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
@@ -96,64 +100,65 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			ST[(Size) l * nqPad + i] = v;
 			STFixed[(Size) l * nqFix + i] = ToFixed(v);
 		}
-	}
-
-	/*
-	 * The code tables, one per code byte: entry v of byte b is the sum of
-	 * the fixed-point contributions of its two nibbles (the low one holds
-	 * dimensions 2b * perNib .., the high one the next perNib), each
-	 * rounded on its own, so the sums are those of nibble tables.
-	 */
-	for (b = 0; b < q->codeSize; b++)
-	{
-		int			blk;
-
-		CHECK_FOR_INTERRUPTS();
-		for (blk = 0; blk < nqFix; blk += MVIVF_FIXED_BLOCK)
+		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
+		for (k = 0; k < nnib; k++)
 		{
-			int16	   *byteLut = lut + ((Size) blk * q->codeSize + (Size) b * 256) * MVIVF_FIXED_BLOCK;
-			int			half;
 			int			v;
 
-			memset(nib, 0, sizeof(nib));
-			for (half = 0; half < 2; half++)
+			for (v = 0; v < 16; v++)
 			{
-				int			k = 2 * b + half;
-
-				for (v = 0; v < 16; v++)
-				{
-					int			j;
-
-					for (j = 0; j < MVIVF_FIXED_BLOCK && blk + j < st->nq; j++)
-					{
-						const float *x = MV_ROW(query, first + blk + j);
-						float		sum = 0;
-						int			e;
-
-						for (e = 0; e < perNib; e++)
-						{
-							int			d = k * perNib + e;
-
-							if (d < q->dim)
-								sum += x[d] * q->weights[(v >> (e * q->nbits)) & mask];
-						}
-						nib[(half * 16 + v) * MVIVF_FIXED_BLOCK + j] = ToFixed(sum);
-					}
-				}
-			}
-			for (v = 0; v < 256; v++)
-			{
-				const int16 *lo = nib + (v & 15) * MVIVF_FIXED_BLOCK;
-				const int16 *hi = nib + (16 + (v >> 4)) * MVIVF_FIXED_BLOCK;
+				float		sum = 0;
 				int			j;
 
-				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
-					byteLut[(Size) v * MVIVF_FIXED_BLOCK + j] =
-						MvivfSatAdd16(lo[j], hi[j]);
+				for (j = 0; j < perNib; j++)
+				{
+					int			d = k * perNib + j;
+
+					if (d < q->dim)
+						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
+				}
+				rowLut[((Size) k * 16 + v) * MVIVF_FIXED_BLOCK] = ToFixed(sum);
 			}
 		}
 	}
 	pfree(S);
+	if (st->byteTables)
+	{
+		/*
+		 * One table per code byte: entry v of byte b is the sum of the
+		 * entries of its two nibbles (2b: v & 15, 2b + 1: v >> 4), so a
+		 * token's sum is that of the nibble tables, with half the loads.
+		 */
+		int16	   *bytes = palloc_extended(sizeof(int16) * (Size) q->codeSize * 256 * nqFix,
+											MCXT_ALLOC_HUGE);
+		int			blk;
+		int			b;
+
+		for (blk = 0; blk < nqFix; blk += MVIVF_FIXED_BLOCK)
+		{
+			const int16 *nib = lut + (Size) blk * nnib * 16;
+			int16	   *out = bytes + (Size) blk * q->codeSize * 256;
+
+			CHECK_FOR_INTERRUPTS();
+			for (b = 0; b < q->codeSize; b++)
+			{
+				int			v;
+
+				for (v = 0; v < 256; v++)
+				{
+					const int16 *lo = nib + ((Size) (2 * b) * 16 + (v & 15)) * MVIVF_FIXED_BLOCK;
+					const int16 *hi = nib + ((Size) (2 * b + 1) * 16 + (v >> 4)) * MVIVF_FIXED_BLOCK;
+					int16	   *e = out + ((Size) b * 256 + v) * MVIVF_FIXED_BLOCK;
+					int			j;
+
+					for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+						e[j] = MvivfSatAdd16(lo[j], hi[j]);
+				}
+			}
+		}
+		pfree(lut);
+		lut = bytes;
+	}
 	st->nlists = q->nlists;
 	st->codeSize = q->codeSize;
 	st->ST = ST;
@@ -650,20 +655,23 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
  *		its tables stay within work_mem; at least one.  Per row: the centroid
- *		scores (float and fixed point) and the lookup tables, and for a full
+ *		scores (float and fixed point) and the lookup tables (nibble tables,
+ *		and byte tables built from them when byteTables), and for a full
  *		pass the documents x rows maxima; once: the centroid scores of a block
  *		of rows being computed and, when probing document lists, a block of
  *		rows' maxima of every listed document and the probed lists' scores.
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
-			bool probe)
+			bool probe, bool byteTables)
 {
-	double		perRow = 6.0 * q->nlists + 512.0 * q->codeSize;
+	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
 	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
 
+	if (byteTables)
+		perRow += 512.0 * q->codeSize;
 	if (probe)
 		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
 	else
@@ -759,6 +767,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 		{
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			st.byteTables = so->byteTables;
 			BuildTables(q, so->query, first, &st);
 		}
 		RefinePass(scan, &st, refine, n, refScore, refCI);
@@ -868,11 +877,27 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		bool		prune;
 
 		so->meta = *meta;
-		/* (one pass only: the exact centroid step needs every row's table) */
+
+		/*
+		 * (one pass only: the exact centroid step needs every row's table).
+		 * Byte tables (half the loads of the quantized MaxSim) where they
+		 * fit in work_mem with every row, else nibble tables: the same sums.
+		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
-			mvivf_probes > 0 && mvivf_miss_tolerance > 0 &&
-			RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true) >= nq;
-		so->perPass = prune ? nq : RowsPerPass(q, nq, so->ndocs, 0, false);
+			mvivf_probes > 0 && mvivf_miss_tolerance > 0;
+		so->byteTables = true;
+		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true) < nq)
+		{
+			so->byteTables = false;
+			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false) >= nq;
+		}
+		if (prune)
+			so->perPass = nq;
+		else
+		{
+			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
+			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
+		}
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -896,6 +921,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			st.byteTables = so->byteTables;
 			BuildTables(q, so->query, first, &st);
 			if (prune)
 				ProbePass(scan, &st, offsets, so->ciScore);

@@ -411,9 +411,10 @@ ReportScan(IndexScanDesc scan)
 		return;
 	MvivfExplainRecord(scan->indexRelation, so);
 	ereport(DEBUG1,
-			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows",
+			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows, %s code tables",
 							 RelationGetRelationName(scan->indexRelation),
-							 so->npasses, so->query ? so->query->nvec : 0)));
+							 so->npasses, so->query ? so->query->nvec : 0,
+							 so->byteTables ? "byte" : "nibble")));
 	ereport(DEBUG2,
 			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens, %d refined, " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
