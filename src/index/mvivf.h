@@ -368,7 +368,7 @@ typedef struct MvivfScanOpaqueData
 	double		lastDistance;	/* distance of the last row returned */
 	double		errMargin;		/* how far an unreranked document's exact
 								 * distance may fall below its approximate
-								 * one (MvivfErrorMargin) */
+								 * one (MvivfStatsMargin) */
 	MvivfErrorStats errStats;	/* the sample errMargin was fitted on */
 	MvivfErrorStats headStats;	/* errors of the second half of the
 								 * documents reranked in approximate order */
@@ -426,7 +426,6 @@ extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate *
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
 extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
 extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
-extern double MvivfErrorMargin(const double *x, int n, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
 							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);

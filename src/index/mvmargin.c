@@ -133,19 +133,6 @@ MvivfStatsMargin(const MvivfErrorStats * s, double nrem)
 }
 
 /*
- * MvivfErrorMargin
- *		MvivfStatsMargin of the errors x[0 .. n-1].
- */
-double
-MvivfErrorMargin(const double *x, int n, double nrem)
-{
-	MvivfErrorStats s;
-
-	MvivfErrorStatsOf(x, n, &s);
-	return MvivfStatsMargin(&s, nrem);
-}
-
-/*
  * MvivfSumMargin
  *		The margin of the sum of two errors drawn independently from the
  *		models of a and b: mean_a + mean_b + z * sqrt(sd_a^2 + sd_b^2), or
