@@ -7,16 +7,19 @@
  *	acc[i] = max(acc[i], ST[list][i])
  * Quantized MaxSim (the documents the approximate order ranks best), in
  * 16-bit fixed point (MVIVF_FIXED_SCALE), 32 query rows per register:
- *	acc[i] = max(acc[i], STFixed[list][i] + sum over code nibbles k of
- *	                     lut[k][nibble k of the code][i])
- * where STFixed[list][i] is query row i . centroid and lut[k][v][i] the
- * contribution of value v of the code's k-th 4-bit nibble to query row i .
- * residual; adds saturate.  Nibble tables, not byte tables: one block of 32
- * query rows needs 16 x 32 values per nibble (64 kB for a 128-d code of 2
- * bits), which stays in the L2 cache, where float byte tables (512 kB a
- * block of 16 rows) did not.  The even and odd nibbles are summed in two
- * chains (for instruction-level parallelism), then added.  Integer sums are
- * exact, so the portable form gives the very same numbers.
+ *	acc[i] = max(acc[i], STFixed[list][i] + sum over code bytes b of
+ *	                     lut[b][byte b of the code][i])
+ * where STFixed[list][i] is query row i . centroid and lut[b][v][i] the
+ * contribution of value v of the code's b-th byte to query row i . residual,
+ * the sum of the contributions of its two 4-bit nibbles (each rounded to
+ * fixed point on its own); adds saturate.  Byte tables take 256 x 32 values
+ * per byte (512 kB for a block of 32 query rows and a 128-d code of 2 bits),
+ * which stay in the L2 cache of current x86 cores (1-2 MB), and halve the
+ * loads and adds of nibble tables (16 x 32 values per nibble, 64 kB), which
+ * the scan uses instead when byte tables do not fit in work_mem: the sums
+ * are the same.  Even and odd bytes (nibbles) are summed in two chains (for
+ * instruction-level parallelism), then added.  Integer sums are exact, so
+ * the portable form gives the very same numbers.
  * Probing a document list (MvivfProbeEntries) raises the per-row maxima of
  * each listed document to the list's centroid scores.
  * The same loop also keeps the document's centroid interaction (ciAcc),
@@ -81,17 +84,51 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 	}
 }
 
-/* a + b, saturated to int16: what _mm512_adds_epi16 computes */
-static inline int16
-SatAdd16(int16 a, int16 b)
+static void
+ScoreBytesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+					const char *tok, int n)
 {
-	int32		x = (int32) a + b;
+	int			codeSize = st->codeSize;
+	int			blk;
 
-	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
+	for (blk = 0; blk < st->nqPadFixed; blk += MVIVF_FIXED_BLOCK)
+	{
+		const int16 *lut = st->lut + (Size) blk * codeSize * 256;
+		int			t;
+
+		for (t = 0; t < n; t++)
+		{
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
+			int16		s0[MVIVF_FIXED_BLOCK];
+			int16		s1[MVIVF_FIXED_BLOCK];
+			int			b;
+			int			j;
+
+			if (list > PG_UINT16_MAX)
+				continue;
+			memcpy(s0, st->STFixed + (Size) list * st->nqPadFixed + blk, sizeof(s0));
+			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+			{
+				ciAcc[blk + j] = Max(s0[j], ciAcc[blk + j]);
+				s1[j] = 0;
+			}
+			for (b = 0; b < codeSize; b++)
+			{
+				const int16 *e = lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK;
+				int16	   *s = (b & 1) ? s1 : s0;
+
+				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+					s[j] = MvivfSatAdd16(s[j], e[j]);
+			}
+			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+				acc[blk + j] = Max(MvivfSatAdd16(s0[j], s1[j]), acc[blk + j]);
+		}
+	}
 }
 
 static void
-ScoreTokensPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+ScoreNibblesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 					const char *tok, int n)
 {
 	int			nnib = 2 * st->codeSize;
@@ -126,12 +163,12 @@ ScoreTokensPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 
 				for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
 				{
-					s0[j] = SatAdd16(s0[j], lo[j]);
-					s1[j] = SatAdd16(s1[j], hi[j]);
+					s0[j] = MvivfSatAdd16(s0[j], lo[j]);
+					s1[j] = MvivfSatAdd16(s1[j], hi[j]);
 				}
 			}
 			for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
-				acc[blk + j] = Max(SatAdd16(s0[j], s1[j]), acc[blk + j]);
+				acc[blk + j] = Max(MvivfSatAdd16(s0[j], s1[j]), acc[blk + j]);
 		}
 	}
 }
@@ -200,7 +237,49 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 }
 
 static __attribute__((target("avx512f,avx512bw"))) void
-ScoreTokensAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+ScoreBytesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
+				  const char *tok, int n)
+{
+	int			codeSize = st->codeSize;
+	int			nqPad = st->nqPadFixed;
+	int			blk;
+
+	for (blk = 0; blk < nqPad; blk += MVIVF_FIXED_BLOCK)
+	{
+		__m512i		a = _mm512_loadu_si512(acc + blk);
+		__m512i		ci = _mm512_loadu_si512(ciAcc + blk);
+		const int16 *lut = st->lut + (Size) blk * codeSize * 256;
+		int			t;
+
+		for (t = 0; t < n; t++)
+		{
+			const uint8 *code;
+			uint32		list = TokenList(st, tok, n, t, &code);
+			__m512i		s0;
+			__m512i		s1 = _mm512_setzero_si512();
+			int			b;
+
+			if (list > PG_UINT16_MAX)
+				continue;
+			s0 = _mm512_loadu_si512(st->STFixed + (Size) list * nqPad + blk);
+			ci = _mm512_max_epi16(s0, ci);
+			/* even bytes into s0, odd ones into s1 (codeSize is even) */
+			for (b = 0; b + 1 < codeSize; b += 2)
+			{
+				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK));
+				s1 = _mm512_adds_epi16(s1, _mm512_loadu_si512(lut + ((Size) (b + 1) * 256 + code[b + 1]) * MVIVF_FIXED_BLOCK));
+			}
+			if (b < codeSize)
+				s0 = _mm512_adds_epi16(s0, _mm512_loadu_si512(lut + ((Size) b * 256 + code[b]) * MVIVF_FIXED_BLOCK));
+			a = _mm512_max_epi16(_mm512_adds_epi16(s0, s1), a);
+		}
+		_mm512_storeu_si512(acc + blk, a);
+		_mm512_storeu_si512(ciAcc + blk, ci);
+	}
+}
+
+static __attribute__((target("avx512f,avx512bw"))) void
+ScoreNibblesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 				  const char *tok, int n)
 {
 	int			codeSize = st->codeSize;
@@ -287,11 +366,17 @@ MvivfScoreTokens(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 #ifdef MVIVF_HAVE_AVX512
 	if (CpuHasAvx512Bw())
 	{
-		ScoreTokensAvx512(st, acc, ciAcc, tok, n);
+		if (st->byteTables)
+			ScoreBytesAvx512(st, acc, ciAcc, tok, n);
+		else
+			ScoreNibblesAvx512(st, acc, ciAcc, tok, n);
 		return;
 	}
 #endif
-	ScoreTokensPortable(st, acc, ciAcc, tok, n);
+	if (st->byteTables)
+		ScoreBytesPortable(st, acc, ciAcc, tok, n);
+	else
+		ScoreNibblesPortable(st, acc, ciAcc, tok, n);
 }
 
 /*

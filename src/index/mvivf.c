@@ -17,7 +17,7 @@ PG_FUNCTION_INFO_V1(mvivfhandler);
 
 int			mvivf_probes = 256;
 int			mvivf_candidates = 100;
-int			mvivf_rerank = 40;
+int			mvivf_rerank = 24;
 int			mvivf_iterative_scan = MVIVF_ITERATIVE_STRICT;
 int			mvivf_max_scan_docs = 20000;
 int			mvivf_refine = MVIVF_DEFAULT_REFINE;
@@ -69,8 +69,8 @@ MvivfInit(void)
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.rerank",
 							"Fewest documents reranked exactly before the first row is returned; further batches are half as large.",
-							"The scan reranks further batches on its own while an unreranked document could still beat a returned row (see mvivf.miss_tolerance); each reranked document costs one read of the indexed value from the table.",
-							&mvivf_rerank, 40, 1, 100000,
+							"The scan reranks further batches on its own while unreranked documents could still beat a returned row (see mvivf.miss_tolerance); each reranked document costs one read of the indexed value from the table.",
+							&mvivf_rerank, 24, 1, 100000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomEnumVariable("mvivf.iterative_scan",
 							 "Keep reranking further documents while the query asks for rows.",

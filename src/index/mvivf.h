@@ -302,12 +302,34 @@ typedef struct MvivfApproxState
 	int			codeSize;
 	const float *ST;			/* nlists x nqPad: query row . centroid */
 	const int16 *STFixed;		/* nlists x nqPadFixed: the same, fixed point */
-	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: 2 *
-								 * codeSize nibbles x 16 values x
-								 * MVIVF_FIXED_BLOCK, fixed point: a code
-								 * nibble value's contribution to query row .
-								 * residual */
+	bool		byteTables;		/* lut per code byte, else per nibble */
+	const int16 *lut;			/* per block of MVIVF_FIXED_BLOCK rows: per
+								 * code byte 256 values (byteTables), else
+								 * per 4-bit nibble 16 values, x
+								 * MVIVF_FIXED_BLOCK, fixed point: the value's
+								 * contribution to query row . residual */
 }			MvivfApproxState;
+
+/* a + b, saturated to int16: what _mm512_adds_epi16 computes */
+static inline int16
+MvivfSatAdd16(int16 a, int16 b)
+{
+	int32		x = (int32) a + b;
+
+	return (int16) Max(PG_INT16_MIN, Min(PG_INT16_MAX, x));
+}
+
+/*
+ * A sample of approximation errors (mvmargin.c): its size, mean, standard
+ * deviation and largest value.
+ */
+typedef struct MvivfErrorStats
+{
+	int			n;
+	double		mean;
+	double		sd;
+	double		max;
+}			MvivfErrorStats;
 
 /* scan state */
 typedef struct MvivfScanCandidate
@@ -346,7 +368,11 @@ typedef struct MvivfScanOpaqueData
 	double		lastDistance;	/* distance of the last row returned */
 	double		errMargin;		/* how far an unreranked document's exact
 								 * distance may fall below its approximate
-								 * one (MvivfErrorMargin) */
+								 * one (MvivfStatsMargin) */
+	MvivfErrorStats errStats;	/* the sample errMargin was fitted on */
+	MvivfErrorStats headStats;	/* errors of the second half of the
+								 * documents reranked in approximate order */
+	MvivfErrorStats sampleStats;	/* errors of the random rerank sample */
 	/* approximate - exact distance of each reranked row, in rerank order */
 	double	   *overshoot;
 	int			novershoot;
@@ -358,6 +384,7 @@ typedef struct MvivfScanOpaqueData
 	bool		sampling;		/* the batch being reranked is that sample */
 	double		gainMargin;		/* bound of the residual gain of an
 								 * unrefined document (MvivfRefineCandidates) */
+	MvivfErrorStats gainStats;	/* the sample gainMargin was fitted on */
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
@@ -387,6 +414,7 @@ typedef struct MvivfScanOpaqueData
 	/* approximate stage */
 	MvivfMetaPageData meta;
 	int			perPass;		/* query rows per pass */
+	bool		byteTables;		/* code tables per byte (else per nibble) */
 	double	   *ciScore;		/* centroid interaction, per document id */
 	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;
@@ -396,8 +424,12 @@ typedef MvivfScanOpaqueData * MvivfScanOpaque;
 /* mvmargin.c: candidate order, error margins, random samples */
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
-extern double MvivfErrorMargin(const double *x, int n, double nrem);
+extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
+extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
+extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
+							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+extern bool MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst);
 
 /* mvrank.c: the approximate stage of an ordered scan */
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,

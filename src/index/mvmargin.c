@@ -12,6 +12,7 @@
 
 #include "common/pg_prng.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 
 #include "mvivf.h"
 
@@ -76,40 +77,86 @@ NormalUpperQuantile(double p)
 }
 
 /*
- * MvivfErrorMargin
- *		How much larger than any of the observed errors x[0 .. n-1] the error
- *		of one of nrem unobserved documents may be: the largest observed one,
- *		or mean + z * standard deviation if larger, with z the normal quantile
- *		that nrem documents exceed mvivf.miss_tolerance times in expectation
- *		(z = 4.75 for 1,000 documents at the default 0.001); never negative.
- *		The errors are those of the documents nearest in approximate rank to
- *		the unobserved ones, so the margin is calibrated on this query and
- *		this index, not on a corpus chosen in advance.
+ * MvivfErrorStatsOf
+ *		The size, mean, standard deviation (0 for fewer than two) and largest
+ *		value of the errors x[0 .. n-1].
  */
-double
-MvivfErrorMargin(const double *x, int n, double nrem)
+void
+MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s)
 {
-	double		max = 0;
 	double		sum = 0;
 	double		sumsq = 0;
-	double		mean;
-	double		var;
 	int			i;
 
-	if (n <= 0 || nrem <= 0)
-		return 0;
+	s->n = Max(n, 0);
+	s->mean = 0;
+	s->sd = 0;
+	s->max = 0;
+	if (n <= 0)
+		return;
+	s->max = x[0];
 	for (i = 0; i < n; i++)
 	{
-		max = Max(max, x[i]);
+		s->max = Max(s->max, x[i]);
 		sum += x[i];
 	}
+	s->mean = sum / n;
 	if (n < 2)
-		return max;
-	mean = sum / n;
+		return;
 	for (i = 0; i < n; i++)
-		sumsq += (x[i] - mean) * (x[i] - mean);
-	var = sumsq / (n - 1);
-	return Max(max, mean + NormalUpperQuantile(mvivf_miss_tolerance / nrem) * sqrt(var));
+		sumsq += (x[i] - s->mean) * (x[i] - s->mean);
+	s->sd = sqrt(sumsq / (n - 1));
+}
+
+/*
+ * MvivfStatsMargin
+ *		How much larger than any of the observed errors (summarised in s) the
+ *		error of one of nrem unobserved documents may be: the largest observed
+ *		one, or mean + z * standard deviation if larger, with z the normal
+ *		quantile that nrem documents exceed mvivf.miss_tolerance times in
+ *		expectation (z = 4.75 for 1,000 documents at the default 0.001);
+ *		never negative.  The errors are those of the documents nearest in
+ *		approximate rank to the unobserved ones, so the margin is calibrated
+ *		on this query and this index, not on a corpus chosen in advance.
+ */
+double
+MvivfStatsMargin(const MvivfErrorStats * s, double nrem)
+{
+	double		max;
+
+	if (s->n <= 0 || nrem <= 0)
+		return 0;
+	max = Max(0, s->max);
+	if (s->n < 2)
+		return max;
+	return Max(max, s->mean + NormalUpperQuantile(mvivf_miss_tolerance / nrem) * s->sd);
+}
+
+/*
+ * MvivfSumMargin
+ *		The margin of the sum of two errors drawn independently from the
+ *		models of a and b: mean_a + mean_b + z * sqrt(sd_a^2 + sd_b^2), or
+ *		the sum of the largest observed ones if larger (never negative).  An
+ *		unrefined document's exact score is its centroid interaction plus the
+ *		gain of its residual codes (sample a) plus the error of its quantized
+ *		score (sample b): under the normal model the tail of the sum is what
+ *		matters, and it is narrower than the sum of the two tails' margins
+ *		(which it never exceeds).  With fewer than two observations in either
+ *		sample it is the sum of their margins.
+ */
+double
+MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b, double nrem)
+{
+	double		floor;
+
+	if (nrem <= 0)
+		return 0;
+	if (a->n < 2 || b->n < 2)
+		return MvivfStatsMargin(a, nrem) + MvivfStatsMargin(b, nrem);
+	floor = Max(0, a->max) + Max(0, b->max);
+	return Max(floor, a->mean + b->mean +
+			   NormalUpperQuantile(mvivf_miss_tolerance / nrem) *
+			   sqrt(a->sd * a->sd + b->sd * b->sd));
 }
 
 /*
@@ -135,4 +182,133 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 	}
 	pg_qsort(so->cands + lo + k, hi - lo - k, sizeof(MvivfScanCandidate),
 			 MvivfCandQsortCmp);
+}
+
+/*
+ * TailProb
+ *		P(error > threshold) for an error drawn from the normal model of s.
+ */
+static double
+TailProb(double threshold, const MvivfErrorStats * s)
+{
+	if (s->sd > 0)
+		return 0.5 * erfc((threshold - s->mean) / (s->sd * M_SQRT2));
+	return threshold < s->mean ? 1 : 0;
+}
+
+/*
+ * ExpectedOver
+ *		The expected number of the documents cands[from .. to-1] whose error
+ *		exceeds their gap to the row at distance top, under the normal model
+ *		s: sum over them of P(error > gap).  gap(r) is the candidate's
+ *		approximate distance less top when ci is NULL, else its centroid
+ *		score's distance (-ci[doc]) less top.  The candidates are in
+ *		increasing order of that distance, so the terms decrease: the loop
+ *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
+ *		gives infinity (such a document cannot be ruled out).
+ */
+static double
+ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
+			 double top, const MvivfErrorStats * s)
+{
+	double		sum = 0;
+	int			r;
+
+	for (r = from; r < to; r++)
+	{
+		double		dist = ci ? -ci[so->cands[r].docid] : so->cands[r].score;
+		double		p;
+
+		if (isnan(dist))
+			return get_float8_infinity();
+		p = TailProb(dist - top, s);
+		sum += p;
+		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
+			break;
+	}
+	return sum;
+}
+
+/*
+ * MvivfMayStop
+ *		Whether the scan may return the waiting row at exact distance top:
+ *		whether, under this query's error model, fewer than
+ *		mvivf.miss_tolerance of the documents not reranked are expected to
+ *		beat it.
+ *
+ * For a refined document that is P(error > approximate distance - top),
+ * with the error modelled as normal with the mean and standard deviation
+ * of each of the two samples (the second half of the documents reranked in
+ * approximate order, the random sample of the other refined ones; the
+ * larger expectation counts).  For an unrefined one the error is that of
+ * its centroid interaction, the gain of its residual codes plus the error
+ * of its quantized score (MvivfSumMargin's model), against its centroid
+ * interaction.  The expectation is summed over the documents themselves,
+ * not bounded by their number times the probability of the nearest one,
+ * so documents far from the row count for what they are: next to nothing.
+ * Besides, no document may be within the largest error observed of the
+ * row.  *unrefinedFirst says whether the unrefined documents weigh more
+ * than the refined ones (then the scan refines more before it reranks).
+ */
+bool
+MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
+{
+	const MvivfErrorStats *head = &so->headStats;
+	const MvivfErrorStats *sample = &so->sampleStats;
+	int			refinedEnd = Min(so->nrefined, so->ncands);
+	int			unrefinedFrom = Max(so->nrefined, so->nextCand);
+	double		errFloor = 0;
+	double		eRefined = 0;
+	double		eUnrefined = 0;
+
+	*unrefinedFirst = false;
+	if (head->n >= 2)
+		errFloor = Max(errFloor, head->max);
+	if (sample->n >= 2)
+		errFloor = Max(errFloor, sample->max);
+
+	/* refined documents not reranked yet: cands[nextCand .. nrefined-1] */
+	if (so->nextCand < refinedEnd)
+	{
+		if (float8_cmp_internal(top, so->cands[so->nextCand].score - errFloor) > 0)
+			return false;
+		if (head->n >= 2)
+			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head);
+		if (sample->n >= 2)
+			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample));
+		if (head->n < 2 && sample->n < 2)
+			eRefined = float8_cmp_internal(top, so->cands[so->nextCand].score - so->errMargin) <= 0 ?
+				0 : get_float8_infinity();
+	}
+
+	/* unrefined documents: cands[nrefined ..], by centroid interaction */
+	if (unrefinedFrom < so->ncands)
+	{
+		const MvivfErrorStats *g = &so->gainStats;
+		const MvivfErrorStats *e = &so->errStats;
+		double		best = -so->ciScore[so->cands[unrefinedFrom].docid];
+
+		if (g->n >= 2 && e->n >= 2)
+		{
+			MvivfErrorStats sum;
+
+			if (float8_cmp_internal(top, best - Max(0, g->max) - Max(0, e->max)) > 0)
+			{
+				*unrefinedFirst = true;
+				return false;
+			}
+			sum.n = Min(g->n, e->n);
+			sum.mean = g->mean + e->mean;
+			sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
+			sum.max = g->max + e->max;
+			eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum);
+		}
+		else
+			eUnrefined = float8_cmp_internal(top, best - MvivfSumMargin(g, e, so->ncands - so->nextCand)) <= 0 ?
+				0 : get_float8_infinity();
+	}
+	if (eRefined + eUnrefined <= mvivf_miss_tolerance)
+		return true;
+	*unrefinedFirst = unrefinedFrom < so->ncands && eUnrefined > eRefined;
+	return false;
 }

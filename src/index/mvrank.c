@@ -122,6 +122,43 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 		}
 	}
 	pfree(S);
+	if (st->byteTables)
+	{
+		/*
+		 * One table per code byte: entry v of byte b is the sum of the
+		 * entries of its two nibbles (2b: v & 15, 2b + 1: v >> 4), so a
+		 * token's sum is that of the nibble tables, with half the loads.
+		 */
+		int16	   *bytes = palloc_extended(sizeof(int16) * (Size) q->codeSize * 256 * nqFix,
+											MCXT_ALLOC_HUGE);
+		int			blk;
+		int			b;
+
+		for (blk = 0; blk < nqFix; blk += MVIVF_FIXED_BLOCK)
+		{
+			const int16 *nib = lut + (Size) blk * nnib * 16;
+			int16	   *out = bytes + (Size) blk * q->codeSize * 256;
+
+			CHECK_FOR_INTERRUPTS();
+			for (b = 0; b < q->codeSize; b++)
+			{
+				int			v;
+
+				for (v = 0; v < 256; v++)
+				{
+					const int16 *lo = nib + ((Size) (2 * b) * 16 + (v & 15)) * MVIVF_FIXED_BLOCK;
+					const int16 *hi = nib + ((Size) (2 * b + 1) * 16 + (v >> 4)) * MVIVF_FIXED_BLOCK;
+					int16	   *e = out + ((Size) b * 256 + v) * MVIVF_FIXED_BLOCK;
+					int			j;
+
+					for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
+						e[j] = MvivfSatAdd16(lo[j], hi[j]);
+				}
+			}
+		}
+		pfree(lut);
+		lut = bytes;
+	}
 	st->nlists = q->nlists;
 	st->codeSize = q->codeSize;
 	st->ST = ST;
@@ -618,20 +655,23 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
  *		its tables stay within work_mem; at least one.  Per row: the centroid
- *		scores (float and fixed point) and the lookup tables, and for a full
+ *		scores (float and fixed point) and the lookup tables (nibble tables,
+ *		and byte tables built from them when byteTables), and for a full
  *		pass the documents x rows maxima; once: the centroid scores of a block
  *		of rows being computed and, when probing document lists, a block of
  *		rows' maxima of every listed document and the probed lists' scores.
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
-			bool probe)
+			bool probe, bool byteTables)
 {
 	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
 	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
 
+	if (byteTables)
+		perRow += 512.0 * q->codeSize;
 	if (probe)
 		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
 	else
@@ -727,6 +767,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 		{
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			st.byteTables = so->byteTables;
 			BuildTables(q, so->query, first, &st);
 		}
 		RefinePass(scan, &st, refine, n, refScore, refCI);
@@ -763,7 +804,8 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 
 		for (r = 0; r < nsample; r++)
 			x[r] = gain[ciOrder[nprefix + r]];
-		so->gainMargin = MvivfErrorMargin(x, nsample, so->ncands - to);
+		MvivfErrorStatsOf(x, nsample, &so->gainStats);
+		so->gainMargin = MvivfStatsMargin(&so->gainStats, so->ncands - to);
 		pfree(x);
 	}
 	shift = so->gainMargin;
@@ -835,11 +877,27 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		bool		prune;
 
 		so->meta = *meta;
-		/* (one pass only: the exact centroid step needs every row's table) */
+
+		/*
+		 * (one pass only: the exact centroid step needs every row's table).
+		 * Byte tables (half the loads of the quantized MaxSim) where they
+		 * fit in work_mem with every row, else nibble tables: the same sums.
+		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
-			mvivf_probes > 0 && mvivf_miss_tolerance > 0 &&
-			RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true) >= nq;
-		so->perPass = prune ? nq : RowsPerPass(q, nq, so->ndocs, 0, false);
+			mvivf_probes > 0 && mvivf_miss_tolerance > 0;
+		so->byteTables = true;
+		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true) < nq)
+		{
+			so->byteTables = false;
+			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false) >= nq;
+		}
+		if (prune)
+			so->perPass = nq;
+		else
+		{
+			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
+			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
+		}
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -863,6 +921,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
+			st.byteTables = so->byteTables;
 			BuildTables(q, so->query, first, &st);
 			if (prune)
 				ProbePass(scan, &st, offsets, so->ciScore);

@@ -34,14 +34,13 @@
  *	  and a random sample of the other refined ones;
  *	- before each row, further batches of mvivf.rerank / 2 documents down the
  *	  approximate order are reranked while no row waits (a WHERE filter
- *	  rejected them, or the LIMIT is large) or while an unreranked document
- *	  (the next one, or the best unrefined one) could still beat the best
- *	  waiting one: its approximate distance less the error margin, fitted
- *	  after each batch on the errors (approximate - exact distance) of the
- *	  random sample and of the second half of the reranked documents, so
- *	  that fewer than mvivf.miss_tolerance unreranked documents are expected
- *	  to exceed it under a normal model (MvivfErrorMargin, mvmargin.c); docs/mvivf.md, "How
- *	  deep a scan reranks";
+ *	  rejected them, or the LIMIT is large) or while unreranked documents
+ *	  could still beat the best waiting one: while more than
+ *	  mvivf.miss_tolerance of them are expected to, under a normal model of
+ *	  the errors (approximate - exact distance) fitted after each batch on
+ *	  the random sample and on the second half of the reranked documents
+ *	  (MvivfMayStop, mvmargin.c); docs/mvivf.md, "How deep a scan
+ *	  reranks";
  *	- a row of a later batch whose distance is smaller than that of a row
  *	  already returned cannot be returned in order any more: it is skipped
  *	  (counted as missed, like a row the approximate stage ranked too low);
@@ -342,10 +341,21 @@ RerankBatch(IndexScanDesc scan, int n)
 	 * batch would beat.
 	 */
 	half = so->novershoot / 2;
-	so->errMargin = Max(MvivfErrorMargin(so->overshoot + half, so->novershoot - half,
-									so->ncands - so->nextCand),
-						MvivfErrorMargin(so->sampleErr, so->nsampleErr,
-									so->ncands - so->nextCand));
+	{
+		MvivfErrorStats head;
+		MvivfErrorStats sample;
+		double		headMargin;
+		double		sampleMargin;
+
+		MvivfErrorStatsOf(so->overshoot + half, so->novershoot - half, &head);
+		MvivfErrorStatsOf(so->sampleErr, so->nsampleErr, &sample);
+		headMargin = MvivfStatsMargin(&head, so->ncands - so->nextCand);
+		sampleMargin = MvivfStatsMargin(&sample, so->ncands - so->nextCand);
+		so->errMargin = Max(headMargin, sampleMargin);
+		so->errStats = headMargin >= sampleMargin ? head : sample;
+		so->headStats = head;
+		so->sampleStats = sample;
+	}
 	return true;
 }
 
@@ -401,9 +411,10 @@ ReportScan(IndexScanDesc scan)
 		return;
 	MvivfExplainRecord(scan->indexRelation, so);
 	ereport(DEBUG1,
-			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows",
+			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows, %s code tables",
 							 RelationGetRelationName(scan->indexRelation),
-							 so->npasses, so->query ? so->query->nvec : 0)));
+							 so->npasses, so->query ? so->query->nvec : 0,
+							 so->byteTables ? "byte" : "nibble")));
 	ereport(DEBUG2,
 			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens, %d refined, " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",
 							 RelationGetRelationName(scan->indexRelation),
@@ -467,10 +478,10 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 	}
 
 	/*
-	 * Rerank further batches while an unreranked document could still come
-	 * before the best waiting row: while its approximate distance less the
-	 * error margin of this query (MvivfErrorMargin, recomputed after each batch)
-	 * is below the row's exact distance.  The depth adapts to the query: a
+	 * Rerank further batches while unreranked documents could still come
+	 * before the best waiting row: while, under the error model of this
+	 * query (fitted after each batch), more than mvivf.miss_tolerance of
+	 * them are expected to (MvivfMayStop).  The depth adapts to the query: a
 	 * query whose approximate scores are close to the exact ones stops after
 	 * the first batch, one with near-ties and large errors reranks deep.
 	 */
@@ -481,26 +492,37 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->stopReason = so->budget >= so->ncands ? MVIVF_STOP_ALL : MVIVF_STOP_BUDGET;
 		while (so->nextCand < so->budget)
 		{
-			double		bound = so->cands[so->nextCand].score;
 			bool		unrefinedBest = false;
 
-			/*
-			 * The documents not refined yet sit after the refined ones, at an
-			 * optimistic estimate of their quantized MaxSim
-			 * (MvivfRefineCandidates): the best of them may come before the next
-			 * refined one.
-			 */
-			if (so->nrefined < so->ncands && so->nrefined > so->nextCand &&
-				float8_cmp_internal(so->cands[so->nrefined].score, bound) < 0)
+			if (so->nheap > 0)
 			{
-				bound = so->cands[so->nrefined].score;
-				unrefinedBest = true;
+				/*
+				 * Fewer than mvivf.miss_tolerance unreranked documents
+				 * expected to beat the best waiting row: return it
+				 * (MvivfMayStop, mvmargin.c, also says whether the
+				 * unrefined documents are the likelier to beat it).
+				 */
+				if (MvivfMayStop(so, so->heap[0].score, &unrefinedBest))
+				{
+					so->stopReason = MVIVF_STOP_BOUND;
+					break;
+				}
 			}
-			if (so->nheap > 0 && so->heap[0].score <= bound - so->errMargin)
+			else if (so->nrefined < so->ncands && so->nrefined > so->nextCand)
 			{
-				/* nothing unreranked can beat the best waiting row */
-				so->stopReason = MVIVF_STOP_BOUND;
-				break;
+				/*
+				 * No row waits: the unrefined documents sit after the
+				 * refined ones, in order of their centroid interaction (or
+				 * its bound); the best of them may come before the next
+				 * refined one, by the margin of its gain plus the error of
+				 * its quantized score (MvivfSumMargin).
+				 */
+				double		unrefined = -so->ciScore[so->cands[so->nrefined].docid] -
+					MvivfSumMargin(&so->gainStats, &so->errStats,
+								   so->ncands - so->nextCand);
+
+				unrefinedBest = float8_cmp_internal(unrefined,
+													so->cands[so->nextCand].score - so->errMargin) < 0;
 			}
 			if (so->nheap > 0 && mvivf_max_rerank > 0 &&
 				so->nextCand >= mvivf_max_rerank)
@@ -523,7 +545,17 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				 (so->nheap == 0 && so->returnedAny)))
 			{
 				int			more = Max(so->nrefined, Max(mvivf_refine, 1));
-				int			to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
+				int			to;
+
+				/*
+				 * Only because an unrefined document could come next: a
+				 * quarter of mvivf.refine more at a time, since the next
+				 * ones by centroid interaction mostly settle it.
+				 */
+				if (unrefinedBest && so->nheap > 0 &&
+					so->nextCand + so->batchSize <= so->nrefined)
+					more = Max(mvivf_refine / 4, 1);
+				to = (int) Min((int64) so->ncands, (int64) so->nrefined + more);
 
 				/* the next ones by exact centroid interaction, not its bound */
 				MvivfExactCentroids(scan, so->nrefined, to - so->nrefined);

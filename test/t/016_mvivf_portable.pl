@@ -63,9 +63,14 @@ CREATE INDEX ins_portable_idx ON ins_portable USING mvivf (emb) WITH (lists = 64
 });
 
 # every query on every index: its rows with their distances, and the scan
-# counters of EXPLAIN (ANALYZE)
+# counters of EXPLAIN (ANALYZE), at the given work_mem.  At 1MB the code
+# tables of the 4-bit index do not fit per code byte (256 x 32 values x 64
+# bytes a block of query rows) with every query row, so its scans take the
+# nibble tables, which must give the very same sums; the 1- and 2-bit
+# indexes keep their byte tables.
 sub scans
 {
+	my ($work_mem) = @_;
 	my $out = '';
 	for my $bits (1, 2, 4)
 	{
@@ -76,7 +81,7 @@ sub scans
 			# one index at a time: drop the others inside a transaction that is rolled back
 			my $sql = "BEGIN; "
 			  . join('', map { "DROP INDEX pages_idx$_; " } @others)
-			  . "SET LOCAL enable_seqscan = off; LOAD 'colpali'; "
+			  . "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '$work_mem'; LOAD 'colpali'; "
 			  . "SELECT string_agg(id || ':' || d, ',') FROM "
 			  . "(SELECT id, emb <#> $q AS d FROM pages ORDER BY emb <#> $q LIMIT 10) x; "
 			  . "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
@@ -96,18 +101,34 @@ sub insert_into
 	$node->safe_psql('postgres', "INSERT INTO $table SELECT * FROM newrows ORDER BY i");
 }
 
-my $avx = scans();
+my $avx = scans('4MB');
 like($avx, qr/refined=\d+ .*reranked=\d+/, 'scan counters are reported');
+my $avx_nibbles = scans('1MB');
+# which tables the 4-bit index's scans of a 36-row query took (DEBUG1)
+for my $case (['4MB', 'byte'], ['1MB', 'nibble'])
+{
+	my ($wm, $kind) = @$case;
+	my ($ret, $stdout, $stderr) = $node->psql('postgres',
+		"BEGIN; DROP INDEX pages_idx1; DROP INDEX pages_idx2; SET LOCAL enable_seqscan = off; "
+		  . "SET LOCAL work_mem = '$wm'; SET LOCAL client_min_messages = debug1; "
+		  . "SELECT id FROM pages ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 1) LIMIT 10; ROLLBACK;");
+	like($stderr, qr/approximate passes over 36 query rows, $kind code tables/,
+		"work_mem $wm: $kind code tables");
+}
+is($avx_nibbles, $avx,
+	'nibble tables (work_mem too small for byte tables): the same rows, distances and counters');
 insert_into('ins_avx');
 
 $ENV{COLPALI_MVIVF_PORTABLE} = '1';
 $node->restart;
-my $portable = scans();
+my $portable = scans('4MB');
+my $portable_nibbles = scans('1MB');
 insert_into('ins_portable');
 delete $ENV{COLPALI_MVIVF_PORTABLE};
 $node->restart;
 
 is($portable, $avx, 'portable loops: the same rows, distances and scan counters as the AVX-512 ones');
+is($portable_nibbles, $avx_nibbles, 'portable loops on nibble tables: the same as the AVX-512 ones');
 
 # the index pages of the two tables after the same inserts: identical bytes
 # after each page's LSN (its first 8 bytes)
