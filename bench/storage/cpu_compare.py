@@ -22,6 +22,7 @@ query.
 The server must run on this machine (schedstat is read by backend PID).
 """
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -82,7 +83,11 @@ def main():
     cpu["numpy (1 thread)"], wall["numpy (1 thread)"] = [], []
     agree = 0
     for qid, q in queries:
-        qsql = f"(SELECT q FROM queries WHERE qid = {qid})"
+        # the query is cast inside its subquery, once per statement: a cast
+        # outside it would be applied to the subquery's result for every row
+        def with_query(stmt):
+            return re.sub(r"\$1(::(\w*multivector))?",
+                          lambda m: f"(SELECT q{m.group(1) or ''} FROM queries WHERE qid = {qid})", stmt)
         first = None
         for name, setting, stmt in STMTS:
             # "streaming[,screening]": colpali.maxsim_screening is on unless named off
@@ -90,7 +95,7 @@ def main():
             cur.execute(f"SET colpali.maxsim_streaming = {streaming}")
             cur.execute(f"SET colpali.maxsim_screening = {screening or 'on'}")
             c0, t0 = backend_cpu(), time.perf_counter()
-            got = [r[0] for r in cur.execute(stmt.replace("$1", qsql))]
+            got = [r[0] for r in cur.execute(with_query(stmt))]
             wall[name].append((time.perf_counter() - t0) * 1000)
             cpu[name].append(backend_cpu() - c0)
             if first is None:
