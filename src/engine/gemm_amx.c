@@ -318,6 +318,29 @@ load_tile_config(void)
 }
 
 /*
+ * acc_tiles_start
+ *		Accumulator tiles 0-3 (a 32 x 32 block: rows 0-15 / 16-31 by columns
+ *		0-15 / 16-31) loaded from c, whose rows lie stride bytes apart and
+ *		whose row 16 starts `lower` floats after c; zeroed when c is NULL.
+ */
+static inline __attribute__((target("amx-tile"), always_inline)) void
+acc_tiles_start(const float *c, size_t stride, size_t lower)
+{
+	if (c == NULL)
+	{
+		_tile_zero(0);
+		_tile_zero(1);
+		_tile_zero(2);
+		_tile_zero(3);
+		return;
+	}
+	_tile_loadd(0, c, stride);
+	_tile_loadd(1, c + 16, stride);
+	_tile_loadd(2, c + lower, stride);
+	_tile_loadd(3, c + lower + 16, stride);
+}
+
+/*
  * block_32x32
  *		Tiles 0-3 (+)= the 32 x 32 product of A row tiles a0, a1 and one
  *		column block b of the B layout, over steps k-steps; each k-step of
@@ -455,26 +478,9 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 							   sizeof(float) * cols);
 				}
 				if (first && inside && add)
-				{
-					_tile_loadd(0, yb, ystride);
-					_tile_loadd(1, yb + 16, ystride);
-					_tile_loadd(2, yb + 16 * (size_t) ldy, ystride);
-					_tile_loadd(3, yb + 16 * (size_t) ldy + 16, ystride);
-				}
-				else if (first && !add)
-				{
-					_tile_zero(0);
-					_tile_zero(1);
-					_tile_zero(2);
-					_tile_zero(3);
-				}
+					acc_tiles_start(yb, ystride, 16 * (size_t) ldy);
 				else
-				{
-					_tile_loadd(0, cb, cstride);
-					_tile_loadd(1, cb + 16, cstride);
-					_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
-					_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
-				}
+					acc_tiles_start(first && !add ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
 				block_32x32(x0, x1, wp, ks, terms);
 				if (last && inside)
 				{
@@ -565,10 +571,7 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 	{
 		float	   *cb = c + (size_t) (nb - nb0) * CP_AMX_BLOCK;
 
-		_tile_zero(0);
-		_tile_zero(1);
-		_tile_zero(2);
-		_tile_zero(3);
+		acc_tiles_start(NULL, 0, 0);
 		block_32x32(a0, a1, b + (size_t) nb * colblock, steps, 1);
 		_tile_stored(0, cb, cs);
 		_tile_stored(1, cb + 16, cs);
@@ -633,20 +636,7 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 						(size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
 						(size_t) mbi * CP_AMX_BLOCK;
 
-					if (kb == 0)
-					{
-						_tile_zero(0);
-						_tile_zero(1);
-						_tile_zero(2);
-						_tile_zero(3);
-					}
-					else
-					{
-						_tile_loadd(0, cb, cstride);
-						_tile_loadd(1, cb + 16, cstride);
-						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
-						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
-					}
+					acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
 					block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms);
 					_tile_stored(0, cb, cstride);
 					_tile_stored(1, cb + 16, cstride);
@@ -827,20 +817,7 @@ amx_rows(const uint16_t *w, int K, const uint32_t *xt, int M, int terms,
 					int			s,
 								t;
 
-					if (kb == 0)
-					{
-						_tile_zero(0);
-						_tile_zero(1);
-						_tile_zero(2);
-						_tile_zero(3);
-					}
-					else
-					{
-						_tile_loadd(0, cb, cstride);
-						_tile_loadd(1, cb + 16, cstride);
-						_tile_loadd(2, cb + 16 * CP_AMX_BLOCK, cstride);
-						_tile_loadd(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
-					}
+					acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
 					for (s = kb; s < kb + ks; s++)
 					{
 						const uint32_t *xs = xt + ((size_t) mb * steps + s) * terms * 512;
