@@ -20,16 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static uint64_t seed = 88172645463325252ULL;
-
-static uint64_t
-Next(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return seed;
-}
+#include "test_rng.h"
 
 static int	failed = 0;
 

@@ -15,16 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t seed = 88172645463325252ULL;
-
-static double
-Uniform(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return (seed >> 11) * (1.0 / 9007199254740992.0);
-}
+#include "test_rng.h"
 
 /* double-precision MaxSim and the error bound g * sum_j max_i sum_k |d q| */
 static void

@@ -33,25 +33,11 @@
 #include "mv_half.h"
 #include "test_util.h"
 
-static uint64_t seed = 0x2545F4914F6CDD1DULL;
+#define TEST_RNG_SEED 0x2545F4914F6CDD1DULL
+#include "test_rng.h"
 static float scale_bound = 1.0f;	/* MVS_TEST_SCALE */
 static long mismatches = 0;
 static long cases = 0;
-
-static uint64_t
-Next(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return seed;
-}
-
-static double
-Uniform(void)
-{
-	return (Next() >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static double
 Gauss(void)

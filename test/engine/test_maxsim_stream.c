@@ -17,22 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static uint64_t seed = 88172645463325252ULL;
-
-static uint64_t
-Next(void)
-{
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	return seed;
-}
-
-static double
-Uniform(void)
-{
-	return (Next() >> 11) * (1.0 / 9007199254740992.0);
-}
+#include "test_rng.h"
 
 static int	failed = 0;
 

@@ -829,23 +829,8 @@ main(void)
 	 */
 	for (variant = 0; variant < 3; variant++)
 	{
-		bool		simd = variant < 2;
-
-		if (variant == 0 && !cp_cpu_amx_bf16_usable())
-		{
-			printf("skip SIMD kernels with AMX: this CPU (or kernel) has no usable AMX-BF16\n");
+		if (!open_fp32_variant(variant, &o, "SIMD kernels"))
 			continue;
-		}
-		printf("-- %s\n", variant == 0 ? "SIMD kernels, AMX tiles" :
-			   variant == 1 ? "SIMD kernels without AMX (no_amx)" : "portable C (no_simd)");
-		o.no_simd = !simd;
-		o.no_amx = (variant == 1);
-		o.lazy_convert = false;
-		if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
-			return 1;
-		o.lazy_convert = true;
-		if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
-			return 1;
 		printf("kernels: %s\n", cp_backend_cpu_kernels(lazy));
 		test_all_ops();
 		fast->destroy(fast);

@@ -248,23 +248,8 @@ main(void)
 	 */
 	for (variant = 0; variant < 3; variant++)
 	{
-		bool		simd = variant < 2;
-
-		if (variant == 0 && !cp_cpu_amx_bf16_usable())
-		{
-			printf("skip fp32 fused ops on AMX: this CPU (or kernel) has no usable AMX-BF16\n");
+		if (!open_fp32_variant(variant, &o, "fp32 fused ops"))
 			continue;
-		}
-		printf("-- %s\n", variant == 0 ? "SIMD kernels, AMX tiles" :
-			   variant == 1 ? "SIMD kernels without AMX (no_amx)" : "portable C (no_simd)");
-		o.no_simd = !simd;
-		o.no_amx = (variant == 1);
-		o.lazy_convert = false;
-		if (cp_backend_cpu_create(&o, &fast, &err) != CP_OK)
-			return 1;
-		o.lazy_convert = true;
-		if (cp_backend_cpu_create(&o, &lazy, &err) != CP_OK)
-			return 1;
 		test_fused_on(fast, "fp32", 1e-5, 45, 70, 96, CP_DTYPE_F32);
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 70, 64, 1040, CP_DTYPE_BF16);
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 3, 64, 1040, CP_DTYPE_BF16);

@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "dtype.h"
+#include "gemm_amx.h"
 #include "weights.h"
 
 static int	failures = 0;
@@ -53,6 +54,38 @@ static CpBackend *fast,
 		   *ref,
 		   *lazy,
 		   *bf16;				/* bf16_matmul */
+
+/*
+ * open_fp32_variant
+ *		The fast and lazy (weights converted tile by tile) CPU backends of
+ *		fp32 kernel variant v: 0 the SIMD kernels with AMX tiles, 1 the SIMD
+ *		kernels without AMX (no_amx), 2 portable C (no_simd).  False when v
+ *		is 0 and this CPU (or kernel) has no usable AMX-BF16, after saying
+ *		which tests (`what`) are skipped; a backend that cannot be created
+ *		ends the test.
+ */
+static inline bool
+open_fp32_variant(int v, CpBackendOptions *o, const char *what)
+{
+	CpError		err;
+
+	if (v == 0 && !cp_cpu_amx_bf16_usable())
+	{
+		printf("skip %s on AMX: this CPU (or kernel) has no usable AMX-BF16\n", what);
+		return false;
+	}
+	printf("-- %s\n", v == 0 ? "SIMD kernels, AMX tiles" :
+		   v == 1 ? "SIMD kernels without AMX (no_amx)" : "portable C (no_simd)");
+	o->no_simd = (v == 2);
+	o->no_amx = (v == 1);
+	o->lazy_convert = false;
+	if (cp_backend_cpu_create(o, &fast, &err) != CP_OK)
+		exit(1);
+	o->lazy_convert = true;
+	if (cp_backend_cpu_create(o, &lazy, &err) != CP_OK)
+		exit(1);
+	return true;
+}
 
 /* Fatal setup failure: report and count. */
 static inline void

@@ -1,0 +1,36 @@
+/*
+ * test_rng.h
+ *	  The xorshift64 generator the MaxSim engine tests draw their data from:
+ *	  the same sequence on every machine.  Header-only, since each test is a
+ *	  program of its own; define TEST_RNG_SEED before including it for
+ *	  another sequence.
+ */
+#ifndef COLPALI_TEST_RNG_H
+#define COLPALI_TEST_RNG_H
+
+#include <stdint.h>
+
+#ifndef TEST_RNG_SEED
+#define TEST_RNG_SEED 88172645463325252ULL
+#endif
+
+static uint64_t test_rng_state = TEST_RNG_SEED;
+
+/* The next 64 random bits. */
+static inline uint64_t
+Next(void)
+{
+	test_rng_state ^= test_rng_state << 13;
+	test_rng_state ^= test_rng_state >> 7;
+	test_rng_state ^= test_rng_state << 17;
+	return test_rng_state;
+}
+
+/* Uniform in [0, 1), from the top 53 bits of the next draw. */
+static inline double
+Uniform(void)
+{
+	return (Next() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#endif							/* COLPALI_TEST_RNG_H */
