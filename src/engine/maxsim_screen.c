@@ -526,84 +526,8 @@ TileProducts(const MvsScreen *sc, const uint16_t *ah, const uint16_t *al,
 	}
 }
 
-/*
- * TileProductsDeferred
- *		TileProducts for one bf16 part and at most 32 query rows (ColPali's
- *		queries) with the results stored one tile late: even tiles
- *		accumulate in tiles 0-1, odd ones in 2-3, and the call for tile t
- *		first stores tile t - 1's results (into prev, unless t is 0) and
- *		then starts tile t's products (unless t is past the batch: last).
- *		A tile store right behind its products holds up the instructions
- *		after it until the tile unit is done; one tile later it is, and the
- *		core prepares the next rows while the products run (measured: the
- *		screen of a ColPali page 13-16 % faster).  Same products and sums as
- *		TileProducts.
- */
-static inline __attribute__((always_inline, target("amx-tile,amx-bf16"))) void
-TileProductsDeferred(const MvsScreen *sc, const uint16_t *ah, int t,
-					 float *prev, bool last)
-{
-	int			steps = sc->kp / 32;
-	bool		two = sc->nqt > 1;
-	size_t		lda = (size_t) sc->kp * sizeof(uint16_t);
-	size_t		ldc = (size_t) sc->nqt * 16 * sizeof(float);
-	const uint32_t *b1 = sc->bhi + (size_t) steps * 256;
-	int			s;
-
-	/* tile numbers are immediates: one branch per parity */
-	if (t % 2 == 0)
-	{
-		if (t > 0)
-		{
-			_tile_stored(2, prev, ldc);
-			if (two)
-				_tile_stored(3, prev + 16, ldc);
-		}
-		if (last)
-			return;
-		_tile_zero(0);
-		_tile_zero(1);
-		for (s = 0; s < steps; s++)
-		{
-			_tile_loadd(4, ah + (size_t) s * 32, lda);
-			_tile_loadd(6, sc->bhi + (size_t) s * 256, 64);
-			_tile_dpbf16ps(0, 4, 6);
-			if (two)
-			{
-				_tile_loadd(7, b1 + (size_t) s * 256, 64);
-				_tile_dpbf16ps(1, 4, 7);
-			}
-		}
-	}
-	else
-	{
-		_tile_stored(0, prev, ldc);
-		if (two)
-			_tile_stored(1, prev + 16, ldc);
-		if (last)
-			return;
-		_tile_zero(2);
-		_tile_zero(3);
-		for (s = 0; s < steps; s++)
-		{
-			_tile_loadd(4, ah + (size_t) s * 32, lda);
-			_tile_loadd(6, sc->bhi + (size_t) s * 256, 64);
-			_tile_dpbf16ps(2, 4, 6);
-			if (two)
-			{
-				_tile_loadd(7, b1 + (size_t) s * 256, 64);
-				_tile_dpbf16ps(3, 4, 7);
-			}
-		}
-	}
-}
-
-/*
- * Tiles between a tile's preparation and its products (TileProducts /
- * TileProductsDeferred), and its bounds.
- */
+/* Tiles between a tile's preparation and its products, and its bounds. */
 #define MVS_LAG_PRODUCTS 2
-#define MVS_LAG_DEFERRED 1
 #define MVS_LAG_BOUNDS 4
 
 /*
@@ -717,10 +641,8 @@ TileBounds(MvsScreen *sc, int t0, int n)
  *
  *		Tiles of 16 rows go through three stages, software-pipelined: the
  *		rows are prepared (bf16 parts and norms, into a ring of tile
- *		buffers), multiplied on the AMX tiles MVS_LAG_PRODUCTS tiles later
- *		(MVS_LAG_DEFERRED for one part and at most 32 query rows, whose
- *		results are stored a tile later still: TileProductsDeferred), and
- *		their lower bounds folded into L_j MVS_LAG_BOUNDS tiles later.  The
+ *		buffers), multiplied on the AMX tiles MVS_LAG_PRODUCTS tiles later,
+ *		and their lower bounds folded into L_j MVS_LAG_BOUNDS tiles later.  The
  *		distance matters: a tile load of data just written by vector stores,
  *		or a vector load of a tile just stored, waits for the stores to
  *		drain (measured: the AMX stage cost 4 times its arithmetic).  Then
@@ -733,7 +655,6 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 	int			ntiles = (nrows + 15) / 16;
 	size_t		slot = (size_t) 16 * sc->kp;
 	size_t		ldc = (size_t) sc->nqt * 16;
-	bool		deferred = !sc->split && sc->nqt <= 2;
 	int			nkeep = 0;
 	int			t;
 	int			r;
@@ -749,7 +670,7 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 	_tile_loadconfig(&cfg);
 	for (t = 0; t < ntiles + MVS_LAG_BOUNDS; t++)
 	{
-		int			tp = t - (deferred ? MVS_LAG_DEFERRED : MVS_LAG_PRODUCTS);
+		int			tp = t - MVS_LAG_PRODUCTS;
 		int			tb = t - MVS_LAG_BOUNDS;
 
 		if (t < ntiles &&
@@ -759,15 +680,7 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 			_tile_release();
 			return -1;
 		}
-		if (deferred)
-		{
-			/* tile tp - 1's results are stored two tiles before its bounds */
-			if (tp >= 0 && tp <= ntiles)
-				TileProductsDeferred(sc, sc->ahi + (tp % MVS_RING) * slot, tp,
-									 sc->approx + (size_t) 16 * (tp > 0 ? tp - 1 : 0) * ldc,
-									 tp == ntiles);
-		}
-		else if (tp >= 0 && tp < ntiles)
+		if (tp >= 0 && tp < ntiles)
 			TileProducts(sc, sc->ahi + (tp % MVS_RING) * slot,
 						 sc->alo + (tp % MVS_RING) * slot,
 						 sc->approx + (size_t) 16 * tp * ldc);
