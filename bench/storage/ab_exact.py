@@ -17,7 +17,7 @@ taking the backend's own CPU time (/proc/PID/schedstat) and the wall time of
 each statement.  Prints per round and build the p50 of both scans and the
 half/float ratio (CPU and wall), then the median and range of the ratios per
 build, and checks that both builds return the same ids and distances.
-The server must run on this machine.
+The server must run on this machine; NEW.so stays installed at the end.
 """
 import os
 import shutil
