@@ -74,11 +74,13 @@
  * packed weights (bytes; the same stream, so past a column block's end it
  * reaches the next block).  A query's products read W once from memory
  * and are bound by that stream: with the hardware prefetchers alone one
- * core read the bench model's 0.4 GB at ~12 GB/s here, with 768 bytes
- * ahead (every line) at ~14.5 GB/s, what a plain streaming read of the
- * same size reaches (bench/cpu/amx_query_bench.c; 512-1024 were as good,
- * 2048-8192 and prefetches into L2 worse).  Pages' products reuse each W
- * tile from L2 and do not prefetch.
+ * core read the bench model's MLP weights (0.4 GB) at ~10-12 GB/s here,
+ * with 768 bytes ahead (every line) and the weights on huge pages
+ * (cp_amx_alloc_packed) at ~15 GB/s, what a plain streaming read of the
+ * same bytes reaches (bench/cpu/amx_query_bench.c; 512-1024 were as good,
+ * 2048-8192 and prefetches into L2 no better; either change alone gained
+ * a few %).  Pages' products reuse each W tile from L2 and do not
+ * prefetch.
  */
 #define STREAM_PREFETCH_BYTES 768
 
