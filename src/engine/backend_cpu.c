@@ -191,10 +191,9 @@ cpu_amx_pack_weight(CpBackend *be, CpBuf *w)
 	if (w->amx_packed != NULL)
 		return CP_OK;
 	words = cp_amx_packed_words((int) w->rows, (int) w->cols);
-	if (posix_memalign((void **) &w->amx_packed, 64,
-					   (words ? words : 1) * sizeof(uint32_t)) != 0)
+	w->amx_packed = cp_amx_alloc_packed(words * sizeof(uint32_t));
+	if (w->amx_packed == NULL)
 	{
-		w->amx_packed = NULL;
 		return cp_error(&be->err, CP_ERR_NOMEM,
 						"out of memory packing a [%lld, %lld] weight for AMX",
 						(long long) w->rows, (long long) w->cols);

@@ -41,6 +41,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -67,6 +68,21 @@
  * on the page shapes 32 beat 2, 4, 8, 16 and the whole K by 5-30 %.
  */
 #define KC_STEPS_SPLIT 32
+
+/*
+ * How far ahead of the k-step it multiplies a query's GEMM prefetches the
+ * packed weights (bytes; the same stream, so past a column block's end it
+ * reaches the next block).  A query's products read W once from memory
+ * and are bound by that stream: with the hardware prefetchers alone one
+ * core read the bench model's MLP weights (0.4 GB) at ~10-12 GB/s here,
+ * with 768 bytes ahead (every line) and the weights on huge pages
+ * (cp_amx_alloc_packed) at ~15 GB/s, what a plain streaming read of the
+ * same bytes reaches (bench/cpu/amx_query_bench.c; 512-1024 were as good,
+ * 2048-8192 and prefetches into L2 no better; either change alone gained
+ * a few %).  Pages' products reuse each W tile from L2 and do not
+ * prefetch.
+ */
+#define STREAM_PREFETCH_BYTES 768
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static bool amx_usable;
@@ -103,6 +119,29 @@ cp_amx_packed_words(int N, int K)
 	size_t		blocks = (size_t) (N + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK;
 
 	return blocks * (size_t) cp_amx_padded_k(K) * (CP_AMX_BLOCK / 2);
+}
+
+/*
+ * cp_amx_alloc_packed
+ *		See gemm_amx.h.  Only the whole 2 MB pages inside the buffer are
+ *		advised (the allocator may hand out the rest of its mapping), and
+ *		only in the process's own memory: madvise failing (no THP) changes
+ *		nothing but the speed.
+ */
+void *
+cp_amx_alloc_packed(size_t bytes)
+{
+	const size_t huge = (size_t) 2 << 20;
+	void	   *p;
+
+	if (bytes < huge)
+		return posix_memalign(&p, 64, bytes ? bytes : 1) == 0 ? p : NULL;
+	if (posix_memalign(&p, huge, bytes) != 0)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void) madvise(p, bytes / huge * huge, MADV_HUGEPAGE);
+#endif
+	return p;
 }
 
 void
@@ -346,12 +385,14 @@ acc_tiles_start(const float *c, size_t stride, size_t lower)
  *		column block b of the B layout, over steps k-steps; each k-step of
  *		the A tiles holds `terms` tiles (the split of x, gemm_amx.h), all
  *		multiplied by the same two W tiles, loaded once.  The caller zeroes
- *		or loads 0-3.
+ *		or loads 0-3.  With stream (one row block of x: a query, where W is
+ *		read once from memory and nothing else), each k-step also prefetches
+ *		the W lines STREAM_PREFETCH_BYTES ahead (see there).
  */
 __attribute__((target("amx-tile,amx-bf16"), always_inline))
 static inline void
 block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps,
-			int terms)
+			int terms, bool stream)
 {
 	int			s,
 				t;
@@ -362,6 +403,15 @@ block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps
 		{
 			const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
 
+			if (stream)
+			{
+				const char *pf = (const char *) bk + STREAM_PREFETCH_BYTES;
+				int			l;
+
+				/* every line of the k-step STREAM_PREFETCH_BYTES ahead */
+				for (l = 0; l < CP_AMX_TILE_ELEMS * 4; l += 64)
+					_mm_prefetch(pf + l, _MM_HINT_T0);
+			}
 			_tile_loadd(4, a0 + (size_t) s * CP_AMX_TILE_ELEMS, 64);
 			_tile_loadd(6, bk, 64);
 			_tile_dpbf16ps(0, 4, 6);
@@ -423,6 +473,7 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 	const size_t ystride = (size_t) ldy * sizeof(float);
 	/* one row block (a query): x stays in L2 anyway, no partial sums */
 	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps(terms, steps);
+	bool		stream = (mp == CP_AMX_BLOCK);
 	int			g0;
 
 	load_tile_config();
@@ -481,7 +532,10 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 					acc_tiles_start(yb, ystride, 16 * (size_t) ldy);
 				else
 					acc_tiles_start(first && !add ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
-				block_32x32(x0, x1, wp, ks, terms);
+				if (stream)
+					block_32x32(x0, x1, wp, ks, terms, true);
+				else
+					block_32x32(x0, x1, wp, ks, terms, false);
 				if (last && inside)
 				{
 					_tile_stored(0, yb, ystride);
@@ -572,7 +626,7 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 		float	   *cb = c + (size_t) (nb - nb0) * CP_AMX_BLOCK;
 
 		acc_tiles_start(NULL, 0, 0);
-		block_32x32(a0, a1, b + (size_t) nb * colblock, steps, 1);
+		block_32x32(a0, a1, b + (size_t) nb * colblock, steps, 1, false);
 		_tile_stored(0, cb, cs);
 		_tile_stored(1, cb + 16, cs);
 		_tile_stored(2, cb + (size_t) 16 * ldc, cs);
@@ -604,6 +658,7 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 	size_t		half = (size_t) mp * CP_AMX_GROUP_N;
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps(terms, steps);
+	bool		stream = (mp == CP_AMX_BLOCK);
 	int			g0;
 
 	load_tile_config();
@@ -637,7 +692,10 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 						(size_t) mbi * CP_AMX_BLOCK;
 
 					acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
-					block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms);
+					if (stream)
+						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, true);
+					else
+						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false);
 					_tile_stored(0, cb, cstride);
 					_tile_stored(1, cb + 16, cstride);
 					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);

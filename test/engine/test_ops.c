@@ -886,6 +886,8 @@ main(void)
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
 		test_matmul_bf16(70, 2100, 96, CP_DTYPE_BF16, true, true);	/* dynamic column groups */
+		/* a query on packed weights over 2 MB (huge pages, prefetched stream) */
+		test_matmul_bf16(20, 2100, 1040, CP_DTYPE_BF16, false, true);
 
 		/*
 		 * Attention (on AMX: bf16 tile products, fp32 softmax): SigLIP's
