@@ -75,6 +75,9 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	int			l;
 
 	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
+	st->amx = MvivfUseAmxCodes(q);
+	st->codesQuery = NULL;
+	st->STWide = NULL;
 	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
 						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
@@ -101,7 +104,7 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			STFixed[(Size) l * nqFix + i] = ToFixed(v);
 		}
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
-		for (k = 0; k < nnib; k++)
+		for (k = 0; k < nnib && !st->amx; k++)
 		{
 			int			v;
 
@@ -122,6 +125,18 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 		}
 	}
 	pfree(S);
+	if (st->amx)
+	{
+		/* the AMX kernel needs none of the code tables */
+		st->nlists = q->nlists;
+		st->codeSize = q->codeSize;
+		st->ST = ST;
+		st->STFixed = STFixed;
+		st->lut = NULL;
+		pfree(lut);
+		MvivfPrepareAmxCodes(q, query, first, st);
+		return;
+	}
 	if (st->byteTables)
 	{
 		/*
@@ -244,6 +259,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
 	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
+	float	   *facc = palloc(sizeof(float) * st->nqPadFixed);
+	float	   *fciAcc = palloc(sizeof(float) * st->nqPadFixed);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -261,7 +278,10 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 
 		CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < st->nqPadFixed; i++)
+		{
 			acc[i] = ciAcc[i] = PG_INT16_MIN;
+			facc[i] = fciAcc[i] = -FLT_MAX;
+		}
 		if (blkno == InvalidBlockNumber)
 			continue;			/* no codes: keeps its centroid score */
 		/* the document's groups follow each other from its first one */
@@ -279,21 +299,35 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 					done = true;
 					break;
 				}
-				MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
+				if (st->amx)
+					MvivfScoreTokensAmx(st, facc, fciAcc, tokens, group.ntokens);
+				else
+					MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
 		}
 		for (i = 0; i < st->nq; i++)
 		{
-			sum += acc[i] / (double) MVIVF_FIXED_SCALE;
-			ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
+			if (st->amx)
+			{
+				/* the floor of the fixed point: a row no token reached */
+				sum += Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE);
+				ciSum += Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE);
+			}
+			else
+			{
+				sum += acc[i] / (double) MVIVF_FIXED_SCALE;
+				ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
+			}
 		}
 		score[r] += sum;
 		ci[r] += ciSum;
 	}
 	pfree(acc);
 	pfree(ciAcc);
+	pfree(facc);
+	pfree(fciAcc);
 }
 
 /*
@@ -898,6 +932,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
 			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
 		}
+		so->amxCodes = MvivfUseAmxCodes(q);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
