@@ -47,7 +47,7 @@ typedef struct CpCodesQuery
 	float		levelScale;		/* sw: weight ~ sw * level */
 	float	   *scale;			/* [nblocks * 32]: sq * sw per row (0 past nq) */
 	int8_t	   *tiles;			/* [nblocks][dim / 64][2][16][64] B tiles */
-	int8_t	   *scratch;		/* [16][dim]: decoded rows of a token block */
+	int8_t	   *scratch;		/* [2][16][dim]: decoded rows of two token blocks */
 } CpCodesQuery;
 
 /*
