@@ -127,18 +127,6 @@ MvivfReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end
 						RelationGetRelationName(index), blkno)));
 	*start = MvivfPageItems(page);
 	*end = (char *) page + ((PageHeader) page)->pd_lower;
-
-	/*
-	 * Scans read most of a forward page's bytes: ask for all of its lines
-	 * now, so that their misses overlap instead of following each other
-	 * (a page of the shared buffers is seldom in the CPU's caches).
-	 */
-	{
-		const char *line;
-
-		for (line = *start; line < *end; line += 64)
-			__builtin_prefetch(line, 0, 3);
-	}
 	return buf;
 }
 
