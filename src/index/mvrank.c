@@ -101,7 +101,8 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
 
 			ST[(Size) l * nqPad + i] = v;
-			STFixed[(Size) l * nqFix + i] = ToFixed(v);
+			if (!st->amx)
+				STFixed[(Size) l * nqFix + i] = ToFixed(v);
 		}
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
 		for (k = 0; k < nnib && !st->amx; k++)
