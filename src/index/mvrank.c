@@ -129,16 +129,10 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	if (st->amx)
 	{
 		/* the AMX kernel needs none of the code tables */
-		st->nlists = q->nlists;
-		st->codeSize = q->codeSize;
-		st->ST = ST;
-		st->STFixed = STFixed;
-		st->lut = NULL;
 		pfree(lut);
-		MvivfPrepareAmxCodes(q, query, first, st);
-		return;
+		lut = NULL;
 	}
-	if (st->byteTables)
+	else if (st->byteTables)
 	{
 		/*
 		 * One table per code byte: entry v of byte b is the sum of the
@@ -180,6 +174,8 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	st->ST = ST;
 	st->STFixed = STFixed;
 	st->lut = lut;
+	if (st->amx)
+		MvivfPrepareAmxCodes(q, query, first, st);
 }
 
 /*
@@ -308,19 +304,13 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
 		}
+		/* AMX's floats floored as the fixed point is (rows no token reached) */
 		for (i = 0; i < st->nq; i++)
 		{
-			if (st->amx)
-			{
-				/* the floor of the fixed point: a row no token reached */
-				sum += Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE);
-				ciSum += Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE);
-			}
-			else
-			{
-				sum += acc[i] / (double) MVIVF_FIXED_SCALE;
-				ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
-			}
+			sum += st->amx ? Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+				acc[i] / (double) MVIVF_FIXED_SCALE;
+			ciSum += st->amx ? Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+				ciAcc[i] / (double) MVIVF_FIXED_SCALE;
 		}
 		score[r] += sum;
 		ci[r] += ciSum;
