@@ -339,10 +339,11 @@ EncoderInit(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("colpali.cpu_amx",
-							 "Lets the CPU encoder use AMX tiles where the CPU has them.",
+							 "Lets the CPU encoder and mvivf index scans use AMX tiles where the CPU has them.",
 							 "off runs the AVX-512 kernels instead: slower, but fp32 "
 							 "precision then keeps no packed copy of the weight "
-							 "matrices in the encoding process.",
+							 "matrices in the encoding process, and mvivf scans "
+							 "score residual codes with their 16-bit tables.",
 							 &colpali_cpu_amx,
 							 true,
 							 PGC_SUSET,

@@ -86,6 +86,7 @@
 
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static bool amx_usable;
+static bool amx_int8_usable;
 
 static void
 amx_probe(void)
@@ -94,16 +95,21 @@ amx_probe(void)
 				ebx,
 				ecx,
 				edx;
+	bool		granted;
 
-	/* CPUID.(EAX=7, ECX=0):EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE */
+	/*
+	 * CPUID.(EAX=7, ECX=0):EDX bit 22 = AMX-BF16, bit 24 = AMX-TILE, bit 25
+	 * = AMX-INT8
+	 */
 	__asm__ __volatile__("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx)
 						 : "a"(7), "c"(0));
-	if (!(edx & (1u << 22)) || !(edx & (1u << 24)))
+	if (!(edx & (1u << 24)))
 		return;
-	if (!cp_cpu_has_avx512bf16())	/* the edge kernels */
-		return;
-	amx_usable = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM,
-						 XFEATURE_XTILEDATA) == 0;
+	granted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM,
+					  XFEATURE_XTILEDATA) == 0;
+	/* the edge kernels of the bf16 products need AVX512_BF16 */
+	amx_usable = granted && (edx & (1u << 22)) && cp_cpu_has_avx512bf16();
+	amx_int8_usable = granted && (edx & (1u << 25));
 }
 
 bool
@@ -111,6 +117,13 @@ cp_cpu_amx_bf16_usable(void)
 {
 	pthread_once(&amx_once, amx_probe);
 	return amx_usable;
+}
+
+bool
+cp_cpu_amx_int8_usable(void)
+{
+	pthread_once(&amx_once, amx_probe);
+	return amx_int8_usable;
 }
 
 size_t
@@ -340,8 +353,8 @@ typedef struct TileConfig
 } TileConfig;
 
 __attribute__((target("amx-tile")))
-static void
-load_tile_config(void)
+void
+cp_amx_load_tile_config(void)
 {
 	TileConfig	cfg __attribute__((aligned(64)));
 	int			i;
@@ -353,6 +366,12 @@ load_tile_config(void)
 		cfg.rows[i] = 16;
 		cfg.colsb[i] = 64;
 	}
+	/*
+	 * GCC's _tile_loadconfig tells the compiler it reads 8 bytes of cfg: out
+	 * of line (where nothing else reads cfg) the other stores were dropped.
+	 * The barrier makes the whole struct live.
+	 */
+	__asm__ __volatile__("" : : "r"(&cfg) : "memory");
 	_tile_loadconfig(&cfg);
 }
 
@@ -476,7 +495,7 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 	bool		stream = (mp == CP_AMX_BLOCK);
 	int			g0;
 
-	load_tile_config();
+	cp_amx_load_tile_config();
 	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
 		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
@@ -620,7 +639,7 @@ cp_amx_tile_product(const uint16_t *a0, const uint16_t *a1, const uint32_t *b,
 	size_t		cs = (size_t) ldc * sizeof(float);
 	int			nb;
 
-	load_tile_config();
+	cp_amx_load_tile_config();
 	for (nb = nb0; nb < nb1; nb++)
 	{
 		float	   *cb = c + (size_t) (nb - nb0) * CP_AMX_BLOCK;
@@ -661,7 +680,7 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 	bool		stream = (mp == CP_AMX_BLOCK);
 	int			g0;
 
-	load_tile_config();
+	cp_amx_load_tile_config();
 	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
 		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
@@ -850,7 +869,7 @@ amx_rows(const uint16_t *w, int K, const uint32_t *xt, int M, int terms,
 	const size_t cstride = CP_AMX_BLOCK * sizeof(float);
 	int			g0;
 
-	load_tile_config();
+	cp_amx_load_tile_config();
 	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
 		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;

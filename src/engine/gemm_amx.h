@@ -28,6 +28,21 @@
  */
 extern bool cp_cpu_amx_bf16_usable(void);
 
+/*
+ * cp_cpu_amx_int8_usable
+ *		Does this CPU have AMX-INT8, and has Linux granted this process the
+ *		AMX tile state (the same permission as for AMX-BF16)?
+ */
+extern bool cp_cpu_amx_int8_usable(void);
+
+/*
+ * cp_amx_load_tile_config
+ *		Configure tiles 0-7 as 16 rows x 64 bytes (palette 1): the shape of
+ *		every tile product here.  Needs a CPU where cp_cpu_amx_bf16_usable or
+ *		cp_cpu_amx_int8_usable holds; _tile_release() undoes it.
+ */
+extern void cp_amx_load_tile_config(void);
+
 /* K rounded up to whole A tiles. */
 static inline int
 cp_amx_padded_k(int K)

@@ -27,6 +27,11 @@
  * An AVX-512 form (one register = MVIVF_ROW_BLOCK rows) is chosen at run
  * time; the portable form computes the same sums in the same order, so both
  * give the same floats.
+ * Where the CPU has AMX-INT8 (and colpali.cpu_amx is on), the quantized
+ * MaxSim runs on tiles instead (MvivfScoreTokensAmx, the engine's
+ * maxsim_codes_amx.c): codes decoded to int8 levels times the query rounded
+ * to int8, in float, another approximation of the same score (its error is
+ * bounded there, and is far below that of the residual codes themselves).
  */
 #include "postgres.h"
 
@@ -37,6 +42,8 @@
 #define MVIVF_HAVE_AVX512 1
 #endif
 
+#include "encode.h"
+#include "maxsim_codes_amx.h"
 #include "mvivf.h"
 
 /*
@@ -218,6 +225,47 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 {
 	int			blk;
 
+	if (st->nqPad == 2 * MVIVF_ROW_BLOCK)
+	{
+		/*
+		 * Two blocks (17 to 32 query rows, a ColPali query): both in one
+		 * pass over the tokens, the table rows of the tokens 8 ahead
+		 * prefetched (their lists are random, the table a few MB).  Each
+		 * row's maxima are taken in the same order as below.
+		 */
+		__m512		a0 = _mm512_loadu_ps(acc);
+		__m512		a1 = _mm512_loadu_ps(acc + MVIVF_ROW_BLOCK);
+		int			t;
+
+		for (t = 0; t < n; t++)
+		{
+			const uint8 *code;
+			uint32		list;
+			const float *row;
+
+			if (t + 8 < n)
+			{
+				list = TokenList(st, tok, n, t + 8, &code);
+				if (list <= PG_UINT16_MAX)
+				{
+					row = st->ST + (Size) list * st->nqPad;
+					__builtin_prefetch(row, 0, 3);
+					__builtin_prefetch(row + MVIVF_ROW_BLOCK, 0, 3);
+				}
+			}
+			list = TokenList(st, tok, n, t, &code);
+			if (list > PG_UINT16_MAX)
+				continue;
+			row = st->ST + (Size) list * st->nqPad;
+			a0 = _mm512_max_ps(_mm512_loadu_ps(row), a0);
+			a1 = _mm512_max_ps(_mm512_loadu_ps(row + MVIVF_ROW_BLOCK), a1);
+		}
+		_mm512_storeu_ps(acc, a0);
+		_mm512_storeu_ps(acc + MVIVF_ROW_BLOCK, a1);
+		return;
+	}
+
+
 	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
 	{
 		__m512		a = _mm512_loadu_ps(acc + blk);
@@ -397,4 +445,70 @@ MvivfProbeEntries(float *acc, int nqPad, const float *v, const uint32 *ids,
 	}
 #endif
 	ProbeEntriesPortable(acc, nqPad, v, ids, n, limit);
+}
+
+/*
+ * MvivfUseAmxCodes
+ *		Whether the quantized MaxSim of q's codes runs on AMX-INT8 tiles: the
+ *		CPU has them (with AVX-512 VBMI), colpali.cpu_amx is on, the AVX-512
+ *		forms are not turned off (COLPALI_MVIVF_PORTABLE), and the codes
+ *		have a shape the kernel takes (dimension a multiple of 64).
+ */
+bool
+MvivfUseAmxCodes(const MvivfQuantizer * q)
+{
+#ifdef MVIVF_HAVE_AVX512
+	static int	usable = -1;
+
+	if (usable < 0)
+		usable = (MvivfCpuHasAvx512() && cp_codes_amx_usable()) ? 1 : 0;
+	return usable == 1 && colpali_cpu_amx &&
+		cp_codes_shape_supported(q->dim, q->nbits);
+#else
+	return false;
+#endif
+}
+
+/*
+ * MvivfPrepareAmxCodes
+ *		The AMX tables of query rows first .. first + st->nq - 1, once
+ *		st->ST is built: the int8 query tiles and the centroid scores with
+ *		rows in blocks of MVIVF_FIXED_BLOCK (zero past nq).
+ */
+void
+MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
+					 int first, MvivfApproxState * st)
+{
+	CpCodesQuery *cq = palloc(sizeof(CpCodesQuery));
+	void	   *mem = palloc_extended(cp_codes_query_bytes(st->nq, q->dim),
+									  MCXT_ALLOC_HUGE);
+	float	   *wide;
+	int			l;
+
+	StaticAssertStmt(MVIVF_FIXED_BLOCK == CP_CODES_BLOCK,
+					 "the AMX kernel's query blocks are the fixed point's");
+	cp_codes_prepare(cq, MV_ROW(query, first), query->dim, st->nq, q->dim,
+					 q->nbits, q->weights, mem);
+	wide = palloc_extended(sizeof(float) * (Size) q->nlists * st->nqPadFixed,
+						   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (l = 0; l < q->nlists; l++)
+		memcpy(wide + (Size) l * st->nqPadFixed, st->ST + (Size) l * st->nqPad,
+			   sizeof(float) * st->nq);
+	st->codesQuery = cq;
+	st->STWide = wide;
+}
+
+/*
+ * MvivfScoreTokensAmx
+ *		MvivfScoreTokens on AMX tiles, in float: fold n tokens of one
+ *		document into its quantized-MaxSim maxima (acc) and its centroid
+ *		maxima (ciAcc), nqPadFixed floats each.
+ */
+void
+MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc, float *ciAcc,
+					const char *tok, int n)
+{
+	cp_codes_maxsim(st->codesQuery, tok, (const uint8 *) tok + (Size) n * sizeof(uint16),
+					st->codeSize, n, st->STWide, st->nqPadFixed, st->nlists,
+					acc, ciAcc);
 }

@@ -308,6 +308,10 @@ typedef struct MvivfApproxState
 								 * per 4-bit nibble 16 values, x
 								 * MVIVF_FIXED_BLOCK, fixed point: the value's
 								 * contribution to query row . residual */
+	/* the quantized MaxSim on AMX-INT8 tiles (mvapprox.c), when amx */
+	bool		amx;
+	struct CpCodesQuery *codesQuery;	/* int8 query tiles and scales */
+	const float *STWide;		/* nlists x nqPadFixed: ST, AMX's row blocks */
 }			MvivfApproxState;
 
 /* a + b, saturated to int16: what _mm512_adds_epi16 computes */
@@ -415,6 +419,7 @@ typedef struct MvivfScanOpaqueData
 	MvivfMetaPageData meta;
 	int			perPass;		/* query rows per pass */
 	bool		byteTables;		/* code tables per byte (else per nibble) */
+	bool		amxCodes;		/* quantized MaxSim on AMX-INT8 tiles instead */
 	double	   *ciScore;		/* centroid interaction, per document id */
 	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;
@@ -527,6 +532,12 @@ extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
 								const char *tok, int n);
 extern void MvivfScoreTokens(const MvivfApproxState * st, int16 *acc,
 							 int16 *ciAcc, const char *tok, int n);
+extern bool MvivfUseAmxCodes(const MvivfQuantizer * q);
+extern void MvivfPrepareAmxCodes(const MvivfQuantizer * q,
+								 const MultiVector *query, int first,
+								 MvivfApproxState * st);
+extern void MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc,
+								float *ciAcc, const char *tok, int n);
 extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
 							  const uint32 *ids, int n, uint32 limit);
 

@@ -75,6 +75,9 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	int			l;
 
 	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
+	st->amx = MvivfUseAmxCodes(q);
+	st->codesQuery = NULL;
+	st->STWide = NULL;
 	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
 						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
@@ -98,10 +101,11 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
 
 			ST[(Size) l * nqPad + i] = v;
-			STFixed[(Size) l * nqFix + i] = ToFixed(v);
+			if (!st->amx)
+				STFixed[(Size) l * nqFix + i] = ToFixed(v);
 		}
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
-		for (k = 0; k < nnib; k++)
+		for (k = 0; k < nnib && !st->amx; k++)
 		{
 			int			v;
 
@@ -122,7 +126,13 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 		}
 	}
 	pfree(S);
-	if (st->byteTables)
+	if (st->amx)
+	{
+		/* the AMX kernel needs none of the code tables */
+		pfree(lut);
+		lut = NULL;
+	}
+	else if (st->byteTables)
 	{
 		/*
 		 * One table per code byte: entry v of byte b is the sum of the
@@ -164,6 +174,8 @@ BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
 	st->ST = ST;
 	st->STFixed = STFixed;
 	st->lut = lut;
+	if (st->amx)
+		MvivfPrepareAmxCodes(q, query, first, st);
 }
 
 /*
@@ -244,6 +256,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
 	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
+	float	   *facc = palloc(sizeof(float) * st->nqPadFixed);
+	float	   *fciAcc = palloc(sizeof(float) * st->nqPadFixed);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -261,7 +275,10 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 
 		CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < st->nqPadFixed; i++)
+		{
 			acc[i] = ciAcc[i] = PG_INT16_MIN;
+			facc[i] = fciAcc[i] = -FLT_MAX;
+		}
 		if (blkno == InvalidBlockNumber)
 			continue;			/* no codes: keeps its centroid score */
 		/* the document's groups follow each other from its first one */
@@ -279,21 +296,29 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 					done = true;
 					break;
 				}
-				MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
+				if (st->amx)
+					MvivfScoreTokensAmx(st, facc, fciAcc, tokens, group.ntokens);
+				else
+					MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
 		}
+		/* AMX's floats floored as the fixed point is (rows no token reached) */
 		for (i = 0; i < st->nq; i++)
 		{
-			sum += acc[i] / (double) MVIVF_FIXED_SCALE;
-			ciSum += ciAcc[i] / (double) MVIVF_FIXED_SCALE;
+			sum += st->amx ? Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+				acc[i] / (double) MVIVF_FIXED_SCALE;
+			ciSum += st->amx ? Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+				ciAcc[i] / (double) MVIVF_FIXED_SCALE;
 		}
 		score[r] += sum;
 		ci[r] += ciSum;
 	}
 	pfree(acc);
 	pfree(ciAcc);
+	pfree(facc);
+	pfree(fciAcc);
 }
 
 /*
@@ -898,6 +923,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
 			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
 		}
+		so->amxCodes = MvivfUseAmxCodes(q);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)

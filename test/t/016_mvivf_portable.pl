@@ -9,6 +9,10 @@
 # the same rows inserted under either form must give byte-identical index
 # pages.  Where the CPU lacks AVX-512 both runs take the portable loops and
 # the test only checks that they repeat themselves.
+# Those runs set colpali.cpu_amx = off: with it on, on a CPU with AMX-INT8,
+# the quantized MaxSim runs on int8 tiles, another approximation of the same
+# score (its own engine test bounds its error), so its counters may differ;
+# its rows and distances must still be those of the 16-bit tables here.
 use strict;
 use warnings;
 
@@ -70,7 +74,8 @@ CREATE INDEX ins_portable_idx ON ins_portable USING mvivf (emb) WITH (lists = 64
 # indexes keep their byte tables.
 sub scans
 {
-	my ($work_mem) = @_;
+	my ($work_mem, $amx) = @_;
+	$amx //= 'off';
 	my $out = '';
 	for my $bits (1, 2, 4)
 	{
@@ -82,6 +87,7 @@ sub scans
 			my $sql = "BEGIN; "
 			  . join('', map { "DROP INDEX pages_idx$_; " } @others)
 			  . "SET LOCAL enable_seqscan = off; SET LOCAL work_mem = '$work_mem'; LOAD 'colpali'; "
+			  . "SET LOCAL colpali.cpu_amx = $amx; "
 			  . "SELECT string_agg(id || ':' || d, ',') FROM "
 			  . "(SELECT id, emb <#> $q AS d FROM pages ORDER BY emb <#> $q LIMIT 10) x; "
 			  . "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
@@ -110,6 +116,7 @@ for my $case (['4MB', 'byte'], ['1MB', 'nibble'])
 	my ($wm, $kind) = @$case;
 	my ($ret, $stdout, $stderr) = $node->psql('postgres',
 		"BEGIN; DROP INDEX pages_idx1; DROP INDEX pages_idx2; SET LOCAL enable_seqscan = off; "
+		  . "LOAD 'colpali'; SET LOCAL colpali.cpu_amx = off; "
 		  . "SET LOCAL work_mem = '$wm'; SET LOCAL client_min_messages = debug1; "
 		  . "SELECT id FROM pages ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 1) LIMIT 10; ROLLBACK;");
 	like($stderr, qr/approximate passes over 36 query rows, $kind code tables/,
@@ -117,6 +124,20 @@ for my $case (['4MB', 'byte'], ['1MB', 'nibble'])
 }
 is($avx_nibbles, $avx,
 	'nibble tables (work_mem too small for byte tables): the same rows, distances and counters');
+
+# the quantized MaxSim on AMX-INT8 tiles, where the CPU has them: the same
+# rows and distances (the exact rerank decides them; the counters may differ)
+my $amx = scans('4MB', 'on');
+my ($amx_ret, $amx_out, $amx_err) = $node->psql('postgres',
+	"BEGIN; DROP INDEX pages_idx1; DROP INDEX pages_idx4; SET LOCAL enable_seqscan = off; "
+	  . "SET LOCAL client_min_messages = debug1; "
+	  . "SELECT id FROM pages ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 1) LIMIT 10; ROLLBACK;");
+my ($kind) = $amx_err =~ /query rows, (AMX-INT8 code tiles|byte code tables)/;
+ok(defined $kind, 'the scan says how it scores codes');
+note("colpali.cpu_amx = on: " . ($kind // 'unknown'));
+my $rows_of = sub { join("\n", $_[0] =~ /^(bits=\d+ q=\d+ rows=.*)$/mg) };
+is($rows_of->($amx), $rows_of->($avx),
+	"colpali.cpu_amx = on ($kind): the same rows and distances as the 16-bit tables");
 insert_into('ins_avx');
 
 $ENV{COLPALI_MVIVF_PORTABLE} = '1';
