@@ -265,7 +265,6 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 		return;
 	}
 
-
 	for (blk = 0; blk < st->nqPad; blk += MVIVF_ROW_BLOCK)
 	{
 		__m512		a = _mm512_loadu_ps(acc + blk);
