@@ -32,20 +32,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-#define TILE 512				/* bf16 elements per 1 KB tile */
+#include "amx_bench.h"
+
 #define PASSES 20
 #define HUGE ((size_t) 2 << 20)
-
-typedef struct TileConfig
-{
-	uint8_t		palette;
-	uint8_t		start_row;
-	uint8_t		reserved[14];
-	uint16_t	colsb[16];
-	uint8_t		rows[16];
-} TileConfig;
 
 static const int mat_n[3] = {16384, 16384, 2048};
 static const int mat_k[3] = {2048, 2048, 16384};
@@ -95,7 +85,6 @@ static void
 tiles(const uint16_t *xa, int K, const uint16_t *w, int nb0, int nb1,
 	  float *y, int N, int pf)
 {
-	TileConfig	cfg __attribute__((aligned(64)));
 	int			steps = K / 32,
 				nb,
 				s,
@@ -103,14 +92,7 @@ tiles(const uint16_t *xa, int K, const uint16_t *w, int nb0, int nb1,
 	size_t		rowtile = (size_t) steps * TILE,
 				colblock = (size_t) steps * 2 * TILE;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.palette = 1;
-	for (i = 0; i < 8; i++)
-	{
-		cfg.rows[i] = 16;
-		cfg.colsb[i] = 64;
-	}
-	_tile_loadconfig(&cfg);
+	amx_bench_load_config();
 	for (nb = nb0; nb < nb1; nb++)
 	{
 		const uint16_t *b = w + nb * colblock;
@@ -166,8 +148,7 @@ main(int argc, char **argv)
 	int			huge,
 				i;
 
-	if (!__builtin_cpu_supports("avx512f") ||
-		syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+	if (!amx_bench_usable())
 	{
 		printf("skip: no usable AMX on this CPU / kernel\n");
 		return 0;

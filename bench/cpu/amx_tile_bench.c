@@ -26,18 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-#define TILE 512				/* bf16 elements (or 256 words x 2) per 1 KB tile */
+#include "amx_bench.h"
 
-typedef struct TileConfig
-{
-	uint8_t		palette;
-	uint8_t		start_row;
-	uint8_t		reserved[14];
-	uint16_t	colsb[16];
-	uint8_t		rows[16];
-} TileConfig;
 
 static double
 cpu_now(void)
@@ -143,7 +133,6 @@ main(void)
 {
 	static const char *names[] = {"registers", "x in L1, W in L2",
 	"x in L1, W in L2, + accumulators", "x and W in L2"};
-	TileConfig	cfg __attribute__((aligned(64)));
 	size_t		mb = (size_t) 1 << 20;
 	uint16_t   *x = aligned_alloc(4096, mb),
 			   *w = aligned_alloc(4096, mb);
@@ -152,8 +141,7 @@ main(void)
 
 	if (x == NULL || w == NULL || acc == NULL)
 		return 1;
-	if (!__builtin_cpu_supports("avx512f") ||
-		syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
+	if (!amx_bench_usable())
 	{
 		printf("skip: no usable AMX on this CPU / kernel\n");
 		return 0;
@@ -162,14 +150,7 @@ main(void)
 	memset(x, 1, mb);
 	memset(w, 1, mb);
 	memset(acc, 0, mb);
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.palette = 1;
-	for (i = 0; i < 8; i++)
-	{
-		cfg.rows[i] = 16;
-		cfg.colsb[i] = 64;
-	}
-	_tile_loadconfig(&cfg);
+	amx_bench_load_config();
 	for (i = 0; i < 4; i++)
 	{
 		_tile_zero(0);

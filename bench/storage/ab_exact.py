@@ -27,6 +27,8 @@ import time
 
 import psycopg
 
+from exact_session import exact_session
+
 SCANS = [
     ("float", "SELECT id, emb <#> q FROM docs_f, (SELECT q FROM queries WHERE qid = %s) s "
               "ORDER BY emb <#> q LIMIT 10"),
@@ -43,15 +45,7 @@ def install(lib, libdir):
 
 
 def run_round(db, qids):
-    conn = psycopg.connect(dbname=db, autocommit=True)
-    cur = conn.cursor()
-    pid = cur.execute("SELECT pg_backend_pid()").fetchone()[0]
-    cur.execute("SET jit = off; SET enable_indexscan = off; SET enable_bitmapscan = off; "
-                "SET max_parallel_workers_per_gather = 0")
-
-    def backend_cpu():
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0]) / 1e6
+    conn, cur, backend_cpu = exact_session(db)
 
     # warm up: the library, the buffers, the caches
     for _, stmt in SCANS:

@@ -29,7 +29,8 @@ import sys
 import time
 
 import numpy as np
-import psycopg
+
+from exact_session import exact_session
 
 STMTS = [
     ("float, streaming", "on", "SELECT id FROM docs_f ORDER BY emb <#> $1 LIMIT 10"),
@@ -50,15 +51,7 @@ STMTS = [
 
 def main():
     db, nq = sys.argv[1], int(sys.argv[2])
-    conn = psycopg.connect(dbname=db, autocommit=True)
-    cur = conn.cursor()
-    pid = cur.execute("SELECT pg_backend_pid()").fetchone()[0]
-    cur.execute("SET jit = off; SET enable_indexscan = off; SET enable_bitmapscan = off; "
-                "SET max_parallel_workers_per_gather = 0")
-
-    def backend_cpu():
-        with open(f"/proc/{pid}/schedstat") as f:
-            return int(f.read().split()[0]) / 1e6
+    conn, cur, backend_cpu = exact_session(db)
 
     # the same pages for numpy, from the generator run.sh loaded them from
     # (COPY binary: signature and header, then per row: field count, id, page)

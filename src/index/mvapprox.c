@@ -488,12 +488,18 @@ MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
 					 "the AMX kernel's query blocks are the fixed point's");
 	cp_codes_prepare(cq, MV_ROW(query, first), query->dim, st->nq, q->dim,
 					 q->nbits, q->weights, mem);
+	st->codesQuery = cq;
+	if (st->nqPad == st->nqPadFixed)
+	{
+		/* 17-32 rows (a ColPali query): ST already has the kernel's stride */
+		st->STWide = st->ST;
+		return;
+	}
 	wide = palloc_extended(sizeof(float) * (Size) q->nlists * st->nqPadFixed,
 						   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (l = 0; l < q->nlists; l++)
 		memcpy(wide + (Size) l * st->nqPadFixed, st->ST + (Size) l * st->nqPad,
 			   sizeof(float) * st->nq);
-	st->codesQuery = cq;
 	st->STWide = wide;
 }
 

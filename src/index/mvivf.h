@@ -278,7 +278,7 @@ typedef struct MvivfPosting
 }			MvivfPosting;
 
 /*
- * Tables of one pass of the approximate stage (mvrank.c, mvapprox.c): query
+ * Tables of one pass of the approximate stage (mvtables.c, mvapprox.c): query
  * rows are scored in blocks of MVIVF_ROW_BLOCK (one AVX-512 register).
  */
 #define MVIVF_ROW_BLOCK	16
@@ -526,6 +526,11 @@ extern void mvivfcostestimate(PlannerInfo *root, IndexPath *path,
 							  Selectivity *indexSelectivity,
 							  double *indexCorrelation, double *indexPages);
 extern bool mvivfvalidate(Oid opclassoid);
+
+/* mvtables.c */
+extern void MvivfBuildQueryTables(const MvivfQuantizer * q,
+								  const MultiVector *query, int first,
+								  MvivfApproxState * st);
 
 /* mvapprox.c */
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,

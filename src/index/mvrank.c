@@ -35,150 +35,6 @@
 #define MVIVF_TAIL_SCORE		1e30
 
 /*
- * ToFixed
- *		A score in the fixed point of the quantized MaxSim (saturating).
- */
-static inline int16
-ToFixed(float v)
-{
-	float		x = rintf(v * MVIVF_FIXED_SCALE);
-
-	if (!(x > PG_INT16_MIN))
-		return PG_INT16_MIN;	/* also NaN: it can never be a maximum */
-	if (x > PG_INT16_MAX)
-		return PG_INT16_MAX;
-	return (int16) x;
-}
-
-/*
- * BuildTables
- *		The tables of one pass over query rows first .. first + st->nq - 1:
- *		ST (centroid scores, transposed so that one token's scores for every
- *		query row are contiguous) and the code lookup tables.  Padding rows
- *		are zero.
- */
-static void
-BuildTables(const MvivfQuantizer * q, const MultiVector *query, int first,
-			MvivfApproxState * st)
-{
-	int			nqPad = st->nqPad;
-	int			nqFix;
-	int			nnib = 2 * q->codeSize;
-	int			perNib = 4 / q->nbits;
-	int			mask = (1 << q->nbits) - 1;
-	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
-									MCXT_ALLOC_HUGE);
-	float	   *ST;
-	int16	   *STFixed;
-	int16	   *lut;
-	int			i;
-	int			l;
-
-	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
-	st->amx = MvivfUseAmxCodes(q);
-	st->codesQuery = NULL;
-	st->STWide = NULL;
-	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
-						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
-							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
-						  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	for (i = 0; i < st->nq; i++)
-	{
-		const float *x = MV_ROW(query, first + i);
-		int16	   *rowLut = lut + (Size) (i / MVIVF_FIXED_BLOCK) * nnib * 16 * MVIVF_FIXED_BLOCK +
-			i % MVIVF_FIXED_BLOCK;
-		int			k;
-
-		CHECK_FOR_INTERRUPTS();
-		/* the centroid scores of a block of rows at a time (less memory) */
-		if (i % MVIVF_ROW_BLOCK == 0)
-			MvivfScoreCentroids(q, MV_ROW(query, first + i),
-								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
-		for (l = 0; l < q->nlists; l++)
-		{
-			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
-
-			ST[(Size) l * nqPad + i] = v;
-			if (!st->amx)
-				STFixed[(Size) l * nqFix + i] = ToFixed(v);
-		}
-		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
-		for (k = 0; k < nnib && !st->amx; k++)
-		{
-			int			v;
-
-			for (v = 0; v < 16; v++)
-			{
-				float		sum = 0;
-				int			j;
-
-				for (j = 0; j < perNib; j++)
-				{
-					int			d = k * perNib + j;
-
-					if (d < q->dim)
-						sum += x[d] * q->weights[(v >> (j * q->nbits)) & mask];
-				}
-				rowLut[((Size) k * 16 + v) * MVIVF_FIXED_BLOCK] = ToFixed(sum);
-			}
-		}
-	}
-	pfree(S);
-	if (st->amx)
-	{
-		/* the AMX kernel needs none of the code tables */
-		pfree(lut);
-		lut = NULL;
-	}
-	else if (st->byteTables)
-	{
-		/*
-		 * One table per code byte: entry v of byte b is the sum of the
-		 * entries of its two nibbles (2b: v & 15, 2b + 1: v >> 4), so a
-		 * token's sum is that of the nibble tables, with half the loads.
-		 */
-		int16	   *bytes = palloc_extended(sizeof(int16) * (Size) q->codeSize * 256 * nqFix,
-											MCXT_ALLOC_HUGE);
-		int			blk;
-		int			b;
-
-		for (blk = 0; blk < nqFix; blk += MVIVF_FIXED_BLOCK)
-		{
-			const int16 *nib = lut + (Size) blk * nnib * 16;
-			int16	   *out = bytes + (Size) blk * q->codeSize * 256;
-
-			CHECK_FOR_INTERRUPTS();
-			for (b = 0; b < q->codeSize; b++)
-			{
-				int			v;
-
-				for (v = 0; v < 256; v++)
-				{
-					const int16 *lo = nib + ((Size) (2 * b) * 16 + (v & 15)) * MVIVF_FIXED_BLOCK;
-					const int16 *hi = nib + ((Size) (2 * b + 1) * 16 + (v >> 4)) * MVIVF_FIXED_BLOCK;
-					int16	   *e = out + ((Size) b * 256 + v) * MVIVF_FIXED_BLOCK;
-					int			j;
-
-					for (j = 0; j < MVIVF_FIXED_BLOCK; j++)
-						e[j] = MvivfSatAdd16(lo[j], hi[j]);
-				}
-			}
-		}
-		pfree(lut);
-		lut = bytes;
-	}
-	st->nlists = q->nlists;
-	st->codeSize = q->codeSize;
-	st->ST = ST;
-	st->STFixed = STFixed;
-	st->lut = lut;
-	if (st->amx)
-		MvivfPrepareAmxCodes(q, query, first, st);
-}
-
-/*
  * CentroidPass
  *		Centroid interaction of every live document for the rows of st: add
  *		sum_i max over its tokens of (query row i . centroid) to score[doc],
@@ -793,7 +649,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 			st.byteTables = so->byteTables;
-			BuildTables(q, so->query, first, &st);
+			MvivfBuildQueryTables(q, so->query, first, &st);
 		}
 		RefinePass(scan, &st, refine, n, refScore, refCI);
 		MemoryContextSwitchTo(old);
@@ -948,7 +804,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			st.nq = Min(so->perPass, nq - first);
 			st.nqPad = (st.nq + MVIVF_ROW_BLOCK - 1) / MVIVF_ROW_BLOCK * MVIVF_ROW_BLOCK;
 			st.byteTables = so->byteTables;
-			BuildTables(q, so->query, first, &st);
+			MvivfBuildQueryTables(q, so->query, first, &st);
 			if (prune)
 				ProbePass(scan, &st, offsets, so->ciScore);
 			else

@@ -36,14 +36,6 @@ static double sum_bound = 0;
 static double max_err = 0;
 static long nrows_checked = 0;
 
-static double
-Gauss(void)
-{
-	double		u = Uniform() + 1e-300;
-
-	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * Uniform());
-}
-
 /*
  * RunCase
  *		One document of n tokens against nq query rows; returns the number

@@ -39,14 +39,6 @@ static float scale_bound = 1.0f;	/* MVS_TEST_SCALE */
 static long mismatches = 0;
 static long cases = 0;
 
-static double
-Gauss(void)
-{
-	double		u = Uniform() + 1e-300;
-
-	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * Uniform());
-}
-
 static void
 RandomRow(float *x, int dim, double norm)
 {

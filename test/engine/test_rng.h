@@ -8,6 +8,7 @@
 #ifndef COLPALI_TEST_RNG_H
 #define COLPALI_TEST_RNG_H
 
+#include <math.h>
 #include <stdint.h>
 
 #ifndef TEST_RNG_SEED
@@ -31,6 +32,15 @@ static inline double
 Uniform(void)
 {
 	return (Next() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Standard normal (Box-Muller, one of the pair), from two uniform draws. */
+static inline double
+Gauss(void)
+{
+	double		u = Uniform() + 1e-300;
+
+	return sqrt(-2.0 * log(u)) * cos(2.0 * M_PI * Uniform());
 }
 
 #endif							/* COLPALI_TEST_RNG_H */
