@@ -36,6 +36,7 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -66,6 +67,7 @@
 #define STORED_HEADER_BYTES	(MV_HEADER_SIZE - VARHDRSZ)
 
 bool		maxsim_streaming = true;
+bool		maxsim_toast_walk = true;
 
 /* Backend-lifetime buffers (MaxSimGrowBuffer), reused by every value. */
 static void *stage_buf = NULL;
@@ -131,6 +133,15 @@ MaxSimStreamInit(void)
 							 "earlier versions did; the scores are the same.  For tests and "
 							 "benchmarks.",
 							 &maxsim_streaming,
+							 true,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("colpali.maxsim_toast_walk",
+							 "Reads the chunks of out-of-line documents by walking the TOAST table.",
+							 "Off asks the TOAST index for every chunk; the scores are the same.  "
+							 "For tests and benchmarks.",
+							 &maxsim_toast_walk,
 							 true,
 							 PGC_USERSET,
 							 GUC_NOT_IN_SAMPLE,
@@ -393,28 +404,291 @@ StreamFeed(StreamState *ss, const char *data, Size len)
 	return true;
 }
 
+/* One out-of-line value being read from its TOAST table. */
+typedef struct ToastRead
+{
+	Relation	rel;			/* the TOAST table (heap) */
+	Relation	index;			/* its valid index on (chunk_id, chunk_seq) */
+	TupleDesc	tupdesc;
+	Snapshot	snapshot;		/* the TOAST snapshot, as detoasting uses */
+	Oid			valueid;
+	int32		totalchunks;
+	Buffer		lastbuf;		/* the page last prefetched by the index path */
+} ToastRead;
+
+/*
+ * PrefetchPage
+ *		Ask for every cache line of a TOAST page at once: it holds the next
+ *		chunks too, so that their copies overlap with each other instead of
+ *		waiting for memory one after another.
+ */
+static inline void
+PrefetchPage(Page page)
+{
+	const char *p = (const char *) page;
+	Size		off;
+
+	for (off = 0; off < BLCKSZ; off += 64)
+		__builtin_prefetch(p + off, 0, 3);
+}
+
+/*
+ * ChunkExpectedSize
+ *		The size chunk `seq` of a value of ss->extsize bytes must have.
+ */
+static inline int32
+ChunkExpectedSize(const StreamState *ss, const ToastRead *tr, int32 seq)
+{
+	return seq < tr->totalchunks - 1 ? TOAST_MAX_CHUNK_SIZE :
+		ss->extsize - (tr->totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
+}
+
+/*
+ * BeginChunkScan
+ *		An ordered scan of the TOAST index over the value's chunks from chunk
+ *		`first` on (the index is on (chunk_id, chunk_seq): chunks come in
+ *		order).
+ */
+static SysScanDesc
+BeginChunkScan(ToastRead *tr, int32 first)
+{
+	ScanKeyData keys[2];
+	int			nkeys = 1;
+
+	ScanKeyInit(&keys[0], (AttrNumber) 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(tr->valueid));
+	if (first > 0)
+		ScanKeyInit(&keys[nkeys++], (AttrNumber) 2, BTGreaterEqualStrategyNumber,
+					F_INT4GE, Int32GetDatum(first));
+	return systable_beginscan_ordered(tr->rel, tr->index, tr->snapshot,
+									  nkeys, keys);
+}
+
+/*
+ * FeedIndexedChunk
+ *		Check a chunk returned by the index scan as heap_fetch_toast_slice
+ *		does (same errors, in the same order) and feed its bytes.  Returns
+ *		StreamFeed's result.
+ */
+static bool
+FeedIndexedChunk(StreamState *ss, ToastRead *tr, SysScanDesc scan,
+				 HeapTuple ttup, int32 expected)
+{
+	bool		isnull;
+	int32		curchunk;
+	Pointer		chunk;
+	char	   *chunkdata;
+	int32		chunksize;
+	int32		expected_size;
+	Buffer		buf;
+
+	curchunk = DatumGetInt32(fastgetattr(ttup, 2, tr->tupdesc, &isnull));
+	if (isnull)
+		curchunk = -1;
+	chunk = DatumGetPointer(fastgetattr(ttup, 3, tr->tupdesc, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("null chunk %d for toast value %u in %s",
+								 curchunk, tr->valueid,
+								 RelationGetRelationName(tr->rel))));
+	if (!VARATT_IS_EXTENDED(chunk))
+	{
+		chunksize = VARSIZE(chunk) - VARHDRSZ;
+		chunkdata = VARDATA(chunk);
+	}
+	else if (VARATT_IS_SHORT(chunk))
+	{
+		chunksize = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
+		chunkdata = VARDATA_SHORT(chunk);
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("found toasted toast chunk for toast value %u in %s",
+								 tr->valueid,
+								 RelationGetRelationName(tr->rel))));
+	if (curchunk != expected || curchunk >= tr->totalchunks)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("unexpected chunk number %d (expected %d) for toast value %u in %s",
+								 curchunk, expected, tr->valueid,
+								 RelationGetRelationName(tr->rel))));
+	expected_size = ChunkExpectedSize(ss, tr, curchunk);
+	if (chunksize != expected_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg_internal("unexpected chunk size %d (expected %d) in chunk %d of %d for toast value %u in %s",
+								 chunksize, expected_size, curchunk,
+								 tr->totalchunks, tr->valueid,
+								 RelationGetRelationName(tr->rel))));
+	/* the first chunk read from a TOAST page: prefetch the page */
+	buf = ((BufferHeapTupleTableSlot *) scan->slot)->buffer;
+	if (BufferIsValid(buf) && buf != tr->lastbuf)
+	{
+		PrefetchPage(BufferGetPage(buf));
+		tr->lastbuf = buf;
+	}
+	return StreamFeed(ss, chunkdata, chunksize);
+}
+
+/* A chunk found on a TOAST page by WalkChunks. */
+typedef struct WalkedChunk
+{
+	const char *data;
+	int32		len;
+} WalkedChunk;
+
+/*
+ * WalkChunks
+ *		Read the value's chunks from *next on by walking the TOAST heap from
+ *		the tuple after `after` (the chunk before, found by the index) instead
+ *		of asking the index for each chunk.
+ *
+ * The chunks of a value are inserted one after another, each where the
+ * previous one went while it has room: normally on consecutive line pointers
+ * of consecutive blocks.  Each block is pinned and share-locked once; its
+ * tuples from the expected position on are looked at in line pointer order,
+ * and a tuple is taken as chunk k only if its line pointer is normal, it is
+ * not a heap-only tuple, its chunk_id is the value's and its chunk_seq is k,
+ * it is visible to the TOAST snapshot (the test the index path applies in
+ * heap_hot_search_buffer) and its data is an untoasted chunk of exactly the
+ * expected size; tuples of other values and invisible ones are passed over.
+ * The walk stops, leaving the rest to the index, at the first chunk that is
+ * not on the page where it should be (the next block, searched from its
+ * first line pointer, holds none of the value's next chunks) or that fails
+ * a check: the index path then finds it or reports the ERROR it always did.
+ * Each chunk read is the one visible tuple of its (chunk_id, chunk_seq),
+ * the tuple the index would return.
+ *
+ * The chunks are fed after the lock is released, with the pin held (as an
+ * index scan returns tuples): nothing moves tuples of a pinned page.
+ * Advances *next past the chunks fed; returns false when StreamFeed did
+ * (different dimensions).
+ */
+static bool
+WalkChunks(StreamState *ss, ToastRead *tr, ItemPointer after, int32 *next)
+{
+	BlockNumber blk = ItemPointerGetBlockNumber(after);
+	OffsetNumber off = OffsetNumberNext(ItemPointerGetOffsetNumber(after));
+	BlockNumber nblocks = InvalidBlockNumber;
+	bool		page_start = false;
+	Oid			relid = RelationGetRelid(tr->rel);
+	WalkedChunk found[MaxHeapTuplesPerPage];
+
+	while (*next < tr->totalchunks)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+		int			nfound = 0;
+		bool		stop = false;
+		int			i;
+
+		if (page_start && (nblocks == InvalidBlockNumber || blk >= nblocks))
+		{
+			nblocks = RelationGetNumberOfBlocks(tr->rel);
+			if (blk >= nblocks)
+				return true;
+		}
+		buf = ReadBuffer(tr->rel, blk);
+		/* as the index path does on every new block */
+		heap_page_prune_opt(tr->rel, buf);
+		PrefetchPage(BufferGetPage(buf));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (; off <= maxoff && *next + nfound < tr->totalchunks; off++)
+		{
+			ItemId		lp = PageGetItemId(page, off);
+			HeapTupleData tuple;
+			int32		want = *next + nfound;
+			bool		isnull;
+			Datum		d;
+			Pointer		chunk;
+
+			if (!ItemIdIsNormal(lp))
+				continue;
+			tuple.t_data = (HeapTupleHeader) PageGetItem(page, lp);
+			tuple.t_len = ItemIdGetLength(lp);
+			tuple.t_tableOid = relid;
+			ItemPointerSet(&tuple.t_self, blk, off);
+			if (HeapTupleIsHeapOnly(&tuple))
+				continue;
+			d = heap_getattr(&tuple, 1, tr->tupdesc, &isnull);
+			if (isnull || DatumGetObjectId(d) != tr->valueid)
+				continue;
+			d = heap_getattr(&tuple, 2, tr->tupdesc, &isnull);
+			if (isnull || DatumGetInt32(d) != want)
+				continue;
+			if (!HeapTupleSatisfiesVisibility(&tuple, tr->snapshot, buf))
+				continue;
+			d = heap_getattr(&tuple, 3, tr->tupdesc, &isnull);
+			chunk = DatumGetPointer(d);
+			if (isnull || (VARATT_IS_EXTENDED(chunk) && !VARATT_IS_SHORT(chunk)))
+			{
+				stop = true;
+				break;
+			}
+			if (VARATT_IS_SHORT(chunk))
+			{
+				found[nfound].len = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
+				found[nfound].data = VARDATA_SHORT(chunk);
+			}
+			else
+			{
+				found[nfound].len = VARSIZE(chunk) - VARHDRSZ;
+				found[nfound].data = VARDATA(chunk);
+			}
+			if (found[nfound].len != ChunkExpectedSize(ss, tr, want))
+			{
+				stop = true;
+				break;
+			}
+			nfound++;
+		}
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		for (i = 0; i < nfound; i++)
+		{
+			if (!StreamFeed(ss, found[i].data, found[i].len))
+			{
+				ReleaseBuffer(buf);
+				return false;
+			}
+			(*next)++;
+		}
+		ReleaseBuffer(buf);
+		if (stop || (page_start && nfound == 0))
+			break;
+		blk++;
+		off = FirstOffsetNumber;
+		page_start = true;
+	}
+	return true;
+}
+
 /*
  * StreamScore
  *		Read the out-of-line, uncompressed value `tp` chunk by chunk into the
  *		kernels.  Returns 1 with *score set, 0 when the dimensions differ
  *		(ss->hdr holds the document's header), -1 when the TOAST table is
  *		not heap (the caller detoasts).
+ *
+ * Chunk 0 comes from the TOAST index; from there the chunks are read by
+ * walking the heap (WalkChunks) while they lie where a value written in one
+ * go puts them, and through the index from the first one that does not.
  */
 static int
 StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 {
-	Relation	toastrel;
+	ToastRead	tr;
 	Relation   *toastidxs;
 	int			num_indexes;
 	int			validIndex;
-	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	ttup;
-	TupleDesc	tupdesc;
-	int32		totalchunks;
 	int32		expected = 0;
 	bool		go_on = true;
-	Buffer		lastbuf = InvalidBuffer;
 #if PG_VERSION_NUM < 180000
 	SnapshotData SnapshotToast;
 #endif
@@ -425,110 +699,72 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 				 errmsg("invalid multivector header"),
 				 errdetail("The value has %zu bytes, fewer than a header.",
 						   (Size) ss->extsize + VARHDRSZ)));
-	toastrel = table_open(tp->va_toastrelid, AccessShareLock);
-	if (toastrel->rd_tableam != GetHeapamTableAmRoutine())
+	memset(&tr, 0, sizeof(tr));
+	tr.rel = table_open(tp->va_toastrelid, AccessShareLock);
+	if (tr.rel->rd_tableam != GetHeapamTableAmRoutine())
 	{
-		table_close(toastrel, AccessShareLock);
+		table_close(tr.rel, AccessShareLock);
 		return -1;
 	}
-	tupdesc = RelationGetDescr(toastrel);
-	totalchunks = ((ss->extsize - 1) / TOAST_MAX_CHUNK_SIZE) + 1;
-	validIndex = toast_open_indexes(toastrel, AccessShareLock, &toastidxs,
+	tr.tupdesc = RelationGetDescr(tr.rel);
+	tr.valueid = tp->va_valueid;
+	tr.totalchunks = ((ss->extsize - 1) / TOAST_MAX_CHUNK_SIZE) + 1;
+	tr.lastbuf = InvalidBuffer;
+	validIndex = toast_open_indexes(tr.rel, AccessShareLock, &toastidxs,
 									&num_indexes);
-	ScanKeyInit(&key, (AttrNumber) 1, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(tp->va_valueid));
+	tr.index = toastidxs[validIndex];
 #if PG_VERSION_NUM >= 180000
-	scan = systable_beginscan_ordered(toastrel, toastidxs[validIndex],
-									  get_toast_snapshot(), 1, &key);
+	tr.snapshot = get_toast_snapshot();
 #else
 	init_toast_snapshot(&SnapshotToast);
-	scan = systable_beginscan_ordered(toastrel, toastidxs[validIndex],
-									  &SnapshotToast, 1, &key);
+	tr.snapshot = &SnapshotToast;
 #endif
+	scan = BeginChunkScan(&tr, 0);
 
-	/* the index is on (chunk_id, chunk_seq): chunks come in order */
-	while (go_on &&
-		   (ttup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
+	/* chunk 0 through the index, then as far as the walk goes */
+	ttup = systable_getnext_ordered(scan, ForwardScanDirection);
+	if (ttup != NULL)
 	{
-		bool		isnull;
-		int32		curchunk;
-		Pointer		chunk;
-		char	   *chunkdata;
-		int32		chunksize;
-		int32		expected_size;
+		go_on = FeedIndexedChunk(ss, &tr, scan, ttup, expected);
+		expected++;
+		if (go_on && maxsim_toast_walk && expected < tr.totalchunks)
+		{
+			ItemPointerData from = ttup->t_self;
+			int32		walked_from = expected;
 
-		curchunk = DatumGetInt32(fastgetattr(ttup, 2, tupdesc, &isnull));
-		if (isnull)
-			curchunk = -1;
-		chunk = DatumGetPointer(fastgetattr(ttup, 3, tupdesc, &isnull));
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg_internal("null chunk %d for toast value %u in %s",
-									 curchunk, tp->va_valueid,
-									 RelationGetRelationName(toastrel))));
-		if (!VARATT_IS_EXTENDED(chunk))
-		{
-			chunksize = VARSIZE(chunk) - VARHDRSZ;
-			chunkdata = VARDATA(chunk);
-		}
-		else if (VARATT_IS_SHORT(chunk))
-		{
-			chunksize = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
-			chunkdata = VARDATA_SHORT(chunk);
-		}
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg_internal("found toasted toast chunk for toast value %u in %s",
-									 tp->va_valueid,
-									 RelationGetRelationName(toastrel))));
-		if (curchunk != expected || curchunk >= totalchunks)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg_internal("unexpected chunk number %d (expected %d) for toast value %u in %s",
-									 curchunk, expected, tp->va_valueid,
-									 RelationGetRelationName(toastrel))));
-		expected_size = curchunk < totalchunks - 1 ? TOAST_MAX_CHUNK_SIZE :
-			ss->extsize - (totalchunks - 1) * TOAST_MAX_CHUNK_SIZE;
-		if (chunksize != expected_size)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg_internal("unexpected chunk size %d (expected %d) in chunk %d of %d for toast value %u in %s",
-									 chunksize, expected_size, curchunk,
-									 totalchunks, tp->va_valueid,
-									 RelationGetRelationName(toastrel))));
-		/*
-		 * The first chunk read from a TOAST page: prefetch the whole page,
-		 * which holds the next chunks too (heap pages fill from their end,
-		 * so they lie below this one), so that their copies overlap with
-		 * each other instead of waiting for memory one after another.
-		 */
-		{
-			Buffer		buf = ((BufferHeapTupleTableSlot *) scan->slot)->buffer;
-
-			if (BufferIsValid(buf) && buf != lastbuf)
+			go_on = WalkChunks(ss, &tr, &from, &expected);
+			if (go_on && expected > walked_from)
 			{
-				const char *page = (const char *) BufferGetPage(buf);
-				Size		off;
-
-				for (off = 0; off < BLCKSZ; off += 64)
-					__builtin_prefetch(page + off, 0, 3);
-				lastbuf = buf;
+				/*
+				 * The index takes over after the last chunk walked; past the
+				 * last chunk it still looks for stray ones, as reading the
+				 * value through the index would.
+				 */
+				systable_endscan_ordered(scan);
+				scan = BeginChunkScan(&tr, expected);
 			}
 		}
-		go_on = StreamFeed(ss, chunkdata, chunksize);
-		expected++;
+		if (go_on)
+			ttup = systable_getnext_ordered(scan, ForwardScanDirection);
 	}
-	if (go_on && expected != totalchunks)
+
+	/* the rest through the index */
+	while (go_on && ttup != NULL)
+	{
+		go_on = FeedIndexedChunk(ss, &tr, scan, ttup, expected);
+		expected++;
+		if (go_on)
+			ttup = systable_getnext_ordered(scan, ForwardScanDirection);
+	}
+	if (go_on && expected != tr.totalchunks)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg_internal("missing chunk number %d for toast value %u in %s",
-								 expected, tp->va_valueid,
-								 RelationGetRelationName(toastrel))));
+								 expected, tr.valueid,
+								 RelationGetRelationName(tr.rel))));
 	systable_endscan_ordered(scan);
 	toast_close_indexes(toastidxs, num_indexes, AccessShareLock);
-	table_close(toastrel, AccessShareLock);
+	table_close(tr.rel, AccessShareLock);
 	if (!go_on)
 		return 0;
 
