@@ -676,7 +676,9 @@ WalkChunks(StreamState *ss, ToastRead *tr, ItemPointer after, int32 *next)
  *
  * Chunk 0 comes from the TOAST index; from there the chunks are read by
  * walking the heap (WalkChunks) while they lie where a value written in one
- * go puts them, and through the index from the first one that does not.
+ * go puts them.  The first chunk that does not is looked up in the index,
+ * and the walk goes on from it; if the walk then finds not even the next
+ * chunk, the index reads the rest (a value written interleaved with others).
  */
 static int
 StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
@@ -689,6 +691,7 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 	HeapTuple	ttup;
 	int32		expected = 0;
 	bool		go_on = true;
+	bool		walk;
 #if PG_VERSION_NUM < 180000
 	SnapshotData SnapshotToast;
 #endif
@@ -720,41 +723,35 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 	tr.snapshot = &SnapshotToast;
 #endif
 	scan = BeginChunkScan(&tr, 0);
-
-	/* chunk 0 through the index, then as far as the walk goes */
-	ttup = systable_getnext_ordered(scan, ForwardScanDirection);
-	if (ttup != NULL)
+	walk = maxsim_toast_walk;
+	while (go_on &&
+		   (ttup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
 	{
 		go_on = FeedIndexedChunk(ss, &tr, scan, ttup, expected);
 		expected++;
-		if (go_on && maxsim_toast_walk && expected < tr.totalchunks)
+		if (go_on && walk && expected < tr.totalchunks)
 		{
 			ItemPointerData from = ttup->t_self;
 			int32		walked_from = expected;
 
 			go_on = WalkChunks(ss, &tr, &from, &expected);
-			if (go_on && expected > walked_from)
+			if (!go_on)
+				break;
+			if (expected == walked_from)
 			{
-				/*
-				 * The index takes over after the last chunk walked; past the
-				 * last chunk it still looks for stray ones, as reading the
-				 * value through the index would.
-				 */
-				systable_endscan_ordered(scan);
-				scan = BeginChunkScan(&tr, expected);
+				/* not laid out for a walk: the index reads the rest */
+				walk = false;
+				continue;
 			}
-		}
-		if (go_on)
-			ttup = systable_getnext_ordered(scan, ForwardScanDirection);
-	}
 
-	/* the rest through the index */
-	while (go_on && ttup != NULL)
-	{
-		go_on = FeedIndexedChunk(ss, &tr, scan, ttup, expected);
-		expected++;
-		if (go_on)
-			ttup = systable_getnext_ordered(scan, ForwardScanDirection);
+			/*
+			 * The index finds the chunk after the last one walked, and the
+			 * walk goes on from there; past the last chunk it still looks for
+			 * stray ones, as reading the value through the index would.
+			 */
+			systable_endscan_ordered(scan);
+			scan = BeginChunkScan(&tr, expected);
+		}
 	}
 	if (go_on && expected != tr.totalchunks)
 		ereport(ERROR,
