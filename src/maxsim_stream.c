@@ -8,18 +8,31 @@
  * copies every chunk into a fresh 527 kB buffer which the kernel then reads
  * again, so the copy into memory the cache no longer holds cost more than
  * the arithmetic.  Here an out-of-line, uncompressed value is read chunk by
- * chunk with the TOAST index (as heap_fetch_toast_slice does, with the same
- * checks of chunk numbers and sizes), its bytes are gathered into a small
- * staging buffer that stays in the L1/L2 cache, and every time the buffer
- * holds STREAM_FLUSH_BYTES of rows they are fed to the streaming kernels
- * (maxsim_kernels.h: mvk_stream_*; half rows are widened and binary rows
- * expanded on the way, binary x binary uses the hamming minima).  The result
+ * chunk (with the checks of chunk numbers and sizes heap_fetch_toast_slice
+ * makes), its bytes are gathered into a small staging buffer that stays in
+ * the L1/L2 cache, and every time the buffer holds STREAM_FLUSH_BYTES of
+ * rows they are fed to the streaming kernels (maxsim_kernels.h:
+ * mvk_stream_*; half rows are widened and binary rows expanded on the way,
+ * binary x binary uses the hamming minima).  The result
  * has the bits of the materialised computation: every row enters every
  * query row's running maximum in row order, and the sums are those of
  * mvk_maxsim.  Float and half rows are screened first where the CPU has
  * AMX (maxsim_screening.c, src/engine/maxsim_screen.h): the stage then holds
  * a screening batch of rows, and only the rows that can hold a query row's
  * maximum reach the kernel, in row order (same bits).
+ *
+ * The chunks are not each looked up in the TOAST index as
+ * heap_fetch_toast_slice does (an index step and a heap fetch with its
+ * buffer lookup, lock and HOT search per 2 kB chunk): the index finds chunk
+ * 0, and the heap is walked from there block by block, one pin and one share
+ * lock per block, while the chunks lie where a value written in one go puts
+ * them (WalkChunks: consecutive line pointers of consecutive blocks, other
+ * values' tuples passed over); the first chunk that does not is found
+ * through the index, and the walk resumes after it (unless walks keep
+ * finding nothing: then the index reads the rest).  Anything unexpected (a
+ * missing, misnumbered or missized chunk) is left to the index path, so the
+ * ERRORs are those of detoasting.  Blocks are pinned through a per-backend
+ * hint of the buffer each was in (ReadToastBlock).
  *
  * Every other storage form (inline, short header, compressed inline or out
  * of line, indirect, or a TOAST table that is not heap) is detoasted as
@@ -731,8 +744,9 @@ WalkChunks(StreamState *ss, ToastRead *tr, ItemPointer after, int32 *next)
  * Chunk 0 comes from the TOAST index; from there the chunks are read by
  * walking the heap (WalkChunks) while they lie where a value written in one
  * go puts them.  The first chunk that does not is looked up in the index,
- * and the walk goes on from it; if the walk then finds not even the next
- * chunk, the index reads the rest (a value written interleaved with others).
+ * and the walk goes on from it; when two walks in a row find not even the
+ * next chunk, the index reads the rest (a value written interleaved with
+ * others).
  */
 static int
 StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
@@ -746,6 +760,7 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 	int32		expected = 0;
 	bool		go_on = true;
 	bool		walk;
+	int			misses = 0;
 #if PG_VERSION_NUM < 180000
 	SnapshotData SnapshotToast;
 #endif
@@ -793,10 +808,17 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 				break;
 			if (expected == walked_from)
 			{
-				/* not laid out for a walk: the index reads the rest */
-				walk = false;
+				/*
+				 * The index gives the next chunk, and the walk tries again
+				 * from it; twice in a row nothing: the chunks are not laid
+				 * out for a walk (written interleaved), the index reads the
+				 * rest.
+				 */
+				if (++misses >= 2)
+					walk = false;
 				continue;
 			}
+			misses = 0;
 
 			/*
 			 * The index finds the chunk after the last one walked, and the

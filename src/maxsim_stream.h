@@ -1,9 +1,10 @@
 /*
  * maxsim_stream.h
  *	  MaxSim of a document as it is stored (src/maxsim_stream.c): an
- *	  out-of-line value is read chunk by chunk from TOAST and fed to the
- *	  kernels as it arrives, never copied whole.  Used by the <#> and maxsim
- *	  functions of all three types and by the mvivf exact rerank.
+ *	  out-of-line value is read chunk by chunk from TOAST (walking the TOAST
+ *	  heap where the chunks lie in order) and fed to the kernels as it
+ *	  arrives, never copied whole.  Used by the <#> and maxsim functions of
+ *	  all three types and by the mvivf exact rerank.
  */
 #ifndef MAXSIM_STREAM_H
 #define MAXSIM_STREAM_H
