@@ -851,6 +851,93 @@ StreamScore(StreamState *ss, const struct varatt_external *tp, double *score)
 }
 
 /*
+ * Scores of out-of-line documents against the current query.
+ *
+ * An index scan ordered by emb <#> q reranks its candidates with this very
+ * function, and the executor then evaluates emb <#> q once more for every
+ * row the scan returns (the ORDER BY expression is part of the scan's
+ * output): with LIMIT 10 that is ten more 527 kB pages read for nothing.  So
+ * the scores of streamed documents are kept, by TOAST pointer, while the
+ * query (its bytes and both formats), the active snapshot and the settings
+ * that choose how a value is read stay the same, and a document asked for
+ * again gets the kept score: the bits it had (the same computation on the
+ * same bytes).  A TOAST pointer names the same bytes for as long as a
+ * snapshot that saw them is held: TOAST values are never changed in place,
+ * and a value's OID is reused only after VACUUM removed all its chunks, which
+ * it cannot while a snapshot that sees the value is active in this backend
+ * (and a value written after the snapshot is invisible to it, so never
+ * scored under it).  A snapshot identical in its horizon, command id and
+ * count of completed transactions sees the same values.
+ */
+#define MEMO_SLOTS	1024
+
+typedef struct ScoreMemo
+{
+	uint64		generation;		/* the memo's generation when written */
+	Oid			toastrelid;
+	Oid			valueid;
+	int32		extsize;
+	double		score;
+} ScoreMemo;
+
+static ScoreMemo *memo = NULL;
+static uint64 memo_generation = 0;
+static void *memo_query = NULL;
+static Size memo_query_size = 0;
+static Size memo_query_len = 0;
+static int	memo_docformat;
+static int	memo_queryformat;
+static bool memo_walk;
+static bool memo_screening;
+static Snapshot memo_snapshot;
+static TransactionId memo_xmin;
+static TransactionId memo_xmax;
+static CommandId memo_curcid;
+static uint64 memo_completions;
+
+/*
+ * MemoSlot
+ *		The slot of a document in the memo of this query and snapshot (a new
+ *		generation when either changed), or NULL when no snapshot is active.
+ */
+static ScoreMemo *
+MemoSlot(const struct varatt_external *tp, const MultiVector *query,
+		 int docformat, int queryformat)
+{
+	Snapshot	snap;
+	Size		qlen = VARSIZE(query);
+
+	if (!ActiveSnapshotSet())
+		return NULL;
+	snap = GetActiveSnapshot();
+	if (memo == NULL)
+		memo = MemoryContextAllocZero(TopMemoryContext,
+									  sizeof(ScoreMemo) * MEMO_SLOTS);
+	if (memo_generation == 0 || snap != memo_snapshot ||
+		snap->xmin != memo_xmin || snap->xmax != memo_xmax ||
+		snap->curcid != memo_curcid ||
+		snap->snapXactCompletionCount != memo_completions ||
+		docformat != memo_docformat || queryformat != memo_queryformat ||
+		maxsim_toast_walk != memo_walk || maxsim_screening != memo_screening ||
+		qlen != memo_query_len || memcmp(memo_query, query, qlen) != 0)
+	{
+		memo_generation++;
+		memcpy(MaxSimGrowBuffer(&memo_query, &memo_query_size, qlen), query, qlen);
+		memo_query_len = qlen;
+		memo_docformat = docformat;
+		memo_queryformat = queryformat;
+		memo_walk = maxsim_toast_walk;
+		memo_screening = maxsim_screening;
+		memo_snapshot = snap;
+		memo_xmin = snap->xmin;
+		memo_xmax = snap->xmax;
+		memo_curcid = snap->curcid;
+		memo_completions = snap->snapXactCompletionCount;
+	}
+	return &memo[(tp->va_valueid ^ (tp->va_toastrelid * 2654435761U)) & (MEMO_SLOTS - 1)];
+}
+
+/*
  * MaxSimStoredScore
  *		See maxsim_stream.h.
  */
@@ -871,13 +958,31 @@ MaxSimStoredScore(Datum doc, int docformat, const MultiVector *query,
 		{
 			StreamState ss;
 			int			r;
+			ScoreMemo  *slot = MemoSlot(&tp, query, docformat, queryformat);
 
+			if (slot && slot->generation == memo_generation &&
+				slot->toastrelid == tp.va_toastrelid &&
+				slot->valueid == tp.va_valueid &&
+				slot->extsize == VARATT_EXTERNAL_GET_EXTSIZE(tp))
+			{
+				*score = slot->score;
+				*docdim = query->dim;
+				return true;
+			}
 			memset(&ss, 0, sizeof(ss));
 			ss.extsize = VARATT_EXTERNAL_GET_EXTSIZE(tp);
 			ss.docformat = docformat;
 			ss.query = query;
 			ss.queryformat = queryformat;
 			r = StreamScore(&ss, &tp, score);
+			if (r == 1 && slot)
+			{
+				slot->generation = memo_generation;
+				slot->toastrelid = tp.va_toastrelid;
+				slot->valueid = tp.va_valueid;
+				slot->extsize = ss.extsize;
+				slot->score = *score;
+			}
 			if (r >= 0)
 			{
 				*docdim = ss.hdr.mv.dim;
