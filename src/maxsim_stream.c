@@ -621,10 +621,11 @@ ReadToastBlock(Relation rel, BlockNumber blkno)
  * it is visible to the TOAST snapshot (the test the index path applies in
  * heap_hot_search_buffer) and its data is an untoasted chunk of exactly the
  * expected size; tuples of other values and invisible ones are passed over.
- * The walk stops, leaving the rest to the index, at the first chunk that is
- * not on the page where it should be (the next block, searched from its
- * first line pointer, holds none of the value's next chunks) or that fails
- * a check: the index path then finds it or reports the ERROR it always did.
+ * The walk stops at the first chunk that is not on the page where it should
+ * be (the next block, searched from its first line pointer, holds none of
+ * the value's next chunks) or that fails a check: the index path then finds
+ * it (StreamScore may walk on from there) or reports the ERROR it always
+ * did.
  * Each chunk read is the one visible tuple of its (chunk_id, chunk_seq),
  * the tuple the index would return.
  *
