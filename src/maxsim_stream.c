@@ -555,13 +555,16 @@ typedef struct WalkedChunk
 
 /*
  * Buffers of TOAST blocks read lately, by (relfilenode, block), in a table
- * of RECENT_BUFFER_SLOTS slots per backend (12 bytes each; consecutive blocks
- * take consecutive slots).  A slot is only a hint: ReadRecentBuffer pins the
- * buffer only if it still holds that block, which skips the buffer mapping
- * lookup (a shared hash table probe under a partition lock, measured at a
- * fifth of an exact scan's time); any other case reads the block as usual.
+ * per backend of as many slots as shared buffers, rounded up to a power of
+ * two, from 1,024 to 262,144 (12 bytes each, 3 MB at most; consecutive
+ * blocks take consecutive slots).  A slot is only a hint: ReadRecentBuffer
+ * pins the buffer only if it still holds that block, which skips the buffer
+ * mapping lookup (a shared hash table probe under a partition lock, measured
+ * at a fifth of an exact scan's time); any other case reads the block as
+ * usual.
  */
-#define RECENT_BUFFER_SLOTS (1 << 17)
+#define RECENT_BUFFER_MIN_SLOTS (1 << 10)
+#define RECENT_BUFFER_MAX_SLOTS (1 << 18)
 
 typedef struct RecentBuffer
 {
@@ -571,6 +574,7 @@ typedef struct RecentBuffer
 } RecentBuffer;
 
 static RecentBuffer *recent_buffers = NULL;
+static uint32 recent_buffer_mask = 0;
 
 /*
  * ReadToastBlock
@@ -592,9 +596,16 @@ ReadToastBlock(Relation rel, BlockNumber blkno)
 	if (RelationUsesLocalBuffers(rel))
 		return ReadBuffer(rel, blkno);
 	if (recent_buffers == NULL)
+	{
+		uint32		nslots = RECENT_BUFFER_MIN_SLOTS;
+
+		while (nslots < (uint32) NBuffers && nslots < RECENT_BUFFER_MAX_SLOTS)
+			nslots <<= 1;
 		recent_buffers = MemoryContextAllocZero(TopMemoryContext,
-												sizeof(RecentBuffer) * RECENT_BUFFER_SLOTS);
-	slot = &recent_buffers[(relnumber * 2654435761U + blkno) & (RECENT_BUFFER_SLOTS - 1)];
+												sizeof(RecentBuffer) * nslots);
+		recent_buffer_mask = nslots - 1;
+	}
+	slot = &recent_buffers[(relnumber * 2654435761U + blkno) & recent_buffer_mask];
 	if (slot->buffer != InvalidBuffer && slot->relnumber == relnumber &&
 		slot->blkno == blkno &&
 		ReadRecentBuffer(locator, MAIN_FORKNUM, blkno, slot->buffer))
