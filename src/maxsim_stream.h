@@ -16,9 +16,6 @@
 /* colpali.maxsim_streaming: off materialises every value first (tests, benchmarks). */
 extern bool maxsim_streaming;
 
-/* colpali.maxsim_toast_walk: off reads every chunk through the TOAST index. */
-extern bool maxsim_toast_walk;
-
 extern void MaxSimStreamInit(void);
 
 /*
