@@ -20,7 +20,8 @@
 # detoasted computation (colpali.maxsim_streaming = off), and lie within the
 # error bound of a double-precision reference computed in SQL.  A chunk
 # removed with pg_surgery (first, middle, last) gives the ERROR of the
-# detoasted read in every mode.
+# detoasted read in every mode.  Shared buffers are small, so that the
+# per-backend hints of the buffer each TOAST block was in go stale.
 use strict;
 use warnings;
 
@@ -30,7 +31,10 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('toastlayouts');
 $node->init;
-$node->append_conf('postgresql.conf', "autovacuum = off\n");
+# shared buffers far smaller than the data: blocks are evicted and buffers
+# reused all the time, so that a stale hint of the buffer a TOAST block was
+# in must be caught (ReadRecentBuffer)
+$node->append_conf('postgresql.conf', "autovacuum = off\nshared_buffers = 1MB\n");
 $node->start;
 
 # documents of D = 64 with 260 to 700 rows: 66-180 kB as float, half that as
