@@ -1,16 +1,16 @@
 #!/usr/bin/perl
 # MaxSim of out-of-line documents on every TOAST layout.  Stored pages are
 # read by walking the TOAST heap from chunk 0 while the chunks lie where a
-# value written in one go puts them, and through the TOAST index from the
-# first one that does not (src/maxsim_stream.c).  Layouts built here:
-#  - plain inserts (the walk reads every chunk);
+# value written in one go puts them, and through the TOAST index where they
+# do not (src/toast_stream.c).  Layouts built here:
+#  - plain inserts (the walk reads nearly every chunk);
 #  - two sessions inserting in turn, so that a value continues on blocks
 #    after the other session's (the walk hands over to the index);
 #  - deletes and VACUUM, then inserts that fill the holes (a value's chunks
 #    on pages shared with others', out of block order);
-#  - short values stored out of line (toast_tuple_target), every other one
-#    deleted, VACUUM, and values whose last chunk lands after another
-#    value's chunk on the same block;
+#  - short values stored out of line (toast_tuple_target), half of their
+#    chunks removed (a column set to NULL, VACUUM), and values whose two
+#    chunks land on one block with another value's chunk between them;
 #  - UPDATE of the columns, before and after VACUUM (dead chunks between);
 #  - chunks of an aborted insert between the chunks of later values;
 # each with float, half and binary columns.  The layouts are checked from the
