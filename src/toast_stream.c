@@ -268,7 +268,11 @@ ReadToastBlock(Relation rel, BlockNumber blkno)
  * it (ToastStreamValue may walk on from there) or reports the ERROR it
  * always did.
  * Each chunk read is the one visible tuple of its (chunk_id, chunk_seq),
- * the tuple the index would return.
+ * the tuple the index would return.  (What the walk cannot see is damage
+ * that only the index shows: a second visible copy of a chunk, which the
+ * index path reports as an unexpected chunk number, or a chunk missing from
+ * the index.  Neither arises from PostgreSQL's own writes: a value's OID is
+ * not reused while any of its chunks exist.)
  *
  * The chunks are fed after the lock is released, with the pin held (as an
  * index scan returns tuples): nothing moves tuples of a pinned page.
