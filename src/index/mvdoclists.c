@@ -67,7 +67,6 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 					 uint32 **offsetsOut, uint32 **entriesOut,
 					 uint64 *nentries, MvivfDocLocation * *locsOut)
 {
-	Size		tokSize = MvivfForwardTokenSize(meta->codeSize);
 	uint32		nlists = meta->nlists;
 	uint32	   *offsets = palloc0(sizeof(uint32) * ((Size) nlists + 1));
 	uint32	   *lastDoc = palloc_extended(sizeof(uint32) * Max(nlists, 1), MCXT_ALLOC_HUGE);
@@ -105,7 +104,7 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 				char	   *groupStart = p;
 				int			t;
 
-				if (!MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &lists))
+				if (!MvivfNextGroup(index, blkno, &p, end, meta->codeSize, &group, &lists))
 					break;
 				if (group.docid >= ndocs)
 					ereport(ERROR,
@@ -117,6 +116,8 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 					locs[group.docid].block = blkno;
 					locs[group.docid].offset = groupStart - page;
 				}
+				if (group.kind == MVIVF_GROUP_CODES)
+					continue;	/* its centroid numbers came before */
 				for (t = 0; t < group.ntokens; t++)
 				{
 					uint16		list;

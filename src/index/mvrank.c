@@ -46,7 +46,6 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	Size		nacc = (Size) Max(so->ndocs, 1) * st->nqPad;
 	float	   *acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
 	BlockNumber blkno = meta->forwardHead;
@@ -65,7 +64,7 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 
 		CHECK_FOR_INTERRUPTS();
 		buf = MvivfReadForwardPage(index, blkno, &p, &end);
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
@@ -76,6 +75,8 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 				so->startBlock[doc] = blkno;
 				so->startOffset[doc] = (tokens - sizeof(MvivfForwardGroup)) - (char *) BufferGetPage(buf);
 			}
+			if (group.kind == MVIVF_GROUP_CODES)
+				continue;		/* the centroid numbers are elsewhere */
 			MvivfCentroidTokens(st, acc + (Size) doc * st->nqPad, tokens, group.ntokens);
 			so->ntokens += group.ntokens;
 		}
@@ -97,6 +98,58 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 }
 
 /*
+ * RefineGroup
+ *		Fold one forward group of a document being refined into its maxima:
+ *		a mixed group (versions 2-3) at once; the centroid numbers of a LISTS
+ *		group are kept in *ids (its CODES groups, which follow, take them in
+ *		order: *used of *nids are taken).
+ */
+static void
+RefineGroup(Relation index, BlockNumber blkno, const MvivfApproxState * st,
+			const MvivfForwardGroup * group, const char *tokens,
+			uint16 **ids, int *nids, int *idsCap, int *used,
+			int16 *acc, int16 *ciAcc, float *facc, float *fciAcc)
+{
+	const char *lists;
+	const uint8 *codes;
+	int			n = group->ntokens;
+
+	if (group->kind == MVIVF_GROUP_LISTS)
+	{
+		if (*nids + n > *idsCap)
+		{
+			*idsCap = Max(2 * *idsCap, *nids + n);
+			*ids = repalloc(*ids, sizeof(uint16) * *idsCap);
+		}
+		memcpy(*ids + *nids, tokens, sizeof(uint16) * n);
+		*nids += n;
+		return;
+	}
+	if (group->kind == MVIVF_GROUP_CODES)
+	{
+		if (*used + n > *nids)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a malformed forward page %u",
+							RelationGetRelationName(index), blkno),
+					 errdetail("Document %u has more codes than centroid numbers.",
+							   group->docid)));
+		lists = (const char *) (*ids + *used);
+		codes = (const uint8 *) tokens;
+		*used += n;
+	}
+	else
+	{
+		lists = tokens;
+		codes = (const uint8 *) tokens + (Size) n * sizeof(uint16);
+	}
+	if (st->amx)
+		MvivfScoreTokensAmx(st, facc, fciAcc, lists, codes, n);
+	else
+		MvivfScoreTokens(st, acc, ciAcc, lists, codes, n);
+}
+
+/*
  * RefinePass
  *		Quantized MaxSim of the documents refine[0 .. nrefine-1] (in forward
  *		store order) for the rows of st, added to score[k] (k = position in
@@ -109,11 +162,12 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
 	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
 	float	   *facc = palloc(sizeof(float) * st->nqPadFixed);
 	float	   *fciAcc = palloc(sizeof(float) * st->nqPadFixed);
+	int			idsCap = 2048;
+	uint16	   *ids = palloc(sizeof(uint16) * idsCap);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -127,6 +181,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		bool		done = false;
 		double		sum = 0;
 		double		ciSum = 0;
+		int			nids = 0;
+		int			used = 0;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
@@ -145,17 +201,15 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 			so->npages++;
 			if (blkno == so->startBlock[doc])
 				p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-			while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+			while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 			{
 				if (group.docid != doc)
 				{
 					done = true;
 					break;
 				}
-				if (st->amx)
-					MvivfScoreTokensAmx(st, facc, fciAcc, tokens, group.ntokens);
-				else
-					MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
+				RefineGroup(index, blkno, st, &group, tokens, &ids, &nids,
+							&idsCap, &used, acc, ciAcc, facc, fciAcc);
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
@@ -175,6 +229,7 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 	pfree(ciAcc);
 	pfree(facc);
 	pfree(fciAcc);
+	pfree(ids);
 }
 
 /*
@@ -360,8 +415,9 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 /*
  * DocCentroidScore
  *		The exact centroid interaction of listed document doc, from its
- *		centroid numbers (read from its location on), for the one-pass
- *		tables st.
+ *		centroid numbers (read from its location on, and since format
+ *		version 4 up to its first group of codes: one or two pages), for
+ *		the one-pass tables st.
  */
 static double
 DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
@@ -369,7 +425,6 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	BlockNumber blkno;
 	bool		done = false;
 	double		sum = 0;
@@ -392,9 +447,10 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 		so->npages++;
 		if (blkno == so->startBlock[doc])
 			p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 		{
-			if (group.docid != doc)
+			/* the document's centroid numbers end at its first codes */
+			if (group.docid != doc || group.kind == MVIVF_GROUP_CODES)
 			{
 				done = true;
 				break;
@@ -501,7 +557,6 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(meta->codeSize);
 	BlockNumber blkno = meta->listedForwardTail;
 
 	if (blkno == InvalidBlockNumber)
@@ -516,7 +571,7 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 
 		CHECK_FOR_INTERRUPTS();
 		buf = MvivfReadForwardPage(index, blkno, &p, &end);
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, meta->codeSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
@@ -538,9 +593,11 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  *		its tables stay within work_mem; at least one.  Per row: the centroid
  *		scores (float and fixed point) and the lookup tables (nibble tables,
  *		and byte tables built from them when byteTables), and for a full
- *		pass the documents x rows maxima; once: the centroid scores of a block
- *		of rows being computed and, when probing document lists, a block of
- *		rows' maxima of every listed document and the probed lists' scores.
+ *		pass the documents x rows maxima; once: a block of rows' worth of
+ *		centroid scores (what the tables took before ST was written by one
+ *		product; kept, so that queries take the passes they took) and, when
+ *		probing document lists, a block of rows' maxima of every listed
+ *		document and the probed lists' scores.
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
