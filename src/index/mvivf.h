@@ -458,6 +458,7 @@ typedef MvivfScanOpaqueData * MvivfScanOpaque;
 /* mvmargin.c: candidate order, error margins, random samples */
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
+extern void MvivfSortCands(MvivfScanCandidate * cands, int n);
 extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
 extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,

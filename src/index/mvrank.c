@@ -542,7 +542,7 @@ MvivfExactCentroids(IndexScanDesc scan, int from, int k)
 			best[pos] = ci;
 		}
 	}
-	pg_qsort(so->cands + from, so->ncands - from, sizeof(MvivfScanCandidate), MvivfCandQsortCmp);
+	MvivfSortCands(so->cands + from, so->ncands - from);
 	pfree(acc);
 	pfree(best);
 }
@@ -591,25 +591,34 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
  *		its tables stay within work_mem; at least one.  Per row: the centroid
- *		scores (float and fixed point) and the lookup tables (nibble tables,
- *		and byte tables built from them when byteTables), and for a full
- *		pass the documents x rows maxima; once: a block of rows' worth of
- *		centroid scores (what the tables took before ST was written by one
- *		product; kept, so that queries take the passes they took) and, when
- *		probing document lists, a block of rows' maxima of every listed
- *		document and the probed lists' scores.
+ *		scores, then for the 16-bit kernels their fixed point and the lookup
+ *		tables (nibble tables, and byte tables built from them when
+ *		byteTables), for the AMX kernel (amx) a second copy of the scores in
+ *		its stride (counted even where it shares the first: 17-32 rows) and
+ *		the int8 query row; for a full pass the documents x rows maxima;
+ *		once, when probing document lists, a block of rows' maxima of every
+ *		listed document and the probed lists' scores.  (The tables need no
+ *		block of scores of their own since ST is written by one product:
+ *		counting one, and the 16-bit tables on AMX, sent ColPali queries of
+ *		32 rows on 10,000 pages to the full pass at the default 4 MB.)
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
-			bool probe, bool byteTables)
+			bool probe, bool byteTables, bool amx)
 {
-	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
-	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
+	double		perRow;
+	double		fixed = 0;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
 
-	if (byteTables)
-		perRow += 512.0 * q->codeSize;
+	if (amx)
+		perRow = 8.0 * q->nlists + q->dim + sizeof(float);
+	else
+	{
+		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
+		if (byteTables)
+			perRow += 512.0 * q->codeSize;
+	}
 	if (probe)
 		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
 	else
@@ -755,8 +764,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 		so->cands[from + r].score = -refScore[r];
 		so->cands[from + r].tid = so->docs[refine[r]].tid;
 	}
-	pg_qsort(so->cands + sortFrom, to - sortFrom, sizeof(MvivfScanCandidate),
-			 MvivfCandQsortCmp);
+	MvivfSortCands(so->cands + sortFrom, to - sortFrom);
 	so->nrefined = to;
 	pfree(refine);
 	pfree(ciOrder);
@@ -823,20 +831,20 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
 			mvivf_probes > 0 && mvivf_miss_tolerance > 0;
+		so->amxCodes = MvivfUseAmxCodes(q);
 		so->byteTables = true;
-		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true) < nq)
+		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true, so->amxCodes) < nq)
 		{
 			so->byteTables = false;
-			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false) >= nq;
+			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false, so->amxCodes) >= nq;
 		}
 		if (prune)
 			so->perPass = nq;
 		else
 		{
-			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
-			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
+			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true, so->amxCodes) >= nq;
+			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables, so->amxCodes);
 		}
-		so->amxCodes = MvivfUseAmxCodes(q);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -890,7 +898,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
-		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), MvivfCandQsortCmp);
+		MvivfSortCands(so->cands, so->ncands);
 		if (prune)
 		{
 			so->pruned = true;
