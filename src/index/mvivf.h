@@ -600,7 +600,7 @@ extern uint32 *MvivfReadDocListDir(Relation index, MvivfMetaPageData * meta);
 extern void MvivfScanDocList(Relation index, MvivfMetaPageData * meta,
 							 uint32 from, uint32 to,
 							 void (*fn) (void *arg, const uint32 *ids, int n),
-							 void *arg, uint64 *npages);
+							 void *arg, uint64 *npages, Buffer *pinned);
 extern void MvivfReadDocLocation(Relation index, MvivfMetaPageData * meta,
 								 uint32 doc, BlockNumber *block,
 								 uint16 *offset);

@@ -253,6 +253,53 @@ ProbeCallback(void *arg, const uint32 *ids, int n)
 }
 
 /*
+ * HeapOffer
+ *		Offer centroid l with score sc to a min-heap (hs, hl) of at most keep
+ *		of the best scores, *n entries: added while it has room, else it
+ *		replaces the root if it scores higher.
+ */
+static inline void
+HeapOffer(float *hs, int *hl, int *n, int keep, float sc, int l)
+{
+	int			pos;
+
+	if (*n < keep)
+	{
+		/* sift up a new entry */
+		pos = (*n)++;
+		while (pos > 0 && hs[(pos - 1) / 2] > sc)
+		{
+			hs[pos] = hs[(pos - 1) / 2];
+			hl[pos] = hl[(pos - 1) / 2];
+			pos = (pos - 1) / 2;
+		}
+	}
+	else if (sc > hs[0])
+	{
+		/* replace the root and sift it down */
+		pos = 0;
+		for (;;)
+		{
+			int			child = 2 * pos + 1;
+
+			if (child >= *n)
+				break;
+			if (child + 1 < *n && hs[child + 1] < hs[child])
+				child++;
+			if (hs[child] >= sc)
+				break;
+			hs[pos] = hs[child];
+			hl[pos] = hl[child];
+			pos = child;
+		}
+	}
+	else
+		return;
+	hs[pos] = sc;
+	hl[pos] = l;
+}
+
+/*
  * ProbePass
  *		An upper bound of the centroid interaction of every listed document
  *		for the rows of st, added to score[doc], from the document lists of a
@@ -281,11 +328,13 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 									   MCXT_ALLOC_HUGE);
 	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
 									MCXT_ALLOC_HUGE);
-	float	   *hs = palloc(sizeof(float) * keep);
-	int		   *hl = palloc(sizeof(int) * keep);
+	float	   *hs = palloc(sizeof(float) * keep * MVIVF_ROW_BLOCK);
+	int		   *hl = palloc(sizeof(int) * keep * MVIVF_ROW_BLOCK);
+	int			nheap[MVIVF_ROW_BLOCK];
 	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
 									  MCXT_ALLOC_HUGE);
 	ProbeArg	pa;
+	Buffer		pinned = InvalidBuffer;	/* the document-list page in use */
 	int			blk;
 	int			l;
 	uint32		d;
@@ -305,66 +354,47 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 		int			j;
 
 		for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+		{
 			thresh[j] = -FLT_MAX;
+			nheap[j] = 0;
+		}
+
+		/*
+		 * The keep best centroids of each row: a min-heap on the score per
+		 * row.  Lists in the outer loop, so that the scores are read a line
+		 * of ST at a time, not a column; each row's heap sees its scores in
+		 * list order, as a loop per row would.
+		 */
+		for (l = 0; l < nlists; l++)
+		{
+			const float *row = st->ST + (Size) l * nqPad + blk;
+
+			if ((l & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			for (j = 0; j < nrows; j++)
+			{
+				float		sc = row[j];
+
+				if (nheap[j] < keep || sc > hs[(Size) j * keep])
+					HeapOffer(hs + (Size) j * keep, hl + (Size) j * keep,
+							  &nheap[j], keep, sc, l);
+			}
+		}
 		for (j = 0; j < nrows; j++)
 		{
-			int			i = blk + j;
-			int			n = 0;
-			int			k;
+			const float *rhs = hs + (Size) j * keep;
+			const int  *rhl = hl + (Size) j * keep;
+			int			k = 0;
 
-			CHECK_FOR_INTERRUPTS();
-			/* the keep best centroids of row i: a min-heap on the score */
-			for (l = 0; l < nlists; l++)
-			{
-				float		sc = st->ST[(Size) l * nqPad + i];
-				int			pos;
-
-				if (n < keep)
-					pos = n++;
-				else if (sc > hs[0])
-				{
-					/* replace the root and sift it down */
-					pos = 0;
-					for (;;)
-					{
-						int			child = 2 * pos + 1;
-
-						if (child >= n)
-							break;
-						if (child + 1 < n && hs[child + 1] < hs[child])
-							child++;
-						if (hs[child] >= sc)
-							break;
-						hs[pos] = hs[child];
-						hl[pos] = hl[child];
-						pos = child;
-					}
-					hs[pos] = sc;
-					hl[pos] = l;
-					continue;
-				}
-				else
-					continue;
-				/* sift up a new entry */
-				while (pos > 0 && hs[(pos - 1) / 2] > sc)
-				{
-					hs[pos] = hs[(pos - 1) / 2];
-					hl[pos] = hl[(pos - 1) / 2];
-					pos = (pos - 1) / 2;
-				}
-				hs[pos] = sc;
-				hl[pos] = l;
-			}
-			k = 0;
 			if (nprobe < nlists)
 			{
 				/* the root is the best unprobed centroid: its score is t_i */
-				thresh[j] = hs[0];
+				thresh[j] = rhs[0];
 				k = 1;
 			}
-			for (; k < n; k++)
+			for (; k < nheap[j]; k++)
 			{
-				l = hl[k];
+				l = rhl[k];
 				if (slot[l] < 0)
 				{
 					int			z;
@@ -374,7 +404,7 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 					for (z = 0; z < MVIVF_ROW_BLOCK; z++)
 						V[(Size) slot[l] * MVIVF_ROW_BLOCK + z] = -FLT_MAX;
 				}
-				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = hs[k];
+				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = rhs[k];
 			}
 		}
 
@@ -388,10 +418,13 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 			CHECK_FOR_INTERRUPTS();
 			pa.v = V + (Size) slot[l] * MVIVF_ROW_BLOCK;
 			MvivfScanDocList(scan->indexRelation, &so->meta, offsets[l], offsets[l + 1],
-							 ProbeCallback, &pa, &so->npages);
+							 ProbeCallback, &pa, &so->npages, &pinned);
 			so->nprobed++;
 			so->npostings += offsets[l + 1] - offsets[l];
 		}
+		if (BufferIsValid(pinned))
+			ReleaseBuffer(pinned);
+		pinned = InvalidBuffer;
 		for (u = 0; u < nused; u++)
 			slot[used[u]] = -1;
 		for (d = 0; d < listed; d++)

@@ -44,11 +44,13 @@ ALTER TABLE pages ALTER emb SET STORAGE EXTERNAL;
 INSERT INTO pages SELECT i, mvf_doc(CASE WHEN i % 7 = 0 THEN 1 ELSE 1 + (i * 997) % 3000 END)
 	FROM generate_series(1, 80) i;
 CREATE INDEX pages_idx ON pages USING mvivf (emb) WITH (lists = 32, bits = 4);
--- a query made of 6 rows of a document, slightly moved
+-- a query made of 6 rows of a document spread over it (the last one
+-- included: its code groups past the first must be paired with the right
+-- centroid numbers), slightly moved
 CREATE FUNCTION mvf_query(doc int) RETURNS multivector LANGUAGE sql VOLATILE AS $$
 	SELECT l2_normalize(array_agg(v ORDER BY k)::multivector)
 	FROM (SELECT k, array_agg(x + 0.02 * (random()::real - 0.5) ORDER BY d) AS v
-		  FROM (SELECT k, d, (emb::real[])[1 + (k * 131) % num_vectors(emb)][d] AS x
+		  FROM (SELECT k, d, (emb::real[])[1 + ((num_vectors(emb) - 1) * k) / 6][d] AS x
 				FROM pages, generate_series(1, 6) k, generate_series(1, 16) d
 				WHERE id = doc) y GROUP BY k) z
 $$;
