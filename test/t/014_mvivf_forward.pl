@@ -188,6 +188,14 @@ like($node->safe_psql('postgres',
 	"SET enable_seqscan = off; LOAD 'colpali'; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
 	  . "SELECT id FROM pages ORDER BY emb <#> (SELECT emb FROM pages WHERE id = 5) LIMIT 3"),
 	qr/probed=[1-9]\d* postings=[1-9]/, 'build: document lists probed');
+# with mvivf.refine past the number of documents, the exact centroid
+# interaction is computed for every listed document, from its centroid
+# numbers alone: the tokens it scores are those of the table, once each
+my $total = $node->safe_psql('postgres', 'SELECT sum(num_vectors(emb)) FROM pages');
+like($node->safe_psql('postgres',
+	"SET enable_seqscan = off; SET mvivf.refine = 1000; LOAD 'colpali'; EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+	  . "SELECT id FROM pages ORDER BY emb <#> (SELECT emb FROM pages WHERE id = 5) LIMIT 3"),
+	qr/ tokens=$total .* exact=80 /, 'build: every document\'s centroid numbers read once, no codes');
 
 # inserts (not in the document lists), deletes, VACUUM
 $node->safe_psql('postgres', q{
