@@ -7,7 +7,11 @@
 # new"; "new24" = NEW with mvivf.rerank = 24, same index) the library is
 # swapped into PostgreSQL's library directory (new sessions load it), the
 # index is rebuilt, and recall@10, p50, the adaptive depth and the mvivf
-# EXPLAIN counters (mean of 10 queries) are printed.  Swapping a library
+# EXPLAIN counters (mean of 10 queries) are printed, with cpu_ms: the
+# backend's CPU time (user + system, /proc/PID/stat) per query over the
+# run that gives p50, which moves less than wall time with the neighbours'
+# load on a shared machine.  LIBS may repeat entries ("base new base new")
+# to alternate the libraries.  Swapping a library
 # under a running server is for a private benchmark server only.
 # Environment: PSQL, PG_CONFIG, PGHOST/PGPORT as usual.
 set -euo pipefail
@@ -16,14 +20,17 @@ NEW=${2:?new library}
 PROFILES=${3:-hard own rows}
 N=${4:-1000}
 PSQL=${PSQL:-psql}
+PIDFILE=$(mktemp)
+trap 'rm -f "$PIDFILE"' EXIT
 LIBDIR=$(${PG_CONFIG:-pg_config} --pkglibdir)
 swap() { cp "$1" "$LIBDIR/colpali.so.tmp" && mv -f "$LIBDIR/colpali.so.tmp" "$LIBDIR/colpali.so"; }
 echo "== two libraries on ${N} pages per profile, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; ratio = exact p50 / index p50"
-printf '%-9s %-5s %8s %8s %8s %8s %8s %7s %8s %8s %8s %8s %8s\n' profile lib build_s B/token exact_ms recall index_ms ratio refined reranked exact_ci probed postings
+printf '%-9s %-5s %8s %8s %8s %8s %8s %7s %8s %8s %8s %8s %8s %7s\n' profile lib build_s B/token exact_ms recall index_ms ratio refined reranked exact_ci probed postings cpu_ms
 for p in $PROFILES; do
 	DB=mvc_${p//-/_}_$N
 	Q="$PSQL -X -q -At -d $DB -v ON_ERROR_STOP=1"
 	swap "$NEW"
+	NQ=$($Q -c "SELECT count(*) FROM queries")
 	ex=$($Q -c "SET client_min_messages=warning" -c "SELECT mvb_truth()" \
 		-c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM truth" | tail -1)
 	for lib in ${LIBS:-base new}; do
@@ -31,7 +38,7 @@ for p in $PROFILES; do
 		EXTRA=""
 		REBUILD=1
 		if [ "$lib" = new24 ]; then EXTRA="SET mvivf.rerank = 24;"; REBUILD=0; fi
-		$Q <<SQL | tr '\n' ' ' | awk -F'[ |]+' -v p="$p" -v l="$lib" -v ex="$ex" '{ printf "%-9s %-5s %8.1f %8.1f %8.1f %8.3f %8.1f %7.1f %8.0f %8.0f %8s %8s %8s\n", p, l, $1, $2, ex, $3, $4, ex / $4, $5, $6, $7, $8, $9 }'
+		$Q <<SQL | tr '\n' ' ' | awk -F'[ |]+' -v p="$p" -v l="$lib" -v ex="$ex" -v nq="$NQ" '{ printf "%-9s %-5s %8.1f %8.1f %8.1f %8.3f %8.1f %7.1f %8.0f %8.0f %8s %8s %8s %7.1f\n", p, l, $1, $2, ex, $5, $6, ex / $6, $7, $8, $9, $10, $11, ($4 - $3) * 10 / nq }'
 SET client_min_messages = warning;
 SET maintenance_work_mem = '1GB';
 $EXTRA
@@ -41,7 +48,13 @@ SELECT CASE WHEN $REBUILD = 1 THEN 'CREATE INDEX docs_idx ON docs USING mvivf (e
 SELECT round(extract(epoch FROM clock_timestamp() - t)::numeric, 1) FROM t0;
 SELECT round(pg_relation_size('docs_idx')::numeric / (SELECT sum(num_vectors(emb)) FROM docs), 1);
 SELECT * FROM mvb_run() \g /dev/null
-SELECT round(recall::numeric, 3), round(p50_ms::numeric, 1) FROM mvb_run();
+\o $PIDFILE
+SELECT pg_backend_pid();
+\o
+\! awk '{print \$14 + \$15}' /proc/\$(cat $PIDFILE)/stat
+SELECT round(recall::numeric, 3) AS r, round(p50_ms::numeric, 1) AS p FROM mvb_run() \gset
+\! awk '{print \$14 + \$15}' /proc/\$(cat $PIDFILE)/stat
+SELECT :r, :p;
 SELECT round(refined::numeric), round(reranked::numeric) FROM mvb_depth();
 CREATE FUNCTION pg_temp.counters(OUT e float8, OUT pr float8, OUT po float8) LANGUAGE plpgsql AS \$\$
 DECLARE r record; l text; m text[]; n int := 0;

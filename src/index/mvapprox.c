@@ -48,18 +48,30 @@
 
 /*
  * TokenList
- *		The centroid number of token t of a group whose tokens start at tok
- *		(PG_UINT16_MAX + 1 marks a bad one), and where its code is: a group
- *		stores its n centroid numbers, then its n codes.
+ *		The centroid number of token t of a run of tokens whose centroid
+ *		numbers start at lists (PG_UINT16_MAX + 1 marks a bad one), and where
+ *		its code is: the run's codes start at codes (right after the numbers
+ *		in a mixed group of versions 2-3, in a group of their own since
+ *		version 4; NULL where only the numbers are read).
  */
 static inline uint32
-TokenList(const MvivfApproxState * st, const char *tok, int n, int t,
-		  const uint8 **code)
+TokenList(const MvivfApproxState * st, const char *lists, const uint8 *codes,
+		  int t, const uint8 **code)
 {
 	uint16		list;
 
-	memcpy(&list, tok + (Size) t * sizeof(uint16), sizeof(uint16));
-	*code = (const uint8 *) tok + (Size) n * sizeof(uint16) + (Size) t * st->codeSize;
+	memcpy(&list, lists + (Size) t * sizeof(uint16), sizeof(uint16));
+	*code = codes + (Size) t * st->codeSize;
+	return list < st->nlists ? list : PG_UINT16_MAX + 1;
+}
+
+/* the centroid number of token t of the run at lists, as TokenList */
+static inline uint32
+ListAt(const MvivfApproxState * st, const char *lists, int t)
+{
+	uint16		list;
+
+	memcpy(&list, lists + (Size) t * sizeof(uint16), sizeof(uint16));
 	return list < st->nlists ? list : PG_UINT16_MAX + 1;
 }
 
@@ -77,8 +89,7 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 		memcpy(a, acc + blk, sizeof(a));
 		for (t = 0; t < n; t++)
 		{
-			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = ListAt(st, tok, t);
 			const float *c;
 
 			if (list > PG_UINT16_MAX)
@@ -93,7 +104,7 @@ CentroidTokensPortable(const MvivfApproxState * st, float *acc, const char *tok,
 
 static void
 ScoreBytesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
-					const char *tok, int n)
+					const char *tok, const uint8 *codes, int n)
 {
 	int			codeSize = st->codeSize;
 	int			blk;
@@ -106,7 +117,7 @@ ScoreBytesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = TokenList(st, tok, codes, t, &code);
 			int16		s0[MVIVF_FIXED_BLOCK];
 			int16		s1[MVIVF_FIXED_BLOCK];
 			int			b;
@@ -136,7 +147,7 @@ ScoreBytesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 
 static void
 ScoreNibblesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
-					const char *tok, int n)
+					const char *tok, const uint8 *codes, int n)
 {
 	int			nnib = 2 * st->codeSize;
 	int			blk;
@@ -149,7 +160,7 @@ ScoreNibblesPortable(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = TokenList(st, tok, codes, t, &code);
 			int16		s0[MVIVF_FIXED_BLOCK];
 			int16		s1[MVIVF_FIXED_BLOCK];
 			int			b;
@@ -239,13 +250,12 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 
 		for (t = 0; t < n; t++)
 		{
-			const uint8 *code;
 			uint32		list;
 			const float *row;
 
 			if (t + 8 < n)
 			{
-				list = TokenList(st, tok, n, t + 8, &code);
+				list = ListAt(st, tok, t + 8);
 				if (list <= PG_UINT16_MAX)
 				{
 					row = st->ST + (Size) list * st->nqPad;
@@ -253,7 +263,7 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 					__builtin_prefetch(row + MVIVF_ROW_BLOCK, 0, 3);
 				}
 			}
-			list = TokenList(st, tok, n, t, &code);
+			list = ListAt(st, tok, t);
 			if (list > PG_UINT16_MAX)
 				continue;
 			row = st->ST + (Size) list * st->nqPad;
@@ -272,8 +282,7 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 
 		for (t = 0; t < n; t++)
 		{
-			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = ListAt(st, tok, t);
 
 			if (list > PG_UINT16_MAX)
 				continue;
@@ -285,7 +294,7 @@ CentroidTokensAvx512(const MvivfApproxState * st, float *acc, const char *tok, i
 
 static __attribute__((target("avx512f,avx512bw"))) void
 ScoreBytesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
-				  const char *tok, int n)
+				  const char *tok, const uint8 *codes, int n)
 {
 	int			codeSize = st->codeSize;
 	int			nqPad = st->nqPadFixed;
@@ -301,7 +310,7 @@ ScoreBytesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = TokenList(st, tok, codes, t, &code);
 			__m512i		s0;
 			__m512i		s1 = _mm512_setzero_si512();
 			int			b;
@@ -327,7 +336,7 @@ ScoreBytesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 
 static __attribute__((target("avx512f,avx512bw"))) void
 ScoreNibblesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
-				  const char *tok, int n)
+				  const char *tok, const uint8 *codes, int n)
 {
 	int			codeSize = st->codeSize;
 	int			nnib = 2 * codeSize;
@@ -344,7 +353,7 @@ ScoreNibblesAvx512(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
 		for (t = 0; t < n; t++)
 		{
 			const uint8 *code;
-			uint32		list = TokenList(st, tok, n, t, &code);
+			uint32		list = TokenList(st, tok, codes, t, &code);
 			__m512i		s0;
 			__m512i		s1 = _mm512_setzero_si512();
 			int			b;
@@ -408,22 +417,22 @@ MvivfCentroidTokens(const MvivfApproxState * st, float *acc, const char *tok, in
  */
 void
 MvivfScoreTokens(const MvivfApproxState * st, int16 *acc, int16 *ciAcc,
-				 const char *tok, int n)
+				 const char *tok, const uint8 *codes, int n)
 {
 #ifdef MVIVF_HAVE_AVX512
 	if (CpuHasAvx512Bw())
 	{
 		if (st->byteTables)
-			ScoreBytesAvx512(st, acc, ciAcc, tok, n);
+			ScoreBytesAvx512(st, acc, ciAcc, tok, codes, n);
 		else
-			ScoreNibblesAvx512(st, acc, ciAcc, tok, n);
+			ScoreNibblesAvx512(st, acc, ciAcc, tok, codes, n);
 		return;
 	}
 #endif
 	if (st->byteTables)
-		ScoreBytesPortable(st, acc, ciAcc, tok, n);
+		ScoreBytesPortable(st, acc, ciAcc, tok, codes, n);
 	else
-		ScoreNibblesPortable(st, acc, ciAcc, tok, n);
+		ScoreNibblesPortable(st, acc, ciAcc, tok, codes, n);
 }
 
 /*
@@ -511,9 +520,9 @@ MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
  */
 void
 MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc, float *ciAcc,
-					const char *tok, int n)
+					const char *tok, const uint8 *codes, int n)
 {
-	cp_codes_maxsim(st->codesQuery, tok, (const uint8 *) tok + (Size) n * sizeof(uint16),
+	cp_codes_maxsim(st->codesQuery, tok, codes,
 					st->codeSize, n, st->STWide, st->nqPadFixed, st->nlists,
 					acc, ciAcc);
 }

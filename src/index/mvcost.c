@@ -22,7 +22,11 @@
  *	ci        = E * avgTokens * nq				(exact centroid interaction)
  *	refine    = R * avgTokens * nq * 1.3 * codeSize	(quantized MaxSim)
  *	stage1    = per_row * (centroids + probe + ci + refine) / W
- *	          + seq_page_cost * (E + R) * forward pages per document
+ *	          + seq_page_cost * (E * number pages + R * forward pages)
+ *	                                            (per document; since format
+ *	                                            version 4 the exact centroid
+ *	                                            interaction reads the pages of
+ *	                                            its centroid numbers alone)
  *	rerank    = per_row + random_page_cost			(one document)
  *	startup   = stage1 + F * rerank
  *	total     = startup + (D - F) * rerank
@@ -191,16 +195,19 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 		double		probe = 0;
 		double		fwdPages = meta.ndocs > 0 ?
 			avgTokens * MvivfForwardTokenSize(meta.codeSize) / BLCKSZ + 1 : 1;
+		double		ciPages = fwdPages;
 
 		if (meta.version >= 3 && meta.listedDocs > 0 && mvivf_probes > 0)
 		{
 			probe = nq * Min((double) meta.nlists, 4.0 * mvivf_probes) *
 				meta.npostings / meta.nlists;
 			exact = Min(live, 2 * refined);
+			if (meta.version >= MVIVF_SPLIT_VERSION)
+				ciPages = avgTokens * sizeof(uint16) / BLCKSZ + 1;
 		}
 		stage1 = nq * meta.nlists * meta.dim + probe + exact * avgTokens * nq +
 			refined * avgTokens * nq * MVIVF_COST_PER_CODE_BYTE * meta.codeSize;
-		frac = Min(1.0, (exact + refined) * fwdPages / Max(pages, 1));
+		frac = Min(1.0, (exact * ciPages + refined * fwdPages) / Max(pages, 1));
 		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
 			budget = Min((double) mvivf_candidates, live);
 		else

@@ -67,7 +67,6 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 					 uint32 **offsetsOut, uint32 **entriesOut,
 					 uint64 *nentries, MvivfDocLocation * *locsOut)
 {
-	Size		tokSize = MvivfForwardTokenSize(meta->codeSize);
 	uint32		nlists = meta->nlists;
 	uint32	   *offsets = palloc0(sizeof(uint32) * ((Size) nlists + 1));
 	uint32	   *lastDoc = palloc_extended(sizeof(uint32) * Max(nlists, 1), MCXT_ALLOC_HUGE);
@@ -105,7 +104,7 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 				char	   *groupStart = p;
 				int			t;
 
-				if (!MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &lists))
+				if (!MvivfNextGroup(index, blkno, &p, end, meta->codeSize, &group, &lists))
 					break;
 				if (group.docid >= ndocs)
 					ereport(ERROR,
@@ -117,6 +116,8 @@ MvivfCollectDocLists(Relation index, MvivfMetaPageData * meta, uint32 ndocs,
 					locs[group.docid].block = blkno;
 					locs[group.docid].offset = groupStart - page;
 				}
+				if (group.kind == MVIVF_GROUP_CODES)
+					continue;	/* its centroid numbers came before */
 				for (t = 0; t < group.ntokens; t++)
 				{
 					uint16		list;
@@ -202,11 +203,16 @@ MvivfReadDocListDir(Relation index, MvivfMetaPageData * meta)
  * MvivfScanDocList
  *		Call fn(arg, ids, n) on the entries from .. to - 1 of the document
  *		lists, a page's share at a time (the ids point into the locked page).
+ *		*pinned is a pin the caller keeps between calls (InvalidBuffer at
+ *		first; the caller releases it): the lists of neighbouring centroids
+ *		share pages, and a scan probes them in list order, so a page is
+ *		looked up in the buffer pool once, not once per list.  (These pages
+ *		never change after the build; each use still takes the share lock.)
  */
 void
 MvivfScanDocList(Relation index, MvivfMetaPageData * meta, uint32 from,
 				 uint32 to, void (*fn) (void *arg, const uint32 *ids, int n),
-				 void *arg, uint64 *npages)
+				 void *arg, uint64 *npages, Buffer *pinned)
 {
 	uint32		perPage = MvivfItemsPerPage(sizeof(uint32));
 
@@ -216,17 +222,28 @@ MvivfScanDocList(Relation index, MvivfMetaPageData * meta, uint32 from,
 		uint32		slot = from % perPage;
 		char	   *items;
 		int			nitems;
-		Buffer		buf = ReadDocListPage(index, blkno, &items, &nitems);
 		uint32		k = Min(to - from, perPage - slot);
+		Page		page;
 
+		if (BufferIsValid(*pinned) && BufferGetBlockNumber(*pinned) == blkno)
+			LockBuffer(*pinned, BUFFER_LOCK_SHARE);
+		else
+		{
+			if (BufferIsValid(*pinned))
+				ReleaseBuffer(*pinned);
+			*pinned = ReadDocListPage(index, blkno, &items, &nitems);
+			(*npages)++;
+		}
+		page = BufferGetPage(*pinned);
+		items = MvivfPageItems(page);
+		nitems = MvivfPageGetOpaque(page)->nitems;
 		if (slot + k > (uint32) nitems)
 			ereport(ERROR,
 					(errcode(ERRCODE_INDEX_CORRUPTED),
 					 errmsg("index \"%s\" has a malformed document-list page %u",
 							RelationGetRelationName(index), blkno)));
 		fn(arg, (const uint32 *) items + slot, (int) k);
-		UnlockReleaseBuffer(buf);
-		(*npages)++;
+		LockBuffer(*pinned, BUFFER_LOCK_UNLOCK);
 		from += k;
 	}
 }

@@ -3,10 +3,17 @@
  *	  The forward store of an mvivf index: every document's token codes
  *	  (centroid number and residual code), in groups per document.
  *
- * The approximate stage of a scan reads this store from end to end and
- * computes, for every live document, sum over query rows of the maximum over
- * its tokens of (query row . centroid + query row . decoded residual), the
- * document's MaxSim on its quantized tokens.  Builds and inserts append to
+ * The approximate stage of a scan reads a document's centroid numbers for
+ * its centroid interaction (sum over query rows of the maximum over its
+ * tokens of query row . centroid), and the codes too for the documents it
+ * refines (the maximum of query row . centroid + query row . decoded
+ * residual: the document's MaxSim on its quantized tokens).  Since format
+ * version 4 a document's centroid numbers are written apart from its codes
+ * (all its LISTS groups, then its CODES groups), so that the first reads
+ * 2 bytes a token from one or two pages instead of every page of the
+ * document; versions 2-3 wrote mixed TOKENS groups, and inserts into such
+ * an index still do, so that its pages stay those of its version.  Builds
+ * and inserts append to
  * the chain's tail; a document's groups always come after its directory
  * entry, so a scan never attributes codes to the wrong document (a group
  * whose document is not in the scan's directory snapshot, or is dead, is
@@ -31,10 +38,12 @@ void
 MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 				   const uint32 *lists, const uint8 *codes, int codeSize)
 {
-	Size		tokSize = MvivfForwardTokenSize(codeSize);
+	bool		split = MvivfPageGetMeta(BufferGetPage(metabuf))->version >= MVIVF_SPLIT_VERSION;
+	int			kind = split ? MVIVF_GROUP_LISTS : MVIVF_GROUP_TOKENS;
 	int			i = 0;
 
-	while (i < n)
+	/* split: every centroid number (i < n), then every code (n <= i < 2n) */
+	while (i < (split ? 2 * n : n))
 	{
 		GenericXLogState *state = GenericXLogStart(index);
 		MvivfMetaPage meta = MvivfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
@@ -50,10 +59,12 @@ MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 			page = GenericXLogRegisterBuffer(state, bufs[nbufs], 0);
 			nbufs++;
 		}
-		while (i < n)
+		while (i < (split ? 2 * n : n))
 		{
 			PageHeader ph = (PageHeader) page;
 			Size		room = page ? ph->pd_upper - ph->pd_lower : 0;
+			int			first = (kind == MVIVF_GROUP_CODES) ? i - n : i;
+			Size		tokSize = MvivfGroupTokenSize(kind, codeSize);
 			MvivfForwardGroup group;
 			char	   *dst;
 			int			k;
@@ -78,27 +89,34 @@ MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 				page = npage;
 				continue;
 			}
-			k = Min(n - i, (int) ((room - sizeof(MvivfForwardGroup)) / tokSize));
+			k = Min(n - first, (int) ((room - sizeof(MvivfForwardGroup)) / tokSize));
 			k = Min(k, PG_UINT16_MAX);
 			group.docid = docid;
 			group.ntokens = k;
-			group.unused = 0;
+			group.kind = kind;
 			dst = (char *) page + ph->pd_lower;
 			memcpy(dst, &group, sizeof(group));
 			dst += sizeof(group);
-			/* the group's centroid numbers, then its codes */
-			for (t = 0; t < k; t++)
+			if (kind != MVIVF_GROUP_CODES)
 			{
-				uint16		list = (uint16) lists[i + t];
+				/* the group's centroid numbers */
+				for (t = 0; t < k; t++)
+				{
+					uint16		list = (uint16) lists[first + t];
 
-				memcpy(dst, &list, sizeof(uint16));
-				dst += sizeof(uint16);
+					memcpy(dst, &list, sizeof(uint16));
+					dst += sizeof(uint16);
+				}
 			}
-			memcpy(dst, codes + (Size) i * codeSize, (Size) k * codeSize);
+			if (kind != MVIVF_GROUP_LISTS)
+				memcpy(dst, codes + (Size) first * codeSize, (Size) k * codeSize);
 			ph->pd_lower += sizeof(group) + k * tokSize;
 			MvivfPageGetOpaque(page)->nitems++;
 			i += k;
-			meta->ntokens += k;
+			if (kind != MVIVF_GROUP_CODES)
+				meta->ntokens += k;
+			if (split && i == n)
+				kind = MVIVF_GROUP_CODES;
 		}
 		GenericXLogFinish(state);
 		for (j = 0; j < nbufs; j++)
@@ -133,21 +151,23 @@ MvivfReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end
 /*
  * MvivfNextGroup
  *		Read the group header at *p (within [.., end)) and advance *p past
- *		the group; false at the end of the page.
+ *		the group, whose tokens start at *tokens (their size follows the
+ *		group's kind); false at the end of the page.
  */
 bool
-MvivfNextGroup(Relation index, BlockNumber blkno, char **p, char *end, Size tokSize,
-		  MvivfForwardGroup * group, char **tokens)
+MvivfNextGroup(Relation index, BlockNumber blkno, char **p, char *end, int codeSize,
+			   MvivfForwardGroup * group, char **tokens)
 {
 	if (*p + sizeof(MvivfForwardGroup) > end)
 		return false;
 	memcpy(group, *p, sizeof(MvivfForwardGroup));
 	*tokens = *p + sizeof(MvivfForwardGroup);
-	if (*tokens + (Size) group->ntokens * tokSize > end)
+	if (group->kind > MVIVF_GROUP_CODES ||
+		*tokens + (Size) group->ntokens * MvivfGroupTokenSize(group->kind, codeSize) > end)
 		ereport(ERROR,
 				(errcode(ERRCODE_INDEX_CORRUPTED),
 				 errmsg("index \"%s\" has a malformed forward page %u",
 						RelationGetRelationName(index), blkno)));
-	*p = *tokens + (Size) group->ntokens * tokSize;
+	*p = *tokens + (Size) group->ntokens * MvivfGroupTokenSize(group->kind, codeSize);
 	return true;
 }

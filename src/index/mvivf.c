@@ -59,7 +59,7 @@ MvivfInit(void)
 
 	DefineCustomIntVariable("mvivf.probes",
 							"Centroids whose document lists each query row probes to bound the documents' centroid interaction; 0 reads every document's centroid numbers instead.",
-							"Only indexes with document lists (format version 3) probe; the exact centroid interaction is then computed for the documents whose bound can still reach the mvivf.refine best.",
+							"Only indexes with document lists (format version 3 on) probe; the exact centroid interaction is then computed for the documents whose bound can still reach the mvivf.refine best.",
 							&mvivf_probes, 256, 0, MVIVF_MAX_LISTS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mvivf.candidates",

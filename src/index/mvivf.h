@@ -14,7 +14,7 @@
  * (xs_recheckorderby = false), see mvscan.c for how later batches keep that
  * order.
  *
- * ON-DISK FORMAT, version 3 (8 KB pages; all pages use the standard page
+ * ON-DISK FORMAT, version 4 (8 KB pages; all pages use the standard page
  * header, pd_lower marks the end of the packed items, and an
  * MvivfPageOpaqueData sits in the special space):
  *
@@ -28,9 +28,17 @@
  *	doc directory    a chain from docDirHead; item i of the chain is document
  *	                 id i: MvivfDocEntry {heap tid, ntokens, flags (dead)}
  *	forward pages    a chain from forwardHead: groups of one document's
- *	                 tokens {MvivfForwardGroup; uint16 list[n];
- *	                 uint8 code[n][codeSize]}, appended by builds and
- *	                 inserts; a document's groups follow each other
+ *	                 tokens, appended by builds and inserts; a document's
+ *	                 groups follow each other.  Since version 4 a document
+ *	                 is its centroid-number groups {MvivfForwardGroup,
+ *	                 kind LISTS; uint16 list[n]} (all its tokens, about
+ *	                 2 kB for a ColPali page, mostly on one page), then its
+ *	                 code groups {kind CODES; uint8 code[n][codeSize]} in
+ *	                 the same token order: the centroid interaction reads
+ *	                 the first alone.  Versions 2-3 wrote mixed groups
+ *	                 {kind TOKENS (0); uint16 list[n]; code[n][codeSize]},
+ *	                 which are still read, and written by inserts into an
+ *	                 index of those versions
  *	document lists   (version 3; written by CREATE INDEX, never changed) three
  *	                 areas of contiguous MVIVF_DOCLIST pages from
  *	                 docListDir, docListStart, docLocStart: nlists + 1
@@ -81,10 +89,13 @@
 #include "multivector.h"
 
 #define MVIVF_MAGIC				0x4D564946	/* "MVIF" */
-#define MVIVF_VERSION			3	/* written by builds: document lists */
-#define MVIVF_MIN_VERSION		2	/* oldest readable: 2 (no document lists);
-									 * 1 (0.1.0-0.2.0, codes in posting
-									 * lists) is refused */
+#define MVIVF_VERSION			4	/* written by builds: centroid numbers
+									 * apart from codes in the forward store */
+#define MVIVF_MIN_VERSION		2	/* oldest readable: 2 (no document lists),
+									 * 3 (document lists, mixed forward
+									 * groups); 1 (0.1.0-0.2.0, codes in
+									 * posting lists) is refused */
+#define MVIVF_SPLIT_VERSION		4	/* first version of split forward groups */
 #define MVIVF_METAPAGE_BLKNO	0
 #define MVIVF_WRITE_LOCK		0	/* heavyweight page lock tag (block 0) */
 #define MVIVF_PAGE_ID			0xFF8C
@@ -221,20 +232,38 @@ typedef struct MvivfDocLocation
 }			MvivfDocLocation;
 
 /*
- * Forward pages: groups of one document's token codes, each
- * {MvivfForwardGroup; uint16 list[ntokens]; uint8 code[ntokens][codeSize]},
- * packed (the centroid numbers first, so that a scan that needs only them
- * reads few cache lines).  A document's tokens may be split over several
- * groups (and pages); its groups follow each other in the chain.
+ * Forward pages: groups of one document's tokens, packed.  A group of kind
+ * TOKENS (versions 2-3) is {MvivfForwardGroup; uint16 list[ntokens];
+ * uint8 code[ntokens][codeSize]}; since version 4 a document's tokens are
+ * written as LISTS groups {MvivfForwardGroup; uint16 list[ntokens]} for all
+ * of them, then CODES groups {MvivfForwardGroup; uint8
+ * code[ntokens][codeSize]} in the same order, so that the centroid
+ * interaction reads about a seventeenth of the bytes and one or two pages
+ * per document.  A document's groups follow each other in the chain.
  */
 typedef struct MvivfForwardGroup
 {
 	uint32		docid;
 	uint16		ntokens;
-	uint16		unused;
+	uint16		kind;			/* MVIVF_GROUP_*; 0 before version 4 */
 }			MvivfForwardGroup;
 
+#define MVIVF_GROUP_TOKENS		0	/* centroid numbers, then codes */
+#define MVIVF_GROUP_LISTS		1	/* centroid numbers only (version 4) */
+#define MVIVF_GROUP_CODES		2	/* codes only (version 4) */
+
 #define MvivfForwardTokenSize(codeSize)	(sizeof(uint16) + (codeSize))
+
+/* bytes per token of a group of this kind */
+static inline Size
+MvivfGroupTokenSize(int kind, int codeSize)
+{
+	if (kind == MVIVF_GROUP_LISTS)
+		return sizeof(uint16);
+	if (kind == MVIVF_GROUP_CODES)
+		return (Size) codeSize;
+	return MvivfForwardTokenSize(codeSize);
+}
 
 #define MvivfPageGetOpaque(page) ((MvivfPageOpaque) PageGetSpecialPointer(page))
 #define MvivfPageGetMeta(page)	((MvivfMetaPage) PageGetContents(page))
@@ -429,6 +458,7 @@ typedef MvivfScanOpaqueData * MvivfScanOpaque;
 /* mvmargin.c: candidate order, error margins, random samples */
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
+extern void MvivfSortCands(MvivfScanCandidate * cands, int n);
 extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
 extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
@@ -480,6 +510,9 @@ extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
 											   MvivfMetaPageData * meta);
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
+extern void MvivfScoreCentroidsTransposed(const MvivfQuantizer * q,
+										  const float *rows, int nrows,
+										  float *scores, int ld);
 extern void MvivfPrepareCoarse(MvivfQuantizer * q);
 extern void MvivfFreeCoarse(MvivfQuantizer * q);
 /* mvassign.c: do assignments run on AMX-BF16 tiles (CPU and kernel allow)? */
@@ -534,15 +567,17 @@ extern void MvivfBuildQueryTables(const MvivfQuantizer * q,
 
 /* mvapprox.c */
 extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
-								const char *tok, int n);
+								const char *lists, int n);
 extern void MvivfScoreTokens(const MvivfApproxState * st, int16 *acc,
-							 int16 *ciAcc, const char *tok, int n);
+							 int16 *ciAcc, const char *lists,
+							 const uint8 *codes, int n);
 extern bool MvivfUseAmxCodes(const MvivfQuantizer * q);
 extern void MvivfPrepareAmxCodes(const MvivfQuantizer * q,
 								 const MultiVector *query, int first,
 								 MvivfApproxState * st);
 extern void MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc,
-								float *ciAcc, const char *tok, int n);
+								float *ciAcc, const char *lists,
+								const uint8 *codes, int n);
 extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,
 							  const uint32 *ids, int n, uint32 limit);
 
@@ -553,7 +588,7 @@ extern void MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid,
 extern Buffer MvivfReadForwardPage(Relation index, BlockNumber blkno,
 								   char **start, char **end);
 extern bool MvivfNextGroup(Relation index, BlockNumber blkno, char **p,
-						   char *end, Size tokSize, MvivfForwardGroup * group,
+						   char *end, int codeSize, MvivfForwardGroup * group,
 						   char **tokens);
 
 /* document lists (mvdoclists.c) */
@@ -565,7 +600,7 @@ extern uint32 *MvivfReadDocListDir(Relation index, MvivfMetaPageData * meta);
 extern void MvivfScanDocList(Relation index, MvivfMetaPageData * meta,
 							 uint32 from, uint32 to,
 							 void (*fn) (void *arg, const uint32 *ids, int n),
-							 void *arg, uint64 *npages);
+							 void *arg, uint64 *npages, Buffer *pinned);
 extern void MvivfReadDocLocation(Relation index, MvivfMetaPageData * meta,
 								 uint32 doc, BlockNumber *block,
 								 uint16 *offset);

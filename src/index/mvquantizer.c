@@ -167,6 +167,25 @@ MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
 	MvivfBlasRestore(threads);
 }
 
+/*
+ * MvivfScoreCentroidsTransposed
+ *		scores[l * ld + r] = dot(rows[r], centroid l), r < nrows: the
+ *		transposed product (one token's scores for every row contiguous),
+ *		as the approximate stage of a scan reads it.  The entries from nrows
+ *		to ld - 1 of each line are left alone.
+ */
+void
+MvivfScoreCentroidsTransposed(const MvivfQuantizer * q, const float *rows,
+							  int nrows, float *scores, int ld)
+{
+	int			threads = MvivfBlasSingleThread();
+
+	cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->nlists, nrows,
+			 q->dim, 1.0f, q->centroids, q->dim, rows, q->dim, 0.0f,
+			 scores, ld);
+	MvivfBlasRestore(threads);
+}
+
 
 /*
  * PackGroups

@@ -46,7 +46,6 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	Size		nacc = (Size) Max(so->ndocs, 1) * st->nqPad;
 	float	   *acc = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * nacc);
 	BlockNumber blkno = meta->forwardHead;
@@ -65,7 +64,7 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 
 		CHECK_FOR_INTERRUPTS();
 		buf = MvivfReadForwardPage(index, blkno, &p, &end);
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
@@ -76,6 +75,8 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 				so->startBlock[doc] = blkno;
 				so->startOffset[doc] = (tokens - sizeof(MvivfForwardGroup)) - (char *) BufferGetPage(buf);
 			}
+			if (group.kind == MVIVF_GROUP_CODES)
+				continue;		/* the centroid numbers are elsewhere */
 			MvivfCentroidTokens(st, acc + (Size) doc * st->nqPad, tokens, group.ntokens);
 			so->ntokens += group.ntokens;
 		}
@@ -97,6 +98,58 @@ CentroidPass(IndexScanDesc scan, MvivfMetaPageData * meta,
 }
 
 /*
+ * RefineGroup
+ *		Fold one forward group of a document being refined into its maxima:
+ *		a mixed group (versions 2-3) at once; the centroid numbers of a LISTS
+ *		group are kept in *ids (its CODES groups, which follow, take them in
+ *		order: *used of *nids are taken).
+ */
+static void
+RefineGroup(Relation index, BlockNumber blkno, const MvivfApproxState * st,
+			const MvivfForwardGroup * group, const char *tokens,
+			uint16 **ids, int *nids, int *idsCap, int *used,
+			int16 *acc, int16 *ciAcc, float *facc, float *fciAcc)
+{
+	const char *lists;
+	const uint8 *codes;
+	int			n = group->ntokens;
+
+	if (group->kind == MVIVF_GROUP_LISTS)
+	{
+		if (*nids + n > *idsCap)
+		{
+			*idsCap = Max(2 * *idsCap, *nids + n);
+			*ids = repalloc(*ids, sizeof(uint16) * *idsCap);
+		}
+		memcpy(*ids + *nids, tokens, sizeof(uint16) * n);
+		*nids += n;
+		return;
+	}
+	if (group->kind == MVIVF_GROUP_CODES)
+	{
+		if (*used + n > *nids)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("index \"%s\" has a malformed forward page %u",
+							RelationGetRelationName(index), blkno),
+					 errdetail("Document %u has more codes than centroid numbers.",
+							   group->docid)));
+		lists = (const char *) (*ids + *used);
+		codes = (const uint8 *) tokens;
+		*used += n;
+	}
+	else
+	{
+		lists = tokens;
+		codes = (const uint8 *) tokens + (Size) n * sizeof(uint16);
+	}
+	if (st->amx)
+		MvivfScoreTokensAmx(st, facc, fciAcc, lists, codes, n);
+	else
+		MvivfScoreTokens(st, acc, ciAcc, lists, codes, n);
+}
+
+/*
  * RefinePass
  *		Quantized MaxSim of the documents refine[0 .. nrefine-1] (in forward
  *		store order) for the rows of st, added to score[k] (k = position in
@@ -109,11 +162,12 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	int16	   *acc = palloc(sizeof(int16) * st->nqPadFixed);
 	int16	   *ciAcc = palloc(sizeof(int16) * st->nqPadFixed);
 	float	   *facc = palloc(sizeof(float) * st->nqPadFixed);
 	float	   *fciAcc = palloc(sizeof(float) * st->nqPadFixed);
+	int			idsCap = 2048;
+	uint16	   *ids = palloc(sizeof(uint16) * idsCap);
 	int			r;
 
 	for (r = 0; r < nrefine; r++)
@@ -127,6 +181,8 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		bool		done = false;
 		double		sum = 0;
 		double		ciSum = 0;
+		int			nids = 0;
+		int			used = 0;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
@@ -145,17 +201,15 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 			so->npages++;
 			if (blkno == so->startBlock[doc])
 				p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-			while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+			while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 			{
 				if (group.docid != doc)
 				{
 					done = true;
 					break;
 				}
-				if (st->amx)
-					MvivfScoreTokensAmx(st, facc, fciAcc, tokens, group.ntokens);
-				else
-					MvivfScoreTokens(st, acc, ciAcc, tokens, group.ntokens);
+				RefineGroup(index, blkno, st, &group, tokens, &ids, &nids,
+							&idsCap, &used, acc, ciAcc, facc, fciAcc);
 			}
 			blkno = MvivfPageGetOpaque(BufferGetPage(buf))->next;
 			UnlockReleaseBuffer(buf);
@@ -175,6 +229,7 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 	pfree(ciAcc);
 	pfree(facc);
 	pfree(fciAcc);
+	pfree(ids);
 }
 
 /*
@@ -195,6 +250,53 @@ ProbeCallback(void *arg, const uint32 *ids, int n)
 	ProbeArg   *pa = (ProbeArg *) arg;
 
 	MvivfProbeEntries(pa->acc, pa->nqPad, pa->v, ids, n, pa->limit);
+}
+
+/*
+ * HeapOffer
+ *		Offer centroid l with score sc to a min-heap (hs, hl) of at most keep
+ *		of the best scores, *n entries: added while it has room, else it
+ *		replaces the root if it scores higher.
+ */
+static inline void
+HeapOffer(float *hs, int *hl, int *n, int keep, float sc, int l)
+{
+	int			pos;
+
+	if (*n < keep)
+	{
+		/* sift up a new entry */
+		pos = (*n)++;
+		while (pos > 0 && hs[(pos - 1) / 2] > sc)
+		{
+			hs[pos] = hs[(pos - 1) / 2];
+			hl[pos] = hl[(pos - 1) / 2];
+			pos = (pos - 1) / 2;
+		}
+	}
+	else if (sc > hs[0])
+	{
+		/* replace the root and sift it down */
+		pos = 0;
+		for (;;)
+		{
+			int			child = 2 * pos + 1;
+
+			if (child >= *n)
+				break;
+			if (child + 1 < *n && hs[child + 1] < hs[child])
+				child++;
+			if (hs[child] >= sc)
+				break;
+			hs[pos] = hs[child];
+			hl[pos] = hl[child];
+			pos = child;
+		}
+	}
+	else
+		return;
+	hs[pos] = sc;
+	hl[pos] = l;
 }
 
 /*
@@ -226,11 +328,13 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 									   MCXT_ALLOC_HUGE);
 	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
 									MCXT_ALLOC_HUGE);
-	float	   *hs = palloc(sizeof(float) * keep);
-	int		   *hl = palloc(sizeof(int) * keep);
+	float	   *hs = palloc(sizeof(float) * keep * MVIVF_ROW_BLOCK);
+	int		   *hl = palloc(sizeof(int) * keep * MVIVF_ROW_BLOCK);
+	int			nheap[MVIVF_ROW_BLOCK];
 	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
 									  MCXT_ALLOC_HUGE);
 	ProbeArg	pa;
+	Buffer		pinned = InvalidBuffer;	/* the document-list page in use */
 	int			blk;
 	int			l;
 	uint32		d;
@@ -250,66 +354,47 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 		int			j;
 
 		for (j = 0; j < MVIVF_ROW_BLOCK; j++)
+		{
 			thresh[j] = -FLT_MAX;
+			nheap[j] = 0;
+		}
+
+		/*
+		 * The keep best centroids of each row: a min-heap on the score per
+		 * row.  Lists in the outer loop, so that the scores are read a line
+		 * of ST at a time, not a column; each row's heap sees its scores in
+		 * list order, as a loop per row would.
+		 */
+		for (l = 0; l < nlists; l++)
+		{
+			const float *row = st->ST + (Size) l * nqPad + blk;
+
+			if ((l & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			for (j = 0; j < nrows; j++)
+			{
+				float		sc = row[j];
+
+				if (nheap[j] < keep || sc > hs[(Size) j * keep])
+					HeapOffer(hs + (Size) j * keep, hl + (Size) j * keep,
+							  &nheap[j], keep, sc, l);
+			}
+		}
 		for (j = 0; j < nrows; j++)
 		{
-			int			i = blk + j;
-			int			n = 0;
-			int			k;
+			const float *rhs = hs + (Size) j * keep;
+			const int  *rhl = hl + (Size) j * keep;
+			int			k = 0;
 
-			CHECK_FOR_INTERRUPTS();
-			/* the keep best centroids of row i: a min-heap on the score */
-			for (l = 0; l < nlists; l++)
-			{
-				float		sc = st->ST[(Size) l * nqPad + i];
-				int			pos;
-
-				if (n < keep)
-					pos = n++;
-				else if (sc > hs[0])
-				{
-					/* replace the root and sift it down */
-					pos = 0;
-					for (;;)
-					{
-						int			child = 2 * pos + 1;
-
-						if (child >= n)
-							break;
-						if (child + 1 < n && hs[child + 1] < hs[child])
-							child++;
-						if (hs[child] >= sc)
-							break;
-						hs[pos] = hs[child];
-						hl[pos] = hl[child];
-						pos = child;
-					}
-					hs[pos] = sc;
-					hl[pos] = l;
-					continue;
-				}
-				else
-					continue;
-				/* sift up a new entry */
-				while (pos > 0 && hs[(pos - 1) / 2] > sc)
-				{
-					hs[pos] = hs[(pos - 1) / 2];
-					hl[pos] = hl[(pos - 1) / 2];
-					pos = (pos - 1) / 2;
-				}
-				hs[pos] = sc;
-				hl[pos] = l;
-			}
-			k = 0;
 			if (nprobe < nlists)
 			{
 				/* the root is the best unprobed centroid: its score is t_i */
-				thresh[j] = hs[0];
+				thresh[j] = rhs[0];
 				k = 1;
 			}
-			for (; k < n; k++)
+			for (; k < nheap[j]; k++)
 			{
-				l = hl[k];
+				l = rhl[k];
 				if (slot[l] < 0)
 				{
 					int			z;
@@ -319,7 +404,7 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 					for (z = 0; z < MVIVF_ROW_BLOCK; z++)
 						V[(Size) slot[l] * MVIVF_ROW_BLOCK + z] = -FLT_MAX;
 				}
-				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = hs[k];
+				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = rhs[k];
 			}
 		}
 
@@ -333,10 +418,13 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 			CHECK_FOR_INTERRUPTS();
 			pa.v = V + (Size) slot[l] * MVIVF_ROW_BLOCK;
 			MvivfScanDocList(scan->indexRelation, &so->meta, offsets[l], offsets[l + 1],
-							 ProbeCallback, &pa, &so->npages);
+							 ProbeCallback, &pa, &so->npages, &pinned);
 			so->nprobed++;
 			so->npostings += offsets[l + 1] - offsets[l];
 		}
+		if (BufferIsValid(pinned))
+			ReleaseBuffer(pinned);
+		pinned = InvalidBuffer;
 		for (u = 0; u < nused; u++)
 			slot[used[u]] = -1;
 		for (d = 0; d < listed; d++)
@@ -360,8 +448,9 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 /*
  * DocCentroidScore
  *		The exact centroid interaction of listed document doc, from its
- *		centroid numbers (read from its location on), for the one-pass
- *		tables st.
+ *		centroid numbers (read from its location on, and since format
+ *		version 4 up to its first group of codes: one or two pages), for
+ *		the one-pass tables st.
  */
 static double
 DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
@@ -369,7 +458,6 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(st->codeSize);
 	BlockNumber blkno;
 	bool		done = false;
 	double		sum = 0;
@@ -392,9 +480,10 @@ DocCentroidScore(IndexScanDesc scan, const MvivfApproxState * st, uint32 doc,
 		so->npages++;
 		if (blkno == so->startBlock[doc])
 			p = (char *) BufferGetPage(buf) + so->startOffset[doc];
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, st->codeSize, &group, &tokens))
 		{
-			if (group.docid != doc)
+			/* the document's centroid numbers end at its first codes */
+			if (group.docid != doc || group.kind == MVIVF_GROUP_CODES)
 			{
 				done = true;
 				break;
@@ -486,7 +575,7 @@ MvivfExactCentroids(IndexScanDesc scan, int from, int k)
 			best[pos] = ci;
 		}
 	}
-	pg_qsort(so->cands + from, so->ncands - from, sizeof(MvivfScanCandidate), MvivfCandQsortCmp);
+	MvivfSortCands(so->cands + from, so->ncands - from);
 	pfree(acc);
 	pfree(best);
 }
@@ -501,7 +590,6 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	Size		tokSize = MvivfForwardTokenSize(meta->codeSize);
 	BlockNumber blkno = meta->listedForwardTail;
 
 	if (blkno == InvalidBlockNumber)
@@ -516,7 +604,7 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 
 		CHECK_FOR_INTERRUPTS();
 		buf = MvivfReadForwardPage(index, blkno, &p, &end);
-		while (MvivfNextGroup(index, blkno, &p, end, tokSize, &group, &tokens))
+		while (MvivfNextGroup(index, blkno, &p, end, meta->codeSize, &group, &tokens))
 		{
 			uint32		doc = group.docid;
 
@@ -536,23 +624,34 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
  *		its tables stay within work_mem; at least one.  Per row: the centroid
- *		scores (float and fixed point) and the lookup tables (nibble tables,
- *		and byte tables built from them when byteTables), and for a full
- *		pass the documents x rows maxima; once: the centroid scores of a block
- *		of rows being computed and, when probing document lists, a block of
- *		rows' maxima of every listed document and the probed lists' scores.
+ *		scores, then for the 16-bit kernels their fixed point and the lookup
+ *		tables (nibble tables, and byte tables built from them when
+ *		byteTables), for the AMX kernel (amx) a second copy of the scores in
+ *		its stride (counted even where it shares the first: 17-32 rows) and
+ *		the int8 query row; for a full pass the documents x rows maxima;
+ *		once, when probing document lists, a block of rows' maxima of every
+ *		listed document and the probed lists' scores.  (The tables need no
+ *		block of scores of their own since ST is written by one product:
+ *		counting one, and the 16-bit tables on AMX, sent ColPali queries of
+ *		32 rows on 10,000 pages to the full pass at the default 4 MB.)
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
-			bool probe, bool byteTables)
+			bool probe, bool byteTables, bool amx)
 {
-	double		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
-	double		fixed = 4.0 * MVIVF_ROW_BLOCK * q->nlists;
+	double		perRow;
+	double		fixed = 0;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
 
-	if (byteTables)
-		perRow += 512.0 * q->codeSize;
+	if (amx)
+		perRow = 8.0 * q->nlists + q->dim + sizeof(float);
+	else
+	{
+		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
+		if (byteTables)
+			perRow += 512.0 * q->codeSize;
+	}
 	if (probe)
 		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
 	else
@@ -698,8 +797,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 		so->cands[from + r].score = -refScore[r];
 		so->cands[from + r].tid = so->docs[refine[r]].tid;
 	}
-	pg_qsort(so->cands + sortFrom, to - sortFrom, sizeof(MvivfScanCandidate),
-			 MvivfCandQsortCmp);
+	MvivfSortCands(so->cands + sortFrom, to - sortFrom);
 	so->nrefined = to;
 	pfree(refine);
 	pfree(ciOrder);
@@ -766,20 +864,20 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
 			mvivf_probes > 0 && mvivf_miss_tolerance > 0;
+		so->amxCodes = MvivfUseAmxCodes(q);
 		so->byteTables = true;
-		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true) < nq)
+		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true, so->amxCodes) < nq)
 		{
 			so->byteTables = false;
-			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false) >= nq;
+			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false, so->amxCodes) >= nq;
 		}
 		if (prune)
 			so->perPass = nq;
 		else
 		{
-			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true) >= nq;
-			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables);
+			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true, so->amxCodes) >= nq;
+			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables, so->amxCodes);
 		}
-		so->amxCodes = MvivfUseAmxCodes(q);
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		for (d = 0; d < so->ndocs; d++)
@@ -833,7 +931,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->cands[so->ncands].tid = so->docs[d].tid;
 			so->ncands++;
 		}
-		pg_qsort(so->cands, so->ncands, sizeof(MvivfScanCandidate), MvivfCandQsortCmp);
+		MvivfSortCands(so->cands, so->ncands);
 		if (prune)
 		{
 			so->pruned = true;

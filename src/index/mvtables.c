@@ -46,8 +46,6 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 	int			nnib = 2 * q->codeSize;
 	int			perNib = 4 / q->nbits;
 	int			mask = (1 << q->nbits) - 1;
-	float	   *S = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * q->nlists,
-									MCXT_ALLOC_HUGE);
 	float	   *ST;
 	int16	   *STFixed;
 	int16	   *lut;
@@ -69,6 +67,22 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 		lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
 							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	}
+
+	/*
+	 * The centroid scores of every row of the pass in one product, written
+	 * straight in ST's layout (list-major): the centroids are packed once
+	 * per query, not once per block of rows, and nothing is transposed.
+	 */
+	MvivfScoreCentroidsTransposed(q, MV_ROW(query, first), st->nq, ST, nqPad);
+	if (!st->amx)
+	{
+		for (l = 0; l < q->nlists; l++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			for (i = 0; i < st->nq; i++)
+				STFixed[(Size) l * nqFix + i] = ToFixed(ST[(Size) l * nqPad + i]);
+		}
+	}
 	for (i = 0; i < st->nq; i++)
 	{
 		const float *x = MV_ROW(query, first + i);
@@ -77,18 +91,6 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 		int			k;
 
 		CHECK_FOR_INTERRUPTS();
-		/* the centroid scores of a block of rows at a time (less memory) */
-		if (i % MVIVF_ROW_BLOCK == 0)
-			MvivfScoreCentroids(q, MV_ROW(query, first + i),
-								Min(MVIVF_ROW_BLOCK, st->nq - i), S);
-		for (l = 0; l < q->nlists; l++)
-		{
-			float		v = S[(Size) (i % MVIVF_ROW_BLOCK) * q->nlists + l];
-
-			ST[(Size) l * nqPad + i] = v;
-			if (!st->amx)
-				STFixed[(Size) l * nqFix + i] = ToFixed(v);
-		}
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
 		for (k = 0; k < nnib && !st->amx; k++)
 		{
@@ -110,7 +112,6 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 			}
 		}
 	}
-	pfree(S);
 	if (!st->amx && st->byteTables)
 	{
 		/*
