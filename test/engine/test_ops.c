@@ -428,6 +428,35 @@ test_vecmath_forms(void)
 				cp_softmax_avx2(b, n);
 			snprintf(name, sizeof(name), "softmax %s n=%d", fname, n);
 			compare(name, b, a, n, 1e-6);
+			if (form == 0)
+			{
+				/*
+				 * the scaled softmax of the bf16 attention (the scaling
+				 * and the normalisation folded into the passes around it):
+				 * bitwise the row scaled, then cp_softmax_avx512
+				 */
+				const float f = 0.0883883f;		/* 1 / sqrt(128) */
+				float		inv;
+				int			j,
+							diff = 0;
+
+				fill(a, n, 400.0f);
+				memcpy(b, a, sizeof(float) * n);
+				for (j = 0; j < n; j++)
+					a[j] *= f;
+				cp_softmax_avx512(a, n);
+				inv = cp_softmax_scaled_avx512(b, n, f);
+				for (j = 0; j < n; j++)
+					diff += (a[j] != b[j] * inv);
+				if (diff != 0)
+				{
+					printf("FAIL scaled softmax avx512f n=%d: %d of %d values differ from scale + softmax\n",
+						   n, diff, n);
+					failures++;
+				}
+				else
+					printf("ok   scaled softmax avx512f n=%d        bitwise scale + softmax\n", n);
+			}
 			/* the norms' row reductions (sums in another order) */
 			a[0] = cp_sum_scalar(g, n);
 			b[0] = form == 0 ? cp_sum_avx512(g, n) : cp_sum_avx2(g, n);
@@ -795,6 +824,9 @@ test_all_ops(void)
 	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
 	/* >= 2048 columns: blocks of 256 columns handed out to free threads */
 	test_matmul(70, 2100, 64, CP_DTYPE_BF16, true, true, true);
+	/* the last row block with 16 rows (its second tile skipped) and 17 */
+	test_matmul(80, 68, 1040, CP_DTYPE_BF16, true, true, false);
+	test_matmul(81, 68, 1040, CP_DTYPE_BF16, true, false, true);
 
 	test_attention(1, 1, 1, 1, 8, false, false);
 	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
@@ -886,6 +918,9 @@ main(void)
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
 		test_matmul_bf16(70, 2100, 96, CP_DTYPE_BF16, true, true);	/* dynamic column groups */
+		/* last row block: 16 rows (second tile skipped), 17 rows */
+		test_matmul_bf16(1040, 64, 288, CP_DTYPE_BF16, false, true);
+		test_matmul_bf16(1041, 64, 288, CP_DTYPE_BF16, true, false);
 		/* a query on packed weights over 2 MB (huge pages, prefetched stream) */
 		test_matmul_bf16(20, 2100, 1040, CP_DTYPE_BF16, false, true);
 
