@@ -244,6 +244,21 @@ test_misc(void)
 		 rope(ref, cp_view(yr, 0), 2, 6, 3, 20, 10000.0f, 1), n, 1e-6);
 	RUN2("rope (hd 256, 1030 positions)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 10000.0f, 991),
 		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 10000.0f, 991), n, 1e-6);
+	/*
+	 * the backend keeps its last table: calls that differ from the one
+	 * before in one parameter each (theta, the first position, the head
+	 * size at the same table size, the positions) must not reuse it
+	 */
+	RUN2("rope (table kept: same call again)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 10000.0f, 991),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 10000.0f, 991), n, 1e-6);
+	RUN2("rope (other theta)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 500.0f, 991),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 500.0f, 991), n, 1e-6);
+	RUN2("rope (other first position)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 500.0f, 3), n, 1e-6);
+	RUN2("rope (other head size, same table size)", rope(fast, cp_view(yf, 0), 1, 80, 1, 128, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 80, 1, 128, 500.0f, 3), n, 1e-6);
+	RUN2("rope (fewer positions)", rope(fast, cp_view(yf, 0), 1, 20, 2, 128, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 20, 2, 128, 500.0f, 3), n, 1e-6);
 	/* im2col: B=2, C=3, 28x28, P=7 = 4704 floats <= n */
 	RUN2("im2col", im2col(fast, cp_view(yf, 0), cp_view(x, 0), 2, 3, 28, 28, 7),
 		 im2col(ref, cp_view(yr, 0), cp_view(x, 0), 2, 3, 28, 28, 7), n, 0);
