@@ -506,35 +506,6 @@ kc_steps(int terms, int steps)
 }
 
 /*
- * prefetch_next_x
- *		While column block `part` of `parts` of a group runs on one row block
- *		of x, prefetch that share of the next row block's k-block into L2:
- *		lines part, part + parts, ... of each of its two row tiles (at next
- *		and next + rowtile elements, slice elements each).  Over the group's
- *		column blocks the whole slice arrives before it is multiplied.  A
- *		page's x is read again for every column group; for Gemma's down
- *		product (K 16,384) it is 34 MB, read from memory each time, and
- *		without the prefetch each row block's first tile loads waited for it
- *		(one thread, this VM: 1.08x on that shape, the others unchanged).
- */
-static inline __attribute__((always_inline)) void
-prefetch_next_x(const uint16_t *next, size_t rowtile, size_t slice, int part,
-				int parts, bool exists)
-{
-	const char *n0 = (const char *) next,
-			   *n1 = (const char *) (next + rowtile);
-	size_t		o;
-
-	if (!exists)
-		return;
-	for (o = (size_t) part * 64; o < slice * sizeof(uint16_t); o += (size_t) parts * 64)
-	{
-		_mm_prefetch(n0 + o, _MM_HINT_T1);
-		_mm_prefetch(n1 + o, _MM_HINT_T1);
-	}
-}
-
-/*
  * amx_gemm
  *		cp_gemm_amx_split's body, inlined for each number of terms.
  *		Tiles: 0-3 accumulate y (rows 0-15 / 16-31 by columns 0-15 /
@@ -617,13 +588,7 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				else if (stream)
 					block_32x32(x0, x1, wp, ks, terms, true, true);
 				else
-				{
-					prefetch_next_x(x0 + 2 * rowtile, rowtile,
-									(size_t) ks * terms * CP_AMX_TILE_ELEMS,
-									(nbi - g0) / CP_AMX_BLOCK, nblk,
-									mbi + CP_AMX_BLOCK < mp);
 					block_32x32(x0, x1, wp, ks, terms, false, true);
-				}
 				if (last && inside)
 				{
 					_tile_stored(0, yb, ystride);
