@@ -421,22 +421,15 @@ block_32x32(const uint16_t *a0, const uint16_t *a1, const uint32_t *b, int steps
 	if (!two)
 	{
 		/*
-		 * rows 0-15 only: the last block of a 1,030-row page (6 rows), a
-		 * query of up to 16 rows
+		 * rows 0-15 only: the last block of a 1,030-row page (6 rows); a
+		 * query (stream) keeps the whole block, its time is the weights'
+		 * stream
 		 */
 		for (s = 0; s < steps; s++)
 		{
 			const uint32_t *bk = b + (size_t) s * CP_AMX_TILE_ELEMS;
 			const uint16_t *x0 = a0 + (size_t) s * terms * CP_AMX_TILE_ELEMS;
 
-			if (stream)
-			{
-				const char *pf = (const char *) bk + STREAM_PREFETCH_BYTES;
-				int			l;
-
-				for (l = 0; l < CP_AMX_TILE_ELEMS * 4; l += 64)
-					_mm_prefetch(pf + l, _MM_HINT_T0);
-			}
 			_tile_loadd(6, bk, 64);
 			_tile_loadd(7, bk + 256, 64);
 			for (t = 0; t < terms; t++)
@@ -583,8 +576,8 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 					acc_tiles_start(yb, ystride, 16 * (size_t) ldy);
 				else
 					acc_tiles_start(first && !add ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
-				if (mbi + 16 >= M)
-					block_32x32(x0, x1, wp, ks, terms, stream, false);
+				if (mbi + 16 >= M && !stream)
+					block_32x32(x0, x1, wp, ks, terms, false, false);
 				else if (stream)
 					block_32x32(x0, x1, wp, ks, terms, true, true);
 				else
@@ -745,8 +738,8 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 						(size_t) mbi * CP_AMX_BLOCK;
 
 					acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
-					if (mbi + 16 >= M)
-						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, stream, false);
+					if (mbi + 16 >= M && !stream)
+						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false, false);
 					else if (stream)
 						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, true, true);
 					else
