@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include "backend_cpu.h"
-#include "vecmath.h"
 
 #define IMPL(be) ((CpCpuImpl *) (be)->impl)
 
@@ -103,39 +102,6 @@ pack_values(const float *v, size_t ld, int L, int hd, int hdc, int Lc, int n0,
 			_mm512_store_si512((__m512i *) (dst + cp_amx_b_index(c, p, Lc)),
 							   _mm512_permutexvar_epi16(inter, (__m512i) _mm512_cvtne2ps_pbh(b, a)));
 		}
-}
-
-/*
- * pack_probs_row
- *		Row r of the probabilities in the A layout of a [*, Lc] matrix:
- *		ex[j] * inv rounded to bf16 for j < len, zero from len to Lc (the
- *		causal mask's columns and the padding).  ex and inv are what
- *		cp_softmax_scaled_avx512 leaves and returns: the values are those
- *		of the softmax followed by cp_amx_pack_row.
- */
-__attribute__((target("avx512f,avx512bf16")))
-static void
-pack_probs_row(const float *ex, int len, float inv, int Lc, int r, uint16_t *dst)
-{
-	int			steps = Lc / CP_AMX_K_STEP;
-	uint16_t   *d = dst + (size_t) (r / 16) * steps * CP_AMX_TILE_ELEMS +
-		(size_t) (r % 16) * CP_AMX_K_STEP;
-	__m512		vi = _mm512_set1_ps(inv);
-	int			s;
-
-	for (s = 0; s < steps; s++)
-	{
-		int			k = s * CP_AMX_K_STEP,
-					na = len - k,
-					nb = len - k - 16;
-		__mmask16	ma = na >= 16 ? 0xFFFF : na <= 0 ? 0 : (__mmask16) ((1u << na) - 1);
-		__mmask16	mb = nb >= 16 ? 0xFFFF : nb <= 0 ? 0 : (__mmask16) ((1u << nb) - 1);
-		__m512		lo = _mm512_maskz_mul_ps(ma, _mm512_maskz_loadu_ps(ma, ex + k), vi),
-					hi = _mm512_maskz_mul_ps(mb, _mm512_maskz_loadu_ps(mb, ex + k + 16), vi);
-
-		_mm512_store_si512((__m512i *) (d + (size_t) s * CP_AMX_TILE_ELEMS),
-						   (__m512i) _mm512_cvtne2ps_pbh(hi, lo));
-	}
 }
 
 /* s[0..n) *= f */
@@ -266,23 +232,12 @@ cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 			}
 			/*
 			 * row by row while the row is in L1: scale, softmax, and the
-			 * probabilities rounded to bf16 for O = P V (fp32 sums); with
-			 * AVX-512 in two passes over the row and the rounding (the
-			 * same values)
+			 * probabilities rounded to bf16 for O = P V (fp32 sums)
 			 */
 			for (r = 0; r < rp; r++)
 			{
 				float	   *sr = s + (size_t) r * Lc;
 
-				if (r < rn && impl->avx512)
-				{
-					int			t = (r0 + r) / (mqa ? nh : 1),
-								len = causal && t + 1 < L ? t + 1 : L;
-
-					pack_probs_row(sr, len, cp_softmax_scaled_avx512(sr, len, scale),
-								   Lc, r, pa);
-					continue;
-				}
 				if (r < rn)
 				{
 					scale_row(sr, L, scale);

@@ -246,55 +246,6 @@ cp_softmax_avx512(float *s, int n)
 							  _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, s + j), inv));
 }
 
-/*
- * A product rounded to fp32 on its own: never fused with the subtraction
- * that follows into one FMA (GCC contracts plain vector products), as the
- * scaling of the row before the softmax stored it.
- */
-#define MUL_ROUNDED(a, b) _mm512_mul_round_ps((a), (b), _MM_FROUND_CUR_DIRECTION)
-
-/*
- * cp_softmax_scaled_avx512
- *		See vecmath.h: the row's scaling and cp_softmax_avx512 with one
- *		pass less, the same operations in the same order, so that s[j] *
- *		the result is bitwise what they leave in s[j].
- */
-__attribute__((target("avx512f")))
-float
-cp_softmax_scaled_avx512(float *s, int n, float f)
-{
-	__m512		vf = _mm512_set1_ps(f),
-				vmax = _mm512_set1_ps(-INFINITY),
-				vsum = _mm512_setzero_ps(),
-				vmx;
-	__mmask16	tail = (__mmask16) ((1u << (n % 16)) - 1);
-	int			j,
-				full = n - n % 16;
-
-	for (j = 0; j < full; j += 16)
-		vmax = _mm512_max_ps(vmax, MUL_ROUNDED(_mm512_loadu_ps(s + j), vf));
-	if (tail)
-		vmax = _mm512_mask_max_ps(vmax, tail, vmax,
-								  MUL_ROUNDED(_mm512_maskz_loadu_ps(tail, s + j), vf));
-	vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-	for (j = 0; j < full; j += 16)
-	{
-		__m512		ex = exp_avx512(_mm512_sub_ps(MUL_ROUNDED(_mm512_loadu_ps(s + j), vf), vmx));
-
-		_mm512_storeu_ps(s + j, ex);
-		vsum = _mm512_add_ps(vsum, ex);
-	}
-	if (tail)
-	{
-		__m512		ex = exp_avx512(_mm512_sub_ps(MUL_ROUNDED(_mm512_maskz_loadu_ps(tail, s + j), vf),
-												  vmx));
-
-		_mm512_mask_storeu_ps(s + j, tail, ex);
-		vsum = _mm512_mask_add_ps(vsum, tail, vsum, ex);
-	}
-	return 1.0f / _mm512_reduce_add_ps(vsum);
-}
-
 /* ---------------------------------------------------------------------
  * AVX2 + FMA forms (the same formulas 8 lanes wide)
  * --------------------------------------------------------------------- */

@@ -42,17 +42,6 @@ extern void cp_softmax_scalar(float *s, int n);
 extern void cp_softmax_avx512(float *s, int n);
 extern void cp_softmax_avx2(float *s, int n);
 
-/*
- * cp_softmax_scaled_avx512
- *		The softmax of f * s[0..n), but for its last multiplication:
- *		s[j] becomes exp(f s[j] - max f s), and the result is 1 / their
- *		sum, so the softmax is s[j] * result; the caller folds that product
- *		into its next pass (the attention's rounding of the probabilities
- *		to bf16).  Bitwise the same as multiplying s by f, then
- *		cp_softmax_avx512.
- */
-extern float cp_softmax_scaled_avx512(float *s, int n, float f);
-
 /* Row reductions of the norms: sum x[i], and sum (x[i] - c)^2. */
 extern float cp_sum_scalar(const float *x, int n);
 extern float cp_sum_avx512(const float *x, int n);

@@ -443,35 +443,6 @@ test_vecmath_forms(void)
 				cp_softmax_avx2(b, n);
 			snprintf(name, sizeof(name), "softmax %s n=%d", fname, n);
 			compare(name, b, a, n, 1e-6);
-			if (form == 0)
-			{
-				/*
-				 * the scaled softmax of the bf16 attention (the scaling
-				 * and the normalisation folded into the passes around it):
-				 * bitwise the row scaled, then cp_softmax_avx512
-				 */
-				const float f = 0.0883883f;		/* 1 / sqrt(128) */
-				float		inv;
-				int			j,
-							diff = 0;
-
-				fill(a, n, 400.0f);
-				memcpy(b, a, sizeof(float) * n);
-				for (j = 0; j < n; j++)
-					a[j] *= f;
-				cp_softmax_avx512(a, n);
-				inv = cp_softmax_scaled_avx512(b, n, f);
-				for (j = 0; j < n; j++)
-					diff += (a[j] != b[j] * inv);
-				if (diff != 0)
-				{
-					printf("FAIL scaled softmax avx512f n=%d: %d of %d values differ from scale + softmax\n",
-						   n, diff, n);
-					failures++;
-				}
-				else
-					printf("ok   scaled softmax avx512f n=%d        bitwise scale + softmax\n", n);
-			}
 			/* the norms' row reductions (sums in another order) */
 			a[0] = cp_sum_scalar(g, n);
 			b[0] = form == 0 ? cp_sum_avx512(g, n) : cp_sum_avx2(g, n);
