@@ -739,42 +739,42 @@ amx_geglu(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *gate,
 					i;
 
 		for (p0 = 0; p0 < mblk; p0 += prb)
-		for (kb = 0; kb < steps; kb += kcs)
-		{
-			int			ks = (steps - kb < kcs) ? steps - kb : kcs;
-			int			pblk = (mblk - p0 < prb) ? mblk - p0 : prb;
-
-			for (i = 0; i < nblk * pblk; i++)
+			for (kb = 0; kb < steps; kb += kcs)
 			{
-				int			mbi = CP_AMX_BLOCK * (p0 + i / nblk),
-							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
-				const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
-					(size_t) kb * terms * CP_AMX_TILE_ELEMS;
-				const uint16_t *x1 = x0 + rowtile;
-				size_t		woff = (size_t) (nbi / CP_AMX_BLOCK) * colblock +
-					(size_t) kb * CP_AMX_TILE_ELEMS;
-				int			which;
+				int			ks = (steps - kb < kcs) ? steps - kb : kcs;
+				int			pblk = (mblk - p0 < prb) ? mblk - p0 : prb;
 
-				for (which = 0; which < 2; which++)
+				for (i = 0; i < nblk * pblk; i++)
 				{
-					float	   *cb = cbuf + which * half +
-						(size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
-						(size_t) mbi * CP_AMX_BLOCK;
+					int			mbi = CP_AMX_BLOCK * (p0 + i / nblk),
+								nbi = g0 + CP_AMX_BLOCK * (i % nblk);
+					const uint16_t *x0 = xa + (size_t) (mbi / 16) * rowtile +
+						(size_t) kb * terms * CP_AMX_TILE_ELEMS;
+					const uint16_t *x1 = x0 + rowtile;
+					size_t		woff = (size_t) (nbi / CP_AMX_BLOCK) * colblock +
+						(size_t) kb * CP_AMX_TILE_ELEMS;
+					int			which;
 
-					acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
-					if (mbi + 16 >= M && !stream)
-						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false, false);
-					else if (stream)
-						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, true, true);
-					else
-						block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false, true);
-					_tile_stored(0, cb, cstride);
-					_tile_stored(1, cb + 16, cstride);
-					_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
-					_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+					for (which = 0; which < 2; which++)
+					{
+						float	   *cb = cbuf + which * half +
+							(size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
+							(size_t) mbi * CP_AMX_BLOCK;
+
+						acc_tiles_start(kb == 0 ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
+						if (mbi + 16 >= M && !stream)
+							block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false, false);
+						else if (stream)
+							block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, true, true);
+						else
+							block_32x32(x0, x1, (which == 0 ? gate : up) + woff, ks, terms, false, true);
+						_tile_stored(0, cb, cstride);
+						_tile_stored(1, cb + 16, cstride);
+						_tile_stored(2, cb + 16 * CP_AMX_BLOCK, cstride);
+						_tile_stored(3, cb + 16 * CP_AMX_BLOCK + 16, cstride);
+					}
 				}
 			}
-		}
 		/* gelu_tanh(gate) * up of each row of each block, into out */
 		for (i = 0; i < nblk * mblk; i++)
 		{
