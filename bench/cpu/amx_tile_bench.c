@@ -10,7 +10,13 @@
  *		W (the kernel's k-block of 8 k-steps), no accumulator traffic;
  *	  - "+ accumulators": the same with the accumulators loaded and stored
  *		every 8 k-steps from a 1 MB buffer (the kernel's cbuf);
- *	  - "x and W in L2": tiles of both operands from 1 MB buffers.
+ *	  - "x and W in L2": tiles of both operands from 1 MB buffers;
+ *	  - "accumulators in L1": loaded and stored every 8 k-steps from two
+ *		4 KB buffers (what the round trips cost without the L2 traffic);
+ *	  - "accumulators interleaved": as "+ accumulators", but each tile's
+ *		store is followed by the next block's load of the same tile;
+ *	  - "accumulators zeroed + stored": no loads, the stores only;
+ *	  - "accumulators in L1, loaded only": the loads only.
  *
  *	  Prints GFLOP/s per CPU-second of the calling thread (best of 10).
  *	  Needs a CPU with AMX-BF16 and a kernel that grants the tile state.
@@ -62,7 +68,8 @@ ksteps(const uint16_t *a0, const uint16_t *a1, const uint16_t *b, int steps)
  * run
  *		mode 0: registers only; 1: x block in L1, W (8 column blocks x 8
  *		k-steps) in L2; 2: same plus accumulators every 8 k-steps; 3: x and
- *		W tiles from 1 MB buffers.  Returns GFLOP/s per CPU-second.
+ *		W tiles from 1 MB buffers; 4-7: the accumulator variants of the
+ *		file header.  Returns GFLOP/s per CPU-second.
  */
 __attribute__((target("amx-tile,amx-bf16")))
 static double
@@ -96,6 +103,30 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 				}
 				continue;
 			}
+			if (mode == 4 || mode == 7)
+			{
+				float	   *c = acc + (size_t) (i % 2) * 1024;
+
+				_tile_loadd(0, c, 128);
+				_tile_loadd(1, c + 16, 128);
+				_tile_loadd(2, c + 512, 128);
+				_tile_loadd(3, c + 528, 128);
+			}
+			if (mode == 6)
+			{
+				_tile_zero(0);
+				_tile_zero(1);
+				_tile_zero(2);
+				_tile_zero(3);
+			}
+			if (mode == 5 && i == 0)
+			{
+				/* later blocks are loaded by the previous one's hand-off */
+				_tile_loadd(0, acc, 128);
+				_tile_loadd(1, acc + 16, 128);
+				_tile_loadd(2, acc + 512, 128);
+				_tile_loadd(3, acc + 528, 128);
+			}
 			if (mode == 2)
 			{
 				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
@@ -110,6 +141,38 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 					   w + (size_t) (i % 64) * 16 * TILE, 8);
 			else
 				ksteps(x, x + 8 * TILE, w + (size_t) nb * 16 * TILE, 8);
+			if (mode == 4)
+			{
+				float	   *c = acc + (size_t) (i % 2) * 1024;
+
+				_tile_stored(0, c, 128);
+				_tile_stored(1, c + 16, 128);
+				_tile_stored(2, c + 512, 128);
+				_tile_stored(3, c + 528, 128);
+			}
+			if (mode == 6)
+			{
+				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
+
+				_tile_stored(0, c, 128);
+				_tile_stored(1, c + 16, 128);
+				_tile_stored(2, c + 512, 128);
+				_tile_stored(3, c + 528, 128);
+			}
+			if (mode == 5)
+			{
+				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
+				float	   *n = acc + ((size_t) (((i + 1) / 8) % 32) * 8 + (i + 1) % 8) * 1024;
+
+				_tile_stored(0, c, 128);
+				_tile_loadd(0, n, 128);
+				_tile_stored(1, c + 16, 128);
+				_tile_loadd(1, n + 16, 128);
+				_tile_stored(2, c + 512, 128);
+				_tile_loadd(2, n + 512, 128);
+				_tile_stored(3, c + 528, 128);
+				_tile_loadd(3, n + 528, 128);
+			}
 			if (mode == 2)
 			{
 				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
@@ -132,7 +195,9 @@ int
 main(void)
 {
 	static const char *names[] = {"registers", "x in L1, W in L2",
-	"x in L1, W in L2, + accumulators", "x and W in L2"};
+	"x in L1, W in L2, + accumulators", "x and W in L2",
+	"accumulators in L1", "accumulators interleaved", "accumulators zeroed + stored",
+	"accumulators in L1, loaded only"};
 	size_t		mb = (size_t) 1 << 20;
 	uint16_t   *x = aligned_alloc(4096, mb),
 			   *w = aligned_alloc(4096, mb);
@@ -151,7 +216,7 @@ main(void)
 	memset(w, 1, mb);
 	memset(acc, 0, mb);
 	amx_bench_load_config();
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 8; i++)
 	{
 		_tile_zero(0);
 		_tile_zero(1);

@@ -575,13 +575,17 @@ cpu_l2norm(CpBackend *be, CpView x, int rows, int dim)
 
 /*
  * cpu_rope
- *		Rotary embedding: cos/sin tables per position computed once per
- *		call, then applied to every head.
+ *		Rotary embedding: cos/sin tables per position, then applied to
+ *		every head.  The table is kept for the next call with the same
+ *		positions and frequencies (a layer's keys after its queries, the
+ *		next layer): on a page it was computed four times, 0.3 % of the
+ *		time.
  */
 static CpStatus
 cpu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta,
 		 int pos0)
 {
+	CpCpuImpl  *impl = IMPL(be);
 	int			half = hd / 2;
 	float	   *tab;
 	int			t,
@@ -591,19 +595,29 @@ cpu_rope(CpBackend *be, CpView x, int B, int T, int nh, int hd, float theta,
 	st = cpu_scratch(be, (size_t) T * hd, &tab);
 	if (st != CP_OK)
 		return st;
-#pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) B * T * nh * hd)) schedule(static)
-	for (t = 0; t < T; t++)
+	if (impl->rope_tab != tab || impl->rope_T != T || impl->rope_hd != hd ||
+		impl->rope_pos0 != pos0 || impl->rope_theta != theta)
 	{
-		int			i;
-
-		for (i = 0; i < half; i++)
+		impl->rope_tab = NULL;
+#pragma omp parallel for num_threads(cpu_threads_for(impl, (size_t) B * T * nh * hd)) schedule(static)
+		for (t = 0; t < T; t++)
 		{
-			float		inv_freq = 1.0f / powf(theta, (float) (2 * i) / (float) hd);
-			float		ang = (float) (t + pos0) * inv_freq;
+			int			i;
 
-			tab[(size_t) t * hd + i] = cosf(ang);
-			tab[(size_t) t * hd + half + i] = sinf(ang);
+			for (i = 0; i < half; i++)
+			{
+				float		inv_freq = 1.0f / powf(theta, (float) (2 * i) / (float) hd);
+				float		ang = (float) (t + pos0) * inv_freq;
+
+				tab[(size_t) t * hd + i] = cosf(ang);
+				tab[(size_t) t * hd + half + i] = sinf(ang);
+			}
 		}
+		impl->rope_tab = tab;
+		impl->rope_T = T;
+		impl->rope_hd = hd;
+		impl->rope_pos0 = pos0;
+		impl->rope_theta = theta;
 	}
 #pragma omp parallel for num_threads(cpu_threads_for(IMPL(be), (size_t) B * T * nh * hd)) schedule(static)
 	for (bt = 0; bt < B * T; bt++)

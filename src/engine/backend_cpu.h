@@ -62,6 +62,12 @@ typedef struct CpCpuImpl
 	uint32_t  **bf16_pack;		/* per-thread packed weight panel */
 	float	   *scratch;		/* shared scratch (rope tables) */
 	size_t		scratch_n;
+	/* the rope table in scratch is for these (cpu_rope; tab NULL: none) */
+	const float *rope_tab;
+	int			rope_T,
+				rope_hd,
+				rope_pos0;
+	float		rope_theta;
 	float	  **tscratch;		/* per-thread scratch: weight tiles, scores */
 	size_t	   *tscratch_n;
 } CpCpuImpl;

@@ -250,6 +250,13 @@ cpu_attention_amx(CpBackend *be, CpView out, CpView q, CpView k, CpView v,
 				const uint16_t *a0 = pa + (size_t) (mb / 16) * Lc * 16;
 				int			m;
 
+				/* a whole block of rows as wide as the output: in place */
+				if (hdc == hd && mb + CP_AMX_BLOCK <= rn)
+				{
+					cp_amx_tile_product(a0, a0 + (size_t) Lc * 16, vp, Lc / CP_AMX_K_STEP,
+										0, hdc / CP_AMX_BLOCK, obase + (size_t) mb * ldq, ldq);
+					continue;
+				}
 				cp_amx_tile_product(a0, a0 + (size_t) Lc * 16, vp, Lc / CP_AMX_K_STEP,
 									0, hdc / CP_AMX_BLOCK, ob, hdc);
 				for (m = mb; m < mb + CP_AMX_BLOCK && m < rn; m++)

@@ -244,6 +244,21 @@ test_misc(void)
 		 rope(ref, cp_view(yr, 0), 2, 6, 3, 20, 10000.0f, 1), n, 1e-6);
 	RUN2("rope (hd 256, 1030 positions)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 10000.0f, 991),
 		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 10000.0f, 991), n, 1e-6);
+	/*
+	 * the backend keeps its last table: calls that differ from the one
+	 * before in one parameter each (theta, the first position, the head
+	 * size at the same table size, the positions) must not reuse it
+	 */
+	RUN2("rope (table kept: same call again)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 10000.0f, 991),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 10000.0f, 991), n, 1e-6);
+	RUN2("rope (other theta)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 500.0f, 991),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 500.0f, 991), n, 1e-6);
+	RUN2("rope (other first position)", rope(fast, cp_view(yf, 0), 1, 40, 1, 256, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 40, 1, 256, 500.0f, 3), n, 1e-6);
+	RUN2("rope (other head size, same table size)", rope(fast, cp_view(yf, 0), 1, 80, 1, 128, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 80, 1, 128, 500.0f, 3), n, 1e-6);
+	RUN2("rope (fewer positions)", rope(fast, cp_view(yf, 0), 1, 20, 2, 128, 500.0f, 3),
+		 rope(ref, cp_view(yr, 0), 1, 20, 2, 128, 500.0f, 3), n, 1e-6);
 	/* im2col: B=2, C=3, 28x28, P=7 = 4704 floats <= n */
 	RUN2("im2col", im2col(fast, cp_view(yf, 0), cp_view(x, 0), 2, 3, 28, 28, 7),
 		 im2col(ref, cp_view(yr, 0), cp_view(x, 0), 2, 3, 28, 28, 7), n, 0);
@@ -795,6 +810,9 @@ test_all_ops(void)
 	test_matmul(70, 33, 65, CP_DTYPE_BF16, true, false, true);	/* odd K: OpenBLAS */
 	/* >= 2048 columns: blocks of 256 columns handed out to free threads */
 	test_matmul(70, 2100, 64, CP_DTYPE_BF16, true, true, true);
+	/* the last row block with 16 rows (its second tile skipped) and 17 */
+	test_matmul(80, 68, 1040, CP_DTYPE_BF16, true, true, false);
+	test_matmul(81, 68, 1040, CP_DTYPE_BF16, true, false, true);
 
 	test_attention(1, 1, 1, 1, 8, false, false);
 	test_attention(2, 17, 4, 4, 12, false, false);	/* SigLIP-like MHA */
@@ -886,6 +904,9 @@ main(void)
 		test_matmul_bf16(40, 600, 2080, CP_DTYPE_BF16, true, true);	/* column groups */
 		test_matmul_bf16(1030, 600, 300, CP_DTYPE_BF16, false, true);	/* edge blocks, acc */
 		test_matmul_bf16(70, 2100, 96, CP_DTYPE_BF16, true, true);	/* dynamic column groups */
+		/* last row block: 16 rows (second tile skipped), 17 rows */
+		test_matmul_bf16(1040, 64, 288, CP_DTYPE_BF16, false, true);
+		test_matmul_bf16(1041, 64, 288, CP_DTYPE_BF16, true, false);
 		/* a query on packed weights over 2 MB (huge pages, prefetched stream) */
 		test_matmul_bf16(20, 2100, 1040, CP_DTYPE_BF16, false, true);
 

@@ -290,6 +290,8 @@ main(void)
 		test_fused_on(bf16, "bf16", 4e-3, 33, 96, 300, CP_DTYPE_BF16);
 		test_fused_on(bf16, "bf16", 4e-3, 5, 32, 64, CP_DTYPE_BF16);
 		test_fused_on(bf16, "bf16", 4e-3, 40, 300, 64, CP_DTYPE_BF16);	/* 2 groups, a partial block */
+		/* row panels of the fused MLP: 5 row blocks (4 + 1), 3 column groups */
+		test_fused_on(bf16, "bf16", 4e-3, 150, 300, 96, CP_DTYPE_BF16);
 		bf16->destroy(bf16);
 	}
 
