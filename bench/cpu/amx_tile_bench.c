@@ -65,6 +65,31 @@ ksteps(const uint16_t *a0, const uint16_t *a1, const uint16_t *b, int steps)
 }
 
 /*
+ * acc_load / acc_store
+ *		The four accumulator tiles (a 32 x 32 fp32 block, rows 128 bytes
+ *		apart) from / to c.
+ */
+__attribute__((target("amx-tile"), always_inline))
+static inline void
+acc_load(const float *c)
+{
+	_tile_loadd(0, c, 128);
+	_tile_loadd(1, c + 16, 128);
+	_tile_loadd(2, c + 512, 128);
+	_tile_loadd(3, c + 528, 128);
+}
+
+__attribute__((target("amx-tile"), always_inline))
+static inline void
+acc_store(float *c)
+{
+	_tile_stored(0, c, 128);
+	_tile_stored(1, c + 16, 128);
+	_tile_stored(2, c + 512, 128);
+	_tile_stored(3, c + 528, 128);
+}
+
+/*
  * run
  *		mode 0: registers only; 1: x block in L1, W (8 column blocks x 8
  *		k-steps) in L2; 2: same plus accumulators every 8 k-steps; 3: x and
@@ -104,14 +129,7 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 				continue;
 			}
 			if (mode == 4 || mode == 7)
-			{
-				float	   *c = acc + (size_t) (i % 2) * 1024;
-
-				_tile_loadd(0, c, 128);
-				_tile_loadd(1, c + 16, 128);
-				_tile_loadd(2, c + 512, 128);
-				_tile_loadd(3, c + 528, 128);
-			}
+				acc_load(acc + (size_t) (i % 2) * 1024);
 			if (mode == 6)
 			{
 				_tile_zero(0);
@@ -122,43 +140,19 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 			if (mode == 5 && i == 0)
 			{
 				/* later blocks are loaded by the previous one's hand-off */
-				_tile_loadd(0, acc, 128);
-				_tile_loadd(1, acc + 16, 128);
-				_tile_loadd(2, acc + 512, 128);
-				_tile_loadd(3, acc + 528, 128);
+				acc_load(acc);
 			}
 			if (mode == 2)
-			{
-				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
-
-				_tile_loadd(0, c, 128);
-				_tile_loadd(1, c + 16, 128);
-				_tile_loadd(2, c + 512, 128);
-				_tile_loadd(3, c + 528, 128);
-			}
+				acc_load(acc + ((size_t) mb * 8 + nb) * 1024);
 			if (mode == 3)
 				ksteps(x + (size_t) (i % 64) * 16 * TILE, x + (size_t) (i % 64) * 16 * TILE + 8 * TILE,
 					   w + (size_t) (i % 64) * 16 * TILE, 8);
 			else
 				ksteps(x, x + 8 * TILE, w + (size_t) nb * 16 * TILE, 8);
 			if (mode == 4)
-			{
-				float	   *c = acc + (size_t) (i % 2) * 1024;
-
-				_tile_stored(0, c, 128);
-				_tile_stored(1, c + 16, 128);
-				_tile_stored(2, c + 512, 128);
-				_tile_stored(3, c + 528, 128);
-			}
+				acc_store(acc + (size_t) (i % 2) * 1024);
 			if (mode == 6)
-			{
-				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
-
-				_tile_stored(0, c, 128);
-				_tile_stored(1, c + 16, 128);
-				_tile_stored(2, c + 512, 128);
-				_tile_stored(3, c + 528, 128);
-			}
+				acc_store(acc + ((size_t) mb * 8 + nb) * 1024);
 			if (mode == 5)
 			{
 				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
@@ -174,14 +168,7 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 				_tile_loadd(3, n + 528, 128);
 			}
 			if (mode == 2)
-			{
-				float	   *c = acc + ((size_t) mb * 8 + nb) * 1024;
-
-				_tile_stored(0, c, 128);
-				_tile_stored(1, c + 16, 128);
-				_tile_stored(2, c + 512, 128);
-				_tile_stored(3, c + 528, 128);
-			}
+				acc_store(acc + ((size_t) mb * 8 + nb) * 1024);
 		}
 		dt = cpu_now() - t0;
 		if (blocks * 8 * 4 * 16384.0 / dt * 1e-9 > best)
