@@ -88,6 +88,30 @@ ChunkExpectedSize(const ToastRead *tr, int32 seq)
 }
 
 /*
+ * ChunkBytes
+ *		The data and length of a stored chunk (plain or short varlena);
+ *		false for a chunk that is itself toasted, which a TOAST table never
+ *		holds.
+ */
+static inline bool
+ChunkBytes(Pointer chunk, const char **data, int32 *len)
+{
+	if (!VARATT_IS_EXTENDED(chunk))
+	{
+		*len = VARSIZE(chunk) - VARHDRSZ;
+		*data = VARDATA(chunk);
+		return true;
+	}
+	if (VARATT_IS_SHORT(chunk))
+	{
+		*len = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
+		*data = VARDATA_SHORT(chunk);
+		return true;
+	}
+	return false;
+}
+
+/*
  * BeginChunkScan
  *		An ordered scan of the TOAST index over the value's chunks from chunk
  *		`first` on (the index is on (chunk_id, chunk_seq): chunks come in
@@ -121,7 +145,7 @@ FeedIndexedChunk(ToastRead *tr, SysScanDesc scan, HeapTuple ttup,
 	bool		isnull;
 	int32		curchunk;
 	Pointer		chunk;
-	char	   *chunkdata;
+	const char *chunkdata;
 	int32		chunksize;
 	int32		expected_size;
 	Buffer		buf;
@@ -136,17 +160,7 @@ FeedIndexedChunk(ToastRead *tr, SysScanDesc scan, HeapTuple ttup,
 				 errmsg_internal("null chunk %d for toast value %u in %s",
 								 curchunk, tr->valueid,
 								 RelationGetRelationName(tr->rel))));
-	if (!VARATT_IS_EXTENDED(chunk))
-	{
-		chunksize = VARSIZE(chunk) - VARHDRSZ;
-		chunkdata = VARDATA(chunk);
-	}
-	else if (VARATT_IS_SHORT(chunk))
-	{
-		chunksize = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
-		chunkdata = VARDATA_SHORT(chunk);
-	}
-	else
+	if (!ChunkBytes(chunk, &chunkdata, &chunksize))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg_internal("found toasted toast chunk for toast value %u in %s",
@@ -337,22 +351,9 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
 				continue;
 			d = heap_getattr(&tuple, 3, tr->tupdesc, &isnull);
 			chunk = DatumGetPointer(d);
-			if (isnull || (VARATT_IS_EXTENDED(chunk) && !VARATT_IS_SHORT(chunk)))
-			{
-				stop = true;
-				break;
-			}
-			if (VARATT_IS_SHORT(chunk))
-			{
-				found[nfound].len = VARSIZE_SHORT(chunk) - VARHDRSZ_SHORT;
-				found[nfound].data = VARDATA_SHORT(chunk);
-			}
-			else
-			{
-				found[nfound].len = VARSIZE(chunk) - VARHDRSZ;
-				found[nfound].data = VARDATA(chunk);
-			}
-			if (found[nfound].len != ChunkExpectedSize(tr, want))
+			if (isnull ||
+				!ChunkBytes(chunk, &found[nfound].data, &found[nfound].len) ||
+				found[nfound].len != ChunkExpectedSize(tr, want))
 			{
 				stop = true;
 				break;

@@ -451,16 +451,6 @@ SumLanes16(const __m512 *v)
 						 _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* The tile configuration: palette 1, tiles 0-7 of 16 rows x 64 bytes. */
-typedef struct MvsTileConfig
-{
-	uint8_t		palette;
-	uint8_t		start_row;
-	uint8_t		reserved[14];
-	uint16_t	colsb[16];
-	uint8_t		rows[16];
-} MvsTileConfig;
-
 /*
  * One query tile G of a k-step: tile 4 holds the rows' high parts, 5 their
  * low parts; 6 and 7 the query tile's high and low parts; G accumulates.
@@ -651,7 +641,6 @@ TileBounds(MvsScreen *sc, int t0, int n)
 static __attribute__((target(MVS_TARGET ",amx-tile,amx-bf16"))) int
 ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 {
-	MvsTileConfig cfg __attribute__((aligned(64)));
 	int			ntiles = (nrows + 15) / 16;
 	size_t		slot = (size_t) 16 * sc->kp;
 	size_t		ldc = (size_t) sc->nqt * 16;
@@ -660,14 +649,7 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 	int			r;
 	int			g;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.palette = 1;
-	for (g = 0; g < 8; g++)
-	{
-		cfg.rows[g] = 16;
-		cfg.colsb[g] = 64;
-	}
-	_tile_loadconfig(&cfg);
+	cp_amx_load_tile_config();
 	for (t = 0; t < ntiles + MVS_LAG_BOUNDS; t++)
 	{
 		int			tp = t - MVS_LAG_PRODUCTS;

@@ -42,16 +42,6 @@ MvivfUseAmx(void)
 }
 
 #ifdef MVIVF_HAVE_AVX512
-/* the AMX tile configuration: palette 1, tiles 0-7 of 16 rows x 64 bytes */
-typedef struct MvivfTileConfig
-{
-	uint8		palette;
-	uint8		startRow;
-	uint8		reserved[14];
-	uint16		colsb[16];
-	uint8		rows[16];
-}			MvivfTileConfig;
-
 /*
  * AmxGatherRows
  *		Copy rows rowIdx[0..m) of src to rows 0..m) of dst, both in the A
@@ -104,7 +94,6 @@ static __attribute__((target("amx-tile,amx-bf16,avx512f"))) void
 AmxFirstMax(const uint16 *xa, int M, int Kp, const uint32 *packed,
 			int N, float *max, int *arg)
 {
-	MvivfTileConfig cfg __attribute__((aligned(64)));
 	float		cb[4][16][16] __attribute__((aligned(64)));
 	float		laneMax[32][16] __attribute__((aligned(64)));
 	int32		laneCol[32][16] __attribute__((aligned(64)));
@@ -113,16 +102,8 @@ AmxFirstMax(const uint16 *xa, int M, int Kp, const uint32 *packed,
 	const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8,
 										   7, 6, 5, 4, 3, 2, 1, 0);
 	int			mb;
-	int			i;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.palette = 1;
-	for (i = 0; i < 8; i++)
-	{
-		cfg.rows[i] = 16;
-		cfg.colsb[i] = 64;
-	}
-	_tile_loadconfig(&cfg);
+	cp_amx_load_tile_config();
 
 	for (mb = 0; mb < M; mb += 32)
 	{
