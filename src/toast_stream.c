@@ -58,6 +58,9 @@ typedef struct ToastRead
 	Oid			valueid;
 	int32		totalchunks;
 	Buffer		lastbuf;		/* the page last prefetched by the index path */
+	BlockNumber nblocks;		/* blocks of the TOAST table, once looked up */
+	ItemPointerData furthest;	/* the chunk fed that lies furthest on */
+	ItemPointerData lastfed;	/* where the last chunk fed lies */
 } ToastRead;
 
 /*
@@ -190,11 +193,30 @@ FeedIndexedChunk(ToastRead *tr, SysScanDesc scan, HeapTuple ttup,
 	return tr->feed(tr->arg, chunkdata, chunksize);
 }
 
+/*
+ * NoteChunkPosition
+ *		Remember where the last chunk fed lies, and where it lies if it is
+ *		further on in the TOAST heap than every other so far: the next value written after this one
+ *		begins behind it (a value's small last chunk often went into free
+ *		space of an earlier block).
+ */
+static inline void
+NoteChunkPosition(ToastRead *tr, BlockNumber blk, OffsetNumber off)
+{
+	ItemPointerSet(&tr->lastfed, blk, off);
+	if (!ItemPointerIsValid(&tr->furthest) ||
+		blk > ItemPointerGetBlockNumber(&tr->furthest) ||
+		(blk == ItemPointerGetBlockNumber(&tr->furthest) &&
+		 off > ItemPointerGetOffsetNumber(&tr->furthest)))
+		ItemPointerSet(&tr->furthest, blk, off);
+}
+
 /* A chunk found on a TOAST page by WalkChunks. */
 typedef struct WalkedChunk
 {
 	const char *data;
 	int32		len;
+	OffsetNumber off;
 } WalkedChunk;
 
 /*
@@ -288,16 +310,18 @@ ReadToastBlock(Relation rel, BlockNumber blkno)
  * the index.  Neither arises from PostgreSQL's own writes: a value's OID is
  * not reused while any of its chunks exist.)
  *
+ * With `guess` (the walk starts where the chunk may lie, not behind the one
+ * before it), a first block that holds none of the chunks ends the walk.
+ *
  * The chunks are fed after the lock is released, with the pin held (as an
  * index scan returns tuples): nothing moves tuples of a pinned page.
  * Advances *next past the chunks fed; returns false when the feed did.
  */
 static bool
-WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
+WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 {
 	BlockNumber blk = ItemPointerGetBlockNumber(after);
 	OffsetNumber off = OffsetNumberNext(ItemPointerGetOffsetNumber(after));
-	BlockNumber nblocks = InvalidBlockNumber;
 	bool		page_start = false;
 	Oid			relid = RelationGetRelid(tr->rel);
 	WalkedChunk found[MaxHeapTuplesPerPage];
@@ -311,10 +335,10 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
 		bool		stop = false;
 		int			i;
 
-		if (page_start && (nblocks == InvalidBlockNumber || blk >= nblocks))
+		if (page_start && (tr->nblocks == InvalidBlockNumber || blk >= tr->nblocks))
 		{
-			nblocks = RelationGetNumberOfBlocks(tr->rel);
-			if (blk >= nblocks)
+			tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+			if (blk >= tr->nblocks)
 				return true;
 		}
 		buf = ReadToastBlock(tr->rel, blk);
@@ -358,6 +382,7 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
 				stop = true;
 				break;
 			}
+			found[nfound].off = off;
 			nfound++;
 		}
 		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
@@ -368,10 +393,11 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
 				ReleaseBuffer(buf);
 				return false;
 			}
+			NoteChunkPosition(tr, blk, found[i].off);
 			(*next)++;
 		}
 		ReleaseBuffer(buf);
-		if (stop || (page_start && nfound == 0))
+		if (stop || ((page_start || guess) && nfound == 0))
 			break;
 		blk++;
 		off = FirstOffsetNumber;
@@ -381,15 +407,176 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next)
 }
 
 /*
+ * Where the next value of a TOAST table is likely to begin: the tuple after
+ * the chunk of the last value read from it that lies furthest on.  A sequential scan of a table loaded in
+ * order reads its values in the order their chunks were written, so chunk 0
+ * of the next value normally lies right behind the previous value's last
+ * chunk, and the walk can find it without the TOAST index.  A few TOAST
+ * tables (those of a join, or two columns) are remembered at once; where
+ * guesses keep missing (values read in another order, as a rerank reads
+ * them), guessing rests for a while.  A guess is only where the walk starts
+ * looking: what it takes as chunk 0 passes the checks every walked chunk
+ * passes.
+ */
+#define NEXT_VALUE_SLOTS	4
+#define NEXT_VALUE_MISSES	4	/* misses in a row before a rest */
+#define NEXT_VALUE_REST		64	/* values read without guessing then */
+#define LAST_CHUNK_SLOTS	4
+
+typedef struct NextValueHint
+{
+	Oid			toastrelid;
+	ItemPointerData after;		/* the furthest chunk of the last value read */
+	int			misses;
+	int			rest;
+
+	/*
+	 * Where the last chunks of the last values read lie, the oldest at
+	 * lastchunk_next.  A value's last chunk is smaller than the others and is
+	 * often put into free space of an earlier block: the free space map
+	 * hands out a few such blocks in turn, so that it goes just behind the
+	 * last chunk of a value read a few values before.
+	 */
+	ItemPointerData lastchunks[LAST_CHUNK_SLOTS];
+	int			lastchunk_next;
+} NextValueHint;
+
+static NextValueHint next_value[NEXT_VALUE_SLOTS];
+static int	next_value_victim = 0;
+
+/*
+ * NextValueSlot
+ *		The hint of TOAST table `toastrelid`, or NULL; a new slot with
+ *		`create`.
+ */
+static NextValueHint *
+NextValueSlot(Oid toastrelid, bool create)
+{
+	NextValueHint *slot;
+	int			i;
+
+	for (i = 0; i < NEXT_VALUE_SLOTS; i++)
+		if (next_value[i].toastrelid == toastrelid)
+			return &next_value[i];
+	if (!create)
+		return NULL;
+	slot = &next_value[next_value_victim];
+	next_value_victim = (next_value_victim + 1) % NEXT_VALUE_SLOTS;
+	memset(slot, 0, sizeof(*slot));
+	slot->toastrelid = toastrelid;
+	ItemPointerSetInvalid(&slot->after);
+	for (i = 0; i < LAST_CHUNK_SLOTS; i++)
+		ItemPointerSetInvalid(&slot->lastchunks[i]);
+	return slot;
+}
+
+/*
+ * WalkFromLastChunks
+ *		The walk stopped at chunk *next: look for it behind the last chunks
+ *		of the last values read (oldest first, each in its block only), and
+ *		walk on from where it is.  Advances *next past the chunks fed;
+ *		returns false when the feed stopped the read.
+ */
+static bool
+WalkFromLastChunks(ToastRead *tr, int32 *next)
+{
+	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), false);
+	int			i;
+
+	if (hint == NULL)
+		return true;
+	for (i = 0; i < LAST_CHUNK_SLOTS; i++)
+	{
+		ItemPointerData after =
+			hint->lastchunks[(hint->lastchunk_next + i) % LAST_CHUNK_SLOTS];
+		int32		from = *next;
+
+		if (!ItemPointerIsValid(&after))
+			continue;
+		if (tr->nblocks == InvalidBlockNumber ||
+			ItemPointerGetBlockNumber(&after) >= tr->nblocks)
+		{
+			tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+			if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
+				continue;
+		}
+		if (!WalkChunks(tr, &after, next, true))
+			return false;
+		if (*next > from)
+			break;
+	}
+	return true;
+}
+
+/*
+ * RememberValueEnd
+ *		A value was read to its end: where the next value and later last
+ *		chunks are likely to lie.
+ */
+static void
+RememberValueEnd(ToastRead *tr)
+{
+	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), true);
+
+	hint->after = tr->furthest;
+	hint->lastchunks[hint->lastchunk_next] = tr->lastfed;
+	hint->lastchunk_next = (hint->lastchunk_next + 1) % LAST_CHUNK_SLOTS;
+}
+
+/*
+ * WalkFromHint
+ *		Look for the value's first chunks where the hint says the next value
+ *		begins (the rest of that block and the next one); advances *next
+ *		past the chunks fed, returns false when the feed stopped the read.
+ */
+static bool
+WalkFromHint(ToastRead *tr, int32 *next)
+{
+	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), false);
+	ItemPointerData after;
+	bool		go_on;
+
+	if (hint == NULL || !ItemPointerIsValid(&hint->after))
+		return true;
+	if (hint->rest > 0)
+	{
+		hint->rest--;
+		return true;
+	}
+	after = hint->after;
+
+	/*
+	 * The TOAST table's lock was released after the last value: VACUUM may
+	 * have truncated it since.
+	 */
+	tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+	if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
+		return true;
+	go_on = WalkChunks(tr, &after, next, false);
+	if (*next > 0)
+		hint->misses = 0;
+	else if (++hint->misses >= NEXT_VALUE_MISSES)
+	{
+		hint->misses = 0;
+		hint->rest = NEXT_VALUE_REST;
+	}
+	return go_on;
+}
+
+/*
  * ToastStreamValue
  *		See toast_stream.h.
  *
- * Chunk 0 comes from the TOAST index; from there the chunks are read by
- * walking the heap (WalkChunks) while they lie where a value written in one
- * go puts them.  The first chunk that does not is looked up in the index,
- * and the walk goes on from it; when two walks in a row find not even the
- * next chunk, the index reads the rest (a value written interleaved with
- * others).
+ * Chunk 0 is looked for where the previous value of the TOAST table ended
+ * (WalkFromHint), else asked of the TOAST index; from there the chunks are
+ * read by walking the heap (WalkChunks) while they lie where a value written
+ * in one go puts them.  The first chunk that does not is looked up in the
+ * index, and the walk goes on from it; when two walks in a row find not even
+ * the next chunk, the index reads the rest (a value written interleaved with
+ * others).  A value read to its last chunk by walks is not followed by an
+ * index search for chunks past its end (which only damage could leave), as
+ * a slice of it read by PostgreSQL would not be; where the index reads to
+ * the end, it reports them as detoasting does.
  */
 int
 ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
@@ -398,7 +585,7 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	Relation   *toastidxs;
 	int			num_indexes;
 	int			validIndex;
-	SysScanDesc scan;
+	SysScanDesc scan = NULL;
 	HeapTuple	ttup;
 	int32		expected = 0;
 	bool		go_on = true;
@@ -422,6 +609,9 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	tr.valueid = tp->va_valueid;
 	tr.totalchunks = ((tr.extsize - 1) / TOAST_MAX_CHUNK_SIZE) + 1;
 	tr.lastbuf = InvalidBuffer;
+	tr.nblocks = InvalidBlockNumber;
+	ItemPointerSetInvalid(&tr.furthest);
+	ItemPointerSetInvalid(&tr.lastfed);
 	validIndex = toast_open_indexes(tr.rel, AccessShareLock, &toastidxs,
 									&num_indexes);
 	tr.index = toastidxs[validIndex];
@@ -431,20 +621,31 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	init_toast_snapshot(&SnapshotToast);
 	tr.snapshot = &SnapshotToast;
 #endif
-	scan = BeginChunkScan(&tr, 0);
 	walk = toast_stream_walk;
-	while (go_on &&
+	if (walk)
+	{
+		go_on = WalkFromHint(&tr, &expected);
+		if (go_on && expected > 0 && expected < tr.totalchunks)
+			go_on = WalkFromLastChunks(&tr, &expected);
+	}
+	if (go_on && expected < tr.totalchunks)
+		scan = BeginChunkScan(&tr, expected);
+	while (scan != NULL && go_on &&
 		   (ttup = systable_getnext_ordered(scan, ForwardScanDirection)) != NULL)
 	{
 		go_on = FeedIndexedChunk(&tr, scan, ttup, expected);
+		NoteChunkPosition(&tr, ItemPointerGetBlockNumber(&ttup->t_self),
+						  ItemPointerGetOffsetNumber(&ttup->t_self));
 		expected++;
 		if (go_on && walk && expected < tr.totalchunks)
 		{
 			ItemPointerData from = ttup->t_self;
 			int32		walked_from = expected;
 
-			go_on = WalkChunks(&tr, &from, &expected);
-			if (!go_on)
+			go_on = WalkChunks(&tr, &from, &expected, false);
+			if (go_on && expected > walked_from && expected < tr.totalchunks)
+				go_on = WalkFromLastChunks(&tr, &expected);
+			if (!go_on || expected == tr.totalchunks)
 				break;
 			if (expected == walked_from)
 			{
@@ -460,11 +661,7 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 			}
 			misses = 0;
 
-			/*
-			 * The index finds the chunk after the last one walked, and the
-			 * walk goes on from there; past the last chunk it still looks for
-			 * stray ones, as reading the value through the index would.
-			 */
+			/* the index finds the chunk after the last one walked */
 			systable_endscan_ordered(scan);
 			scan = BeginChunkScan(&tr, expected);
 		}
@@ -475,9 +672,11 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 				 errmsg_internal("missing chunk number %d for toast value %u in %s",
 								 expected, tr.valueid,
 								 RelationGetRelationName(tr.rel))));
-	systable_endscan_ordered(scan);
+	if (go_on && ItemPointerIsValid(&tr.furthest))
+		RememberValueEnd(&tr);
+	if (scan != NULL)
+		systable_endscan_ordered(scan);
 	toast_close_indexes(toastidxs, num_indexes, AccessShareLock);
 	table_close(tr.rel, AccessShareLock);
 	return go_on ? 1 : 0;
 }
-

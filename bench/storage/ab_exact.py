@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Two builds of the extension side by side on the exact scans of float and half pages.
 
-    bench/storage/ab_exact.py DBNAME NQ ROUNDS LIBDIR OLD.so NEW.so
+    [AB_SCANS=float,half,binary,recipe] bench/storage/ab_exact.py DBNAME NQ ROUNDS LIBDIR OLD.so NEW.so
     (DBNAME: a database made by bench/storage/run.sh with KEEP=1, or any
-    database with docs_f (multivector), docs_h (halfmultivector) and
-    queries (qid, q multivector); LIBDIR: $(pg_config --pkglibdir) of the
+    database with docs_f (multivector), docs_h (halfmultivector), docs_b
+    (bitmultivector) and queries (qid, q multivector); AB_SCANS: the
+    statements to time, float first (default float,half): binary is the
+    exact hamming scan with the query's sign bits, recipe the binary first
+    pass reranked by the float MaxSim of its best 40; LIBDIR: $(pg_config --pkglibdir) of the
     server, which must be a private installation: each round copies one of
     the two libraries over LIBDIR/colpali.so and opens a new connection,
     which loads it)
@@ -14,9 +17,10 @@ rounds alternate the builds (old, new, new, old, ...), and in each round one
 backend runs, for each of the NQ queries in turn, the exact seq scan
 ORDER BY emb <#> q LIMIT 10 on the float pages and then on the half pages,
 taking the backend's own CPU time (/proc/PID/schedstat) and the wall time of
-each statement.  Prints per round and build the p50 of both scans and the
-half/float ratio (CPU and wall), then the median and range of the ratios per
-build, and checks that both builds return the same ids and distances.
+each statement.  Prints per round and build the p50 of every scan and its
+ratio to the float scan (CPU and wall), then the median and range of the
+ratios per build, and checks that both builds return the same ids and
+distances.
 The server must run on this machine; NEW.so stays installed at the end.
 """
 import os
@@ -29,12 +33,20 @@ import psycopg
 
 from exact_session import exact_session
 
-SCANS = [
-    ("float", "SELECT id, emb <#> q FROM docs_f, (SELECT q FROM queries WHERE qid = %s) s "
-              "ORDER BY emb <#> q LIMIT 10"),
-    ("half", "SELECT id, emb <#> q FROM docs_h, (SELECT q FROM queries WHERE qid = %s) s "
-             "ORDER BY emb <#> q LIMIT 10"),
-]
+ALL_SCANS = {
+    "float": "SELECT id, emb <#> q FROM docs_f, (SELECT q FROM queries WHERE qid = %(q)s) s "
+             "ORDER BY emb <#> q LIMIT 10",
+    "half": "SELECT id, emb <#> q FROM docs_h, (SELECT q FROM queries WHERE qid = %(q)s) s "
+            "ORDER BY emb <#> q LIMIT 10",
+    # (OFFSET 0 keeps the cast of the query out of the per-row expression)
+    "binary": "SELECT id, emb <#> qb FROM docs_b, (SELECT q::bitmultivector AS qb FROM queries "
+              "WHERE qid = %(q)s OFFSET 0) s ORDER BY emb <#> qb LIMIT 10",
+    "recipe": "SELECT c.id, f.emb <#> s.q FROM (SELECT id FROM docs_b, (SELECT q::bitmultivector AS qb "
+              "FROM queries WHERE qid = %(q)s OFFSET 0) t ORDER BY emb <#> qb LIMIT 40) c "
+              "JOIN docs_f f USING (id), (SELECT q FROM queries WHERE qid = %(q)s) s "
+              "ORDER BY f.emb <#> s.q LIMIT 10",
+}
+SCANS = [(name, ALL_SCANS[name]) for name in os.environ.get("AB_SCANS", "float,half").split(",")]
 
 
 def install(lib, libdir):
@@ -49,14 +61,14 @@ def run_round(db, qids):
 
     # warm up: the library, the buffers, the caches
     for _, stmt in SCANS:
-        cur.execute(stmt, (qids[0],)).fetchall()
+        cur.execute(stmt, {"q": qids[0]}).fetchall()
     cpu = {name: [] for name, _ in SCANS}
     wall = {name: [] for name, _ in SCANS}
     answers = {}
     for qid in qids:
         for name, stmt in SCANS:
             c0, t0 = backend_cpu(), time.perf_counter()
-            got = cur.execute(stmt, (qid,)).fetchall()
+            got = cur.execute(stmt, {"q": qid}).fetchall()
             wall[name].append((time.perf_counter() - t0) * 1000)
             cpu[name].append(backend_cpu() - c0)
             answers[(name, qid)] = got
@@ -70,11 +82,13 @@ def main():
     with psycopg.connect(dbname=db) as conn:
         qids = [r[0] for r in conn.execute("SELECT qid FROM queries ORDER BY qid LIMIT %s", (nq,))]
     builds = {"old": old, "new": new}
-    ratios = {b: {"cpu": [], "wall": []} for b in builds}
-    p50 = {b: {"float": [], "half": []} for b in builds}
+    names = [name for name, _ in SCANS]
+    others = names[1:]
+    ratios = {b: {n: {"cpu": [], "wall": []} for n in others} for b in builds}
+    p50 = {b: {n: [] for n in names} for b in builds}
     ref = {}
-    print(f"{'round':>5s} {'build':>5s} {'float cpu':>10s} {'half cpu':>9s} {'ratio cpu':>10s} "
-          f"{'float wall':>11s} {'half wall':>10s} {'ratio wall':>11s}")
+    print(f"{'round':>5s} {'build':>5s} " + " ".join(f"{n + ' cpu':>11s}" for n in names) + " " +
+          " ".join(f"{names[0] + '/' + n:>13s}" for n in others) + "  (CPU; wall)")
     for r in range(rounds):
         order = ["old", "new"] if r % 2 == 0 else ["new", "old"]
         for b in order:
@@ -85,25 +99,29 @@ def main():
                     print(f"DIFFERENT ANSWER: build {b}, {key}", file=sys.stderr)
                     sys.exit(1)
                 ref[key] = got
-            fc, hc = statistics.median(cpu["float"]), statistics.median(cpu["half"])
-            fw, hw = statistics.median(wall["float"]), statistics.median(wall["half"])
-            ratios[b]["cpu"].append(fc / hc)
-            ratios[b]["wall"].append(fw / hw)
-            p50[b]["float"].append(fc)
-            p50[b]["half"].append(hc)
-            print(f"{r + 1:5d} {b:>5s} {fc:10.1f} {hc:9.1f} {fc / hc:9.2f}x {fw:11.1f} {hw:10.1f} "
-                  f"{fw / hw:10.2f}x", flush=True)
+            med = {n: statistics.median(cpu[n]) for n in names}
+            medw = {n: statistics.median(wall[n]) for n in names}
+            for n in names:
+                p50[b][n].append(med[n])
+            for n in others:
+                ratios[b][n]["cpu"].append(med[names[0]] / med[n])
+                ratios[b][n]["wall"].append(medw[names[0]] / medw[n])
+            print(f"{r + 1:5d} {b:>5s} " + " ".join(f"{med[n]:11.1f}" for n in names) + " " +
+                  " ".join(f"{med[names[0]] / med[n]:6.2f}x;{medw[names[0]] / medw[n]:5.2f}x" for n in others),
+                  flush=True)
     install(builds["new"], libdir)
     print()
     for b in builds:
-        c, w = ratios[b]["cpu"], ratios[b]["wall"]
-        print(f"{b}: half/float CPU median {statistics.median(c):.2f}x (range {min(c):.2f}-{max(c):.2f}), "
-              f"wall median {statistics.median(w):.2f}x (range {min(w):.2f}-{max(w):.2f}); "
-              f"CPU p50 ms float {statistics.median(p50[b]['float']):.1f}, "
-              f"half {statistics.median(p50[b]['half']):.1f}")
-    print(f"new/old CPU time: float {statistics.median(p50['new']['float']) / statistics.median(p50['old']['float']):.3f}, "
-          f"half {statistics.median(p50['new']['half']) / statistics.median(p50['old']['half']):.3f}")
-    print(f"(same ids and distances from both builds for all {len(qids)} queries, float and half; "
+        parts = []
+        for n in others:
+            c, w = ratios[b][n]["cpu"], ratios[b][n]["wall"]
+            parts.append(f"{names[0]}/{n} CPU median {statistics.median(c):.2f}x (range {min(c):.2f}-{max(c):.2f}), "
+                         f"wall median {statistics.median(w):.2f}x (range {min(w):.2f}-{max(w):.2f})")
+        print(f"{b}: " + "; ".join(parts) + "; CPU p50 ms " +
+              ", ".join(f"{n} {statistics.median(p50[b][n]):.1f}" for n in names))
+    print("new/old CPU time: " + ", ".join(
+        f"{n} {statistics.median(p50['new'][n]) / statistics.median(p50['old'][n]):.3f}" for n in names))
+    print(f"(same ids and distances from both builds for all {len(qids)} queries, {', '.join(names)}; "
           f"{rounds} rounds of {len(qids)} queries)")
 
 
