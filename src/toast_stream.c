@@ -344,7 +344,9 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 		buf = ReadToastBlock(tr->rel, blk);
 		/* as the index path does on every new block */
 		heap_page_prune_opt(tr->rel, buf);
-		PrefetchPage(BufferGetPage(buf));
+		/* (a guessed block may hold nothing of the value: not all of it) */
+		if (!guess || page_start)
+			PrefetchPage(BufferGetPage(buf));
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		maxoff = PageGetMaxOffsetNumber(page);
@@ -421,7 +423,7 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 #define NEXT_VALUE_SLOTS	4
 #define NEXT_VALUE_MISSES	4	/* misses in a row before a rest */
 #define NEXT_VALUE_REST		64	/* values read without guessing then */
-#define LAST_CHUNK_SLOTS	4
+#define LAST_CHUNK_SLOTS	8
 
 typedef struct NextValueHint
 {
