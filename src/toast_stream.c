@@ -441,6 +441,8 @@ typedef struct NextValueHint
 	 */
 	ItemPointerData lastchunks[LAST_CHUNK_SLOTS];
 	int			lastchunk_next;
+	int			lastchunk_misses;
+	int			lastchunk_rest;
 } NextValueHint;
 
 static NextValueHint next_value[NEXT_VALUE_SLOTS];
@@ -476,7 +478,8 @@ NextValueSlot(Oid toastrelid, bool create)
  * WalkFromLastChunks
  *		The walk stopped at chunk *next: look for it behind the last chunks
  *		of the last values read (oldest first, each in its block only), and
- *		walk on from where it is.  Advances *next past the chunks fed;
+ *		walk on from where it is.  Where that keeps failing (values read in
+ *		another order than their layout), it rests as WalkFromHint does.  Advances *next past the chunks fed;
  *		returns false when the feed stopped the read.
  */
 static bool
@@ -487,6 +490,11 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 
 	if (hint == NULL)
 		return true;
+	if (hint->lastchunk_rest > 0)
+	{
+		hint->lastchunk_rest--;
+		return true;
+	}
 	for (i = 0; i < LAST_CHUNK_SLOTS; i++)
 	{
 		ItemPointerData after =
@@ -505,7 +513,15 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 		if (!WalkChunks(tr, &after, next, true))
 			return false;
 		if (*next > from)
-			break;
+		{
+			hint->lastchunk_misses = 0;
+			return true;
+		}
+	}
+	if (++hint->lastchunk_misses >= NEXT_VALUE_MISSES)
+	{
+		hint->lastchunk_misses = 0;
+		hint->lastchunk_rest = NEXT_VALUE_REST;
 	}
 	return true;
 }
