@@ -6,14 +6,16 @@
  * PostgreSQL's reader (heap_fetch_toast_slice) asks the TOAST index for
  * every chunk: an index step, then a heap fetch with its buffer mapping
  * lookup, pin, share lock, HOT-chain search and unlock per 2 kB chunk (about
- * 264 of them for a 527 kB ColPali page).  Here the index finds chunk 0,
- * and the heap is walked from there block by block, one pin and one share
- * lock per block, while the chunks lie where a value written in one go puts
- * them (WalkChunks: consecutive line pointers of consecutive blocks, other
- * values' tuples passed over).  The first chunk that does not is found
- * through the index and the walk resumes after it, unless walks keep finding
- * nothing (a value written interleaved with another): then the index reads
- * the rest.  Every chunk is checked as heap_fetch_toast_slice checks it, and
+ * 264 of them for a 527 kB ColPali page).  Here chunk 0 is looked for
+ * behind the previous value read (WalkFromHint), else found through the
+ * index, and the heap is walked from there block by block, one pin and one
+ * share lock per block, while the chunks lie where a value written in one go
+ * puts them (WalkChunks: consecutive line pointers of consecutive blocks,
+ * other values' tuples passed over).  The first chunk that does not is
+ * looked for behind recent values' last chunks (WalkFromLastChunks), else
+ * found through the index, and the walk resumes after it, unless walks keep
+ * finding nothing (a value written interleaved with another): then the index
+ * reads the rest.  Every chunk is checked as heap_fetch_toast_slice checks it, and
  * anything unexpected (a missing, misnumbered or missized chunk) is left to
  * the index path, so the ERRORs are those of detoasting.  Blocks are pinned
  * through a per-backend hint of the buffer each was in (ReadToastBlock).
