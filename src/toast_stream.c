@@ -18,7 +18,7 @@
  * reads the rest.  Every chunk is checked as heap_fetch_toast_slice checks it, and
  * anything unexpected (a missing, misnumbered or missized chunk) is left to
  * the index path, so the ERRORs are those of detoasting.  Blocks are pinned
- * through a per-backend hint of the buffer each was in (ReadToastBlock).
+ * through a per-backend hint of the buffer each was in (recent_buffer.c).
  *
  * The TOAST relation and its index are opened and closed per value, as
  * detoast_attr does: measured, that is about 1 % of a page's time, and
@@ -43,6 +43,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "recent_buffer.h"
 #include "toast_stream.h"
 
 bool		toast_stream_walk = true;
@@ -222,70 +223,6 @@ typedef struct WalkedChunk
 } WalkedChunk;
 
 /*
- * Buffers of TOAST blocks read lately, by (relfilenode, block), in a table
- * per backend of as many slots as shared buffers, rounded up to a power of
- * two, from 1,024 to 262,144 (12 bytes each, 3 MB at most; consecutive
- * blocks take consecutive slots).  A slot is only a hint: ReadRecentBuffer
- * pins the buffer only if it still holds that block, which skips the buffer
- * mapping lookup (a shared hash table probe under a partition lock, measured
- * at a fifth of an exact scan's time); any other case reads the block as
- * usual.
- */
-#define RECENT_BUFFER_MIN_SLOTS (1 << 10)
-#define RECENT_BUFFER_MAX_SLOTS (1 << 18)
-
-typedef struct RecentBuffer
-{
-	Oid			relnumber;
-	BlockNumber blkno;
-	Buffer		buffer;
-} RecentBuffer;
-
-static RecentBuffer *recent_buffers = NULL;
-static uint32 recent_buffer_mask = 0;
-
-/*
- * ReadToastBlock
- *		ReadBuffer(rel, blkno), through the hint of the buffer it was in.
- */
-static Buffer
-ReadToastBlock(Relation rel, BlockNumber blkno)
-{
-#if PG_VERSION_NUM >= 160000
-	RelFileLocator locator = rel->rd_locator;
-	Oid			relnumber = locator.relNumber;
-#else
-	RelFileNode locator = rel->rd_node;
-	Oid			relnumber = locator.relNode;
-#endif
-	RecentBuffer *slot;
-	Buffer		buf;
-
-	if (RelationUsesLocalBuffers(rel))
-		return ReadBuffer(rel, blkno);
-	if (recent_buffers == NULL)
-	{
-		uint32		nslots = RECENT_BUFFER_MIN_SLOTS;
-
-		while (nslots < (uint32) NBuffers && nslots < RECENT_BUFFER_MAX_SLOTS)
-			nslots <<= 1;
-		recent_buffers = MemoryContextAllocZero(TopMemoryContext,
-												sizeof(RecentBuffer) * nslots);
-		recent_buffer_mask = nslots - 1;
-	}
-	slot = &recent_buffers[(relnumber * 2654435761U + blkno) & recent_buffer_mask];
-	if (slot->buffer != InvalidBuffer && slot->relnumber == relnumber &&
-		slot->blkno == blkno &&
-		ReadRecentBuffer(locator, MAIN_FORKNUM, blkno, slot->buffer))
-		return slot->buffer;
-	buf = ReadBuffer(rel, blkno);
-	slot->relnumber = relnumber;
-	slot->blkno = blkno;
-	slot->buffer = buf;
-	return buf;
-}
-
-/*
  * WalkChunks
  *		Read the value's chunks from *next on by walking the TOAST heap from
  *		the tuple after `after` (the chunk before, found by the index) instead
@@ -343,7 +280,7 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 			if (blk >= tr->nblocks)
 				return true;
 		}
-		buf = ReadToastBlock(tr->rel, blk);
+		buf = ReadBufferRecent(tr->rel, blk);
 		/* as the index path does on every new block */
 		heap_page_prune_opt(tr->rel, buf);
 		/* (a guessed block may hold nothing of the value: not all of it) */

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Two builds of the extension side by side on the exact scans of float and half pages.
 
-    [AB_SCANS=float,half,binary,recipe] bench/storage/ab_exact.py DBNAME NQ ROUNDS LIBDIR OLD.so NEW.so
+    [AB_SCANS=float,half,binary,recipe] [AB_BASE=float] bench/storage/ab_exact.py DBNAME NQ ROUNDS LIBDIR OLD.so NEW.so
     (DBNAME: a database made by bench/storage/run.sh with KEEP=1, or any
     database with docs_f (multivector), docs_h (halfmultivector), docs_b
     (bitmultivector) and queries (qid, q multivector); AB_SCANS: the
-    statements to time, float first (default float,half): binary is the
+    statements to time, in the order they run (default float,half), and
+    AB_BASE the one the ratios are to (default the first): binary is the
     exact hamming scan with the query's sign bits, recipe the binary first
-    pass reranked by the float MaxSim of its best 40; LIBDIR: $(pg_config --pkglibdir) of the
+    pass reranked by the float MaxSim of its best 40, index the mvivf index
+    on docs_f (run.sh builds it); LIBDIR: $(pg_config --pkglibdir) of the
     server, which must be a private installation: each round copies one of
     the two libraries over LIBDIR/colpali.so and opens a new connection,
     which loads it)
@@ -18,9 +20,13 @@ backend runs, for each of the NQ queries in turn, the exact seq scan
 ORDER BY emb <#> q LIMIT 10 on the float pages and then on the half pages,
 taking the backend's own CPU time (/proc/PID/schedstat) and the wall time of
 each statement.  Prints per round and build the p50 of every scan and its
-ratio to the float scan (CPU and wall), then the median and range of the
+ratio to the base scan (CPU and wall), then the median and range of the
 ratios per build, and checks that both builds return the same ids and
-distances.
+distances.  Scores of stored pages are kept while the query and the
+snapshot stay the same (src/maxsim_stream.c), also from one statement to
+the next: a statement on the same pages and query right after another one
+reads none of them.  Order AB_SCANS so that a scan of other pages or with
+another query format comes between (e.g. index,binary,float,half,recipe).
 The server must run on this machine; NEW.so stays installed at the end.
 """
 import os
@@ -41,12 +47,30 @@ ALL_SCANS = {
     # (OFFSET 0 keeps the cast of the query out of the per-row expression)
     "binary": "SELECT id, emb <#> qb FROM docs_b, (SELECT q::bitmultivector AS qb FROM queries "
               "WHERE qid = %(q)s OFFSET 0) s ORDER BY emb <#> qb LIMIT 10",
+    # the mvivf index on docs_f (settings around it, untimed: INDEX_ON / INDEX_OFF)
+    "index": "SELECT id, emb <#> (SELECT q FROM queries WHERE qid = %(q)s) AS d FROM docs_f "
+             "ORDER BY emb <#> (SELECT q FROM queries WHERE qid = %(q)s) LIMIT 10",
     "recipe": "SELECT c.id, f.emb <#> s.q FROM (SELECT id FROM docs_b, (SELECT q::bitmultivector AS qb "
               "FROM queries WHERE qid = %(q)s OFFSET 0) t ORDER BY emb <#> qb LIMIT 40) c "
               "JOIN docs_f f USING (id), (SELECT q FROM queries WHERE qid = %(q)s) s "
               "ORDER BY f.emb <#> s.q LIMIT 10",
 }
 SCANS = [(name, ALL_SCANS[name]) for name in os.environ.get("AB_SCANS", "float,half").split(",")]
+INDEX_ON = "SET enable_indexscan = on; SET enable_seqscan = off"
+INDEX_OFF = "SET enable_indexscan = off; SET enable_seqscan = on"
+
+
+def run_scan(cur, name, stmt, qid):
+    """Run one statement, with the index scan's settings around it."""
+    if name == "index":
+        for s in INDEX_ON.split(";"):
+            cur.execute(s)
+    try:
+        return cur.execute(stmt, {"q": qid}).fetchall()
+    finally:
+        if name == "index":
+            for s in INDEX_OFF.split(";"):
+                cur.execute(s)
 
 
 def install(lib, libdir):
@@ -60,17 +84,23 @@ def run_round(db, qids):
     conn, cur, backend_cpu = exact_session(db)
 
     # warm up: the library, the buffers, the caches
-    for _, stmt in SCANS:
-        cur.execute(stmt, {"q": qids[0]}).fetchall()
+    for name, stmt in SCANS:
+        run_scan(cur, name, stmt, qids[0])
     cpu = {name: [] for name, _ in SCANS}
     wall = {name: [] for name, _ in SCANS}
     answers = {}
     for qid in qids:
         for name, stmt in SCANS:
+            if name == "index":
+                for st in INDEX_ON.split(";"):
+                    cur.execute(st)
             c0, t0 = backend_cpu(), time.perf_counter()
             got = cur.execute(stmt, {"q": qid}).fetchall()
             wall[name].append((time.perf_counter() - t0) * 1000)
             cpu[name].append(backend_cpu() - c0)
+            if name == "index":
+                for st in INDEX_OFF.split(";"):
+                    cur.execute(st)
             answers[(name, qid)] = got
     conn.close()
     return cpu, wall, answers
@@ -82,7 +112,11 @@ def main():
     with psycopg.connect(dbname=db) as conn:
         qids = [r[0] for r in conn.execute("SELECT qid FROM queries ORDER BY qid LIMIT %s", (nq,))]
     builds = {"old": old, "new": new}
+    # the ratios are to AB_BASE (default: the first scan); the order of
+    # AB_SCANS is the order they run in, query by query
     names = [name for name, _ in SCANS]
+    base = os.environ.get("AB_BASE", names[0])
+    names = [base] + [n for n in names if n != base]
     others = names[1:]
     ratios = {b: {n: {"cpu": [], "wall": []} for n in others} for b in builds}
     p50 = {b: {n: [] for n in names} for b in builds}

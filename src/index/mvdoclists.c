@@ -30,6 +30,7 @@
 #include "utils/rel.h"
 
 #include "mvivf.h"
+#include "recent_buffer.h"
 
 /*
  * ReadDocListPage
@@ -42,7 +43,7 @@ ReadDocListPage(Relation index, BlockNumber blkno, char **items, int *nitems)
 	Buffer		buf;
 	Page		page;
 
-	buf = ReadBuffer(index, blkno);
+	buf = ReadBufferRecent(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	if (!(MvivfPageGetOpaque(page)->flags & MVIVF_DOCLIST))

@@ -26,6 +26,7 @@
 #include "storage/bufmgr.h"
 
 #include "mvivf.h"
+#include "recent_buffer.h"
 
 /*
  * MvivfAppendForward
@@ -131,7 +132,7 @@ MvivfAppendForward(Relation index, Buffer metabuf, uint32 docid, int n,
 Buffer
 MvivfReadForwardPage(Relation index, BlockNumber blkno, char **start, char **end)
 {
-	Buffer		buf = ReadBuffer(index, blkno);
+	Buffer		buf = ReadBufferRecent(index, blkno);
 	Page		page;
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
