@@ -20,10 +20,10 @@
  * the index path, so the ERRORs are those of detoasting.  Blocks are pinned
  * through a per-backend hint of the buffer each was in (recent_buffer.c).
  *
- * The TOAST relation and its index are opened and closed per value, as
- * detoast_attr does: measured, that is about 1 % of a page's time, and
- * keeping them open across rows would need resource-owner bookkeeping that
- * survives errors and subtransaction aborts.
+ * The TOAST relation is opened and closed per value, as detoast_attr does
+ * (keeping it open across rows would need resource-owner bookkeeping that
+ * survives errors and subtransaction aborts), and its index only when a
+ * chunk is asked of it: a value the walks read whole needs none.
  */
 #include "postgres.h"
 
@@ -55,7 +55,10 @@ typedef struct ToastRead
 	void	   *arg;
 	int32		extsize;		/* stored bytes of the value */
 	Relation	rel;			/* the TOAST table (heap) */
-	Relation	index;			/* its valid index on (chunk_id, chunk_seq) */
+	Relation	index;			/* its valid index on (chunk_id, chunk_seq), once
+								 * opened (BeginChunkScan) */
+	Relation   *indexes;		/* all its indexes, as toast_open_indexes gives */
+	int			nindexes;
 	TupleDesc	tupdesc;
 	Snapshot	snapshot;		/* the TOAST snapshot, as detoasting uses */
 	Oid			valueid;
@@ -128,6 +131,15 @@ BeginChunkScan(ToastRead *tr, int32 first)
 {
 	ScanKeyData keys[2];
 	int			nkeys = 1;
+
+	/* opened on first use: a value the walks read whole needs no index */
+	if (tr->index == NULL)
+	{
+		int			valid = toast_open_indexes(tr->rel, AccessShareLock,
+											   &tr->indexes, &tr->nindexes);
+
+		tr->index = tr->indexes[valid];
+	}
 
 	ScanKeyInit(&keys[0], (AttrNumber) 1, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(tr->valueid));
@@ -539,9 +551,6 @@ int
 ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 {
 	ToastRead	tr;
-	Relation   *toastidxs;
-	int			num_indexes;
-	int			validIndex;
 	SysScanDesc scan = NULL;
 	HeapTuple	ttup;
 	int32		expected = 0;
@@ -569,9 +578,6 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	tr.nblocks = InvalidBlockNumber;
 	ItemPointerSetInvalid(&tr.furthest);
 	ItemPointerSetInvalid(&tr.lastfed);
-	validIndex = toast_open_indexes(tr.rel, AccessShareLock, &toastidxs,
-									&num_indexes);
-	tr.index = toastidxs[validIndex];
 #if PG_VERSION_NUM >= 180000
 	tr.snapshot = get_toast_snapshot();
 #else
@@ -633,7 +639,8 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 		RememberValueEnd(&tr);
 	if (scan != NULL)
 		systable_endscan_ordered(scan);
-	toast_close_indexes(toastidxs, num_indexes, AccessShareLock);
+	if (tr.index != NULL)
+		toast_close_indexes(tr.indexes, tr.nindexes, AccessShareLock);
 	table_close(tr.rel, AccessShareLock);
 	return go_on ? 1 : 0;
 }
