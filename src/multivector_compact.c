@@ -37,6 +37,7 @@
 #include "utils/float.h"
 #include "utils/memutils.h"
 
+#include "cast_memo.h"
 #include "maxsim_compact.h"
 #include "multivector.h"
 #include "mv_half.h"
@@ -333,12 +334,17 @@ multivector_to_halfmultivector(PG_FUNCTION_ARGS)
 	uint16	   *h;
 	Size		i;
 
-	MultiVectorCheckFormat(mv);
-	MultiVectorCheckTypmod(mv->dim, typmod);
-	result = InitMultiVectorFormat(mv->nvec, mv->dim, MV_FORMAT_HALF);
-	h = MV_HALF_DATA(result);
-	for (i = 0; i < n; i++)
-		h[i] = FloatToHalf(mv->x[i], i);
+	result = (MultiVector *) CastMemoGet(fcinfo, (struct varlena *) mv, typmod);
+	if (result == NULL)
+	{
+		MultiVectorCheckFormat(mv);
+		MultiVectorCheckTypmod(mv->dim, typmod);
+		result = InitMultiVectorFormat(mv->nvec, mv->dim, MV_FORMAT_HALF);
+		h = MV_HALF_DATA(result);
+		for (i = 0; i < n; i++)
+			h[i] = FloatToHalf(mv->x[i], i);
+		CastMemoPut(fcinfo, (struct varlena *) mv, typmod, (struct varlena *) result);
+	}
 	PG_FREE_IF_COPY(mv, 0);
 	PG_RETURN_POINTER(result);
 }
@@ -369,16 +375,21 @@ multivector_to_bitmultivector(PG_FUNCTION_ARGS)
 	int			i;
 	int			k;
 
-	MultiVectorCheckFormat(mv);
-	MultiVectorCheckTypmod(mv->dim, typmod);
-	result = InitMultiVectorFormat(mv->nvec, mv->dim, MV_FORMAT_BINARY);
-	for (i = 0; i < mv->nvec; i++)
+	result = (MultiVector *) CastMemoGet(fcinfo, (struct varlena *) mv, typmod);
+	if (result == NULL)
 	{
-		const float *src = MV_ROW(mv, i);
-		uint8	   *row = MV_BIT_DATA(result) + (Size) i * rb;
+		MultiVectorCheckFormat(mv);
+		MultiVectorCheckTypmod(mv->dim, typmod);
+		result = InitMultiVectorFormat(mv->nvec, mv->dim, MV_FORMAT_BINARY);
+		for (i = 0; i < mv->nvec; i++)
+		{
+			const float *src = MV_ROW(mv, i);
+			uint8	   *row = MV_BIT_DATA(result) + (Size) i * rb;
 
-		for (k = 0; k < mv->dim; k++)
-			SetBit(row, k, !(src[k] < 0.0f));
+			for (k = 0; k < mv->dim; k++)
+				SetBit(row, k, !(src[k] < 0.0f));
+		}
+		CastMemoPut(fcinfo, (struct varlena *) mv, typmod, (struct varlena *) result);
 	}
 	PG_FREE_IF_COPY(mv, 0);
 	PG_RETURN_POINTER(result);

@@ -181,3 +181,30 @@ GROUP BY s.qid ORDER BY s.qid;
 SELECT count(*) FILTER (WHERE d.f <#> s.q = d.f <#> q.q) AS same, count(*)
 FROM docs d JOIN stored_q s ON true JOIN queries q ON q.sid = 7 AND q.qid = s.qid
 WHERE d.sid = 7;
+
+-- a cast of the query inside ORDER BY runs once per row where the query is
+-- not a constant at planning (a generic plan, a query from another table);
+-- each call site keeps its last result by input bytes (src/cast_memo.c):
+-- every row still gets its own query's cast, against the cast through real[]
+SELECT count(*) AS casts,
+	count(*) FILTER (WHERE (q.q::bitmultivector)::text = ((q.q::real[])::bitmultivector)::text) AS bit_same,
+	count(*) FILTER (WHERE (q.q::halfmultivector)::text = ((q.q::real[])::halfmultivector)::text) AS half_same
+FROM queries q, generate_series(1, 3) g;
+CREATE FUNCTION cast_memo_check() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE r record; n int := 0; by_memo int[]; by_array int[];
+BEGIN
+	FOR r IN SELECT q FROM queries WHERE sid = 7 ORDER BY qid LOOP
+		FOR i IN 1 .. 3 LOOP
+			by_memo := array(SELECT id FROM docs d WHERE sid = 7 ORDER BY d.b <#> r.q::bitmultivector, id);
+			by_array := array(SELECT id FROM docs d WHERE sid = 7 ORDER BY d.b <#> (r.q::real[])::bitmultivector, id);
+			IF by_memo = by_array THEN
+				n := n + 1;
+			END IF;
+		END LOOP;
+	END LOOP;
+	RETURN n;
+END $$;
+SET plan_cache_mode = force_generic_plan;
+SELECT cast_memo_check() = 3 * (SELECT count(*) FROM queries WHERE sid = 7) AS generic_plans_same;
+RESET plan_cache_mode;
+DROP FUNCTION cast_memo_check();
