@@ -36,24 +36,12 @@ static RecentBuffer *recent_buffers = NULL;
 static uint32 recent_buffer_mask = 0;
 
 /*
- * ReadBufferRecent
- *		See recent_buffer.h.
+ * RecentSlot
+ *		The hint slot of (rel, blkno), the table allocated on first use.
  */
-Buffer
-ReadBufferRecent(Relation rel, BlockNumber blkno)
+static RecentBuffer *
+RecentSlot(Oid relnumber, BlockNumber blkno)
 {
-#if PG_VERSION_NUM >= 160000
-	RelFileLocator locator = rel->rd_locator;
-	Oid			relnumber = locator.relNumber;
-#else
-	RelFileNode locator = rel->rd_node;
-	Oid			relnumber = locator.relNode;
-#endif
-	RecentBuffer *slot;
-	Buffer		buf;
-
-	if (RelationUsesLocalBuffers(rel))
-		return ReadBuffer(rel, blkno);
 	if (recent_buffers == NULL)
 	{
 		uint32		nslots = RECENT_BUFFER_MIN_SLOTS;
@@ -64,13 +52,58 @@ ReadBufferRecent(Relation rel, BlockNumber blkno)
 												sizeof(RecentBuffer) * nslots);
 		recent_buffer_mask = nslots - 1;
 	}
-	slot = &recent_buffers[(relnumber * 2654435761U + blkno) & recent_buffer_mask];
+	return &recent_buffers[(relnumber * 2654435761U + blkno) & recent_buffer_mask];
+}
+
+/*
+ * ReadBufferIfRecent
+ *		See recent_buffer.h.
+ */
+Buffer
+ReadBufferIfRecent(Relation rel, BlockNumber blkno)
+{
+#if PG_VERSION_NUM >= 160000
+	RelFileLocator locator = rel->rd_locator;
+	Oid			relnumber = locator.relNumber;
+#else
+	RelFileNode locator = rel->rd_node;
+	Oid			relnumber = locator.relNode;
+#endif
+	RecentBuffer *slot;
+
+	if (RelationUsesLocalBuffers(rel))
+		return InvalidBuffer;
+	slot = RecentSlot(relnumber, blkno);
 	if (slot->buffer != InvalidBuffer && slot->relnumber == relnumber &&
 		slot->blkno == blkno &&
 		ReadRecentBuffer(locator, MAIN_FORKNUM, blkno, slot->buffer))
 		return slot->buffer;
+	return InvalidBuffer;
+}
+
+/*
+ * ReadBufferRecent
+ *		See recent_buffer.h.
+ */
+Buffer
+ReadBufferRecent(Relation rel, BlockNumber blkno)
+{
+	RecentBuffer *slot;
+	Buffer		buf;
+
+	if (RelationUsesLocalBuffers(rel))
+		return ReadBuffer(rel, blkno);
+	buf = ReadBufferIfRecent(rel, blkno);
+	if (buf != InvalidBuffer)
+		return buf;
 	buf = ReadBuffer(rel, blkno);
-	slot->relnumber = relnumber;
+#if PG_VERSION_NUM >= 160000
+	slot = RecentSlot(rel->rd_locator.relNumber, blkno);
+	slot->relnumber = rel->rd_locator.relNumber;
+#else
+	slot = RecentSlot(rel->rd_node.relNode, blkno);
+	slot->relnumber = rel->rd_node.relNode;
+#endif
 	slot->blkno = blkno;
 	slot->buffer = buf;
 	return buf;

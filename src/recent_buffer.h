@@ -21,4 +21,15 @@
  */
 extern Buffer ReadBufferRecent(Relation rel, BlockNumber blkno);
 
+/*
+ * ReadBufferIfRecent
+ *		The block pinned through the hint alone, or InvalidBuffer (the block
+ *		is not where this backend last found it, or was never read).  A
+ *		buffer returned holds the block of the relation's current file, so
+ *		the block exists: truncation drops the buffers of the blocks it
+ *		removes, and cannot run while the caller holds a lock on the
+ *		relation.
+ */
+extern Buffer ReadBufferIfRecent(Relation rel, BlockNumber blkno);
+
 #endif							/* RECENT_BUFFER_H */

@@ -279,20 +279,26 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 
 	while (*next < tr->totalchunks)
 	{
-		Buffer		buf;
+		Buffer		buf = InvalidBuffer;
 		Page		page;
 		OffsetNumber maxoff;
 		int			nfound = 0;
 		bool		stop = false;
 		int			i;
 
+		/* past the blocks known to exist: does this one? */
 		if (page_start && (tr->nblocks == InvalidBlockNumber || blk >= tr->nblocks))
 		{
-			tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
-			if (blk >= tr->nblocks)
-				return true;
+			buf = ReadBufferIfRecent(tr->rel, blk);
+			if (buf == InvalidBuffer)
+			{
+				tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+				if (blk >= tr->nblocks)
+					return true;
+			}
 		}
-		buf = ReadBufferRecent(tr->rel, blk);
+		if (buf == InvalidBuffer)
+			buf = ReadBufferRecent(tr->rel, blk);
 		/* as the index path does on every new block */
 		heap_page_prune_opt(tr->rel, buf);
 		/* (a guessed block may hold nothing of the value: not all of it) */
@@ -503,6 +509,7 @@ WalkFromHint(ToastRead *tr, int32 *next)
 {
 	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), false);
 	ItemPointerData after;
+	Buffer		buf;
 	bool		go_on;
 
 	if (hint == NULL || !ItemPointerIsValid(&hint->after))
@@ -516,11 +523,18 @@ WalkFromHint(ToastRead *tr, int32 *next)
 
 	/*
 	 * The TOAST table's lock was released after the last value: VACUUM may
-	 * have truncated it since.
+	 * have truncated it since.  A block still in the buffer it was in
+	 * exists; any other is checked against the table's size.
 	 */
-	tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
-	if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
-		return true;
+	buf = ReadBufferIfRecent(tr->rel, ItemPointerGetBlockNumber(&after));
+	if (buf != InvalidBuffer)
+		ReleaseBuffer(buf);
+	else
+	{
+		tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+		if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
+			return true;
+	}
 	go_on = WalkChunks(tr, &after, next, false);
 	if (*next > 0)
 		hint->misses = 0;
