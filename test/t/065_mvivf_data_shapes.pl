@@ -12,6 +12,10 @@
 # 60, 586 rows of 600 found).  The
 # samples now stand for distinct pages (mvmargin.c, MvivfSampleToFront and
 # MvivfErrorSeen).
+#
+# A few rows of large norm among unit rows (fewer than the 1% that the
+# build's first check of norms needs) make CREATE INDEX warn: they decide
+# the MaxSim of their pages and the residual codes cannot express them.
 use strict;
 use warnings;
 
@@ -87,6 +91,20 @@ for my $k (10, 60)
 	is($hits, 10 * $k, "LIMIT $k: recall 1 against the exact scan ($hits of " . 10 * $k . ')');
 	is($same, 10, "LIMIT $k: the distances equal the exact scan's, place by place");
 }
+
+# a few rows of large norm: a warning names them
+my ($ret, $out, $err) = $node->psql(
+	'postgres', q{
+	CREATE TABLE bignorm (id int, emb multivector);
+	-- 40 pages of 100 unit rows; row 7 of page 3 has norm 20
+	INSERT INTO bignorm SELECT p, array_agg(CASE WHEN p = 3 AND r = 7
+			THEN (SELECT array_agg(x * 20) FROM unnest(v) x)::real[] ELSE v END ORDER BY r)::multivector
+		FROM (SELECT p, r, mvd_unitrand(64) AS v FROM generate_series(1, 40) p, generate_series(1, 100) r) x GROUP BY p;
+	CREATE INDEX ON bignorm USING mvivf (emb);
+});
+is($ret, 0, 'an index on a few rows of large norm builds');
+like($err, qr/of the sampled rows of index "bignorm_emb_idx" have a norm below 0\.5 or above 1\.5 \(largest 20\)/,
+	'and warns of the rows of large norm');
 
 $node->stop;
 done_testing();
