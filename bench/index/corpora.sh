@@ -41,6 +41,13 @@ cc -O2 -o "$GEN" "$HERE/gen.c" -lm
 #  hard-q:  as hard, query rows looser still (~0.60 to the topic).
 #  hard-fam: as hard, closer families (~0.72 between siblings): more of the
 #          true top 10 share no topic with the query.
+# Further shapes (not in the default list; name them in PROFILES), each the
+# hard profile with one trait of real collections that bench/index/attack.sh
+# checks against the ORDER BY / LIMIT contract as well:
+#  colqwen: ColQwen2-like pages of 300-1,300 rows, a tenth of them 10-50 rows.
+#  qshort:  queries of 1-4 rows.          qlong: 48-64 rows, a fifth repeated.
+#  dups:    half the pages exact copies of 20 pages (ties at the 10th place).
+#  blank:   80% of the pages one identical page of background rows.
 HARD="GEN_NTOPICS=512 GEN_BG_SHARE=0.4 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02 GEN_FAMILY_SIZE=8 GEN_FAMILY_COS=0.75"
 profile_env() {
 	case "$1" in
@@ -52,11 +59,16 @@ profile_env() {
 		hard-bg) echo "$HARD GEN_BG_SHARE=0.6" ;;
 		hard-q) echo "$HARD GEN_QUERY_NOISE=1.33" ;;
 		hard-fam) echo "$HARD GEN_FAMILY_COS=0.85" ;;
+		colqwen) echo "$HARD GEN_ROWS_MIN=300 GEN_ROWS_MAX=1300 GEN_TINY_SHARE=0.1" ;;
+		qshort) echo "$HARD GEN_QROWS_MIN=1 GEN_QROWS_MAX=4" ;;
+		qlong) echo "$HARD GEN_QROWS_MIN=48 GEN_QROWS_MAX=64 GEN_QUERY_REPEAT=0.2" ;;
+		dups) echo "$HARD GEN_DUP_SHARE=0.5 GEN_DUP_SOURCES=20" ;;
+		blank) echo "$HARD GEN_BLANK_SHARE=0.8" ;;
 		*) echo "unknown profile $1" >&2; exit 2 ;;
 	esac
 }
 
-echo "== mvivf on ${N} pages x 1030 x 128, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+echo "== mvivf on ${N} pages x 1030 x 128 (colqwen: 10-1,300 rows), ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
 echo "(exact = ORDER BY emb <#> q LIMIT 10 with index scans off; index = defaults; ratio = exact p50 / index p50;"
 echo " noshare = share of the true top 10 sharing no topic with the query; refined/reranked = mean documents"
 echo " per query at the defaults (adaptive depth); r80/p50_80 = recall and p50 with mvivf.max_rerank = 80, a fixed"

@@ -31,6 +31,23 @@
  *	GEN_FAMILY_COS to its family centre, so sibling topics have cosine about
  *	GEN_FAMILY_COS^2.  A page about a sibling topic shares no topic with a
  *	query yet matches many of its rows moderately.
+ *	Shapes real collections have beyond topics (each off by default, and
+ *	drawn from random streams of their own, so that the profiles above give
+ *	the same data with or without them):
+ *	GEN_ROWS_MIN/GEN_ROWS_MAX rows per page drawn uniformly in that range
+ *	(ColQwen2 pages vary with the image size); GEN_TINY_SHARE of the pages
+ *	have 10..50 rows only.
+ *	GEN_DUP_SHARE of the pages (ids from GEN_DUP_SOURCES on) are copies of
+ *	one of the first GEN_DUP_SOURCES pages (default 20), exact unless
+ *	GEN_DUP_NOISE adds that much noise to each copied row (near duplicates).
+ *	GEN_BLANK_SHARE of the pages are one and the same page of background
+ *	rows only (topics {-1}; never a query's target).
+ *	GEN_NORM_MIN/GEN_NORM_MAX: each row of a page is scaled by a norm drawn
+ *	log-uniformly in that range (rows not L2-normalised); GEN_BIGNORM_SHARE
+ *	of the rows are scaled by GEN_BIGNORM (default 20) instead.
+ *	GEN_QROWS_MIN/GEN_QROWS_MAX query rows (default 20..32, at most 128);
+ *	GEN_QUERY_REPEAT: share of query rows that repeat an earlier row of the
+ *	same query exactly.
  *	Every document is regenerated from (SEED, id), so queries need
  *	no stored corpus.  Ground truth is computed by the exact scan.
  */
@@ -42,6 +59,8 @@
 
 #define DIM 128
 #define ROWS 1030
+#define MAX_ROWS 4096
+#define MAX_QROWS 128
 #define MAX_TOPICS 4096
 #define MAX_TOPICS_PER_DOC 16
 #define NBG 16
@@ -63,6 +82,20 @@ static int	FAMILY_SIZE = 1;	/* GEN_FAMILY_SIZE: related topics per
 								 * family (1 = all topics independent) */
 static double FAMILY_COS = 0.8;	/* GEN_FAMILY_COS: cosine of a topic to its
 								 * family centre */
+static int	ROWS_MIN = ROWS;	/* GEN_ROWS_MIN, GEN_ROWS_MAX: rows per page */
+static int	ROWS_MAX = ROWS;
+static double TINY_SHARE = 0;	/* GEN_TINY_SHARE: pages of 10..50 rows */
+static double DUP_SHARE = 0;	/* GEN_DUP_SHARE: pages copied from another */
+static int	DUP_SOURCES = 20;	/* GEN_DUP_SOURCES: pages copies come from */
+static double DUP_NOISE = 0;	/* GEN_DUP_NOISE: noise added to copied rows */
+static double BLANK_SHARE = 0;	/* GEN_BLANK_SHARE: identical blank pages */
+static double NORM_MIN = 1;		/* GEN_NORM_MIN, GEN_NORM_MAX: row norms */
+static double NORM_MAX = 1;
+static double BIGNORM_SHARE = 0;	/* GEN_BIGNORM_SHARE: rows of huge norm */
+static double BIGNORM = 20;		/* GEN_BIGNORM: their norm */
+static int	QROWS_MIN = 20;		/* GEN_QROWS_MIN, GEN_QROWS_MAX: query rows */
+static int	QROWS_MAX = 32;
+static double QUERY_REPEAT = 0; /* GEN_QUERY_REPEAT: repeated query rows */
 
 static double
 env_double(const char *name, double dflt)
@@ -94,6 +127,32 @@ read_params(void)
 	FAMILY_COS = env_double("GEN_FAMILY_COS", FAMILY_COS);
 	if (FAMILY_COS <= 0.01 || FAMILY_COS > 1)
 		FAMILY_COS = 0.8;
+	ROWS_MIN = (int) env_double("GEN_ROWS_MIN", ROWS_MIN);
+	ROWS_MAX = (int) env_double("GEN_ROWS_MAX", ROWS_MAX);
+	if (ROWS_MIN < 1 || ROWS_MIN > MAX_ROWS)
+		ROWS_MIN = ROWS;
+	if (ROWS_MAX < ROWS_MIN || ROWS_MAX > MAX_ROWS)
+		ROWS_MAX = ROWS_MIN;
+	TINY_SHARE = env_double("GEN_TINY_SHARE", TINY_SHARE);
+	DUP_SHARE = env_double("GEN_DUP_SHARE", DUP_SHARE);
+	DUP_SOURCES = (int) env_double("GEN_DUP_SOURCES", DUP_SOURCES);
+	if (DUP_SOURCES < 1)
+		DUP_SOURCES = 20;
+	DUP_NOISE = env_double("GEN_DUP_NOISE", DUP_NOISE);
+	BLANK_SHARE = env_double("GEN_BLANK_SHARE", BLANK_SHARE);
+	NORM_MIN = env_double("GEN_NORM_MIN", NORM_MIN);
+	NORM_MAX = env_double("GEN_NORM_MAX", NORM_MAX);
+	if (NORM_MIN <= 0 || NORM_MAX < NORM_MIN)
+		NORM_MIN = NORM_MAX = 1;
+	BIGNORM_SHARE = env_double("GEN_BIGNORM_SHARE", BIGNORM_SHARE);
+	BIGNORM = env_double("GEN_BIGNORM", BIGNORM);
+	QROWS_MIN = (int) env_double("GEN_QROWS_MIN", QROWS_MIN);
+	QROWS_MAX = (int) env_double("GEN_QROWS_MAX", QROWS_MAX);
+	if (QROWS_MIN < 1 || QROWS_MIN > MAX_QROWS)
+		QROWS_MIN = 20;
+	if (QROWS_MAX < QROWS_MIN || QROWS_MAX > MAX_QROWS)
+		QROWS_MAX = QROWS_MIN;
+	QUERY_REPEAT = env_double("GEN_QUERY_REPEAT", QUERY_REPEAT);
 }
 
 typedef struct Rng
@@ -182,21 +241,75 @@ init_centres(uint64_t seed)
 	}
 }
 
+/* rows of page id: 1030 unless GEN_ROWS_* or GEN_TINY_SHARE say otherwise */
+static int
+doc_nrows(uint64_t seed, int id)
+{
+	Rng			r = {seed * 0x2545F4914F6CDD1DULL + (uint64_t) id * 3 + 11};
+
+	if (ROWS_MIN == ROWS && ROWS_MAX == ROWS && TINY_SHARE <= 0)
+		return ROWS;
+	if (rng_unif(&r) < TINY_SHARE)
+		return 10 + (int) (rng_unif(&r) * 41);
+	return ROWS_MIN + (int) (rng_unif(&r) * (ROWS_MAX - ROWS_MIN + 1));
+}
+
+/* the page whose rows page id copies (itself unless it is a duplicate) */
+static int
+doc_source(uint64_t seed, int id, int *blank)
+{
+	Rng			r = {seed * 0x632BE59BD9B4E019ULL + (uint64_t) id * 131 + 7};
+
+	*blank = 0;
+	if (BLANK_SHARE > 0 && rng_unif(&r) < BLANK_SHARE)
+	{
+		*blank = 1;
+		return -1;
+	}
+	if (DUP_SHARE > 0 && id >= DUP_SOURCES && rng_unif(&r) < DUP_SHARE)
+		return (int) (rng_unif(&r) * DUP_SOURCES);
+	return id;
+}
+
 /*
- * rows of document id; isbg[i] says whether row i is background; t receives
- * the document's topics
+ * rows of document id (returns how many); isbg[i] says whether row i is
+ * background; t receives the document's topics
  */
-static void
+static int
 make_doc(uint64_t seed, int id, float *rows, int *isbg, int *t)
 {
-	Rng			r = {seed * 1000003 + (uint64_t) id * 7777 + 1};
+	int			blank;
+	int			src = doc_source(seed, id, &blank);
+	Rng			r = {seed * 1000003 + (uint64_t) src * 7777 + 1};
 	float		g[DIM];
+	int			n;
 	int			i;
 	int			d;
 
+	if (blank)
+	{
+		/* every blank page is the same background-only page */
+		r.s = seed * 4099 + 3;
+		for (i = 0; i < TOPICS_PER_DOC; i++)
+			t[i] = -1;
+		for (i = 0; i < ROWS; i++)
+		{
+			float	   *x = rows + (size_t) i * DIM;
+			const float *p;
+
+			unit_random(&r, g);
+			p = bg[(int) (rng_unif(&r) * NBG)];
+			for (d = 0; d < DIM; d++)
+				x[d] = p[d] + BG_NOISE * g[d];
+			isbg[i] = 1;
+			normalize(x);
+		}
+		return ROWS;
+	}
+	n = doc_nrows(seed, src);
 	for (i = 0; i < TOPICS_PER_DOC; i++)
 		t[i] = (int) (rng_unif(&r) * NTOPICS);
-	for (i = 0; i < ROWS; i++)
+	for (i = 0; i < n; i++)
 	{
 		float	   *x = rows + (size_t) i * DIM;
 
@@ -219,6 +332,35 @@ make_doc(uint64_t seed, int id, float *rows, int *isbg, int *t)
 		}
 		normalize(x);
 	}
+	if (src != id && DUP_NOISE > 0)
+	{
+		/* a near duplicate: the source's rows, each moved a little */
+		Rng			nr = {seed * 0x9E3779B97F4A7C15ULL + (uint64_t) id * 17 + 5};
+
+		for (i = 0; i < n; i++)
+		{
+			unit_random(&nr, g);
+			for (d = 0; d < DIM; d++)
+				rows[(size_t) i * DIM + d] += DUP_NOISE * g[d];
+			normalize(rows + (size_t) i * DIM);
+		}
+	}
+	if (NORM_MIN != 1 || NORM_MAX != 1 || BIGNORM_SHARE > 0)
+	{
+		/* rows not L2-normalised (the same for a page and its copies) */
+		Rng			sr = {seed * 0xD1B54A32D192ED03ULL + (uint64_t) src * 29 + 13};
+
+		for (i = 0; i < n; i++)
+		{
+			double		s = NORM_MIN * exp(rng_unif(&sr) * log(NORM_MAX / NORM_MIN));
+
+			if (BIGNORM_SHARE > 0 && rng_unif(&sr) < BIGNORM_SHARE)
+				s = BIGNORM;
+			for (d = 0; d < DIM; d++)
+				rows[(size_t) i * DIM + d] *= (float) s;
+		}
+	}
+	return n;
 }
 
 static void
@@ -271,8 +413,8 @@ put_mv(const float *x, int nvec)
 int
 main(int argc, char **argv)
 {
-	static float rows[ROWS * DIM];
-	static int	isbg[ROWS];
+	static float rows[MAX_ROWS * DIM];
+	static int	isbg[MAX_ROWS];
 	int			doctopics[MAX_TOPICS_PER_DOC];
 	uint64_t	seed;
 	int			ndocs;
@@ -315,18 +457,19 @@ main(int argc, char **argv)
 		init_centres(seed);
 		for (i = 0; i < ndocs; i++)
 		{
-			make_doc(seed, i, rows, isbg, doctopics);
+			int			n = make_doc(seed, i, rows, isbg, doctopics);
+
 			put16(2);
 			put32(4);
 			put32(i);
-			put_mv(rows, ROWS);
+			put_mv(rows, n);
 		}
 	}
 	else
 	{
 		int			nq = argc > 3 ? atoi(argv[3]) : 100;
 		Rng			r;
-		float		q[32 * DIM];
+		static float q[MAX_QROWS * DIM];
 		float		g[DIM];
 
 		seed = argc > 4 ? strtoull(argv[4], NULL, 10) : 42;
@@ -335,24 +478,39 @@ main(int argc, char **argv)
 		for (i = 0; i < nq; i++)
 		{
 			int			target = (int) (rng_unif(&r) * ndocs);
-			int			n = 20 + (int) (rng_unif(&r) * 13);
+			int			n = QROWS_MIN + (int) (rng_unif(&r) * (QROWS_MAX - QROWS_MIN + 1));
+			int			nrows;
+			int			ncontent = 0;
 			int			j;
+			int			blank;
 
-			make_doc(seed, target, rows, isbg, doctopics);
+			/* a blank page is nobody's target */
+			while (BLANK_SHARE > 0 && (doc_source(seed, target, &blank), blank))
+				target = (int) (rng_unif(&r) * ndocs);
+			nrows = make_doc(seed, target, rows, isbg, doctopics);
+			for (j = 0; j < nrows; j++)
+				ncontent += !isbg[j];
 			for (j = 0; j < n; j++)
 			{
 				int			k;
 				int			d;
 				const float *base;
 
+				if (QUERY_REPEAT > 0 && j > 0 && rng_unif(&r) < QUERY_REPEAT)
+				{
+					/* the same row again (a repeated query token) */
+					k = (int) (rng_unif(&r) * j);
+					memcpy(q + j * DIM, q + k * DIM, sizeof(float) * DIM);
+					continue;
+				}
 				if (QUERY_OFFTOPIC > 0 && rng_unif(&r) < QUERY_OFFTOPIC)
 					base = topics[(int) (rng_unif(&r) * NTOPICS)];
-				else if (QUERY_FROM_TOPIC)
+				else if (QUERY_FROM_TOPIC || ncontent == 0)
 					base = topics[doctopics[(int) (rng_unif(&r) * TOPICS_PER_DOC)]];
 				else
 				{
 					do
-						k = (int) (rng_unif(&r) * ROWS);
+						k = (int) (rng_unif(&r) * nrows);
 					while (isbg[k]);
 					base = rows + (size_t) k * DIM;
 				}

@@ -415,6 +415,8 @@ typedef struct MvivfScanOpaqueData
 	double	   *sampleErr;
 	int			nsampleErr;
 	bool		sampling;		/* the batch being reranked is that sample */
+	struct HTAB *seenErrors;	/* (approximate, exact) distances reranked,
+								 * each counted once (MvivfErrorSeen) */
 	double		gainMargin;		/* bound of the residual gain of an
 								 * unrefined document (MvivfRefineCandidates) */
 	MvivfErrorStats gainStats;	/* the sample gainMargin was fitted on */
@@ -464,6 +466,7 @@ extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
 							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+extern bool MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact);
 extern bool MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst);
 
 /* mvrank.c: the approximate stage of an ordered scan */

@@ -13,6 +13,7 @@
 #include "common/pg_prng.h"
 #include "utils/float.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 
 #include "mvivf.h"
 
@@ -204,10 +205,42 @@ MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b, double nrem
 }
 
 /*
+ * Draws a random sample makes before it takes a candidate whose approximate
+ * distance equals that of one already drawn (MvivfSampleToFront).
+ */
+#define MVIVF_SAMPLE_TRIES		8
+
+/*
+ * SampledBefore
+ *		Whether one of so->cands[lo .. lo+i-1] has the approximate distance
+ *		of so->cands[j].
+ */
+static bool
+SampledBefore(MvivfScanOpaque so, int lo, int i, int j)
+{
+	int			m;
+
+	for (m = lo; m < lo + i; m++)
+		if (so->cands[m].score == so->cands[j].score)
+			return true;
+	return false;
+}
+
+/*
  * MvivfSampleToFront
  *		Move k candidates drawn at random from so->cands[lo .. hi-1] to
  *		positions lo .. lo+k-1 (a partial Fisher-Yates shuffle), then sort
  *		the others, lo+k .. hi-1, back into approximate order.
+ *
+ * The samples calibrate the error model of distinct documents, so a draw
+ * whose approximate distance equals that of one already drawn is made
+ * again (up to MVIVF_SAMPLE_TRIES times): equal approximate distances come
+ * from identical stored values (duplicate pages, a table of blank pages),
+ * whose errors are one and the same.  Drawn in proportion to their number,
+ * 800 copies of a blank page among 1,000 pages filled the sample with one
+ * error, far from that of the other pages, and the scan returned rows that
+ * unreranked pages beat.  Without equal distances the draws, and the
+ * sample, are those of a plain shuffle.
  */
 void
 MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
@@ -218,13 +251,47 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 	pg_prng_seed(&prng, MVIVF_SAMPLE_SEED + (uint64) lo);
 	for (i = 0; i < k; i++)
 	{
-		int			j = lo + i + (int) pg_prng_uint64_range(&prng, 0, hi - lo - i - 1);
-		MvivfScanCandidate tmp = so->cands[lo + i];
+		int			j;
+		int			tries = 0;
+		MvivfScanCandidate tmp;
 
+		do
+			j = lo + i + (int) pg_prng_uint64_range(&prng, 0, hi - lo - i - 1);
+		while (++tries < MVIVF_SAMPLE_TRIES && SampledBefore(so, lo, i, j));
+		tmp = so->cands[lo + i];
 		so->cands[lo + i] = so->cands[j];
 		so->cands[j] = tmp;
 	}
 	MvivfSortCands(so->cands + lo + k, hi - lo - k);
+}
+
+/*
+ * MvivfErrorSeen
+ *		Whether a document with this approximate and this exact distance was
+ *		reranked before by the scan (and remember the pair): the errors of
+ *		identical stored values are one and the same, and are counted once
+ *		in the error samples, which stand for distinct documents.
+ */
+bool
+MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact)
+{
+	double		key[2];
+	bool		found;
+
+	if (so->seenErrors == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(key);
+		ctl.hcxt = so->scanCtx;
+		so->seenErrors = hash_create("mvivf reranked errors", 256, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	key[0] = approx;
+	key[1] = exact;
+	(void) hash_search(so->seenErrors, key, HASH_ENTER, &found);
+	return found;
 }
 
 /*

@@ -305,8 +305,13 @@ RerankBatch(IndexScanDesc scan, int n)
 			so->ninvisible++;
 			continue;
 		}
-		/* how far the approximate distance overshot the exact one */
-		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined)
+		/*
+		 * How far the approximate distance overshot the exact one: once per
+		 * distinct document (copies of one stored value err alike, and would
+		 * swamp the samples with one error).
+		 */
+		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined &&
+			!MvivfErrorSeen(so, c.score, dist))
 		{
 			if (so->sampling)
 				so->sampleErr[so->nsampleErr++] = c.score - dist;
