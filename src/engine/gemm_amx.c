@@ -500,10 +500,11 @@ kc_steps(int terms, int steps)
  *		Tiles: 0-3 accumulate y (rows 0-15 / 16-31 by columns 0-15 /
  *		16-31), 4-5 x, 6-7 W.
  */
-__attribute__((target("amx-tile,amx-bf16"), always_inline))
+__attribute__((target("amx-tile,amx-bf16,avx512f"), always_inline))
 static inline void
 amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
-		 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+		 int n0, int n1, float *y, int ldy, bool add, const float *bias,
+		 float *cbuf)
 {
 	int			mp = cp_amx_padded_m(M);
 	int			steps = Kp / CP_AMX_K_STEP;
@@ -546,6 +547,25 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				float	   *cb = cbuf + (size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
 					(size_t) mbi * CP_AMX_BLOCK;
 				float	   *yb = y + (size_t) mbi * ldy + nbi;
+				const float *bb = NULL;
+				float		bpad[CP_AMX_BLOCK] __attribute__((aligned(64)));
+
+				/*
+				 * The bias of the block's columns, each tile row the same
+				 * (loaded with row stride 0); an edge block's part past n1
+				 * from a zero-padded copy, not read past the vector's end.
+				 */
+				if (bias != NULL && !add && first)
+				{
+					if (nbi + CP_AMX_BLOCK <= n1)
+						bb = bias + nbi;
+					else
+					{
+						memset(bpad, 0, sizeof(bpad));
+						memcpy(bpad, bias + nbi, sizeof(float) * (n1 - nbi));
+						bb = bpad;
+					}
+				}
 
 				/*
 				 * Partial sums between k-blocks live in cbuf (the group's
@@ -570,6 +590,8 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				}
 				if (first && inside && add)
 					acc_tiles_start(yb, ystride, 16 * (size_t) ldy);
+				else if (bb != NULL)
+					acc_tiles_start(bb, 0, 0);
 				else
 					acc_tiles_start(first && !add ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
 				if (mbi + 16 >= M && !stream)
@@ -584,6 +606,21 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 					_tile_stored(1, yb + 16, ystride);
 					_tile_stored(2, yb + 16 * (size_t) ldy, ystride);
 					_tile_stored(3, yb + 16 * (size_t) ldy + 16, ystride);
+					if (bias != NULL && add)
+					{
+						/* (y + sum) + bias, while the block is in L1 */
+						__m512		b0 = _mm512_loadu_ps(bias + nbi),
+									b1 = _mm512_loadu_ps(bias + nbi + 16);
+						int			r;
+
+						for (r = 0; r < CP_AMX_BLOCK; r++)
+						{
+							float	   *yr = yb + (size_t) r * ldy;
+
+							_mm512_storeu_ps(yr, _mm512_add_ps(_mm512_loadu_ps(yr), b0));
+							_mm512_storeu_ps(yr + 16, _mm512_add_ps(_mm512_loadu_ps(yr + 16), b1));
+						}
+					}
 				}
 				else
 				{
@@ -606,8 +643,17 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				if (mb + CP_AMX_BLOCK <= M && nb + CP_AMX_BLOCK <= n1)
 					continue;
 				for (m = 0; m < CP_AMX_BLOCK && mb + m < M; m++)
-					memcpy(y + (size_t) (mb + m) * ldy + nb, cb + (size_t) m * CP_AMX_BLOCK,
-						   sizeof(float) * ncols);
+				{
+					float	   *yr = y + (size_t) (mb + m) * ldy + nb;
+					const float *cr = cb + (size_t) m * CP_AMX_BLOCK;
+					int			c;
+
+					if (bias != NULL && add)
+						for (c = 0; c < ncols; c++)
+							yr[c] = cr[c] + bias[nb + c];
+					else
+						memcpy(yr, cr, sizeof(float) * ncols);
+				}
 			}
 	}
 	_tile_release();
@@ -626,25 +672,38 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 
 /*
  * cp_gemm_amx_split
- *		See gemm_amx.h and the file header.  One copy of the kernel per
- *		number of terms, so that the inner loop has constant bounds.
+ *		See gemm_amx.h: cp_gemm_amx_split_bias without a bias.
  */
-__attribute__((target("amx-tile,amx-bf16")))
 void
 cp_gemm_amx_split(const uint16_t *xa, int terms, int M, int Kp,
 				  const uint32_t *packed, int n0, int n1, float *y, int ldy,
 				  bool add, float *cbuf)
 {
+	cp_gemm_amx_split_bias(xa, terms, M, Kp, packed, n0, n1, y, ldy, add,
+						   NULL, cbuf);
+}
+
+/*
+ * cp_gemm_amx_split_bias
+ *		See gemm_amx.h and the file header.  One copy of the kernel per
+ *		number of terms, so that the inner loop has constant bounds.
+ */
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+void
+cp_gemm_amx_split_bias(const uint16_t *xa, int terms, int M, int Kp,
+					   const uint32_t *packed, int n0, int n1, float *y,
+					   int ldy, bool add, const float *bias, float *cbuf)
+{
 	switch (terms)
 	{
 		case 2:
-			amx_gemm(xa, 2, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 2, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 		case 3:
-			amx_gemm(xa, 3, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 3, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 		default:
-			amx_gemm(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 	}
 }
