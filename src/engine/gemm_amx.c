@@ -23,7 +23,11 @@
  * cbuf (the group's part stays in L2); a block inside y starts from y when
  * adding and its last k-block stores straight into y, so only the edge
  * blocks (past M rows or the caller's columns) are copied at the end.  A
- * query (one row block) runs the whole K per block with no partial sums.
+ * query (one row block) runs the whole K per block with no partial sums;
+ * a page's products with K <= 2,048 take each row block through all its
+ * k-blocks before the next (ROWS_OUTER_MAX_STEPS).  A bias is applied
+ * inside (cp_gemm_amx_split_bias): the accumulators start from it, or an
+ * accumulating product adds it to each block after its last store.
  *
  * What bounds it (bench/cpu/amx_tile_bench.c, this loop on synthetic data,
  * docs/cpu-kernels.md): TDPBF16PS peaks at ~3.2 TFLOP/s per core on tiles
