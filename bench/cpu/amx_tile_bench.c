@@ -16,7 +16,12 @@
  *	  - "accumulators interleaved": as "+ accumulators", but each tile's
  *		store is followed by the next block's load of the same tile;
  *	  - "accumulators zeroed + stored": no loads, the stores only;
- *	  - "accumulators in L1, loaded only": the loads only.
+ *	  - "accumulators in L1, loaded only": the loads only;
+ *	  - "16 x 64: W in L1, x in L2" (+ accumulators): the other accumulator
+ *		shape, a 16 x 64 block (one x tile, four W tiles per k-step, the
+ *		W k-block of 64 columns x 8 k-steps resident in L1 and x tiles
+ *		streaming from L2), without and with the accumulators' round trip
+ *		every 8 k-steps.
  *
  *	  Prints GFLOP/s per CPU-second of the calling thread (best of 10).
  *	  Needs a CPU with AMX-BF16 and a kernel that grants the tile state.
@@ -177,6 +182,71 @@ run(int mode, const uint16_t *x, const uint16_t *w, float *acc)
 	return best;
 }
 
+/*
+ * run_wide
+ *		The 16 x 64 accumulator block (tiles 0-3 side by side: one x tile,
+ *		four W tiles per k-step, W loaded into tiles 5-7 and 4 after x in
+ *		4): mode 8, W (64 columns x 8 k-steps, 32 KB) in L1 and x tiles
+ *		streaming from a 1 MB buffer (L2), accumulators loaded and stored
+ *		every 8 k-steps from a 1 MB buffer; mode 9, the same without the
+ *		accumulator traffic.  Returns GFLOP/s per CPU-second.
+ */
+__attribute__((target("amx-tile,amx-bf16")))
+static double
+run_wide(int mode, const uint16_t *x, const uint16_t *w, float *acc)
+{
+	const long	blocks = 20000;
+	double		best = 0;
+	int			rep;
+
+	for (rep = 0; rep < 10; rep++)
+	{
+		double		t0 = cpu_now(),
+					dt;
+		long		i;
+
+		for (i = 0; i < blocks; i++)
+		{
+			const uint16_t *xb = x + (size_t) (i % 128) * 8 * TILE;
+			float	   *c = acc + (size_t) (i % 256) * 1024;
+			int			s;
+
+			if (mode == 8)
+			{
+				_tile_loadd(0, c, 256);
+				_tile_loadd(1, c + 16, 256);
+				_tile_loadd(2, c + 32, 256);
+				_tile_loadd(3, c + 48, 256);
+			}
+			for (s = 0; s < 8; s++)
+			{
+				const uint16_t *wb = w + (size_t) s * 4 * TILE;
+
+				_tile_loadd(4, xb + (size_t) s * TILE, 64);
+				_tile_loadd(5, wb, 64);
+				_tile_dpbf16ps(0, 4, 5);
+				_tile_loadd(6, wb + TILE, 64);
+				_tile_dpbf16ps(1, 4, 6);
+				_tile_loadd(7, wb + 2 * TILE, 64);
+				_tile_dpbf16ps(2, 4, 7);
+				_tile_loadd(5, wb + 3 * TILE, 64);
+				_tile_dpbf16ps(3, 4, 5);
+			}
+			if (mode == 8)
+			{
+				_tile_stored(0, c, 256);
+				_tile_stored(1, c + 16, 256);
+				_tile_stored(2, c + 32, 256);
+				_tile_stored(3, c + 48, 256);
+			}
+		}
+		dt = cpu_now() - t0;
+		if (blocks * 8 * 4 * 16384.0 / dt * 1e-9 > best)
+			best = blocks * 8 * 4 * 16384.0 / dt * 1e-9;
+	}
+	return best;
+}
+
 __attribute__((target("amx-tile,amx-bf16")))
 int
 main(void)
@@ -184,7 +254,8 @@ main(void)
 	static const char *names[] = {"registers", "x in L1, W in L2",
 	"x in L1, W in L2, + accumulators", "x and W in L2",
 	"accumulators in L1", "accumulators interleaved", "accumulators zeroed + stored",
-	"accumulators in L1, loaded only"};
+	"accumulators in L1, loaded only",
+	"16 x 64: W in L1, x in L2, + accumulators", "16 x 64: W in L1, x in L2"};
 	size_t		mb = (size_t) 1 << 20;
 	uint16_t   *x = aligned_alloc(4096, mb),
 			   *w = aligned_alloc(4096, mb);
@@ -203,7 +274,7 @@ main(void)
 	memset(w, 1, mb);
 	memset(acc, 0, mb);
 	amx_bench_load_config();
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < 10; i++)
 	{
 		_tile_zero(0);
 		_tile_zero(1);
@@ -213,7 +284,7 @@ main(void)
 		_tile_loadd(5, x + TILE, 64);
 		_tile_loadd(6, w, 64);
 		_tile_loadd(7, w + TILE, 64);
-		printf("%-36s %6.0f GFLOP/s per CPU-second\n", names[i], run(i, x, w, acc));
+		printf("%-36s %6.0f GFLOP/s per CPU-second\n", names[i], i < 8 ? run(i, x, w, acc) : run_wide(i, x, w, acc));
 	}
 	_tile_release();
 	free(x);

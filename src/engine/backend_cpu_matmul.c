@@ -147,7 +147,9 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
 
 /*
  * amx_matmul
- *		y (+)= x . W^T on AMX tiles, W packed (gemm_amx.h): x is rounded
+ *		y (+)= x . W^T (+ bias) on AMX tiles, W packed (gemm_amx.h); the
+ *		kernel applies the bias in cpu_matmul's order (cp_gemm_amx_split_bias:
+ *		no pass over y for it).  x is rounded
  *		into the A layout (bf16 precision) or split into its bf16 terms
  *		(fp32 precision: the split A layout, impl->amx_terms), unless a
  *		fused op did it already (xb16_ready), then the threads run the tile
@@ -157,7 +159,7 @@ fp32_gemm_on_bf16_weights(const float *x, int M, int K, const uint16_t *w, int n
  */
 static CpStatus
 amx_matmul(CpBackend *be, float *y, const float *x, CpBuf *w,
-		   int M, int N, int K, bool add)
+		   const float *bias, int M, int N, int K, bool add)
 {
 	CpCpuImpl  *impl = IMPL(be);
 	int			kp = cp_amx_padded_k(K);
@@ -198,16 +200,16 @@ amx_matmul(CpBackend *be, float *y, const float *x, CpBuf *w,
 
 #pragma omp for schedule(dynamic, 1)
 			for (c = 0; c < (N + dyn - 1) / dyn; c++)
-				cp_gemm_amx_split(impl->xb16, terms, M, kp, w->amx_packed, c * dyn,
-								  N - c * dyn < dyn ? N : (c + 1) * dyn, y,
-								  N, add, impl->tscratch[tid]);
+				cp_gemm_amx_split_bias(impl->xb16, terms, M, kp, w->amx_packed, c * dyn,
+									   N - c * dyn < dyn ? N : (c + 1) * dyn, y,
+									   N, add, bias, impl->tscratch[tid]);
 		}
 		else
 		{
 			split_range(N, nthreads, tid, CP_AMX_BLOCK, &c0, &c1);
 			if (tid < nthreads && c1 > c0)
-				cp_gemm_amx_split(impl->xb16, terms, M, kp, w->amx_packed, c0, c1,
-								  y, N, add, impl->tscratch[tid]);
+				cp_gemm_amx_split_bias(impl->xb16, terms, M, kp, w->amx_packed, c0, c1,
+									   y, N, add, bias, impl->tscratch[tid]);
 		}
 	}
 	return CP_OK;
@@ -354,6 +356,12 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	int			tile = 0;
 	int			m;
 
+	if (cpu_amx_gemm(impl, w, M))
+	{
+		/* the tile kernel starts from the bias or adds it (same order) */
+		return amx_matmul(be, yp, xp, w, bias != NULL ? bias->data : NULL,
+						  M, N, K, accumulate);
+	}
 	if (bias != NULL && !accumulate)
 	{
 		/* preload the bias and let the GEMM add onto it */
@@ -364,14 +372,6 @@ cpu_matmul(CpBackend *be, CpView y, CpView x, CpBuf *w, CpBuf *bias,
 	}
 	if (N < 32 * nthreads)
 		nthreads = 1;
-	if (cpu_amx_gemm(impl, w, M))
-	{
-		CpStatus	st = amx_matmul(be, yp, xp, w, M, N, K, beta != 0.0f);
-
-		if (st != CP_OK)
-			return st;
-		goto bias_after;
-	}
 	if (w->lazy && w->dtype == CP_DTYPE_BF16 && impl->bf16_matmul &&
 		K % 2 == 0)
 	{

@@ -23,7 +23,11 @@
  * cbuf (the group's part stays in L2); a block inside y starts from y when
  * adding and its last k-block stores straight into y, so only the edge
  * blocks (past M rows or the caller's columns) are copied at the end.  A
- * query (one row block) runs the whole K per block with no partial sums.
+ * query (one row block) runs the whole K per block with no partial sums;
+ * a page's products with K <= 2,048 take each row block through all its
+ * k-blocks before the next (ROWS_OUTER_MAX_STEPS).  A bias is applied
+ * inside (cp_gemm_amx_split_bias): the accumulators start from it, or an
+ * accumulating product adds it to each block after its last store.
  *
  * What bounds it (bench/cpu/amx_tile_bench.c, this loop on synthetic data,
  * docs/cpu-kernels.md): TDPBF16PS peaks at ~3.2 TFLOP/s per core on tiles
@@ -60,6 +64,24 @@
  * whole K (2 to 64 tried).
  */
 #define KC_STEPS 8
+
+/*
+ * bf16 products of at most this many k-steps (K <= 2,048: SigLIP's q, k,
+ * v, o and fc1, Gemma's q, k, v and o, the projector on a page) run each
+ * row block through the whole K, the group's column blocks in turn in
+ * every k-block, instead of each k-block through all row blocks.  A row
+ * block's partial sums for the group (32 KB) then go back and forth
+ * between k-blocks through L1 instead of a 1 MB buffer in L2, and its x
+ * (128 KB at K 2,048) is read from L2; the group's weights for the whole
+ * K (up to 1 MB) stay in L2 for the next row block.  The tile kernel alone
+ * on this VM, one thread, four alternating rounds (GFLOP/s per
+ * CPU-second): 1,152 x 1,152 x 1,030 rows 1,213-1,312 against
+ * 1,029-1,186, 256 x 2,048 1,323-1,465 against 1,114-1,383, 2,048 x
+ * 2,048 1,240-1,297 against 1,158-1,209, fc1 (4,304 x 1,152) unchanged.
+ * Longer K (Gemma's down, SigLIP's fc2) lost half its rate this way: a
+ * group's weights no longer fit in L2.
+ */
+#define ROWS_OUTER_MAX_STEPS 64
 
 /*
  * The most k-steps per k-block with x split into two or three terms (fp32
@@ -500,10 +522,11 @@ kc_steps(int terms, int steps)
  *		Tiles: 0-3 accumulate y (rows 0-15 / 16-31 by columns 0-15 /
  *		16-31), 4-5 x, 6-7 W.
  */
-__attribute__((target("amx-tile,amx-bf16"), always_inline))
+__attribute__((target("amx-tile,amx-bf16,avx512f"), always_inline))
 static inline void
 amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
-		 int n0, int n1, float *y, int ldy, bool add, float *cbuf)
+		 int n0, int n1, float *y, int ldy, bool add, const float *bias,
+		 float *cbuf)
 {
 	int			mp = cp_amx_padded_m(M);
 	int			steps = Kp / CP_AMX_K_STEP;
@@ -514,24 +537,34 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 	/* one row block (a query): x stays in L2 anyway, no partial sums */
 	int			kcs = (mp == CP_AMX_BLOCK) ? steps : kc_steps(terms, steps);
 	bool		stream = (mp == CP_AMX_BLOCK);
+	bool		rows_outer = (terms == 1 && !stream && steps <= ROWS_OUTER_MAX_STEPS);
 	int			g0;
 
 	cp_amx_load_tile_config();
 	for (g0 = n0; g0 < n1; g0 += CP_AMX_GROUP_N)
 	{
 		int			g1 = (n1 - g0 < CP_AMX_GROUP_N) ? n1 : g0 + CP_AMX_GROUP_N;
-		int			kb,
+		int			nblk = (g1 - g0 + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK,
+					mblk = mp / CP_AMX_BLOCK,
+					outer,
+					kb,
 					nb,
 					mb;
 
+		/*
+		 * Short products (see ROWS_OUTER_MAX_STEPS) run each row block
+		 * through all its k-blocks before the next; the others each
+		 * k-block through all row blocks.  The order of an element's sums
+		 * is the same.
+		 */
+		for (outer = 0; outer < (rows_outer ? mblk : 1); outer++)
 		for (kb = 0; kb < steps; kb += kcs)
 		{
 			int			ks = (steps - kb < kcs) ? steps - kb : kcs;
-			int			nblk = (g1 - g0 + CP_AMX_BLOCK - 1) / CP_AMX_BLOCK,
-						mblk = mp / CP_AMX_BLOCK,
+			int			i_end = rows_outer ? (outer + 1) * nblk : nblk * mblk,
 						i;
 
-			for (i = 0; i < nblk * mblk; i++)
+			for (i = rows_outer ? outer * nblk : 0; i < i_end; i++)
 			{
 				int			mbi = CP_AMX_BLOCK * (i / nblk),
 							nbi = g0 + CP_AMX_BLOCK * (i % nblk);
@@ -546,6 +579,25 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				float	   *cb = cbuf + (size_t) ((nbi - g0) / CP_AMX_BLOCK) * mp * CP_AMX_BLOCK +
 					(size_t) mbi * CP_AMX_BLOCK;
 				float	   *yb = y + (size_t) mbi * ldy + nbi;
+				const float *bb = NULL;
+				float		bpad[CP_AMX_BLOCK] __attribute__((aligned(64)));
+
+				/*
+				 * The bias of the block's columns, each tile row the same
+				 * (loaded with row stride 0); an edge block's part past n1
+				 * from a zero-padded copy, not read past the vector's end.
+				 */
+				if (bias != NULL && !add && first)
+				{
+					if (nbi + CP_AMX_BLOCK <= n1)
+						bb = bias + nbi;
+					else
+					{
+						memset(bpad, 0, sizeof(bpad));
+						memcpy(bpad, bias + nbi, sizeof(float) * (n1 - nbi));
+						bb = bpad;
+					}
+				}
 
 				/*
 				 * Partial sums between k-blocks live in cbuf (the group's
@@ -570,6 +622,8 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				}
 				if (first && inside && add)
 					acc_tiles_start(yb, ystride, 16 * (size_t) ldy);
+				else if (bb != NULL)
+					acc_tiles_start(bb, 0, 0);
 				else
 					acc_tiles_start(first && !add ? NULL : cb, cstride, 16 * CP_AMX_BLOCK);
 				if (mbi + 16 >= M && !stream)
@@ -584,6 +638,21 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 					_tile_stored(1, yb + 16, ystride);
 					_tile_stored(2, yb + 16 * (size_t) ldy, ystride);
 					_tile_stored(3, yb + 16 * (size_t) ldy + 16, ystride);
+					if (bias != NULL && add)
+					{
+						/* (y + sum) + bias, while the block is in L1 */
+						__m512		b0 = _mm512_loadu_ps(bias + nbi),
+									b1 = _mm512_loadu_ps(bias + nbi + 16);
+						int			r;
+
+						for (r = 0; r < CP_AMX_BLOCK; r++)
+						{
+							float	   *yr = yb + (size_t) r * ldy;
+
+							_mm512_storeu_ps(yr, _mm512_add_ps(_mm512_loadu_ps(yr), b0));
+							_mm512_storeu_ps(yr + 16, _mm512_add_ps(_mm512_loadu_ps(yr + 16), b1));
+						}
+					}
 				}
 				else
 				{
@@ -606,8 +675,17 @@ amx_gemm(const uint16_t *xa, int terms, int M, int Kp, const uint32_t *packed,
 				if (mb + CP_AMX_BLOCK <= M && nb + CP_AMX_BLOCK <= n1)
 					continue;
 				for (m = 0; m < CP_AMX_BLOCK && mb + m < M; m++)
-					memcpy(y + (size_t) (mb + m) * ldy + nb, cb + (size_t) m * CP_AMX_BLOCK,
-						   sizeof(float) * ncols);
+				{
+					float	   *yr = y + (size_t) (mb + m) * ldy + nb;
+					const float *cr = cb + (size_t) m * CP_AMX_BLOCK;
+					int			c;
+
+					if (bias != NULL && add)
+						for (c = 0; c < ncols; c++)
+							yr[c] = cr[c] + bias[nb + c];
+					else
+						memcpy(yr, cr, sizeof(float) * ncols);
+				}
 			}
 	}
 	_tile_release();
@@ -626,25 +704,38 @@ cp_gemm_amx_bf16(const uint16_t *xa, int M, int Kp, const uint32_t *packed,
 
 /*
  * cp_gemm_amx_split
- *		See gemm_amx.h and the file header.  One copy of the kernel per
- *		number of terms, so that the inner loop has constant bounds.
+ *		See gemm_amx.h: cp_gemm_amx_split_bias without a bias.
  */
-__attribute__((target("amx-tile,amx-bf16")))
 void
 cp_gemm_amx_split(const uint16_t *xa, int terms, int M, int Kp,
 				  const uint32_t *packed, int n0, int n1, float *y, int ldy,
 				  bool add, float *cbuf)
 {
+	cp_gemm_amx_split_bias(xa, terms, M, Kp, packed, n0, n1, y, ldy, add,
+						   NULL, cbuf);
+}
+
+/*
+ * cp_gemm_amx_split_bias
+ *		See gemm_amx.h and the file header.  One copy of the kernel per
+ *		number of terms, so that the inner loop has constant bounds.
+ */
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
+void
+cp_gemm_amx_split_bias(const uint16_t *xa, int terms, int M, int Kp,
+					   const uint32_t *packed, int n0, int n1, float *y,
+					   int ldy, bool add, const float *bias, float *cbuf)
+{
 	switch (terms)
 	{
 		case 2:
-			amx_gemm(xa, 2, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 2, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 		case 3:
-			amx_gemm(xa, 3, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 3, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 		default:
-			amx_gemm(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, cbuf);
+			amx_gemm(xa, 1, M, Kp, packed, n0, n1, y, ldy, add, bias, cbuf);
 			break;
 	}
 }

@@ -166,6 +166,21 @@ extern void cp_gemm_amx_split(const uint16_t *xa, int terms, int M, int Kp,
 							  const uint32_t *packed, int n0, int n1,
 							  float *y, int ldy, bool add, float *cbuf);
 
+/*
+ * cp_gemm_amx_split_bias
+ *		cp_gemm_amx_split with an optional bias (N floats, NULL for none),
+ *		in the order of a bias written into y before the product and added
+ *		after it: without add, the accumulators start from the bias (y =
+ *		bias + sum, k in order, as a product adding onto y preloaded with
+ *		the bias); with add, y = (y + sum) + bias, the bias added to each
+ *		block once its sums are final.  Same bits as those two passes, one
+ *		pass over y fewer.
+ */
+extern void cp_gemm_amx_split_bias(const uint16_t *xa, int terms, int M,
+								   int Kp, const uint32_t *packed, int n0,
+								   int n1, float *y, int ldy, bool add,
+								   const float *bias, float *cbuf);
+
 /* out[0..n) = gelu_tanh(gate) * up (one of vecmath.h's forms). */
 typedef void (*CpGegluFn) (float *out, const float *gate, const float *up,
 						   size_t n);

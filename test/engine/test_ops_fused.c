@@ -230,6 +230,79 @@ test_fused_on(CpBackend *be, const char *label, double tol, int M, int N,
 	free(y0);
 }
 
+/*
+ * test_bias_order
+ *		A product with a bias (be->matmul) against the same product without
+ *		it and the bias applied by hand in the order the backend documents:
+ *		without accumulate, y preloaded with the bias rows and the product
+ *		added onto it (bias + sum); with accumulate, (y + sum) + bias.  The
+ *		AMX kernels apply the bias inside the tile product (no pass over y
+ *		for it), so this must stay bitwise equal: a bias added after the
+ *		sums, or read from the wrong columns, differs.
+ */
+static void
+test_bias_order(CpBackend *be, const char *label, int M, int N, int K,
+				CpDType dt)
+{
+	float	   *x = malloc(sizeof(float) * M * K),
+			   *w = malloc(sizeof(float) * N * K),
+			   *bv = malloc(sizeof(float) * N),
+			   *y0 = malloc(sizeof(float) * M * N),
+			   *pre = malloc(sizeof(float) * M * N);
+	void	   *ws,
+			   *bs;
+	CpBuf	   *wb,
+			   *bb,
+			   *xb;
+	int			acc;
+	size_t		i,
+				ny = (size_t) M * N;
+	char		name[128];
+
+	fill(x, (size_t) M * K, 1.0f);
+	fill(w, (size_t) N * K, 0.5f);
+	fill(bv, N, 1.0f);
+	fill(y0, ny, 1.0f);
+	wb = upload_matrix(be, w, N, K, dt, &ws);
+	bb = upload_bias(true, bv, N, &bs);
+	xb = mkbuf(x, (size_t) M * K);
+	for (acc = 0; acc < 2; acc++)
+	{
+		CpBuf	   *yf,
+				   *yp;
+		float	   *gf,
+				   *gp;
+
+		for (i = 0; i < ny; i++)
+			pre[i] = acc ? y0[i] : bv[i % N];
+		yf = mkbuf(y0, ny);
+		yp = mkbuf(pre, ny);
+		check_st(be->matmul(be, cp_view(yf, 0), cp_view(xb, 0), wb, bb, M, N, K, acc), be, "matmul");
+		check_st(be->matmul(be, cp_view(yp, 0), cp_view(xb, 0), wb, NULL, M, N, K, true), be, "matmul");
+		gf = dl(yf, ny);
+		gp = dl(yp, ny);
+		if (acc)
+			for (i = 0; i < ny; i++)
+				gp[i] += bv[i % N];
+		snprintf(name, sizeof(name), "%s bias%s %dx%dx%d", label, acc ? " acc" : "", M, N, K);
+		compare_same(name, gf, gp, ny);
+		fast->free(fast, yf);
+		fast->free(fast, yp);
+		free(gf);
+		free(gp);
+	}
+	fast->free(fast, xb);
+	be->free(be, wb);
+	fast->free(fast, bb);
+	free(ws);
+	free(bs);
+	free(x);
+	free(w);
+	free(bv);
+	free(y0);
+	free(pre);
+}
+
 int
 main(void)
 {
@@ -255,6 +328,10 @@ main(void)
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 3, 64, 1040, CP_DTYPE_BF16);
 		/* 2 column groups with a partial block, K not a multiple of 32 */
 		test_fused_on(lazy, "fp32 lazy", 1e-5, 130, 300, 1100, CP_DTYPE_BF16);
+		/* the bias's order: row blocks with a partial one, column groups */
+		test_bias_order(fast, "fp32", 37, 300, 96, CP_DTYPE_F32);
+		test_bias_order(lazy, "fp32 lazy", 70, 300, 1100, CP_DTYPE_BF16);
+		test_bias_order(lazy, "fp32 lazy", 37, 2090, 64, CP_DTYPE_BF16);
 		lazy->destroy(lazy);
 		if (variant < 2)
 			fast->destroy(fast);
@@ -292,6 +369,15 @@ main(void)
 		test_fused_on(bf16, "bf16", 4e-3, 40, 300, 64, CP_DTYPE_BF16);	/* 2 groups, a partial block */
 		/* row panels of the fused MLP: 5 row blocks (4 + 1), 3 column groups */
 		test_fused_on(bf16, "bf16", 4e-3, 150, 300, 96, CP_DTYPE_BF16);
+		/*
+		 * the bias's order: one row block (a query), a partial last row
+		 * block (1 or 2 tiles), column groups with a partial block, and
+		 * columns handed out in groups of 256 (N >= 2048)
+		 */
+		test_bias_order(bf16, "bf16", 5, 300, 64, CP_DTYPE_BF16);
+		test_bias_order(bf16, "bf16", 37, 300, 96, CP_DTYPE_BF16);
+		test_bias_order(bf16, "bf16", 70, 70, 1040, CP_DTYPE_BF16);
+		test_bias_order(bf16, "bf16", 37, 2090, 64, CP_DTYPE_BF16);
 		bf16->destroy(bf16);
 	}
 
