@@ -68,7 +68,9 @@ profile_env() {
 	esac
 }
 
-echo "== mvivf on ${N} pages x 1030 x 128 (colqwen: 10-1,300 rows), ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+SHAPE="1030 x 128"
+case " $PROFILES " in *" colqwen "*) SHAPE="1030 x 128 (colqwen: 10-1,300 rows)" ;; esac
+echo "== mvivf on ${N} pages x ${SHAPE}, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
 echo "(exact = ORDER BY emb <#> q LIMIT 10 with index scans off; index = defaults; ratio = exact p50 / index p50;"
 echo " noshare = share of the true top 10 sharing no topic with the query; refined/reranked = mean documents"
 echo " per query at the defaults (adaptive depth); r80/p50_80 = recall and p50 with mvivf.max_rerank = 80, a fixed"
