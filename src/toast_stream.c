@@ -15,10 +15,11 @@
  * looked for behind recent values' last chunks (WalkFromLastChunks), else
  * found through the index, and the walk resumes after it, unless walks keep
  * finding nothing (a value written interleaved with another): then the index
- * reads the rest.  Every chunk is checked as heap_fetch_toast_slice checks it, and
- * anything unexpected (a missing, misnumbered or missized chunk) is left to
- * the index path, so the ERRORs are those of detoasting.  Blocks are pinned
- * through a per-backend hint of the buffer each was in (recent_buffer.c).
+ * reads the rest.  Every chunk is checked as heap_fetch_toast_slice checks
+ * it, and anything unexpected (a missing, misnumbered or missized chunk) is
+ * left to the index path, so the ERRORs are those of detoasting.  Blocks are
+ * pinned through a per-backend hint of the buffer each was in
+ * (recent_buffer.c).
  *
  * The TOAST relation is opened and closed per value, as detoast_attr does
  * (keeping it open across rows would need resource-owner bookkeeping that
@@ -211,9 +212,9 @@ FeedIndexedChunk(ToastRead *tr, SysScanDesc scan, HeapTuple ttup,
 /*
  * NoteChunkPosition
  *		Remember where the last chunk fed lies, and where it lies if it is
- *		further on in the TOAST heap than every other so far: the next value written after this one
- *		begins behind it (a value's small last chunk often went into free
- *		space of an earlier block).
+ *		further on in the TOAST heap than every other so far: the next value
+ *		written after this one begins behind it (a value's small last chunk
+ *		often went into free space of an earlier block).
  */
 static inline void
 NoteChunkPosition(ToastRead *tr, BlockNumber blk, OffsetNumber off)
@@ -367,10 +368,11 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 
 /*
  * Where the next value of a TOAST table is likely to begin: the tuple after
- * the chunk of the last value read from it that lies furthest on.  A sequential scan of a table loaded in
- * order reads its values in the order their chunks were written, so chunk 0
- * of the next value normally lies right behind the previous value's last
- * chunk, and the walk can find it without the TOAST index.  A few TOAST
+ * the chunk of the last value read from it that lies furthest on.  A
+ * sequential scan of a table loaded in order reads its values in the order
+ * their chunks were written, so chunk 0 of the next value normally lies
+ * right behind the previous value's furthest chunk, and the walk can find it
+ * without the TOAST index.  A few TOAST
  * tables (those of a join, or two columns) are remembered at once; where
  * guesses keep missing (values read in another order, as a rerank reads
  * them), guessing rests for a while.  A guess is only where the walk starts
@@ -436,8 +438,9 @@ NextValueSlot(Oid toastrelid, bool create)
  *		The walk stopped at chunk *next: look for it behind the last chunks
  *		of the last values read (oldest first, each in its block only), and
  *		walk on from where it is.  Where that keeps failing (values read in
- *		another order than their layout), it rests as WalkFromHint does.  Advances *next past the chunks fed;
- *		returns false when the feed stopped the read.
+ *		another order than their layout), it rests as WalkFromHint does.
+ *		Advances *next past the chunks fed; returns false when the feed
+ *		stopped the read.
  */
 static bool
 WalkFromLastChunks(ToastRead *tr, int32 *next)
@@ -460,12 +463,21 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 
 		if (!ItemPointerIsValid(&after))
 			continue;
+		/* a block of an earlier value: it may be gone (WalkFromHint) */
 		if (tr->nblocks == InvalidBlockNumber ||
 			ItemPointerGetBlockNumber(&after) >= tr->nblocks)
 		{
-			tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
-			if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
-				continue;
+			Buffer		buf = ReadBufferIfRecent(tr->rel,
+												 ItemPointerGetBlockNumber(&after));
+
+			if (buf != InvalidBuffer)
+				ReleaseBuffer(buf);
+			else
+			{
+				tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+				if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
+					continue;
+			}
 		}
 		if (!WalkChunks(tr, &after, next, true))
 			return false;
@@ -553,13 +565,14 @@ WalkFromHint(ToastRead *tr, int32 *next)
  * Chunk 0 is looked for where the previous value of the TOAST table ended
  * (WalkFromHint), else asked of the TOAST index; from there the chunks are
  * read by walking the heap (WalkChunks) while they lie where a value written
- * in one go puts them.  The first chunk that does not is looked up in the
- * index, and the walk goes on from it; when two walks in a row find not even
- * the next chunk, the index reads the rest (a value written interleaved with
- * others).  A value read to its last chunk by walks is not followed by an
- * index search for chunks past its end (which only damage could leave), as
- * a slice of it read by PostgreSQL would not be; where the index reads to
- * the end, it reports them as detoasting does.
+ * in one go puts them.  The first chunk that does not is looked for behind
+ * the last chunks of recent values (WalkFromLastChunks), else looked up in
+ * the index, and the walk goes on from it; when two walks in a row find not
+ * even the next chunk, the index reads the rest (a value written interleaved
+ * with others).  A value read to its last chunk by walks is not followed by
+ * an index search for chunks past its end (which only damage could leave), as
+ * a slice of it read by PostgreSQL would not be; where the index reads to the
+ * end, it reports them as detoasting does.
  */
 int
 ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
