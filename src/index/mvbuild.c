@@ -239,7 +239,7 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	doc = &bs->docs[bs->ndocs + bs->batchDocs];
 	doc->tid = *tid;
 	doc->ntokens = Min(n, PG_UINT16_MAX);
-	doc->flags = 0;
+	doc->flags = MvivfDocFlagsOf(mv);
 	if (bs->batchDocs >= bs->batchNvecCap)
 	{
 		bs->batchNvecCap *= 2;

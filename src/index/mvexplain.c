@@ -19,8 +19,10 @@
  * the adaptive rerank ended with, and why the rerank stopped: bound = no
  * unreranked document could beat the rows returned, all = every document
  * was reranked, budget = mvivf.max_scan_docs or mvivf.candidates, cap =
- * mvivf.max_rerank; several reasons joined by "+" over several scans).  Other formats are left
- * untouched (their structure is closed when the plan is done);
+ * mvivf.max_rerank; several reasons joined by "+" over several scans), and
+ * forced=N where documents with a row of norm above 2 were reranked first
+ * (MVIVF_DOC_RERANK).  Other formats are left untouched (their structure is
+ * closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
  */
 #include "postgres.h"
@@ -50,6 +52,7 @@ typedef struct MvivfExplainEntry
 	uint64		probed;			/* document lists probed */
 	uint64		postings;		/* their entries */
 	uint64		exact;			/* exact centroid interactions of listed docs */
+	uint64		forced;			/* reranked first: a row of norm above 2 */
 	double		margin;			/* largest final error margin of a scan */
 	uint64		stops[MVIVF_STOP_CAP + 1];	/* scans per stop reason */
 }			MvivfExplainEntry;
@@ -92,6 +95,7 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 	e->probed += so->nprobed;
 	e->postings += so->npostings;
 	e->exact += so->nexact;
+	e->forced += so->nforced;
 	e->margin = Max(e->margin, so->errMargin);
 	if (so->stopReason >= 0 && so->stopReason <= MVIVF_STOP_CAP)
 		e->stops[so->stopReason]++;
@@ -171,6 +175,9 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 		snprintf(value + strlen(value), sizeof(value) - strlen(value),
 				 " probed=" UINT64_FORMAT " postings=" UINT64_FORMAT " exact=" UINT64_FORMAT,
 				 e->probed, e->postings, e->exact);
+		if (e->forced > 0)
+			snprintf(value + strlen(value), sizeof(value) - strlen(value),
+					 " forced=" UINT64_FORMAT, e->forced);
 		snprintf(value + strlen(value), sizeof(value) - strlen(value),
 				 " margin=%.3g stop=%s", e->margin, stops[0] ? stops : "none");
 		ExplainPropertyText(label, value, es);

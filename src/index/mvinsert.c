@@ -55,7 +55,8 @@ GetInsertCache(Relation index, IndexInfo *indexInfo)
  *		exclusively locked by the caller.
  */
 static uint32
-AppendDocEntry(Relation index, Buffer metabuf, ItemPointer tid, int ntokens)
+AppendDocEntry(Relation index, Buffer metabuf, ItemPointer tid, int ntokens,
+			   uint16 flags)
 {
 	GenericXLogState *state = GenericXLogStart(index);
 	MvivfMetaPage meta = MvivfPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
@@ -88,7 +89,7 @@ AppendDocEntry(Relation index, Buffer metabuf, ItemPointer tid, int ntokens)
 	}
 	entry.tid = *tid;
 	entry.ntokens = Min(ntokens, PG_UINT16_MAX);
-	entry.flags = 0;
+	entry.flags = flags;
 	memcpy(MvivfPageItems(target) + MvivfPageGetOpaque(target)->nitems * sizeof(MvivfDocEntry),
 		   &entry, sizeof(MvivfDocEntry));
 	MvivfPageGetOpaque(target)->nitems++;
@@ -161,7 +162,8 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	else
 		MvivfCheckDim(index, meta->dim, mv->dim);
 
-	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec);
+	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec,
+						   MvivfDocFlagsOf(mv));
 	if (lists != NULL)
 		MvivfAppendForward(index, metabuf, docid, mv->nvec, lists, codes,
 						   q->codeSize);

@@ -113,6 +113,16 @@
 
 /* document flags */
 #define MVIVF_DOC_DEAD			(1 << 0)
+/*
+ * A row of the document has a norm above 2 (MVIVF_RERANK_NORM2): the
+ * residual codes, scaled for unit rows, cannot express it, and the
+ * approximate distance of the document may be far from its exact one in
+ * either direction.  Every scan reranks such documents before the others
+ * (RerankForced, mvscan.c).  Indexes written before the flag existed have
+ * it on no document.
+ */
+#define MVIVF_DOC_RERANK		(1 << 1)
+#define MVIVF_RERANK_NORM2		4.0
 
 /* reloption defaults and limits */
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
@@ -435,6 +445,9 @@ typedef struct MvivfScanOpaqueData
 								 * interaction was computed */
 	bool		pruned;			/* centroid scores bounded from the lists */
 	bool	   *ciExact;		/* per document: is ciScore exact? */
+	bool	   *forced;			/* per document: reranked first because of
+								 * MVIVF_DOC_RERANK (NULL: none is) */
+	int			nforced;
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;
@@ -499,6 +512,7 @@ extern MvivfDocEntry *MvivfReadDocDir(Relation index, MvivfMetaPageData * meta,
 extern void MvivfCheckDim(Relation index, int indexDim, int valueDim);
 extern void MvivfCheckSupportedDim(Relation index, int dim);
 extern MultiVector *MvivfDatumGetValue(Datum value);
+extern uint16 MvivfDocFlagsOf(const MultiVector *mv);
 extern int	MvivfIndexFormat(Relation index);
 extern MultiVector *MvivfQueryGetValue(Relation index, Datum value);
 extern double MvivfExactDistance(IndexScanDesc scan, Datum value);

@@ -295,6 +295,9 @@ RerankBatch(IndexScanDesc scan, int n)
 		bool		ok;
 
 		CHECK_FOR_INTERRUPTS();
+		/* reranked before the others already (RerankForced) */
+		if (so->forced != NULL && c.docid < so->ndocs && so->forced[c.docid])
+			continue;
 		old = MemoryContextSwitchTo(tmp);
 		ok = ExactDistance(scan, &c, &dist);
 		MemoryContextSwitchTo(old);
@@ -362,6 +365,61 @@ RerankBatch(IndexScanDesc scan, int n)
 		so->sampleStats = sample;
 	}
 	return true;
+}
+
+/*
+ * RerankForced
+ *		Rerank, before any other, the live documents flagged MVIVF_DOC_RERANK
+ *		(a row of norm above 2): their approximate distances may be far off
+ *		in either direction, so that neither their place in the approximate
+ *		order nor the error model of the others says anything of them.  Their
+ *		errors are kept out of the error samples, and RerankBatch passes over
+ *		them where the approximate order brings them.
+ */
+static void
+RerankForced(IndexScanDesc scan)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	MemoryContext tmp = NULL;
+	uint32		d;
+
+	for (d = 0; d < so->ndocs; d++)
+	{
+		MvivfScanCandidate c;
+		MemoryContext old;
+		double		dist;
+		bool		ok;
+
+		if (!(so->docs[d].flags & MVIVF_DOC_RERANK) ||
+			(so->docs[d].flags & MVIVF_DOC_DEAD))
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (so->forced == NULL)
+		{
+			so->forced = palloc0(sizeof(bool) * so->ndocs);
+			tmp = AllocSetContextCreate(CurrentMemoryContext, "mvivf rerank",
+										ALLOCSET_DEFAULT_SIZES);
+		}
+		so->forced[d] = true;
+		so->nforced++;
+		memset(&c, 0, sizeof(c));
+		c.docid = d;
+		c.tid = so->docs[d].tid;
+		old = MemoryContextSwitchTo(tmp);
+		ok = ExactDistance(scan, &c, &dist);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(tmp);
+		so->nreranked++;
+		if (!ok)
+		{
+			so->ninvisible++;
+			continue;
+		}
+		c.score = dist;
+		HeapPush(so, &c);
+	}
+	if (tmp != NULL)
+		MemoryContextDelete(tmp);
 }
 
 /*
@@ -477,6 +535,8 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->started = true;
 		pgstat_count_index_scan(scan->indexRelation);
 		old = MemoryContextSwitchTo(so->scanCtx);
+		if (!so->nullQuery)
+			RerankForced(scan);
 		RerankBatch(scan, so->firstBatch);
 		if (mvivf_miss_tolerance > 0)
 			RerankSample(scan);

@@ -493,6 +493,31 @@ MvivfDatumGetValue(Datum value)
 }
 
 /*
+ * MvivfDocFlagsOf
+ *		The flags a document's directory entry starts with, from its rows
+ *		as the index codes them (MvivfDatumGetValue): MVIVF_DOC_RERANK when
+ *		a row's norm exceeds 2.
+ */
+uint16
+MvivfDocFlagsOf(const MultiVector *mv)
+{
+	int			i;
+
+	for (i = 0; i < mv->nvec; i++)
+	{
+		const float *x = mv->x + (Size) i * mv->dim;
+		double		norm2 = 0;
+		int			d;
+
+		for (d = 0; d < mv->dim; d++)
+			norm2 += (double) x[d] * x[d];
+		if (!(norm2 <= MVIVF_RERANK_NORM2))
+			return MVIVF_DOC_RERANK;
+	}
+	return 0;
+}
+
+/*
  * MvivfIndexFormat
  *		The MV_FORMAT_* of the values an index stores, from the input type of
  *		its operator class (the type's input function tells which of the

@@ -15,7 +15,10 @@
 #
 # A few rows of large norm among unit rows (fewer than the 1% that the
 # build's first check of norms needs) make CREATE INDEX warn: they decide
-# the MaxSim of their pages and the residual codes cannot express them.
+# the MaxSim of their pages and the residual codes cannot express them; and
+# the pages that hold them are reranked before the others, so that the
+# index still returns the exact scan's rows (10 of 200 pages with a row of
+# norm 20: recall 1, where the approximate order alone missed them).
 use strict;
 use warnings;
 
@@ -105,6 +108,38 @@ my ($ret, $out, $err) = $node->psql(
 is($ret, 0, 'an index on a few rows of large norm builds');
 like($err, qr/of the sampled rows of index "bignorm_emb_idx" have a norm below 0\.5 or above 1\.5 \(largest 20\)/,
 	'and warns of the rows of large norm');
+
+# pages with a row of large norm are reranked before the others: the
+# residual codes cannot express such a row, which decides its page's MaxSim
+# (every query row's maximum), so the approximate order says nothing of
+# the page; 10 of the 200 content pages get one row of norm 20
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE normpages (id int, emb multivector);
+	ALTER TABLE normpages ALTER emb SET STORAGE EXTERNAL;
+	INSERT INTO normpages
+	SELECT id, (SELECT array_agg(rw ORDER BY r) FROM (
+			SELECT r, array_agg(CASE WHEN id % 20 = 0 AND r = 7 THEN x * 20 ELSE x END ORDER BY o) AS rw
+			FROM (SELECT (o - 1) / 64 + 1 AS r, o, x FROM unnest(emb::real[]) WITH ORDINALITY u(x, o)) e
+			GROUP BY r) rows)::multivector
+	FROM pages WHERE id <= 200;
+	CREATE INDEX normpages_idx ON normpages USING mvivf (emb);
+	ANALYZE normpages;
+});
+my $normcheck = $check;
+$normcheck =~ s/FROM pages ORDER BY/FROM normpages ORDER BY/g;
+$normcheck =~ s/CREATE TEMP TABLE (ix|ex)/CREATE TEMP TABLE n$1/g;
+$normcheck =~ s/FROM ix JOIN ex/FROM nix AS ix JOIN nex AS ex/;
+my ($nsame, $nfull, $nordered, $nhits) =
+  split /\|/, $node->safe_psql('postgres', sprintf($normcheck, 10, 10));
+is($nhits, 100, "rows of norm 20: recall 1 against the exact scan ($nhits of 100)");
+is($nsame, 10, 'rows of norm 20: the distances equal the exact scan\'s, place by place');
+like($node->safe_psql('postgres', q{
+SET enable_seqscan = off;
+SELECT '[[1]]'::multivector;	-- the library is loaded: EXPLAIN shows its line
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT id FROM normpages ORDER BY emb <#> (SELECT qv FROM queries WHERE q = 1) LIMIT 10}),
+	qr/forced=10 /, 'EXPLAIN counts the 10 pages reranked first');
 
 $node->stop;
 done_testing();
