@@ -68,6 +68,7 @@ typedef struct ToastRead
 	BlockNumber nblocks;		/* blocks of the TOAST table, once looked up */
 	ItemPointerData furthest;	/* the chunk fed that lies furthest on */
 	ItemPointerData lastfed;	/* where the last chunk fed lies */
+	ItemPointerData firstfed;	/* where the first chunk fed (chunk 0) lies */
 } ToastRead;
 
 /*
@@ -220,6 +221,8 @@ static inline void
 NoteChunkPosition(ToastRead *tr, BlockNumber blk, OffsetNumber off)
 {
 	ItemPointerSet(&tr->lastfed, blk, off);
+	if (!ItemPointerIsValid(&tr->firstfed))
+		ItemPointerSet(&tr->firstfed, blk, off);
 	if (!ItemPointerIsValid(&tr->furthest) ||
 		blk > ItemPointerGetBlockNumber(&tr->furthest) ||
 		(blk == ItemPointerGetBlockNumber(&tr->furthest) &&
@@ -434,6 +437,108 @@ NextValueSlot(Oid toastrelid, bool create)
 }
 
 /*
+ * BlockStillThere
+ *		Whether block blk of the TOAST table exists.  The table's lock was
+ *		released after the value the block was remembered from: VACUUM may
+ *		have truncated it since.  A block still in the buffer it was in
+ *		exists (recent_buffer.h); any other is checked against the table's
+ *		size, looked up once per value.
+ */
+static bool
+BlockStillThere(ToastRead *tr, BlockNumber blk)
+{
+	Buffer		buf;
+
+	if (tr->nblocks != InvalidBlockNumber && blk < tr->nblocks)
+		return true;
+	buf = ReadBufferIfRecent(tr->rel, blk);
+	if (buf != InvalidBuffer)
+	{
+		ReleaseBuffer(buf);
+		return true;
+	}
+	tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
+	return blk < tr->nblocks;
+}
+
+/*
+ * Where the first and the last chunk of values read lately lie, by (TOAST
+ * table, value): a value read again, as a rerank reads a page that an
+ * earlier scan of the session read, starts where its chunk 0 lay and finds
+ * a displaced last chunk where it lay, without the TOAST index.  Only a
+ * hint, checked as every walked chunk is (another value may have the slot,
+ * or the value's OID may have been reused since).  20 bytes a slot.
+ */
+#define VALUE_POSITION_SLOTS	(1 << 14)
+
+typedef struct ValuePosition
+{
+	Oid			toastrelid;
+	Oid			valueid;
+	ItemPointerData first;		/* chunk 0 */
+	ItemPointerData last;		/* the last chunk */
+} ValuePosition;
+
+static ValuePosition *value_positions = NULL;
+
+/*
+ * ValuePositionOf
+ *		The remembered positions of the value, or NULL.
+ */
+static ValuePosition *
+ValuePositionOf(Oid toastrelid, Oid valueid)
+{
+	ValuePosition *vp;
+
+	if (value_positions == NULL)
+		return NULL;
+	vp = &value_positions[(valueid * 2654435761U ^ toastrelid) &
+						  (VALUE_POSITION_SLOTS - 1)];
+	return vp->toastrelid == toastrelid && vp->valueid == valueid ? vp : NULL;
+}
+
+/*
+ * RememberValuePosition
+ *		Keep where the first and the last chunk of a value read whole lie.
+ */
+static void
+RememberValuePosition(ToastRead *tr)
+{
+	Oid			toastrelid = RelationGetRelid(tr->rel);
+	ValuePosition *vp;
+
+	if (value_positions == NULL)
+		value_positions = MemoryContextAllocZero(TopMemoryContext,
+												 sizeof(ValuePosition) * VALUE_POSITION_SLOTS);
+	vp = &value_positions[(tr->valueid * 2654435761U ^ toastrelid) &
+						  (VALUE_POSITION_SLOTS - 1)];
+	vp->toastrelid = toastrelid;
+	vp->valueid = tr->valueid;
+	vp->first = tr->firstfed;
+	vp->last = tr->lastfed;
+}
+
+/*
+ * WalkFromPosition
+ *		Look for chunk *next at `pos` and behind it on its block, and walk on
+ *		from there; advances *next past the chunks fed, returns false when
+ *		the feed stopped the read.
+ */
+static bool
+WalkFromPosition(ToastRead *tr, ItemPointer pos, int32 *next)
+{
+	ItemPointerData after;
+
+	if (!ItemPointerIsValid(pos) ||
+		!BlockStillThere(tr, ItemPointerGetBlockNumber(pos)))
+		return true;
+	/* WalkChunks looks from the line pointer after `after` */
+	ItemPointerSetBlockNumber(&after, ItemPointerGetBlockNumber(pos));
+	ItemPointerSetOffsetNumber(&after, ItemPointerGetOffsetNumber(pos) - 1);
+	return WalkChunks(tr, &after, next, true);
+}
+
+/*
  * WalkFromLastChunks
  *		The walk stopped at chunk *next: look for it behind the last chunks
  *		of the last values read (oldest first, each in its block only), and
@@ -461,24 +566,9 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 			hint->lastchunks[(hint->lastchunk_next + i) % LAST_CHUNK_SLOTS];
 		int32		from = *next;
 
-		if (!ItemPointerIsValid(&after))
+		if (!ItemPointerIsValid(&after) ||
+			!BlockStillThere(tr, ItemPointerGetBlockNumber(&after)))
 			continue;
-		/* a block of an earlier value: it may be gone (WalkFromHint) */
-		if (tr->nblocks == InvalidBlockNumber ||
-			ItemPointerGetBlockNumber(&after) >= tr->nblocks)
-		{
-			Buffer		buf = ReadBufferIfRecent(tr->rel,
-												 ItemPointerGetBlockNumber(&after));
-
-			if (buf != InvalidBuffer)
-				ReleaseBuffer(buf);
-			else
-			{
-				tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
-				if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
-					continue;
-			}
-		}
 		if (!WalkChunks(tr, &after, next, true))
 			return false;
 		if (*next > from)
@@ -496,6 +586,26 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 }
 
 /*
+ * WalkFromGuesses
+ *		The walk stopped at chunk *next of a value: look for it where the
+ *		value's last chunk lay when it was last read, then behind the last
+ *		chunks of recent values.  Advances *next past the chunks fed;
+ *		returns false when the feed stopped the read.
+ */
+static bool
+WalkFromGuesses(ToastRead *tr, int32 *next)
+{
+	ValuePosition *vp = ValuePositionOf(RelationGetRelid(tr->rel), tr->valueid);
+	int32		from = *next;
+
+	if (vp != NULL && !WalkFromPosition(tr, &vp->last, next))
+		return false;
+	if (*next > from || *next >= tr->totalchunks)
+		return true;
+	return WalkFromLastChunks(tr, next);
+}
+
+/*
  * RememberValueEnd
  *		A value was read to its end: where the next value and later last
  *		chunks are likely to lie.
@@ -508,6 +618,7 @@ RememberValueEnd(ToastRead *tr)
 	hint->after = tr->furthest;
 	hint->lastchunks[hint->lastchunk_next] = tr->lastfed;
 	hint->lastchunk_next = (hint->lastchunk_next + 1) % LAST_CHUNK_SLOTS;
+	RememberValuePosition(tr);
 }
 
 /*
@@ -521,7 +632,6 @@ WalkFromHint(ToastRead *tr, int32 *next)
 {
 	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), false);
 	ItemPointerData after;
-	Buffer		buf;
 	bool		go_on;
 
 	if (hint == NULL || !ItemPointerIsValid(&hint->after))
@@ -532,21 +642,8 @@ WalkFromHint(ToastRead *tr, int32 *next)
 		return true;
 	}
 	after = hint->after;
-
-	/*
-	 * The TOAST table's lock was released after the last value: VACUUM may
-	 * have truncated it since.  A block still in the buffer it was in
-	 * exists; any other is checked against the table's size.
-	 */
-	buf = ReadBufferIfRecent(tr->rel, ItemPointerGetBlockNumber(&after));
-	if (buf != InvalidBuffer)
-		ReleaseBuffer(buf);
-	else
-	{
-		tr->nblocks = RelationGetNumberOfBlocks(tr->rel);
-		if (ItemPointerGetBlockNumber(&after) >= tr->nblocks)
-			return true;
-	}
+	if (!BlockStillThere(tr, ItemPointerGetBlockNumber(&after)))
+		return true;
 	go_on = WalkChunks(tr, &after, next, false);
 	if (*next > 0)
 		hint->misses = 0;
@@ -605,6 +702,7 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	tr.nblocks = InvalidBlockNumber;
 	ItemPointerSetInvalid(&tr.furthest);
 	ItemPointerSetInvalid(&tr.lastfed);
+	ItemPointerSetInvalid(&tr.firstfed);
 #if PG_VERSION_NUM >= 180000
 	tr.snapshot = get_toast_snapshot();
 #else
@@ -614,9 +712,15 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	walk = toast_stream_walk;
 	if (walk)
 	{
-		go_on = WalkFromHint(&tr, &expected);
+		ValuePosition *vp = ValuePositionOf(RelationGetRelid(tr.rel), tr.valueid);
+
+		/* where the value began when last read, else behind the last value */
+		if (vp != NULL)
+			go_on = WalkFromPosition(&tr, &vp->first, &expected);
+		if (go_on && expected == 0)
+			go_on = WalkFromHint(&tr, &expected);
 		if (go_on && expected > 0 && expected < tr.totalchunks)
-			go_on = WalkFromLastChunks(&tr, &expected);
+			go_on = WalkFromGuesses(&tr, &expected);
 	}
 	if (go_on && expected < tr.totalchunks)
 		scan = BeginChunkScan(&tr, expected);
@@ -634,7 +738,7 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 
 			go_on = WalkChunks(&tr, &from, &expected, false);
 			if (go_on && expected > walked_from && expected < tr.totalchunks)
-				go_on = WalkFromLastChunks(&tr, &expected);
+				go_on = WalkFromGuesses(&tr, &expected);
 			if (!go_on || expected == tr.totalchunks)
 				break;
 			if (expected == walked_from)

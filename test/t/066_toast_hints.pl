@@ -13,7 +13,9 @@
 #    values written in their place; every read gives the scores of the
 #    index-only read, without an ERROR;
 #  - values read in an order unrelated to their layout (a join through a
-#    shuffled key) give the same scores.
+#    shuffled key) give the same scores, and values read again in another
+#    order (as a rerank after a scan) make few TOAST index scans: where each
+#    value's first and last chunk lay is remembered.
 use strict;
 use warnings;
 
@@ -152,6 +154,24 @@ my $shuffled_index = $node->safe_psql('postgres',
 	"SET enable_hashjoin = off; SET enable_mergejoin = off; SET colpali.maxsim_toast_walk = off; $shuffled");
 ok(length($shuffled_walk) > 100, 'shuffled order: scores computed');
 is($shuffled_walk, $shuffled_index, 'shuffled order: the scores of the index-only read');
+
+# 4. values read again in another order (a rerank after a scan): where each
+# value's first and last chunk lay is remembered, so the second reading
+# asks the TOAST index for almost nothing either
+my $nvalues = $node->safe_psql('postgres', "SELECT count(DISTINCT chunk_id) FROM $toast");
+$before = $node->safe_psql('postgres', 'SELECT th_toast_index_scans()');
+my $nrows = $node->safe_psql('postgres', 'SELECT count(*) FROM th');
+my $again = $node->safe_psql('postgres', qq{
+SET enable_hashjoin = off; SET enable_mergejoin = off;
+SELECT count(*) FILTER (WHERE a IS NOT NULL AND b IS NOT NULL)
+FROM (SELECT t.f <#> q.q AS a, t.h <#> q.q AS b FROM th t, th_q q WHERE q.qid = 2) s;
+$shuffled});
+is($again, "$nrows\n$shuffled_walk", 'read in order, then shuffled: the scores of the index-only read');
+$node->poll_query_until('postgres', "SELECT th_toast_index_scans() > $before")
+  or die 'no TOAST index statistics';
+my $again_scans = $node->safe_psql('postgres', 'SELECT th_toast_index_scans()') - $before;
+note("TOAST index scans reading $nvalues values in order, then f and h again shuffled: $again_scans");
+cmp_ok($again_scans, '<', $nvalues / 4, 'values read again in another order: few index scans');
 
 $node->stop;
 done_testing();
