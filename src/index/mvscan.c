@@ -255,6 +255,27 @@ ExactDistance(IndexScanDesc scan, MvivfScanCandidate * cand, double *dist)
 }
 
 /*
+ * RerankOne
+ *		ExactDistance in the short-lived context tmp, counted as reranked
+ *		(and as invisible when the row is not visible or NULL).
+ */
+static bool
+RerankOne(IndexScanDesc scan, MvivfScanCandidate * cand, MemoryContext tmp,
+		  double *dist)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+	bool		ok = ExactDistance(scan, cand, dist);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(tmp);
+	so->nreranked++;
+	if (!ok)
+		so->ninvisible++;
+	return ok;
+}
+
+/*
  * RerankBatch
  *		Rerank up to n more candidates into the heap; false when the scan may
  *		rerank no more.  A row closer than one already returned is skipped:
@@ -290,24 +311,14 @@ RerankBatch(IndexScanDesc scan, int n)
 	for (; so->nextCand < end; so->nextCand++)
 	{
 		MvivfScanCandidate c = so->cands[so->nextCand];
-		MemoryContext old;
 		double		dist;
-		bool		ok;
 
 		CHECK_FOR_INTERRUPTS();
 		/* reranked before the others already (RerankForced) */
 		if (so->forced != NULL && c.docid < so->ndocs && so->forced[c.docid])
 			continue;
-		old = MemoryContextSwitchTo(tmp);
-		ok = ExactDistance(scan, &c, &dist);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-		so->nreranked++;
-		if (!ok)
-		{
-			so->ninvisible++;
+		if (!RerankOne(scan, &c, tmp, &dist))
 			continue;
-		}
 		/*
 		 * How far the approximate distance overshot the exact one: once per
 		 * distinct document (copies of one stored value err alike, and would
@@ -386,9 +397,7 @@ RerankForced(IndexScanDesc scan)
 	for (d = 0; d < so->ndocs; d++)
 	{
 		MvivfScanCandidate c;
-		MemoryContext old;
 		double		dist;
-		bool		ok;
 
 		if (!(so->docs[d].flags & MVIVF_DOC_RERANK) ||
 			(so->docs[d].flags & MVIVF_DOC_DEAD))
@@ -405,16 +414,8 @@ RerankForced(IndexScanDesc scan)
 		memset(&c, 0, sizeof(c));
 		c.docid = d;
 		c.tid = so->docs[d].tid;
-		old = MemoryContextSwitchTo(tmp);
-		ok = ExactDistance(scan, &c, &dist);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(tmp);
-		so->nreranked++;
-		if (!ok)
-		{
-			so->ninvisible++;
+		if (!RerankOne(scan, &c, tmp, &dist))
 			continue;
-		}
 		c.score = dist;
 		HeapPush(so, &c);
 	}
