@@ -69,6 +69,8 @@ typedef struct ToastRead
 	ItemPointerData furthest;	/* the chunk fed that lies furthest on */
 	ItemPointerData lastfed;	/* where the last chunk fed lies */
 	ItemPointerData firstfed;	/* where the first chunk fed (chunk 0) lies */
+	struct ValuePosition *position; /* where the value lay when last read,
+									 * or NULL */
 } ToastRead;
 
 /*
@@ -387,12 +389,43 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 #define NEXT_VALUE_REST		64	/* values read without guessing then */
 #define LAST_CHUNK_SLOTS	8
 
+/* How a kind of guess has fared lately: it rests after misses in a row. */
+typedef struct GuessRecord
+{
+	int			misses;
+	int			rest;			/* values left to read without guessing */
+} GuessRecord;
+
+/* Whether to guess now (a resting guess counts down a value). */
+static inline bool
+GuessMayTry(GuessRecord *g)
+{
+	if (g->rest > 0)
+	{
+		g->rest--;
+		return false;
+	}
+	return true;
+}
+
+/* Record a guess's outcome: NEXT_VALUE_MISSES misses in a row, a rest. */
+static inline void
+GuessOutcome(GuessRecord *g, bool hit)
+{
+	if (hit)
+		g->misses = 0;
+	else if (++g->misses >= NEXT_VALUE_MISSES)
+	{
+		g->misses = 0;
+		g->rest = NEXT_VALUE_REST;
+	}
+}
+
 typedef struct NextValueHint
 {
 	Oid			toastrelid;
 	ItemPointerData after;		/* the furthest chunk of the last value read */
-	int			misses;
-	int			rest;
+	GuessRecord nextGuess;		/* chunk 0 behind `after` */
 
 	/*
 	 * Where the last chunks of the last values read lie, the oldest at
@@ -403,8 +436,7 @@ typedef struct NextValueHint
 	 */
 	ItemPointerData lastchunks[LAST_CHUNK_SLOTS];
 	int			lastchunk_next;
-	int			lastchunk_misses;
-	int			lastchunk_rest;
+	GuessRecord lastGuess;		/* a displaced chunk behind those */
 } NextValueHint;
 
 static NextValueHint next_value[NEXT_VALUE_SLOTS];
@@ -553,13 +585,8 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 	NextValueHint *hint = NextValueSlot(RelationGetRelid(tr->rel), false);
 	int			i;
 
-	if (hint == NULL)
+	if (hint == NULL || !GuessMayTry(&hint->lastGuess))
 		return true;
-	if (hint->lastchunk_rest > 0)
-	{
-		hint->lastchunk_rest--;
-		return true;
-	}
 	for (i = 0; i < LAST_CHUNK_SLOTS; i++)
 	{
 		ItemPointerData after =
@@ -573,15 +600,11 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 			return false;
 		if (*next > from)
 		{
-			hint->lastchunk_misses = 0;
+			GuessOutcome(&hint->lastGuess, true);
 			return true;
 		}
 	}
-	if (++hint->lastchunk_misses >= NEXT_VALUE_MISSES)
-	{
-		hint->lastchunk_misses = 0;
-		hint->lastchunk_rest = NEXT_VALUE_REST;
-	}
+	GuessOutcome(&hint->lastGuess, false);
 	return true;
 }
 
@@ -595,10 +618,9 @@ WalkFromLastChunks(ToastRead *tr, int32 *next)
 static bool
 WalkFromGuesses(ToastRead *tr, int32 *next)
 {
-	ValuePosition *vp = ValuePositionOf(RelationGetRelid(tr->rel), tr->valueid);
 	int32		from = *next;
 
-	if (vp != NULL && !WalkFromPosition(tr, &vp->last, next))
+	if (tr->position != NULL && !WalkFromPosition(tr, &tr->position->last, next))
 		return false;
 	if (*next > from || *next >= tr->totalchunks)
 		return true;
@@ -634,24 +656,14 @@ WalkFromHint(ToastRead *tr, int32 *next)
 	ItemPointerData after;
 	bool		go_on;
 
-	if (hint == NULL || !ItemPointerIsValid(&hint->after))
+	if (hint == NULL || !ItemPointerIsValid(&hint->after) ||
+		!GuessMayTry(&hint->nextGuess))
 		return true;
-	if (hint->rest > 0)
-	{
-		hint->rest--;
-		return true;
-	}
 	after = hint->after;
 	if (!BlockStillThere(tr, ItemPointerGetBlockNumber(&after)))
 		return true;
 	go_on = WalkChunks(tr, &after, next, false);
-	if (*next > 0)
-		hint->misses = 0;
-	else if (++hint->misses >= NEXT_VALUE_MISSES)
-	{
-		hint->misses = 0;
-		hint->rest = NEXT_VALUE_REST;
-	}
+	GuessOutcome(&hint->nextGuess, *next > 0);
 	return go_on;
 }
 
@@ -712,11 +724,10 @@ ToastStreamValue(const struct varatt_external *tp, ToastFeed feed, void *arg)
 	walk = toast_stream_walk;
 	if (walk)
 	{
-		ValuePosition *vp = ValuePositionOf(RelationGetRelid(tr.rel), tr.valueid);
-
 		/* where the value began when last read, else behind the last value */
-		if (vp != NULL)
-			go_on = WalkFromPosition(&tr, &vp->first, &expected);
+		tr.position = ValuePositionOf(RelationGetRelid(tr.rel), tr.valueid);
+		if (tr.position != NULL)
+			go_on = WalkFromPosition(&tr, &tr.position->first, &expected);
 		if (go_on && expected == 0)
 			go_on = WalkFromHint(&tr, &expected);
 		if (go_on && expected > 0 && expected < tr.totalchunks)

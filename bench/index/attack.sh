@@ -19,8 +19,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 GEN=${GEN:-/tmp/mvivf-gen}
 cc -O2 -o "$GEN" "$HERE/gen.c" -lm
 
-HARD="GEN_NTOPICS=512 GEN_BG_SHARE=0.4 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02 GEN_FAMILY_SIZE=8 GEN_FAMILY_COS=0.75"
-VAR="GEN_ROWS_MIN=300 GEN_ROWS_MAX=1300 GEN_TINY_SHARE=0.1"
+# HARD (the hard profile) and VARROWS (ColQwen2-like page lengths)
+. "$HERE/profiles.sh"
 
 # load DB ENV [NDOCS]: docs and queries of the given gen.c traits
 load() {
@@ -62,10 +62,10 @@ for s in $SCENARIOS; do
 	db=mva_$s
 	case "$s" in
 		varrows)	# ColQwen2-like: 300-1300 rows a page, 10% of pages 10-50 rows
-			load $db "$HARD $VAR"; build $db
+			load $db "$HARD $VARROWS"; build $db
 			check $db $s "mvb_check(10)" ;;
 		pooled)		# the same pages pooled by 3 (colpali_pool)
-			load $db "$HARD $VAR"
+			load $db "$HARD $VARROWS"
 			$PSQL -X -q -d $db -c "UPDATE docs SET emb = colpali_pool(emb, 3)" -c "VACUUM FULL docs"; build $db
 			check $db $s "mvb_check(10)" ;;
 		qshort)		# 1-4 query rows

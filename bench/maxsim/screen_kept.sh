@@ -24,19 +24,8 @@ cc -O2 -std=gnu11 -Wall -fopenmp -I"$root/src/engine" -o "$work/screen_kept" \
 	"$root/src/engine/maxsim_screen.c" "$root/src/engine/maxsim_compact.c" \
 	"$root/src/engine/gemm_amx.c" "$root/src/engine/gemm_bf16.c" -lm
 
-# the profiles' traits, as bench/index/corpora.sh sets them
-HARD="GEN_NTOPICS=512 GEN_BG_SHARE=0.4 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02 GEN_FAMILY_SIZE=8 GEN_FAMILY_COS=0.75"
-profile_env() {
-	case "$1" in
-		rows) echo "" ;;
-		topics) echo "GEN_NTOPICS=256 GEN_CONTENT_NOISE=0.88 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.02" ;;
-		loose) echo "GEN_NTOPICS=64 GEN_TOPICS_PER_DOC=6 GEN_BG_SHARE=0.6 GEN_CONTENT_NOISE=1.4 GEN_QUERY_FROM=topic GEN_QUERY_NOISE=1.2 GEN_QUERY_OFFTOPIC=0.1" ;;
-		hard) echo "$HARD" ;;
-		hard-bg) echo "$HARD GEN_BG_SHARE=0.6" ;;
-		hard-q) echo "$HARD GEN_QUERY_NOISE=1.33" ;;
-		*) echo "unknown profile $1" >&2; exit 2 ;;
-	esac
-}
+# the profiles' traits (profile_env), as bench/index/corpora.sh sets them
+. "$root/bench/index/profiles.sh"
 
 echo "== screened exact MaxSim: $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 for p in $PROFILES; do
