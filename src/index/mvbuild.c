@@ -54,6 +54,10 @@ typedef struct MvivfBuildState
 	pg_prng_state prng;
 	MemoryContext tmpCtx;
 	MemoryContext buildCtx;
+	/* pass 1: the rows whose value is NULL (MVIVF_DOC_NULL documents) */
+	ItemPointerData *nullTids;
+	uint32		nnull;
+	uint32		nullCap;
 
 	/* pass 2 */
 	MvivfQuantizer q;
@@ -119,7 +123,18 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	int			i;
 
 	if (isnull[0])
+	{
+		/* indexed without tokens, so that scans can return it last */
+		if (bs->nnull == bs->nullCap)
+		{
+			bs->nullCap = Max(64, bs->nullCap * 2);
+			bs->nullTids = bs->nullTids == NULL ?
+				MemoryContextAllocHuge(bs->buildCtx, sizeof(ItemPointerData) * bs->nullCap) :
+				repalloc_huge(bs->nullTids, sizeof(ItemPointerData) * bs->nullCap);
+		}
+		bs->nullTids[bs->nnull++] = *tid;
 		return;
+	}
 	old = MemoryContextSwitchTo(bs->tmpCtx);
 	mv = MvivfDatumGetValue(values[0]);
 	if (bs->dim == 0)
@@ -250,6 +265,33 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	bs->batchFill += n;
 	bs->ntokens += n;
 	MemoryContextReset(bs->tmpCtx);
+}
+
+/*
+ * AddNullDocs
+ *		The rows without a value, found by pass 1, after the documents of
+ *		pass 2 in the directory: no tokens, flagged MVIVF_DOC_NULL.
+ */
+static void
+AddNullDocs(MvivfBuildState * bs)
+{
+	uint32		i;
+
+	if (bs->ndocs + bs->nnull > bs->maxdocs || bs->docs == NULL)
+	{
+		bs->maxdocs = Max(bs->ndocs + bs->nnull, 1);
+		bs->docs = bs->docs == NULL ?
+			MemoryContextAllocHuge(bs->buildCtx, sizeof(MvivfDocEntry) * bs->maxdocs) :
+			repalloc_huge(bs->docs, sizeof(MvivfDocEntry) * bs->maxdocs);
+	}
+	for (i = 0; i < bs->nnull; i++)
+	{
+		MvivfDocEntry *doc = &bs->docs[bs->ndocs++];
+
+		doc->tid = bs->nullTids[i];
+		doc->ntokens = 0;
+		doc->flags = MVIVF_DOC_NULL;
+	}
 }
 
 /*
@@ -474,10 +516,18 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	{
 		/* nothing to train on: an untrained index, searched exhaustively */
 		meta.dim = bs.dim;
+		if (bs.nnull > 0)
+		{
+			AddNullDocs(&bs);
+			meta.docDirHead = WriteArrayPages(index, (char *) bs.docs, bs.ndocs,
+											  sizeof(MvivfDocEntry), MVIVF_DOCDIR,
+											  true, &meta.docDirTail);
+			meta.ndocs = bs.ndocs;
+		}
 		WriteMeta(index, &meta);
 		result = palloc0(sizeof(IndexBuildResult));
 		result->heap_tuples = reltuples;
-		result->index_tuples = 0;
+		result->index_tuples = bs.ndocs;
 		MemoryContextDelete(bs.tmpCtx);
 		return result;
 	}
@@ -565,6 +615,7 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 									   AssignCallback, &bs, NULL);
 	FlushBatch(&bs);
+	AddNullDocs(&bs);
 	pfree(bs.batchRows);
 	pfree(bs.assign);
 	pfree(bs.codes);

@@ -21,7 +21,8 @@
  * was reranked, budget = mvivf.max_scan_docs or mvivf.candidates, cap =
  * mvivf.max_rerank; several reasons joined by "+" over several scans), and
  * forced=N where documents with a row of norm above 2 were reranked first
- * (MVIVF_DOC_RERANK).  Other formats are left untouched (their structure is
+ * (MVIVF_DOC_RERANK), and nulls=N where rows whose indexed value is NULL
+ * were returned after all the others (MVIVF_DOC_NULL).  Other formats are left untouched (their structure is
  * closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
  */
@@ -53,6 +54,7 @@ typedef struct MvivfExplainEntry
 	uint64		postings;		/* their entries */
 	uint64		exact;			/* exact centroid interactions of listed docs */
 	uint64		forced;			/* reranked first: a row of norm above 2 */
+	uint64		nulls;			/* NULL rows returned after the others */
 	double		margin;			/* largest final error margin of a scan */
 	uint64		stops[MVIVF_STOP_CAP + 1];	/* scans per stop reason */
 }			MvivfExplainEntry;
@@ -96,6 +98,7 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 	e->postings += so->npostings;
 	e->exact += so->nexact;
 	e->forced += so->nforced;
+	e->nulls += so->nnulls;
 	e->margin = Max(e->margin, so->errMargin);
 	if (so->stopReason >= 0 && so->stopReason <= MVIVF_STOP_CAP)
 		e->stops[so->stopReason]++;
@@ -178,6 +181,9 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 		if (e->forced > 0)
 			snprintf(value + strlen(value), sizeof(value) - strlen(value),
 					 " forced=" UINT64_FORMAT, e->forced);
+		if (e->nulls > 0)
+			snprintf(value + strlen(value), sizeof(value) - strlen(value),
+					 " nulls=" UINT64_FORMAT, e->nulls);
 		snprintf(value + strlen(value), sizeof(value) - strlen(value),
 				 " margin=%.3g stop=%s", e->margin, stops[0] ? stops : "none");
 		ExplainPropertyText(label, value, es);

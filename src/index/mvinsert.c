@@ -127,7 +127,16 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	uint32		docid;
 
 	if (isnull[0])
+	{
+		/* a document without tokens, returned last by scans (MVIVF_DOC_NULL) */
+		LockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);
+		metabuf = ReadBuffer(index, MVIVF_METAPAGE_BLKNO);
+		LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+		(void) AppendDocEntry(index, metabuf, heap_tid, 0, MVIVF_DOC_NULL);
+		UnlockReleaseBuffer(metabuf);
+		UnlockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);
 		return false;
+	}
 
 	cache = GetInsertCache(index, indexInfo);
 	tmpCtx = AllocSetContextCreate(CurrentMemoryContext, "mvivf insert",

@@ -123,6 +123,16 @@
  */
 #define MVIVF_DOC_RERANK		(1 << 1)
 #define MVIVF_RERANK_NORM2		4.0
+/*
+ * The row's indexed value is NULL: the document has no tokens, no codes and
+ * no approximate score.  A scan that has reranked every other document
+ * returns these last, as ORDER BY ... ASC puts NULL distances last
+ * (mvivfgettuple).  Indexes written before the flag existed hold no NULL
+ * rows at all.
+ */
+#define MVIVF_DOC_NULL			(1 << 2)
+/* documents that are never candidates of an ordered scan */
+#define MVIVF_DOC_UNRANKED		(MVIVF_DOC_DEAD | MVIVF_DOC_NULL)
 
 /* reloption defaults and limits */
 #define MVIVF_DEFAULT_LISTS		0	/* auto: 4 * sqrt(tokens) */
@@ -448,6 +458,9 @@ typedef struct MvivfScanOpaqueData
 	bool	   *forced;			/* per document: reranked first because of
 								 * MVIVF_DOC_RERANK (NULL: none is) */
 	int			nforced;
+	uint32		nextNull;		/* where the search for the next document
+								 * flagged MVIVF_DOC_NULL goes on */
+	int			nnulls;			/* such rows returned */
 	/* heap access for the exact rerank */
 	IndexFetchTableData *fetch;
 	TupleTableSlot *slot;

@@ -828,9 +828,12 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 
 	if (meta->nlists == 0 || so->nullQuery)
 	{
+		/* a NULL query orders nothing: every row comes, NULL ones too */
+		uint16		skip = so->nullQuery ? MVIVF_DOC_DEAD : MVIVF_DOC_UNRANKED;
+
 		for (d = 0; d < so->ndocs; d++)
 		{
-			if (so->docs[d].flags & MVIVF_DOC_DEAD)
+			if (so->docs[d].flags & skip)
 				continue;
 			so->cands[so->ncands].docid = d;
 			so->cands[so->ncands].score = 0;
@@ -918,7 +921,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		/* 2. live documents by centroid interaction, best first */
 		for (d = 0; d < so->ndocs; d++)
 		{
-			if (so->docs[d].flags & MVIVF_DOC_DEAD)
+			if (so->docs[d].flags & MVIVF_DOC_UNRANKED)
 				continue;
 			if (prune && d >= meta->listedDocs)
 			{

@@ -47,7 +47,10 @@
  *	- the scan ends when every live document was reranked or when
  *	  mvivf.max_scan_docs documents were (mvivf.candidates when
  *	  mvivf.iterative_scan = off); it returns what waits without checking
- *	  the bound once mvivf.max_rerank documents were reranked.
+ *	  the bound once mvivf.max_rerank documents were reranked;
+ *	- when every live document was reranked and returned, the rows whose
+ *	  indexed value is NULL come last (MVIVF_DOC_NULL), as ORDER BY ... ASC
+ *	  (NULLS LAST, the only order the index offers) puts them.
  *
  * So the order is always exact; what is approximate is only which rows are
  * found, as with any approximate index.  An untrained index (built on an
@@ -519,6 +522,33 @@ mvivfrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 }
 
 /*
+ * NextNullRow
+ *		The next row without a value (MVIVF_DOC_NULL) into xs_heaptid; false
+ *		when none is left.  The executor checks the row's visibility, as for
+ *		any index scan, and computes its (NULL) distance.
+ */
+static bool
+NextNullRow(IndexScanDesc scan)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+
+	for (; so->nextNull < so->ndocs; so->nextNull++)
+	{
+		const MvivfDocEntry *doc = &so->docs[so->nextNull];
+
+		if ((doc->flags & MVIVF_DOC_UNRANKED) != MVIVF_DOC_NULL)
+			continue;
+		so->nextNull++;
+		so->nnulls++;
+		scan->xs_heaptid = doc->tid;
+		scan->xs_recheck = false;
+		scan->xs_recheckorderby = false;
+		return true;
+	}
+	return false;
+}
+
+/*
  * mvivfgettuple
  *		Return the next row in exact distance order (amgettuple).
  */
@@ -637,7 +667,15 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 	else if (so->nheap == 0)
 		RerankBatch(scan, so->batchSize);
 	if (so->nheap == 0)
+	{
+		/*
+		 * Every row with a value is out: the NULL ones come last, unless the
+		 * budget ended the scan first (a NULL query returned them already).
+		 */
+		if (!so->nullQuery && so->nextCand >= so->ncands)
+			return NextNullRow(scan);
 		return false;
+	}
 
 	next = HeapPop(so);
 	so->returnedAny = true;
