@@ -48,7 +48,8 @@ typedef struct RelationRange
 	uint32		base;
 } RelationRange;
 
-#define RELATION_RANGES 64		/* relations remembered; a power of two */
+#define RELATION_RANGES 256		/* relations remembered; a power of two */
+#define RELATION_PROBES 8		/* entries looked at for one relation */
 #define RELATION_RANGE_MIN 256	/* slots set aside for a small relation */
 
 static RecentBuffer *recent_buffers = NULL;
@@ -64,24 +65,40 @@ static RelationRange *last_range = NULL;
  *		last range handed out: its current size and a quarter more for
  *		growth, at least RELATION_RANGE_MIN.  Once the ranges go round the
  *		table, new ones overlap the oldest, which costs hints, not
- *		correctness.
+ *		correctness.  Entries are found by linear probing, so that two
+ *		relations a session reads in turn do not take each other's entry
+ *		(each would get a new range at every switch): a relation replaces
+ *		another only when the RELATION_PROBES entries it may use are taken.
  */
 static uint32
 RelationBase(Relation rel, Oid relnumber)
 {
-	RelationRange *range;
+	uint32		home;
+	RelationRange *range = NULL;
 	BlockNumber nblocks;
+	int			i;
 
 	if (last_range != NULL && last_range->relnumber == relnumber)
 		return last_range->base;
-	range = &relation_ranges[(relnumber * 2654435761U) >> 26 & (RELATION_RANGES - 1)];
-	if (range->relnumber != relnumber)
+	home = (relnumber * 2654435761U) >> 24;
+	for (i = 0; i < RELATION_PROBES; i++)
 	{
-		nblocks = RelationGetNumberOfBlocks(rel);
-		range->relnumber = relnumber;
-		range->base = next_range_base;
-		next_range_base += Max(nblocks + nblocks / 4, RELATION_RANGE_MIN);
+		RelationRange *r = &relation_ranges[(home + i) & (RELATION_RANGES - 1)];
+
+		if (r->relnumber == relnumber)
+		{
+			last_range = r;
+			return r->base;
+		}
+		if (r->relnumber == InvalidOid && range == NULL)
+			range = r;
 	}
+	if (range == NULL)
+		range = &relation_ranges[home & (RELATION_RANGES - 1)];
+	nblocks = RelationGetNumberOfBlocks(rel);
+	range->relnumber = relnumber;
+	range->base = next_range_base;
+	next_range_base += Max(nblocks + nblocks / 4, RELATION_RANGE_MIN);
 	last_range = range;
 	return range->base;
 }
