@@ -9,7 +9,7 @@
     AB_BASE the one the ratios are to (default the first): binary is the
     exact hamming scan with the query's sign bits, recipe the binary first
     pass reranked by the float MaxSim of its best 40, index the mvivf index
-    on docs_f (run.sh builds it); LIBDIR: $(pg_config --pkglibdir) of the
+    on docs_f and binindex the one on docs_b (hamming; run.sh builds both); LIBDIR: $(pg_config --pkglibdir) of the
     server, which must be a private installation: each round copies one of
     the two libraries over LIBDIR/colpali.so and opens a new connection,
     which loads it)
@@ -50,25 +50,29 @@ ALL_SCANS = {
     # the mvivf index on docs_f (settings around it, untimed: INDEX_ON / INDEX_OFF)
     "index": "SELECT id, emb <#> (SELECT q FROM queries WHERE qid = %(q)s) AS d FROM docs_f "
              "ORDER BY emb <#> (SELECT q FROM queries WHERE qid = %(q)s) LIMIT 10",
+    # the mvivf index on docs_b, hamming (run.sh builds it)
+    "binindex": "SELECT id, emb <#> (SELECT q::bitmultivector FROM queries WHERE qid = %(q)s) AS d FROM docs_b "
+                "ORDER BY emb <#> (SELECT q::bitmultivector FROM queries WHERE qid = %(q)s) LIMIT 10",
     "recipe": "SELECT c.id, f.emb <#> s.q FROM (SELECT id FROM docs_b, (SELECT q::bitmultivector AS qb "
               "FROM queries WHERE qid = %(q)s OFFSET 0) t ORDER BY emb <#> qb LIMIT 40) c "
               "JOIN docs_f f USING (id), (SELECT q FROM queries WHERE qid = %(q)s) s "
               "ORDER BY f.emb <#> s.q LIMIT 10",
 }
 SCANS = [(name, ALL_SCANS[name]) for name in os.environ.get("AB_SCANS", "float,half").split(",")]
+INDEXED = ("index", "binindex")
 INDEX_ON = "SET enable_indexscan = on; SET enable_seqscan = off"
 INDEX_OFF = "SET enable_indexscan = off; SET enable_seqscan = on"
 
 
 def run_scan(cur, name, stmt, qid):
     """Run one statement, with the index scan's settings around it."""
-    if name == "index":
+    if name in INDEXED:
         for s in INDEX_ON.split(";"):
             cur.execute(s)
     try:
         return cur.execute(stmt, {"q": qid}).fetchall()
     finally:
-        if name == "index":
+        if name in INDEXED:
             for s in INDEX_OFF.split(";"):
                 cur.execute(s)
 
@@ -91,14 +95,14 @@ def run_round(db, qids):
     answers = {}
     for qid in qids:
         for name, stmt in SCANS:
-            if name == "index":
+            if name in INDEXED:
                 for st in INDEX_ON.split(";"):
                     cur.execute(st)
             c0, t0 = backend_cpu(), time.perf_counter()
             got = cur.execute(stmt, {"q": qid}).fetchall()
             wall[name].append((time.perf_counter() - t0) * 1000)
             cpu[name].append(backend_cpu() - c0)
-            if name == "index":
+            if name in INDEXED:
                 for st in INDEX_OFF.split(";"):
                     cur.execute(st)
             answers[(name, qid)] = got
