@@ -15,6 +15,16 @@
  * already loaded by something else in the process, dlopen() returns that
  * copy and its kernels; the name we report is always the one the library
  * says it runs.
+ *
+ * Every caller runs its GEMMs in one thread (the encoder threads with
+ * OpenMP around one-thread GEMMs; mvivf's products are small, and a backend
+ * should use one core).  Yet OpenBLAS starts a worker thread per core when
+ * it is loaded (OMP_NUM_THREADS, set for the encoder's threads, also sets
+ * its count), and in a backend running mvivf scans a worker was measured
+ * spinning on sched_yield for a tenth of the backend's own CPU time.  So
+ * the load also sets OPENBLAS_NUM_THREADS=1 (which OpenBLAS reads before
+ * OMP_NUM_THREADS), unless the user set it or GOTO_NUM_THREADS: no worker
+ * thread is started.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -66,15 +76,21 @@ static void
 blas_load(void)
 {
 	const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : cp_blas_core_for_cpu();
+	int			one_thread = getenv("OPENBLAS_NUM_THREADS") == NULL &&
+		getenv("GOTO_NUM_THREADS") == NULL;
 	void	   *h;
 
 	if (core != NULL)
 		setenv("OPENBLAS_CORETYPE", core, 1);
+	if (one_thread)
+		setenv("OPENBLAS_NUM_THREADS", "1", 1);
 	h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
 	if (h == NULL)
 		h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
 	if (core != NULL)
 		unsetenv("OPENBLAS_CORETYPE");
+	if (one_thread)
+		unsetenv("OPENBLAS_NUM_THREADS");
 	if (h == NULL)
 		return;
 	blas_sgemm = (sgemm_fn) dlsym(h, "cblas_sgemm");

@@ -177,5 +177,12 @@ SELECT array_agg(id) = (SELECT array_agg(id ORDER BY maxsim(emb, '[[0,0,1,0,0,0,
 FROM (SELECT id FROM mvu ORDER BY emb <#> '[[0,0,1,0,0,0,0,0]]') x;
 SELECT relpersistence FROM pg_class WHERE relname = 'mvu_emb_idx';
 
+-- a scan runs its products in the backend's own thread: loading OpenBLAS
+-- starts no worker threads (it would start one per core, which spin)
+\c
+SET enable_seqscan = off;
+SELECT count(*) FROM (SELECT id FROM mv ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 5) x;
+SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'), 'Threads:\s+(\d+)'))[1] AS backend_threads;
+
 DROP TABLE mv, mvq, mvx, mve, mvu;
-DROP FUNCTION mv_rand, mv_exact, mv_index;
+DROP FUNCTION mv_rand, mv_exact, mv_index, mv_tail;
