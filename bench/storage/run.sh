@@ -152,7 +152,7 @@ arr() { local out="ARRAY[" sep="" x; for x in "$@"; do out+="$sep\$st\$$x\$st\$"
 # Tables the statements of the rows read (heap + TOAST + indexes), in MB,
 # against shared_buffers: a phase whose tables do not fit would time reads
 # from the kernel's page cache, and the statements of one round would evict
-# each other's pages (the float scan then loses 15-30 %, flattering every ratio).
+# each other's pages, slowing some statements more than others.
 working_set() {
 	$Q -c "SELECT round(sum(pg_total_relation_size(c.oid)) / 1048576.0)::text || ' MB of shared_buffers ' || current_setting('shared_buffers')
 		|| CASE WHEN sum(pg_total_relation_size(c.oid)) > pg_size_bytes(current_setting('shared_buffers'))

@@ -22,8 +22,8 @@
  * mvivf.max_rerank; several reasons joined by "+" over several scans), and
  * forced=N where documents with a row of norm above 2 were reranked first
  * (MVIVF_DOC_RERANK), and nulls=N where rows whose indexed value is NULL
- * were returned after all the others (MVIVF_DOC_NULL).  Other formats are left untouched (their structure is
- * closed when the plan is done);
+ * were returned after all the others (MVIVF_DOC_NULL).  Other formats are
+ * left untouched (their structure is closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
  */
 #include "postgres.h"
