@@ -46,6 +46,7 @@ typedef struct RelationRange
 {
 	Oid			relnumber;
 	uint32		base;
+	uint32		nslots;			/* slots set aside */
 } RelationRange;
 
 #define RELATION_RANGES 256		/* relations remembered; a power of two */
@@ -60,10 +61,11 @@ static RelationRange *last_range = NULL;
 
 /*
  * RelationBase
- *		The first slot of rel's range.  A relation seen for the first time
- *		(or again after another one took its entry) gets the slots after the
- *		last range handed out: its current size and a quarter more for
- *		growth, at least RELATION_RANGE_MIN.  Once the ranges go round the
+ *		The first slot of rel's range, which holds block blkno.  A relation
+ *		seen for the first time (or again after another one took its entry,
+ *		or read past its range after it grew) gets the slots after the last
+ *		range handed out: its current size and a quarter more for growth, at
+ *		least RELATION_RANGE_MIN.  Once the ranges go round the
  *		table, new ones overlap the oldest, which costs hints, not
  *		correctness.  Entries are found by linear probing, so that two
  *		relations a session reads in turn do not take each other's entry
@@ -71,14 +73,15 @@ static RelationRange *last_range = NULL;
  *		another only when the RELATION_PROBES entries it may use are taken.
  */
 static uint32
-RelationBase(Relation rel, Oid relnumber)
+RelationBase(Relation rel, Oid relnumber, BlockNumber blkno)
 {
 	uint32		home;
 	RelationRange *range = NULL;
 	BlockNumber nblocks;
 	int			i;
 
-	if (last_range != NULL && last_range->relnumber == relnumber)
+	if (last_range != NULL && last_range->relnumber == relnumber &&
+		blkno < last_range->nslots)
 		return last_range->base;
 	home = (relnumber * 2654435761U) >> 24;
 	for (i = 0; i < RELATION_PROBES; i++)
@@ -87,18 +90,22 @@ RelationBase(Relation rel, Oid relnumber)
 
 		if (r->relnumber == relnumber)
 		{
-			last_range = r;
-			return r->base;
+			range = r;
+			break;
 		}
 		if (r->relnumber == InvalidOid && range == NULL)
 			range = r;
 	}
 	if (range == NULL)
 		range = &relation_ranges[home & (RELATION_RANGES - 1)];
-	nblocks = RelationGetNumberOfBlocks(rel);
-	range->relnumber = relnumber;
-	range->base = next_range_base;
-	next_range_base += Max(nblocks + nblocks / 4, RELATION_RANGE_MIN);
+	if (range->relnumber != relnumber || blkno >= range->nslots)
+	{
+		nblocks = Max(RelationGetNumberOfBlocks(rel), blkno + 1);
+		range->relnumber = relnumber;
+		range->base = next_range_base;
+		range->nslots = Max(nblocks + nblocks / 4, RELATION_RANGE_MIN);
+		next_range_base += range->nslots;
+	}
 	last_range = range;
 	return range->base;
 }
@@ -120,7 +127,7 @@ RecentSlot(Relation rel, Oid relnumber, BlockNumber blkno)
 												sizeof(RecentBuffer) * nslots);
 		recent_buffer_mask = nslots - 1;
 	}
-	return &recent_buffers[(RelationBase(rel, relnumber) + blkno) & recent_buffer_mask];
+	return &recent_buffers[(RelationBase(rel, relnumber, blkno) + blkno) & recent_buffer_mask];
 }
 
 /*
