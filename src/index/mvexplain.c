@@ -25,14 +25,29 @@
  * were returned after all the others (MVIVF_DOC_NULL).  Other formats are
  * left untouched (their structure is closed when the plan is done);
  * client_min_messages = debug2 shows the same counters per scan.
+ *
+ * Plain EXPLAIN (no ANALYZE, text format) instead says, for every mvivf
+ * index the plan scans, what its rows are under the settings in force:
+ *
+ *	mvivf docs_idx: exact order, approximate recall (mvivf.miss_tolerance =
+ *	  0.001), up to 20000 documents reranked, NULLs last
+ *
+ * (PostgreSQL 15-16, where the hook plans the query itself and so sees the
+ * plan; from 17 on the hook leaves planning to PostgreSQL and adds no
+ * such line).
  */
 #include "postgres.h"
 
+#include "catalog/pg_class.h"
+#include "commands/defrem.h"
 #include "commands/explain.h"
+#include "miscadmin.h"
+#include "nodes/plannodes.h"
 #include "optimizer/optimizer.h"
 #include "portability/instr_time.h"
 #include "tcop/tcopprot.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "mvivf.h"
 
@@ -104,9 +119,115 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 		e->stops[so->stopReason]++;
 }
 
+#if PG_VERSION_NUM < 170000
+/*
+ * IsMvivfIndex
+ *		Is the relation an index of the mvivf access method?
+ */
+static bool
+IsMvivfIndex(Oid relid)
+{
+	Oid			am = get_index_am_oid("mvivf", true);
+	HeapTuple	tp;
+	bool		result = false;
+
+	if (!OidIsValid(am))
+		return false;
+	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (HeapTupleIsValid(tp))
+	{
+		result = ((Form_pg_class) GETSTRUCT(tp))->relam == am;
+		ReleaseSysCache(tp);
+	}
+	return result;
+}
+
+/*
+ * CollectMvivfScans
+ *		The mvivf indexes that plan (and the plans under it) scan, added to
+ *		*indexes once each.
+ */
+static void
+CollectMvivfScans(Plan *plan, List **indexes)
+{
+	ListCell   *lc;
+	List	   *children = NIL;
+
+	if (plan == NULL)
+		return;
+	check_stack_depth();
+	switch (nodeTag(plan))
+	{
+		case T_IndexScan:
+			if (IsMvivfIndex(((IndexScan *) plan)->indexid))
+				*indexes = list_append_unique_oid(*indexes, ((IndexScan *) plan)->indexid);
+			break;
+		case T_Append:
+			children = ((Append *) plan)->appendplans;
+			break;
+		case T_MergeAppend:
+			children = ((MergeAppend *) plan)->mergeplans;
+			break;
+		case T_SubqueryScan:
+			CollectMvivfScans(((SubqueryScan *) plan)->subplan, indexes);
+			break;
+		case T_CustomScan:
+			children = ((CustomScan *) plan)->custom_plans;
+			break;
+		default:
+			break;
+	}
+	foreach(lc, children)
+		CollectMvivfScans((Plan *) lfirst(lc), indexes);
+	CollectMvivfScans(plan->lefttree, indexes);
+	CollectMvivfScans(plan->righttree, indexes);
+}
+
+/*
+ * ExplainMvivfContract
+ *		Plain EXPLAIN: one line per mvivf index the plan scans, saying which
+ *		part of its answer is exact and which approximate under the current
+ *		settings (docs/mvivf.md, "The contract").
+ */
+static void
+ExplainMvivfContract(PlannedStmt *stmt, ExplainState *es)
+{
+	List	   *indexes = NIL;
+	ListCell   *lc;
+
+	CollectMvivfScans(stmt->planTree, &indexes);
+	foreach(lc, stmt->subplans)
+		CollectMvivfScans((Plan *) lfirst(lc), &indexes);
+	foreach(lc, indexes)
+	{
+		char	   *name = get_rel_name(lfirst_oid(lc));
+		char		label[NAMEDATALEN + 8];
+		char		value[512];
+
+		snprintf(label, sizeof(label), "mvivf %s", name ? name : "?");
+		if (mvivf_miss_tolerance > 0)
+			snprintf(value, sizeof(value),
+					 "exact order, approximate recall (mvivf.miss_tolerance = %g)",
+					 mvivf_miss_tolerance);
+		else
+			snprintf(value, sizeof(value), "exact order, exact recall");
+		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
+			snprintf(value + strlen(value), sizeof(value) - strlen(value),
+					 ", up to %d documents reranked (mvivf.iterative_scan = off)",
+					 mvivf_candidates);
+		else
+			snprintf(value + strlen(value), sizeof(value) - strlen(value),
+					 ", up to %d documents reranked", mvivf_max_scan_docs);
+		strlcat(value, ", NULLs last", sizeof(value));
+		ExplainPropertyText(label, value, es);
+	}
+}
+#endif
+
 /*
  * MvivfExplainQuery
- *		Plan and explain as PostgreSQL does, then add the mvivf counters.
+ *		Plan and explain as PostgreSQL does, then add the mvivf counters
+ *		(EXPLAIN ANALYZE) or what the plan's mvivf scans promise (EXPLAIN).
  */
 static void
 MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
@@ -146,6 +267,8 @@ MvivfExplainQuery(Query *query, int cursorOptions, IntoClause *into,
 		}
 		ExplainOnePlan(plan, into, es, queryString, params, queryEnv,
 					   &planduration, (es->buffers ? &bufusage : NULL));
+		if (!es->analyze && es->format == EXPLAIN_FORMAT_TEXT)
+			ExplainMvivfContract(plan, es);
 	}
 #endif
 
