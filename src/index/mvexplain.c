@@ -30,7 +30,7 @@
  * index the plan scans, what its rows are under the settings in force:
  *
  *	mvivf docs_idx: exact order, approximate recall (mvivf.miss_tolerance =
- *	  0.001), up to 20000 documents reranked, NULLs last
+ *	  0.001), at most 20000 documents reranked, NULLs last
  *
  * (PostgreSQL 15-16, where the hook plans the query itself and so sees the
  * plan; from 17 on the hook leaves planning to PostgreSQL and adds no
@@ -194,6 +194,9 @@ ExplainMvivfContract(PlannedStmt *stmt, ExplainState *es)
 {
 	List	   *indexes = NIL;
 	ListCell   *lc;
+	bool		iterative = mvivf_iterative_scan != MVIVF_ITERATIVE_OFF;
+	int			budget = iterative ? mvivf_max_scan_docs : mvivf_candidates;
+	const char *which = iterative ? "" : " (mvivf.iterative_scan = off)";
 
 	CollectMvivfScans(stmt->planTree, &indexes);
 	foreach(lc, stmt->subplans)
@@ -207,17 +210,12 @@ ExplainMvivfContract(PlannedStmt *stmt, ExplainState *es)
 		snprintf(label, sizeof(label), "mvivf %s", name ? name : "?");
 		if (mvivf_miss_tolerance > 0)
 			snprintf(value, sizeof(value),
-					 "exact order, approximate recall (mvivf.miss_tolerance = %g)",
-					 mvivf_miss_tolerance);
+					 "exact order, approximate recall (mvivf.miss_tolerance = %g), at most %d documents reranked%s",
+					 mvivf_miss_tolerance, budget, which);
 		else
-			snprintf(value, sizeof(value), "exact order, exact recall");
-		if (mvivf_iterative_scan == MVIVF_ITERATIVE_OFF)
-			snprintf(value + strlen(value), sizeof(value) - strlen(value),
-					 ", up to %d documents reranked (mvivf.iterative_scan = off)",
-					 mvivf_candidates);
-		else
-			snprintf(value + strlen(value), sizeof(value) - strlen(value),
-					 ", up to %d documents reranked", mvivf_max_scan_docs);
+			snprintf(value, sizeof(value),
+					 "exact order, exact recall while the table has at most %d documents%s",
+					 budget, which);
 		strlcat(value, ", NULLs last", sizeof(value));
 		ExplainPropertyText(label, value, es);
 	}

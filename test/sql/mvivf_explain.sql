@@ -73,5 +73,18 @@ SELECT c.lines AS lines_without_index
 FROM mvexp_counters('SELECT id FROM mvexp ORDER BY emb <#> ''[[1,0,0,0,0,0,0,0]]'' LIMIT 5') c;
 RESET enable_indexscan;
 RESET mvivf.rerank;
+
+-- plain EXPLAIN says what the scan's rows are under the settings in force
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id FROM mvexp ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 5;
+SET mvivf.miss_tolerance = 0;
+SET mvivf.iterative_scan = off;
+SET mvivf.candidates = 50;
+EXPLAIN (COSTS OFF) SELECT id FROM mvexp ORDER BY emb <#> '[[1,0,0,0,0,0,0,0]]' LIMIT 5;
+RESET mvivf.miss_tolerance;
+RESET mvivf.iterative_scan;
+RESET mvivf.candidates;
+-- no line without an mvivf scan
+EXPLAIN (COSTS OFF) SELECT count(*) FROM mvexp;
 DROP TABLE mvexp;
 DROP FUNCTION mvexp_counters(text), mvexp_stop(text);
