@@ -31,6 +31,15 @@
 
 #include "recent_buffer.h"
 
+/* the relation's file: its locator and relfilenode number */
+#if PG_VERSION_NUM >= 160000
+#define REL_LOCATOR(rel)	((rel)->rd_locator)
+#define REL_NUMBER(rel)		((rel)->rd_locator.relNumber)
+#else
+#define REL_LOCATOR(rel)	((rel)->rd_node)
+#define REL_NUMBER(rel)		((rel)->rd_node.relNode)
+#endif
+
 #define RECENT_BUFFER_MIN_SLOTS (1 << 10)
 #define RECENT_BUFFER_MAX_SLOTS (1 << 18)
 
@@ -131,29 +140,34 @@ RecentSlot(Relation rel, Oid relnumber, BlockNumber blkno)
 }
 
 /*
+ * PinIfRecent
+ *		The block pinned through its hint slot (*slot), or InvalidBuffer.
+ */
+static Buffer
+PinIfRecent(Relation rel, BlockNumber blkno, RecentBuffer **slot)
+{
+	Oid			relnumber = REL_NUMBER(rel);
+
+	*slot = RecentSlot(rel, relnumber, blkno);
+	if ((*slot)->buffer != InvalidBuffer && (*slot)->relnumber == relnumber &&
+		(*slot)->blkno == blkno &&
+		ReadRecentBuffer(REL_LOCATOR(rel), MAIN_FORKNUM, blkno, (*slot)->buffer))
+		return (*slot)->buffer;
+	return InvalidBuffer;
+}
+
+/*
  * ReadBufferIfRecent
  *		See recent_buffer.h.
  */
 Buffer
 ReadBufferIfRecent(Relation rel, BlockNumber blkno)
 {
-#if PG_VERSION_NUM >= 160000
-	RelFileLocator locator = rel->rd_locator;
-	Oid			relnumber = locator.relNumber;
-#else
-	RelFileNode locator = rel->rd_node;
-	Oid			relnumber = locator.relNode;
-#endif
 	RecentBuffer *slot;
 
 	if (RelationUsesLocalBuffers(rel))
 		return InvalidBuffer;
-	slot = RecentSlot(rel, relnumber, blkno);
-	if (slot->buffer != InvalidBuffer && slot->relnumber == relnumber &&
-		slot->blkno == blkno &&
-		ReadRecentBuffer(locator, MAIN_FORKNUM, blkno, slot->buffer))
-		return slot->buffer;
-	return InvalidBuffer;
+	return PinIfRecent(rel, blkno, &slot);
 }
 
 /*
@@ -168,17 +182,11 @@ ReadBufferRecent(Relation rel, BlockNumber blkno)
 
 	if (RelationUsesLocalBuffers(rel))
 		return ReadBuffer(rel, blkno);
-	buf = ReadBufferIfRecent(rel, blkno);
+	buf = PinIfRecent(rel, blkno, &slot);
 	if (buf != InvalidBuffer)
 		return buf;
 	buf = ReadBuffer(rel, blkno);
-#if PG_VERSION_NUM >= 160000
-	slot = RecentSlot(rel, rel->rd_locator.relNumber, blkno);
-	slot->relnumber = rel->rd_locator.relNumber;
-#else
-	slot = RecentSlot(rel, rel->rd_node.relNode, blkno);
-	slot->relnumber = rel->rd_node.relNode;
-#endif
+	slot->relnumber = REL_NUMBER(rel);
 	slot->blkno = blkno;
 	slot->buffer = buf;
 	return buf;

@@ -513,6 +513,14 @@ typedef struct ValuePosition
 
 static ValuePosition *value_positions = NULL;
 
+/* The slot of (TOAST table, value). */
+static inline ValuePosition *
+ValuePositionSlot(Oid toastrelid, Oid valueid)
+{
+	return &value_positions[(valueid * 2654435761U ^ toastrelid) &
+							(VALUE_POSITION_SLOTS - 1)];
+}
+
 /*
  * ValuePositionOf
  *		The remembered positions of the value, or NULL.
@@ -524,8 +532,7 @@ ValuePositionOf(Oid toastrelid, Oid valueid)
 
 	if (value_positions == NULL)
 		return NULL;
-	vp = &value_positions[(valueid * 2654435761U ^ toastrelid) &
-						  (VALUE_POSITION_SLOTS - 1)];
+	vp = ValuePositionSlot(toastrelid, valueid);
 	return vp->toastrelid == toastrelid && vp->valueid == valueid ? vp : NULL;
 }
 
@@ -542,8 +549,7 @@ RememberValuePosition(ToastRead *tr)
 	if (value_positions == NULL)
 		value_positions = MemoryContextAllocZero(TopMemoryContext,
 												 sizeof(ValuePosition) * VALUE_POSITION_SLOTS);
-	vp = &value_positions[(tr->valueid * 2654435761U ^ toastrelid) &
-						  (VALUE_POSITION_SLOTS - 1)];
+	vp = ValuePositionSlot(toastrelid, tr->valueid);
 	vp->toastrelid = toastrelid;
 	vp->valueid = tr->valueid;
 	vp->first = tr->firstfed;
