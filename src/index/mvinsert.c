@@ -148,7 +148,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	if (cache->meta.nlists > 0)
 	{
 		lists = palloc(sizeof(uint32) * mv->nvec);
-		q = MvivfGetQuantizer(index, &cache->meta);
+		q = MvivfGetQuantizer(index, &cache->meta, true);
 		codes = palloc((Size) mv->nvec * q->codeSize);
 		MvivfAssignEncode(q, mv->x, mv->nvec, lists, codes, NULL);
 	}

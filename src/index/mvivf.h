@@ -537,7 +537,8 @@ extern void MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n,
 extern int	MvivfBlasSingleThread(void);
 extern void MvivfBlasRestore(int threads);
 extern const MvivfQuantizer * MvivfGetQuantizer(Relation index,
-											   MvivfMetaPageData * meta);
+											   MvivfMetaPageData * meta,
+											   bool forAssign);
 extern void MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows,
 								int nrows, float *scores);
 extern void MvivfScoreCentroidsTransposed(const MvivfQuantizer * q,

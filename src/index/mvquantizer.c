@@ -68,8 +68,9 @@ MvivfBlasRestore(int threads)
  * the old file is gone and the OID counter wraps around), an entry also
  * keeps the metapage's quantizer fields (list count, dimension, bits,
  * where the centroids start, the trained bucket cutoffs and weights) and is
- * used only while they match.  Saves reading the centroid pages and grouping
- * them on every insert statement and scan; several entries, so that a table
+ * used only while they match.  Saves reading the centroid pages on every
+ * insert statement and scan, and grouping them on every insert statement;
+ * several entries, so that a table
  * with several mvivf indexes does not reload them for every row.
  */
 #define MVIVF_QUANTIZER_CACHE_SIZE 8
@@ -82,6 +83,7 @@ typedef struct MvivfCachedQuantizer
 	uint64		lastUse;
 	MemoryContext ctx;
 	MvivfQuantizer *q;
+	bool		grouped;		/* q has its two-level structure */
 }			MvivfCachedQuantizer;
 
 static MvivfCachedQuantizer quantizerCache[MVIVF_QUANTIZER_CACHE_SIZE];
@@ -102,12 +104,37 @@ SameQuantizer(const MvivfMetaPageData * a, const MvivfMetaPageData * b)
 }
 
 /*
+ * GroupCachedQuantizer
+ *		Give a cached quantizer its two-level structure, in the cache's
+ *		memory.  The slot is empty while it runs, so that an error part way
+ *		(out of memory) leaves no half-built structure behind: the next
+ *		lookup loads the index's quantizer again.
+ */
+static void
+GroupCachedQuantizer(MvivfCachedQuantizer * e)
+{
+	MvivfQuantizer *q = e->q;
+	MemoryContext old;
+
+	e->q = NULL;
+	old = MemoryContextSwitchTo(e->ctx);
+	MvivfPrepareCoarse(q);
+	MemoryContextSwitchTo(old);
+	e->q = q;
+	e->grouped = true;
+}
+
+/*
  * MvivfGetQuantizer
- *		The quantizer of a trained index, with its two-level structure, from
- *		the backend's cache.
+ *		The quantizer of a trained index from the backend's cache; with
+ *		forAssign, also its two-level structure (MvivfPrepareCoarse), which
+ *		only assigning tokens (inserts) uses.  Scans score every centroid and
+ *		do not wait for the grouping: a k-means over the centroids, several
+ *		milliseconds at 4,000 lists and tens at 13,000, which every session's
+ *		first scan of an index used to pay.
  */
 const MvivfQuantizer *
-MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
+MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta, bool forAssign)
 {
 	Oid			relid = RelationGetRelid(index);
 	Oid			node = index->rd_rel->relfilenode;
@@ -123,6 +150,8 @@ MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 			SameQuantizer(&e->meta, meta))
 		{
 			e->lastUse = ++quantizerCacheClock;
+			if (forAssign && !e->grouped)
+				GroupCachedQuantizer(e);
 			return e->q;
 		}
 		/* an empty slot, else the least recently used one */
@@ -135,12 +164,12 @@ MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 										  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(slot->ctx);
 	slot->q = NULL;
+	slot->grouped = false;
 	old = MemoryContextSwitchTo(slot->ctx);
 	{
 		MvivfQuantizer *q = palloc0(sizeof(MvivfQuantizer));
 
 		MvivfLoadQuantizer(index, meta, q);
-		MvivfPrepareCoarse(q);
 		slot->q = q;
 	}
 	MemoryContextSwitchTo(old);
@@ -148,6 +177,8 @@ MvivfGetQuantizer(Relation index, MvivfMetaPageData * meta)
 	slot->relfilenode = node;
 	slot->meta = *meta;
 	slot->lastUse = ++quantizerCacheClock;
+	if (forAssign)
+		GroupCachedQuantizer(slot);
 	return slot->q;
 }
 

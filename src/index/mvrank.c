@@ -702,7 +702,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 					  int sampleFrom)
 {
 	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	const MvivfQuantizer *q = MvivfGetQuantizer(scan->indexRelation, &so->meta);
+	const MvivfQuantizer *q = MvivfGetQuantizer(scan->indexRelation, &so->meta, false);
 	int			nq = so->query->nvec;
 	int			n = to - from;
 	uint32	   *refine;
@@ -845,7 +845,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 	}
 
 	{
-		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta);
+		const MvivfQuantizer *q = MvivfGetQuantizer(index, meta, false);
 		int			nq = so->query->nvec;
 		int			first;
 		uint32	   *offsets = NULL;

@@ -75,6 +75,18 @@ $a->query_safe('INSERT INTO mvi SELECT i, mvi_rand(16, 0) FROM generate_series(5
 is($a->query_safe('SELECT mvi_self_hits(4001, 4010) || \'/\' || mvi_self_hits(5001, 5010)'),
 	'10/10', 'session a after TRUNCATE and REINDEX in another session');
 
+# a session whose first use of the index is a scan caches its centroids
+# without the two-level grouping, which only assigning tokens needs; its
+# first insert groups them in the cache
+my $c = $node->background_psql('postgres');
+$c->query_safe($approx);
+is($c->query_safe('SELECT mvi_self_hits(4001, 4010)'),
+	'10', 'session c: a scan first');
+$c->query_safe('INSERT INTO mvi SELECT i, mvi_rand(16, 0) FROM generate_series(5011, 5020) i');
+is($c->query_safe('SELECT mvi_self_hits(5001, 5020)'),
+	'20', 'session c: its inserts after a scan, and session a\'s, are found by their codes');
+$c->quit;
+
 # two sessions inserting in overlapping transactions
 $a->query_safe('BEGIN');
 $b->query_safe('BEGIN');
