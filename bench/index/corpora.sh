@@ -23,7 +23,7 @@ cc -O2 -o "$GEN" "$HERE/gen.c" -lm
 
 SHAPE="1030 x 128"
 case " $PROFILES " in *" colqwen "*) SHAPE="1030 x 128 (colqwen: 10-1,300 rows)" ;; esac
-echo "== mvivf on ${N} pages x ${SHAPE}, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+echo "== mvivf on ${N} pages x ${SHAPE}, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, shared_buffers $($PSQL -X -At -d postgres -c 'SHOW shared_buffers')"
 echo "(exact = ORDER BY emb <#> q LIMIT 10 with index scans off; index = defaults, each query's first run in a"
 echo " fresh session (no query run before in it); again = the same queries once more in that session, whose pages"
 echo " the first pass left in the session's buffer hints and the CPU caches; ratio = exact p50 / index p50;"
