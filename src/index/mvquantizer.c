@@ -70,8 +70,8 @@ MvivfBlasRestore(int threads)
  * where the centroids start, the trained bucket cutoffs and weights) and is
  * used only while they match.  Saves reading the centroid pages on every
  * insert statement and scan, and grouping them on every insert statement;
- * several entries, so that a table
- * with several mvivf indexes does not reload them for every row.
+ * several entries, so that a table with several mvivf indexes does not
+ * reload them for every row.
  */
 #define MVIVF_QUANTIZER_CACHE_SIZE 8
 
