@@ -12,6 +12,7 @@ first-run column (12 fields) plots its defaults and cap points only.  Only
 side-by-side ratios of one run mean anything: the latencies are those of one
 machine at one time.
 """
+import math
 import sys
 
 import matplotlib
@@ -39,7 +40,7 @@ def main():
         line, = ax.plot([ms], [rec], marker="o", linestyle="none",
                         label=f"{p} (noshare {noshare:.2f})")
         color = line.get_color()
-        if again == again:
+        if not math.isnan(again):
             ax.plot([again], [rec], marker="o", fillstyle="none", color=color)
         ax.plot([ms80], [r80], marker="^", fillstyle="none", color=color)
         ax.plot([exact], [1.0], marker="s", color=color, fillstyle="none")

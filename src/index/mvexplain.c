@@ -122,17 +122,14 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 #if PG_VERSION_NUM < 170000
 /*
  * IsMvivfIndex
- *		Is the relation an index of the mvivf access method?
+ *		Is the relation an index of the access method am (mvivf's)?
  */
 static bool
-IsMvivfIndex(Oid relid)
+IsMvivfIndex(Oid relid, Oid am)
 {
-	Oid			am = get_index_am_oid("mvivf", true);
 	HeapTuple	tp;
 	bool		result = false;
 
-	if (!OidIsValid(am))
-		return false;
 	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (HeapTupleIsValid(tp))
 	{
@@ -144,11 +141,11 @@ IsMvivfIndex(Oid relid)
 
 /*
  * CollectMvivfScans
- *		The mvivf indexes that plan (and the plans under it) scan, added to
- *		*indexes once each.
+ *		The indexes of access method am (mvivf's) that plan (and the plans
+ *		under it) scan, added to *indexes once each.
  */
 static void
-CollectMvivfScans(Plan *plan, List **indexes)
+CollectMvivfScans(Plan *plan, Oid am, List **indexes)
 {
 	ListCell   *lc;
 	List	   *children = NIL;
@@ -159,7 +156,7 @@ CollectMvivfScans(Plan *plan, List **indexes)
 	switch (nodeTag(plan))
 	{
 		case T_IndexScan:
-			if (IsMvivfIndex(((IndexScan *) plan)->indexid))
+			if (IsMvivfIndex(((IndexScan *) plan)->indexid, am))
 				*indexes = list_append_unique_oid(*indexes, ((IndexScan *) plan)->indexid);
 			break;
 		case T_Append:
@@ -169,7 +166,7 @@ CollectMvivfScans(Plan *plan, List **indexes)
 			children = ((MergeAppend *) plan)->mergeplans;
 			break;
 		case T_SubqueryScan:
-			CollectMvivfScans(((SubqueryScan *) plan)->subplan, indexes);
+			CollectMvivfScans(((SubqueryScan *) plan)->subplan, am, indexes);
 			break;
 		case T_CustomScan:
 			children = ((CustomScan *) plan)->custom_plans;
@@ -178,9 +175,9 @@ CollectMvivfScans(Plan *plan, List **indexes)
 			break;
 	}
 	foreach(lc, children)
-		CollectMvivfScans((Plan *) lfirst(lc), indexes);
-	CollectMvivfScans(plan->lefttree, indexes);
-	CollectMvivfScans(plan->righttree, indexes);
+		CollectMvivfScans((Plan *) lfirst(lc), am, indexes);
+	CollectMvivfScans(plan->lefttree, am, indexes);
+	CollectMvivfScans(plan->righttree, am, indexes);
 }
 
 /*
@@ -192,15 +189,19 @@ CollectMvivfScans(Plan *plan, List **indexes)
 static void
 ExplainMvivfContract(PlannedStmt *stmt, ExplainState *es)
 {
+	Oid			am = get_index_am_oid("mvivf", true);
 	List	   *indexes = NIL;
 	ListCell   *lc;
 	bool		iterative = mvivf_iterative_scan != MVIVF_ITERATIVE_OFF;
 	int			budget = iterative ? mvivf_max_scan_docs : mvivf_candidates;
 	const char *which = iterative ? "" : " (mvivf.iterative_scan = off)";
 
-	CollectMvivfScans(stmt->planTree, &indexes);
+	if (!OidIsValid(am))
+		return;
+	/* the access method looked up once, not at every index scan node */
+	CollectMvivfScans(stmt->planTree, am, &indexes);
 	foreach(lc, stmt->subplans)
-		CollectMvivfScans((Plan *) lfirst(lc), &indexes);
+		CollectMvivfScans((Plan *) lfirst(lc), am, &indexes);
 	foreach(lc, indexes)
 	{
 		char	   *name = get_rel_name(lfirst_oid(lc));
