@@ -343,7 +343,9 @@ EncoderInit(void)
 							 "off runs the AVX-512 kernels instead: slower, but fp32 "
 							 "precision then keeps no packed copy of the weight "
 							 "matrices in the encoding process, and mvivf scans "
-							 "score residual codes with their 16-bit tables.",
+							 "score residual codes with their 16-bit tables (on, "
+							 "they use int8 products: AMX tiles, or AVX-512 VNNI "
+							 "on CPUs without AMX).",
 							 &colpali_cpu_amx,
 							 true,
 							 PGC_SUSET,

@@ -12,12 +12,7 @@
  * 128 that is 4 tile products per 16 tokens and 32 query rows, against
  * 32 table lookups per token of the byte-table loop it replaces.
  *
- * Decoding one token's 64 dimensions: dimension d of the code lies at bit
- * d * nbits of its little-endian 64-bit words, so output byte j of lane l
- * (dimension 8 l + j) is in word (8 l nbits) / 64 at bit (8 l nbits) % 64
- * + j nbits: a permute puts that word into lane l, VPMULTISHIFTQB takes
- * the 8 bits from there, an AND keeps the value, and VPSHUFB maps it to
- * its level (16-entry table per 128-bit lane).
+ * Decoding one token's 64 dimensions: maxsim_codes_decode.h.
  */
 #include <math.h>
 #include <string.h>
@@ -27,6 +22,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include "maxsim_codes_decode.h"
 #define CODES_HAVE_X86 1
 #endif
 
@@ -42,6 +38,20 @@ cp_codes_amx_usable(void)
 		__builtin_cpu_supports("avx512bw") &&
 		__builtin_cpu_supports("avx512vbmi") &&
 		cp_cpu_amx_int8_usable();
+#else
+	return false;
+#endif
+}
+
+bool
+cp_codes_vnni_usable(void)
+{
+#ifdef CODES_HAVE_X86
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512f") &&
+		__builtin_cpu_supports("avx512bw") &&
+		__builtin_cpu_supports("avx512vbmi") &&
+		__builtin_cpu_supports("avx512vnni");
 #else
 	return false;
 #endif
@@ -66,6 +76,7 @@ cp_codes_query_bytes(int nq, int dim)
 	size_t		nb = (size_t) blocks_of(nq);
 
 	return 64 + ROUND64(sizeof(float) * nb * CP_CODES_BLOCK) +
+		ROUND64(sizeof(int32_t) * nb * CP_CODES_BLOCK) +
 		ROUND64(nb * CP_CODES_BLOCK * (size_t) dim) + ROUND64((size_t) 32 * dim);
 }
 
@@ -106,12 +117,17 @@ cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq, int nq,
 	for (c = 0; c < nvalues; c++)
 		cq->levels[c] = isfinite(weights[c]) ? to_int8(weights[c] / cq->levelScale) : 0;
 
+	cq->kernel = cp_codes_amx_usable() ? CP_CODES_AMX :
+		cp_codes_vnni_usable() ? CP_CODES_VNNI : CP_CODES_NONE;
 	cq->scale = (float *) p;
 	p += ROUND64(sizeof(float) * nb * CP_CODES_BLOCK);
+	cq->rowSum = (int32_t *) p;
+	p += ROUND64(sizeof(int32_t) * nb * CP_CODES_BLOCK);
 	cq->tiles = (int8_t *) p;
 	p += ROUND64((size_t) nb * CP_CODES_BLOCK * dim);
 	cq->scratch = (int8_t *) p;
 	memset(cq->scale, 0, sizeof(float) * nb * CP_CODES_BLOCK);
+	memset(cq->rowSum, 0, sizeof(int32_t) * nb * CP_CODES_BLOCK);
 	memset(cq->tiles, 0, (size_t) nb * CP_CODES_BLOCK * dim);
 	memset(cq->scratch, 0, (size_t) 32 * dim);
 
@@ -142,8 +158,10 @@ cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq, int nq,
 			int			k = d % CP_CODES_KSTEP;
 			size_t		tile = ((size_t) blk * ksteps + s) * 2 + cb;
 
-			cq->tiles[tile * 1024 + (size_t) (k / 4) * 64 + col * 4 + k % 4] =
-				to_int8(x[d] / sq);
+			int8_t		v = to_int8(x[d] / sq);
+
+			cq->tiles[tile * 1024 + (size_t) (k / 4) * 64 + col * 4 + k % 4] = v;
+			cq->rowSum[i] += v;
 		}
 	}
 }
@@ -184,36 +202,6 @@ cp_codes_error_bound(const CpCodesQuery *cq, int i, const float *q,
 
 #ifdef CODES_HAVE_X86
 #define CODES_TARGET __attribute__((target("amx-tile,amx-int8,avx512f,avx512bw,avx512vbmi")))
-
-/* The decoder's constants for nbits bits per dimension (file header). */
-typedef struct CodesDecoder
-{
-	__m512i		ctrl;			/* VPMULTISHIFTQB bit offsets */
-	__m512i		perm;			/* source word of each lane */
-	__m512i		valueMask;
-	__m512i		lut;			/* int8 level of each value, per 128 bits */
-} CodesDecoder;
-
-static CODES_TARGET void
-decoder_init(const CpCodesQuery *cq, CodesDecoder *dec)
-{
-	int			nbits = cq->nbits;
-	uint8_t		ctrlBytes[64];
-	int64_t		permWords[8];
-	int			l;
-	int			j;
-
-	for (l = 0; l < 8; l++)
-	{
-		permWords[l] = (8 * l * nbits) / 64;
-		for (j = 0; j < 8; j++)
-			ctrlBytes[l * 8 + j] = (uint8_t) ((8 * l * nbits) % 64 + j * nbits);
-	}
-	dec->ctrl = _mm512_loadu_si512(ctrlBytes);
-	dec->perm = _mm512_loadu_si512(permWords);
-	dec->valueMask = _mm512_set1_epi8((char) ((1 << nbits) - 1));
-	dec->lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) cq->levels));
-}
 
 /*
  * decode_block
@@ -258,23 +246,8 @@ decode_block(const CpCodesQuery *cq, const CodesDecoder *dec,
 		}
 
 		for (s = 0; s < ksteps; s++)
-		{
-			const uint8_t *src = code + (size_t) s * 8 * nbits;
-			__m512i		w;
-			__m512i		v;
-
-			/* the nbits words of these 64 dimensions, exactly */
-			if (nbits == 2)
-				w = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) src));
-			else if (nbits == 4)
-				w = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) src));
-			else
-				w = _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *) src));
-			w = _mm512_permutexvar_epi64(dec->perm, w);
-			v = _mm512_and_si512(_mm512_multishift_epi64_epi8(dec->ctrl, w), dec->valueMask);
 			_mm512_store_si512(buf + (size_t) j * dim + s * CP_CODES_KSTEP,
-							   _mm512_shuffle_epi8(dec->lut, v));
-		}
+							   codes_decode64(dec, code + (size_t) s * 8 * nbits, nbits));
 	}
 }
 
@@ -345,7 +318,7 @@ codes_maxsim_amx(const CpCodesQuery *cq, const void *lists,
 
 	if (n <= 0)
 		return;
-	decoder_init(cq, &dec);
+	codes_decoder_init(&dec, cq->nbits, cq->levels);
 	cp_amx_load_tile_config();
 	if (resident)
 	{
@@ -417,7 +390,10 @@ cp_codes_maxsim(const CpCodesQuery *cq, const void *lists,
 				float *acc, float *ciAcc)
 {
 #ifdef CODES_HAVE_X86
-	codes_maxsim_amx(cq, lists, codes, codeSize, n, cs, ldcs, nlists, acc, ciAcc);
+	if (cq->kernel == CP_CODES_AMX)
+		codes_maxsim_amx(cq, lists, codes, codeSize, n, cs, ldcs, nlists, acc, ciAcc);
+	else if (cq->kernel == CP_CODES_VNNI)
+		cp_codes_maxsim_vnni(cq, lists, codes, codeSize, n, cs, ldcs, nlists, acc, ciAcc);
 #else
 	(void) cq;
 	(void) lists;

@@ -27,11 +27,12 @@
  * An AVX-512 form (one register = MVIVF_ROW_BLOCK rows) is chosen at run
  * time; the portable form computes the same sums in the same order, so both
  * give the same floats.
- * Where the CPU has AMX-INT8 (and colpali.cpu_amx is on), the quantized
- * MaxSim runs on tiles instead (MvivfScoreTokensAmx, the engine's
- * maxsim_codes_amx.c): codes decoded to int8 levels times the query rounded
- * to int8, in float, another approximation of the same score (its error is
- * bounded there, and is far below that of the residual codes themselves).
+ * Where the CPU has AMX-INT8 or AVX-512 VNNI (and colpali.cpu_amx is on),
+ * the quantized MaxSim runs in int8 instead (MvivfScoreTokensInt8, the
+ * engine's maxsim_codes_amx.c and maxsim_codes_vnni.c, which give the same
+ * numbers): codes decoded to int8 levels times the query rounded to int8,
+ * in float, another approximation of the same score (its error is bounded
+ * there, and is far below that of the residual codes themselves).
  */
 #include "postgres.h"
 
@@ -456,20 +457,23 @@ MvivfProbeEntries(float *acc, int nqPad, const float *v, const uint32 *ids,
 }
 
 /*
- * MvivfUseAmxCodes
- *		Whether the quantized MaxSim of q's codes runs on AMX-INT8 tiles: the
- *		CPU has them (with AVX-512 VBMI), colpali.cpu_amx is on, the AVX-512
- *		forms are not turned off (COLPALI_MVIVF_PORTABLE), and the codes
- *		have a shape the kernel takes (dimension a multiple of 64).
+ * MvivfUseInt8Codes
+ *		Whether the quantized MaxSim of q's codes runs in int8, on AMX-INT8
+ *		tiles or, on CPUs without them, with AVX-512 VNNI (both with AVX-512
+ *		VBMI; the same numbers): the CPU has one of them, colpali.cpu_amx is
+ *		on (off keeps the 16-bit tables), the AVX-512 forms are not turned
+ *		off (COLPALI_MVIVF_PORTABLE), and the codes have a shape the kernels
+ *		take (dimension a multiple of 64).
  */
 bool
-MvivfUseAmxCodes(const MvivfQuantizer * q)
+MvivfUseInt8Codes(const MvivfQuantizer * q)
 {
 #ifdef MVIVF_HAVE_AVX512
 	static int	usable = -1;
 
 	if (usable < 0)
-		usable = (MvivfCpuHasAvx512() && cp_codes_amx_usable()) ? 1 : 0;
+		usable = (MvivfCpuHasAvx512() &&
+				  (cp_codes_amx_usable() || cp_codes_vnni_usable())) ? 1 : 0;
 	return usable == 1 && colpali_cpu_amx &&
 		cp_codes_shape_supported(q->dim, q->nbits);
 #else
@@ -478,13 +482,23 @@ MvivfUseAmxCodes(const MvivfQuantizer * q)
 }
 
 /*
- * MvivfPrepareAmxCodes
- *		The AMX tables of query rows first .. first + st->nq - 1, once
+ * MvivfInt8CodesName
+ *		Which int8 kernel MvivfUseInt8Codes scans run here, for DEBUG1.
+ */
+const char *
+MvivfInt8CodesName(void)
+{
+	return cp_codes_amx_usable() ? "AMX-INT8 code tiles" : "AVX-512 VNNI code products";
+}
+
+/*
+ * MvivfPrepareInt8Codes
+ *		The int8 tables of query rows first .. first + st->nq - 1, once
  *		st->ST is built: the int8 query tiles and the centroid scores with
  *		rows in blocks of MVIVF_FIXED_BLOCK (zero past nq).
  */
 void
-MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
+MvivfPrepareInt8Codes(const MvivfQuantizer * q, const MultiVector *query,
 					 int first, MvivfApproxState * st)
 {
 	CpCodesQuery *cq = palloc(sizeof(CpCodesQuery));
@@ -494,7 +508,7 @@ MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
 	int			l;
 
 	StaticAssertStmt(MVIVF_FIXED_BLOCK == CP_CODES_BLOCK,
-					 "the AMX kernel's query blocks are the fixed point's");
+					 "the int8 kernels' query blocks are the fixed point's");
 	cp_codes_prepare(cq, MV_ROW(query, first), query->dim, st->nq, q->dim,
 					 q->nbits, q->weights, mem);
 	st->codesQuery = cq;
@@ -513,13 +527,13 @@ MvivfPrepareAmxCodes(const MvivfQuantizer * q, const MultiVector *query,
 }
 
 /*
- * MvivfScoreTokensAmx
- *		MvivfScoreTokens on AMX tiles, in float: fold n tokens of one
+ * MvivfScoreTokensInt8
+ *		MvivfScoreTokens in int8 (AMX or VNNI), in float: fold n tokens of one
  *		document into its quantized-MaxSim maxima (acc) and its centroid
  *		maxima (ciAcc), nqPadFixed floats each.
  */
 void
-MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc, float *ciAcc,
+MvivfScoreTokensInt8(const MvivfApproxState * st, float *acc, float *ciAcc,
 					const char *tok, const uint8 *codes, int n)
 {
 	cp_codes_maxsim(st->codesQuery, tok, codes,

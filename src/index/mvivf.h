@@ -357,8 +357,8 @@ typedef struct MvivfApproxState
 								 * per 4-bit nibble 16 values, x
 								 * MVIVF_FIXED_BLOCK, fixed point: the value's
 								 * contribution to query row . residual */
-	/* the quantized MaxSim on AMX-INT8 tiles (mvapprox.c), when amx */
-	bool		amx;
+	/* the quantized MaxSim in int8 (AMX or VNNI, mvapprox.c), when set */
+	bool		int8Codes;
 	struct CpCodesQuery *codesQuery;	/* int8 query tiles and scales */
 	const float *STWide;		/* nlists x nqPadFixed: ST, AMX's row blocks */
 }			MvivfApproxState;
@@ -476,7 +476,7 @@ typedef struct MvivfScanOpaqueData
 	MvivfMetaPageData meta;
 	int			perPass;		/* query rows per pass */
 	bool		byteTables;		/* code tables per byte (else per nibble) */
-	bool		amxCodes;		/* quantized MaxSim on AMX-INT8 tiles instead */
+	bool		int8Codes;		/* quantized MaxSim in int8 (AMX or VNNI) instead */
 	double	   *ciScore;		/* centroid interaction, per document id */
 	MvivfApproxState tables;	/* the tables of a one-pass query, else zero */
 }			MvivfScanOpaqueData;
@@ -602,11 +602,12 @@ extern void MvivfCentroidTokens(const MvivfApproxState * st, float *acc,
 extern void MvivfScoreTokens(const MvivfApproxState * st, int16 *acc,
 							 int16 *ciAcc, const char *lists,
 							 const uint8 *codes, int n);
-extern bool MvivfUseAmxCodes(const MvivfQuantizer * q);
-extern void MvivfPrepareAmxCodes(const MvivfQuantizer * q,
+extern bool MvivfUseInt8Codes(const MvivfQuantizer * q);
+extern const char *MvivfInt8CodesName(void);
+extern void MvivfPrepareInt8Codes(const MvivfQuantizer * q,
 								 const MultiVector *query, int first,
 								 MvivfApproxState * st);
-extern void MvivfScoreTokensAmx(const MvivfApproxState * st, float *acc,
+extern void MvivfScoreTokensInt8(const MvivfApproxState * st, float *acc,
 								float *ciAcc, const char *lists,
 								const uint8 *codes, int n);
 extern void MvivfProbeEntries(float *acc, int nqPad, const float *v,

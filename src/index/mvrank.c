@@ -143,8 +143,8 @@ RefineGroup(Relation index, BlockNumber blkno, const MvivfApproxState * st,
 		lists = tokens;
 		codes = (const uint8 *) tokens + (Size) n * sizeof(uint16);
 	}
-	if (st->amx)
-		MvivfScoreTokensAmx(st, facc, fciAcc, lists, codes, n);
+	if (st->int8Codes)
+		MvivfScoreTokensInt8(st, facc, fciAcc, lists, codes, n);
 	else
 		MvivfScoreTokens(st, acc, ciAcc, lists, codes, n);
 }
@@ -217,9 +217,9 @@ RefinePass(IndexScanDesc scan, const MvivfApproxState * st,
 		/* AMX's floats floored as the fixed point is (rows no token reached) */
 		for (i = 0; i < st->nq; i++)
 		{
-			sum += st->amx ? Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+			sum += st->int8Codes ? Max(facc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
 				acc[i] / (double) MVIVF_FIXED_SCALE;
-			ciSum += st->amx ? Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
+			ciSum += st->int8Codes ? Max(fciAcc[i], PG_INT16_MIN / MVIVF_FIXED_SCALE) :
 				ciAcc[i] / (double) MVIVF_FIXED_SCALE;
 		}
 		score[r] += sum;
@@ -626,7 +626,7 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  *		its tables stay within work_mem; at least one.  Per row: the centroid
  *		scores, then for the 16-bit kernels their fixed point and the lookup
  *		tables (nibble tables, and byte tables built from them when
- *		byteTables), for the AMX kernel (amx) a second copy of the scores in
+ *		byteTables), for the int8 kernels (int8) a second copy of the scores in
  *		its stride (counted even where it shares the first: 17-32 rows) and
  *		the int8 query row; for a full pass the documents x rows maxima;
  *		once, when probing document lists, a block of rows' maxima of every
@@ -637,14 +637,14 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
-			bool probe, bool byteTables, bool amx)
+			bool probe, bool byteTables, bool int8)
 {
 	double		perRow;
 	double		fixed = 0;
 	double		budget = (double) work_mem * 1024.0;
 	double		rows;
 
-	if (amx)
+	if (int8)
 		perRow = 8.0 * q->nlists + q->dim + sizeof(float);
 	else
 	{
@@ -867,19 +867,19 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
 			mvivf_probes > 0 && mvivf_miss_tolerance > 0;
-		so->amxCodes = MvivfUseAmxCodes(q);
+		so->int8Codes = MvivfUseInt8Codes(q);
 		so->byteTables = true;
-		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true, so->amxCodes) < nq)
+		if (prune && RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, true, so->int8Codes) < nq)
 		{
 			so->byteTables = false;
-			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false, so->amxCodes) >= nq;
+			prune = RowsPerPass(q, nq, so->ndocs, meta->listedDocs, true, false, so->int8Codes) >= nq;
 		}
 		if (prune)
 			so->perPass = nq;
 		else
 		{
-			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true, so->amxCodes) >= nq;
-			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables, so->amxCodes);
+			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true, so->int8Codes) >= nq;
+			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables, so->int8Codes);
 		}
 		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
 		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);

@@ -481,7 +481,7 @@ ReportScan(IndexScanDesc scan)
 			(errmsg_internal("mvivf scan of \"%s\": %d approximate passes over %d query rows, %s",
 							 RelationGetRelationName(scan->indexRelation),
 							 so->npasses, so->query ? so->query->nvec : 0,
-							 so->amxCodes ? "AMX-INT8 code tiles" :
+							 so->int8Codes ? MvivfInt8CodesName() :
 							 so->byteTables ? "byte code tables" : "nibble code tables")));
 	ereport(DEBUG2,
 			(errmsg_internal("mvivf scan of \"%s\": %d documents, " UINT64_FORMAT " tokens, %d refined, " UINT64_FORMAT " pages read, %d reranked, %d invisible, %d skipped out of order",

@@ -35,7 +35,7 @@ ToFixed(float v)
  *		ST (centroid scores, transposed so that one token's scores for every
  *		query row are contiguous) and, for the 16-bit kernels, their fixed
  *		point STFixed and the code lookup tables (the AMX kernel needs
- *		neither: MvivfPrepareAmxCodes builds its own).  Padding rows are zero.
+ *		neither: MvivfPrepareInt8Codes builds its own).  Padding rows are zero.
  */
 void
 MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
@@ -53,14 +53,14 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 	int			l;
 
 	st->nqPadFixed = nqFix = (st->nq + MVIVF_FIXED_BLOCK - 1) / MVIVF_FIXED_BLOCK * MVIVF_FIXED_BLOCK;
-	st->amx = MvivfUseAmxCodes(q);
+	st->int8Codes = MvivfUseInt8Codes(q);
 	st->codesQuery = NULL;
 	st->STWide = NULL;
 	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
 						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	STFixed = NULL;
 	lut = NULL;
-	if (!st->amx)
+	if (!st->int8Codes)
 	{
 		STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
 								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -74,7 +74,7 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 	 * per query, not once per block of rows, and nothing is transposed.
 	 */
 	MvivfScoreCentroidsTransposed(q, MV_ROW(query, first), st->nq, ST, nqPad);
-	if (!st->amx)
+	if (!st->int8Codes)
 	{
 		for (l = 0; l < q->nlists; l++)
 		{
@@ -92,7 +92,7 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 
 		CHECK_FOR_INTERRUPTS();
 		/* nibble k holds dimensions k * perNib .. (k + 1) * perNib - 1 */
-		for (k = 0; k < nnib && !st->amx; k++)
+		for (k = 0; k < nnib && !st->int8Codes; k++)
 		{
 			int			v;
 
@@ -112,7 +112,7 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 			}
 		}
 	}
-	if (!st->amx && st->byteTables)
+	if (!st->int8Codes && st->byteTables)
 	{
 		/*
 		 * One table per code byte: entry v of byte b is the sum of the
@@ -154,6 +154,6 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 	st->ST = ST;
 	st->STFixed = STFixed;
 	st->lut = lut;
-	if (st->amx)
-		MvivfPrepareAmxCodes(q, query, first, st);
+	if (st->int8Codes)
+		MvivfPrepareInt8Codes(q, query, first, st);
 }

@@ -132,7 +132,7 @@ my ($amx_ret, $amx_out, $amx_err) = $node->psql('postgres',
 	"BEGIN; DROP INDEX pages_idx1; DROP INDEX pages_idx4; SET LOCAL enable_seqscan = off; "
 	  . "SET LOCAL client_min_messages = debug1; "
 	  . "SELECT id FROM pages ORDER BY emb <#> (SELECT q FROM queries WHERE qid = 1) LIMIT 10; ROLLBACK;");
-my ($kind) = $amx_err =~ /query rows, (AMX-INT8 code tiles|byte code tables)/;
+my ($kind) = $amx_err =~ /query rows, (AMX-INT8 code tiles|AVX-512 VNNI code products|byte code tables)/;
 ok(defined $kind, 'the scan says how it scores codes');
 note("colpali.cpu_amx = on: " . ($kind // 'unknown'));
 my $rows_of = sub { join("\n", $_[0] =~ /^(bits=\d+ q=\d+ rows=.*)$/mg) };

@@ -1,0 +1,259 @@
+/*
+ * maxsim_codes_vnni.c
+ *	  The quantized MaxSim of residual-coded rows with AVX-512 VNNI, for
+ *	  CPUs without AMX (maxsim_codes_amx.h explains the arithmetic and its
+ *	  error; this form gives the AMX form's bits).
+ *
+ * VPDPBUSD multiplies unsigned bytes by signed bytes, four at a time into
+ * each int32 lane.  The query rows' int8 values are the signed side, laid
+ * out as for TDPBSSD (per 4 dimensions, 16 query rows x 4 bytes: one
+ * register); a token's levels are the unsigned side, stored as level + 128
+ * (levels lie in [-127, 127]) and broadcast 4 bytes at a time.  Each sum
+ * then exceeds the signed one by 128 times the int8 query row's sum
+ * (cq->rowSum), which the accumulators start from, negated: the int32 sums
+ * are those of TDPBSSD, exactly (at most 128 x 255 x 127 in magnitude, no
+ * overflow).  The fold into the running maxima is fold_block's of the AMX
+ * form: the same float operations in the same order, so the same bits.
+ *
+ * Per group of TOKENS tokens: decode them (maxsim_codes_decode.h), then
+ * for each block of 32 query rows keep 2 x TOKENS accumulators in
+ * registers over the dim / 4 groups of dimensions (two query registers
+ * loaded per group, one broadcast per token), and fold.
+ */
+#include <string.h>
+
+#include "maxsim_codes_amx.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#include "maxsim_codes_decode.h"
+
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
+
+/* tokens decoded and multiplied together (2 x TOKENS accumulators, named) */
+#define TOKENS 8
+
+/*
+ * decode_tokens
+ *		Tokens [t0, t0 + m) into rows 0 .. m-1 of buf (dim bytes each,
+ *		level + 128); prefetches the codes and the centroid-score rows of
+ *		the next group.
+ */
+static inline VNNI_TARGET void
+decode_tokens(const CpCodesQuery *cq, const CodesDecoder *dec,
+			  const uint8_t *codes, size_t codeSize, int t0, int m, int n,
+			  uint8_t *buf, const void *lists, const float *cs, size_t ldcs,
+			  int nlists)
+{
+	int			ksteps = cq->dim / CP_CODES_KSTEP;
+	int			j;
+
+	for (j = 0; j < m; j++)
+	{
+		const uint8_t *code = codes + (size_t) (t0 + j) * codeSize;
+		int			s;
+
+		_mm_prefetch((const char *) code + 2 * TOKENS * codeSize, _MM_HINT_T0);
+		if (t0 + TOKENS + j < n)
+		{
+			uint16_t	list;
+
+			memcpy(&list, (const char *) lists + (size_t) (t0 + TOKENS + j) * sizeof(uint16_t),
+				   sizeof(uint16_t));
+			if (list < nlists)
+			{
+				const float *row = cs + (size_t) list * ldcs;
+				int			b;
+
+				for (b = 0; b < cq->nblocks; b++)
+				{
+					_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
+					_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
+				}
+			}
+		}
+		for (s = 0; s < ksteps; s++)
+			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
+							   codes_decode64(dec, code + (size_t) s * 8 * cq->nbits,
+											  cq->nbits));
+	}
+}
+
+/*
+ * vnni_block
+ *		The int32 sums of the TOKENS rows of buf against the 32 query rows
+ *		of block blk, folded into the block's running maxima for the first
+ *		m tokens (those from t0).  Inlined with dim a constant where the
+ *		caller knows it, so that the loads take fixed offsets.
+ */
+static inline __attribute__((always_inline)) VNNI_TARGET void
+vnni_block(const CpCodesQuery *cq, int dim, int blk, const uint8_t *buf,
+		   const void *lists, int t0, int m, const float *cs, size_t ldcs,
+		   int nlists, float *acc, float *ciAcc)
+{
+	int			ksteps = dim / CP_CODES_KSTEP;
+	const int8_t *bt = cq->tiles + (size_t) blk * ksteps * 2048;
+	const int32_t *rowSum = cq->rowSum + blk * CP_CODES_BLOCK;
+	const float *scale = cq->scale + blk * CP_CODES_BLOCK;
+	__m512i		start0 = _mm512_sub_epi32(_mm512_setzero_si512(),
+										  _mm512_slli_epi32(_mm512_loadu_si512(rowSum), 7));
+	__m512i		start1 = _mm512_sub_epi32(_mm512_setzero_si512(),
+										  _mm512_slli_epi32(_mm512_loadu_si512(rowSum + 16), 7));
+	__m512i		c0[TOKENS];
+	__m512i		c1[TOKENS];
+	__m512i		x00, x01, x02, x03, x04, x05, x06, x07;
+	__m512i		x10, x11, x12, x13, x14, x15, x16, x17;
+	__m512		a0,
+				a1,
+				ci0,
+				ci1,
+				s0,
+				s1;
+	int			s;
+	int			g;
+	int			j;
+
+	/*
+	 * The accumulators are named variables, not an array: with an array
+	 * GCC 12 moves registers around at every step.
+	 */
+	x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = start0;
+	x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = start1;
+#pragma GCC unroll 1
+	for (s = 0; s < ksteps; s++)
+	{
+#pragma GCC unroll 1
+		for (g = 0; g < CP_CODES_KSTEP / 4; g++)
+		{
+			/* 4 dimensions of 16 + 16 query rows, as in the tiles */
+			const int8_t *qt = bt + (size_t) s * 2048 + g * 64;
+			const uint8_t *tk = buf + s * CP_CODES_KSTEP + 4 * g;
+			__m512i		q0 = _mm512_load_si512(qt);
+			__m512i		q1 = _mm512_load_si512(qt + 1024);
+
+#define VNNI_TOKEN(j, a0, a1) \
+			do { \
+				int32_t		four; \
+				__m512i		t; \
+				memcpy(&four, tk + (size_t) (j) * dim, sizeof(four)); \
+				t = _mm512_set1_epi32(four); \
+				a0 = _mm512_dpbusd_epi32(a0, t, q0); \
+				a1 = _mm512_dpbusd_epi32(a1, t, q1); \
+			} while (0)
+			VNNI_TOKEN(0, x00, x10);
+			VNNI_TOKEN(1, x01, x11);
+			VNNI_TOKEN(2, x02, x12);
+			VNNI_TOKEN(3, x03, x13);
+			VNNI_TOKEN(4, x04, x14);
+			VNNI_TOKEN(5, x05, x15);
+			VNNI_TOKEN(6, x06, x16);
+			VNNI_TOKEN(7, x07, x17);
+#undef VNNI_TOKEN
+		}
+	}
+	c0[0] = x00;
+	c0[1] = x01;
+	c0[2] = x02;
+	c0[3] = x03;
+	c0[4] = x04;
+	c0[5] = x05;
+	c0[6] = x06;
+	c0[7] = x07;
+	c1[0] = x10;
+	c1[1] = x11;
+	c1[2] = x12;
+	c1[3] = x13;
+	c1[4] = x14;
+	c1[5] = x15;
+	c1[6] = x16;
+	c1[7] = x17;
+
+	/* fold_block of the AMX form */
+	a0 = _mm512_loadu_ps(acc + blk * CP_CODES_BLOCK);
+	a1 = _mm512_loadu_ps(acc + blk * CP_CODES_BLOCK + 16);
+	ci0 = _mm512_loadu_ps(ciAcc + blk * CP_CODES_BLOCK);
+	ci1 = _mm512_loadu_ps(ciAcc + blk * CP_CODES_BLOCK + 16);
+	s0 = _mm512_loadu_ps(scale);
+	s1 = _mm512_loadu_ps(scale + 16);
+#pragma GCC unroll 8
+	for (j = 0; j < TOKENS; j++)
+	{
+		uint16_t	list;
+		const float *row;
+		__m512		r0,
+					r1;
+
+		if (j >= m)
+			break;
+		memcpy(&list, (const char *) lists + (size_t) (t0 + j) * sizeof(uint16_t),
+			   sizeof(uint16_t));
+		if (list >= nlists)
+			continue;
+		row = cs + (size_t) list * ldcs + blk * CP_CODES_BLOCK;
+		r0 = _mm512_loadu_ps(row);
+		r1 = _mm512_loadu_ps(row + 16);
+		ci0 = _mm512_max_ps(r0, ci0);
+		ci1 = _mm512_max_ps(r1, ci1);
+		a0 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(c0[j]), s0, r0), a0);
+		a1 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(c1[j]), s1, r1), a1);
+	}
+	_mm512_storeu_ps(acc + blk * CP_CODES_BLOCK, a0);
+	_mm512_storeu_ps(acc + blk * CP_CODES_BLOCK + 16, a1);
+	_mm512_storeu_ps(ciAcc + blk * CP_CODES_BLOCK, ci0);
+	_mm512_storeu_ps(ciAcc + blk * CP_CODES_BLOCK + 16, ci1);
+}
+
+VNNI_TARGET void
+cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
+					 const uint8_t *codes, size_t codeSize, int n,
+					 const float *cs, size_t ldcs, int nlists,
+					 float *acc, float *ciAcc)
+{
+	uint8_t    *buf = (uint8_t *) cq->scratch;	/* TOKENS x dim <= its 32 x dim */
+	int8_t		table[16];
+	CodesDecoder dec;
+	int			c;
+	int			t0;
+
+	if (n <= 0)
+		return;
+	for (c = 0; c < 16; c++)
+		table[c] = (int8_t) (uint8_t) (cq->levels[c] + 128);
+	codes_decoder_init(&dec, cq->nbits, table);
+	for (t0 = 0; t0 < n; t0 += TOKENS)
+	{
+		int			m = n - t0 < TOKENS ? n - t0 : TOKENS;
+		int			blk;
+
+		/* rows past m keep earlier values, whose sums are never folded */
+		decode_tokens(cq, &dec, codes, codeSize, t0, m, n, buf, lists, cs, ldcs, nlists);
+		for (blk = 0; blk < cq->nblocks; blk++)
+		{
+			if (cq->dim == 128)	/* ColPali's and ColQwen2's */
+				vnni_block(cq, 128, blk, buf, lists, t0, m, cs, ldcs, nlists, acc, ciAcc);
+			else
+				vnni_block(cq, cq->dim, blk, buf, lists, t0, m, cs, ldcs, nlists, acc, ciAcc);
+		}
+	}
+}
+
+#else							/* not x86-64 GCC/Clang */
+
+void
+cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
+					 const uint8_t *codes, size_t codeSize, int n,
+					 const float *cs, size_t ldcs, int nlists,
+					 float *acc, float *ciAcc)
+{
+	(void) cq;
+	(void) lists;
+	(void) codes;
+	(void) codeSize;
+	(void) n;
+	(void) cs;
+	(void) ldcs;
+	(void) nlists;
+	(void) acc;
+	(void) ciAcc;
+}
+#endif
