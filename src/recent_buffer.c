@@ -157,6 +157,29 @@ PinIfRecent(Relation rel, BlockNumber blkno, RecentBuffer **slot)
 }
 
 /*
+ * PrefetchRecentBlock
+ *		See recent_buffer.h.
+ */
+void
+PrefetchRecentBlock(Relation rel, BlockNumber blkno, int lines)
+{
+	Oid			relnumber = REL_NUMBER(rel);
+	RecentBuffer *slot;
+	const char *p;
+	int			i;
+
+	if (RelationUsesLocalBuffers(rel))
+		return;
+	slot = RecentSlot(rel, relnumber, blkno);
+	if (slot->buffer == InvalidBuffer || slot->relnumber != relnumber ||
+		slot->blkno != blkno)
+		return;
+	p = (const char *) BufferGetBlock(slot->buffer);
+	for (i = 0; i < lines; i++)
+		__builtin_prefetch(p + i * 64, 0, 3);
+}
+
+/*
  * ReadBufferIfRecent
  *		See recent_buffer.h.
  */

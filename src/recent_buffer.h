@@ -32,4 +32,12 @@ extern Buffer ReadBufferRecent(Relation rel, BlockNumber blkno);
  */
 extern Buffer ReadBufferIfRecent(Relation rel, BlockNumber blkno);
 
+/*
+ * PrefetchRecentBlock
+ *		Ask the CPU for the first `lines` cache lines of the buffer that
+ *		held (rel, blkno) when this backend last read it, without pinning
+ *		it: a hint only (the buffer may hold another block by now).
+ */
+extern void PrefetchRecentBlock(Relation rel, BlockNumber blkno, int lines);
+
 #endif							/* RECENT_BUFFER_H */
