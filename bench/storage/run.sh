@@ -90,7 +90,7 @@ SQL
 fi
 $Q -f "$HERE/measure.sql" >/dev/null
 
-echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()'), colpali.maxsim_screening $($Q -c 'SELECT maxsim_kernel()' -c 'SHOW colpali.maxsim_screening' | tail -1)"
+echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()'), colpali.maxsim_screening $($Q -c 'SELECT maxsim_kernel()' -c 'SHOW colpali.maxsim_screening' | tail -1) ($(grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && echo 'AMX-BF16 here: rows are screened' || echo 'no AMX-BF16 here: nothing is screened'))"
 $Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null
 idx() { $Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "$1"; }
 T0=$(date +%s)

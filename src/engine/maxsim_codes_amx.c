@@ -50,8 +50,18 @@ cp_codes_vnni_usable(void)
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx512f") &&
 		__builtin_cpu_supports("avx512bw") &&
-		__builtin_cpu_supports("avx512vbmi") &&
 		__builtin_cpu_supports("avx512vnni");
+#else
+	return false;
+#endif
+}
+
+bool
+cp_codes_vbmi_usable(void)
+{
+#ifdef CODES_HAVE_X86
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx512vbmi");
 #else
 	return false;
 #endif
@@ -118,7 +128,8 @@ cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq, int nq,
 		cq->levels[c] = isfinite(weights[c]) ? to_int8(weights[c] / cq->levelScale) : 0;
 
 	cq->kernel = cp_codes_amx_usable() ? CP_CODES_AMX :
-		cp_codes_vnni_usable() ? CP_CODES_VNNI : CP_CODES_NONE;
+		!cp_codes_vnni_usable() ? CP_CODES_NONE :
+		cp_codes_vbmi_usable() ? CP_CODES_VNNI : CP_CODES_VNNI_BW;
 	cq->scale = (float *) p;
 	p += ROUND64(sizeof(float) * nb * CP_CODES_BLOCK);
 	cq->rowSum = (int32_t *) p;
@@ -392,7 +403,7 @@ cp_codes_maxsim(const CpCodesQuery *cq, const void *lists,
 #ifdef CODES_HAVE_X86
 	if (cq->kernel == CP_CODES_AMX)
 		codes_maxsim_amx(cq, lists, codes, codeSize, n, cs, ldcs, nlists, acc, ciAcc);
-	else if (cq->kernel == CP_CODES_VNNI)
+	else if (cq->kernel == CP_CODES_VNNI || cq->kernel == CP_CODES_VNNI_BW)
 		cp_codes_maxsim_vnni(cq, lists, codes, codeSize, n, cs, ldcs, nlists, acc, ciAcc);
 #else
 	(void) cq;

@@ -47,7 +47,8 @@ typedef enum CpCodesKernel
 {
 	CP_CODES_NONE = 0,			/* neither is usable here */
 	CP_CODES_AMX,				/* AMX-INT8 tiles */
-	CP_CODES_VNNI				/* AVX-512 VNNI */
+	CP_CODES_VNNI,				/* AVX-512 VNNI, codes decoded with VBMI */
+	CP_CODES_VNNI_BW			/* the same, decoded with AVX-512BW alone */
 } CpCodesKernel;
 
 typedef struct CpCodesQuery
@@ -74,9 +75,11 @@ extern bool cp_codes_amx_usable(void);
 
 /*
  * cp_codes_vnni_usable
- *		Whether this CPU runs the VNNI form: AVX-512BW, VBMI and VNNI.
+ *		Whether this CPU runs the VNNI form: AVX-512BW and VNNI (then
+ *		CP_CODES_VNNI_BW is usable; CP_CODES_VNNI needs VBMI too).
  */
 extern bool cp_codes_vnni_usable(void);
+extern bool cp_codes_vbmi_usable(void);
 
 /* Whether codes of this shape are supported (dim % 64 == 0, nbits 1, 2, 4). */
 extern bool cp_codes_shape_supported(int dim, int nbits);
@@ -89,10 +92,9 @@ extern size_t cp_codes_query_bytes(int nq, int dim);
  *		Fill cq for query rows q[0 .. nq) (row i at q + i * ldq, dim
  *		floats) and the 2^nbits weights, in mem (cp_codes_query_bytes
  *		bytes, any alignment).  A row with a value that is not finite gets
- *		scale 0: only its centroid scores count.  cq->kernel is AMX where
- *		usable, else VNNI where usable, else NONE; a caller may set VNNI
- *		instead of AMX (when AMX is turned off) where the VNNI form is
- *		usable.
+ *		scale 0: only its centroid scores count.  cq->kernel is the first
+ *		of AMX, VNNI, VNNI_BW this CPU runs, else NONE; a caller may set
+ *		a later one of them (tests).
  */
 extern void cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq,
 							 int nq, int dim, int nbits,

@@ -15,11 +15,15 @@
  * overflow).  The fold into the running maxima is fold_block's of the AMX
  * form: the same float operations in the same order, so the same bits.
  *
- * Per group of TOKENS tokens: decode them (maxsim_codes_decode.h), then
+ * Per group of TOKENS tokens: decode them (maxsim_codes_decode.h: with
+ * VBMI's multishift where the CPU has it, CP_CODES_VNNI; else with
+ * AVX-512BW shuffles and blends, CP_CODES_VNNI_BW, for Intel Cascade Lake;
+ * the same bytes, and on an AMD Zen 5 core the same speed), then
  * for each block of 32 query rows keep 2 x TOKENS accumulators in
  * registers over the dim / 4 groups of dimensions (two query registers
  * loaded per group, one broadcast per token), and fold.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "maxsim_codes_amx.h"
@@ -28,54 +32,109 @@
 #include <immintrin.h>
 #include "maxsim_codes_decode.h"
 
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vnni")))
+#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define VNNI_VBMI_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 
 /* tokens decoded and multiplied together (2 x TOKENS accumulators, named) */
 #define TOKENS 8
 
-/*
- * decode_tokens
- *		Tokens [t0, t0 + m) into rows 0 .. m-1 of buf (dim bytes each,
- *		level + 128); prefetches the codes and the centroid-score rows of
- *		the next group.
- */
-static inline VNNI_TARGET void
-decode_tokens(const CpCodesQuery *cq, const CodesDecoder *dec,
-			  const uint8_t *codes, size_t codeSize, int t0, int m, int n,
-			  uint8_t *buf, const void *lists, const float *cs, size_t ldcs,
-			  int nlists)
+/* What a group's decoding needs (decode_tokens). */
+typedef struct VnniDecode
 {
+	const CpCodesQuery *cq;
+	const uint8_t *codes;
+	size_t		codeSize;
+	const void *lists;
+	const float *cs;
+	size_t		ldcs;
+	int			nlists;
+	int			n;
+	CodesDecoder vbmi;			/* CP_CODES_VNNI */
+	CodesDecoderBw bw;			/* CP_CODES_VNNI_BW */
+} VnniDecode;
+
+/*
+ * prefetch_ahead
+ *		Prefetch token t's code two groups ahead and the centroid-score
+ *		rows of token t + TOKENS.
+ */
+static inline void
+prefetch_ahead(const VnniDecode *vd, int t)
+{
+	const CpCodesQuery *cq = vd->cq;
+
+	_mm_prefetch((const char *) vd->codes + (size_t) (t + 2 * TOKENS) * vd->codeSize,
+				 _MM_HINT_T0);
+	if (t + TOKENS < vd->n)
+	{
+		uint16_t	list;
+
+		memcpy(&list, (const char *) vd->lists + (size_t) (t + TOKENS) * sizeof(uint16_t),
+			   sizeof(uint16_t));
+		if (list < vd->nlists)
+		{
+			const float *row = vd->cs + (size_t) list * vd->ldcs;
+			int			b;
+
+			for (b = 0; b < cq->nblocks; b++)
+			{
+				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
+				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
+			}
+		}
+	}
+}
+
+/*
+ * decode_tokens_vbmi / decode_tokens_bw
+ *		Tokens [t0, t0 + m) into rows 0 .. m-1 of buf (dim bytes each,
+ *		level + 128), with VBMI or with AVX-512BW alone (the same bytes).
+ *		Called once per group, so not inlined (the target ISAs differ).
+ */
+static VNNI_VBMI_TARGET void
+decode_tokens_vbmi(const VnniDecode *vd, int t0, int m, uint8_t *buf)
+{
+	const CpCodesQuery *cq = vd->cq;
 	int			ksteps = cq->dim / CP_CODES_KSTEP;
 	int			j;
 
 	for (j = 0; j < m; j++)
 	{
-		const uint8_t *code = codes + (size_t) (t0 + j) * codeSize;
+		const uint8_t *code = vd->codes + (size_t) (t0 + j) * vd->codeSize;
 		int			s;
 
-		_mm_prefetch((const char *) code + 2 * TOKENS * codeSize, _MM_HINT_T0);
-		if (t0 + TOKENS + j < n)
-		{
-			uint16_t	list;
-
-			memcpy(&list, (const char *) lists + (size_t) (t0 + TOKENS + j) * sizeof(uint16_t),
-				   sizeof(uint16_t));
-			if (list < nlists)
-			{
-				const float *row = cs + (size_t) list * ldcs;
-				int			b;
-
-				for (b = 0; b < cq->nblocks; b++)
-				{
-					_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
-					_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
-				}
-			}
-		}
+		prefetch_ahead(vd, t0 + j);
 		for (s = 0; s < ksteps; s++)
 			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
-							   codes_decode64(dec, code + (size_t) s * 8 * cq->nbits,
+							   codes_decode64(&vd->vbmi, code + (size_t) s * 8 * cq->nbits,
 											  cq->nbits));
+	}
+}
+
+/* codes_decoder_init, for a caller without VBMI in its target */
+static VNNI_VBMI_TARGET void
+decoder_init_vbmi(CodesDecoder *dec, int nbits, const int8_t *table)
+{
+	codes_decoder_init(dec, nbits, table);
+}
+
+static CODES_DECODE_BW_TARGET void
+decode_tokens_bw(const VnniDecode *vd, int t0, int m, uint8_t *buf)
+{
+	const CpCodesQuery *cq = vd->cq;
+	int			ksteps = cq->dim / CP_CODES_KSTEP;
+	int			j;
+
+	for (j = 0; j < m; j++)
+	{
+		const uint8_t *code = vd->codes + (size_t) (t0 + j) * vd->codeSize;
+		int			s;
+
+		prefetch_ahead(vd, t0 + j);
+		for (s = 0; s < ksteps; s++)
+			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
+							   codes_decode64_bw(&vd->bw, code + (size_t) s * 8 * cq->nbits,
+												 cq->nbits));
 	}
 }
 
@@ -210,8 +269,9 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 					 float *acc, float *ciAcc)
 {
 	uint8_t    *buf = (uint8_t *) cq->scratch;	/* TOKENS x dim <= its 32 x dim */
+	bool		vbmi = cq->kernel == CP_CODES_VNNI;
 	int8_t		table[16];
-	CodesDecoder dec;
+	VnniDecode	vd;
 	int			c;
 	int			t0;
 
@@ -219,14 +279,28 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 		return;
 	for (c = 0; c < 16; c++)
 		table[c] = (int8_t) (uint8_t) (cq->levels[c] + 128);
-	codes_decoder_init(&dec, cq->nbits, table);
+	vd.cq = cq;
+	vd.codes = codes;
+	vd.codeSize = codeSize;
+	vd.lists = lists;
+	vd.cs = cs;
+	vd.ldcs = ldcs;
+	vd.nlists = nlists;
+	vd.n = n;
+	if (vbmi)
+		decoder_init_vbmi(&vd.vbmi, cq->nbits, table);
+	else
+		codes_decoder_bw_init(&vd.bw, cq->nbits, table);
 	for (t0 = 0; t0 < n; t0 += TOKENS)
 	{
 		int			m = n - t0 < TOKENS ? n - t0 : TOKENS;
 		int			blk;
 
 		/* rows past m keep earlier values, whose sums are never folded */
-		decode_tokens(cq, &dec, codes, codeSize, t0, m, n, buf, lists, cs, ldcs, nlists);
+		if (vbmi)
+			decode_tokens_vbmi(&vd, t0, m, buf);
+		else
+			decode_tokens_bw(&vd, t0, m, buf);
 		for (blk = 0; blk < cq->nblocks; blk++)
 		{
 			if (cq->dim == 128)	/* ColPali's and ColQwen2's */

@@ -459,8 +459,8 @@ MvivfProbeEntries(float *acc, int nqPad, const float *v, const uint32 *ids,
 /*
  * MvivfUseInt8Codes
  *		Whether the quantized MaxSim of q's codes runs in int8, on AMX-INT8
- *		tiles or, on CPUs without them, with AVX-512 VNNI (both with AVX-512
- *		VBMI; the same numbers): the CPU has one of them, colpali.cpu_amx is
+ *		tiles (with AVX-512 VBMI) or, on CPUs without them, with AVX-512 VNNI
+ *		(the same numbers): the CPU has one of them, colpali.cpu_amx is
  *		on (off keeps the 16-bit tables), the AVX-512 forms are not turned
  *		off (COLPALI_MVIVF_PORTABLE), and the codes have a shape the kernels
  *		take (dimension a multiple of 64).

@@ -2,7 +2,8 @@
  * test_maxsim_codes_amx.c
  *	  The quantized MaxSim of residual codes in int8, on AMX-INT8 tiles
  *	  (src/engine/maxsim_codes_amx.c) and with AVX-512 VNNI
- *	  (src/engine/maxsim_codes_vnni.c), each form this CPU runs:
+ *	  (src/engine/maxsim_codes_vnni.c, codes decoded with VBMI or with
+ *	  AVX-512BW alone), each form this CPU runs:
  *	  - bit for bit against a scalar form of the same integer arithmetic
  *		(the int8 query rows of the prepared tiles times the int8 levels of
  *		each dimension's code value, summed in int64, then fmaf with the
@@ -177,7 +178,8 @@ RunCase(int dim, int nbits, int nq, int n, int nlists, bool corrupt,
 				memcmp(&ciAcc[i], &ociAcc[i], sizeof(float)) != 0)
 				break;
 		CHECK(i == nq, "%s, dim %d bits %d nq %d n %d: row %d is %.9g / %.9g, the scalar form %.9g / %.9g",
-			  kernel == CP_CODES_AMX ? "AMX" : "VNNI", dim, nbits, nq, n, i,
+			  kernel == CP_CODES_AMX ? "AMX" : kernel == CP_CODES_VNNI ? "VNNI" : "VNNI (BW decoding)",
+			  dim, nbits, nq, n, i,
 			  i < nq ? acc[i] : 0, i < nq ? ciAcc[i] : 0,
 			  i < nq ? oacc[i] : 0, i < nq ? ociAcc[i] : 0);
 		free(oacc);
@@ -302,14 +304,19 @@ main(void)
 	CHECK(cp_codes_shape_supported(128, 2), "128 dimensions of 2 bits are supported");
 	CHECK(!cp_codes_shape_supported(130, 2) && !cp_codes_shape_supported(128, 3),
 		  "130 dimensions and 3 bits are not");
-	for (k = 0; k < 2; k++)
+	for (k = 0; k < 3; k++)
 	{
-		const char *name = k == 0 ? "AMX-INT8" : "AVX-512 VNNI";
+		static const char *const names[] = {
+			"AMX-INT8", "AVX-512 VNNI (VBMI decoding)", "AVX-512 VNNI (AVX-512BW decoding)"
+		};
+		const char *name = names[k];
 
-		kernel = k == 0 ? CP_CODES_AMX : CP_CODES_VNNI;
-		if (!(k == 0 ? cp_codes_amx_usable() : cp_codes_vnni_usable()))
+		kernel = k == 0 ? CP_CODES_AMX : k == 1 ? CP_CODES_VNNI : CP_CODES_VNNI_BW;
+		if (!(k == 0 ? cp_codes_amx_usable() :
+			  k == 1 ? cp_codes_vnni_usable() && cp_codes_vbmi_usable() :
+			  cp_codes_vnni_usable()))
 		{
-			printf("no %s with AVX-512 VBMI here: its cases were skipped\n", name);
+			printf("no %s here: its cases were skipped\n", name);
 			continue;
 		}
 		sum_err = sum_bound = max_err = 0;
