@@ -59,6 +59,21 @@ codes_decoder_init(CodesDecoder *dec, int nbits, const int8_t *table)
 }
 
 /*
+ * codes_load64
+ *		The 8 * nbits code bytes of 64 dimensions at src, read exactly, in
+ *		the low bytes of a register.
+ */
+static inline __attribute__((target("avx512f"))) __m512i
+codes_load64(const uint8_t *src, int nbits)
+{
+	if (nbits == 2)
+		return _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) src));
+	if (nbits == 4)
+		return _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) src));
+	return _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *) src));
+}
+
+/*
  * codes_decode64
  *		The 64 output bytes of the 64 dimensions whose codes start at src
  *		(8 * nbits bytes, read exactly).
@@ -66,15 +81,8 @@ codes_decoder_init(CodesDecoder *dec, int nbits, const int8_t *table)
 static inline CODES_DECODE_TARGET __m512i
 codes_decode64(const CodesDecoder *dec, const uint8_t *src, int nbits)
 {
-	__m512i		w;
+	__m512i		w = _mm512_permutexvar_epi64(dec->perm, codes_load64(src, nbits));
 
-	if (nbits == 2)
-		w = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) src));
-	else if (nbits == 4)
-		w = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) src));
-	else
-		w = _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *) src));
-	w = _mm512_permutexvar_epi64(dec->perm, w);
 	return _mm512_shuffle_epi8(dec->lut,
 							   _mm512_and_si512(_mm512_multishift_epi64_epi8(dec->ctrl, w),
 												dec->valueMask));
@@ -155,17 +163,12 @@ codes_decoder_bw_init(CodesDecoderBw *dec, int nbits, const int8_t *table)
 static inline CODES_DECODE_BW_TARGET __m512i
 codes_decode64_bw(const CodesDecoderBw *dec, const uint8_t *src, int nbits)
 {
-	__m512i		w;
+	__m512i		w = _mm512_shuffle_epi8(_mm512_permutexvar_epi64(dec->perm,
+																 codes_load64(src, nbits)),
+										dec->spread);
 	__m512i		nibble;
 	__m512i		low4 = _mm512_set1_epi8(0x0F);
 
-	if (nbits == 2)
-		w = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) src));
-	else if (nbits == 4)
-		w = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) src));
-	else
-		w = _mm512_zextsi128_si512(_mm_loadl_epi64((const __m128i *) src));
-	w = _mm512_shuffle_epi8(_mm512_permutexvar_epi64(dec->perm, w), dec->spread);
 	if (nbits == 1)
 		return _mm512_mask_blend_epi8(_mm512_test_epi8_mask(w, dec->bitTest),
 									  dec->level0, dec->level1);

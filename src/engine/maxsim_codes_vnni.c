@@ -311,23 +311,4 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 	}
 }
 
-#else							/* not x86-64 GCC/Clang */
-
-void
-cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
-					 const uint8_t *codes, size_t codeSize, int n,
-					 const float *cs, size_t ldcs, int nlists,
-					 float *acc, float *ciAcc)
-{
-	(void) cq;
-	(void) lists;
-	(void) codes;
-	(void) codeSize;
-	(void) n;
-	(void) cs;
-	(void) ldcs;
-	(void) nlists;
-	(void) acc;
-	(void) ciAcc;
-}
-#endif
+#endif							/* x86-64 GCC/Clang; elsewhere cp_codes_maxsim never calls it */
