@@ -4,13 +4,14 @@
  *	  setting, the prepared screen of the current query (kept across the rows
  *	  of a scan), and the screened in-memory kernels.
  *
- * The screen (src/engine/maxsim_screen.h) runs a cheap bf16 pass on AMX
- * tiles with a rigorous error bound and sends only the document rows that
+ * The screen (src/engine/maxsim_screen.h) runs a cheap bf16 pass (on AMX
+ * tiles, else with AVX512_BF16 dot products) with a rigorous error bound
+ * and sends only the document rows that
  * can hold a query row's maximum to the exact float32 kernel: the scores
  * have the bits of the unscreened kernels.  Streaming reads of stored values
  * (maxsim_stream.c) screen each batch of rows as it arrives; in-memory
  * documents are screened here, a batch at a time with interrupt checks.
- * Nothing is screened on CPUs without AMX-BF16, when the setting is off, for
+ * Nothing is screened on CPUs without AVX512_BF16, when the setting is off, for
  * binary documents, or for a query whose row norms are not finite and below
  * 2^60.
  */
@@ -53,8 +54,9 @@ void
 MaxSimScreeningInit(void)
 {
 	DefineCustomBoolVariable("colpali.maxsim_screening",
-							 "Screens document rows on AMX tiles before exact MaxSim.",
-							 "On CPUs with AMX-BF16, a bf16 pass with a rigorous error bound "
+							 "Screens document rows with a bf16 pass before exact MaxSim.",
+							 "On CPUs with AMX-BF16 (on its tiles) or AVX512_BF16, a bf16 pass "
+							 "with a rigorous error bound "
 							 "picks the document rows that can hold a query row's maximum, "
 							 "and only those go through the exact float32 kernel; the scores "
 							 "are bit for bit those of the unscreened kernel.  Off runs the "
@@ -87,8 +89,9 @@ MaxSimScreenFor(const float *query, int nquery, int dim)
 		ereport(DEBUG1,
 				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
 				 errmsg_internal("MaxSim screening: %s",
-								 screen_available ? "AMX-BF16 usable, rows are screened" :
-								 "no AMX-BF16 here, every row goes through the exact kernel")));
+								 !screen_available ? "no AVX512_BF16 here, every row goes through the exact kernel" :
+								 mvs_uses_amx() ? "rows are screened on AMX-BF16 tiles" :
+								 "rows are screened with AVX512_BF16 dot products")));
 	}
 	if (!screen_available)
 		return NULL;

@@ -12,8 +12,9 @@
  *	 multivector text) and prints "RESULT key value" lines.
  *
  * Besides the kernels it times screened exact MaxSim (maxsim_screen.h: a
- * bf16 AMX pass picks the rows the exact kernel must see; same bits), with
- * one bf16 part and with hi + lo parts, where AMX is usable, and prints the
+ * bf16 pass on AMX tiles or with AVX512_BF16 picks the rows the exact
+ * kernel must see; same bits), with one bf16 part and with hi + lo parts,
+ * where one of them is usable, and prints the
  * rows it kept per document.
  */
 #include <math.h>

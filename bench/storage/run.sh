@@ -16,8 +16,8 @@
 # values, where the float scan's time goes, and the "pooled x3" rows when
 # colpali_pool(multivector, int) exists (else n/a).  The float and half exact
 # scans also run with colpali.maxsim_screening = off ("unscreened": every row
-# through the exact kernel; on, the default, screens rows on AMX where the CPU
-# has it).
+# through the exact kernel; on, the default, screens rows on AMX tiles or with
+# AVX512_BF16 where the CPU has them).
 # From NDOCS >= 5000 on only the float exact scan, the binary rows (but the
 # sequential float-query ones) and the two recipes are measured (the half and pooled copies and the diagnostics
 # would take hours on a small machine).
@@ -90,7 +90,7 @@ SQL
 fi
 $Q -f "$HERE/measure.sql" >/dev/null
 
-echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()'), colpali.maxsim_screening $($Q -c 'SELECT maxsim_kernel()' -c 'SHOW colpali.maxsim_screening' | tail -1) ($(grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null && echo 'AMX-BF16 here: rows are screened' || echo 'no AMX-BF16 here: nothing is screened'))"
+echo "== compact multivectors: $N pages x 1030 x 128, $NQ queries (20-32 rows), 'topics' traits, seed $SEED; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, maxsim kernel $($Q -c 'SELECT maxsim_kernel()'), colpali.maxsim_screening $($Q -c 'SELECT maxsim_kernel()' -c 'SHOW colpali.maxsim_screening' | tail -1) ($(if grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then echo 'rows screened on AMX-BF16 tiles'; elif grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then echo 'rows screened with AVX512_BF16'; else echo 'no AVX512_BF16 here: nothing is screened'; fi))"
 $Q -c "SET client_min_messages = warning" -c "SELECT st_truth()" >/dev/null
 idx() { $Q -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" -c "$1"; }
 T0=$(date +%s)

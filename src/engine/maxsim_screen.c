@@ -97,19 +97,58 @@
 #define MVS_ALIGN64(p)	((void *) (((uintptr_t) (p) + 63) & ~(uintptr_t) 63))
 #define MVS_ROUND64(n)	(((size_t) (n) + 63) & ~(size_t) 63)
 
+/* mvs_prefer_vector: the AVX512_BF16 form even where AMX is usable */
+static int	prefer_vector = 0;
+
+void
+mvs_prefer_vector(int on)
+{
+	prefer_vector = on ? 1 : 0;
+}
+
+/*
+ * ScreenKind
+ *		How this process screens: MVS_KIND_AMX (AMX-BF16 tiles),
+ *		MVS_KIND_VECTOR (AVX512_BF16 dot products, on CPUs without AMX or
+ *		with mvs_prefer_vector), or MVS_KIND_NONE.
+ */
+#define MVS_KIND_NONE	0
+#define MVS_KIND_VECTOR 1
+#define MVS_KIND_AMX	2
+
+static int
+ScreenKind(void)
+{
+#ifdef MVS_HAVE_X86
+	static int	vector = -1;
+
+	if (vector < 0)
+	{
+		__builtin_cpu_init();
+		vector = __builtin_cpu_supports("avx512f") &&
+			__builtin_cpu_supports("avx512bw") &&
+			__builtin_cpu_supports("avx512vl") &&
+			__builtin_cpu_supports("avx512dq") &&
+			__builtin_cpu_supports("avx512bf16");	/* (F16C and FMA come with AVX-512) */
+	}
+	if (!vector)
+		return MVS_KIND_NONE;
+	return !prefer_vector && cp_cpu_amx_bf16_usable() ? MVS_KIND_AMX : MVS_KIND_VECTOR;
+#else
+	return MVS_KIND_NONE;
+#endif
+}
+
 int
 mvs_available(void)
 {
-#ifdef MVS_HAVE_X86
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512f") &&
-		__builtin_cpu_supports("avx512bw") &&
-		__builtin_cpu_supports("avx512vl") &&
-		__builtin_cpu_supports("avx512bf16") &&
-		cp_cpu_amx_bf16_usable();
-#else
-	return 0;
-#endif
+	return ScreenKind() != MVS_KIND_NONE;
+}
+
+int
+mvs_uses_amx(void)
+{
+	return ScreenKind() == MVS_KIND_AMX;
 }
 
 /*
@@ -284,6 +323,7 @@ mvs_begin(MvsScreen *sc, const float *query, int nquery, int dim, int split,
 	/* SelectRows keeps 64 vectors of bounds: 1024 query rows at most */
 	if (!mvs_available() || dim > 4096 || sc->nqt > 64)
 		return 0;
+	sc->amx = mvs_uses_amx();
 
 	/* query norms (double, rounded up), kept in lower[] for SetBound */
 	sc->qmax = 0.0f;
@@ -625,6 +665,35 @@ TileBounds(MvsScreen *sc, int t0, int n)
 }
 
 /*
+ * KeepRows
+ *		After a batch's bounds: the rows with a + B >= L_j for some j into
+ *		sc->keep; returns their number.
+ */
+static inline __attribute__((always_inline, target(MVS_TARGET))) int
+KeepRows(MvsScreen *sc, int nrows)
+{
+	size_t		ldc = (size_t) sc->nqt * 16;
+	int			nkeep = 0;
+	int			r;
+	int			g;
+
+	for (r = 0; r < nrows; r++)
+	{
+		const float *a = sc->approx + (size_t) r * ldc;
+		const float *tb = sc->tileb + (size_t) (r / 16) * ldc;
+		__mmask16	any = 0;
+
+		for (g = 0; g < sc->nqt; g++)
+			any |= _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_load_ps(a + 16 * g),
+													_mm512_load_ps(tb + 16 * g)),
+									  _mm512_load_ps(sc->lower + 16 * g), _CMP_GE_OQ);
+		if (any)
+			sc->keep[nkeep++] = r;
+	}
+	return nkeep;
+}
+
+/*
  * ScreenBatch
  *		mvs_screen_rows for float32 (half = 0) or half rows: -1 when a row is
  *		outside the norm limit, else the number of kept rows (in sc->keep).
@@ -644,10 +713,7 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 	int			ntiles = (nrows + 15) / 16;
 	size_t		slot = (size_t) 16 * sc->kp;
 	size_t		ldc = (size_t) sc->nqt * 16;
-	int			nkeep = 0;
 	int			t;
-	int			r;
-	int			g;
 
 	cp_amx_load_tile_config();
 	for (t = 0; t < ntiles + MVS_LAG_BOUNDS; t++)
@@ -670,22 +736,134 @@ ScreenBatch(MvsScreen *sc, const void *rows, int half, int nrows)
 			TileBounds(sc, 16 * tb, nrows - 16 * tb < 16 ? nrows - 16 * tb : 16);
 	}
 	_tile_release();
+	return KeepRows(sc, nrows);
+}
 
-	/* keep the rows with a + B >= L_j for some j */
-	for (r = 0; r < nrows; r++)
+/*
+ * VecProducts
+ *		TileProducts with AVX512_BF16 instead of tiles: out[r][j] for the 16
+ *		prepared rows at ah / al and every query row.  VDPBF16PS adds two
+ *		exact bf16 products into each float32 lane; every lane of a row's
+ *		products is one chain over the kp (split: 3 kp) terms, which the
+ *		bound's g(m) covers as it covers the tiles' (file header).  Rows go
+ *		8 at a time against two query tiles (16 accumulators, named: GCC 12
+ *		moves an array of them between registers at every step); a missing
+ *		second tile is multiplied by zeros and not stored.
+ */
+static inline __attribute__((always_inline, target(MVS_TARGET))) void
+VecProducts(const MvsScreen *sc, const uint16_t *ah, const uint16_t *al,
+			float *out)
+{
+	int			kp = sc->kp;
+	int			npairs = kp / 2;
+	int			split = sc->split;
+	size_t		ldc = (size_t) sc->nqt * 16;
+	int			g;
+	int			r0;
+
+	for (g = 0; g < sc->nqt; g += 2)
 	{
-		const float *a = sc->approx + (size_t) r * ldc;
-		const float *tb = sc->tileb + (size_t) (r / 16) * ldc;
-		__mmask16	any = 0;
+		int			two = g + 1 < sc->nqt;
+		/* tile g's pairs: bhi[(g * kp / 2 + p) * 16 + column] */
+		const uint32_t *bh0 = sc->bhi + (size_t) g * npairs * 16;
+		const uint32_t *bl0 = sc->blo + (size_t) g * npairs * 16;
 
-		for (g = 0; g < sc->nqt; g++)
-			any |= _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_load_ps(a + 16 * g),
-													_mm512_load_ps(tb + 16 * g)),
-									  _mm512_load_ps(sc->lower + 16 * g), _CMP_GE_OQ);
-		if (any)
-			sc->keep[nkeep++] = r;
+		for (r0 = 0; r0 < 16; r0 += 8)
+		{
+			const uint16_t *a = ah + (size_t) r0 * kp;
+			const uint16_t *l = al + (size_t) r0 * kp;
+			__m512		x00, x01, x02, x03, x04, x05, x06, x07;
+			__m512		x10, x11, x12, x13, x14, x15, x16, x17;
+			int			p;
+
+			x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = _mm512_setzero_ps();
+			x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = _mm512_setzero_ps();
+#pragma GCC unroll 1
+			for (p = 0; p < npairs; p++)
+			{
+				__m512bh	b0 = (__m512bh) _mm512_load_si512(bh0 + (size_t) p * 16);
+				__m512bh	b1 = two ? (__m512bh) _mm512_load_si512(bh0 + (size_t) (npairs + p) * 16) :
+					(__m512bh) _mm512_setzero_si512();
+				__m512bh	c0 = b0;
+				__m512bh	c1 = b1;
+
+				if (split)
+				{
+					c0 = (__m512bh) _mm512_load_si512(bl0 + (size_t) p * 16);
+					c1 = two ? (__m512bh) _mm512_load_si512(bl0 + (size_t) (npairs + p) * 16) :
+						(__m512bh) _mm512_setzero_si512();
+				}
+#define MVS_VEC_ROW(j, y0, y1) \
+				do { \
+					uint32_t	pair; \
+					__m512bh	v; \
+					memcpy(&pair, a + (size_t) (j) * kp + 2 * p, sizeof(pair)); \
+					v = (__m512bh) _mm512_set1_epi32((int) pair); \
+					y0 = _mm512_dpbf16_ps(y0, v, b0); \
+					y1 = _mm512_dpbf16_ps(y1, v, b1); \
+					if (split) \
+					{ \
+						__m512bh	w; \
+						memcpy(&pair, l + (size_t) (j) * kp + 2 * p, sizeof(pair)); \
+						w = (__m512bh) _mm512_set1_epi32((int) pair); \
+						y0 = _mm512_dpbf16_ps(y0, w, b0); \
+						y1 = _mm512_dpbf16_ps(y1, w, b1); \
+						y0 = _mm512_dpbf16_ps(y0, v, c0); \
+						y1 = _mm512_dpbf16_ps(y1, v, c1); \
+					} \
+				} while (0)
+				MVS_VEC_ROW(0, x00, x10);
+				MVS_VEC_ROW(1, x01, x11);
+				MVS_VEC_ROW(2, x02, x12);
+				MVS_VEC_ROW(3, x03, x13);
+				MVS_VEC_ROW(4, x04, x14);
+				MVS_VEC_ROW(5, x05, x15);
+				MVS_VEC_ROW(6, x06, x16);
+				MVS_VEC_ROW(7, x07, x17);
+#undef MVS_VEC_ROW
+			}
+#define MVS_VEC_STORE(j, y0, y1) \
+			do { \
+				_mm512_store_ps(out + (size_t) (r0 + (j)) * ldc + 16 * g, y0); \
+				if (two) \
+					_mm512_store_ps(out + (size_t) (r0 + (j)) * ldc + 16 * (g + 1), y1); \
+			} while (0)
+			MVS_VEC_STORE(0, x00, x10);
+			MVS_VEC_STORE(1, x01, x11);
+			MVS_VEC_STORE(2, x02, x12);
+			MVS_VEC_STORE(3, x03, x13);
+			MVS_VEC_STORE(4, x04, x14);
+			MVS_VEC_STORE(5, x05, x15);
+			MVS_VEC_STORE(6, x06, x16);
+			MVS_VEC_STORE(7, x07, x17);
+#undef MVS_VEC_STORE
+		}
 	}
-	return nkeep;
+}
+
+/*
+ * ScreenBatchVector
+ *		ScreenBatch on CPUs without AMX: each tile of 16 rows is prepared,
+ *		multiplied (VecProducts) and folded into L_j in turn (vector loads
+ *		of vector stores need no distance).
+ */
+static __attribute__((target(MVS_TARGET))) int
+ScreenBatchVector(MvsScreen *sc, const void *rows, int half, int nrows)
+{
+	int			ntiles = (nrows + 15) / 16;
+	size_t		ldc = (size_t) sc->nqt * 16;
+	int			t;
+
+	for (t = 0; t < ntiles; t++)
+	{
+		int			n = nrows - 16 * t < 16 ? nrows - 16 * t : 16;
+
+		if (!PrepTile(sc, rows, half, 16 * t, n, sc->ahi, sc->alo))
+			return -1;
+		VecProducts(sc, sc->ahi, sc->alo, sc->approx + (size_t) 16 * t * ldc);
+		TileBounds(sc, 16 * t, n);
+	}
+	return KeepRows(sc, nrows);
 }
 
 #endif							/* MVS_HAVE_X86 */
@@ -704,7 +882,8 @@ Screen(MvsScreen *sc, const void *rows, int half, int nrows)
 #ifdef MVS_HAVE_X86
 	if (sc->doc_on)
 	{
-		n = ScreenBatch(sc, rows, half, nrows);
+		n = sc->amx ? ScreenBatch(sc, rows, half, nrows) :
+			ScreenBatchVector(sc, rows, half, nrows);
 		if (n < 0)
 		{
 			/* a row outside the norm limit: keep everything from here on */

@@ -64,14 +64,27 @@ typedef struct MvsScreen
 	float	   *gather;			/* kept rows, float32, batch x dim */
 	int		   *keep;			/* kept row indices of a batch */
 	int			doc_on;			/* still screening this document */
+	int			amx;			/* products on AMX tiles, else AVX512_BF16 */
 	/* counters over all documents since mvs_begin (for benchmarks) */
 	int64_t		rows_seen;
 	int64_t		rows_kept;
 	int64_t		docs_fallback;	/* documents with a row not screenable */
 } MvsScreen;
 
-/* Can this process screen (AMX-BF16 present and granted by the OS)? */
+/*
+ * Can this process screen?  On AMX-BF16 tiles where present and granted by
+ * the OS, else with AVX512_BF16 dot products (AMD Zen 4 and later, Intel
+ * Cooper Lake); mvs_uses_amx says which.
+ */
 extern int	mvs_available(void);
+extern int	mvs_uses_amx(void);
+
+/*
+ * mvs_prefer_vector
+ *		Screen with AVX512_BF16 even where AMX is usable (tests, benchmarks);
+ *		for screens begun after the call.
+ */
+extern void mvs_prefer_vector(int on);
 
 /* Rows per screening batch for dim (a multiple of 16, at most MVS_MAX_BATCH_ROWS). */
 extern int	mvs_batch_rows(int dim);

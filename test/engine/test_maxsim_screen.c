@@ -20,10 +20,14 @@
  * MVS_TEST_SCALE=f runs every case with c scaled by f (e.g. 0.125) and
  * reports the differences instead (expect failures for f < 1).
  *
- * Without AMX nothing is screened; the comparisons still run (they then
- * compare the fallback), and the test says that the AMX cases were skipped.
+ * Every case runs with each form of the screen this CPU has: AMX-BF16
+ * tiles, and AVX512_BF16 dot products (also on AMX machines, through
+ * mvs_prefer_vector).  Without either nothing is screened; the comparisons
+ * still run (they then compare the fallback), and the test says that the
+ * screened cases were skipped.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -504,17 +508,19 @@ ReportKept(void)
 	free(sscr);
 }
 
-int
-main(void)
+/*
+ * RunAll
+ *		Every case with the screen's current form; false when only the
+ *		bound-scaling report was asked for (MVS_TEST_SCALE).
+ */
+static bool
+RunAll(const char *form)
 {
-	const char *env = getenv("MVS_TEST_SCALE");
-	int			amx = mvs_available();
+	int			screened = mvs_available();
 
-	if (env)
-		scale_bound = (float) atof(env);
 	printf("maxsim screening: %s; kernel %s\n",
-		   amx ? "AMX-BF16 usable, screened cases run" :
-		   "no AMX-BF16 here: nothing is screened, the AMX cases are SKIPPED (only the fallback is compared)",
+		   screened ? form :
+		   "not available here: nothing is screened, the screened cases are SKIPPED (only the fallback is compared)",
 		   mvk_name(mvk_best()));
 
 	RandomCases();
@@ -522,18 +528,18 @@ main(void)
 	SignedZeros();
 	Scales();
 	AboveLimit();
-	if (amx && scale_bound == 1.0f)
+	if (screened && scale_bound == 1.0f)
 		ReportKept();
 
 	if (scale_bound != 1.0f)
 	{
-		printf("bound scaled by %g: %ld of %ld cases differ\n", scale_bound,
-			   mismatches, cases);
-		return mismatches > 0 ? 1 : 0;
+		printf("bound scaled by %g (%s): %ld of %ld cases differ\n", scale_bound,
+			   form, mismatches, cases);
+		return false;
 	}
 
 	/* the test can fail: a bound of c = 0 must break the near ties */
-	if (amx)
+	if (screened)
 	{
 		long		before = mismatches;
 		int			bad;
@@ -542,9 +548,27 @@ main(void)
 		bad = NearTies();
 		scale_bound = 1.0f;
 		mismatches = before;
-		printf("with c = 0 the near-tie cases give %d differences\n", bad);
-		CHECK(bad > 0, "a broken bound (c = 0) was not caught");
+		printf("with c = 0 the near-tie cases give %d differences (%s)\n", bad, form);
+		CHECK(bad > 0, "a broken bound (c = 0) was not caught (%s)", form);
 	}
+	return true;
+}
+
+int
+main(void)
+{
+	const char *env = getenv("MVS_TEST_SCALE");
+
+	if (env)
+		scale_bound = (float) atof(env);
+	if (mvs_uses_amx())
+	{
+		if (!RunAll("AMX-BF16 tiles"))
+			return mismatches > 0 ? 1 : 0;
+		mvs_prefer_vector(1);
+	}
+	if (!RunAll("AVX512_BF16 dot products"))
+		return mismatches > 0 ? 1 : 0;
 
 	printf("%d checks, %d failures (%ld cases)\n", checks, failures, cases);
 	return failures ? 1 : 0;
