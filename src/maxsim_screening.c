@@ -6,14 +6,13 @@
  *
  * The screen (src/engine/maxsim_screen.h) runs a cheap bf16 pass (on AMX
  * tiles, else with AVX512_BF16 dot products) with a rigorous error bound
- * and sends only the document rows that
- * can hold a query row's maximum to the exact float32 kernel: the scores
- * have the bits of the unscreened kernels.  Streaming reads of stored values
- * (maxsim_stream.c) screen each batch of rows as it arrives; in-memory
- * documents are screened here, a batch at a time with interrupt checks.
- * Nothing is screened on CPUs without AVX512_BF16, when the setting is off, for
- * binary documents, or for a query whose row norms are not finite and below
- * 2^60.
+ * and sends only the document rows that can hold a query row's maximum to
+ * the exact float32 kernel: the scores have the bits of the unscreened
+ * kernels.  Streaming reads of stored values (maxsim_stream.c) screen each
+ * batch of rows as it arrives; in-memory documents are screened here, a
+ * batch at a time with interrupt checks.  Nothing is screened on CPUs
+ * without AVX512_BF16, when the setting is off, for binary documents, or for
+ * a query whose row norms are not finite and below 2^60.
  */
 #include "postgres.h"
 
@@ -56,8 +55,7 @@ MaxSimScreeningInit(void)
 	DefineCustomBoolVariable("colpali.maxsim_screening",
 							 "Screens document rows with a bf16 pass before exact MaxSim.",
 							 "On CPUs with AMX-BF16 (on its tiles) or AVX512_BF16, a bf16 pass "
-							 "with a rigorous error bound "
-							 "picks the document rows that can hold a query row's maximum, "
+							 "with a rigorous error bound picks the document rows that can hold a query row's maximum, "
 							 "and only those go through the exact float32 kernel; the scores "
 							 "are bit for bit those of the unscreened kernel.  Off runs the "
 							 "exact kernel on every row (tests, benchmarks).",
