@@ -140,43 +140,48 @@ RecentSlot(Relation rel, Oid relnumber, BlockNumber blkno)
 }
 
 /*
+ * HintedBuffer
+ *		The buffer (rel, blkno) was in when this backend last read it, or
+ *		InvalidBuffer; *slot is its hint slot.
+ */
+static Buffer
+HintedBuffer(Relation rel, BlockNumber blkno, RecentBuffer **slot)
+{
+	Oid			relnumber = REL_NUMBER(rel);
+
+	*slot = RecentSlot(rel, relnumber, blkno);
+	if ((*slot)->relnumber == relnumber && (*slot)->blkno == blkno)
+		return (*slot)->buffer;
+	return InvalidBuffer;
+}
+
+/*
  * PinIfRecent
  *		The block pinned through its hint slot (*slot), or InvalidBuffer.
  */
 static Buffer
 PinIfRecent(Relation rel, BlockNumber blkno, RecentBuffer **slot)
 {
-	Oid			relnumber = REL_NUMBER(rel);
+	Buffer		buf = HintedBuffer(rel, blkno, slot);
 
-	*slot = RecentSlot(rel, relnumber, blkno);
-	if ((*slot)->buffer != InvalidBuffer && (*slot)->relnumber == relnumber &&
-		(*slot)->blkno == blkno &&
-		ReadRecentBuffer(REL_LOCATOR(rel), MAIN_FORKNUM, blkno, (*slot)->buffer))
-		return (*slot)->buffer;
+	if (buf != InvalidBuffer &&
+		ReadRecentBuffer(REL_LOCATOR(rel), MAIN_FORKNUM, blkno, buf))
+		return buf;
 	return InvalidBuffer;
 }
 
 /*
- * PrefetchRecentBlock
+ * RecentBufferHint
  *		See recent_buffer.h.
  */
-void
-PrefetchRecentBlock(Relation rel, BlockNumber blkno, int lines)
+Buffer
+RecentBufferHint(Relation rel, BlockNumber blkno)
 {
-	Oid			relnumber = REL_NUMBER(rel);
 	RecentBuffer *slot;
-	const char *p;
-	int			i;
 
 	if (RelationUsesLocalBuffers(rel))
-		return;
-	slot = RecentSlot(rel, relnumber, blkno);
-	if (slot->buffer == InvalidBuffer || slot->relnumber != relnumber ||
-		slot->blkno != blkno)
-		return;
-	p = (const char *) BufferGetBlock(slot->buffer);
-	for (i = 0; i < lines; i++)
-		__builtin_prefetch(p + i * 64, 0, 3);
+		return InvalidBuffer;
+	return HintedBuffer(rel, blkno, &slot);
 }
 
 /*

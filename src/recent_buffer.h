@@ -33,11 +33,12 @@ extern Buffer ReadBufferRecent(Relation rel, BlockNumber blkno);
 extern Buffer ReadBufferIfRecent(Relation rel, BlockNumber blkno);
 
 /*
- * PrefetchRecentBlock
- *		Ask the CPU for the first `lines` cache lines of the buffer that
- *		held (rel, blkno) when this backend last read it, without pinning
- *		it: a hint only (the buffer may hold another block by now).
+ * RecentBufferHint
+ *		The shared buffer that held (rel, blkno) when this backend last read
+ *		it, or InvalidBuffer; not pinned, so a hint only (the buffer may hold
+ *		another block by now): good for prefetching its bytes, not for
+ *		reading them.
  */
-extern void PrefetchRecentBlock(Relation rel, BlockNumber blkno, int lines);
+extern Buffer RecentBufferHint(Relation rel, BlockNumber blkno);
 
 #endif							/* RECENT_BUFFER_H */

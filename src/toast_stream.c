@@ -359,7 +359,12 @@ WalkChunks(ToastRead *tr, ItemPointer after, int32 *next, bool guess)
 		 * its time on 1,000 ColPali pages on an AMD EPYC, bench/RESULTS.md).
 		 */
 		if (*next + nfound < tr->totalchunks)
-			PrefetchRecentBlock(tr->rel, blk + 1, BLCKSZ / 64);
+		{
+			Buffer		hint = RecentBufferHint(tr->rel, blk + 1);
+
+			if (BufferIsValid(hint))
+				PrefetchPage(BufferGetPage(hint));
+		}
 		for (i = 0; i < nfound; i++)
 		{
 			if (!tr->feed(tr->arg, found[i].data, found[i].len))

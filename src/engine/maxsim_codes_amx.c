@@ -132,13 +132,13 @@ cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq, int nq,
 		cp_codes_vbmi_usable() ? CP_CODES_VNNI : CP_CODES_VNNI_BW;
 	cq->scale = (float *) p;
 	p += ROUND64(sizeof(float) * nb * CP_CODES_BLOCK);
-	cq->rowSum = (int32_t *) p;
+	cq->vnniStart = (int32_t *) p;
 	p += ROUND64(sizeof(int32_t) * nb * CP_CODES_BLOCK);
 	cq->tiles = (int8_t *) p;
 	p += ROUND64((size_t) nb * CP_CODES_BLOCK * dim);
 	cq->scratch = (int8_t *) p;
 	memset(cq->scale, 0, sizeof(float) * nb * CP_CODES_BLOCK);
-	memset(cq->rowSum, 0, sizeof(int32_t) * nb * CP_CODES_BLOCK);
+	memset(cq->vnniStart, 0, sizeof(int32_t) * nb * CP_CODES_BLOCK);
 	memset(cq->tiles, 0, (size_t) nb * CP_CODES_BLOCK * dim);
 	memset(cq->scratch, 0, (size_t) 32 * dim);
 
@@ -172,7 +172,7 @@ cp_codes_prepare(CpCodesQuery *cq, const float *q, size_t ldq, int nq,
 			int8_t		v = to_int8(x[d] / sq);
 
 			cq->tiles[tile * 1024 + (size_t) (k / 4) * 64 + col * 4 + k % 4] = v;
-			cq->rowSum[i] += v;
+			cq->vnniStart[i] -= 128 * v;
 		}
 	}
 }

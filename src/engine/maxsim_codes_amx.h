@@ -61,7 +61,8 @@ typedef struct CpCodesQuery
 	int8_t		levels[16];		/* int8 level of each code value */
 	float		levelScale;		/* sw: weight ~ sw * level */
 	float	   *scale;			/* [nblocks * 32]: sq * sw per row (0 past nq) */
-	int32_t    *rowSum;			/* [nblocks * 32]: sum of each int8 query row */
+	int32_t    *vnniStart;		/* [nblocks * 32]: -128 x the sum of each int8
+								 * query row, where the VNNI form's sums start */
 	int8_t	   *tiles;			/* [nblocks][dim / 64][2][16][64] B tiles */
 	int8_t	   *scratch;		/* [2][16][dim]: decoded rows of two token blocks */
 } CpCodesQuery;

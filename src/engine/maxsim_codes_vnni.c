@@ -9,8 +9,8 @@
  * out as for TDPBSSD (per 4 dimensions, 16 query rows x 4 bytes: one
  * register); a token's levels are the unsigned side, stored as level + 128
  * (levels lie in [-127, 127]) and broadcast 4 bytes at a time.  Each sum
- * then exceeds the signed one by 128 times the int8 query row's sum
- * (cq->rowSum), which the accumulators start from, negated: the int32 sums
+ * then exceeds the signed one by 128 times the int8 query row's sum, so
+ * the accumulators start from minus that (cq->vnniStart): the int32 sums
  * are those of TDPBSSD, exactly (at most 128 x 255 x 127 in magnitude, no
  * overflow).  The fold into the running maxima is fold_block's of the AMX
  * form: the same float operations in the same order, so the same bits.
@@ -38,42 +38,27 @@
 /* tokens decoded and multiplied together (2 x TOKENS accumulators, named) */
 #define TOKENS 8
 
-/* What a group's decoding needs (decode_tokens). */
-typedef struct VnniDecode
-{
-	const CpCodesQuery *cq;
-	const uint8_t *codes;
-	size_t		codeSize;
-	const void *lists;
-	const float *cs;
-	size_t		ldcs;
-	int			nlists;
-	int			n;
-	CodesDecoder vbmi;			/* CP_CODES_VNNI */
-	CodesDecoderBw bw;			/* CP_CODES_VNNI_BW */
-} VnniDecode;
-
 /*
  * prefetch_ahead
  *		Prefetch token t's code two groups ahead and the centroid-score
- *		rows of token t + TOKENS.
+ *		rows of token t + TOKENS (of n).
  */
 static inline void
-prefetch_ahead(const VnniDecode *vd, int t)
+prefetch_ahead(const CpCodesQuery *cq, const void *lists, const uint8_t *codes,
+			   size_t codeSize, int t, int n, const float *cs, size_t ldcs,
+			   int nlists)
 {
-	const CpCodesQuery *cq = vd->cq;
-
-	_mm_prefetch((const char *) vd->codes + (size_t) (t + 2 * TOKENS) * vd->codeSize,
+	_mm_prefetch((const char *) codes + (size_t) (t + 2 * TOKENS) * codeSize,
 				 _MM_HINT_T0);
-	if (t + TOKENS < vd->n)
+	if (t + TOKENS < n)
 	{
 		uint16_t	list;
 
-		memcpy(&list, (const char *) vd->lists + (size_t) (t + TOKENS) * sizeof(uint16_t),
+		memcpy(&list, (const char *) lists + (size_t) (t + TOKENS) * sizeof(uint16_t),
 			   sizeof(uint16_t));
-		if (list < vd->nlists)
+		if (list < nlists)
 		{
-			const float *row = vd->cs + (size_t) list * vd->ldcs;
+			const float *row = cs + (size_t) list * ldcs;
 			int			b;
 
 			for (b = 0; b < cq->nblocks; b++)
@@ -87,28 +72,35 @@ prefetch_ahead(const VnniDecode *vd, int t)
 
 /*
  * decode_tokens_vbmi / decode_tokens_bw
- *		Tokens [t0, t0 + m) into rows 0 .. m-1 of buf (dim bytes each,
- *		level + 128), with VBMI or with AVX-512BW alone (the same bytes).
- *		Called once per group, so not inlined (the target ISAs differ).
+ *		The m tokens whose codes start at code into rows 0 .. m-1 of buf
+ *		(dim bytes each, level + 128), with VBMI or with AVX-512BW alone
+ *		(the same bytes).  Called once per group, and not inlined: the
+ *		target ISAs differ.
  */
-static VNNI_VBMI_TARGET void
-decode_tokens_vbmi(const VnniDecode *vd, int t0, int m, uint8_t *buf)
+static __attribute__((noinline)) VNNI_VBMI_TARGET void
+decode_tokens_vbmi(const CpCodesQuery *cq, const CodesDecoder *dec,
+				   const uint8_t *code, size_t codeSize, int m, uint8_t *buf)
 {
-	const CpCodesQuery *cq = vd->cq;
-	int			ksteps = cq->dim / CP_CODES_KSTEP;
 	int			j;
+	int			s;
 
-	for (j = 0; j < m; j++)
-	{
-		const uint8_t *code = vd->codes + (size_t) (t0 + j) * vd->codeSize;
-		int			s;
-
-		prefetch_ahead(vd, t0 + j);
-		for (s = 0; s < ksteps; s++)
+	for (j = 0; j < m; j++, code += codeSize)
+		for (s = 0; s < cq->dim / CP_CODES_KSTEP; s++)
 			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
-							   codes_decode64(&vd->vbmi, code + (size_t) s * 8 * cq->nbits,
-											  cq->nbits));
-	}
+							   codes_decode64(dec, code + (size_t) s * 8 * cq->nbits, cq->nbits));
+}
+
+static __attribute__((noinline)) CODES_DECODE_BW_TARGET void
+decode_tokens_bw(const CpCodesQuery *cq, const CodesDecoderBw *dec,
+				 const uint8_t *code, size_t codeSize, int m, uint8_t *buf)
+{
+	int			j;
+	int			s;
+
+	for (j = 0; j < m; j++, code += codeSize)
+		for (s = 0; s < cq->dim / CP_CODES_KSTEP; s++)
+			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
+							   codes_decode64_bw(dec, code + (size_t) s * 8 * cq->nbits, cq->nbits));
 }
 
 /* codes_decoder_init, for a caller without VBMI in its target */
@@ -116,26 +108,6 @@ static VNNI_VBMI_TARGET void
 decoder_init_vbmi(CodesDecoder *dec, int nbits, const int8_t *table)
 {
 	codes_decoder_init(dec, nbits, table);
-}
-
-static CODES_DECODE_BW_TARGET void
-decode_tokens_bw(const VnniDecode *vd, int t0, int m, uint8_t *buf)
-{
-	const CpCodesQuery *cq = vd->cq;
-	int			ksteps = cq->dim / CP_CODES_KSTEP;
-	int			j;
-
-	for (j = 0; j < m; j++)
-	{
-		const uint8_t *code = vd->codes + (size_t) (t0 + j) * vd->codeSize;
-		int			s;
-
-		prefetch_ahead(vd, t0 + j);
-		for (s = 0; s < ksteps; s++)
-			_mm512_store_si512(buf + (size_t) j * cq->dim + s * CP_CODES_KSTEP,
-							   codes_decode64_bw(&vd->bw, code + (size_t) s * 8 * cq->nbits,
-												 cq->nbits));
-	}
 }
 
 /*
@@ -152,14 +124,8 @@ vnni_block(const CpCodesQuery *cq, int dim, int blk, const uint8_t *buf,
 {
 	int			ksteps = dim / CP_CODES_KSTEP;
 	const int8_t *bt = cq->tiles + (size_t) blk * ksteps * 2048;
-	const int32_t *rowSum = cq->rowSum + blk * CP_CODES_BLOCK;
+	const int32_t *start = cq->vnniStart + blk * CP_CODES_BLOCK;
 	const float *scale = cq->scale + blk * CP_CODES_BLOCK;
-	__m512i		start0 = _mm512_sub_epi32(_mm512_setzero_si512(),
-										  _mm512_slli_epi32(_mm512_loadu_si512(rowSum), 7));
-	__m512i		start1 = _mm512_sub_epi32(_mm512_setzero_si512(),
-										  _mm512_slli_epi32(_mm512_loadu_si512(rowSum + 16), 7));
-	__m512i		c0[TOKENS];
-	__m512i		c1[TOKENS];
 	__m512i		x00, x01, x02, x03, x04, x05, x06, x07;
 	__m512i		x10, x11, x12, x13, x14, x15, x16, x17;
 	__m512		a0,
@@ -170,14 +136,13 @@ vnni_block(const CpCodesQuery *cq, int dim, int blk, const uint8_t *buf,
 				s1;
 	int			s;
 	int			g;
-	int			j;
 
 	/*
 	 * The accumulators are named variables, not an array: with an array
 	 * GCC 12 moves registers around at every step.
 	 */
-	x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = start0;
-	x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = start1;
+	x00 = x01 = x02 = x03 = x04 = x05 = x06 = x07 = _mm512_loadu_si512(start);
+	x10 = x11 = x12 = x13 = x14 = x15 = x16 = x17 = _mm512_loadu_si512(start + 16);
 #pragma GCC unroll 1
 	for (s = 0; s < ksteps; s++)
 	{
@@ -210,52 +175,39 @@ vnni_block(const CpCodesQuery *cq, int dim, int blk, const uint8_t *buf,
 #undef VNNI_TOKEN
 		}
 	}
-	c0[0] = x00;
-	c0[1] = x01;
-	c0[2] = x02;
-	c0[3] = x03;
-	c0[4] = x04;
-	c0[5] = x05;
-	c0[6] = x06;
-	c0[7] = x07;
-	c1[0] = x10;
-	c1[1] = x11;
-	c1[2] = x12;
-	c1[3] = x13;
-	c1[4] = x14;
-	c1[5] = x15;
-	c1[6] = x16;
-	c1[7] = x17;
-
-	/* fold_block of the AMX form */
+	/* fold_block of the AMX form, for the first m tokens */
 	a0 = _mm512_loadu_ps(acc + blk * CP_CODES_BLOCK);
 	a1 = _mm512_loadu_ps(acc + blk * CP_CODES_BLOCK + 16);
 	ci0 = _mm512_loadu_ps(ciAcc + blk * CP_CODES_BLOCK);
 	ci1 = _mm512_loadu_ps(ciAcc + blk * CP_CODES_BLOCK + 16);
 	s0 = _mm512_loadu_ps(scale);
 	s1 = _mm512_loadu_ps(scale + 16);
-#pragma GCC unroll 8
-	for (j = 0; j < TOKENS; j++)
-	{
-		uint16_t	list;
-		const float *row;
-		__m512		r0,
-					r1;
-
-		if (j >= m)
-			break;
-		memcpy(&list, (const char *) lists + (size_t) (t0 + j) * sizeof(uint16_t),
-			   sizeof(uint16_t));
-		if (list >= nlists)
-			continue;
-		row = cs + (size_t) list * ldcs + blk * CP_CODES_BLOCK;
-		r0 = _mm512_loadu_ps(row);
-		r1 = _mm512_loadu_ps(row + 16);
-		ci0 = _mm512_max_ps(r0, ci0);
-		ci1 = _mm512_max_ps(r1, ci1);
-		a0 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(c0[j]), s0, r0), a0);
-		a1 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(c1[j]), s1, r1), a1);
-	}
+#define VNNI_FOLD(j, y0, y1) \
+	do { \
+		uint16_t	list = UINT16_MAX; \
+		if ((j) < m) \
+			memcpy(&list, (const char *) lists + (size_t) (t0 + (j)) * sizeof(uint16_t), \
+				   sizeof(uint16_t)); \
+		if ((j) < m && list < nlists) \
+		{ \
+			const float *row = cs + (size_t) list * ldcs + blk * CP_CODES_BLOCK; \
+			__m512		r0 = _mm512_loadu_ps(row); \
+			__m512		r1 = _mm512_loadu_ps(row + 16); \
+			ci0 = _mm512_max_ps(r0, ci0); \
+			ci1 = _mm512_max_ps(r1, ci1); \
+			a0 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(y0), s0, r0), a0); \
+			a1 = _mm512_max_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(y1), s1, r1), a1); \
+		} \
+	} while (0)
+	VNNI_FOLD(0, x00, x10);
+	VNNI_FOLD(1, x01, x11);
+	VNNI_FOLD(2, x02, x12);
+	VNNI_FOLD(3, x03, x13);
+	VNNI_FOLD(4, x04, x14);
+	VNNI_FOLD(5, x05, x15);
+	VNNI_FOLD(6, x06, x16);
+	VNNI_FOLD(7, x07, x17);
+#undef VNNI_FOLD
 	_mm512_storeu_ps(acc + blk * CP_CODES_BLOCK, a0);
 	_mm512_storeu_ps(acc + blk * CP_CODES_BLOCK + 16, a1);
 	_mm512_storeu_ps(ciAcc + blk * CP_CODES_BLOCK, ci0);
@@ -271,7 +223,8 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 	uint8_t    *buf = (uint8_t *) cq->scratch;	/* TOKENS x dim <= its 32 x dim */
 	bool		vbmi = cq->kernel == CP_CODES_VNNI;
 	int8_t		table[16];
-	VnniDecode	vd;
+	CodesDecoder decVbmi;
+	CodesDecoderBw decBw;
 	int			c;
 	int			t0;
 
@@ -279,28 +232,24 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 		return;
 	for (c = 0; c < 16; c++)
 		table[c] = (int8_t) (uint8_t) (cq->levels[c] + 128);
-	vd.cq = cq;
-	vd.codes = codes;
-	vd.codeSize = codeSize;
-	vd.lists = lists;
-	vd.cs = cs;
-	vd.ldcs = ldcs;
-	vd.nlists = nlists;
-	vd.n = n;
 	if (vbmi)
-		decoder_init_vbmi(&vd.vbmi, cq->nbits, table);
+		decoder_init_vbmi(&decVbmi, cq->nbits, table);
 	else
-		codes_decoder_bw_init(&vd.bw, cq->nbits, table);
+		codes_decoder_bw_init(&decBw, cq->nbits, table);
 	for (t0 = 0; t0 < n; t0 += TOKENS)
 	{
+		const uint8_t *code = codes + (size_t) t0 * codeSize;
 		int			m = n - t0 < TOKENS ? n - t0 : TOKENS;
 		int			blk;
+		int			j;
 
+		for (j = 0; j < m; j++)
+			prefetch_ahead(cq, lists, codes, codeSize, t0 + j, n, cs, ldcs, nlists);
 		/* rows past m keep earlier values, whose sums are never folded */
 		if (vbmi)
-			decode_tokens_vbmi(&vd, t0, m, buf);
+			decode_tokens_vbmi(cq, &decVbmi, code, codeSize, m, buf);
 		else
-			decode_tokens_bw(&vd, t0, m, buf);
+			decode_tokens_bw(cq, &decBw, code, codeSize, m, buf);
 		for (blk = 0; blk < cq->nblocks; blk++)
 		{
 			if (cq->dim == 128)	/* ColPali's and ColQwen2's */
