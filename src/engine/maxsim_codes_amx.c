@@ -234,27 +234,12 @@ decode_block(const CpCodesQuery *cq, const CodesDecoder *dec,
 		const uint8_t *code = codes + (size_t) (t0 + j) * codeSize;
 		int			s;
 
-		uint16_t	list;
-
 		/*
 		 * The codes two blocks ahead (may lie past the last: a hint only),
-		 * and the centroid scores this token's fold will read (random rows
-		 * of a table of a few MB).
+		 * and the centroid scores this token's fold will read.
 		 */
 		_mm_prefetch((const char *) code + 32 * codeSize, _MM_HINT_T0);
-		memcpy(&list, (const char *) lists + (size_t) (t0 + j) * sizeof(uint16_t),
-			   sizeof(uint16_t));
-		if (list < nlists)
-		{
-			const float *row = cs + (size_t) list * ldcs;
-			int			b;
-
-			for (b = 0; b < cq->nblocks; b++)
-			{
-				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
-				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
-			}
-		}
+		codes_prefetch_scores(lists, t0 + j, cs, ldcs, nlists, cq->nblocks);
 
 		for (s = 0; s < ksteps; s++)
 			_mm512_store_si512(buf + (size_t) j * dim + s * CP_CODES_KSTEP,

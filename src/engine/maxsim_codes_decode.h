@@ -17,9 +17,13 @@
 #ifndef MAXSIM_CODES_DECODE_H
 #define MAXSIM_CODES_DECODE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <immintrin.h>
+
+#include "maxsim_codes_amx.h"
 
 #define CODES_DECODE_TARGET __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 #define CODES_DECODE_BW_TARGET __attribute__((target("avx512f,avx512bw")))
@@ -56,6 +60,32 @@ codes_decoder_init(CodesDecoder *dec, int nbits, const int8_t *table)
 	dec->perm = _mm512_loadu_si512(permWords);
 	dec->valueMask = _mm512_set1_epi8((char) ((1 << nbits) - 1));
 	dec->lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) table));
+}
+
+/*
+ * codes_prefetch_scores
+ *		Prefetch the centroid scores that folding token t will read (nblocks
+ *		x CP_CODES_BLOCK floats of its list's row in cs): random rows of a
+ *		table of a few MB.
+ */
+static inline void
+codes_prefetch_scores(const void *lists, int t, const float *cs, size_t ldcs,
+					  int nlists, int nblocks)
+{
+	uint16_t	list;
+
+	memcpy(&list, (const char *) lists + (size_t) t * sizeof(uint16_t), sizeof(uint16_t));
+	if (list < nlists)
+	{
+		const float *row = cs + (size_t) list * ldcs;
+		int			b;
+
+		for (b = 0; b < nblocks; b++)
+		{
+			_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
+			_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
+		}
+	}
 }
 
 /*

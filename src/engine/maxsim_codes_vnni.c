@@ -51,23 +51,7 @@ prefetch_ahead(const CpCodesQuery *cq, const void *lists, const uint8_t *codes,
 	_mm_prefetch((const char *) codes + (size_t) (t + 2 * TOKENS) * codeSize,
 				 _MM_HINT_T0);
 	if (t + TOKENS < n)
-	{
-		uint16_t	list;
-
-		memcpy(&list, (const char *) lists + (size_t) (t + TOKENS) * sizeof(uint16_t),
-			   sizeof(uint16_t));
-		if (list < nlists)
-		{
-			const float *row = cs + (size_t) list * ldcs;
-			int			b;
-
-			for (b = 0; b < cq->nblocks; b++)
-			{
-				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK), _MM_HINT_T0);
-				_mm_prefetch((const char *) (row + b * CP_CODES_BLOCK + 16), _MM_HINT_T0);
-			}
-		}
-	}
+		codes_prefetch_scores(lists, t + TOKENS, cs, ldcs, nlists, cq->nblocks);
 }
 
 /*
