@@ -24,6 +24,7 @@
 #include "utils/snapmgr.h"
 
 #include "mvivf.h"
+#include "top_select.h"
 
 /*
  * Unrefined documents refined with the first ones, at random, to calibrate
@@ -253,53 +254,6 @@ ProbeCallback(void *arg, const uint32 *ids, int n)
 }
 
 /*
- * HeapOffer
- *		Offer centroid l with score sc to a min-heap (hs, hl) of at most keep
- *		of the best scores, *n entries: added while it has room, else it
- *		replaces the root if it scores higher.
- */
-static inline void
-HeapOffer(float *hs, int *hl, int *n, int keep, float sc, int l)
-{
-	int			pos;
-
-	if (*n < keep)
-	{
-		/* sift up a new entry */
-		pos = (*n)++;
-		while (pos > 0 && hs[(pos - 1) / 2] > sc)
-		{
-			hs[pos] = hs[(pos - 1) / 2];
-			hl[pos] = hl[(pos - 1) / 2];
-			pos = (pos - 1) / 2;
-		}
-	}
-	else if (sc > hs[0])
-	{
-		/* replace the root and sift it down */
-		pos = 0;
-		for (;;)
-		{
-			int			child = 2 * pos + 1;
-
-			if (child >= *n)
-				break;
-			if (child + 1 < *n && hs[child + 1] < hs[child])
-				child++;
-			if (hs[child] >= sc)
-				break;
-			hs[pos] = hs[child];
-			hl[pos] = hl[child];
-			pos = child;
-		}
-	}
-	else
-		return;
-	hs[pos] = sc;
-	hl[pos] = l;
-}
-
-/*
  * ProbePass
  *		An upper bound of the centroid interaction of every listed document
  *		for the rows of st, added to score[doc], from the document lists of a
@@ -328,9 +282,10 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 									   MCXT_ALLOC_HUGE);
 	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
 									MCXT_ALLOC_HUGE);
-	float	   *hs = palloc(sizeof(float) * keep * MVIVF_ROW_BLOCK);
-	int		   *hl = palloc(sizeof(int) * keep * MVIVF_ROW_BLOCK);
-	int			nheap[MVIVF_ROW_BLOCK];
+	float	   *cols = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nlists,
+										   MCXT_ALLOC_HUGE);
+	int		   *sel = palloc(sizeof(int) * keep);
+	uint32	   *selectWork = palloc(CP_TOP_SELECT_WORK_BYTES);
 	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
 									  MCXT_ALLOC_HUGE);
 	ProbeArg	pa;
@@ -354,47 +309,46 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 		int			j;
 
 		for (j = 0; j < MVIVF_ROW_BLOCK; j++)
-		{
 			thresh[j] = -FLT_MAX;
-			nheap[j] = 0;
-		}
 
 		/*
-		 * The keep best centroids of each row: a min-heap on the score per
-		 * row.  Lists in the outer loop, so that the scores are read a line
-		 * of ST at a time, not a column; each row's heap sees its scores in
-		 * list order, as a loop per row would.
+		 * Each row's scores side by side (ST holds a line of rows per list),
+		 * then its keep best centroids by radix selection: a heap of them
+		 * cost a mispredicted sift for most scores that entered it.
 		 */
 		for (l = 0; l < nlists; l++)
 		{
 			const float *row = st->ST + (Size) l * nqPad + blk;
 
-			if ((l & 1023) == 0)
-				CHECK_FOR_INTERRUPTS();
 			for (j = 0; j < nrows; j++)
-			{
-				float		sc = row[j];
-
-				if (nheap[j] < keep || sc > hs[(Size) j * keep])
-					HeapOffer(hs + (Size) j * keep, hl + (Size) j * keep,
-							  &nheap[j], keep, sc, l);
-			}
+				cols[(Size) j * nlists + l] = row[j];
 		}
 		for (j = 0; j < nrows; j++)
 		{
-			const float *rhs = hs + (Size) j * keep;
-			const int  *rhl = hl + (Size) j * keep;
-			int			k = 0;
+			const float *col = cols + (Size) j * nlists;
+			int			nsel;
+			int			worst = -1;
+			int			k;
 
+			CHECK_FOR_INTERRUPTS();
+			nsel = cp_top_select(col, nlists, keep, sel, selectWork);
 			if (nprobe < nlists)
 			{
-				/* the root is the best unprobed centroid: its score is t_i */
-				thresh[j] = rhs[0];
-				k = 1;
+				/*
+				 * The worst of them (the last of equal scores, as the
+				 * selection ranks them) is the best unprobed centroid: its
+				 * score is t_i.
+				 */
+				for (k = 0; k < nsel; k++)
+					if (worst < 0 || col[sel[k]] <= col[sel[worst]])
+						worst = k;
+				thresh[j] = col[sel[worst]];
 			}
-			for (; k < nheap[j]; k++)
+			for (k = 0; k < nsel; k++)
 			{
-				l = rhl[k];
+				if (k == worst)
+					continue;
+				l = sel[k];
 				if (slot[l] < 0)
 				{
 					int			z;
@@ -404,7 +358,7 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 					for (z = 0; z < MVIVF_ROW_BLOCK; z++)
 						V[(Size) slot[l] * MVIVF_ROW_BLOCK + z] = -FLT_MAX;
 				}
-				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = rhs[k];
+				V[(Size) slot[l] * MVIVF_ROW_BLOCK + j] = col[l];
 			}
 		}
 
@@ -441,8 +395,9 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 	pfree(slot);
 	pfree(used);
 	pfree(V);
-	pfree(hs);
-	pfree(hl);
+	pfree(cols);
+	pfree(sel);
+	pfree(selectWork);
 }
 
 /*
