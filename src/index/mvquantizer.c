@@ -19,6 +19,7 @@
 #include "utils/rel.h"
 
 #include "backend_cpu_blas.h"
+#include "dots_transposed.h"
 #include "gemm_amx.h"
 #include "gemm_bf16.h"
 #include "mvivf.h"
@@ -202,21 +203,51 @@ MvivfScoreCentroids(const MvivfQuantizer * q, const float *rows, int nrows,
  * MvivfScoreCentroidsTransposed
  *		scores[l * ld + r] = dot(rows[r], centroid l), r < nrows: the
  *		transposed product (one token's scores for every row contiguous),
- *		as the approximate stage of a scan reads it.  The entries from nrows
- *		to ld - 1 of each line are left alone.
+ *		as the approximate stage of a scan reads it, once per query.  The
+ *		entries from nrows to ld - 1 of each line are left alone.  The
+ *		engine's dots_transposed.c reads the centroids where the cache keeps
+ *		them (an SGEMM packed them anew for every query, which cost as much
+ *		as the product); CPUs without FMA keep the SGEMM.
  */
 void
 MvivfScoreCentroidsTransposed(const MvivfQuantizer * q, const float *rows,
 							  int nrows, float *scores, int ld)
 {
-	int			threads = MvivfBlasSingleThread();
+	static int	form = -1;
+	int			threads;
 
+	if (form < 0)
+		form = MvivfCpuHasAvx512() ? CP_DOTS_AVX512 :
+			cp_dots_form_available(CP_DOTS_AVX2) ? CP_DOTS_AVX2 : CP_DOTS_SCALAR;
+	if (form != CP_DOTS_SCALAR)
+	{
+		float	   *qT = palloc(sizeof(float) * (Size) q->dim * CP_DOTS_ROWS);
+		int			r0;
+
+		for (r0 = 0; r0 < nrows; r0 += CP_DOTS_ROWS)
+		{
+			int			nr = Min(CP_DOTS_ROWS, nrows - r0);
+			int			l0;
+
+			cp_dots_transpose_rows(rows + (Size) r0 * q->dim, nr, q->dim, qT);
+			/* a few thousand centroids between interrupt checks */
+			for (l0 = 0; l0 < q->nlists; l0 += 4096)
+			{
+				CHECK_FOR_INTERRUPTS();
+				cp_dots_transposed((CpDotsForm) form, q->centroids, l0,
+								   Min(q->nlists, l0 + 4096), q->dim, qT, nr,
+								   scores + r0, ld);
+			}
+		}
+		pfree(qT);
+		return;
+	}
+	threads = MvivfBlasSingleThread();
 	cp_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q->nlists, nrows,
 			 q->dim, 1.0f, q->centroids, q->dim, rows, q->dim, 0.0f,
 			 scores, ld);
 	MvivfBlasRestore(threads);
 }
-
 
 /*
  * PackGroups
