@@ -79,11 +79,13 @@ DotsScalar(const float *vecs, int l0, int l1, int dim, const float *qT,
  * DotsBlockAvx512
  *		Dots of vectors [l0, l1) with the (at most 32) transposed rows
  *		qT (dim x CP_DOTS_ROWS, zero past nr), written to lanes < nr of each line.
- *		two: nr > 16, the second register of rows is needed.
+ *		two: nr > 16, the second register of rows is needed.  The eight
+ *		accumulators are named, not an array, so that GCC keeps them in
+ *		registers.
  */
 static inline __attribute__((target("avx512f"), always_inline)) void
-DotsBlockAvx512(const float *cent, int l0, int l1, int dim, const float *qT,
-				 int nr, bool two, float *out, int ld)
+DotsBlockAvx512(const float *vecs, int l0, int l1, int dim, const float *qT,
+				int nr, bool two, float *out, int ld)
 {
 	__mmask16	m0 = nr >= 16 ? 0xFFFF : (__mmask16) ((1u << nr) - 1);
 	__mmask16	m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16) ((1u << (nr - 16)) - 1) : 0;
@@ -92,7 +94,7 @@ DotsBlockAvx512(const float *cent, int l0, int l1, int dim, const float *qT,
 	for (l = l0; l < l1; l += DOTS_LISTS)
 	{
 		int			nl = DOTS_MIN(DOTS_LISTS, l1 - l);
-		const float *c0 = cent + (size_t) l * dim;
+		const float *c0 = vecs + (size_t) l * dim;
 
 		/* a short last step repeats its first vector, stored once */
 		const float *c1 = nl > 1 ? c0 + dim : c0;
@@ -171,13 +173,13 @@ DotsBlockAvx512(const float *cent, int l0, int l1, int dim, const float *qT,
 
 /* DotsBlockAvx512, specialised on the number of row registers. */
 static __attribute__((target("avx512f"))) void
-DotsAvx512(const float *cent, int l0, int l1, int dim,
-					 const float *qT, int nr, float *out, int ld)
+DotsAvx512(const float *vecs, int l0, int l1, int dim, const float *qT,
+		   int nr, float *out, int ld)
 {
 	if (nr > 16)
-		DotsBlockAvx512(cent, l0, l1, dim, qT, nr, true, out, ld);
+		DotsBlockAvx512(vecs, l0, l1, dim, qT, nr, true, out, ld);
 	else
-		DotsBlockAvx512(cent, l0, l1, dim, qT, nr, false, out, ld);
+		DotsBlockAvx512(vecs, l0, l1, dim, qT, nr, false, out, ld);
 }
 
 /*
@@ -186,14 +188,14 @@ DotsAvx512(const float *cent, int l0, int l1, int dim,
  *		of rows, the same chain for every score.
  */
 static __attribute__((target("avx2,fma"))) void
-DotsAvx2(const float *cent, int l0, int l1, int dim,
-				   const float *qT, int nr, float *out, int ld)
+DotsAvx2(const float *vecs, int l0, int l1, int dim, const float *qT,
+		 int nr, float *out, int ld)
 {
 	int			l;
 
 	for (l = l0; l < l1; l += 2)
 	{
-		const float *c0 = cent + (size_t) l * dim;
+		const float *c0 = vecs + (size_t) l * dim;
 		const float *c1 = l + 1 < l1 ? c0 + dim : c0;
 		__m256		a[2][4];
 		float		line[CP_DOTS_ROWS];
