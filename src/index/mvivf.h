@@ -384,6 +384,25 @@ typedef struct MvivfErrorStats
 	double		max;
 }			MvivfErrorStats;
 
+/*
+ * The gain of an unrefined document's residual codes (quantized MaxSim less
+ * centroid interaction) as a line in its centroid interaction x, fitted on
+ * the random sample of unrefined documents (MvivfFitGain): the gain of a
+ * page whose centroids already match the query well is smaller.
+ */
+typedef struct MvivfGainFit
+{
+	int			n;				/* sample size; below 3, no fit */
+	double		meanX;
+	double		meanGain;
+	double		sxx;			/* sum of (x - meanX)^2 */
+	double		slope;			/* at least -1 (see MvivfFitGain) */
+	double		residSd;		/* spread of the gains about the line */
+	double		residMax;		/* largest gain above the line */
+	double		minX;
+	double		maxX;
+}			MvivfGainFit;
+
 /* scan state */
 typedef struct MvivfScanCandidate
 {
@@ -391,6 +410,18 @@ typedef struct MvivfScanCandidate
 	ItemPointerData tid;
 	double		score;			/* approximate, then exact distance */
 }			MvivfScanCandidate;
+
+/*
+ * Documents of the gain sample (the random unrefined documents refined with
+ * the first ones) whose quantized MaxSim's errors model those of the
+ * unrefined documents (RerankGainSample)
+ */
+#define MVIVF_GAIN_RERANK		16
+
+/* which sample a batch of reranks is (MvivfScanOpaqueData.sampling) */
+#define MVIVF_SAMPLING_NONE		0	/* in approximate order */
+#define MVIVF_SAMPLING_REFINED	1	/* random refined documents */
+#define MVIVF_SAMPLING_GAIN		2	/* the gain sample's documents */
 
 /* why a scan's adaptive rerank stopped (EXPLAIN shows it) */
 #define MVIVF_STOP_NONE		0
@@ -434,12 +465,27 @@ typedef struct MvivfScanOpaqueData
 	/* the same for a random sample of the unreranked documents */
 	double	   *sampleErr;
 	int			nsampleErr;
-	bool		sampling;		/* the batch being reranked is that sample */
+	int			sampling;		/* MVIVF_SAMPLING_*: which sample the batch
+								 * being reranked is */
 	struct HTAB *seenErrors;	/* (approximate, exact) distances reranked,
 								 * each counted once (MvivfErrorSeen) */
 	double		gainMargin;		/* bound of the residual gain of an
 								 * unrefined document (MvivfRefineCandidates) */
 	MvivfErrorStats gainStats;	/* the sample gainMargin was fitted on */
+	MvivfGainFit gainFit;		/* the same sample's gains against their
+								 * centroid interaction */
+
+	/*
+	 * The errors of the quantized MaxSim of the gain sample's documents
+	 * (the first MVIVF_GAIN_RERANK drawn), the model of an unrefined
+	 * document's error; measured once an unrefined document could beat a
+	 * row (RerankGainSample).  NULL isGainRerank: no gain sample.
+	 */
+	bool	   *isGainRerank;	/* per document id */
+	double	   *gainErr;
+	int			ngainErr;
+	bool		gainErrMeasured;
+	MvivfErrorStats gainErrStats;
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;
@@ -487,11 +533,15 @@ typedef MvivfScanOpaqueData * MvivfScanOpaque;
 extern int	MvivfCandCmp(const MvivfScanCandidate * x, const MvivfScanCandidate * y);
 extern int	MvivfCandQsortCmp(const void *a, const void *b);
 extern void MvivfSortCands(MvivfScanCandidate * cands, int n);
+extern void MvivfSortChangedPrefix(MvivfScanCandidate * cands, int m, int n);
 extern void MvivfErrorStatsOf(const double *x, int n, MvivfErrorStats * s);
 extern double MvivfStatsMargin(const MvivfErrorStats * s, double nrem);
 extern double MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b,
 							 double nrem);
 extern void MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k);
+extern int	MvivfMarkedToFront(MvivfScanOpaque so, int lo, int hi, const bool *marked);
+extern const MvivfErrorStats *MvivfUnrefinedErrStats(MvivfScanOpaque so);
+extern void MvivfFitGain(const double *x, const double *gain, int n, MvivfGainFit * fit);
 extern bool MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact);
 extern bool MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst);
 

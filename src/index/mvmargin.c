@@ -94,6 +94,63 @@ MvivfSortCands(MvivfScanCandidate * cands, int n)
 }
 
 /*
+ * CandsInOrder
+ *		Whether cands[0 .. n-1] are in approximate order.
+ */
+static bool
+CandsInOrder(const MvivfScanCandidate * cands, int n)
+{
+	int			i;
+
+	for (i = 1; i < n; i++)
+		if (CandCmpInline(&cands[i - 1], &cands[i]) > 0)
+			return false;
+	return true;
+}
+
+/*
+ * MvivfSortChangedPrefix
+ *		Sort cands[0 .. n-1] into approximate order when only the first m of
+ *		them may be out of it: sort those m and merge them into the rest.
+ *
+ * A scan re-sorts its every live document after it changes the scores of a
+ * few hundred at the head; at 10,000 documents the full sorts were 3-4 % of
+ * a query.  The order is total (document ids are distinct), so the result
+ * is the full sort's.  If the rest is not in order after all, it is sorted
+ * whole.
+ */
+void
+MvivfSortChangedPrefix(MvivfScanCandidate * cands, int m, int n)
+{
+	MvivfScanCandidate *head;
+	int			i = 0;
+	int			j = m;
+	int			w = 0;
+
+	if (m >= n || !CandsInOrder(cands + m, n - m))
+	{
+		MvivfSortCands(cands, n);
+		return;
+	}
+	MvivfSortCands(cands, m);
+	if (m == 0 || CandCmpInline(&cands[m - 1], &cands[m]) <= 0)
+		return;
+	/* the merge writes at or before where it reads the rest */
+	head = palloc(sizeof(MvivfScanCandidate) * m);
+	memcpy(head, cands, sizeof(MvivfScanCandidate) * m);
+	while (i < m && j < n)
+	{
+		if (CandCmpInline(&cands[j], &head[i]) < 0)
+			cands[w++] = cands[j++];
+		else
+			cands[w++] = head[i++];
+	}
+	while (i < m)
+		cands[w++] = head[i++];
+	pfree(head);
+}
+
+/*
  * NormalUpperQuantile
  *		z such that a standard normal variable exceeds z with probability p,
  *		by bisection on erfc (exact enough: it only sets a safety margin).
@@ -227,23 +284,12 @@ SampledBefore(MvivfScanOpaque so, int lo, int i, int j)
 }
 
 /*
- * MvivfSampleToFront
- *		Move k candidates drawn at random from so->cands[lo .. hi-1] to
- *		positions lo .. lo+k-1 (a partial Fisher-Yates shuffle), then sort
- *		the others, lo+k .. hi-1, back into approximate order.
- *
- * The samples calibrate the error model of distinct documents, so a draw
- * whose approximate distance equals that of one already drawn is made
- * again (up to MVIVF_SAMPLE_TRIES times): equal approximate distances come
- * from identical stored values (duplicate pages, a table of blank pages),
- * whose errors are one and the same.  Drawn in proportion to their number,
- * 800 copies of a blank page among 1,000 pages filled the sample with one
- * error, far from that of the other pages, and the scan returned rows that
- * unreranked pages beat.  Without equal distances the draws, and the
- * sample, are those of a plain shuffle.
+ * SampleToFrontUnordered
+ *		MvivfSampleToFront for candidates not in approximate order: the draws
+ *		are swaps in place, then the others are sorted.
  */
-void
-MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
+static void
+SampleToFrontUnordered(MvivfScanOpaque so, int lo, int hi, int k)
 {
 	pg_prng_state prng;
 	int			i;
@@ -263,6 +309,126 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 		so->cands[j] = tmp;
 	}
 	MvivfSortCands(so->cands + lo + k, hi - lo - k);
+}
+
+/*
+ * DrawnBefore
+ *		SampledBefore for draws made on offsets: whether one of the first i
+ *		drawn, cands[pos[0 .. i-1]], has the approximate distance of
+ *		cands[pos[j]].
+ */
+static bool
+DrawnBefore(const MvivfScanCandidate * cands, const int *pos, int i, int j)
+{
+	int			m;
+
+	for (m = 0; m < i; m++)
+		if (cands[pos[m]].score == cands[pos[j]].score)
+			return true;
+	return false;
+}
+
+/*
+ * MvivfSampleToFront
+ *		Move k candidates drawn at random from so->cands[lo .. hi-1] to
+ *		positions lo .. lo+k-1 (a partial Fisher-Yates shuffle), the others
+ *		after them, lo+k .. hi-1, in approximate order.
+ *
+ * The samples calibrate the error model of distinct documents, so a draw
+ * whose approximate distance equals that of one already drawn is made
+ * again (up to MVIVF_SAMPLE_TRIES times): equal approximate distances come
+ * from identical stored values (duplicate pages, a table of blank pages),
+ * whose errors are one and the same.  Drawn in proportion to their number,
+ * 800 copies of a blank page among 1,000 pages filled the sample with one
+ * error, far from that of the other pages, and the scan returned rows that
+ * unreranked pages beat.  Without equal distances the draws, and the
+ * sample, are those of a plain shuffle.
+ */
+void
+MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
+{
+	pg_prng_state prng;
+	MvivfScanCandidate *cands = so->cands + lo;
+	int			n = hi - lo;
+	int		   *pos;			/* pos[i]: the candidate at offset i now */
+	bool	   *drawn;
+	MvivfScanCandidate *out;
+	int			i;
+	int			w;
+
+	if (n <= 0)
+		return;
+	if (!CandsInOrder(cands, n))
+	{
+		SampleToFrontUnordered(so, lo, hi, k);
+		return;
+	}
+	if (k <= 0)
+		return;
+
+	/*
+	 * The same draws as SampleToFrontUnordered, made on offsets: the others
+	 * then stay in the order they were in, with no sort.
+	 */
+	pos = palloc(sizeof(int) * n);
+	drawn = palloc0(sizeof(bool) * n);
+	for (i = 0; i < n; i++)
+		pos[i] = i;
+	pg_prng_seed(&prng, MVIVF_SAMPLE_SEED + (uint64) lo);
+	for (i = 0; i < k; i++)
+	{
+		int			j;
+		int			tries = 0;
+		int			tmp;
+
+		do
+			j = i + (int) pg_prng_uint64_range(&prng, 0, n - i - 1);
+		while (++tries < MVIVF_SAMPLE_TRIES && DrawnBefore(cands, pos, i, j));
+		tmp = pos[i];
+		pos[i] = pos[j];
+		pos[j] = tmp;
+		drawn[pos[i]] = true;
+	}
+	out = palloc(sizeof(MvivfScanCandidate) * n);
+	for (i = 0; i < k; i++)
+		out[i] = cands[pos[i]];
+	w = k;
+	for (i = 0; i < n; i++)
+		if (!drawn[i])
+			out[w++] = cands[i];
+	memcpy(cands, out, sizeof(MvivfScanCandidate) * n);
+	pfree(out);
+	pfree(drawn);
+	pfree(pos);
+}
+
+/*
+ * MvivfMarkedToFront
+ *		Move the candidates of so->cands[lo .. hi-1] whose document is marked
+ *		to the front of that range, each part in the order it was in;
+ *		returns how many were moved.
+ */
+int
+MvivfMarkedToFront(MvivfScanOpaque so, int lo, int hi, const bool *marked)
+{
+	MvivfScanCandidate *rest;
+	int			nrest = 0;
+	int			w = lo;
+	int			i;
+
+	if (hi <= lo)
+		return 0;
+	rest = palloc(sizeof(MvivfScanCandidate) * (hi - lo));
+	for (i = lo; i < hi; i++)
+	{
+		if (marked[so->cands[i].docid])
+			so->cands[w++] = so->cands[i];
+		else
+			rest[nrest++] = so->cands[i];
+	}
+	memcpy(so->cands + w, rest, sizeof(MvivfScanCandidate) * nrest);
+	pfree(rest);
+	return w - lo;
 }
 
 /*
@@ -340,6 +506,168 @@ ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
 }
 
 /*
+ * MvivfFitGain
+ *		Fit the gains of a random sample of unrefined documents as a line in
+ *		their centroid interaction x (least squares).
+ *
+ * The gain of a page falls as its centroid interaction rises: what the
+ * centroids already match, the residuals cannot add again.  On the "loose"
+ * and "own" shapes of bench/index at 10,000 pages the slope was -0.2 to
+ * -0.8, and the gains spread 0.1-0.3 about the line against 0.25-0.5 about
+ * their mean: modelled by their mean and spread alone, the unrefined
+ * documents at the head of the centroid order, whose gains are the
+ * smallest, seemed able to beat rows they could not, and a scan refined
+ * thousands of them.  The slope is kept at -1 or more, so that a
+ * document's predicted score never falls as its centroid interaction
+ * rises (a bound in place of the centroid interaction then stays
+ * optimistic, and the documents' chances fall down the centroid order).
+ */
+void
+MvivfFitGain(const double *x, const double *gain, int n, MvivfGainFit * fit)
+{
+	double		sxy = 0;
+	double		ss = 0;
+	int			i;
+
+	memset(fit, 0, sizeof(MvivfGainFit));
+	fit->n = n;
+	if (n < 3)
+		return;
+	fit->minX = fit->maxX = x[0];
+	for (i = 0; i < n; i++)
+	{
+		fit->meanX += x[i] / n;
+		fit->meanGain += gain[i] / n;
+		fit->minX = Min(fit->minX, x[i]);
+		fit->maxX = Max(fit->maxX, x[i]);
+	}
+	for (i = 0; i < n; i++)
+	{
+		fit->sxx += (x[i] - fit->meanX) * (x[i] - fit->meanX);
+		sxy += (x[i] - fit->meanX) * (gain[i] - fit->meanGain);
+	}
+	fit->slope = fit->sxx > 0 ? Max(-1.0, sxy / fit->sxx) : 0;
+	fit->residMax = -get_float8_infinity();
+	for (i = 0; i < n; i++)
+	{
+		double		r = gain[i] - fit->meanGain - fit->slope * (x[i] - fit->meanX);
+
+		ss += r * r;
+		fit->residMax = Max(fit->residMax, r);
+	}
+	fit->residSd = sqrt(ss / (n - 2));
+}
+
+/*
+ * GainAt
+ *		The normal model of the gain of an unrefined document of centroid
+ *		interaction x: the line's value and the spread of a prediction from
+ *		it (which widens away from the sample's mean x).  Outside the x the
+ *		sample saw, the line is not trusted further than it leans the safe
+ *		way: the gain is the larger of the line's and its value at the
+ *		nearest end, with the spread at that end.
+ */
+static void
+GainAt(const MvivfGainFit * fit, double x, double *mean, double *sd)
+{
+	double		xc = Min(Max(x, fit->minX), fit->maxX);
+	double		line = fit->meanGain + fit->slope * (x - fit->meanX);
+	double		atEnd = fit->meanGain + fit->slope * (xc - fit->meanX);
+	double		lev = fit->sxx > 0 ? (xc - fit->meanX) * (xc - fit->meanX) / fit->sxx : 0;
+
+	*mean = Max(line, atEnd);
+	*sd = fit->residSd * sqrt(1 + 1.0 / fit->n + lev);
+}
+
+/*
+ * MvivfUnrefinedErrStats
+ *		The model of the error of an unrefined document's quantized MaxSim:
+ *		that of the gain sample's documents once measured (RerankGainSample),
+ *		else that of the refined documents (errStats).
+ *
+ * The refined documents are those the centroid interaction ranks best,
+ * whose quantized MaxSim errs otherwise: on 10,000 pages of the "own" shape
+ * of bench/index their errors had a mean of -0.74 and a spread of 0.69
+ * (the quantized scores of good pages overrate them), those of the random
+ * unrefined documents +0.08 and 0.085.  Modelled with the former, the
+ * unrefined documents seemed able to beat rows they could not, and a scan
+ * refined thousands of them.  The gains are drawn from the unrefined
+ * documents themselves, and so are these errors.
+ */
+const MvivfErrorStats *
+MvivfUnrefinedErrStats(MvivfScanOpaque so)
+{
+	if (so->gainErrMeasured && so->gainErrStats.n >= 2)
+		return &so->gainErrStats;
+	return &so->errStats;
+}
+
+/*
+ * TailProbT
+ *		P(X > threshold) for X = mean + sd * T, T a Student t variable of nu
+ *		degrees of freedom: the tail of a prediction from a sample of nu + 2
+ *		points, whose spread is itself estimated.  The t quantile is mapped
+ *		to the normal one by Wallace's approximation (z = (8 nu + 1) / (8 nu
+ *		+ 3) sqrt(nu ln(1 + t^2 / nu))), close in the far tail that matters
+ *		here.
+ */
+static double
+TailProbT(double threshold, double mean, double sd, int nu)
+{
+	double		t;
+	double		z;
+
+	if (!(sd > 0))
+		return threshold < mean ? 1 : 0;
+	t = (threshold - mean) / sd;
+	if (nu < 1)
+		nu = 1;
+	z = (8.0 * nu + 1) / (8.0 * nu + 3) * sqrt(nu * log1p(t * t / nu));
+	if (t < 0)
+		z = -z;
+	return 0.5 * erfc(z / M_SQRT2);
+}
+
+/*
+ * ExpectedOverUnrefined
+ *		ExpectedOver for the unrefined documents cands[from .. to-1] (in
+ *		order of centroid score): P(gain + error > their centroid distance
+ *		less top), the gain modelled by the fitted line at each document's
+ *		centroid score (GainAt), the error by e, the two independent, with
+ *		the tail of a t variable of the gain sample's degrees of freedom.
+ */
+static double
+ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
+					  const MvivfErrorStats * e)
+{
+	const MvivfGainFit *fit = &so->gainFit;
+	double		sum = 0;
+	int			r;
+
+	for (r = from; r < to; r++)
+	{
+		double		ci = so->ciScore[so->cands[r].docid];
+		MvivfErrorStats t;
+		double		gmean;
+		double		gsd;
+		double		p;
+
+		if (isnan(ci))
+			return get_float8_infinity();
+		GainAt(fit, ci, &gmean, &gsd);
+		t.n = Min(fit->n, e->n);
+		t.mean = gmean + e->mean;
+		t.sd = sqrt(gsd * gsd + e->sd * e->sd);
+		t.max = 0;
+		p = TailProbT(-ci - top, t.mean, t.sd, fit->n - 2);
+		sum += p;
+		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
+			break;
+	}
+	return sum;
+}
+
+/*
  * MvivfMayStop
  *		Whether the scan may return the waiting row at exact distance top:
  *		whether, under this query's error model, fewer than
@@ -395,23 +723,38 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 	if (unrefinedFrom < so->ncands)
 	{
 		const MvivfErrorStats *g = &so->gainStats;
-		const MvivfErrorStats *e = &so->errStats;
+		const MvivfErrorStats *e = MvivfUnrefinedErrStats(so);
 		double		best = -so->ciScore[so->cands[unrefinedFrom].docid];
 
 		if (g->n >= 2 && e->n >= 2)
 		{
 			MvivfErrorStats sum;
 
-			if (float8_cmp_internal(top, best - Max(0, g->max) - Max(0, e->max)) > 0)
+			double		gainMax = Max(0, g->max);
+
+			if (so->gainFit.n >= 3)
+			{
+				double		gmean;
+				double		gsd;
+
+				GainAt(&so->gainFit, -best, &gmean, &gsd);
+				gainMax = Max(0, gmean + so->gainFit.residMax);
+			}
+			if (float8_cmp_internal(top, best - gainMax - Max(0, e->max)) > 0)
 			{
 				*unrefinedFirst = true;
 				return false;
 			}
-			sum.n = Min(g->n, e->n);
-			sum.mean = g->mean + e->mean;
-			sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
-			sum.max = g->max + e->max;
-			eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum);
+			if (so->gainFit.n >= 3)
+				eUnrefined = ExpectedOverUnrefined(so, unrefinedFrom, so->ncands, top, e);
+			else
+			{
+				sum.n = Min(g->n, e->n);
+				sum.mean = g->mean + e->mean;
+				sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
+				sum.max = g->max + e->max;
+				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum);
+			}
 		}
 		else
 			eUnrefined = float8_cmp_internal(top, best - MvivfSumMargin(g, e, so->ncands - so->nextCand)) <= 0 ?

@@ -530,7 +530,8 @@ MvivfExactCentroids(IndexScanDesc scan, int from, int k)
 			best[pos] = ci;
 		}
 	}
-	MvivfSortCands(so->cands + from, so->ncands - from);
+	/* only the scores of cands[from .. r-1] changed */
+	MvivfSortChangedPrefix(so->cands + from, r - from, so->ncands - from);
 	pfree(acc);
 	pfree(best);
 }
@@ -740,6 +741,23 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 		for (r = 0; r < nsample; r++)
 			x[r] = gain[ciOrder[nprefix + r]];
 		MvivfErrorStatsOf(x, nsample, &so->gainStats);
+
+		/*
+		 * The first of them drawn (a random subset) are the ones whose
+		 * errors will model the unrefined documents' (RerankGainSample).
+		 */
+		/* x: their exact centroid interaction, in ciScore now */
+		{
+			double	   *cx = palloc(sizeof(double) * nsample);
+
+			for (r = 0; r < nsample; r++)
+				cx[r] = so->ciScore[ciOrder[nprefix + r]];
+			MvivfFitGain(cx, x, nsample, &so->gainFit);
+			pfree(cx);
+		}
+		so->isGainRerank = palloc0(sizeof(bool) * Max(so->ndocs, 1));
+		for (r = 0; r < Min(nsample, MVIVF_GAIN_RERANK); r++)
+			so->isGainRerank[ciOrder[nprefix + r]] = true;
 		so->gainMargin = MvivfStatsMargin(&so->gainStats, so->ncands - to);
 		pfree(x);
 	}

@@ -328,9 +328,19 @@ RerankBatch(IndexScanDesc scan, int n)
 		 * swamp the samples with one error).
 		 */
 		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined &&
+			so->isGainRerank != NULL && so->isGainRerank[c.docid] &&
+			so->ngainErr < MVIVF_GAIN_RERANK)
+		{
+			/* wherever it is reranked: the gain sample is random anyway */
+			if (so->gainErr == NULL)
+				so->gainErr = palloc(sizeof(double) * MVIVF_GAIN_RERANK);
+			so->gainErr[so->ngainErr++] = c.score - dist;
+		}
+		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined &&
+			so->sampling != MVIVF_SAMPLING_GAIN &&
 			!MvivfErrorSeen(so, c.score, dist))
 		{
-			if (so->sampling)
+			if (so->sampling == MVIVF_SAMPLING_REFINED)
 				so->sampleErr[so->nsampleErr++] = c.score - dist;
 			else
 			{
@@ -444,9 +454,37 @@ RerankSample(IndexScanDesc scan)
 		return;
 	MvivfSampleToFront(so, lo, hi, k);
 	so->sampleErr = palloc(sizeof(double) * k);
-	so->sampling = true;
+	so->sampling = MVIVF_SAMPLING_REFINED;
 	RerankBatch(scan, k);
-	so->sampling = false;
+	so->sampling = MVIVF_SAMPLING_NONE;
+}
+
+/*
+ * RerankGainSample
+ *		Rerank the documents of the gain sample not reranked yet (the first
+ *		MVIVF_GAIN_RERANK of the random unrefined documents refined with the
+ *		first ones), once, when an unrefined document could beat a row:
+ *		their errors model those of the unrefined documents
+ *		(MvivfUnrefinedErrStats).  Their errors stay out of the other two
+ *		samples, which model the refined documents.
+ */
+static void
+RerankGainSample(IndexScanDesc scan)
+{
+	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
+	int			lo = so->nextCand;
+	int			hi = Min(so->nrefined, so->budget);
+	int			k;
+
+	so->gainErrMeasured = true;
+	k = MvivfMarkedToFront(so, lo, hi, so->isGainRerank);
+	if (k > 0)
+	{
+		so->sampling = MVIVF_SAMPLING_GAIN;
+		RerankBatch(scan, k);
+		so->sampling = MVIVF_SAMPLING_NONE;
+	}
+	MvivfErrorStatsOf(so->gainErr, so->ngainErr, &so->gainErrStats);
 }
 
 /*
@@ -615,7 +653,7 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				 * its quantized score (MvivfSumMargin).
 				 */
 				double		unrefined = -so->ciScore[so->cands[so->nrefined].docid] -
-					MvivfSumMargin(&so->gainStats, &so->errStats,
+					MvivfSumMargin(&so->gainStats, MvivfUnrefinedErrStats(so),
 								   so->ncands - so->nextCand);
 
 				unrefinedBest = float8_cmp_internal(unrefined,
@@ -636,6 +674,15 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 			 * LIMIT): such a scan walks far down the approximate order.  The
 			 * refined prefix doubles each time (at least mvivf.refine more).
 			 */
+			/*
+			 * Before refining because an unrefined document could come
+			 * next, measure the errors of such documents (once).
+			 */
+			if (unrefinedBest && !so->gainErrMeasured && so->isGainRerank != NULL)
+			{
+				RerankGainSample(scan);
+				continue;
+			}
 			if (so->nrefined < so->ncands &&
 				(unrefinedBest ||
 				 so->nextCand + so->batchSize > so->nrefined ||
