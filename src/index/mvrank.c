@@ -742,11 +742,7 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 			x[r] = gain[ciOrder[nprefix + r]];
 		MvivfErrorStatsOf(x, nsample, &so->gainStats);
 
-		/*
-		 * The first of them drawn (a random subset) are the ones whose
-		 * errors will model the unrefined documents' (RerankGainSample).
-		 */
-		/* x: their exact centroid interaction, in ciScore now */
+		/* the gains against their exact centroid interaction (ciScore now) */
 		{
 			double	   *cx = palloc(sizeof(double) * nsample);
 
@@ -755,6 +751,11 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 			MvivfFitGain(cx, x, nsample, &so->gainFit);
 			pfree(cx);
 		}
+
+		/*
+		 * The first of them drawn (a random subset) are the ones whose
+		 * errors will model the unrefined documents' (RerankGainSample).
+		 */
 		so->isGainRerank = palloc0(sizeof(bool) * Max(so->ndocs, 1));
 		for (r = 0; r < Min(nsample, MVIVF_GAIN_RERANK); r++)
 			so->isGainRerank[ciOrder[nprefix + r]] = true;
