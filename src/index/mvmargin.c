@@ -268,54 +268,9 @@ MvivfSumMargin(const MvivfErrorStats * a, const MvivfErrorStats * b, double nrem
 #define MVIVF_SAMPLE_TRIES		8
 
 /*
- * SampledBefore
- *		Whether one of so->cands[lo .. lo+i-1] has the approximate distance
- *		of so->cands[j].
- */
-static bool
-SampledBefore(MvivfScanOpaque so, int lo, int i, int j)
-{
-	int			m;
-
-	for (m = lo; m < lo + i; m++)
-		if (so->cands[m].score == so->cands[j].score)
-			return true;
-	return false;
-}
-
-/*
- * SampleToFrontUnordered
- *		MvivfSampleToFront for candidates not in approximate order: the draws
- *		are swaps in place, then the others are sorted.
- */
-static void
-SampleToFrontUnordered(MvivfScanOpaque so, int lo, int hi, int k)
-{
-	pg_prng_state prng;
-	int			i;
-
-	pg_prng_seed(&prng, MVIVF_SAMPLE_SEED + (uint64) lo);
-	for (i = 0; i < k; i++)
-	{
-		int			j;
-		int			tries = 0;
-		MvivfScanCandidate tmp;
-
-		do
-			j = lo + i + (int) pg_prng_uint64_range(&prng, 0, hi - lo - i - 1);
-		while (++tries < MVIVF_SAMPLE_TRIES && SampledBefore(so, lo, i, j));
-		tmp = so->cands[lo + i];
-		so->cands[lo + i] = so->cands[j];
-		so->cands[j] = tmp;
-	}
-	MvivfSortCands(so->cands + lo + k, hi - lo - k);
-}
-
-/*
  * DrawnBefore
- *		SampledBefore for draws made on offsets: whether one of the first i
- *		drawn, cands[pos[0 .. i-1]], has the approximate distance of
- *		cands[pos[j]].
+ *		Whether one of the first i candidates drawn, cands[pos[0 .. i-1]],
+ *		has the approximate distance of cands[pos[j]].
  */
 static bool
 DrawnBefore(const MvivfScanCandidate * cands, const int *pos, int i, int j)
@@ -353,22 +308,24 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 	int		   *pos;			/* pos[i]: the candidate at offset i now */
 	bool	   *drawn;
 	MvivfScanCandidate *out;
+	bool		inOrder;
 	int			i;
 	int			w;
 
 	if (n <= 0)
 		return;
-	if (!CandsInOrder(cands, n))
+	inOrder = CandsInOrder(cands, n);
+	if (k <= 0)
 	{
-		SampleToFrontUnordered(so, lo, hi, k);
+		if (!inOrder)
+			MvivfSortCands(cands, n);
 		return;
 	}
-	if (k <= 0)
-		return;
 
 	/*
-	 * The same draws as SampleToFrontUnordered, made on offsets: the others
-	 * then stay in the order they were in, with no sort.
+	 * The draws are swaps of offsets (a partial Fisher-Yates shuffle), so
+	 * that the others keep the order they were in: no sort when that is the
+	 * approximate order already.
 	 */
 	pos = palloc(sizeof(int) * n);
 	drawn = palloc0(sizeof(bool) * n);
@@ -396,6 +353,8 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 	for (i = 0; i < n; i++)
 		if (!drawn[i])
 			out[w++] = cands[i];
+	if (!inOrder)
+		MvivfSortCands(out + k, n - k);
 	memcpy(cands, out, sizeof(MvivfScanCandidate) * n);
 	pfree(out);
 	pfree(drawn);

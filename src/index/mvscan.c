@@ -327,29 +327,31 @@ RerankBatch(IndexScanDesc scan, int n)
 		 * distinct document (copies of one stored value err alike, and would
 		 * swamp the samples with one error).
 		 */
-		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined &&
-			so->isGainRerank != NULL && so->isGainRerank[c.docid] &&
-			so->ngainErr < MVIVF_GAIN_RERANK)
+		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined)
 		{
+			double		err = c.score - dist;
+
 			/* wherever it is reranked: the gain sample is random anyway */
-			if (so->gainErr == NULL)
-				so->gainErr = palloc(sizeof(double) * MVIVF_GAIN_RERANK);
-			so->gainErr[so->ngainErr++] = c.score - dist;
-		}
-		if (!isnan(dist) && !isnan(c.score) && so->nextCand < so->nrefined &&
-			so->sampling != MVIVF_SAMPLING_GAIN &&
-			!MvivfErrorSeen(so, c.score, dist))
-		{
-			if (so->sampling == MVIVF_SAMPLING_REFINED)
-				so->sampleErr[so->nsampleErr++] = c.score - dist;
-			else
+			if (so->isGainRerank != NULL && so->isGainRerank[c.docid] &&
+				so->ngainErr < MVIVF_GAIN_RERANK)
+			{
+				if (so->gainErr == NULL)
+					so->gainErr = palloc(sizeof(double) * MVIVF_GAIN_RERANK);
+				so->gainErr[so->ngainErr++] = err;
+			}
+			/* the gain sample's own batch stays out of the refined samples */
+			if (so->sampling == MVIVF_SAMPLING_REFINED &&
+				!MvivfErrorSeen(so, c.score, dist))
+				so->sampleErr[so->nsampleErr++] = err;
+			else if (so->sampling == MVIVF_SAMPLING_NONE &&
+					 !MvivfErrorSeen(so, c.score, dist))
 			{
 				if (so->novershoot == so->overshootCap)
 				{
 					so->overshootCap *= 2;
 					so->overshoot = repalloc_huge(so->overshoot, sizeof(double) * so->overshootCap);
 				}
-				so->overshoot[so->novershoot++] = c.score - dist;
+				so->overshoot[so->novershoot++] = err;
 			}
 		}
 		c.score = dist;
