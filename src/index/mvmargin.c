@@ -362,6 +362,52 @@ MvivfSampleToFront(MvivfScanOpaque so, int lo, int hi, int k)
 }
 
 /*
+ * MvivfEpochSampleToFront
+ *		Move k documents drawn at random among those of refinement epoch e
+ *		in so->cands[lo .. hi-1] to the front of that range, the others
+ *		after them in the order they were in; returns how many were moved.
+ *		A draw whose approximate distance equals that of one already drawn
+ *		is made again, as in MvivfSampleToFront.
+ */
+int
+MvivfEpochSampleToFront(MvivfScanOpaque so, int e, int lo, int hi, int k)
+{
+	pg_prng_state prng;
+	int		   *pos;
+	bool	   *marked;
+	int			n = 0;
+	int			i;
+
+	if (hi <= lo)
+		return 0;
+	pos = palloc(sizeof(int) * (hi - lo));
+	for (i = lo; i < hi; i++)
+		if (so->epochOf[so->cands[i].docid] == e)
+			pos[n++] = i;
+	k = Min(k, n);
+	marked = palloc0(sizeof(bool) * so->ndocs);
+	pg_prng_seed(&prng, MVIVF_SAMPLE_SEED + (uint64) e);
+	for (i = 0; i < k; i++)
+	{
+		int			tries = 0;
+		int			j;
+		int			tmp;
+
+		do
+			j = i + (int) pg_prng_uint64_range(&prng, 0, n - i - 1);
+		while (++tries < MVIVF_SAMPLE_TRIES && DrawnBefore(so->cands, pos, i, j));
+		tmp = pos[i];
+		pos[i] = pos[j];
+		pos[j] = tmp;
+		marked[so->cands[pos[i]].docid] = true;
+	}
+	n = MvivfMarkedToFront(so, lo, hi, marked);
+	pfree(marked);
+	pfree(pos);
+	return n;
+}
+
+/*
  * MvivfMarkedToFront
  *		Move the candidates of so->cands[lo .. hi-1] whose document is marked
  *		to the front of that range, each part in the order it was in;
@@ -462,6 +508,225 @@ ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
 			break;
 	}
 	return sum;
+}
+
+/*
+ * StratumOf
+ *		The error model of a refined document: the sample of its refinement
+ *		epoch, or of the last earlier epoch sampled.
+ */
+static inline const MvivfErrorStats *
+StratumOf(MvivfScanOpaque so, uint32 docid)
+{
+	int			e = so->epochOf[docid];
+
+	while (e > 0 && !so->strata[e].sampled)
+		e--;
+	return &so->strata[e].stats;
+}
+
+/*
+ * TailProbAnyStratum
+ *		The largest P(error > gap) under the models of the strata sampled.
+ */
+static double
+TailProbAnyStratum(MvivfScanOpaque so, double gap)
+{
+	double		p = 0;
+	int			e;
+
+	for (e = 0; e < so->nepochs; e++)
+		if (so->strata[e].sampled)
+			p = Max(p, TailProb(gap, &so->strata[e].stats));
+	return p;
+}
+
+/*
+ * ExpectedOverStrata
+ *		ExpectedOver for the refined documents cands[from .. to-1], each
+ *		under its epoch's model (StratumOf), only those of epoch only when
+ *		only >= 0.  The epochs interleave in approximate order, so the loop
+ *		ends once no model can make the rest add a thousandth of the
+ *		tolerance (checked every 16 documents).
+ */
+static double
+ExpectedOverStrata(MvivfScanOpaque so, int from, int to, double top, int only)
+{
+	double		sum = 0;
+	int			r;
+
+	for (r = from; r < to; r++)
+	{
+		double		dist = so->cands[r].score;
+		uint32		docid = so->cands[r].docid;
+
+		if (isnan(dist))
+			return get_float8_infinity();
+		if ((r - from) % 16 == 15 &&
+			TailProbAnyStratum(so, dist - top) * (to - r) < 1e-3 * mvivf_miss_tolerance)
+			break;
+		if (only >= 0 && so->epochOf[docid] != only)
+			continue;
+		sum += TailProb(dist - top, StratumOf(so, docid));
+	}
+	return sum;
+}
+
+/*
+ * MvivfTagEpoch
+ *		Note the refinement epoch of so->cands[from .. to-1], about to be
+ *		refined by the scan (nothing before the first sample is drawn).
+ */
+void
+MvivfTagEpoch(MvivfScanOpaque so, int from, int to)
+{
+	int			i;
+
+	if (so->nepochs < 1)
+		return;
+	while (so->nrefined >= so->epochEnd && so->nepochs < MVIVF_MAX_STRATA)
+	{
+		so->nepochs++;
+		so->epochEnd = so->epochEnd > INT_MAX / 2 ? INT_MAX : 2 * so->epochEnd;
+	}
+	for (i = from; i < to; i++)
+		so->epochOf[so->cands[i].docid] = so->nepochs - 1;
+}
+
+/*
+ * MvivfRiskiestToFront
+ *		Move the (at most) n refined documents not reranked yet likeliest to
+ *		beat the row at distance top, each under the larger of its epoch's
+ *		model and the head's, to the front of so->cands[nextCand ..]; 0 when
+ *		they are the next n in approximate order already (nothing moved).
+ *
+ * Under one model the likeliest are the next in approximate order; with
+ * a model per epoch, a document further down under a wider model can be
+ * likelier than the next one, and reranking in approximate order left
+ * its weight on the stopping rule until the order came to it.
+ */
+int
+MvivfRiskiestToFront(MvivfScanOpaque so, double top, int n)
+{
+	int			hi = Min(Min(so->nrefined, so->ncands), so->budget);
+	int		   *best;
+	double	   *bestp;
+	int			nbest = 0;
+	int			r;
+	int			i;
+	bool		inOrder = true;
+	bool	   *marked;
+
+	if (so->nepochs < 2 || n <= 0 || hi - so->nextCand <= n)
+		return 0;
+	best = palloc(sizeof(int) * n);
+	bestp = palloc(sizeof(double) * n);
+	for (r = so->nextCand; r < hi; r++)
+	{
+		double		gap = so->cands[r].score - top;
+		double		p;
+
+		if (isnan(gap))
+			p = 1;
+		else
+		{
+			if (nbest == n && (r - so->nextCand) % 16 == 0)
+			{
+				double		pmax = TailProbAnyStratum(so, gap);
+
+				if (so->headStats.n >= 2)
+					pmax = Max(pmax, TailProb(gap, &so->headStats));
+				if (pmax <= bestp[n - 1])
+					break;
+			}
+			p = TailProb(gap, StratumOf(so, so->cands[r].docid));
+			if (so->headStats.n >= 2)
+				p = Max(p, TailProb(gap, &so->headStats));
+		}
+		if (nbest == n && p <= bestp[n - 1])
+			continue;
+		/* insert, keeping bestp in decreasing order (ties: earlier first) */
+		i = nbest < n ? nbest++ : n - 1;
+		while (i > 0 && bestp[i - 1] < p)
+		{
+			best[i] = best[i - 1];
+			bestp[i] = bestp[i - 1];
+			i--;
+		}
+		best[i] = r;
+		bestp[i] = p;
+	}
+	for (i = 0; i < nbest; i++)
+		if (best[i] >= so->nextCand + nbest)
+			inOrder = false;
+	if (inOrder)
+	{
+		pfree(best);
+		pfree(bestp);
+		return 0;
+	}
+	marked = palloc0(sizeof(bool) * so->ndocs);
+	for (i = 0; i < nbest; i++)
+		marked[so->cands[best[i]].docid] = true;
+	n = MvivfMarkedToFront(so, so->nextCand, hi, marked);
+	pfree(marked);
+	pfree(best);
+	pfree(bestp);
+	return n;
+}
+
+/*
+ * MvivfStratumToDraw
+ *		The refinement epoch whose refined documents not reranked yet should
+ *		have their errors sampled (sampleSize documents) before the scan
+ *		reranks further; -1 when none.
+ *
+ * The errors of the quantized MaxSim differ by epoch: on the "own" shape
+ * of bench/index, the documents refined first (the best by centroid
+ * interaction) erred with a spread of 0.3-0.7, those refined later, though
+ * ranked among them by approximate distance, with 0.1-0.15; modelled by the
+ * first sample, the scan reranked nearly every document.  An epoch is
+ * sampled when it has at least four samples' worth of such documents,
+ * their expected number beating the row at distance top under their model
+ * now is half the tolerance or more, and the head's model (which
+ * MvivfMayStop also asks) weighs on them no more than that: otherwise a
+ * sample would not let the scan stop sooner.
+ */
+int
+MvivfStratumToDraw(MvivfScanOpaque so, double top, int sampleSize)
+{
+	int			hi = Min(Min(so->nrefined, so->ncands), so->budget);
+	int			e;
+
+	if (so->nepochs < 2 || so->strataDone)
+		return -1;
+	for (e = 1; e < so->nepochs; e++)
+	{
+		int			n = 0;
+		int			r;
+		double		eNow;
+		double		eHead = 0;
+
+		if (so->strata[e].sampled)
+			continue;
+		for (r = so->nextCand; r < hi; r++)
+			n += so->epochOf[so->cands[r].docid] == e;
+		if (n < 4 * sampleSize)
+			continue;
+		eNow = ExpectedOverStrata(so, so->nextCand, hi, top, e);
+		if (eNow < mvivf_miss_tolerance / 2)
+			continue;
+		if (so->headStats.n >= 2)
+		{
+			for (r = so->nextCand; r < hi; r++)
+				if (so->epochOf[so->cands[r].docid] == e)
+					eHead += TailProb(so->cands[r].score - top, &so->headStats);
+		}
+		if (eHead > eNow)
+			continue;
+		return e;
+	}
+	return -1;
 }
 
 /*
@@ -672,7 +937,9 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 		if (head->n >= 2)
 			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head);
 		if (sample->n >= 2)
-			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample));
+			eRefined = Max(eRefined, so->nepochs > 1 ?
+						   ExpectedOverStrata(so, so->nextCand, refinedEnd, top, -1) :
+						   ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample));
 		if (head->n < 2 && sample->n < 2)
 			eRefined = float8_cmp_internal(top, so->cands[so->nextCand].score - so->errMargin) <= 0 ?
 				0 : get_float8_infinity();
