@@ -749,9 +749,11 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				continue;
 			}
 			/*
-			 * Before reranking further in approximate order because refined
-			 * documents beyond the last stratum could beat the row, sample
-			 * their errors (MvivfStratumToDraw).
+			 * Before reranking further because refined documents of an epoch
+			 * without a sample of its own could beat the row, sample their
+			 * errors (MvivfStratumToDraw); then rerank the likeliest to beat
+			 * it, which with a model per epoch need not be the next ones in
+			 * approximate order (MvivfRiskiestToFront).
 			 */
 			if (so->nheap > 0 && !so->strataDone)
 			{
