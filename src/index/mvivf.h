@@ -422,25 +422,6 @@ typedef struct MvivfScanCandidate
 #define MVIVF_SAMPLING_NONE		0	/* in approximate order */
 #define MVIVF_SAMPLING_REFINED	1	/* random refined documents */
 #define MVIVF_SAMPLING_GAIN		2	/* the gain sample's documents */
-#define MVIVF_SAMPLING_STRATUM	3	/* random refined documents further down */
-#define MVIVF_SAMPLING_RISKIEST	4	/* out of order: in no sample */
-
-/*
- * The random samples of refined documents' errors, one per refinement epoch
- * (MvivfMayStop): epoch 0 is what the approximate stage refined, and its
- * sample is drawn after the first batch; epoch e >= 1 is what the scan
- * refined later while so->nrefined was below 2^(e-1) times epoch 0's size,
- * sampled when its documents weigh on the stopping rule
- * (MvivfStratumToDraw).  A document without a sample of its own epoch takes
- * the last earlier one's.
- */
-#define MVIVF_MAX_STRATA		8
-
-typedef struct MvivfStratum
-{
-	bool		sampled;
-	MvivfErrorStats stats;
-}			MvivfStratum;
 
 /* why a scan's adaptive rerank stopped (EXPLAIN shows it) */
 #define MVIVF_STOP_NONE		0
@@ -484,13 +465,6 @@ typedef struct MvivfScanOpaqueData
 	/* the same for a random sample of the unreranked documents */
 	double	   *sampleErr;
 	int			nsampleErr;
-	MvivfStratum strata[MVIVF_MAX_STRATA];	/* per epoch; [0]: sampleStats' */
-	int			nepochs;		/* 0: no sample, no epochs */
-	int			epochEnd;		/* so->nrefined where the last one ends */
-	uint8	   *epochOf;		/* per document id */
-	double	   *stratumErr;		/* the errors of the last one drawn */
-	int			nstratumErr;
-	bool		strataDone;		/* one came out too small: no more */
 	int			sampling;		/* MVIVF_SAMPLING_*: which sample the batch
 								 * being reranked is */
 	struct HTAB *seenErrors;	/* (approximate, exact) distances reranked,
@@ -570,10 +544,6 @@ extern const MvivfErrorStats *MvivfUnrefinedErrStats(MvivfScanOpaque so);
 extern void MvivfFitGain(const double *x, const double *gain, int n, MvivfGainFit * fit);
 extern bool MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact);
 extern bool MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst);
-extern int	MvivfStratumToDraw(MvivfScanOpaque so, double top, int sampleSize);
-extern void MvivfTagEpoch(MvivfScanOpaque so, int from, int to);
-extern int	MvivfRiskiestToFront(MvivfScanOpaque so, double top, int n);
-extern int	MvivfEpochSampleToFront(MvivfScanOpaque so, int e, int lo, int hi, int k);
 
 /* mvrank.c: the approximate stage of an ordered scan */
 extern void MvivfRefineCandidates(IndexScanDesc scan, int from, int to,

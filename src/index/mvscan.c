@@ -343,9 +343,6 @@ RerankBatch(IndexScanDesc scan, int n)
 			if (so->sampling == MVIVF_SAMPLING_REFINED &&
 				!MvivfErrorSeen(so, c.score, dist))
 				so->sampleErr[so->nsampleErr++] = err;
-			else if (so->sampling == MVIVF_SAMPLING_STRATUM &&
-					 !MvivfErrorSeen(so, c.score, dist))
-				so->stratumErr[so->nstratumErr++] = err;
 			else if (so->sampling == MVIVF_SAMPLING_NONE &&
 					 !MvivfErrorSeen(so, c.score, dist))
 			{
@@ -462,42 +459,6 @@ RerankSample(IndexScanDesc scan)
 	so->sampling = MVIVF_SAMPLING_REFINED;
 	RerankBatch(scan, k);
 	so->sampling = MVIVF_SAMPLING_NONE;
-	so->strata[0].stats = so->sampleStats;
-	so->strata[0].sampled = true;
-	so->nepochs = 1;
-	so->epochEnd = Max(so->nrefined, 1);
-	so->epochOf = palloc0(sizeof(uint8) * Max(so->ndocs, 1));
-}
-
-/*
- * RerankStratum
- *		Rerank a random sample of the refined documents of refinement epoch
- *		e not reranked yet, whose errors model theirs from then on
- *		(MvivfStratumToDraw); reranked now, out of approximate order, their
- *		errors kept out of the other samples.
- */
-static void
-RerankStratum(IndexScanDesc scan, int e)
-{
-	MvivfScanOpaque so = (MvivfScanOpaque) scan->opaque;
-	int			hi = Min(so->nrefined, so->budget);
-	int			k;
-	MvivfStratum *st = &so->strata[e];
-
-	k = MvivfEpochSampleToFront(so, e, so->nextCand, hi, MVIVF_RERANK_SAMPLE);
-
-	if (so->stratumErr == NULL)
-		so->stratumErr = palloc(sizeof(double) * MVIVF_RERANK_SAMPLE);
-	so->nstratumErr = 0;
-	so->sampling = MVIVF_SAMPLING_STRATUM;
-	RerankBatch(scan, k);
-	so->sampling = MVIVF_SAMPLING_NONE;
-	MvivfErrorStatsOf(so->stratumErr, so->nstratumErr, &st->stats);
-	/* copies of one value among them: too few distinct errors to model */
-	if (st->stats.n < MVIVF_RERANK_SAMPLE / 2)
-		so->strataDone = true;
-	else
-		st->sampled = true;
 }
 
 /*
@@ -744,40 +705,8 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 
 				/* the next ones by exact centroid interaction, not its bound */
 				MvivfExactCentroids(scan, so->nrefined, to - so->nrefined);
-				MvivfTagEpoch(so, so->nrefined, to);
 				MvivfRefineCandidates(scan, so->nrefined, to, so->nextCand, to);
 				continue;
-			}
-			/*
-			 * Before reranking further because refined documents of an epoch
-			 * without a sample of its own could beat the row, sample their
-			 * errors (MvivfStratumToDraw); then rerank the likeliest to beat
-			 * it, which with a model per epoch need not be the next ones in
-			 * approximate order (MvivfRiskiestToFront).
-			 */
-			if (so->nheap > 0 && !so->strataDone)
-			{
-				int			e = MvivfStratumToDraw(so, so->heap[0].score,
-												   MVIVF_RERANK_SAMPLE);
-
-				if (e >= 0)
-				{
-					RerankStratum(scan, e);
-					continue;
-				}
-			}
-			if (so->nheap > 0)
-			{
-				int			k = MvivfRiskiestToFront(so, so->heap[0].score,
-													 so->batchSize);
-
-				if (k > 0)
-				{
-					so->sampling = MVIVF_SAMPLING_RISKIEST;
-					RerankBatch(scan, k);
-					so->sampling = MVIVF_SAMPLING_NONE;
-					continue;
-				}
 			}
 			if (!RerankBatch(scan, so->batchSize))
 				break;
