@@ -58,9 +58,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PG15's pg_regress reads expected/ from the output directory (the top level);
-# from PG16 on it reads it from --inputdir unless told otherwise.
+# from PG16 on it reads <expecteddir>/expected/, by default under --inputdir.
 ifeq ($(shell test $(MAJORVERSION) -ge 16 && echo yes),yes)
-REGRESS_OPTS += --expecteddir=expected
+REGRESS_OPTS += --expecteddir=.
 endif
 
 ifneq ($(wildcard src/engine/cli.c),)

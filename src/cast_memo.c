@@ -18,6 +18,10 @@
  */
 #include "postgres.h"
 
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"			/* the varlena macros left postgres.h in 16 */
+#endif
+
 #include "utils/memutils.h"
 
 #include "cast_memo.h"

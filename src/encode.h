@@ -103,9 +103,9 @@ extern void EncoderModelInfoFromEngine(const CpEngine *engine,
 									   EncoderModelInfo *info);
 
 /* encode_errors.c */
-extern void ReportEncoderError(CpStatus status, const char *msg,
-							   EncodePhase phase, EncodeKind kind,
-							   const char *model_path) pg_attribute_noreturn();
+pg_noreturn extern void ReportEncoderError(CpStatus status, const char *msg,
+										   EncodePhase phase, EncodeKind kind,
+										   const char *model_path);
 
 /* encode_inprocess.c: the engine of the calling backend */
 extern void EncodeInProcess(EncodeKind kind, int n, const uint8 *const *inputs,

@@ -17,6 +17,10 @@
  */
 #include "postgres.h"
 
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"			/* the varlena macros left postgres.h in 16 */
+#endif
+
 #include "access/detoast.h"
 #include "fmgr.h"
 #include "miscadmin.h"

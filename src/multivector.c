@@ -36,6 +36,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "storage/shmem.h"		/* add_size, mul_size */
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -182,7 +183,7 @@ MultiVectorCheckAnyFormat(const MultiVector *mv, int format)
 						   (Size) VARSIZE_ANY(mv))));
 }
 
-static void SyntaxError(const char *typname, const char *lit, const char *detail) pg_attribute_noreturn();
+pg_noreturn static void SyntaxError(const char *typname, const char *lit, const char *detail);
 
 /*
  * SyntaxError
@@ -220,7 +221,7 @@ CheckElementCount(Size nvec, Size dim)
  *		with its documented SQLSTATE.  `lit` is the text input, or NULL for
  *		binary input.
  */
-static void ReportParseError(const char *lit, const MvParseError *err) pg_attribute_noreturn();
+pg_noreturn static void ReportParseError(const char *lit, const MvParseError *err);
 
 static void
 ReportParseError(const char *lit, const MvParseError *err)

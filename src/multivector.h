@@ -75,9 +75,18 @@ extern MultiVector *MultiVectorHeader(Datum d);
 struct ArrayType;
 extern void MultiVectorArrayShape(struct ArrayType *arr, int *nvec, int *dim);
 
+/*
+ * PostgreSQL 18 marks functions that never return with a pg_noreturn prefix
+ * and dropped the pg_attribute_noreturn() suffix; before 18 only the suffix
+ * exists, and GCC and Clang accept its attribute in front of a declaration.
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
 /* Report a parser status (multivector_parse.h) as an ERROR; never returns. */
-extern void MultiVectorReportParseError(const char *typname, const char *lit,
-										const MvParseError *err) pg_attribute_noreturn();
+pg_noreturn extern void MultiVectorReportParseError(const char *typname, const char *lit,
+													const MvParseError *err);
 
 /*
  * MaxSim = sum over query rows of max over doc rows of <doc_row, query_row>.

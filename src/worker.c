@@ -748,7 +748,7 @@ ColpaliWorkerMain(Datum main_arg)
 	LWLockAcquire(sh->lock, LW_EXCLUSIVE);
 	MyGeneration = ++sh->generation;
 	sh->worker_pid = MyProcPid;
-	sh->worker_procno = MyProc->pgprocno;
+	sh->worker_procno = MyProcIndex();
 	sh->worker_started = GetCurrentTimestamp();
 	sh->starts++;
 	/* requests abandoned while a previous worker held them have no owner left */

@@ -25,6 +25,12 @@
 
 #include "encode.h"
 
+/*
+ * This backend's number in ProcGlobal->allProcs, whose latch the other side
+ * sets (PGPROC.pgprocno left in PostgreSQL 17; the difference works in all).
+ */
+#define MyProcIndex()	((int) (MyProc - ProcGlobal->allProcs))
+
 #define WORKER_SLOTS		64		/* concurrent requests (not items) */
 #define WORKER_LATENCY_RING	1024	/* recent request latencies kept for p99 */
 
@@ -42,7 +48,7 @@ typedef struct WorkerSlot
 	volatile int state;			/* WorkerSlotState */
 	EncodeKind	kind;
 	int			nitems;
-	int			procno;			/* requester's pgprocno (its latch) */
+	int			procno;			/* requester's MyProcIndex() (its latch) */
 	uint64		seq;			/* request number, orders the queue */
 	uint64		generation;		/* worker generation that took it */
 	TimestampTz submitted;

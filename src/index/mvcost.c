@@ -82,7 +82,11 @@
  */
 #define MVIVF_MAX_FRACTION 0.5
 
-/* what the planner adds for a disabled path (disable_cost, gone in PG 18) */
+/*
+ * What the planner adds for a disabled path before PostgreSQL 18 (its
+ * disable_cost); 18 counts disabled nodes instead, and a cost added on top
+ * would rank the path below other disabled ones it should be compared with.
+ */
 #define MVIVF_DISABLE_COST 1.0e10
 
 /*
@@ -240,10 +244,12 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	needed = RowsWanted(root, path) / passing;
 	if ((needed > budget && budget < live) || needed > MVIVF_MAX_FRACTION * live)
 	{
+#if PG_VERSION_NUM >= 180000
+		/* a disabled path counts its disabled nodes first, then its cost */
+		path->path.disabled_nodes++;
+#else
 		*indexStartupCost += MVIVF_DISABLE_COST;
 		*indexTotalCost += MVIVF_DISABLE_COST;
-#if PG_VERSION_NUM >= 180000
-		path->path.disabled_nodes++;
 #endif
 	}
 }

@@ -33,14 +33,18 @@
  *	  0.001), at most 20000 documents reranked, NULLs last
  *
  * (PostgreSQL 15-16, where the hook plans the query itself and so sees the
- * plan; from 17 on the hook leaves planning to PostgreSQL and adds no
- * such line).
+ * plan, and 18, whose explain_per_plan_hook is given the plan; in 17 the
+ * hook leaves planning to PostgreSQL and no such line is added).
  */
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
 #include "commands/defrem.h"
 #include "commands/explain.h"
+#if PG_VERSION_NUM >= 180000
+#include "commands/explain_format.h"
+#include "commands/explain_state.h"
+#endif
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "optimizer/optimizer.h"
@@ -119,7 +123,10 @@ MvivfExplainRecord(Relation index, MvivfScanOpaque so)
 		e->stops[so->stopReason]++;
 }
 
-#if PG_VERSION_NUM < 170000
+/* the plan is seen by the ExplainOneQuery_hook up to 16, per plan from 18 */
+#define MVIVF_EXPLAIN_SEES_PLAN (PG_VERSION_NUM < 170000 || PG_VERSION_NUM >= 180000)
+
+#if MVIVF_EXPLAIN_SEES_PLAN
 /*
  * IsMvivfIndex
  *		Is the relation an index of the access method am (mvivf's)?
@@ -223,6 +230,27 @@ ExplainMvivfContract(PlannedStmt *stmt, ExplainState *es)
 }
 #endif
 
+#if PG_VERSION_NUM >= 180000
+static explain_per_plan_hook_type prev_explain_per_plan_hook = NULL;
+
+/*
+ * MvivfExplainPerPlan
+ *		PostgreSQL 18 on: the contract lines of plain EXPLAIN, after each
+ *		plan is printed.
+ */
+static void
+MvivfExplainPerPlan(PlannedStmt *plannedstmt, IntoClause *into,
+					ExplainState *es, const char *queryString,
+					ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	if (prev_explain_per_plan_hook)
+		prev_explain_per_plan_hook(plannedstmt, into, es, queryString,
+								   params, queryEnv);
+	if (!es->analyze && es->format == EXPLAIN_FORMAT_TEXT)
+		ExplainMvivfContract(plannedstmt, es);
+}
+#endif
+
 /*
  * MvivfExplainQuery
  *		Plan and explain as PostgreSQL does, then add the mvivf counters
@@ -322,4 +350,8 @@ MvivfExplainInit(void)
 {
 	prev_ExplainOneQuery_hook = ExplainOneQuery_hook;
 	ExplainOneQuery_hook = MvivfExplainQuery;
+#if PG_VERSION_NUM >= 180000
+	prev_explain_per_plan_hook = explain_per_plan_hook;
+	explain_per_plan_hook = MvivfExplainPerPlan;
+#endif
 }

@@ -29,6 +29,13 @@
 
 #include "mvivf.h"
 
+/* PostgreSQL 18 asks whether the delay is for ANALYZE */
+#if PG_VERSION_NUM >= 180000
+#define VacuumDelayPoint()	vacuum_delay_point(false)
+#else
+#define VacuumDelayPoint()	vacuum_delay_point()
+#endif
+
 /*
  * mvivfbulkdelete
  *		Mark the documents whose heap rows are dead (ambulkdelete).
@@ -58,7 +65,7 @@ mvivfbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		int			ndel = 0;
 		GenericXLogState *state = NULL;
 
-		vacuum_delay_point();
+		VacuumDelayPoint();
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
 		n = MvivfPageGetOpaque(page)->nitems;
@@ -303,7 +310,7 @@ CompactLists(Relation index, IndexVacuumInfo *info)
 
 		if (entry->head == InvalidBlockNumber)
 			continue;
-		vacuum_delay_point();
+		VacuumDelayPoint();
 
 		/* collect the live items of the list */
 		for (blkno = entry->head; blkno != InvalidBlockNumber;)

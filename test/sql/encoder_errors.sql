@@ -82,7 +82,8 @@ SET colpali.model_path = '/tmp/evil';
 SET colpali.base_model_path = '/tmp/evil';
 SET colpali.max_image_pixels = 0;
 SET colpali.use_worker = off;
-SHOW colpali.model_path;
+-- (its message reads differently from PostgreSQL 16 on; the code is the same)
+SELECT pg_temp.sqlstate_of('SHOW colpali.model_path') AS show_model_path;
 SELECT count(*) AS rows, bool_and(model IS NULL) AS path_hidden FROM colpali_stats();
 SELECT count(*) AS rows, bool_and(model IS NULL) AS path_hidden FROM colpali_stats;
 RESET ROLE;

@@ -135,9 +135,27 @@ SELECT ms_external('ms_idx') AS out_of_line;
 CREATE INDEX ms_idx_f ON ms_idx USING mvivf (f) WITH (lists = 4);
 SELECT setseed(0.75);
 CREATE TABLE ms_iq AS SELECT l2_normalize(ms_rand(4, 64)) AS q;
+-- EXPLAIN (COSTS OFF) of q as the same text on PostgreSQL 15 to 18: 17 names
+-- an InitPlan's output "(InitPlan N).col1" where 15-16 say "$K" (given by
+-- "InitPlan N (returns $K)"), and 18 marks disabled nodes
+CREATE FUNCTION ms_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $f$
+DECLARE
+	lines text[];
+	l text;
+	m text[];
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		lines := lines || l;
+	END LOOP;
+	FOR m IN SELECT regexp_matches(x, 'InitPlan (\d+) \(returns \$(\d+)\)') FROM unnest(lines) x LOOP
+		lines := array(SELECT replace(regexp_replace(x, 'InitPlan (\d+) \(returns \$\d+\)', 'InitPlan \1'),
+									  '$' || m[2], '(InitPlan ' || m[1] || ').col1') FROM unnest(lines) x);
+	END LOOP;
+	RETURN QUERY SELECT x FROM unnest(lines) x WHERE x !~ '^\s*Disabled: true$';
+END $f$;
 SET enable_seqscan = off;
 CREATE TABLE ms_by_index AS SELECT id, f <#> (SELECT q FROM ms_iq) AS dist FROM ms_idx ORDER BY f <#> (SELECT q FROM ms_iq) LIMIT 10;
-EXPLAIN (COSTS OFF) SELECT id FROM ms_idx ORDER BY f <#> (SELECT q FROM ms_iq) LIMIT 10;
+SELECT * FROM ms_plan('SELECT id FROM ms_idx ORDER BY f <#> (SELECT q FROM ms_iq) LIMIT 10');
 RESET enable_seqscan;
 SET enable_indexscan = off;
 SET colpali.maxsim_streaming = off;
@@ -181,4 +199,4 @@ RESET colpali.maxsim_streaming;
 DROP VIEW ms_all;
 DROP TABLE ms_ext, ms_main, ms_extended, ms_altered, ms_shapes, ms_queries, ms_on, ms_off, ms_mem,
 	ms_de, ms_qe, ms_ref, ms_top_on, ms_idx, ms_iq, ms_by_index, ms_raw;
-DROP FUNCTION ms_rand, ms_external, ms_scores, ms_top;
+DROP FUNCTION ms_rand, ms_external, ms_scores, ms_top, ms_plan;

@@ -125,9 +125,27 @@ CREATE FUNCTION mc_two_stage(q multivector, n int) RETURNS int[] LANGUAGE sql VO
 	WITH c AS MATERIALIZED (SELECT id, f FROM mc ORDER BY b <#> q LIMIT n)
 	SELECT array_agg(id) FROM (SELECT id FROM c ORDER BY f <#> q LIMIT 10) x
 $$;
+-- EXPLAIN (COSTS OFF) of q as the same text on PostgreSQL 15 to 18: 17 names
+-- an InitPlan's output "(InitPlan N).col1" where 15-16 say "$K" (given by
+-- "InitPlan N (returns $K)"), and 18 marks disabled nodes
+CREATE FUNCTION mc_plan(q text) RETURNS SETOF text LANGUAGE plpgsql AS $f$
+DECLARE
+	lines text[];
+	l text;
+	m text[];
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		lines := lines || l;
+	END LOOP;
+	FOR m IN SELECT regexp_matches(x, 'InitPlan (\d+) \(returns \$(\d+)\)') FROM unnest(lines) x LOOP
+		lines := array(SELECT replace(regexp_replace(x, 'InitPlan (\d+) \(returns \$\d+\)', 'InitPlan \1'),
+									  '$' || m[2], '(InitPlan ' || m[1] || ').col1') FROM unnest(lines) x);
+	END LOOP;
+	RETURN QUERY SELECT x FROM unnest(lines) x WHERE x !~ '^\s*Disabled: true$';
+END $f$;
 SET enable_seqscan = off;
-EXPLAIN (COSTS OFF) WITH c AS MATERIALIZED (SELECT id, f FROM mc ORDER BY b <#> (SELECT q FROM mcq WHERE j = 1) LIMIT 40)
-	SELECT id FROM c ORDER BY f <#> (SELECT q FROM mcq WHERE j = 1) LIMIT 10;
+SELECT * FROM mc_plan('WITH c AS MATERIALIZED (SELECT id, f FROM mc ORDER BY b <#> (SELECT q FROM mcq WHERE j = 1) LIMIT 40)
+	SELECT id FROM c ORDER BY f <#> (SELECT q FROM mcq WHERE j = 1) LIMIT 10');
 SET mvivf.rerank = 100000;
 SELECT count(*) FILTER (WHERE mc_two_stage(q, 1000) = (SELECT array_agg(id) FROM (SELECT id FROM mc ORDER BY f <#> q LIMIT 10) x)) AS same_as_float_scan
 FROM mcq;
@@ -139,4 +157,5 @@ SELECT count(*) FILTER (WHERE mc_two_stage(q, 40) =
 FROM mcq;
 RESET enable_seqscan;
 DROP TABLE mc, mcq;
+DROP FUNCTION mc_plan(text);
 DROP FUNCTION mc_rand(int, int, int);
