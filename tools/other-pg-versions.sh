@@ -13,6 +13,9 @@
 # server, which then runs a throwaway cluster for pg_regress.  Run it as the
 # user the cluster should run as (PostgreSQL refuses root).
 #
+# NO_REGRESS=1 only builds and installs (bench/index/pgvector.sh uses the
+# PostgreSQL 18 server so, for its pgvector).
+#
 # Exit status: 0 when every version built and passed, 1 when one failed, 2
 # when no server could be fetched (no network): then nothing was tested.
 set -uo pipefail
@@ -89,6 +92,10 @@ for v in $versions; do
 		continue
 	fi
 
+	if [ "${NO_REGRESS:-0}" = 1 ]; then
+		echo "=== PostgreSQL $v: built and installed into $dir/server/pgserver/pginstall"
+		continue
+	fi
 	port=$((16432 + RANDOM % 1000))
 	rm -rf "$dir/cluster"
 	if ! env=$(PGBIN=$dir/server/pgserver/pginstall/bin "$top/tools/throwaway-cluster.sh" start "$dir/cluster" "$port"); then
