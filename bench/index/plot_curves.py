@@ -17,6 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 
 STYLE = {"mvivf": ("tab:blue", "o"), "pgvector": ("tab:orange", "^"),
          "exact": ("black", "s")}
@@ -43,6 +44,8 @@ def main():
                 ax.plot([r[3] for r in rows], [r[1] for r in rows], marker=marker,
                         fillstyle="none", linestyle=":", color=color)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{profile}", fontsize=10)
         ax.set_xlabel("p50 ms (log)")
         ax.grid(True, which="both", alpha=0.3)
