@@ -87,8 +87,8 @@ regress() {
 }
 step "pg_regress" regress || true
 
-# The same suite on PostgreSQL 16 and 18, built against servers fetched from
-# PyPI (tools/other-pg-versions.sh); without network it says so and skips.
+# pg_regress and TAP on PostgreSQL 16 and 18, built against servers fetched
+# from PyPI (tools/other-pg-versions.sh); without network it says so and skips.
 other_versions() {
 	local rc=0
 	"${RUNAS[@]}" tools/other-pg-versions.sh "$work/.pgversions" || rc=$?
@@ -98,7 +98,7 @@ other_versions() {
 	fi
 	return $rc
 }
-step "pg_regress on PostgreSQL 16 and 18" other_versions || true
+step "pg_regress and TAP on PostgreSQL 16 and 18" other_versions || true
 
 # The ViDoRe loader's TAP checks need pyarrow, which Debian 12 does not
 # package: a venv over the system packages with the pinned wheel from PyPI.

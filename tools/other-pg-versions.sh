@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build colpali against PostgreSQL 16 and 18 and run the pg_regress suite on
+# Build colpali against PostgreSQL 16 and 18 and run the pg_regress and TAP suites on
 # each, beside the Debian PostgreSQL 15 that the other suites use.
 #
 #   tools/other-pg-versions.sh WORKDIR [16|18 ...]
@@ -13,8 +13,9 @@
 # server, which then runs a throwaway cluster for pg_regress.  Run it as the
 # user the cluster should run as (PostgreSQL refuses root).
 #
-# NO_REGRESS=1 only builds and installs (bench/index/pgvector.sh uses the
-# PostgreSQL 18 server so, for its pgvector).
+# After pg_regress it runs the TAP suite on each version too (TAP=0 skips
+# it).  NO_REGRESS=1 only builds and installs (bench/index/pgvector.sh uses
+# the PostgreSQL 18 server so, for its pgvector).
 #
 # Exit status: 0 when every version built and passed, 1 when one failed, 2
 # when no server could be fetched (no network): then nothing was tested.
@@ -38,6 +39,9 @@ wheel_for() {
 if [ ! -x "$work/venv/bin/pip" ]; then
 	python3 -m venv "$work/venv" >/dev/null || { echo "no python3 venv: nothing tested"; exit 2; }
 fi
+
+# the TAP test modules (PostgreSQL::Test::Cluster) of the Debian server
+TAP_PERL=${TAP_PERL:-$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir 2>/dev/null)/pgxs/src/test/perl}
 
 status=0
 fetched=0
@@ -114,6 +118,19 @@ for v in $versions; do
 	fi
 	PGBIN=$dir/server/pgserver/pginstall/bin "$top/tools/throwaway-cluster.sh" stop "$dir/cluster"
 	unset PGHOST PGPORT PGUSER PGDATABASE
+
+	# The TAP suite, with the test modules of the Debian server's PGXS (these
+	# builds ship none; the modules drive any release's programs); the tests
+	# that need a contrib module the build lacks skip and say so.
+	if [ "${TAP:-1}" = 1 ] && [ -d "$TAP_PERL" ]; then
+		if (cd "$dir/tree" && make prove_installcheck PG_CONFIG="$pg_config" PROVE=prove \
+			PG_PROVE_FLAGS="-I $TAP_PERL -I $dir/tree/test" PROVE_FLAGS=--timer); then
+			echo "=== PostgreSQL $v: TAP passed"
+		else
+			echo "=== PostgreSQL $v: TAP FAILED"
+			status=1
+		fi
+	fi
 done
 if [ $fetched -eq 0 ] && [ $status -eq 0 ]; then
 	exit 2

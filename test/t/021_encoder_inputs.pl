@@ -184,9 +184,12 @@ is($node->safe_psql('postgres', q{
 		emb <#> (SELECT colpali_query('revenue by region')) AS b FROM fifty) s}),
 	't', 'the kept result is the encoding of the text');
 my $other = "$fx/models/tiny-bf16";
+# (the text depends on the row, though it is always the same: a stable call of
+# constants alone is a constant to the planner, which from PostgreSQL 16 on
+# counts its distinct values as already sorted)
 is($node->safe_psql('postgres', qq{
 	SET colpali.use_worker = off; SET max_parallel_workers_per_gather = 0;
-	SELECT count(DISTINCT colpali_query('revenue by region')::text) FROM fifty
+	SELECT count(DISTINCT colpali_query('revenue by region' || substr('', id))::text) FROM fifty
 	WHERE id <= 6 AND set_config('colpali.model_path', CASE WHEN id % 2 = 0 THEN '$model' ELSE '$other' END, true) <> ''}),
 	'2', 'a model change inside a statement is honoured (the kept result is keyed by the settings)');
 

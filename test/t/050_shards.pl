@@ -21,6 +21,12 @@ my $root = $ENV{TESTDIR} // '.';
 my $setup = "$root/tools/colpali-shard-setup";
 my $model = "$root/test/fixtures/models/tiny";
 plan skip_all => 'tools/colpali-shard-setup not found' unless -x $setup;
+# contrib modules, packaged with Debian's server but not with every build
+chomp(my $pkglibdir = `pg_config --pkglibdir`);
+chomp(my $sharedir = `pg_config --sharedir`);
+plan skip_all => 'auto_explain or postgres_fdw is not installed'
+  unless -e "$pkglibdir/auto_explain.so"
+  && -e "$sharedir/extension/postgres_fdw.control";
 
 # Exhaustive mvivf settings on the shards (every list probed, every row
 # reranked) make the indexed answer exact, so it can be compared with the
