@@ -34,7 +34,6 @@
 #include <sys/mman.h>
 
 #include "miscadmin.h"
-#include "utils/memutils.h"
 
 #include "recent_buffer.h"
 

@@ -606,7 +606,6 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
 	for (r = from; r < to; r++)
 	{
 		double		ci = so->ciScore[so->cands[r].docid];
-		MvivfErrorStats t;
 		double		gmean;
 		double		gsd;
 		double		p;
@@ -614,11 +613,8 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
 		if (isnan(ci))
 			return get_float8_infinity();
 		GainAt(fit, ci, &gmean, &gsd);
-		t.n = Min(fit->n, e->n);
-		t.mean = gmean + e->mean;
-		t.sd = sqrt(gsd * gsd + e->sd * e->sd);
-		t.max = 0;
-		p = TailProbT(-ci - top, t.mean, t.sd, fit->n - 2);
+		p = TailProbT(-ci - top, gmean + e->mean, sqrt(gsd * gsd + e->sd * e->sd),
+					  fit->n - 2);
 		sum += p;
 		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
 			break;
@@ -688,7 +684,6 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 		if (g->n >= 2 && e->n >= 2)
 		{
 			MvivfErrorStats sum;
-
 			double		gainMax = Max(0, g->max);
 
 			if (so->gainFit.n >= 3)

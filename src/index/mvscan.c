@@ -340,18 +340,20 @@ RerankBatch(IndexScanDesc scan, int n)
 				so->gainErr[so->ngainErr++] = err;
 			}
 			/* the gain sample's own batch stays out of the refined samples */
-			if (so->sampling == MVIVF_SAMPLING_REFINED &&
+			if (so->sampling != MVIVF_SAMPLING_GAIN &&
 				!MvivfErrorSeen(so, c.score, dist))
-				so->sampleErr[so->nsampleErr++] = err;
-			else if (so->sampling == MVIVF_SAMPLING_NONE &&
-					 !MvivfErrorSeen(so, c.score, dist))
 			{
-				if (so->novershoot == so->overshootCap)
+				if (so->sampling == MVIVF_SAMPLING_REFINED)
+					so->sampleErr[so->nsampleErr++] = err;
+				else
 				{
-					so->overshootCap *= 2;
-					so->overshoot = repalloc_huge(so->overshoot, sizeof(double) * so->overshootCap);
+					if (so->novershoot == so->overshootCap)
+					{
+						so->overshootCap *= 2;
+						so->overshoot = repalloc_huge(so->overshoot, sizeof(double) * so->overshootCap);
+					}
+					so->overshoot[so->novershoot++] = err;
 				}
-				so->overshoot[so->novershoot++] = err;
 			}
 		}
 		c.score = dist;
@@ -670,13 +672,6 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 			}
 
 			/*
-			 * Refine more first when one of them could come next, when the
-			 * scan goes past the refined documents, or when every reranked
-			 * row has been consumed (a filter rejects rows, or a large
-			 * LIMIT): such a scan walks far down the approximate order.  The
-			 * refined prefix doubles each time (at least mvivf.refine more).
-			 */
-			/*
 			 * Before refining because an unrefined document could come
 			 * next, measure the errors of such documents (once).
 			 */
@@ -685,6 +680,14 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 				RerankGainSample(scan);
 				continue;
 			}
+
+			/*
+			 * Refine more first when one of them could come next, when the
+			 * scan goes past the refined documents, or when every reranked
+			 * row has been consumed (a filter rejects rows, or a large
+			 * LIMIT): such a scan walks far down the approximate order.  The
+			 * refined prefix doubles each time (at least mvivf.refine more).
+			 */
 			if (so->nrefined < so->ncands &&
 				(unrefinedBest ||
 				 so->nextCand + so->batchSize > so->nrefined ||
