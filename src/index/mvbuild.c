@@ -65,6 +65,8 @@ typedef struct MvivfBuildState
 	MvivfDocEntry *docs;
 	uint32		ndocs;
 	uint32		maxdocs;
+	float	   *driftScores;	/* of the documents not flagged, mvdrift.c */
+	uint32		ndriftScores;
 	float	   *scores;			/* MVIVF_ASSIGN_BLOCK x nlists */
 
 	/* pass 2: documents read but not yet assigned (a batch) */
@@ -200,6 +202,10 @@ FlushBatch(MvivfBuildState * bs)
 
 		MvivfAppendForward(bs->index, metabuf, docid, n, bs->assign + off,
 						   bs->codes + off * bs->q.codeSize, bs->q.codeSize);
+		if (bs->docs[docid].flags == 0)
+			bs->driftScores[bs->ndriftScores++] =
+				MvivfDriftScore(&bs->q, bs->batchRows + off * bs->dim, n,
+								bs->assign + off, bs->codes + off * bs->q.codeSize);
 		off += n;
 	}
 	UnlockReleaseBuffer(metabuf);
@@ -250,6 +256,7 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	{
 		bs->maxdocs *= 2;
 		bs->docs = repalloc_huge(bs->docs, sizeof(MvivfDocEntry) * bs->maxdocs);
+		bs->driftScores = repalloc_huge(bs->driftScores, sizeof(float) * bs->maxdocs);
 	}
 	doc = &bs->docs[bs->ndocs + bs->batchDocs];
 	doc->tid = *tid;
@@ -601,6 +608,7 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	/* pass 2 */
 	bs.maxdocs = Max(1024, (uint32) bs.indtuples + 1);
 	bs.docs = palloc_extended(sizeof(MvivfDocEntry) * bs.maxdocs, MCXT_ALLOC_HUGE);
+	bs.driftScores = palloc_extended(sizeof(float) * bs.maxdocs, MCXT_ALLOC_HUGE);
 	bs.ntokens = 0;
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, PROGRESS_MVIVF_PHASE_ASSIGN);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL, (int64) bs.indtuples);
@@ -615,6 +623,10 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 									   AssignCallback, &bs, NULL);
 	FlushBatch(&bs);
+	meta.driftLimit = MvivfDriftLimit(bs.driftScores, bs.ndriftScores);
+	elog(DEBUG1, "mvivf drift limit %g from %u documents", meta.driftLimit,
+		 bs.ndriftScores);
+	pfree(bs.driftScores);
 	AddNullDocs(&bs);
 	pfree(bs.batchRows);
 	pfree(bs.assign);

@@ -25,6 +25,7 @@
 typedef struct MvivfInsertCache
 {
 	MvivfMetaPageData meta;
+	bool		driftNoticed;	/* the statement said so once (mvdrift.c) */
 }			MvivfInsertCache;
 
 /*
@@ -122,6 +123,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	MultiVector *mv;
 	uint32	   *lists = NULL;
 	uint8	   *codes = NULL;
+	uint16		flags;
 	Buffer		metabuf;
 	MvivfMetaPage meta;
 	uint32		docid;
@@ -152,6 +154,25 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 		codes = palloc((Size) mv->nvec * q->codeSize);
 		MvivfAssignEncode(q, mv->x, mv->nvec, lists, codes, NULL);
 	}
+	flags = MvivfDocFlagsOf(mv);
+	if (flags == 0 && lists != NULL && cache->meta.driftLimit > 0)
+	{
+		float		score = MvivfDriftScore(q, mv->x, mv->nvec, lists, codes);
+
+		elog(DEBUG2, "mvivf insert: drift score %g, limit %g", score,
+			 cache->meta.driftLimit);
+		if (MvivfDrifted(&cache->meta, score))
+			flags = MVIVF_DOC_RERANK | MVIVF_DOC_DRIFT;
+	}
+	if ((flags & MVIVF_DOC_DRIFT) && !cache->driftNoticed)
+	{
+		cache->driftNoticed = true;
+		ereport(NOTICE,
+				(errmsg("index \"%s\" represents a new row worse than any row it was built on",
+						RelationGetRelationName(index)),
+				 errdetail("Its scans rerank such rows exactly before the others, which makes them slower."),
+				 errhint("REINDEX once the table holds the new kind of data, so that the index is trained on it.")));
+	}
 
 	LockPage(index, MVIVF_WRITE_LOCK, ExclusiveLock);
 	metabuf = ReadBuffer(index, MVIVF_METAPAGE_BLKNO);
@@ -171,8 +192,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	else
 		MvivfCheckDim(index, meta->dim, mv->dim);
 
-	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec,
-						   MvivfDocFlagsOf(mv));
+	docid = AppendDocEntry(index, metabuf, heap_tid, mv->nvec, flags);
 	if (lists != NULL)
 		MvivfAppendForward(index, metabuf, docid, mv->nvec, lists, codes,
 						   q->codeSize);

@@ -19,7 +19,9 @@
  * MvivfPageOpaqueData sits in the special space):
  *
  *	block 0          metapage: MvivfMetaPageData (magic, version, options,
- *	                 counts, block numbers of every area, quantizer tables)
+ *	                 counts, block numbers of every area, quantizer tables,
+ *	                 the drift limit of inserts, read as 0 where an older
+ *	                 build's metapage ends before it)
  *	centroid pages   nlists x dim float32, row-major, packed
  *	                 centroidsPerPage rows per page, contiguous from
  *	                 centroidStart
@@ -131,6 +133,12 @@
  * rows at all.
  */
 #define MVIVF_DOC_NULL			(1 << 2)
+/*
+ * Inserted after the build, the document's tokens are coded worse than
+ * those of any document the build saw (mvdrift.c); it is flagged
+ * MVIVF_DOC_RERANK too, which is what scans act on.
+ */
+#define MVIVF_DOC_DRIFT			(1 << 3)
 /* documents that are never candidates of an ordered scan */
 #define MVIVF_DOC_UNRANKED		(MVIVF_DOC_DEAD | MVIVF_DOC_NULL)
 
@@ -225,6 +233,12 @@ typedef struct MvivfMetaPageData
 	BlockNumber docListStart;	/* npostings uint32 document ids */
 	BlockNumber docLocStart;	/* listedDocs MvivfDocLocation */
 	uint32		npostings;		/* entries of the document lists */
+	/*
+	 * Inserts flag documents whose drift score exceeds this (mvdrift.c); 0
+	 * in indexes built before it was recorded (their metapage ends before
+	 * it) and in indexes built without documents: no insert is flagged.
+	 */
+	float		driftLimit;
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -580,6 +594,12 @@ extern int	MvivfIndexFormat(Relation index);
 extern MultiVector *MvivfQueryGetValue(Relation index, Datum value);
 extern double MvivfExactDistance(IndexScanDesc scan, Datum value);
 extern int	MvivfPostingCmp(const void *a, const void *b);
+
+/* mvdrift.c */
+extern float MvivfDriftScore(const MvivfQuantizer * q, const float *rows,
+							 int n, const uint32 *lists, const uint8 *codes);
+extern float MvivfDriftLimit(float *scores, uint32 n);
+extern bool MvivfDrifted(const MvivfMetaPageData * meta, float score);
 
 /* mvquantizer.c */
 extern void MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n,

@@ -109,6 +109,10 @@ MvivfReadMeta(Relation index, MvivfMetaPageData * meta)
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	memcpy(meta, MvivfPageGetMeta(page), sizeof(MvivfMetaPageData));
+	/* fields an older build's shorter metapage lacks read as 0 */
+	if (((PageHeader) page)->pd_lower < (char *) &MvivfPageGetMeta(page)->driftLimit +
+		sizeof(float) - (char *) page)
+		meta->driftLimit = 0;
 	UnlockReleaseBuffer(buf);
 
 	if (meta->magic != MVIVF_MAGIC)
