@@ -12,7 +12,7 @@
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-20}
-SCENARIOS=${3:-varrows pooled qshort qlong dups neardups blank norms smallbuild deletes limits}
+SCENARIOS=${3:-varrows pooled qshort qlong dups neardups blank norms smallbuild deletes limits shift oodq}
 SEED=${GEN_SEED:-42}
 PSQL=${PSQL:-psql}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -97,6 +97,21 @@ for s in $SCENARIOS; do
 			$PSQL -X -q -d $db -c "DELETE FROM docs WHERE id % 3 <> 0" -c "VACUUM docs"; build $db
 			$PSQL -X -q -d $db -c "DELETE FROM docs WHERE id % 6 = 3" -c "VACUUM docs"
 			check $db $s "mvb_check(10)" ;;
+		shift)		# built on N/2 pages of one corpus; N/2 pages of another (own
+					# shape, other seed) inserted after, ids from N; queries about
+					# the new pages, also filtered to either corpus
+			load $db "$HARD" $((N / 2)); build $db
+			$PSQL -X -q -d $db -c "CREATE TABLE newpages (id int, emb multivector)" -c "TRUNCATE queries"
+			env $(profile_env own) "$GEN" docs $((N / 2)) 7 | $PSQL -X -q -d $db -c "COPY newpages FROM STDIN (FORMAT binary)"
+			env $(profile_env own) "$GEN" queries $((N / 2)) "$NQ" 7 | $PSQL -X -q -d $db -c "COPY queries FROM STDIN (FORMAT binary)"
+			$PSQL -X -q -d $db -c "INSERT INTO docs SELECT id + $N, emb FROM newpages" -c "DROP TABLE newpages"
+			check $db $s "mvb_check(10)" "mvb_check(10, 'id >= $N')" "mvb_check(10, 'id < $N')" ;;
+		oodq)		# queries of another corpus (loose shape, other seed): nothing
+					# in the table matches them well, the scores bunch
+			load $db "$HARD"; build $db
+			$PSQL -X -q -d $db -c "TRUNCATE queries"
+			env $(profile_env loose) "$GEN" queries "$N" "$NQ" 7 | $PSQL -X -q -d $db -c "COPY queries FROM STDIN (FORMAT binary)"
+			check $db $s "mvb_check(10)" "mvb_check(1)" ;;
 		limits)		# LIMIT 1 / 100 / 500, a filter passing 10%, OFFSET
 			load $db "$HARD"; build $db
 			check $db $s "mvb_check(1)" "mvb_check(100)" "mvb_check(500)" "mvb_check(10, 'id % 10 = 3')" "mvb_check(10, 'true', 20)" "mvb_check(50, 'id % 10 = 3', 5)" ;;
