@@ -36,7 +36,7 @@
  *	  approximate order are reranked while no row waits (a WHERE filter
  *	  rejected them, or the LIMIT is large) or while unreranked documents
  *	  could still beat the best waiting one: while more than
- *	  mvivf.miss_tolerance of them are expected to, under a normal model of
+ *	  mvivf.miss_tolerance of them are expected to, under a t model of
  *	  the errors (approximate - exact distance) fitted after each batch on
  *	  the random sample and on the second half of the reranked documents
  *	  (MvivfMayStop, mvmargin.c); docs/mvivf.md, "How deep a scan
