@@ -460,7 +460,13 @@ TailProb(double threshold, const MvivfErrorStats * s)
  *		score's distance (-ci[doc]) less top.  The candidates are in
  *		increasing order of that distance, so the terms decrease: the loop
  *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
- *		gives infinity (such a document cannot be ruled out).
+ *		gives infinity (such a document cannot be ruled out).  Documents
+ *		whose distance equals that of the one before them count once:
+ *		equal approximate distances come from identical stored values
+ *		(copies of a page, a table of blank pages), whose errors are one and
+ *		the same, so that they beat the row all together or not at all
+ *		(800 copies of a blank page counted 800 times made a scan rerank
+ *		every one of them).
  */
 static double
 ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
@@ -476,6 +482,9 @@ ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
 
 		if (isnan(dist))
 			return get_float8_infinity();
+		/* a copy of the document before it errs alike: one event, not two */
+		if (r > from && dist == (ci ? -ci[so->cands[r - 1].docid] : so->cands[r - 1].score))
+			continue;
 		p = TailProb(dist - top, s);
 		sum += p;
 		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
@@ -632,6 +641,9 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
 
 		if (isnan(ci))
 			return get_float8_infinity();
+		/* a copy of the document before it errs alike: one event, not two */
+		if (r > from && ci == so->ciScore[so->cands[r - 1].docid])
+			continue;
 		GainAt(fit, ci, &gmean, &gsd);
 		p = TailProbT(-ci - top, gmean + e->mean, sqrt(gsd * gsd + e->sd * e->sd),
 					  fit->n - 2);
