@@ -674,6 +674,10 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 									  true, &meta.docDirTail);
 	meta.ndocs = bs.ndocs;
 	meta.ntokens = bs.ntokens;
+	meta.nforced = 0;
+	for (i = 0; i < (int) bs.ndocs; i++)
+		if (bs.docs[i].flags & MVIVF_DOC_RERANK)
+			meta.nforced++;
 	WriteMeta(index, &meta);
 
 	result = palloc0(sizeof(IndexBuildResult));

@@ -40,7 +40,9 @@
  * 0) there is no probe and E = D (every token's centroid number is read);
  * nq the query's rows (32 when the query is not a constant), D live
  * documents and F the documents reranked before the first row
- * (mvivf.rerank; all of them for an untrained index).  The planner scales
+ * (mvivf.rerank plus the documents flagged to be reranked first, such as
+ * inserts unlike the build's data, mvdrift.c; all of them for an untrained
+ * index).  The planner scales
  * total - startup by the fraction of rows a LIMIT takes.
  *
  * A scan ends after B documents (mvivf.max_scan_docs, or mvivf.candidates
@@ -216,7 +218,9 @@ mvivfcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 			budget = Min((double) mvivf_candidates, live);
 		else
 			budget = Min((double) Max(mvivf_max_scan_docs, mvivf_rerank), live);
-		first = Min((double) Max(mvivf_rerank, 1), budget);
+		/* and every document flagged to be reranked first, up front */
+		first = Min((double) Max(mvivf_rerank, 1) + meta.nforced, live);
+		first = Min(first, budget);
 	}
 	else
 	{

@@ -96,6 +96,9 @@ AppendDocEntry(Relation index, Buffer metabuf, ItemPointer tid, int ntokens,
 	MvivfPageGetOpaque(target)->nitems++;
 	((PageHeader) target)->pd_lower += sizeof(MvivfDocEntry);
 	meta->ndocs++;
+	if ((flags & MVIVF_DOC_RERANK) &&
+		MvivfMetaHasForcedCount(BufferGetPage(metabuf)))
+		meta->nforced++;
 	GenericXLogFinish(state);
 	if (BufferIsValid(tbuf))
 		UnlockReleaseBuffer(tbuf);

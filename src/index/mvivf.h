@@ -20,8 +20,9 @@
  *
  *	block 0          metapage: MvivfMetaPageData (magic, version, options,
  *	                 counts, block numbers of every area, quantizer tables,
- *	                 the drift limit of inserts, read as 0 where an older
- *	                 build's metapage ends before it)
+ *	                 the drift limit of inserts and the count of documents
+ *	                 reranked first, read as 0 where an older build's
+ *	                 metapage ends before them)
  *	centroid pages   nlists x dim float32, row-major, packed
  *	                 centroidsPerPage rows per page, contiguous from
  *	                 centroidStart
@@ -239,6 +240,13 @@ typedef struct MvivfMetaPageData
 	 * it) and in indexes built without documents: no insert is flagged.
 	 */
 	float		driftLimit;
+	/*
+	 * Documents flagged MVIVF_DOC_RERANK (every scan reranks them first),
+	 * counted by builds and inserts, for the cost estimate; never lowered
+	 * (VACUUM leaves it), so an upper bound.  0 where the metapage ends
+	 * before it.
+	 */
+	uint32		nforced;
 }			MvivfMetaPageData;
 
 typedef MvivfMetaPageData * MvivfMetaPage;
@@ -573,6 +581,7 @@ extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 extern MvivfOptions * MvivfGetOptions(Relation index);
 
 /* mvutils.c */
+extern bool MvivfMetaHasForcedCount(Page metapage);
 extern Buffer MvivfNewBuffer(Relation index, ForkNumber forkNum);
 extern void MvivfInitPage(Page page, uint16 flags);
 extern void MvivfReadMeta(Relation index, MvivfMetaPageData * meta);

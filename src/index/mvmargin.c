@@ -452,6 +452,30 @@ TailProb(double threshold, const MvivfErrorStats * s)
 }
 
 /*
+ * SameRefinedValue
+ *		Whether the refined candidates cands[a] and cands[b] look like copies
+ *		of one stored value: the same quantized MaxSim, exact centroid
+ *		interaction and token count.  Copies err alike, so they beat a row
+ *		all together or not at all: in the expected misses they are one
+ *		event (with the t tail, 800 copies of a blank page counted 800
+ *		times made a scan rerank every one of them).  Distinct documents
+ *		rarely agree on all three; unrefined documents are never taken for
+ *		copies, since many distinct ones share one centroid-interaction
+ *		bound.
+ */
+static bool
+SameRefinedValue(MvivfScanOpaque so, int a, int b)
+{
+	uint32		da = so->cands[a].docid;
+	uint32		db = so->cands[b].docid;
+
+	return so->ciScore != NULL &&
+		so->cands[a].score == so->cands[b].score &&
+		so->ciScore[da] == so->ciScore[db] &&
+		so->docs[da].ntokens == so->docs[db].ntokens;
+}
+
+/*
  * ExpectedOver
  *		The expected number of the documents cands[from .. to-1] whose error
  *		exceeds their gap to the row at distance top, under the t model
@@ -460,13 +484,9 @@ TailProb(double threshold, const MvivfErrorStats * s)
  *		score's distance (-ci[doc]) less top.  The candidates are in
  *		increasing order of that distance, so the terms decrease: the loop
  *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
- *		gives infinity (such a document cannot be ruled out).  Documents
- *		whose distance equals that of the one before them count once:
- *		equal approximate distances come from identical stored values
- *		(copies of a page, a table of blank pages), whose errors are one and
- *		the same, so that they beat the row all together or not at all
- *		(800 copies of a blank page counted 800 times made a scan rerank
- *		every one of them).
+ *		gives infinity (such a document cannot be ruled out).  A refined
+ *		document that looks like a copy of the one before it counts once
+ *		with it (SameRefinedValue).
  */
 static double
 ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
@@ -482,8 +502,7 @@ ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
 
 		if (isnan(dist))
 			return get_float8_infinity();
-		/* a copy of the document before it errs alike: one event, not two */
-		if (r > from && dist == (ci ? -ci[so->cands[r - 1].docid] : so->cands[r - 1].score))
+		if (ci == NULL && r > from && SameRefinedValue(so, r - 1, r))
 			continue;
 		p = TailProb(dist - top, s);
 		sum += p;
@@ -641,9 +660,6 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
 
 		if (isnan(ci))
 			return get_float8_infinity();
-		/* a copy of the document before it errs alike: one event, not two */
-		if (r > from && ci == so->ciScore[so->cands[r - 1].docid])
-			continue;
 		GainAt(fit, ci, &gmean, &gsd);
 		p = TailProbT(-ci - top, gmean + e->mean, sqrt(gsd * gsd + e->sd * e->sd),
 					  fit->n - 2);

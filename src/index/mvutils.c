@@ -96,6 +96,21 @@ MvivfInitPage(Page page, uint16 flags)
 }
 
 /*
+ * MvivfMetaHasForcedCount
+ *		Whether the metapage holds the drift limit and the count of documents
+ *		reranked first (written by builds since they exist): bytes past
+ *		pd_lower are neither kept by generic WAL nor written by older builds.
+ */
+bool
+MvivfMetaHasForcedCount(Page metapage)
+{
+	MvivfMetaPage meta = MvivfPageGetMeta(metapage);
+
+	return ((PageHeader) metapage)->pd_lower >=
+		(char *) &meta->nforced + sizeof(meta->nforced) - (char *) metapage;
+}
+
+/*
  * MvivfReadMeta
  *		Copy the metapage, checking magic and version.
  */
@@ -110,9 +125,11 @@ MvivfReadMeta(Relation index, MvivfMetaPageData * meta)
 	page = BufferGetPage(buf);
 	memcpy(meta, MvivfPageGetMeta(page), sizeof(MvivfMetaPageData));
 	/* fields an older build's shorter metapage lacks read as 0 */
-	if (((PageHeader) page)->pd_lower < (char *) &MvivfPageGetMeta(page)->driftLimit +
-		sizeof(float) - (char *) page)
+	if (!MvivfMetaHasForcedCount(page))
+	{
 		meta->driftLimit = 0;
+		meta->nforced = 0;
+	}
 	UnlockReleaseBuffer(buf);
 
 	if (meta->magic != MVIVF_MAGIC)
