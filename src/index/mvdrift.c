@@ -1,7 +1,7 @@
 /*
  * mvdrift.c
- *	  Documents the index's quantizer represents worse than any it was built
- *	  on ("drift"), found when they are inserted.
+ *	  Documents the index's quantizer represents far worse than those it was
+ *	  built on ("drift"), found when they are inserted.
  *
  * The approximate distance of a document errs by q . (r - decoded r) per
  * matched token, r the token's residual from its centroid.  The scan's error

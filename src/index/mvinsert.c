@@ -171,7 +171,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	{
 		cache->driftNoticed = true;
 		ereport(NOTICE,
-				(errmsg("index \"%s\" represents a new row worse than any row it was built on",
+				(errmsg("index \"%s\" represents a new row far worse than the rows it was built on",
 						RelationGetRelationName(index)),
 				 errdetail("Its scans rerank such rows exactly before the others, which makes them slower."),
 				 errhint("REINDEX once the table holds the new kind of data, so that the index is trained on it.")));

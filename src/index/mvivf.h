@@ -135,9 +135,10 @@
  */
 #define MVIVF_DOC_NULL			(1 << 2)
 /*
- * Inserted after the build, the document's tokens are coded worse than
- * those of any document the build saw (mvdrift.c); it is flagged
- * MVIVF_DOC_RERANK too, which is what scans act on.
+ * Inserted after the build, the document's tokens are coded far worse than
+ * those of the build's documents (its drift score is above the metapage's
+ * driftLimit, mvdrift.c); it is flagged MVIVF_DOC_RERANK too, which is what
+ * scans act on.
  */
 #define MVIVF_DOC_DRIFT			(1 << 3)
 /* documents that are never candidates of an ordered scan */
