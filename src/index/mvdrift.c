@@ -19,13 +19,15 @@
  * coded tokens to score high, and a page of many does whatever its other
  * tokens are.  The build records the 99th percentile of the scores of its
  * documents (those not already flagged for a row of large norm) times
- * MVIVF_DRIFT_MARGIN as the metapage's driftLimit; an insert whose score exceeds it is flagged
- * MVIVF_DOC_RERANK | MVIVF_DOC_DRIFT, and every scan reranks it exactly before
- * the others (RerankForced, mvscan.c), as it does documents with a row of
- * large norm.  A document like the build's stays below the limit (see the
- * margin below); a stream of unlike documents makes scans slower, never
- * wrong, and the insert says so once per statement: REINDEX retrains the
- * centroids on what the table now holds.
+ * MVIVF_DRIFT_MARGIN as the metapage's driftLimit.  An insert whose score
+ * exceeds it is flagged MVIVF_DOC_RERANK | MVIVF_DOC_DRIFT and counted in
+ * the metapage's nforced; every scan reranks it exactly before the others
+ * (RerankForced, mvscan.c), as it does documents with a row of large norm,
+ * and the cost estimate charges for that (mvcost.c).  A document like the
+ * build's stays below the limit (see the margin below); a stream of unlike
+ * documents makes scans slower, not wrong about them, and the insert says
+ * so once per statement: REINDEX retrains the centroids on what the table
+ * now holds.
  */
 #include "postgres.h"
 
@@ -147,6 +149,7 @@ MvivfDriftScore(const MvivfQuantizer * q, const float *rows, int n,
 	return score;
 }
 
+/* qsort order of floats, increasing */
 static int
 FloatCmp(const void *a, const void *b)
 {
@@ -167,7 +170,8 @@ MvivfDriftLimit(float *scores, uint32 n)
 	if (n == 0)
 		return 0;
 	qsort(scores, n, sizeof(float), FloatCmp);
-	return scores[(uint32) (MVIVF_DRIFT_PERCENTILE * (n - 1))] * MVIVF_DRIFT_MARGIN;
+	return scores[(uint32) (MVIVF_DRIFT_PERCENTILE * (n - 1))] *
+		MVIVF_DRIFT_MARGIN;
 }
 
 /*
