@@ -135,7 +135,6 @@ RecentSlot(Relation rel, Oid relnumber, BlockNumber blkno)
 	if (recent_buffers == NULL)
 	{
 		uint32		nslots = RECENT_BUFFER_MIN_SLOTS;
-
 		void	   *table;
 
 		while (nslots < (uint32) NBuffers && nslots < RECENT_BUFFER_MAX_SLOTS)

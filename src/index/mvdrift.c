@@ -149,16 +149,6 @@ MvivfDriftScore(const MvivfQuantizer * q, const float *rows, int n,
 	return score;
 }
 
-/* qsort order of floats, increasing */
-static int
-FloatCmp(const void *a, const void *b)
-{
-	float		x = *(const float *) a;
-	float		y = *(const float *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * MvivfDriftLimit
  *		The metapage's driftLimit from the scores of the build's documents,
@@ -169,21 +159,8 @@ MvivfDriftLimit(float *scores, uint32 n)
 {
 	if (n == 0)
 		return 0;
-	qsort(scores, n, sizeof(float), FloatCmp);
+	qsort(scores, n, sizeof(float), MvivfFloatCmp);
 	return scores[(uint32) (MVIVF_DRIFT_PERCENTILE * (n - 1))] *
 		MVIVF_DRIFT_MARGIN;
 }
 
-/*
- * MvivfDrifted
- *		Whether a document of the given score is flagged at insert: the
- *		index has a limit (built since the limit exists, with documents) and
- *		the score is above it or NaN.
- */
-bool
-MvivfDrifted(const MvivfMetaPageData * meta, float score)
-{
-	if (!(meta->driftLimit > 0))
-		return false;
-	return !(score <= meta->driftLimit);
-}

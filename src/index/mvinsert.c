@@ -164,7 +164,7 @@ mvivfinsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 
 		elog(DEBUG2, "mvivf insert: drift score %g, limit %g", score,
 			 cache->meta.driftLimit);
-		if (MvivfDrifted(&cache->meta, score))
+		if (!(score <= cache->meta.driftLimit))	/* NaN too */
 			flags = MVIVF_DOC_RERANK | MVIVF_DOC_DRIFT;
 	}
 	if ((flags & MVIVF_DOC_DRIFT) && !cache->driftNoticed)

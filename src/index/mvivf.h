@@ -582,6 +582,7 @@ extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 extern MvivfOptions * MvivfGetOptions(Relation index);
 
 /* mvutils.c */
+extern int	MvivfFloatCmp(const void *a, const void *b);
 extern bool MvivfMetaHasForcedCount(Page metapage);
 extern Buffer MvivfNewBuffer(Relation index, ForkNumber forkNum);
 extern void MvivfInitPage(Page page, uint16 flags);
@@ -609,7 +610,6 @@ extern int	MvivfPostingCmp(const void *a, const void *b);
 extern float MvivfDriftScore(const MvivfQuantizer * q, const float *rows,
 							 int n, const uint32 *lists, const uint8 *codes);
 extern float MvivfDriftLimit(float *scores, uint32 n);
-extern bool MvivfDrifted(const MvivfMetaPageData * meta, float score);
 
 /* mvquantizer.c */
 extern void MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n,

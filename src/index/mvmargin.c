@@ -435,7 +435,31 @@ MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact)
  */
 #define MVIVF_ERROR_TAIL_DF		60
 
-static double TailProbT(double threshold, double mean, double sd, int nu);
+/*
+ * TailProbT
+ *		P(X > threshold) for X = mean + sd * T, T a Student t variable of nu
+ *		degrees of freedom: the tail of a prediction from a sample of nu + 2
+ *		points, whose spread is itself estimated.  The t quantile is mapped
+ *		to the normal one by Wallace's approximation (z = (8 nu + 1) / (8 nu
+ *		+ 3) sqrt(nu ln(1 + t^2 / nu))), close in the far tail that matters
+ *		here.
+ */
+static double
+TailProbT(double threshold, double mean, double sd, int nu)
+{
+	double		t;
+	double		z;
+
+	if (!(sd > 0))
+		return threshold < mean ? 1 : 0;
+	t = (threshold - mean) / sd;
+	if (nu < 1)
+		nu = 1;
+	z = (8.0 * nu + 1) / (8.0 * nu + 3) * sqrt(nu * log1p(t * t / nu));
+	if (t < 0)
+		z = -z;
+	return 0.5 * erfc(z / M_SQRT2);
+}
 
 /*
  * TailProb
@@ -446,9 +470,7 @@ static double TailProbT(double threshold, double mean, double sd, int nu);
 static double
 TailProb(double threshold, const MvivfErrorStats * s)
 {
-	if (s->sd > 0)
-		return TailProbT(threshold, s->mean, s->sd, MVIVF_ERROR_TAIL_DF);
-	return threshold < s->mean ? 1 : 0;
+	return TailProbT(threshold, s->mean, s->sd, MVIVF_ERROR_TAIL_DF);
 }
 
 /*
@@ -607,32 +629,6 @@ MvivfUnrefinedErrStats(MvivfScanOpaque so)
 	if (so->gainErrMeasured && so->gainErrStats.n >= 2)
 		return &so->gainErrStats;
 	return &so->errStats;
-}
-
-/*
- * TailProbT
- *		P(X > threshold) for X = mean + sd * T, T a Student t variable of nu
- *		degrees of freedom: the tail of a prediction from a sample of nu + 2
- *		points, whose spread is itself estimated.  The t quantile is mapped
- *		to the normal one by Wallace's approximation (z = (8 nu + 1) / (8 nu
- *		+ 3) sqrt(nu ln(1 + t^2 / nu))), close in the far tail that matters
- *		here.
- */
-static double
-TailProbT(double threshold, double mean, double sd, int nu)
-{
-	double		t;
-	double		z;
-
-	if (!(sd > 0))
-		return threshold < mean ? 1 : 0;
-	t = (threshold - mean) / sd;
-	if (nu < 1)
-		nu = 1;
-	z = (8.0 * nu + 1) / (8.0 * nu + 3) * sqrt(nu * log1p(t * t / nu));
-	if (t < 0)
-		z = -z;
-	return 0.5 * erfc(z / M_SQRT2);
 }
 
 /*

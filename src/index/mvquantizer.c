@@ -458,19 +458,6 @@ NormalizeRow(float *x, int dim)
 }
 
 /*
- * FloatCmp
- *		qsort comparator for floats.
- */
-static int
-FloatCmp(const void *a, const void *b)
-{
-	float		x = *(const float *) a;
-	float		y = *(const float *) b;
-
-	return (x > y) - (x < y);
-}
-
-/*
  * MvivfTrainQuantizer
  *		Spherical k-means over the n sample rows (shuffled in place) for the
  *		centroids of q (dim, nbits, nlists and codeSize set by the caller),
@@ -580,7 +567,7 @@ MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n, int iters,
 
 		vals[nvals++] = sample[i] - q->centroids[(Size) assign[row] * dim + d];
 	}
-	qsort(vals, nvals, sizeof(float), FloatCmp);
+	qsort(vals, nvals, sizeof(float), MvivfFloatCmp);
 	for (b = 0; b < nb; b++)
 	{
 		int64		lo = nvals * b / nb;

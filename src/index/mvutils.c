@@ -96,6 +96,19 @@ MvivfInitPage(Page page, uint16 flags)
 }
 
 /*
+ * MvivfFloatCmp
+ *		qsort comparator for floats, increasing.
+ */
+int
+MvivfFloatCmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a;
+	float		y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
  * MvivfMetaHasForcedCount
  *		Whether the metapage holds the drift limit and the count of documents
  *		reranked first (written by builds since they exist): bytes past
