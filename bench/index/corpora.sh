@@ -7,7 +7,8 @@
 # defaults and at a few other settings.  Defaults are to be judged on the
 # hardest profile, not the easiest.  Environment: PSQL, PGHOST/PGPORT as
 # usual, GEN_SEED (42), KEEP=1 keeps the databases, REUSE=1 measures a kept
-# database again instead of loading it.
+# database again instead of loading it, INDEX_WITH="bits = 4" builds the
+# index with those options instead of the defaults.
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-50}
@@ -23,7 +24,8 @@ cc -O2 -o "$GEN" "$HERE/gen.c" -lm
 
 SHAPE="1030 x 128"
 case " $PROFILES " in *" colqwen "*) SHAPE="1030 x 128 (colqwen: 10-1,300 rows)" ;; esac
-echo "== mvivf on ${N} pages x ${SHAPE}, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, shared_buffers $($PSQL -X -At -d postgres -c 'SHOW shared_buffers')"
+WITH=${INDEX_WITH:+ WITH (${INDEX_WITH})}
+echo "== mvivf${WITH} on ${N} pages x ${SHAPE}, ${NQ} queries per profile, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, shared_buffers $($PSQL -X -At -d postgres -c 'SHOW shared_buffers')"
 echo "(exact = ORDER BY emb <#> q LIMIT 10 with index scans off; index = defaults, each query's first run in a"
 echo " fresh session (no query run before in it); again = the same queries once more in that session, whose pages"
 echo " the first pass left in the session's buffer hints and the CPU caches; ratio = exact p50 / index p50;"
@@ -52,14 +54,14 @@ for p in $PROFILES; do
 	fi
 	$Q -c "VACUUM ANALYZE docs" -c "SET client_min_messages = warning" -f "$HERE/measure.sql" >/dev/null
 	# build, ground truth, index size and the exact p50
-	build=$($Q <<'SQL' | tr '\n' ' '
+	build=$($Q <<SQL | tr '\n' ' '
 SET client_min_messages = warning;
 SET maintenance_work_mem = '1GB';
 SELECT mvb_truth() \g /dev/null
 SELECT round(avg((NOT EXISTS (SELECT 1 FROM doctopics d, querytopics qt WHERE d.id = i AND qt.qid = t.qid AND d.topics && qt.topics))::int)::numeric, 3)
 FROM truth t, unnest(t.ids) i;
 CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t;
-CREATE INDEX docs_idx ON docs USING mvivf (emb);
+CREATE INDEX docs_idx ON docs USING mvivf (emb)${WITH};
 SELECT round(extract(epoch FROM clock_timestamp() - t)::numeric, 1) FROM t0;
 SELECT round(pg_relation_size('docs_idx')::numeric / (SELECT sum(num_vectors(emb)) FROM docs), 1);
 SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM truth;
