@@ -8,7 +8,8 @@
 # rows and order equal the exact scan's (up to ties), queries with fewer
 # rows than asked, queries out of order, the share of plans that used the
 # index, and the p50 of the index and of the exact scan (index scans off).
-# Environment: PSQL, PGHOST/PGPORT; KEEP=1 keeps the databases.
+# Environment: PSQL, PGHOST/PGPORT; KEEP=1 keeps the databases;
+# INDEX_WITH="bits = 4" builds every index with those options.
 set -euo pipefail
 N=${1:-1000}
 NQ=${2:-20}
@@ -49,14 +50,14 @@ check() {
 
 build() {
 	$PSQL -X -q -d "$1" -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "SET maintenance_work_mem = '1GB'" \
-		-c "DROP INDEX IF EXISTS docs_idx" -c "CREATE INDEX docs_idx ON docs USING mvivf (emb)"
+		-c "DROP INDEX IF EXISTS docs_idx" -c "CREATE INDEX docs_idx ON docs USING mvivf (emb)${INDEX_WITH:+ WITH (${INDEX_WITH})}"
 }
 
 finish() {
 	[ "${KEEP:-0}" = 1 ] || $PSQL -X -q -d postgres -c "DROP DATABASE $1"
 }
 
-echo "== mvivf attacks on ${N} pages, ${NQ} queries, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
+echo "== mvivf${INDEX_WITH:+ WITH (${INDEX_WITH})} attacks on ${N} pages, ${NQ} queries, seed ${SEED}; $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores"
 printf '%-11s %-44s %6s %6s %5s %5s %5s %8s %8s\n' scenario check recall exact short misord idx p50_idx p50_ex
 for s in $SCENARIOS; do
 	db=mva_$s
