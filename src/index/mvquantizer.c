@@ -23,10 +23,9 @@
 #include "gemm_amx.h"
 #include "gemm_bf16.h"
 #include "mvivf.h"
+#include "scalar_levels.h"
 
 #define MVIVF_QUANT_VALUES	(1 << 20)	/* residual coordinates for cutoffs */
-#define MVIVF_LEVEL_ITERATIONS	100	/* Lloyd-Max iterations, at most */
-#define MVIVF_LEVEL_CLIP	1000	/* 1 / the share clipped at each end */
 
 /*
  * MvivfBlasSingleThread
@@ -460,108 +459,6 @@ NormalizeRow(float *x, int dim)
 }
 
 /*
- * CountAtMost
- *		How many of the n sorted values are at most x (those a code puts at
- *		or below the bucket whose upper cutoff is x: codes count the cutoffs
- *		a value exceeds).
- */
-static int64
-CountAtMost(const float *sorted, int64 n, float x)
-{
-	int64		lo = 0;
-	int64		hi = n;
-
-	while (lo < hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (sorted[mid] <= x)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/*
- * RefineLevels
- *		Lloyd-Max iterations on the nb levels (weights) and nb - 1 cutoffs of
- *		the sorted sample residual coordinates vals[0 .. nvals) (clipped in
- *		place to their 0.1 and 99.9 percentiles), from the
- *		equal-population buckets the caller filled in: each cutoff moves to
- *		the midpoint of its two levels (so a code takes the nearest level)
- *		and each level to the mean of its bucket, until the cutoffs stop
- *		moving.  Equal-population buckets are far from the least squared
- *		error where residuals mix scales, as pages do (background rows close
- *		to their centroid, content rows far): their outer buckets are wide
- *		and their inner ones spent on tiny residuals.  On such mixtures the
- *		levels found here reconstruct the larger residuals with 1.3-1.5
- *		times less RMS error at 2 bits and 1.5-2.5 times less at 4 bits.
- */
-static void
-RefineLevels(float *vals, int64 nvals, int nb, float *weights,
-			 float *cutoffs)
-{
-	double	   *prefix;
-	float		low;
-	float		high;
-	int64		i;
-	int			iter;
-
-	if (nvals == 0 || nb < 2)
-		return;
-
-	/*
-	 * The least squared error would spend a level on a few rows of huge norm
-	 * (which scans rerank first anyway, MVIVF_DOC_RERANK): the outermost
-	 * thousandth on each side counts as the value where it starts.  This
-	 * keeps vals sorted.
-	 */
-	low = vals[nvals / MVIVF_LEVEL_CLIP];
-	high = vals[nvals - 1 - nvals / MVIVF_LEVEL_CLIP];
-	prefix = palloc_extended(sizeof(double) * (nvals + 1), MCXT_ALLOC_HUGE);
-	prefix[0] = 0;
-	for (i = 0; i < nvals; i++)
-	{
-		vals[i] = Min(Max(vals[i], low), high);
-		prefix[i + 1] = prefix[i] + vals[i];
-	}
-	for (iter = 0; iter < MVIVF_LEVEL_ITERATIONS; iter++)
-	{
-		bool		moved = false;
-		int64		lo = 0;
-		int			b;
-
-		CHECK_FOR_INTERRUPTS();
-		for (b = 0; b < nb; b++)
-		{
-			int64		hi = b < nb - 1 ? CountAtMost(vals, nvals, cutoffs[b]) : nvals;
-
-			/* an empty bucket keeps its level */
-			if (hi > lo)
-				weights[b] = (float) ((prefix[hi] - prefix[lo]) / (hi - lo));
-			lo = hi;
-		}
-		for (b = 0; b < nb - 1; b++)
-		{
-			float		mid = weights[b] + (weights[b + 1] - weights[b]) / 2;
-
-			/* cutoffs stay ordered, as the encoders require */
-			if (b > 0 && mid < cutoffs[b - 1])
-				mid = cutoffs[b - 1];
-			if (mid != cutoffs[b])
-			{
-				cutoffs[b] = mid;
-				moved = true;
-			}
-		}
-		if (!moved)
-			break;
-	}
-	pfree(prefix);
-}
-
-/*
  * MvivfTrainQuantizer
  *		Spherical k-means over the n sample rows (shuffled in place) for the
  *		centroids of q (dim, nbits, nlists and codeSize set by the caller),
@@ -672,20 +569,11 @@ MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n, int iters,
 		vals[nvals++] = sample[i] - q->centroids[(Size) assign[row] * dim + d];
 	}
 	qsort(vals, nvals, sizeof(float), MvivfFloatCmp);
-	for (b = 0; b < nb; b++)
-	{
-		int64		lo = nvals * b / nb;
-		int64		hi = nvals * (b + 1) / nb;
-		double		sum = 0;
-		int64		j;
-
-		for (j = lo; j < hi; j++)
-			sum += vals[j];
-		q->weights[b] = hi > lo ? (float) (sum / (hi - lo)) : 0;
-		if (b < nb - 1)
-			q->cutoffs[b] = vals[Min(hi, nvals - 1)];
-	}
-	RefineLevels(vals, nvals, nb, q->weights, q->cutoffs);
+	if (!cp_scalar_levels(vals, nvals, nb, q->weights, q->cutoffs))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed to train the residual levels of an mvivf index.")));
 	pfree(vals);
 	pfree(sums);
 	pfree(counts);
