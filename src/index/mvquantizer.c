@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "commands/progress.h"
+#include "lib/stringinfo.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -574,6 +575,20 @@ MvivfTrainQuantizer(MvivfQuantizer * q, float *sample, int64 n, int iters,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
 				 errdetail("Failed to train the residual levels of an mvivf index.")));
+	if (message_level_is_interesting(DEBUG1))
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		for (b = 0; b < nb; b++)
+			appendStringInfo(&buf, "%s%g", b ? " " : "", q->weights[b]);
+		appendStringInfoString(&buf, ", cutoffs");
+		for (b = 0; b < nb - 1; b++)
+			appendStringInfo(&buf, " %g", q->cutoffs[b]);
+		elog(DEBUG1, "mvivf residual levels %s from %lld coordinates", buf.data,
+			 (long long) nvals);
+		pfree(buf.data);
+	}
 	pfree(vals);
 	pfree(sums);
 	pfree(counts);
