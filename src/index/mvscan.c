@@ -317,9 +317,19 @@ RerankBatch(IndexScanDesc scan, int n)
 		double		dist;
 
 		CHECK_FOR_INTERRUPTS();
-		/* reranked before the others already (RerankForced) */
+
+		/*
+		 * Reranked before the others already (RerankForced).  Outside a
+		 * sample it does not count: the batch reranks n other documents, so
+		 * that the head's errors are measured however many flagged documents
+		 * the approximate order puts first.
+		 */
 		if (so->forced != NULL && c.docid < so->ndocs && so->forced[c.docid])
+		{
+			if (so->sampling == MVIVF_SAMPLING_NONE && end < so->budget)
+				end++;
 			continue;
+		}
 		if (!RerankOne(scan, &c, tmp, &dist))
 			continue;
 		/*
@@ -456,6 +466,24 @@ RerankSample(IndexScanDesc scan)
 
 	if (so->nullQuery || hi - lo <= 2 * k)
 		return;
+
+	/*
+	 * Documents reranked first (RerankForced) give no error: draw as many
+	 * more as there are such documents among those the sample is drawn
+	 * from, so that about k errors come back.
+	 */
+	if (so->nforced > 0)
+	{
+		int			nforced = 0;
+		int			i;
+
+		for (i = lo; i < hi; i++)
+			if (so->cands[i].docid < so->ndocs && so->forced[so->cands[i].docid])
+				nforced++;
+		if (nforced >= hi - lo - k)
+			return;
+		k = (int) Min((int64) hi - lo, (int64) k * (hi - lo) / (hi - lo - nforced));
+	}
 	MvivfSampleToFront(so, lo, hi, k);
 	so->sampleErr = palloc(sizeof(double) * k);
 	so->sampling = MVIVF_SAMPLING_REFINED;
