@@ -11,8 +11,8 @@
 #include <math.h>
 
 #include "commands/progress.h"
-#include "lib/stringinfo.h"
 #include "common/pg_prng.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/backend_progress.h"

@@ -279,6 +279,16 @@ RerankOne(IndexScanDesc scan, MvivfScanCandidate * cand, MemoryContext tmp,
 }
 
 /*
+ * IsForced
+ *		Whether document docid was reranked before the others (RerankForced).
+ */
+static inline bool
+IsForced(MvivfScanOpaque so, uint32 docid)
+{
+	return so->forced != NULL && docid < so->ndocs && so->forced[docid];
+}
+
+/*
  * RerankBatch
  *		Rerank up to n more candidates into the heap; false when the scan may
  *		rerank no more.  A row closer than one already returned is skipped:
@@ -324,7 +334,7 @@ RerankBatch(IndexScanDesc scan, int n)
 		 * that the head's errors are measured however many flagged documents
 		 * the approximate order puts first.
 		 */
-		if (so->forced != NULL && c.docid < so->ndocs && so->forced[c.docid])
+		if (IsForced(so, c.docid))
 		{
 			if (so->sampling == MVIVF_SAMPLING_NONE && end < so->budget)
 				end++;
@@ -478,7 +488,7 @@ RerankSample(IndexScanDesc scan)
 		int			i;
 
 		for (i = lo; i < hi; i++)
-			if (so->cands[i].docid < so->ndocs && so->forced[so->cands[i].docid])
+			if (IsForced(so, so->cands[i].docid))
 				nforced++;
 		if (nforced >= hi - lo - k)
 			return;
