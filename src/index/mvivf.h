@@ -441,6 +441,12 @@ typedef struct MvivfScanCandidate
  */
 #define MVIVF_GAIN_RERANK		16
 
+/*
+ * The last refined documents in centroid-interaction order whose gains
+ * model those of the next unrefined ones (MvivfMayStop)
+ */
+#define MVIVF_EDGE_SAMPLE		64
+
 /* which sample a batch of reranks is (MvivfScanOpaqueData.sampling) */
 #define MVIVF_SAMPLING_NONE		0	/* in approximate order */
 #define MVIVF_SAMPLING_REFINED	1	/* random refined documents */
@@ -509,6 +515,15 @@ typedef struct MvivfScanOpaqueData
 	int			ngainErr;
 	bool		gainErrMeasured;
 	MvivfErrorStats gainErrStats;
+
+	/*
+	 * The gains of the last MVIVF_EDGE_SAMPLE documents refined in order of
+	 * centroid interaction (a ring), and their statistics: the model of
+	 * the gains of the unrefined documents that come next in that order.
+	 */
+	double	   *edgeGain;
+	int			nedgeGain;		/* gains ever added to the ring */
+	MvivfErrorStats edgeStats;
 	/* counters (DEBUG1 at the end of the scan) */
 	int			nreranked;
 	int			ninvisible;

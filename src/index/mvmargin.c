@@ -3,7 +3,7 @@
  *	  The order of an mvivf scan's candidates, and the error model that
  *	  decides how deep the scan refines and reranks: the margin of a sample
  *	  of approximation errors under a normal model (the stopping rule's tail
- *	  probabilities: a Student t, TailProb), and the random samples
+ *	  probabilities: a Student t, TailProbT), and the random samples
  *	  (fixed seed) whose errors stand for the documents not yet reranked or
  *	  refined.  docs/mvivf.md, "How deep a scan reranks", has the rule.
  */
@@ -422,7 +422,7 @@ MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact)
 
 /*
  * Degrees of freedom of the Student t tail of the refined documents' errors
- * (TailProb).  The errors' tails are heavier than a normal one: on queries
+ * (TailProbT).  The errors' tails are heavier than a normal one: on queries
  * of another corpus than the indexed one (scores bunched within hundredths,
  * bench/index/attack.sh "oodq"), one document in 1,000 erred by 4.3
  * standard deviations of its sample, where a normal model expects 0.009 such
@@ -440,6 +440,21 @@ MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact)
  * than with 60, still far fewer than with the earlier levels.
  */
 #define MVIVF_ERROR_TAIL_DF		30
+
+/*
+ * Degrees of freedom of the t tail of the edge sample's gains (at most; fewer
+ * for a smaller sample): the gains of the documents at the head of the
+ * centroid order are a mixture, most of them far below zero (pages the
+ * centroids overrate) and a few far above (pages whose content rows the
+ * residual codes place nearer the query than their centroids do).  On 10,000
+ * pages of the "own" shape of bench/index with mvivf.refine = 16, such a
+ * page's gain lay 5.6 standard deviations above the mean of the 64 before it;
+ * with 30 degrees of freedom the scan returned a row that page beat (1 in
+ * 300), with 15 it refined it first.  With 15, the defaults refine 0-12 %
+ * more documents on the shapes of bench/index (10 only at 5,000-9,000 refined
+ * documents a query).
+ */
+#define MVIVF_EDGE_TAIL_DF		15
 
 /*
  * TailProbT
@@ -465,18 +480,6 @@ TailProbT(double threshold, double mean, double sd, int nu)
 	if (t < 0)
 		z = -z;
 	return 0.5 * erfc(z / M_SQRT2);
-}
-
-/*
- * TailProb
- *		P(error > threshold) for an error drawn from the model of s: its mean
- *		plus its standard deviation times a Student t variable of
- *		MVIVF_ERROR_TAIL_DF degrees of freedom.
- */
-static double
-TailProb(double threshold, const MvivfErrorStats * s)
-{
-	return TailProbT(threshold, s->mean, s->sd, MVIVF_ERROR_TAIL_DF);
 }
 
 /*
@@ -506,10 +509,10 @@ SameRefinedValue(MvivfScanOpaque so, int a, int b)
 /*
  * ExpectedOver
  *		The expected number of the documents cands[from .. to-1] whose error
- *		exceeds their gap to the row at distance top, under the t model
- *		s: sum over them of P(error > gap).  gap(r) is the candidate's
- *		approximate distance less top when ci is NULL, else its centroid
- *		score's distance (-ci[doc]) less top.  The candidates are in
+ *		exceeds their gap to the row at distance top, under the model s
+ *		with a t tail of df degrees of freedom: sum over them of P(error >
+ *		gap).  gap(r) is the candidate's approximate distance less top when
+ *		ci is NULL, else its centroid score's distance (-ci[doc]) less top.  The candidates are in
  *		increasing order of that distance, so the terms decrease: the loop
  *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
  *		gives infinity (such a document cannot be ruled out).  A refined
@@ -518,7 +521,7 @@ SameRefinedValue(MvivfScanOpaque so, int a, int b)
  */
 static double
 ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
-			 double top, const MvivfErrorStats * s)
+			 double top, const MvivfErrorStats * s, int df)
 {
 	double		sum = 0;
 	int			r;
@@ -532,7 +535,7 @@ ExpectedOver(MvivfScanOpaque so, int from, int to, const double *ci,
 			return get_float8_infinity();
 		if (ci == NULL && r > from && SameRefinedValue(so, r - 1, r))
 			continue;
-		p = TailProb(dist - top, s);
+		p = TailProbT(dist - top, s->mean, s->sd, df);
 		sum += p;
 		if (p * (to - r) < 1e-3 * mvivf_miss_tolerance)
 			break;
@@ -686,9 +689,18 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
  * larger expectation counts).  For an unrefined one the error is that of
  * its centroid interaction, the gain of its residual codes plus the error
  * of its quantized score (MvivfSumMargin's model), against its centroid
- * interaction.  The expectation is summed over the documents themselves,
- * not bounded by their number times the probability of the nearest one,
- * so documents far from the row count for what they are: next to nothing.
+ * interaction; and, for as many of the next ones in centroid order as the
+ * edge sample holds, the gain is also modelled by the gains of the last
+ * documents refined in that order (their neighbours there; the larger
+ * expectation counts).  The random sample alone misses what happens at the
+ * head of the centroid order: on 10,000 pages of the "own" shape with
+ * mvivf.refine = 128, pages just past the refined ones had gains of +0.7 to
+ * +1.0 where the line through the random sample predicted -2.2 +- 0.5 (their
+ * neighbours': -1.8 +- 0.9, up to +0.8), and the scan returned rows such
+ * pages beat (recall 0.963).  The expectation is summed over the documents
+ * themselves, not bounded by their number times the probability of the
+ * nearest one, so documents far from the row count for what they are: next
+ * to nothing.
  * Besides, no document may be within the largest error observed of the
  * row.  *unrefinedFirst says whether the unrefined documents weigh more
  * than the refined ones (then the scan refines more before it reranks).
@@ -716,9 +728,9 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 		if (float8_cmp_internal(top, so->cands[so->nextCand].score - errFloor) > 0)
 			return false;
 		if (head->n >= 2)
-			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head);
+			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head, MVIVF_ERROR_TAIL_DF);
 		if (sample->n >= 2)
-			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample));
+			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample, MVIVF_ERROR_TAIL_DF));
 		if (head->n < 2 && sample->n < 2)
 			eRefined = float8_cmp_internal(top, so->cands[so->nextCand].score - so->errMargin) <= 0 ?
 				0 : get_float8_infinity();
@@ -749,6 +761,13 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 				*unrefinedFirst = true;
 				return false;
 			}
+			/* nor within the largest gain of its neighbours (edge sample) */
+			if (so->edgeStats.n >= 2 &&
+				float8_cmp_internal(top, best - so->edgeStats.max - Max(0, e->max)) > 0)
+			{
+				*unrefinedFirst = true;
+				return false;
+			}
 			if (so->gainFit.n >= 3)
 				eUnrefined = ExpectedOverUnrefined(so, unrefinedFrom, so->ncands, top, e);
 			else
@@ -757,7 +776,19 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 				sum.mean = g->mean + e->mean;
 				sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
 				sum.max = g->max + e->max;
-				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum);
+				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum, MVIVF_ERROR_TAIL_DF);
+			}
+			if (so->edgeStats.n >= 2)
+			{
+				sum.n = Min(so->edgeStats.n, e->n);
+				sum.mean = so->edgeStats.mean + e->mean;
+				sum.sd = sqrt(so->edgeStats.sd * so->edgeStats.sd + e->sd * e->sd);
+				sum.max = so->edgeStats.max + e->max;
+				eUnrefined = Max(eUnrefined,
+								 ExpectedOver(so, unrefinedFrom,
+											  Min(so->ncands, unrefinedFrom + so->edgeStats.n),
+											  so->ciScore, top, &sum,
+											  Min(MVIVF_EDGE_TAIL_DF, so->edgeStats.n - 1)));
 			}
 		}
 		else

@@ -732,6 +732,22 @@ MvivfRefineCandidates(IndexScanDesc scan, int from, int to, int sortFrom,
 			so->ciExact[refine[r]] = true;
 		}
 	}
+	/*
+	 * The gains of the last documents refined in centroid-interaction order
+	 * (ciOrder[0 .. sampleFrom-from-1] are the next ones in that order):
+	 * the gains of the unrefined documents that follow them resemble theirs
+	 * more than those of the random sample (MvivfMayStop).
+	 */
+	if (sampleFrom > from)
+	{
+		int			m = Min(MVIVF_EDGE_SAMPLE, so->nedgeGain + (sampleFrom - from));
+
+		if (so->edgeGain == NULL)
+			so->edgeGain = palloc(sizeof(double) * MVIVF_EDGE_SAMPLE);
+		for (r = 0; r < sampleFrom - from; r++)
+			so->edgeGain[so->nedgeGain++ % MVIVF_EDGE_SAMPLE] = gain[ciOrder[r]];
+		MvivfErrorStatsOf(so->edgeGain, m, &so->edgeStats);
+	}
 	if (sampleFrom < to)
 	{
 		int			nsample = to - sampleFrom;
