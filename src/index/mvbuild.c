@@ -47,10 +47,13 @@ typedef struct MvivfBuildState
 	int			dim;
 	double		indtuples;		/* documents indexed */
 	uint64		ntokens;
-	uint64		seen;			/* tokens offered to the reservoir */
+	uint64		seen;			/* live tokens offered to the reservoir */
 	float	   *sample;
+	bool	   *sampleDead;		/* per slot: a row of a dead tuple */
 	int64		sampleCap;
-	int64		nsample;
+	int64		nsample;		/* slots filled */
+	int64		nsampleLive;	/* of which rows of live tuples */
+	int64		deadCursor;		/* no dead slot before it */
 	pg_prng_state prng;
 	MemoryContext tmpCtx;
 	MemoryContext buildCtx;
@@ -77,6 +80,7 @@ typedef struct MvivfBuildState
 	int64		batchFill;		/* rows in the batch */
 	int			batchDocs;		/* documents in the batch: bs->docs[ndocs..] */
 	int		   *batchNvec;		/* their row counts */
+	bool	   *batchDead;		/* whether each is a dead tuple's */
 	int			batchNvecCap;
 }			MvivfBuildState;
 
@@ -109,6 +113,86 @@ KeepRandomRows(float *sample, int64 n, int64 k, int dim, pg_prng_state *prng)
 		}
 	}
 	pfree(tmp);
+}
+
+/*
+ * SampleSlot
+ *		The reservoir slot a token row takes, or -1.
+ *
+ * The centroids are trained on the rows of live tuples.  A build also
+ * indexes the tuples that are dead but may still be visible to a running
+ * transaction (recently dead ones: rows a DELETE or UPDATE left while
+ * another transaction, in any database, kept an older snapshot), so that
+ * such snapshots find them; trained on too, the rows a user deleted before
+ * a REINDEX would shape the centroids meant for the rows that replaced them.
+ * A dead tuple's rows fill only free slots, and a live row takes a dead
+ * row's slot before the reservoir draws: the live rows are a uniform sample
+ * of the live ones, and the dead ones are trained on only when the table
+ * has no live rows at all.
+ */
+static int64
+SampleSlot(MvivfBuildState * bs, bool alive)
+{
+	int64		slot = -1;
+
+	if (!alive)
+	{
+		if (bs->nsample < bs->sampleCap)
+		{
+			slot = bs->nsample++;
+			bs->sampleDead[slot] = true;
+		}
+		return slot;
+	}
+	if (bs->nsampleLive < bs->sampleCap)
+	{
+		if (bs->nsample < bs->sampleCap)
+			slot = bs->nsample++;
+		else
+		{
+			/* every slot is filled, not all by live rows: take a dead one */
+			while (!bs->sampleDead[bs->deadCursor])
+				bs->deadCursor++;
+			slot = bs->deadCursor;
+		}
+		bs->sampleDead[slot] = false;
+		bs->nsampleLive++;
+	}
+	else
+	{
+		/* every slot holds a live row: draw as a reservoir does */
+		uint64		r = pg_prng_uint64_range(&bs->prng, 0, bs->seen);
+
+		if (r < (uint64) bs->sampleCap)
+			slot = r;
+	}
+	bs->seen++;
+	return slot;
+}
+
+/*
+ * DropDeadSamples
+ *		After pass 1: keep only the live rows of the sample when there are
+ *		any, in slot order.
+ */
+static void
+DropDeadSamples(MvivfBuildState * bs)
+{
+	int64		w = 0;
+	int64		i;
+
+	if (bs->nsampleLive == 0 || bs->nsampleLive == bs->nsample)
+		return;
+	for (i = 0; i < bs->nsample; i++)
+	{
+		if (bs->sampleDead[i])
+			continue;
+		if (w != i)
+			memcpy(bs->sample + w * bs->dim, bs->sample + i * bs->dim,
+				   sizeof(float) * bs->dim);
+		w++;
+	}
+	bs->nsample = w;
 }
 
 /*
@@ -149,24 +233,16 @@ SampleCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		bs->sampleCap = Max(bs->sampleCap, 1);
 		bs->sample = MemoryContextAllocHuge(bs->buildCtx,
 											sizeof(float) * bs->sampleCap * bs->dim);
+		bs->sampleDead = MemoryContextAllocHuge(bs->buildCtx,
+												sizeof(bool) * bs->sampleCap);
 	}
 	MvivfCheckDim(index, bs->dim, mv->dim);
 	for (i = 0; i < mv->nvec; i++)
 	{
-		int64		slot = -1;
+		int64		slot = SampleSlot(bs, tupleIsAlive);
 
-		if (bs->nsample < bs->sampleCap)
-			slot = bs->nsample++;
-		else
-		{
-			uint64		r = pg_prng_uint64_range(&bs->prng, 0, bs->seen);
-
-			if (r < (uint64) bs->sampleCap)
-				slot = r;
-		}
 		if (slot >= 0)
 			memcpy(bs->sample + slot * bs->dim, MV_ROW(mv, i), sizeof(float) * bs->dim);
-		bs->seen++;
 	}
 	bs->ntokens += mv->nvec;
 	bs->indtuples++;
@@ -202,7 +278,8 @@ FlushBatch(MvivfBuildState * bs)
 
 		MvivfAppendForward(bs->index, metabuf, docid, n, bs->assign + off,
 						   bs->codes + off * bs->q.codeSize, bs->q.codeSize);
-		if (bs->docs[docid].flags == 0)
+		/* the drift limit comes from the live documents (SampleSlot) */
+		if (bs->docs[docid].flags == 0 && !bs->batchDead[i])
 			bs->driftScores[bs->ndriftScores++] =
 				MvivfDriftScore(&bs->q, bs->batchRows + off * bs->dim, n,
 								bs->assign + off, bs->codes + off * bs->q.codeSize);
@@ -266,8 +343,10 @@ AssignCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	{
 		bs->batchNvecCap *= 2;
 		bs->batchNvec = repalloc(bs->batchNvec, sizeof(int) * bs->batchNvecCap);
+		bs->batchDead = repalloc(bs->batchDead, sizeof(bool) * bs->batchNvecCap);
 	}
 	bs->batchNvec[bs->batchDocs] = n;
+	bs->batchDead[bs->batchDocs] = !tupleIsAlive;
 	bs->batchDocs++;
 	bs->batchFill += n;
 	bs->ntokens += n;
@@ -539,6 +618,7 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 		return result;
 	}
 
+	DropDeadSamples(&bs);
 	WarnIfNotNormalised(&bs);
 
 	nlists = bs.opts->lists;
@@ -620,6 +700,7 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs.codes = palloc_extended((Size) bs.batchCap * bs.q.codeSize, MCXT_ALLOC_HUGE);
 	bs.batchNvecCap = 64;
 	bs.batchNvec = palloc(sizeof(int) * bs.batchNvecCap);
+	bs.batchDead = palloc(sizeof(bool) * bs.batchNvecCap);
 	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
 									   AssignCallback, &bs, NULL);
 	FlushBatch(&bs);
@@ -632,6 +713,7 @@ mvivfbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	pfree(bs.assign);
 	pfree(bs.codes);
 	pfree(bs.batchNvec);
+	pfree(bs.batchDead);
 	{
 		MvivfMetaPageData written;
 

@@ -10,8 +10,8 @@
 # build's are not flagged, that unlike ones are, with one NOTICE per
 # statement, that an index scan then returns the exact scan's rows, that
 # an index whose metapage predates the drift limit flags nothing and writes
-# nothing past its end, and that REINDEX (trained on both corpora) flags
-# nothing.
+# nothing past its end, that REINDEX (trained on both corpora) flags
+# nothing, and that a REINDEX trains on the live rows only.
 use strict;
 use warnings;
 
@@ -151,6 +151,58 @@ $node->start;
 # REINDEX trains on both corpora: nothing is flagged any more
 $node->safe_psql('postgres', 'REINDEX INDEX pages_idx');
 is(forced(), 0, 'after REINDEX no page is reranked first');
+
+# REINDEX after the rows of one corpus were deleted and those of another
+# inserted, while a transaction of another session is open: the deleted
+# rows are recently dead (that transaction's snapshot may still see them),
+# so the build indexes them, but it trains on the live rows only.  Pages of
+# the deleted corpus inserted afterwards are then unlike the rows the index
+# was built on, and flagged.  (Trained on the dead rows too, the index took
+# them for its own kind: with any open transaction in the cluster, a REINDEX
+# meant to retrain on new data kept the old data's centroids.)
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE hz (id int, emb multivector);
+	INSERT INTO hz SELECT * FROM pagevals WHERE id <= 150;
+	CREATE INDEX hz_idx ON hz USING mvivf (emb);
+});
+my $holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN');
+$holder->query_safe('SELECT txid_current()');
+$node->safe_psql(
+	'postgres', q{
+	DELETE FROM hz;
+	INSERT INTO hz SELECT * FROM pagevals WHERE id > 1000;
+	REINDEX INDEX hz_idx;
+});
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND state = 'idle in transaction'"),
+	1, 'a transaction was open during the REINDEX');
+($ret, $out, $err) = $node->psql('postgres',
+	'INSERT INTO hz SELECT * FROM pagevals WHERE id BETWEEN 151 AND 160');
+is($ret, 0, 'pages of the deleted corpus are inserted after the REINDEX');
+like($err, qr/index "hz_idx" represents a new row far worse than the rows it was built on/,
+	'with a NOTICE: the index was not trained on the deleted rows');
+# with every row dead, the build trains on the dead rows
+$node->safe_psql(
+	'postgres', q{
+	CREATE TABLE hzdead (id int, emb multivector);
+	INSERT INTO hzdead SELECT * FROM pagevals WHERE id <= 50;
+	CREATE INDEX hzdead_idx ON hzdead USING mvivf (emb);
+	DELETE FROM hzdead;
+	REINDEX INDEX hzdead_idx;
+	INSERT INTO hzdead SELECT * FROM pagevals WHERE id BETWEEN 51 AND 60;
+});
+is($node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	SELECT string_agg(id::text, ',' ORDER BY id) FROM (SELECT id FROM hzdead ORDER BY emb <#> (SELECT emb FROM pagevals WHERE id = 55) LIMIT 20) s}),
+	'51,52,53,54,55,56,57,58,59,60', 'an index built on dead rows only returns the rows inserted since');
+$holder->query_safe('COMMIT');
+$holder->quit;
+is($node->safe_psql('postgres', q{
+	SET enable_seqscan = off;
+	SELECT count(*) FROM (SELECT id FROM hz ORDER BY emb <#> (SELECT emb FROM pagevals WHERE id = 155) LIMIT 300) s}),
+	80, 'an index scan returns the 80 live rows');
 
 $node->stop;
 done_testing();
