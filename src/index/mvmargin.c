@@ -450,9 +450,9 @@ MvivfErrorSeen(MvivfScanOpaque so, double approx, double exact)
  * pages of the "own" shape of bench/index with mvivf.refine = 16, such a
  * page's gain lay 5.6 standard deviations above the mean of the 64 before it;
  * with 30 degrees of freedom the scan returned a row that page beat (1 in
- * 300), with 15 it refined it first.  With 15, the defaults refine 0-12 %
- * more documents on the shapes of bench/index (10 only at 5,000-9,000 refined
- * documents a query).
+ * 300), with 15 it refined it first.  With 15, the defaults refine 0-15 %
+ * more documents on the shapes of bench/index; with 10, twice as many on
+ * "rows" at 1,000 pages, with 5, 2,000-9,000 a query at 10,000.
  */
 #define MVIVF_EDGE_TAIL_DF		15
 
