@@ -512,9 +512,10 @@ SameRefinedValue(MvivfScanOpaque so, int a, int b)
  *		exceeds their gap to the row at distance top, under the model s
  *		with a t tail of df degrees of freedom: sum over them of P(error >
  *		gap).  gap(r) is the candidate's approximate distance less top when
- *		ci is NULL, else its centroid score's distance (-ci[doc]) less top.  The candidates are in
- *		increasing order of that distance, so the terms decrease: the loop
- *		ends once the rest cannot add a thousandth of the tolerance.  A NaN
+ *		ci is NULL, else its centroid score's distance (-ci[doc]) less top.
+ *		The candidates are in increasing order of that distance, so the
+ *		terms decrease: the loop ends once the rest cannot add a thousandth
+ *		of the tolerance.  A NaN
  *		gives infinity (such a document cannot be ruled out).  A refined
  *		document that looks like a copy of the one before it counts once
  *		with it (SameRefinedValue).
@@ -728,9 +729,11 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 		if (float8_cmp_internal(top, so->cands[so->nextCand].score - errFloor) > 0)
 			return false;
 		if (head->n >= 2)
-			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head, MVIVF_ERROR_TAIL_DF);
+			eRefined = ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, head,
+									MVIVF_ERROR_TAIL_DF);
 		if (sample->n >= 2)
-			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top, sample, MVIVF_ERROR_TAIL_DF));
+			eRefined = Max(eRefined, ExpectedOver(so, so->nextCand, refinedEnd, NULL, top,
+												  sample, MVIVF_ERROR_TAIL_DF));
 		if (head->n < 2 && sample->n < 2)
 			eRefined = float8_cmp_internal(top, so->cands[so->nextCand].score - so->errMargin) <= 0 ?
 				0 : get_float8_infinity();
@@ -776,7 +779,8 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 				sum.mean = g->mean + e->mean;
 				sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
 				sum.max = g->max + e->max;
-				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top, &sum, MVIVF_ERROR_TAIL_DF);
+				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top,
+										  &sum, MVIVF_ERROR_TAIL_DF);
 			}
 			if (so->edgeStats.n >= 2)
 			{
