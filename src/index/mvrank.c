@@ -15,6 +15,7 @@
 #include "access/tableam.h"
 #include "catalog/index.h"
 #include "executor/executor.h"
+#include "executor/nodeHash.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
@@ -23,6 +24,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "maxsim_codes_amx.h"
 #include "mvivf.h"
 #include "top_select.h"
 
@@ -577,45 +579,82 @@ LocateTail(IndexScanDesc scan, MvivfMetaPageData * meta)
 }
 
 /*
+ * PadRows
+ *		n rounded up to a multiple of block.
+ */
+static double
+PadRows(int n, int block)
+{
+	return (double) ((n + block - 1) / block * block);
+}
+
+/*
+ * ApproxPassBytes
+ *		The memory of one pass of the approximate stage over n query rows
+ *		(MvivfBuildQueryTables, MvivfPrepareInt8Codes, CentroidPass,
+ *		ProbePass): the centroid scores (rows padded to MVIVF_ROW_BLOCK),
+ *		then for the int8 kernels (int8) the query rows' int8 tiles and, when
+ *		the padding to MVIVF_FIXED_BLOCK differs (a query of up to 16 rows,
+ *		or 33-48), the scores again in that stride; for the 16-bit kernels
+ *		their fixed point and the lookup tables (nibble tables, and byte
+ *		tables built from them when byteTables); for a full pass the
+ *		documents x rows maxima; when probing the document lists (probe),
+ *		a block of rows' maxima of every listed document, the probed lists'
+ *		scores and a block of rows' column of every centroid.
+ */
+static double
+ApproxPassBytes(const MvivfQuantizer * q, int n, uint32 ndocs, uint32 listed,
+				bool probe, bool byteTables, bool int8)
+{
+	double		rows = PadRows(n, MVIVF_ROW_BLOCK);
+	double		rowsFixed = PadRows(n, MVIVF_FIXED_BLOCK);
+	double		bytes = 4.0 * q->nlists * rows;
+
+	if (int8)
+	{
+		bytes += (double) cp_codes_query_bytes(n, q->dim);
+		if (rows != rowsFixed)
+			bytes += 4.0 * q->nlists * rowsFixed;
+	}
+	else
+	{
+		bytes += 2.0 * q->nlists * rowsFixed + 64.0 * q->codeSize * rowsFixed;
+		if (byteTables)
+			bytes += 512.0 * q->codeSize * rowsFixed;
+	}
+	if (probe)
+		bytes += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes) +
+			(4.0 * MVIVF_ROW_BLOCK + 8.0) * q->nlists;
+	else
+		bytes += 4.0 * ((double) ndocs + 1) * rows;
+	return bytes;
+}
+
+/*
  * RowsPerPass
  *		How many query rows one pass of the approximate stage takes so that
- *		its tables stay within work_mem; at least one.  Per row: the centroid
- *		scores, then for the 16-bit kernels their fixed point and the lookup
- *		tables (nibble tables, and byte tables built from them when
- *		byteTables), for the int8 kernels (int8) a second copy of the scores in
- *		its stride (counted even where it shares the first: 17-32 rows) and
- *		the int8 query row; for a full pass the documents x rows maxima;
- *		once, when probing document lists, a block of rows' maxima of every
- *		listed document and the probed lists' scores.  (The tables need no
- *		block of scores of their own since ST is written by one product:
- *		counting one, and the 16-bit tables on AMX, sent ColPali queries of
- *		32 rows on 10,000 pages to the full pass at the default 4 MB.)
+ *		its memory (ApproxPassBytes) stays within the limit PostgreSQL gives
+ *		hash tables, work_mem x hash_mem_multiplier: its per-document
+ *		maxima play that part; at least one.  Each pass reads every forward
+ *		page, and probing the document lists needs every row in one pass,
+ *		so the limit decides between the probes and full passes: counted as
+ *		work_mem alone, and with a second copy of the scores where the int8
+ *		kernels share the first (ColPali queries of 17-32 rows), scans of
+ *		50,000 pages of 100 rows took two full passes (173 ms a query
+ *		against 92 ms probing), and ColPali pages did from about 12,000
+ *		pages on.
  */
 static int
 RowsPerPass(const MvivfQuantizer * q, int nq, uint32 ndocs, uint32 listed,
 			bool probe, bool byteTables, bool int8)
 {
-	double		perRow;
-	double		fixed = 0;
-	double		budget = (double) work_mem * 1024.0;
-	double		rows;
+	double		budget = (double) get_hash_memory_limit();
+	int			rows = nq;
 
-	if (int8)
-		perRow = 8.0 * q->nlists + q->dim + sizeof(float);
-	else
-	{
-		perRow = 6.0 * q->nlists + 64.0 * q->codeSize;
-		if (byteTables)
-			perRow += 512.0 * q->codeSize;
-	}
-	if (probe)
-		fixed += 4.0 * MVIVF_ROW_BLOCK * ((double) listed + (double) MVIVF_ROW_BLOCK * mvivf_probes);
-	else
-		perRow += 4.0 * ((double) ndocs + 1);
-	rows = floor((budget - fixed) / perRow);
-	if (rows < 1)
-		return 1;
-	return (int) Min(rows, (double) nq);
+	while (rows > 1 &&
+		   ApproxPassBytes(q, rows, ndocs, listed, probe, byteTables, int8) > budget)
+		rows--;
+	return Max(rows, 1);
 }
 
 /*
@@ -853,7 +892,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 		/*
 		 * (one pass only: the exact centroid step needs every row's table).
 		 * Byte tables (half the loads of the quantized MaxSim) where they
-		 * fit in work_mem with every row, else nibble tables: the same sums.
+		 * fit with every row (RowsPerPass), else nibble tables: the same sums.
 		 */
 		prune = meta->listedDocs > 0 && meta->listedDocs <= so->ndocs &&
 			mvivf_probes > 0 && mvivf_miss_tolerance > 0;

@@ -21,7 +21,8 @@
  *	   all consumed (a filter, a large LIMIT), or for which an unrefined
  *	   document could come next, refines more: the refined prefix doubles.
  * The per-row tables are built for as many query rows at a time as fit in
- * work_mem; a query with more rows takes several passes.
+ * work_mem x hash_mem_multiplier; a query with more rows takes several
+ * passes.
  *
  * Then documents are reranked exactly, best approximate first: each one's
  * indexed value is read from the heap under the scan snapshot (invisible

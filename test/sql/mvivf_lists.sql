@@ -114,3 +114,49 @@ SELECT array(SELECT id FROM mle ORDER BY emb <#> (SELECT q FROM mlq WHERE j = 1)
 DROP TABLE mle;
 DROP TABLE ml, mlq;
 DROP FUNCTION ml_counters, ml_ordered, ml_exact, ml_index;
+
+-- probing needs the tables of every query row in one pass; their memory is
+-- counted as allocated (ColPali queries of 17-32 rows share one copy of the
+-- centroid scores with the int8 kernels) against work_mem x
+-- hash_mem_multiplier: 2,000 lists of 128 dimensions and 30-row queries
+-- probe within 512 kB of work_mem, where the estimate before (twice the
+-- scores, work_mem alone) took full passes over the forward store
+CREATE TABLE mlw (id int, emb multivector);
+INSERT INTO mlw
+SELECT i, l2_normalize(array_agg(r ORDER BY k)::multivector)
+FROM (SELECT i, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
+	  FROM generate_series(1, 300) i, generate_series(1, 30) k, generate_series(1, 128) d
+	  GROUP BY i, k) s
+GROUP BY i;
+CREATE TABLE mlwq AS
+SELECT j, l2_normalize(array_agg(r ORDER BY k)::multivector) AS q
+FROM (SELECT j, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
+	  FROM generate_series(1, 3) j, generate_series(1, 30) k, generate_series(1, 128) d
+	  GROUP BY j, k) s
+GROUP BY j;
+CREATE INDEX mlw_idx ON mlw USING mvivf (emb) WITH (lists = 2000, samples_per_list = 4);
+RESET mvivf.refine;
+RESET mvivf.probes;
+SET work_mem = '512kB';
+SET hash_mem_multiplier = 2;
+CREATE FUNCTION mlw_passes(q multivector, OUT passes int, OUT probed bigint)
+LANGUAGE plpgsql AS $$
+DECLARE l text; m text[];
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) '
+			'SELECT id FROM mlw ORDER BY emb <#> $1 LIMIT 10' USING q LOOP
+		m := regexp_match(l, '^mvivf mlw_idx: .* passes=(\d+) .* probed=(\d+) ');
+		IF m IS NOT NULL THEN
+			passes := m[1]; probed := m[2];
+		END IF;
+	END LOOP;
+END $$;
+SELECT bool_and(p.passes = 1) AS one_pass, bool_and(p.probed > 0) AS probed
+FROM mlwq, LATERAL mlw_passes(q) p;
+SELECT bool_and(array(SELECT emb <#> q FROM mlw ORDER BY emb <#> q LIMIT 10) =
+	array(SELECT d FROM (SELECT emb <#> q AS d FROM mlw) s ORDER BY d LIMIT 10)) AS same_distances
+FROM mlwq;
+RESET work_mem;
+RESET hash_mem_multiplier;
+DROP TABLE mlw, mlwq;
+DROP FUNCTION mlw_passes;

@@ -158,9 +158,9 @@ RESET enable_seqscan;
 RESET enable_sort;
 SELECT emb <#> '[[1e20, 0], [-1e20, 0]]' AS nan_distance FROM mt WHERE id = 105;
 
--- the per-row tables of the approximate stage stay within work_mem: a
--- 300-row query takes several passes under a small work_mem, and finds the
--- same rows in the same order
+-- the per-row tables of the approximate stage stay within work_mem x
+-- hash_mem_multiplier: a 300-row query takes several passes under a small
+-- work_mem, and finds the same rows in the same order
 CREATE TABLE mbig AS SELECT mo_rand(300, 8, 1) AS q;
 SET enable_seqscan = off;
 SET jit = off;
