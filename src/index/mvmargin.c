@@ -730,6 +730,22 @@ ExpectedOverUnrefined(MvivfScanOpaque so, int from, int to, double top,
 }
 
 /*
+ * SumOfErrors
+ *		The model of the sum of two independent errors of the models a and
+ *		b: the sum of their means and of their variances, the sum of their
+ *		largest values, the smaller sample's size.
+ */
+static void
+SumOfErrors(const MvivfErrorStats * a, const MvivfErrorStats * b,
+			MvivfErrorStats * sum)
+{
+	sum->n = Min(a->n, b->n);
+	sum->mean = a->mean + b->mean;
+	sum->sd = sqrt(a->sd * a->sd + b->sd * b->sd);
+	sum->max = a->max + b->max;
+}
+
+/*
  * MvivfMayStop
  *		Whether the scan may return the waiting row at exact distance top:
  *		whether, under this query's error model, fewer than
@@ -812,14 +828,10 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 				GainAt(&so->gainFit, -best, &gmean, &gsd);
 				gainMax = Max(0, gmean + so->gainFit.residMax);
 			}
-			if (float8_cmp_internal(top, best - gainMax - Max(0, e->max)) > 0)
-			{
-				*unrefinedFirst = true;
-				return false;
-			}
 			/* nor within the largest gain of its neighbours (edge sample) */
-			if (so->edgeStats.n >= 2 &&
-				float8_cmp_internal(top, best - so->edgeStats.max - Max(0, e->max)) > 0)
+			if (so->edgeStats.n >= 2)
+				gainMax = Max(gainMax, so->edgeStats.max);
+			if (float8_cmp_internal(top, best - gainMax - Max(0, e->max)) > 0)
 			{
 				*unrefinedFirst = true;
 				return false;
@@ -828,19 +840,13 @@ MvivfMayStop(MvivfScanOpaque so, double top, bool *unrefinedFirst)
 				eUnrefined = ExpectedOverUnrefined(so, unrefinedFrom, so->ncands, top, e);
 			else
 			{
-				sum.n = Min(g->n, e->n);
-				sum.mean = g->mean + e->mean;
-				sum.sd = sqrt(g->sd * g->sd + e->sd * e->sd);
-				sum.max = g->max + e->max;
+				SumOfErrors(g, e, &sum);
 				eUnrefined = ExpectedOver(so, unrefinedFrom, so->ncands, so->ciScore, top,
 										  &sum, MVIVF_ERROR_TAIL_DF);
 			}
 			if (so->edgeStats.n >= 2)
 			{
-				sum.n = Min(so->edgeStats.n, e->n);
-				sum.mean = so->edgeStats.mean + e->mean;
-				sum.sd = sqrt(so->edgeStats.sd * so->edgeStats.sd + e->sd * e->sd);
-				sum.max = so->edgeStats.max + e->max;
+				SumOfErrors(&so->edgeStats, e, &sum);
 				eUnrefined = Max(eUnrefined,
 								 ExpectedOver(so, unrefinedFrom,
 											  Min(so->ncands, unrefinedFrom + so->edgeStats.n),
