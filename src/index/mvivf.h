@@ -494,6 +494,7 @@ typedef struct MvivfScanOpaqueData
 	/* the same for a random sample of the unreranked documents */
 	double	   *sampleErr;
 	int			nsampleErr;
+	bool		sampleDrawn;	/* RerankSample drew it (or gave up) */
 	int			sampling;		/* MVIVF_SAMPLING_*: which sample the batch
 								 * being reranked is */
 	struct HTAB *seenErrors;	/* (approximate, exact) distances reranked,

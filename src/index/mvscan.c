@@ -462,10 +462,30 @@ RerankForced(IndexScanDesc scan)
 }
 
 /*
+ * SampleWaits
+ *		Whether the random sample of the refined documents is still to be
+ *		drawn and enough refined documents wait for it (RerankSample).
+ */
+static inline bool
+SampleWaits(MvivfScanOpaque so)
+{
+	return !so->sampleDrawn && !so->nullQuery && mvivf_miss_tolerance > 0 &&
+		Min(so->nrefined, so->budget) - so->nextCand > 2 * MVIVF_RERANK_SAMPLE;
+}
+
+/*
  * RerankSample
  *		Rerank a random sample of the refined documents not reranked yet,
- *		whose errors calibrate the margin (RerankBatch); nothing when they
+ *		whose errors calibrate the margin (RerankBatch); nothing while they
  *		are few enough for the next batches to cover them.
+ *
+ * It is drawn once, as soon as enough refined documents wait: with the
+ * first batch, or, where the approximate stage refined few (a small
+ * mvivf.refine), after the scan refined more.  Without it the errors of the
+ * documents reranked in approximate order were the only model: on pages of
+ * which 80 % are one blank page, with mvivf.refine = 24, the documents
+ * reranked 100th to 160th erred by 0.48-0.59 where those before by 0.16 +-
+ * 0.07, and LIMIT 100 returned rows two of them beat.
  */
 static void
 RerankSample(IndexScanDesc scan)
@@ -475,8 +495,9 @@ RerankSample(IndexScanDesc scan)
 	int			hi = Min(so->nrefined, so->budget);
 	int			k = MVIVF_RERANK_SAMPLE;
 
-	if (so->nullQuery || hi - lo <= 2 * k)
+	if (!SampleWaits(so))
 		return;
+	so->sampleDrawn = true;
 
 	/*
 	 * Documents reranked first (RerankForced) give no error: draw as many
@@ -650,8 +671,7 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		if (!so->nullQuery)
 			RerankForced(scan);
 		RerankBatch(scan, so->firstBatch);
-		if (mvivf_miss_tolerance > 0)
-			RerankSample(scan);
+		RerankSample(scan);
 		MemoryContextSwitchTo(old);
 	}
 
@@ -672,6 +692,12 @@ mvivfgettuple(IndexScanDesc scan, ScanDirection dir)
 		{
 			bool		unrefinedBest = false;
 
+			/* the scan refined enough for the random sample: draw it first */
+			if (SampleWaits(so))
+			{
+				RerankSample(scan);
+				continue;
+			}
 			if (so->nheap > 0)
 			{
 				/*
