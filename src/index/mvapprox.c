@@ -518,8 +518,7 @@ MvivfPrepareInt8Codes(const MvivfQuantizer * q, const MultiVector *query,
 		st->STWide = st->ST;
 		return;
 	}
-	wide = palloc_extended(sizeof(float) * (Size) q->nlists * st->nqPadFixed,
-						   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	wide = MvivfScratchAlloc(sizeof(float) * (Size) q->nlists * st->nqPadFixed, MCXT_ALLOC_ZERO);
 	for (l = 0; l < q->nlists; l++)
 		memcpy(wide + (Size) l * st->nqPadFixed, st->ST + (Size) l * st->nqPad,
 			   sizeof(float) * st->nq);

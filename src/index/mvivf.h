@@ -597,6 +597,9 @@ extern void MvivfExplainRecord(Relation index, MvivfScanOpaque so);
 /* mvivf.c */
 extern MvivfOptions * MvivfGetOptions(Relation index);
 
+/* mvscratch.c */
+extern void *MvivfScratchAlloc(Size size, int flags);
+
 /* mvutils.c */
 extern int	MvivfFloatCmp(const void *a, const void *b);
 extern bool MvivfMetaHasForcedCount(Page metapage);

@@ -279,17 +279,13 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 	int			keep = Min(nprobe + 1, nlists);
 	uint32		listed = so->meta.listedDocs;
 	float		thresh[MVIVF_ROW_BLOCK];
-	int32	   *slot = palloc_extended(sizeof(int32) * nlists, MCXT_ALLOC_HUGE);
-	int		   *used = palloc_extended(sizeof(int) * Min((Size) nlists, (Size) MVIVF_ROW_BLOCK * nprobe),
-									   MCXT_ALLOC_HUGE);
-	float	   *V = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK,
-									MCXT_ALLOC_HUGE);
-	float	   *cols = palloc_extended(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nlists,
-										   MCXT_ALLOC_HUGE);
+	int32	   *slot = MvivfScratchAlloc(sizeof(int32) * nlists, 0);
+	int		   *used = MvivfScratchAlloc(sizeof(int) * Min((Size) nlists, (Size) MVIVF_ROW_BLOCK * nprobe), 0);
+	float	   *V = MvivfScratchAlloc(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nprobe * MVIVF_ROW_BLOCK, 0);
+	float	   *cols = MvivfScratchAlloc(sizeof(float) * (Size) MVIVF_ROW_BLOCK * nlists, 0);
 	int		   *sel = palloc(sizeof(int) * keep);
 	uint32	   *selectWork = palloc(CP_TOP_SELECT_WORK_BYTES);
-	float	   *acc = palloc_extended(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK,
-									  MCXT_ALLOC_HUGE);
+	float	   *acc = MvivfScratchAlloc(sizeof(float) * Max(listed, 1) * MVIVF_ROW_BLOCK, 0);
 	ProbeArg	pa;
 	Buffer		pinned = InvalidBuffer;	/* the document-list page in use */
 	int			blk;
@@ -393,11 +389,7 @@ ProbePass(IndexScanDesc scan, const MvivfApproxState * st,
 			score[d] += sum;
 		}
 	}
-	pfree(acc);
-	pfree(slot);
-	pfree(used);
-	pfree(V);
-	pfree(cols);
+	/* slot, used, V, cols and acc go with the pass's context (MvivfScratchAlloc) */
 	pfree(sel);
 	pfree(selectWork);
 }
@@ -851,8 +843,7 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 	Relation	index = scan->indexRelation;
 	uint32		d;
 
-	so->cands = palloc_extended(sizeof(MvivfScanCandidate) * Max(so->ndocs, 1),
-								MCXT_ALLOC_HUGE);
+	so->cands = MvivfScratchAlloc(sizeof(MvivfScanCandidate) * Max(so->ndocs, 1), 0);
 	so->ncands = 0;
 
 	if (meta->nlists == 0 || so->nullQuery)
@@ -910,12 +901,11 @@ MvivfApproximateStage(IndexScanDesc scan, MvivfMetaPageData * meta)
 			so->byteTables = RowsPerPass(q, nq, so->ndocs, 0, false, true, so->int8Codes) >= nq;
 			so->perPass = RowsPerPass(q, nq, so->ndocs, 0, false, so->byteTables, so->int8Codes);
 		}
-		so->startBlock = palloc_extended(sizeof(BlockNumber) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
-		so->startOffset = palloc_extended(sizeof(uint16) * Max(so->ndocs, 1), MCXT_ALLOC_HUGE);
+		so->startBlock = MvivfScratchAlloc(sizeof(BlockNumber) * Max(so->ndocs, 1), 0);
+		so->startOffset = MvivfScratchAlloc(sizeof(uint16) * Max(so->ndocs, 1), 0);
 		for (d = 0; d < so->ndocs; d++)
 			so->startBlock[d] = InvalidBlockNumber;
-		so->ciScore = palloc_extended(sizeof(double) * Max(so->ndocs, 1),
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		so->ciScore = MvivfScratchAlloc(sizeof(double) * Max(so->ndocs, 1), MCXT_ALLOC_ZERO);
 
 		if (prune)
 		{

@@ -56,14 +56,12 @@ MvivfBuildQueryTables(const MvivfQuantizer * q, const MultiVector *query,
 	st->int8Codes = MvivfUseInt8Codes(q);
 	st->codesQuery = NULL;
 	st->STWide = NULL;
-	ST = palloc_extended(sizeof(float) * (Size) q->nlists * nqPad,
-						 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	ST = MvivfScratchAlloc(sizeof(float) * (Size) q->nlists * nqPad, MCXT_ALLOC_ZERO);
 	STFixed = NULL;
 	lut = NULL;
 	if (!st->int8Codes)
 	{
-		STFixed = palloc_extended(sizeof(int16) * (Size) q->nlists * nqFix,
-								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		STFixed = MvivfScratchAlloc(sizeof(int16) * (Size) q->nlists * nqFix, MCXT_ALLOC_ZERO);
 		lut = palloc_extended(sizeof(int16) * (Size) nnib * 16 * nqFix,
 							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	}
