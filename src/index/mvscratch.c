@@ -9,8 +9,8 @@
  * malloc, and glibc gives them back to the kernel when the scan frees them
  * (munmap, or a trim of the heap's top), so every scan faulted its arrays
  * in again page by page: 800 faults a query at 10,000 pages, 1,500 at
- * 50,000, about 2 us each on the machines of bench/RESULTS.md, 5-12 % of a
- * scan.  Here such arrays come from a few blocks the backend keeps (at most
+ * 50,000 (about 2 us each on the machine of bench/RESULTS.md; a fifth of
+ * the scan's CPU time at 50,000).  Here such arrays come from a few blocks the backend keeps (at most
  * MVIVF_SCRATCH_KEEP bytes in all), each lent to one array at a time and
  * taken back when the memory context it was lent in is reset or deleted
  * (a memory context callback: also on ERROR).  Arrays below
@@ -23,8 +23,11 @@
 
 #include "mvivf.h"
 
-/* smaller arrays stay palloc chunks (AllocSet keeps such memory anyway) */
-#define MVIVF_SCRATCH_MIN		(256 * 1024)
+/*
+ * smaller arrays stay palloc chunks: below glibc's initial mmap threshold
+ * (128 kB), malloc keeps their memory anyway
+ */
+#define MVIVF_SCRATCH_MIN		(128 * 1024)
 /* at most this much kept by a backend between scans */
 #define MVIVF_SCRATCH_KEEP		(64 * 1024 * 1024)
 #define MVIVF_SCRATCH_BLOCKS	16

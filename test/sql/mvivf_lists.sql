@@ -153,10 +153,36 @@ BEGIN
 END $$;
 SELECT bool_and(p.passes = 1) AS one_pass, bool_and(p.probed > 0) AS probed
 FROM mlwq, LATERAL mlw_passes(q) p;
-SELECT bool_and(array(SELECT emb <#> q FROM mlw ORDER BY emb <#> q LIMIT 10) =
-	array(SELECT d FROM (SELECT emb <#> q AS d FROM mlw) s ORDER BY d LIMIT 10)) AS same_distances
-FROM mlwq;
+SET enable_indexscan = off;
+CREATE TEMP TABLE mlw_exact AS
+SELECT j, array(SELECT emb <#> q FROM mlw ORDER BY emb <#> q LIMIT 10) AS d FROM mlwq;
+RESET enable_indexscan;
+SELECT bool_and(array(SELECT emb <#> q FROM mlw ORDER BY emb <#> q LIMIT 10) = e.d) AS same_distances
+FROM mlwq JOIN mlw_exact e USING (j);
+-- two scans open at once (cursors fetched in turn) each have their own
+-- arrays: the larger ones (the centroid scores, 2,000 lists x 32 rows) come
+-- from blocks the backend keeps between scans, lent to one scan at a time
+CREATE FUNCTION mlw_interleaved(OUT same1 bool, OUT same2 bool)
+LANGUAGE plpgsql AS $$
+DECLARE
+	c1 refcursor; c2 refcursor; q1 multivector; q2 multivector;
+	a1 float8[] := '{}'; a2 float8[] := '{}'; x float8; i int;
+BEGIN
+	SELECT q INTO q1 FROM mlwq WHERE j = 1;
+	SELECT q INTO q2 FROM mlwq WHERE j = 2;
+	OPEN c1 FOR EXECUTE 'SELECT emb <#> $1 FROM mlw ORDER BY emb <#> $1' USING q1;
+	OPEN c2 FOR EXECUTE 'SELECT emb <#> $1 FROM mlw ORDER BY emb <#> $1' USING q2;
+	FOR i IN 1 .. 10 LOOP
+		FETCH c1 INTO x; a1 := a1 || x;
+		FETCH c2 INTO x; a2 := a2 || x;
+	END LOOP;
+	CLOSE c1;
+	CLOSE c2;
+	same1 := a1 = (SELECT d FROM mlw_exact WHERE j = 1);
+	same2 := a2 = (SELECT d FROM mlw_exact WHERE j = 2);
+END $$;
+SELECT * FROM mlw_interleaved();
 RESET work_mem;
 RESET hash_mem_multiplier;
-DROP TABLE mlw, mlwq;
-DROP FUNCTION mlw_passes;
+DROP TABLE mlw, mlwq, mlw_exact;
+DROP FUNCTION mlw_passes, mlw_interleaved;
