@@ -13,7 +13,8 @@
  * the scan's CPU time at 50,000).  Here such arrays come from a few blocks the backend keeps (at most
  * MVIVF_SCRATCH_KEEP bytes in all), each lent to one array at a time and
  * taken back when the memory context it was lent in is reset or deleted
- * (a memory context callback: also on ERROR).  Arrays below
+ * (a memory context callback: also on ERROR).  The blocks live in the
+ * backend's "mvivf scratch" memory context (pg_backend_memory_contexts).  Arrays below
  * MVIVF_SCRATCH_MIN bytes, or when the kept blocks are busy or would exceed
  * the limit, are plain palloc chunks.
  */
@@ -42,6 +43,8 @@ typedef struct ScratchBlock
 static ScratchBlock scratchBlocks[MVIVF_SCRATCH_BLOCKS];
 static int	nScratchBlocks = 0;
 static Size scratchBytes = 0;
+/* holds the blocks; pg_backend_memory_contexts shows it as "mvivf scratch" */
+static MemoryContext scratchContext = NULL;
 
 /* MemoryContextCallback: the context a block was lent in goes away */
 static void
@@ -96,7 +99,10 @@ MvivfScratchAlloc(Size size, int flags)
 		/* whole 64 kB and an eighth more: a slightly larger array fits too */
 		Size		blockSize = TYPEALIGN(64 * 1024, size + size / 8);
 
-		b->ptr = MemoryContextAllocExtended(TopMemoryContext, blockSize,
+		if (scratchContext == NULL)
+			scratchContext = AllocSetContextCreate(TopMemoryContext, "mvivf scratch",
+												   ALLOCSET_SMALL_SIZES);
+		b->ptr = MemoryContextAllocExtended(scratchContext, blockSize,
 											MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 		if (b->ptr != NULL)
 		{
