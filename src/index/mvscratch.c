@@ -10,13 +10,14 @@
  * (munmap, or a trim of the heap's top), so every scan faulted its arrays
  * in again page by page: 800 faults a query at 10,000 pages, 1,500 at
  * 50,000 (about 2 us each on the machine of bench/RESULTS.md; a fifth of
- * the scan's CPU time at 50,000).  Here such arrays come from a few blocks the backend keeps (at most
- * MVIVF_SCRATCH_KEEP bytes in all), each lent to one array at a time and
- * taken back when the memory context it was lent in is reset or deleted
- * (a memory context callback: also on ERROR).  The blocks live in the
- * backend's "mvivf scratch" memory context (pg_backend_memory_contexts).  Arrays below
- * MVIVF_SCRATCH_MIN bytes, or when the kept blocks are busy or would exceed
- * the limit, are plain palloc chunks.
+ * the scan's CPU time at 50,000).  Here such arrays come from a few blocks
+ * the backend keeps (at most MVIVF_SCRATCH_KEEP bytes in all), each lent to
+ * one array at a time and taken back when the memory context it was lent
+ * in is reset or deleted (a memory context callback: also on ERROR).  The
+ * blocks live in the backend's "mvivf scratch" memory context
+ * (pg_backend_memory_contexts).  Arrays below MVIVF_SCRATCH_MIN bytes, or
+ * when the kept blocks are busy or would exceed the limit, are plain palloc
+ * chunks.
  */
 #include "postgres.h"
 
@@ -76,6 +77,8 @@ MvivfScratchAlloc(Size size, int flags)
 {
 	ScratchBlock *best = NULL;
 	void	   *p = NULL;
+	/* whole 64 kB and an eighth more: a slightly larger array fits too */
+	Size		blockSize = TYPEALIGN(64 * 1024, size + size / 8);
 	int			i;
 
 	if (size < MVIVF_SCRATCH_MIN)
@@ -92,12 +95,9 @@ MvivfScratchAlloc(Size size, int flags)
 	if (best != NULL)
 		p = ScratchLend(best);
 	else if (nScratchBlocks < MVIVF_SCRATCH_BLOCKS &&
-			 scratchBytes + TYPEALIGN(64 * 1024, size + size / 8) <= MVIVF_SCRATCH_KEEP)
+			 scratchBytes + blockSize <= MVIVF_SCRATCH_KEEP)
 	{
 		ScratchBlock *b = &scratchBlocks[nScratchBlocks];
-
-		/* whole 64 kB and an eighth more: a slightly larger array fits too */
-		Size		blockSize = TYPEALIGN(64 * 1024, size + size / 8);
 
 		if (scratchContext == NULL)
 			scratchContext = AllocSetContextCreate(TopMemoryContext, "mvivf scratch",
