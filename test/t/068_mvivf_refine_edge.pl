@@ -40,20 +40,28 @@ $node->init;
 $node->append_conf('postgresql.conf',
 	"max_parallel_workers_per_gather = 0\njit = off\nmaintenance_work_mem = 256MB\n");
 $node->start;
-$node->safe_psql(
-	'postgres', qq{
-	CREATE EXTENSION colpali;
-	CREATE TABLE docs (id int, emb multivector);
-	ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL;
-	CREATE TABLE queries (qid int, target int, q multivector);
-	COPY docs FROM '$tmp/docs.bin' (FORMAT binary);
-	COPY queries FROM '$tmp/queries.bin' (FORMAT binary);
-	CREATE INDEX docs_idx ON docs USING mvivf (emb);
-	ANALYZE docs;
-	SET enable_indexscan = off;
-	CREATE TABLE ex AS SELECT qid, array(SELECT emb <#> q FROM docs ORDER BY emb <#> q LIMIT 10) AS d
-		FROM queries;
-});
+
+# load_corpus(db, docs file, queries file, k): the pages and queries, the
+# index at its defaults, and ex, each query's k exact distances
+sub load_corpus
+{
+	my ($db, $docs, $queries, $k) = @_;
+	$node->safe_psql(
+		$db, qq{
+		CREATE EXTENSION colpali;
+		CREATE TABLE docs (id int, emb multivector);
+		ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL;
+		CREATE TABLE queries (qid int, target int, q multivector);
+		COPY docs FROM '$docs' (FORMAT binary);
+		COPY queries FROM '$queries' (FORMAT binary);
+		CREATE INDEX docs_idx ON docs USING mvivf (emb);
+		ANALYZE docs;
+		SET enable_indexscan = off;
+		CREATE TABLE ex AS SELECT qid, array(SELECT emb <#> q FROM docs ORDER BY emb <#> q LIMIT $k) AS d
+			FROM queries;
+	});
+}
+load_corpus('postgres', "$tmp/docs.bin", "$tmp/queries.bin", 10);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM docs'), 1000, '1,000 pages loaded');
 
 my $check = q{
@@ -86,24 +94,8 @@ for my $refine (8, 16, 32, 256)
 $ENV{GEN_BLANK_SHARE} = 0.8;
 system("'$tmp/gen' docs 1000 7 > '$tmp/blank.bin'") == 0 or die 'gen docs failed';
 system("'$tmp/gen' queries 1000 40 7 > '$tmp/blankq.bin'") == 0 or die 'gen queries failed';
-$node->safe_psql(
-	'postgres', qq{
-	CREATE DATABASE blank;
-});
-$node->safe_psql(
-	'blank', qq{
-	CREATE EXTENSION colpali;
-	CREATE TABLE docs (id int, emb multivector);
-	ALTER TABLE docs ALTER emb SET STORAGE EXTERNAL;
-	CREATE TABLE queries (qid int, target int, q multivector);
-	COPY docs FROM '$tmp/blank.bin' (FORMAT binary);
-	COPY queries FROM '$tmp/blankq.bin' (FORMAT binary);
-	CREATE INDEX docs_idx ON docs USING mvivf (emb);
-	ANALYZE docs;
-	SET enable_indexscan = off;
-	CREATE TABLE ex AS SELECT qid, array(SELECT emb <#> q FROM docs ORDER BY emb <#> q LIMIT 100) AS d
-		FROM queries;
-});
+$node->safe_psql('postgres', 'CREATE DATABASE blank');
+load_corpus('blank', "$tmp/blank.bin", "$tmp/blankq.bin", 100);
 is($node->safe_psql('blank', 'SELECT count(DISTINCT emb::text) < 300 FROM docs'), 't',
 	'most of the pages are copies of one blank page');
 for my $refine (8, 24, 256)
