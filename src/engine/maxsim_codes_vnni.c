@@ -98,8 +98,12 @@ decoder_init_vbmi(CodesDecoder *dec, int nbits, const int8_t *table)
  * vnni_block
  *		The int32 sums of the TOKENS rows of buf against the 32 query rows
  *		of block blk, folded into the block's running maxima for the first
- *		m tokens (those from t0).  Inlined with dim a constant where the
- *		caller knows it, so that the loads take fixed offsets.
+ *		m tokens (those from t0).  dim is not made a constant for
+ *		ColPali's 128: GCC 12 then peeled the second of the two k-steps into
+ *		a copy of the inner loop that copied every accumulator to another
+ *		register and back, spilling two, at every step (1.6 times the first
+ *		k-step's time; the whole kernel 12 % slower than with dim a variable,
+ *		whose loop keeps the accumulators in place).
  */
 static inline __attribute__((always_inline)) VNNI_TARGET void
 vnni_block(const CpCodesQuery *cq, int dim, int blk, const uint8_t *buf,
@@ -236,10 +240,7 @@ cp_codes_maxsim_vnni(const CpCodesQuery *cq, const void *lists,
 			decode_tokens_bw(cq, &decBw, code, codeSize, m, buf);
 		for (blk = 0; blk < cq->nblocks; blk++)
 		{
-			if (cq->dim == 128)	/* ColPali's and ColQwen2's */
-				vnni_block(cq, 128, blk, buf, lists, t0, m, cs, ldcs, nlists, acc, ciAcc);
-			else
-				vnni_block(cq, cq->dim, blk, buf, lists, t0, m, cs, ldcs, nlists, acc, ciAcc);
+			vnni_block(cq, cq->dim, blk, buf, lists, t0, m, cs, ldcs, nlists, acc, ciAcc);
 		}
 	}
 }
