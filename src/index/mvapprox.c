@@ -17,9 +17,9 @@
  * which stay in the L2 cache of current x86 cores (1-2 MB), and halve the
  * loads and adds of nibble tables (16 x 32 values per nibble, 64 kB), which
  * the scan uses instead when byte tables do not fit in work_mem x
- * hash_mem_multiplier: the sums are the same.  Even and odd bytes (nibbles) are summed in two chains (for
- * instruction-level parallelism), then added.  Integer sums are exact, so
- * the portable form gives the very same numbers.
+ * hash_mem_multiplier: the sums are the same.  Even and odd bytes (nibbles)
+ * are summed in two chains (for instruction-level parallelism), then added.
+ * Integer sums are exact, so the portable form gives the very same numbers.
  * Probing a document list (MvivfProbeEntries) raises the per-row maxima of
  * each listed document to the list's centroid scores.
  * The same loop also keeps the document's centroid interaction (ciAcc),

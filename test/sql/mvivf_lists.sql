@@ -4,19 +4,18 @@
 -- reads the codes of only the documents it needs.  Rows inserted after the
 -- build are not listed: every scan scores them fully.  The order stays exact.
 SELECT setseed(0.75);
-CREATE TABLE ml (id int PRIMARY KEY, emb multivector);
-INSERT INTO ml
+-- n random multivectors of nrows L2-normalised rows of dim dimensions
+CREATE FUNCTION ml_random(n int, nrows int, dim int) RETURNS TABLE (i int, v multivector)
+LANGUAGE sql AS $$
 SELECT i, l2_normalize(array_agg(r ORDER BY k)::multivector)
 FROM (SELECT i, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
-	  FROM generate_series(1, 600) i, generate_series(1, 10) k, generate_series(1, 16) d
+	  FROM generate_series(1, n) i, generate_series(1, nrows) k, generate_series(1, dim) d
 	  GROUP BY i, k) s
-GROUP BY i;
-CREATE TABLE mlq AS
-SELECT j, l2_normalize(array_agg(r ORDER BY k)::multivector) AS q
-FROM (SELECT j, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
-	  FROM generate_series(1, 6) j, generate_series(1, 5) k, generate_series(1, 16) d
-	  GROUP BY j, k) s
-GROUP BY j;
+GROUP BY i
+$$;
+CREATE TABLE ml (id int PRIMARY KEY, emb multivector);
+INSERT INTO ml SELECT * FROM ml_random(600, 10, 16);
+CREATE TABLE mlq AS SELECT i AS j, v AS q FROM ml_random(6, 5, 16);
 CREATE INDEX ml_idx ON ml USING mvivf (emb) WITH (lists = 64);
 SET enable_seqscan = off;
 SET jit = off;
@@ -122,18 +121,8 @@ DROP FUNCTION ml_counters, ml_ordered, ml_exact, ml_index;
 -- probe within 512 kB of work_mem, where the estimate before (twice the
 -- scores, work_mem alone) took full passes over the forward store
 CREATE TABLE mlw (id int, emb multivector);
-INSERT INTO mlw
-SELECT i, l2_normalize(array_agg(r ORDER BY k)::multivector)
-FROM (SELECT i, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
-	  FROM generate_series(1, 300) i, generate_series(1, 30) k, generate_series(1, 128) d
-	  GROUP BY i, k) s
-GROUP BY i;
-CREATE TABLE mlwq AS
-SELECT j, l2_normalize(array_agg(r ORDER BY k)::multivector) AS q
-FROM (SELECT j, k, array_agg(random()::real - 0.5 ORDER BY d)::real[] AS r
-	  FROM generate_series(1, 3) j, generate_series(1, 30) k, generate_series(1, 128) d
-	  GROUP BY j, k) s
-GROUP BY j;
+INSERT INTO mlw SELECT * FROM ml_random(300, 30, 128);
+CREATE TABLE mlwq AS SELECT i AS j, v AS q FROM ml_random(3, 30, 128);
 CREATE INDEX mlw_idx ON mlw USING mvivf (emb) WITH (lists = 2000, samples_per_list = 4);
 RESET mvivf.refine;
 RESET mvivf.probes;
@@ -185,4 +174,4 @@ SELECT * FROM mlw_interleaved();
 RESET work_mem;
 RESET hash_mem_multiplier;
 DROP TABLE mlw, mlwq, mlw_exact;
-DROP FUNCTION mlw_passes, mlw_interleaved;
+DROP FUNCTION mlw_passes, mlw_interleaved, ml_random;
